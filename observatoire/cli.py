@@ -1,0 +1,136 @@
+"""Command line: ``observatoire build``, ``observatoire validate``.
+
+The only module that configures logging output, prints and chooses exit codes.
+A user error (bad territory file, unreadable source) prints one French line and
+exits with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from observatoire import __version__
+from observatoire.errors import ObservatoireError
+
+DEFAULT_CONFIG = Path("data/sample/territoire.toml")
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="observatoire",
+        description="Observatoire du foncier économique : construit, à partir des données "
+                    "ouvertes d'un territoire, un GeoPackage, une carte et un rapport.",
+    )
+    parser.add_argument("--version", action="version", version=f"observatoire {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="messages détaillés")
+    parser.add_argument("-q", "--quiet", action="store_true", help="n'afficher que les erreurs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMANDE")
+
+    b = sub.add_parser("build", help="construire l'observatoire d'un territoire",
+                       description="Lit les sources, calcule les indicateurs et les scores, "
+                                   "écrit le GeoPackage, la carte et le rapport.")
+    b.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                   help=f"fichier de territoire TOML (défaut : {DEFAULT_CONFIG})")
+    b.add_argument("--out", type=Path, default=None,
+                   help="dossier de sortie (défaut : sorties.dossier du fichier, sinon "
+                        "data/out/<territoire>)")
+
+    v = sub.add_parser("validate", help="vérifier un fichier de territoire et ses sources "
+                                        "sans rien construire")
+    v.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                   help=f"fichier de territoire TOML (défaut : {DEFAULT_CONFIG})")
+
+    d = sub.add_parser("deps", help="lister les fichiers d'entrée d'un territoire (pour make)")
+    d.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s : %(message)s")
+    try:
+        if args.command == "build":
+            return _build(args)
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "deps":
+            return _deps(args)
+    except ObservatoireError as exc:
+        print(f"erreur : {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrompu : les sorties précédentes sont intactes", file=sys.stderr)
+        return 130
+    return EXIT_USER_ERROR
+
+
+def _build(args: argparse.Namespace) -> int:
+    from observatoire.build import build
+    from observatoire.config import load_territory
+
+    territory = load_territory(args.config, output_dir=args.out)
+    quiet = args.quiet
+    start = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        if not quiet:
+            print(f"[{time.perf_counter() - start:6.1f} s] {msg}", flush=True)
+
+    progress(f"Territoire : {territory.name} ({len(territory.communes)} commune(s), "
+             f"{territory.crs})")
+    try:
+        result = build(territory, progress=progress)
+    except ObservatoireError as exc:
+        print(f"erreur : {exc}", file=sys.stderr)
+        print(f"échec : aucune sortie produite ; les sorties précédentes dans "
+              f"{territory.output_dir} sont intactes", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if not quiet:
+        for r in result.reports:
+            repairs = ", ".join(f"{k} : {v}" for k, v in sorted(r.repairs.items()))
+            print(f"  source {r.kind:<18} {r.features_kept:>8} entités gardées / "
+                  f"{r.features_read} lues" + (f" — {repairs}" if repairs else ""))
+        print("Couches (entités, empreinte du contenu) :")
+        for name, n in result.layer_counts.items():
+            print(f"  {name:<20} {n:>8}  {result.checksums[name]}")
+        print("Sorties :")
+        for path in result.outputs:
+            print(f"  {path}")
+        print(f"Terminé en {time.perf_counter() - start:.1f} s.")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from observatoire.validate import validate_territory
+
+    ok, lines = validate_territory(args.config)
+    for line in lines:
+        print(line)
+    return 0 if ok else EXIT_USER_ERROR
+
+
+def _deps(args: argparse.Namespace) -> int:
+    from observatoire.config import load_territory
+    from observatoire.ingest import source_paths
+
+    territory = load_territory(args.config)
+    for p in source_paths(territory):
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,476 @@
+"""The territory file: a TOML description of a territory and its sources.
+
+The file is data, never code: it is parsed with :mod:`tomllib` and checked key by
+key. Unknown keys, missing keys and bad values raise :class:`ConfigError` naming
+the key (``sources.parcelles.chemin``) and how to fix it. Source paths are
+resolved against the territory file's folder.
+
+Example
+-------
+.. code-block:: toml
+
+    [territoire]
+    nom = "Gennes"
+    communes = ["25267"]
+    crs = "EPSG:2154"
+
+    [sources.parcelles]
+    chemin = "parcel.gpkg"
+    format = "bdparcellaire"
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import tomllib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from observatoire.errors import ConfigError
+
+#: Legal projected CRS of French territories (metropole and overseas).
+LEGAL_CRS = {
+    "EPSG:2154": "Lambert-93 (métropole)",
+    "EPSG:5490": "RGAF09 / UTM 20N (Guadeloupe, Martinique)",
+    "EPSG:2972": "RGFG95 / UTM 22N (Guyane)",
+    "EPSG:2975": "RGR92 / UTM 40S (La Réunion)",
+    "EPSG:4471": "RGM04 / UTM 38S (Mayotte)",
+}
+
+#: Source kinds, whether each is a single source or a list, and whether required.
+SOURCE_KINDS: dict[str, tuple[bool, bool]] = {
+    # kind: (is_list, required)
+    "parcelles": (False, True),
+    "zonage": (False, False),
+    "friches": (False, False),
+    "zae": (False, False),
+    "batiments": (False, False),
+    "routes": (False, False),
+    "mnt": (False, False),
+    "voies_ferrees": (False, False),
+    "postes_electriques": (False, False),
+    "proprietaires": (False, False),
+    "etablissements": (False, False),
+    "contraintes": (True, False),
+}
+
+#: Formats each source kind accepts (``auto`` guesses from the file).
+SOURCE_FORMATS: dict[str, tuple[str, ...]] = {
+    "parcelles": ("auto", "etalab", "bdparcellaire", "edigeo", "couche"),
+    "zonage": ("auto", "cnig", "couche"),
+    "friches": ("auto", "cnig_csv", "cartofriches", "couche"),
+    "zae": ("auto", "cnig", "couche"),
+    "batiments": ("auto", "couche"),
+    "routes": ("auto", "couche"),
+    "mnt": ("auto", "geotiff", "ascii"),
+    "voies_ferrees": ("auto", "couche"),
+    "postes_electriques": ("auto", "couche"),
+    "proprietaires": ("auto", "personnes_morales", "table"),
+    "etablissements": ("auto", "sirene", "couche"),
+    "contraintes": ("auto", "couche"),
+}
+
+CONSTRAINT_TYPES = (
+    "inondation",
+    "nature",
+    "patrimoine",
+    "risque_technologique",
+    "autre",
+)
+
+_SOURCE_KEYS = {"chemin", "format", "couche", "crs", "champs", "encodage", "filtre"}
+_CONSTRAINT_KEYS = _SOURCE_KEYS | {"nom", "type", "stricte"}
+_INSEE = re.compile(r"^(\d{2}|2A|2B)\d{3}$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input of the territory.
+
+    Attributes
+    ----------
+    kind
+        The source family (``parcelles``, ``friches``…).
+    paths
+        Files, resolved against the territory file's folder (globs expanded).
+    format
+        Declared format, or ``auto``.
+    layer
+        Layer name inside the file (``None``: the only or first layer).
+    crs
+        CRS to assume when the file declares none.
+    fields
+        Canonical field name → source field name overrides.
+    encoding
+        Attribute encoding to force (shapefiles without ``.cpg``).
+    key
+        The TOML key of this source, for error messages.
+    name
+        For constraint layers: their name.
+    constraint_type
+        For constraint layers: their kind (``inondation``, ``nature``…).
+    strict
+        For constraint layers: a parcel inside is excluded.
+    """
+
+    kind: str
+    paths: tuple[Path, ...]
+    format: str = "auto"
+    layer: str | None = None
+    crs: str | None = None
+    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    encoding: str | None = None
+    key: str = ""
+    name: str | None = None
+    constraint_type: str | None = None
+    strict: bool = False
+
+    @property
+    def path(self) -> Path:
+        """The first (often only) file of the source."""
+        return self.paths[0]
+
+
+@dataclass(frozen=True)
+class Territory:
+    """A territory file, loaded and checked.
+
+    Attributes
+    ----------
+    name
+        Human name of the territory.
+    slug
+        ASCII identifier used for output folders.
+    communes
+        INSEE codes of the communes.
+    crs
+        The legal CRS every layer is brought to.
+    sources
+        Single sources by kind.
+    constraints
+        Constraint layers, in file order.
+    output_dir
+        Folder of the outputs.
+    options
+        Free options (``date_observation``, ``carte``…), checked by their users.
+    profiles
+        Scoring profiles as written in the file (validated by the analysis).
+    path
+        The territory file itself.
+    epci_nom, epci_siren
+        The intercommunality, for the CNIG export.
+    """
+
+    name: str
+    slug: str
+    communes: tuple[str, ...]
+    crs: str
+    sources: Mapping[str, Source]
+    constraints: tuple[Source, ...]
+    output_dir: Path
+    options: Mapping[str, Any]
+    profiles: Mapping[str, Any]
+    path: Path
+    epci_nom: str | None = None
+    epci_siren: str | None = None
+
+    @property
+    def gpkg_path(self) -> Path:
+        """Path of the observatory GeoPackage."""
+        return self.output_dir / "observatoire.gpkg"
+
+    def source(self, kind: str) -> Source | None:
+        """Return the source of ``kind``, or ``None`` when not configured."""
+        return self.sources.get(kind)
+
+    def all_sources(self) -> list[Source]:
+        """Every configured source, single ones then constraints."""
+        return [*self.sources.values(), *self.constraints]
+
+
+_OPTIONS: dict[str, type | tuple[type, ...]] = {
+    "date_observation": str,
+    "carte": bool,
+    "rapport": bool,
+    "partition": str,
+    "classes_routes": dict,
+    "seuil_bati_gisement": (int, float),
+    "score_min_gisement": (int, float),
+    "vacance": dict,
+    "export_cnig": bool,
+}
+
+
+def slugify(text: str) -> str:
+    """Return an ASCII, lower-case, dash-separated form of ``text``."""
+    norm = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", norm).strip("-").lower()
+    return slug or "territoire"
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], prefix: str, path: Path) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{path} : clé inconnue « {prefix}{unknown[0]} » ; "
+            f"clés possibles : {', '.join(sorted(allowed))}"
+        )
+
+
+def _require(table: Mapping[str, Any], key: str, typ: type | tuple[type, ...], prefix: str,
+             path: Path) -> Any:
+    if key not in table:
+        raise ConfigError(f"{path} : clé obligatoire « {prefix}{key} » absente ; ajoutez-la")
+    return _typed(table[key], typ, f"{prefix}{key}", path)
+
+
+def _typed(value: Any, typ: type | tuple[type, ...], key: str, path: Path) -> Any:
+    # bool is an int in Python: refuse true/false where a number is expected.
+    if isinstance(value, bool) and typ is not bool and (typ == (int, float) or typ is int):
+        ok = False
+    else:
+        ok = isinstance(value, typ)
+    if not ok:
+        names = typ.__name__ if isinstance(typ, type) else " ou ".join(t.__name__ for t in typ)
+        raise ConfigError(
+            f"{path} : valeur invalide pour « {key} » : {value!r} (type attendu : {names})"
+        )
+    return value
+
+
+def _resolve_paths(raw: Any, key: str, base: Path, path: Path) -> tuple[Path, ...]:
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+        raise ConfigError(
+            f"{path} : « {key} » doit être un chemin ou une liste de chemins (texte), "
+            f"relatifs au dossier du fichier de territoire"
+        )
+    out: list[Path] = []
+    for item in items:
+        p = Path(item).expanduser()
+        full = p if p.is_absolute() else base / p
+        if any(ch in item for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(str(full)))
+            if not matches:
+                raise ConfigError(f"{path} : « {key} » : aucun fichier ne correspond à « {item} »")
+            out.extend(matches)
+        else:
+            out.append(full)
+    # Order-independent: the same set of files always gives the same build.
+    return tuple(sorted(dict.fromkeys(out)))
+
+
+def _parse_source(kind: str, raw: Any, key: str, base: Path, path: Path) -> Source:
+    if isinstance(raw, str):
+        raw = {"chemin": raw}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} : « {key} » doit être une table (chemin, format, couche…)")
+    allowed = _CONSTRAINT_KEYS if kind == "contraintes" else _SOURCE_KEYS
+    _check_keys(raw, allowed, f"{key}.", path)
+    if "chemin" not in raw:
+        raise ConfigError(f"{path} : clé obligatoire « {key}.chemin » absente ; ajoutez-la")
+    paths = _resolve_paths(raw["chemin"], f"{key}.chemin", base, path)
+    fmt = _typed(raw.get("format", "auto"), str, f"{key}.format", path)
+    if fmt not in SOURCE_FORMATS[kind]:
+        raise ConfigError(
+            f"{path} : valeur invalide pour « {key}.format » : {fmt!r} ; "
+            f"formats possibles : {', '.join(SOURCE_FORMATS[kind])}"
+        )
+    crs = raw.get("crs")
+    if crs is not None:
+        crs = _check_crs(_typed(crs, str, f"{key}.crs", path), f"{key}.crs", path, legal=False)
+    fields = _typed(raw.get("champs", {}), dict, f"{key}.champs", path)
+    for k, v in fields.items():
+        _typed(v, str, f"{key}.champs.{k}", path)
+    extra: dict[str, Any] = {}
+    if kind == "contraintes":
+        extra["name"] = _require(raw, "nom", str, f"{key}.", path)
+        ctype = _require(raw, "type", str, f"{key}.", path)
+        if ctype not in CONSTRAINT_TYPES:
+            raise ConfigError(
+                f"{path} : valeur invalide pour « {key}.type » : {ctype!r} ; "
+                f"types possibles : {', '.join(CONSTRAINT_TYPES)}"
+            )
+        extra["constraint_type"] = ctype
+        extra["strict"] = _typed(raw.get("stricte", False), bool, f"{key}.stricte", path)
+    return Source(
+        kind=kind,
+        paths=paths,
+        format=fmt,
+        layer=_typed(raw["couche"], str, f"{key}.couche", path) if "couche" in raw else None,
+        crs=crs,
+        fields=MappingProxyType(dict(fields)),
+        encoding=(
+            _typed(raw["encodage"], str, f"{key}.encodage", path) if "encodage" in raw else None
+        ),
+        key=key,
+        **extra,
+    )
+
+
+def _check_crs(value: str, key: str, path: Path, *, legal: bool) -> str:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError as PyprojCRSError
+
+    try:
+        crs = CRS.from_user_input(value)
+    except PyprojCRSError:
+        raise ConfigError(
+            f"{path} : valeur invalide pour « {key} » : {value!r} n'est pas un système de "
+            f"coordonnées connu (exemple : \"EPSG:2154\")"
+        ) from None
+    epsg = crs.to_epsg()
+    code = f"EPSG:{epsg}" if epsg else value
+    if legal and code not in LEGAL_CRS:
+        raise ConfigError(
+            f"{path} : valeur invalide pour « {key} » : {value!r} n'est pas une projection "
+            f"légale française ; choisissez parmi {', '.join(LEGAL_CRS)}"
+        )
+    return code
+
+
+def load_territory(path: str | Path, *, output_dir: str | Path | None = None) -> Territory:
+    """Load and check a territory file.
+
+    Parameters
+    ----------
+    path
+        The TOML territory file.
+    output_dir
+        Overrides ``sorties.dossier``.
+
+    Returns
+    -------
+    Territory
+        The checked, frozen description of the territory.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing, not TOML, or a key is unknown, missing or wrong.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} : fichier de territoire introuvable ; indiquez un fichier TOML existant "
+            f"(--config)"
+        )
+    try:
+        with path.open("rb") as f:
+            doc = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} : TOML invalide ({exc}) ; corrigez la syntaxe") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} : le fichier doit être encodé en UTF-8") from None
+    base = path.resolve().parent
+    _check_keys(doc, {"territoire", "sources", "sorties", "options", "profils"}, "", path)
+
+    terr = _require(doc, "territoire", dict, "", path)
+    _check_keys(terr, {"nom", "communes", "crs", "code", "epci_nom", "epci_siren"},
+                "territoire.", path)
+    name = _require(terr, "nom", str, "territoire.", path).strip()
+    if not name:
+        raise ConfigError(f"{path} : « territoire.nom » est vide ; donnez le nom du territoire")
+    communes = _require(terr, "communes", list, "territoire.", path)
+    if not communes:
+        raise ConfigError(f"{path} : « territoire.communes » est vide ; listez les codes INSEE")
+    for i, code in enumerate(communes):
+        if not isinstance(code, str) or not _INSEE.match(code):
+            raise ConfigError(
+                f"{path} : valeur invalide pour « territoire.communes[{i}] » : {code!r} ; "
+                f"un code INSEE s'écrit sur 5 caractères entre guillemets (ex. \"25267\")"
+            )
+    crs = _check_crs(_typed(terr.get("crs", "EPSG:2154"), str, "territoire.crs", path),
+                     "territoire.crs", path, legal=True)
+    slug = slugify(_typed(terr.get("code", name), str, "territoire.code", path))
+    epci_siren = terr.get("epci_siren")
+    if epci_siren is not None and not (isinstance(epci_siren, str) and re.fullmatch(r"\d{9}",
+                                                                                    epci_siren)):
+        raise ConfigError(
+            f"{path} : valeur invalide pour « territoire.epci_siren » : {epci_siren!r} "
+            f"(9 chiffres entre guillemets)"
+        )
+
+    raw_sources = _require(doc, "sources", dict, "", path)
+    _check_keys(raw_sources, set(SOURCE_KINDS), "sources.", path)
+    sources: dict[str, Source] = {}
+    constraints: list[Source] = []
+    for kind, (is_list, required) in SOURCE_KINDS.items():
+        if kind not in raw_sources:
+            if required:
+                raise ConfigError(
+                    f"{path} : clé obligatoire « sources.{kind} » absente ; "
+                    f"déclarez au moins le cadastre"
+                )
+            continue
+        raw = raw_sources[kind]
+        if is_list:
+            if not isinstance(raw, list):
+                raise ConfigError(
+                    f"{path} : « sources.{kind} » doit être une liste de tables "
+                    f"([[sources.{kind}]])"
+                )
+            for i, item in enumerate(raw):
+                constraints.append(_parse_source(kind, item, f"sources.{kind}[{i}]", base, path))
+            names = [c.name for c in constraints]
+            dup = {n for n in names if names.count(n) > 1}
+            if dup:
+                raise ConfigError(
+                    f"{path} : nom de contrainte en double dans « sources.{kind} » : "
+                    f"{sorted(dup)[0]!r} ; chaque contrainte doit avoir un nom unique"
+                )
+        else:
+            sources[kind] = _parse_source(kind, raw, f"sources.{kind}", base, path)
+
+    outputs = _typed(doc.get("sorties", {}), dict, "sorties", path)
+    _check_keys(outputs, {"dossier"}, "sorties.", path)
+    if output_dir is not None:
+        out = Path(output_dir)
+    elif "dossier" in outputs:
+        out = Path(_typed(outputs["dossier"], str, "sorties.dossier", path))
+        out = out if out.is_absolute() else base / out
+    else:
+        out = Path("data") / "out" / slug
+
+    options = _typed(doc.get("options", {}), dict, "options", path)
+    _check_keys(options, set(_OPTIONS), "options.", path)
+    for key, typ in _OPTIONS.items():
+        if key in options:
+            _typed(options[key], typ, f"options.{key}", path)
+    if "date_observation" in options:
+        _check_date(options["date_observation"], "options.date_observation", path)
+
+    profiles = _typed(doc.get("profils", {}), dict, "profils", path)
+    for pname, prof in profiles.items():
+        _typed(prof, dict, f"profils.{pname}", path)
+
+    return Territory(
+        name=name,
+        slug=slug,
+        communes=tuple(communes),
+        crs=crs,
+        sources=MappingProxyType(sources),
+        constraints=tuple(constraints),
+        output_dir=out,
+        options=MappingProxyType(dict(options)),
+        profiles=MappingProxyType(dict(profiles)),
+        path=path.resolve(),
+        epci_nom=terr.get("epci_nom"),
+        epci_siren=epci_siren,
+    )
+
+
+def _check_date(value: str, key: str, path: Path) -> None:
+    import datetime as dt
+
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"{path} : valeur invalide pour « {key} » : {value!r} (format attendu AAAA-MM-JJ)"
+        ) from None

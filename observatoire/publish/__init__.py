@@ -1,0 +1,1 @@
+"""Publication: maps, report, QGIS styles and project."""

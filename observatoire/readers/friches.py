@@ -1,0 +1,229 @@
+"""Friches: CNIG Géostandard Friches CSV, Cartofriches (GeoPackage/GeoJSON), or a mapped layer.
+
+The CNIG field names are kept (``site_id``, ``site_statut``, ``site_type``…). A
+friche gives a point in ``friches`` (its ``geompoint``, or a point on its
+surface) and, when its perimeter is known, a polygon in ``friches_surfaces``.
+Parcel lists arrive as ``a|b`` (CNIG) or ``{a,b}`` (Cartofriches) and are stored as
+``a|b`` in ``unite_fonciere_refcad``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from observatoire.config import Source
+from observatoire.errors import SchemaError, SourceError, where
+from observatoire.readers.common import (
+    ReadResult,
+    SourceReport,
+    check_file,
+    clean_geometries,
+    map_fields,
+    new_report,
+    pick_layer,
+    read_vector,
+    relative_name,
+    text,
+    to_territory_crs,
+)
+from observatoire.readers.layers import stable_sort
+from observatoire.schema import FRICHES, FRICHES_SURFACES, LINEAGE, conform
+
+FRICHES_FIELDS = {
+    "site_id": ["site_id"],
+    "site_nom": ["site_nom"],
+    "site_type": ["site_type"],
+    "site_statut": ["site_statut"],
+    "site_occupation": ["site_occupation"],
+    "comm_insee": ["comm_insee"],
+    "comm_nom": ["comm_nom"],
+    "unite_fonciere_surface": ["unite_fonciere_surface"],
+    "unite_fonciere_refcad": ["unite_fonciere_refcad", "l_idpar"],
+    "source_nom": ["source_nom"],
+}
+CSV_MISSING = {"", "NA", "NaN", "N/A"}
+
+
+def detect_format(path: Path) -> str:
+    """Guess the friches format from the file name."""
+    return "cnig_csv" if path.suffix.lower() in (".csv", ".txt") else "cartofriches"
+
+
+def read_friches(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
+    """Read friches into ``friches`` (points) and ``friches_surfaces`` (perimeters).
+
+    Returns
+    -------
+    ReadResult
+        ``frame`` holds the points; ``extra["friches_surfaces"]`` the perimeters.
+    """
+    report = new_report("friches", source.paths, source.format, source.layer)
+    points, surfaces = [], []
+    for path in source.paths:
+        fmt = source.format if source.format != "auto" else detect_format(path)
+        report.format = fmt
+        if fmt == "cnig_csv":
+            attrs, pts, polys = _read_cnig_csv(path, source, report)
+        else:
+            attrs, pts, polys = _read_vector_friches(path, source, report)
+        lineage = relative_name(path, base)
+        attrs[LINEAGE] = lineage
+        for geoms, gtype, bucket in ((pts, "Point", points), (polys, "MultiPolygon", surfaces)):
+            frame = gpd.GeoDataFrame(attrs.copy(), geometry=geoms, crs=_crs_of(geoms))
+            frame = frame[~(shapely.is_missing(frame.geometry.values)
+                            | shapely.is_empty(frame.geometry.values))]
+            if len(frame) == 0:
+                continue
+            frame = to_territory_crs(frame, target=crs, declared=source.crs, path=path,
+                                     layer=source.layer, report=report)
+            frame = clean_geometries(frame, geometry_type=gtype, report=report, path=path,
+                                     layer=source.layer)
+            bucket.append(frame)
+    friches = _finish(points, crs, FRICHES, report)
+    surf = _finish(surfaces, crs, FRICHES_SURFACES, report, count_dups=False)
+    report.features_kept = len(friches)
+    return ReadResult(friches, report, extra={"friches_surfaces": surf})
+
+
+def _crs_of(geoms: gpd.GeoSeries | np.ndarray) -> object:
+    return geoms.crs if isinstance(geoms, gpd.GeoSeries) else None
+
+
+def _finish(frames: list[gpd.GeoDataFrame], crs: str, schema: object, report: SourceReport,
+            *, count_dups: bool = True) -> gpd.GeoDataFrame:
+    if not frames:
+        return conform(gpd.GeoDataFrame({c: [] for c in schema.columns},  # type: ignore[attr-defined]
+                                        geometry=gpd.GeoSeries([], crs=crs), crs=crs), schema)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
+    frame = stable_sort(frame, ["site_id"])
+    dup = frame["site_id"].duplicated()
+    if count_dups:
+        report.count("friches en double (même site_id) écartées", int(dup.sum()))
+    frame = frame[~dup].reset_index(drop=True)
+    return conform(frame, schema)  # type: ignore[arg-type]
+
+
+def _normalise_attrs(fields: pd.DataFrame, path: Path, layer: str | None) -> pd.DataFrame:
+    out = pd.DataFrame(index=fields.index)
+    for canon in FRICHES_FIELDS:
+        if canon in fields:
+            out[canon] = text(fields[canon])
+    if "site_id" not in out:
+        raise SchemaError(
+            f"{where(path, layer, 'site_id')} : champ obligatoire introuvable ; indiquez-le avec "
+            f"« champs.site_id = \"NOM_DU_CHAMP\" »"
+        )
+    missing_id = out["site_id"].isna()
+    if missing_id.any():
+        row = int(np.flatnonzero(missing_id.to_numpy())[0])
+        raise SchemaError(
+            f"{where(path, layer, 'site_id')} : identifiant vide pour {int(missing_id.sum())} "
+            f"friche(s) (ex. ligne {row + 2 if layer is None else row}) ; chaque friche doit "
+            f"avoir un site_id"
+        )
+    if "unite_fonciere_refcad" in out:
+        out["unite_fonciere_refcad"] = out["unite_fonciere_refcad"].map(parse_idu_list)
+    if "unite_fonciere_surface" in out:
+        out["unite_fonciere_surface"] = pd.to_numeric(
+            out["unite_fonciere_surface"].str.replace(",", ".", regex=False), errors="coerce")
+    return out
+
+
+def parse_idu_list(value: str | None) -> str | None:
+    """Normalise a parcel list — ``{a,b}`` (Cartofriches), ``a|b`` or ``a,b`` — to ``a|b``."""
+    if value is None:
+        return None
+    s = str(value).strip().strip("{}[]")
+    items = [i.strip().strip('"\'') for i in s.replace("|", ",").replace(";", ",").split(",")]
+    items = [i.upper() for i in items if i and i.upper() not in CSV_MISSING]
+    return "|".join(dict.fromkeys(items)) or None
+
+
+def _read_cnig_csv(path: Path, source: Source, report: SourceReport
+                   ) -> tuple[pd.DataFrame, gpd.GeoSeries, gpd.GeoSeries]:
+    check_file(path)
+    encoding = source.encoding or "utf-8"
+    try:
+        with open(path, encoding=encoding, newline="") as f:
+            head = f.read(65536)
+            sep = ";" if head.count(";") >= head.count(",") else ","
+            f.seek(0)
+            df = pd.read_csv(f, sep=sep, dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL)
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{path} : encodage illisible en {encoding} (octet {exc.start}) ; le standard CNIG "
+            f"impose l'UTF-8 — réenregistrez le fichier en UTF-8 ou déclarez "
+            f"encodage = \"latin-1\" dans la source"
+        ) from None
+    except (pd.errors.ParserError, csv.Error) as exc:
+        raise SourceError(f"{path} : CSV illisible ({exc}) ; vérifiez le séparateur « ; »") from None
+    except pd.errors.EmptyDataError:
+        raise SourceError(f"{path} : CSV vide ; vérifiez le fichier") from None
+    report.features_read += len(df)
+    if len(df) == 0:
+        raise SourceError(f"{path} : CSV sans aucune friche")
+    df = df.replace(list(CSV_MISSING), None)
+    fields = map_fields(df, FRICHES_FIELDS | {"geompoint": ["geompoint"], "geomsurf": ["geomsurf"]},
+                        source.fields, path=path, layer=None, required=["site_id"])
+    if "geompoint" not in fields and "geomsurf" not in fields:
+        raise SchemaError(
+            f"{where(path, None, 'geompoint')} : ni geompoint ni geomsurf ; le standard CNIG "
+            f"Friches impose une géométrie WKT dans geompoint"
+        )
+    attrs = _normalise_attrs(fields, path, None)
+    points = _parse_wkt(fields.get("geompoint"), path, "geompoint", len(df))
+    polys = _parse_wkt(fields.get("geomsurf"), path, "geomsurf", len(df))
+    no_point = shapely.is_missing(points)
+    if no_point.any():
+        points = points.copy()
+        points[no_point] = shapely.point_on_surface(polys[no_point])
+    nothing = shapely.is_missing(points)
+    if nothing.any():
+        report.count("friches sans géométrie écartées", int(nothing.sum()))
+    crs = source.crs or "EPSG:4326"  # the standard's WKT is in lon/lat (WGS 84)
+    return (attrs, gpd.GeoSeries(points, index=attrs.index, crs=crs),
+            gpd.GeoSeries(polys, index=attrs.index, crs=crs))
+
+
+def _parse_wkt(series: pd.Series | None, path: Path, field: str, n: int) -> np.ndarray:
+    if series is None:
+        return np.full(n, None, dtype=object)
+    values = series.to_numpy(dtype=object)
+    geoms = shapely.from_wkt(values, on_invalid="ignore")
+    broken = pd.notna(values) & shapely.is_missing(geoms)
+    if broken.any():
+        row = int(np.flatnonzero(broken)[0])
+        raise SchemaError(
+            f"{where(path, None, field)} : WKT invalide ligne {row + 2} ({str(values[row])[:60]!r})"
+            f" ; {int(broken.sum())} ligne(s) concernée(s) — attendu par ex. \"POINT (2.35 48.85)\""
+        )
+    return geoms
+
+
+def _read_vector_friches(path: Path, source: Source, report: SourceReport
+                         ) -> tuple[pd.DataFrame, gpd.GeoSeries, gpd.GeoSeries]:
+    layer = pick_layer(path, source.layer, prefer=("friches",))
+    raw = read_vector(path, layer, encoding=source.encoding)
+    report.features_read += len(raw)
+    report.layer = layer
+    if len(raw) == 0:
+        raise SourceError(f"{where(path, layer)} : couche vide (aucune friche)")
+    fields = map_fields(raw, FRICHES_FIELDS, source.fields, path=path, layer=layer,
+                        required=["site_id"])
+    attrs = _normalise_attrs(pd.DataFrame(fields.drop(columns="geometry")), path, layer)
+    geoms = raw.geometry.values
+    ids = shapely.get_type_id(geoms)
+    is_area = np.isin(ids, [3, 6]) | ((ids == 7) & (shapely.area(geoms) > 0))
+    polys = np.where(is_area, geoms, None)
+    points = np.where(is_area, None, geoms)
+    if is_area.any():
+        points[is_area] = shapely.point_on_surface(geoms[is_area])
+    return (attrs, gpd.GeoSeries(points, index=attrs.index, crs=raw.crs),
+            gpd.GeoSeries(polys, index=attrs.index, crs=raw.crs))

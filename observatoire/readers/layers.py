@@ -1,0 +1,180 @@
+"""Generic vector sources: PLU zoning (CNIG zone_urba), buildings, roads, and any mapped layer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from observatoire.config import Source
+from observatoire.errors import SourceError, where
+from observatoire.readers.common import (
+    ReadResult,
+    clean_geometries,
+    map_fields,
+    new_report,
+    pick_layer,
+    read_vector,
+    relative_name,
+    text,
+    to_territory_crs,
+)
+from observatoire.schema import BATIMENTS, LINEAGE, ROUTES, ZONAGE, LayerSchema, conform
+
+ZONAGE_FIELDS = {
+    "libelle": ["libelle", "LIBELLE"],
+    "libelong": ["libelong"],
+    "typezone": ["typezone"],
+    "destdomi": ["destdomi"],
+    "insee": ["insee", "DEPCOM", "code_insee"],
+    "idurba": ["idurba"],
+}
+BATIMENTS_FIELDS = {
+    "bati_id": ["cleabs", "ID", "id"],
+    "nature": ["nature", "NATURE", "usage1"],
+    "hauteur": ["hauteur", "HAUTEUR"],
+}
+ROUTES_FIELDS = {
+    "route_id": ["cleabs", "ID", "id"],
+    "nature": ["nature", "NATURE"],
+    "importance": ["importance", "IMPORTANCE"],
+    "numero": ["numero", "NUMERO", "ref"],
+    "classe": ["classe"],
+}
+
+#: Zoning labels of activity zones: UX, UY, UZ, UI, UE… and their AU forms (1AUx, AUy).
+ACTIVITY_LABEL = re.compile(r"^(\d?AU|U)[XYZIE]", re.IGNORECASE)
+#: CNIG destdomi codes of economic activity (02 activité, 03 commerce…, 06 industrie…).
+ACTIVITY_DESTDOMI = {"02", "03", "04", "05", "06"}
+
+
+def read_simple(source: Source, schema: LayerSchema, mapping: Mapping[str, list[str]], *,
+                crs: str, base: Path | None, required: tuple[str, ...] = ()
+                ) -> tuple[gpd.GeoDataFrame, object]:
+    """Read a single-layer source and map its fields (shared by the generic readers).
+
+    Returns
+    -------
+    tuple
+        The mapped GeoDataFrame in the territory CRS (geometries repaired), and the
+        :class:`SourceReport`.
+    """
+    report = new_report(source.kind, source.paths, source.format, source.layer)
+    frames = []
+    for path in source.paths:
+        layer = pick_layer(path, source.layer)
+        raw = read_vector(path, layer, encoding=source.encoding)
+        report.features_read += len(raw)
+        report.layer = layer
+        if len(raw) == 0:
+            raise SourceError(f"{where(path, layer)} : couche vide ; vérifiez le fichier")
+        raw = to_territory_crs(raw, target=crs, declared=source.crs, path=path, layer=layer,
+                               report=report)
+        raw = clean_geometries(raw, geometry_type=schema.geometry_type or "MultiPolygon",
+                               report=report, path=path, layer=layer)
+        frame = map_fields(raw, mapping, source.fields, path=path, layer=layer,
+                           required=required)
+        frame[LINEAGE] = relative_name(path, base)
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=crs), report
+
+
+def is_activity_zone(libelle: pd.Series, destdomi: pd.Series | None = None) -> pd.Series:
+    """Whether each PLU zone is dedicated to economic activity.
+
+    A zone is an activity zone when its label reads UX, UY, UZ, UI, UE or 1AUx…, or
+    its CNIG ``destdomi`` is an activity code.
+    """
+    lab = text(libelle).fillna("")
+    out = lab.str.match(ACTIVITY_LABEL)
+    if destdomi is not None:
+        out = out | text(destdomi).fillna("").str.zfill(2).isin(ACTIVITY_DESTDOMI)
+    return out.astype(bool)
+
+
+def read_zonage(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
+    """Read PLU zoning (CNIG zone_urba or a mapped layer) into ``zonage``."""
+    frame, report = read_simple(source, ZONAGE, ZONAGE_FIELDS, crs=crs, base=base,
+                                required=("libelle",))
+    frame["libelle"] = text(frame["libelle"])
+    if "typezone" not in frame:
+        frame["typezone"] = frame["libelle"].map(_typezone_from_label)
+    else:
+        frame["typezone"] = text(frame["typezone"]).fillna(frame["libelle"].map(
+            _typezone_from_label))
+    frame["zone_activite"] = is_activity_zone(frame["libelle"], frame.get("destdomi"))
+    frame = _sorted(frame, ["libelle"])
+    report.features_kept = len(frame)
+    return ReadResult(conform(frame, ZONAGE), report)
+
+
+def _typezone_from_label(label: str | None) -> str | None:
+    if not label:
+        return None
+    m = re.match(r"^\d?(AU|U|A|N)", label.upper())
+    return m.group(1) if m else None
+
+
+def read_batiments(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
+    """Read building footprints into ``batiments``."""
+    frame, report = read_simple(source, BATIMENTS, BATIMENTS_FIELDS, crs=crs, base=base)
+    frame = _sorted(frame, [])
+    report.features_kept = len(frame)
+    return ReadResult(conform(frame, BATIMENTS), report)
+
+
+#: BD TOPO road importance (1–5) → observatory road class.
+IMPORTANCE_CLASSES = {1: "principale", 2: "principale", 3: "secondaire", 4: "locale",
+                      5: "locale", 6: "locale"}
+
+
+def road_class(nature: pd.Series, importance: pd.Series, numero: pd.Series) -> pd.Series:
+    """Class of each road: ``autoroute``, ``principale``, ``secondaire`` or ``locale``.
+
+    Motorways are recognised by their nature (« Type autoroutier ») or number (A…);
+    the others by BD TOPO's importance.
+    """
+    nat = text(nature).fillna("").str.lower()
+    num = text(numero).fillna("").str.upper()
+    imp = pd.to_numeric(importance, errors="coerce")
+    cls = imp.map(IMPORTANCE_CLASSES).astype(object)
+    motorway = nat.str.contains("autorout") | num.str.match(r"^A\d")
+    cls = cls.where(~motorway, "autoroute")
+    return cls.fillna("locale")
+
+
+def read_routes(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
+    """Read roads into ``routes`` with their class."""
+    frame, report = read_simple(source, ROUTES, ROUTES_FIELDS, crs=crs, base=base)
+    n = len(frame)
+    empty = pd.Series([None] * n, index=frame.index, dtype=object)
+    if "classe" not in frame:
+        frame["classe"] = road_class(frame.get("nature", empty), frame.get("importance", empty),
+                                     frame.get("numero", empty))
+    frame = _sorted(frame, [])
+    report.features_kept = len(frame)
+    return ReadResult(conform(frame, ROUTES), report)
+
+
+def _sorted(frame: gpd.GeoDataFrame, keys: list[str]) -> gpd.GeoDataFrame:
+    """Sort features in a stable order independent of the input files' order."""
+    if len(frame) == 0:
+        return frame
+    key = frame.geometry.normalize().to_wkb()
+    order = pd.DataFrame({k: frame[k].astype(str) for k in keys}
+                         | {"_wkb": key.map(bytes.hex)}, index=frame.index)
+    idx = order.sort_values([*keys, "_wkb"], kind="stable").index
+    return frame.loc[idx].reset_index(drop=True)
+
+
+def stable_sort(frame: gpd.GeoDataFrame, keys: list[str]) -> gpd.GeoDataFrame:
+    """Public alias of the stable, order-independent sort used by every reader."""
+    return _sorted(frame, keys)
+
+
+__all__ = ["is_activity_zone", "read_batiments", "read_routes", "read_simple", "read_zonage",
+           "road_class", "stable_sort"]

@@ -1,0 +1,143 @@
+"""Business zones (ZAE): CNIG Sites Économiques (layer ``site_eco``), any polygon layer, or
+zones derived from the PLU's activity zones when no ZAE source is configured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+
+from observatoire.config import Source
+from observatoire.errors import SourceError, where
+from observatoire.readers.common import (
+    ReadResult,
+    SourceReport,
+    clean_geometries,
+    map_fields,
+    new_report,
+    pick_layer,
+    read_vector,
+    relative_name,
+    text,
+    to_territory_crs,
+)
+from observatoire.readers.layers import stable_sort
+from observatoire.schema import LINEAGE, ZAE, conform
+
+ZAE_FIELDS = {
+    "zae_id": ["site_id", "zae_id", "id"],
+    "zae_nom": ["site_nom", "zae_nom", "nom"],
+    "zae_type": ["site_type", "type"],
+    "zae_vocation": ["site_vocadomi", "vocation"],
+    "comm_insee": ["site_comm_insee", "comm_insee", "insee"],
+}
+
+
+def read_zae(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
+    """Read ZAE perimeters (CNIG ``site_eco`` or a mapped polygon layer) into ``zae``."""
+    report = new_report("zae", source.paths, source.format, source.layer)
+    frames = []
+    for path in source.paths:
+        layer = pick_layer(path, source.layer, prefer=("site_eco",))
+        origin = "cnig" if layer == "site_eco" or source.format == "cnig" else "couche"
+        report.format, report.layer = origin, layer
+        raw = read_vector(path, layer, encoding=source.encoding)
+        report.features_read += len(raw)
+        raw = to_territory_crs(raw, target=crs, declared=source.crs, path=path, layer=layer,
+                               report=report)
+        raw = clean_geometries(raw, geometry_type="MultiPolygon", report=report, path=path,
+                               layer=layer)
+        frame = map_fields(raw, ZAE_FIELDS, source.fields, path=path, layer=layer)
+        for col in ("zae_id", "zae_nom", "zae_type", "zae_vocation", "comm_insee"):
+            if col in frame:
+                frame[col] = text(frame[col])
+        frame["zae_origine"] = origin
+        frame[LINEAGE] = relative_name(path, base)
+        frames.append(frame)
+    frame = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
+    if "zae_id" not in frame or frame["zae_id"].isna().any():
+        # Ids follow the CNIG pattern [INSEE]_SITE-ECO_[n] when the source has none.
+        frame = _assign_ids(frame, prefix="SITE-ECO")
+    dup = frame["zae_id"].duplicated()
+    if dup.any():
+        raise SourceError(
+            f"{where(source.path, report.layer, 'zae_id')} : identifiant de zone en double "
+            f"({frame.loc[dup, 'zae_id'].iloc[0]!r}) ; chaque zone doit avoir un identifiant unique"
+        )
+    frame = stable_sort(frame, ["zae_id"])
+    report.features_kept = len(frame)
+    return ReadResult(conform(frame, ZAE), report)
+
+
+def derive_zae_from_zonage(zonage: gpd.GeoDataFrame, *, report: SourceReport | None = None
+                           ) -> gpd.GeoDataFrame:
+    """Derive candidate ZAE from the PLU's activity zones (marked ``derivee_plu``).
+
+    Touching activity zones are merged into one candidate zone; each gets an id
+    ``[INSEE]_SITE-ECO_[n]`` numbered from west to east.
+
+    Parameters
+    ----------
+    zonage
+        The canonical ``zonage`` layer.
+    report
+        Counts how many zones were derived.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The canonical ``zae`` layer (possibly empty).
+    """
+    act = zonage[zonage["zone_activite"]]
+    if len(act) == 0:
+        return conform(gpd.GeoDataFrame({c: [] for c in ZAE.columns},
+                                        geometry=gpd.GeoSeries([], crs=zonage.crs),
+                                        crs=zonage.crs), ZAE)
+    merged = shapely.union_all(act.geometry.values)
+    parts = [p for p in shapely.get_parts(merged) if p.area > 0]
+    polys = gpd.GeoSeries(parts, crs=zonage.crs)
+    # Group touching parts: dissolve by connected component through a small buffer.
+    groups = gpd.GeoSeries(shapely.get_parts(shapely.union_all(polys.buffer(0.5).values)),
+                           crs=zonage.crs)
+    joined = gpd.sjoin(gpd.GeoDataFrame(geometry=polys), gpd.GeoDataFrame(geometry=groups),
+                       predicate="within", how="left")
+    zones = joined.dissolve(by="index_right")
+    out = gpd.GeoDataFrame(geometry=zones.geometry.values, crs=zonage.crs)
+    labels = []
+    insee = []
+    for geom in out.geometry:
+        inside = act[act.intersects(geom)]
+        labels.append(", ".join(sorted(set(inside["libelle"].dropna()))))
+        insee.append(inside["insee"].dropna().mode().iloc[0] if inside["insee"].notna().any()
+                     else None)
+    out["zae_nom"] = [f"Zone d'activité du PLU ({lab})" for lab in labels]
+    out["zae_type"] = "zone d'activité économique"
+    out["zae_vocation"] = None
+    out["comm_insee"] = insee
+    out["zae_origine"] = "derivee_plu"
+    out[LINEAGE] = "zonage (" + ", ".join(sorted(set(act[LINEAGE]))) + ")"
+    out = out.set_geometry(out.geometry.map(
+        lambda g: g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g])))
+    out = _assign_ids(out, prefix="SITE-ECO")
+    if report is not None:
+        report.count("zones dérivées du PLU", len(out))
+    return conform(out, ZAE)
+
+
+def _assign_ids(frame: gpd.GeoDataFrame, *, prefix: str) -> gpd.GeoDataFrame:
+    out = frame.copy()
+    c = out.geometry.centroid
+    order = pd.DataFrame({"x": c.x.round(1), "y": c.y.round(1)}).sort_values(["x", "y"]).index
+    insee = out["comm_insee"] if "comm_insee" in out else pd.Series(None, index=out.index)
+    ids = pd.Series(index=out.index, dtype=object)
+    counters: dict[str, int] = {}
+    for i in order:
+        code = insee.loc[i] if isinstance(insee.loc[i], str) else "00000"
+        counters[code] = counters.get(code, 0) + 1
+        ids.loc[i] = f"{code}_{prefix}_{counters[code]:05d}"
+    existing = out["zae_id"] if "zae_id" in out else pd.Series(None, index=out.index)
+    out["zae_id"] = existing.where(existing.notna(), ids)
+    return out

@@ -1,0 +1,250 @@
+"""Canonical layers of the observatory: names, types, geometry, required fields.
+
+Readers turn every real format into these layers; the analysis and the
+publication rely on them only. :func:`validate_layer` collects every problem of a
+layer and raises once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import pandas as pd
+
+from observatoire.errors import SchemaError
+
+
+@dataclass(frozen=True)
+class Field:
+    """A column of a canonical layer.
+
+    Attributes
+    ----------
+    name
+        Column name.
+    dtype
+        ``str``, ``float``, ``int``, ``bool`` or ``date`` (ISO text).
+    required
+        Whether a feature may leave it empty.
+    description
+        French description, written into the GeoPackage metadata.
+    """
+
+    name: str
+    dtype: str
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class LayerSchema:
+    """A canonical layer: its geometry type and its fields, in order."""
+
+    name: str
+    geometry_type: str | None
+    fields: tuple[Field, ...]
+    description: str
+    key: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """Field names, in order."""
+        return [f.name for f in self.fields]
+
+
+#: Column naming the source file of each feature (lineage).
+LINEAGE = "source"
+
+PARCELLES = LayerSchema(
+    "parcelles",
+    "MultiPolygon",
+    (
+        Field("idu", "str", True, "Identifiant unique de la parcelle (14 caractères)"),
+        Field("code_insee", "str", True, "Code INSEE de la commune"),
+        Field("prefixe", "str", True, "Préfixe de section (commune absorbée), 000 par défaut"),
+        Field("section", "str", True, "Section cadastrale sur 2 caractères"),
+        Field("numero", "str", True, "Numéro de parcelle sur 4 chiffres"),
+        Field("contenance", "float", False, "Contenance fiscale (m²)"),
+        Field("surface_m2", "float", True, "Surface calculée de la géométrie (m²)"),
+        Field(LINEAGE, "str", True, "Fichier source"),
+    ),
+    "Parcelles cadastrales normalisées",
+    key="idu",
+)
+
+FRICHES = LayerSchema(
+    "friches",
+    "Point",
+    (
+        Field("site_id", "str", True, "Identifiant du site (standard CNIG Friches)"),
+        Field("site_nom", "str", False, "Nom du site"),
+        Field("site_type", "str", False, "Type de friche (liste CNIG)"),
+        Field("site_statut", "str", False, "Statut de la friche (liste CNIG)"),
+        Field("site_occupation", "str", False, "Occupation du site"),
+        Field("comm_insee", "str", False, "Code INSEE de la commune"),
+        Field("comm_nom", "str", False, "Nom de la commune"),
+        Field("unite_fonciere_surface", "float", False, "Surface de l'unité foncière (m²)"),
+        Field("unite_fonciere_refcad", "str", False, "Parcelles du site (IDU séparés par |)"),
+        Field("source_nom", "str", False, "Producteur de la donnée d'origine"),
+        Field(LINEAGE, "str", True, "Fichier source"),
+    ),
+    "Friches (localisation ponctuelle)",
+    key="site_id",
+)
+
+FRICHES_SURFACES = LayerSchema(
+    "friches_surfaces",
+    "MultiPolygon",
+    FRICHES.fields,
+    "Friches dont le périmètre est connu",
+    key="site_id",
+)
+
+ZAE = LayerSchema(
+    "zae",
+    "MultiPolygon",
+    (
+        Field("zae_id", "str", True, "Identifiant de la zone d'activité"),
+        Field("zae_nom", "str", False, "Nom de la zone"),
+        Field("zae_type", "str", False, "Type de site économique"),
+        Field("zae_vocation", "str", False, "Vocation dominante"),
+        Field("comm_insee", "str", False, "Code INSEE de la commune principale"),
+        Field("zae_origine", "str", True, "cnig, couche ou derivee_plu"),
+        Field(LINEAGE, "str", True, "Fichier source"),
+    ),
+    "Zones d'activités économiques",
+    key="zae_id",
+)
+
+ZONAGE = LayerSchema(
+    "zonage",
+    "MultiPolygon",
+    (
+        Field("libelle", "str", True, "Libellé court de la zone (UA, UY, A, N…)"),
+        Field("libelong", "str", False, "Libellé long"),
+        Field("typezone", "str", True, "Type de zone (U, AUc, AUs, A, N…)"),
+        Field("destdomi", "str", False, "Destination dominante (code CNIG)"),
+        Field("insee", "str", False, "Code INSEE"),
+        Field("idurba", "str", False, "Identifiant du document d'urbanisme"),
+        Field("zone_activite", "bool", True, "Zone dédiée aux activités économiques"),
+        Field(LINEAGE, "str", True, "Fichier source"),
+    ),
+    "Zonage du document d'urbanisme (CNIG zone_urba)",
+)
+
+BATIMENTS = LayerSchema(
+    "batiments",
+    "MultiPolygon",
+    (
+        Field("bati_id", "str", False, "Identifiant du bâtiment"),
+        Field("nature", "str", False, "Nature du bâtiment"),
+        Field("hauteur", "float", False, "Hauteur (m)"),
+        Field(LINEAGE, "str", True, "Fichier source"),
+    ),
+    "Bâtiments",
+)
+
+ROUTES = LayerSchema(
+    "routes",
+    "MultiLineString",
+    (
+        Field("route_id", "str", False, "Identifiant du tronçon"),
+        Field("nature", "str", False, "Nature du tronçon"),
+        Field("importance", "int", False, "Importance (1 = la plus forte, 5 = locale)"),
+        Field("numero", "str", False, "Numéro de route (A36, N83, D464…)"),
+        Field("classe", "str", True, "Classe : autoroute, principale, secondaire, locale"),
+        Field(LINEAGE, "str", True, "Fichier source"),
+    ),
+    "Réseau routier",
+)
+
+LAYERS: dict[str, LayerSchema] = {
+    s.name: s for s in (PARCELLES, FRICHES, FRICHES_SURFACES, ZAE, ZONAGE, BATIMENTS, ROUTES)
+}
+
+
+def empty_layer(schema: LayerSchema, crs: str) -> gpd.GeoDataFrame:
+    """Return an empty GeoDataFrame with the columns and types of ``schema``."""
+    data = {f.name: pd.Series([], dtype=_pandas_dtype(f.dtype)) for f in schema.fields}
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+
+
+def _pandas_dtype(dtype: str) -> str:
+    return {"str": "object", "float": "float64", "int": "Int64", "bool": "bool",
+            "date": "object"}[dtype]
+
+
+def conform(frame: pd.DataFrame, schema: LayerSchema) -> gpd.GeoDataFrame:
+    """Order and type the columns of ``frame`` as ``schema`` says.
+
+    Extra columns are kept after the canonical ones; missing optional ones are
+    added empty.
+
+    Parameters
+    ----------
+    frame
+        A GeoDataFrame holding at least the required fields.
+    schema
+        The canonical layer.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A new frame; ``frame`` is not modified.
+    """
+    out = frame.copy()
+    for f in schema.fields:
+        if f.name not in out.columns:
+            out[f.name] = pd.Series(pd.NA if f.dtype == "int" else None, index=out.index,
+                                    dtype=_pandas_dtype(f.dtype))
+        elif f.dtype == "str":
+            col = out[f.name]
+            out[f.name] = col.astype(object).where(col.notna(), None).map(
+                lambda v: v if v is None or isinstance(v, str) else str(v))
+        elif f.dtype == "float":
+            out[f.name] = pd.to_numeric(out[f.name], errors="coerce").astype("float64")
+        elif f.dtype == "int":
+            out[f.name] = pd.to_numeric(out[f.name], errors="coerce").round().astype("Int64")
+        elif f.dtype == "bool":
+            out[f.name] = out[f.name].fillna(False).astype(bool)
+    extra = [c for c in out.columns if c not in schema.columns and c != out.geometry.name]
+    ordered = [*schema.columns, *extra, out.geometry.name]
+    return gpd.GeoDataFrame(out[ordered], geometry=out.geometry.name, crs=out.crs)
+
+
+def validate_layer(frame: gpd.GeoDataFrame, schema: LayerSchema, *, origin: str = "") -> None:
+    """Check a layer against its schema, collecting every problem.
+
+    Parameters
+    ----------
+    frame
+        The layer.
+    schema
+        The canonical layer it must follow.
+    origin
+        Where the layer comes from, for the message.
+
+    Raises
+    ------
+    SchemaError
+        Listing every missing field, empty required value and duplicated key.
+    """
+    problems: list[str] = []
+    for f in schema.fields:
+        if f.name not in frame.columns:
+            problems.append(f"champ « {f.name} » absent")
+        elif f.required:
+            n = int(frame[f.name].isna().sum())
+            if n:
+                first = frame.index[frame[f.name].isna()][0]
+                problems.append(f"champ « {f.name} » vide pour {n} entité(s) (ex. ligne {first})")
+    if schema.key and schema.key in frame.columns:
+        dup = frame[schema.key][frame[schema.key].duplicated()]
+        if len(dup):
+            problems.append(
+                f"identifiant « {schema.key} » en double : {len(dup)} (ex. {dup.iloc[0]!r})"
+            )
+    if problems:
+        where = f"{origin} : " if origin else ""
+        raise SchemaError(f"{where}couche « {schema.name} » non conforme : " + " ; ".join(problems))

@@ -1,0 +1,34 @@
+"""Shared fixtures: the real files shipped in the repository and those of ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+TESTDATA = ROOT / "tests" / "data"
+SHARED = ROOT.parent / "shared" / "data" / "real"
+STANDARDS = ROOT.parent / "shared" / "standards"
+
+
+def shared_file(relative: str) -> Path:
+    """Return a file of ../shared/data/real, or skip the test when it is absent."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"fichier réel absent ({path}) : ../shared/ n'accompagne pas ce clone")
+    return path
+
+
+def standard_file(relative: str) -> Path:
+    """Return a file of ../shared/standards, or skip the test when it is absent."""
+    path = STANDARDS / relative
+    if not path.exists():
+        pytest.skip(f"standard absent ({path}) : ../shared/ n'accompagne pas ce clone")
+    return path
+
+
+@pytest.fixture
+def sample_config() -> Path:
+    return SAMPLE / "territoire.toml"

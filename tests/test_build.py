@@ -1,0 +1,66 @@
+"""End-to-end build of the sample territory into a temporary folder."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pyogrio
+import pytest
+
+from observatoire.build import build
+from observatoire.config import load_territory
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gennes")
+    territory = load_territory("data/sample/territoire.toml", output_dir=out)
+    return build(territory), out
+
+
+def test_layer_counts(built):
+    result, out = built
+    gpkg = out / "observatoire.gpkg"
+    layers = dict(pyogrio.list_layers(gpkg))
+    for name in ("parcelles", "friches", "zae", "zonage", "batiments", "routes", "sources"):
+        assert name in layers
+    # 851 parcels in the file, 23 of them in Montfaucon (25395), outside the territory.
+    assert pyogrio.read_info(gpkg, layer="parcelles")["features"] == 828
+    assert pyogrio.read_info(gpkg, layer="batiments")["features"] == 325
+    assert pyogrio.read_info(gpkg, layer="routes")["features"] == 182
+    # 26 zones, one of them with an empty geometry (dropped and counted).
+    assert pyogrio.read_info(gpkg, layer="zonage")["features"] == 25
+    # The UY activity zone becomes one derived ZAE.
+    zae = pyogrio.read_dataframe(gpkg, layer="zae")
+    assert zae["zae_origine"].tolist() == ["derivee_plu"]
+    assert zae["zae_id"].tolist() == ["25267_SITE-ECO_00001"]
+    assert result.layer_counts["parcelles"] == 828
+
+
+def test_crs_and_spatial_index(built):
+    _, out = built
+    gpkg = out / "observatoire.gpkg"
+    for layer in ("parcelles", "zae", "zonage", "batiments", "routes", "friches"):
+        assert pyogrio.read_info(gpkg, layer=layer)["crs"] == "EPSG:2154"
+    con = sqlite3.connect(gpkg)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    for layer in ("parcelles", "zae", "zonage", "batiments", "routes", "friches"):
+        assert f"rtree_{layer}_geom" in tables
+    assert con.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 10200
+
+
+def test_sources_table(built):
+    _, out = built
+    sources = pyogrio.read_dataframe(out / "observatoire.gpkg", layer="sources")
+    row = sources.set_index("type_source").loc["parcelles"]
+    assert row["entites_lues"] == 851
+    assert row["entites_gardees"] == 828
+    assert len(row["sha256"]) == 64
+    assert "hors des communes" in row["reparations"]
+
+
+def test_map_written(built):
+    _, out = built
+    html = (out / "carte.html").read_text(encoding="utf-8")
+    assert "Parcelles" in html and "Zones d" in html
