@@ -108,9 +108,18 @@ def _build(args: argparse.Namespace) -> int:
             print(f"  {name:<20} {n:>8}  {result.checksums[name]}")
         print("Sorties :")
         for path in result.outputs:
-            print(f"  {path}")
+            print(f"  {_display(path)}")
         print(f"Terminé en {time.perf_counter() - start:.1f} s.")
     return 0
+
+
+def _display(path: Path) -> str:
+    """Show a path relative to the working folder when it is inside it."""
+    full = path.resolve()
+    try:
+        return str(full.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(full)
 
 
 def _validate(args: argparse.Namespace) -> int:
