@@ -19,9 +19,11 @@ import pandas as pd
 
 from observatoire import __version__
 from observatoire.config import Territory
+from observatoire.errors import BuildError
 from observatoire.geopackage import GeoPackageWriter, layer_checksum
 from observatoire.ingest import Layers, ingest
 from observatoire.outputs import StagedFile
+from observatoire.publish.qgis import finalize_gpkg
 from observatoire.readers.common import SourceReport, checksum_files
 from observatoire.schema import LAYERS
 
@@ -122,9 +124,15 @@ def build(territory: Territory, *, progress: Progress | None = None) -> BuildRes
             _publish(layers, outputs, territory, say, extra)
             timings["publication"] = time.perf_counter() - t
             say("Publication des résultats…")
-            writer.commit()
+            writer.commit(finalize=lambda con: finalize_gpkg(con, outputs, territory))
+            published = [dest]
             for stage in extra:
-                stage.publish()
+                try:
+                    stage.publish()
+                except BuildError as exc:
+                    raise BuildError(f"{exc} ; déjà publiés : "
+                                     f"{', '.join(map(str, published))}") from None
+                published.append(stage.dest)
         finally:
             for stage in extra:
                 stage.discard()
@@ -150,10 +158,14 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame], territory: Te
              say: Progress, staged: list[StagedFile]) -> None:
     """Write maps and report to staged files (appended to ``staged`` as they are made)."""
     from observatoire.publish.carte import stage_map
+    from observatoire.publish.rapport import stage_report
 
     if territory.options.get("carte", True):
         say("Carte interactive…")
         staged.append(stage_map(outputs, territory))
+    if territory.options.get("rapport", True):
+        say("Rapport…")
+        staged.append(stage_report(outputs, layers.reports, territory))
 
 
 def _description(name: str, schema: object) -> str:

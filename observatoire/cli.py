@@ -71,9 +71,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ObservatoireError as exc:
         print(f"erreur : {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as exc:  # disk full, permission denied outside the readers
+        place = f"{exc.filename} : " if exc.filename else ""
+        print(f"erreur : {place}{exc.strerror or exc} ; les sorties précédentes sont intactes",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrompu : les sorties précédentes sont intactes", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line; the traceback with --verbose
+        if args.verbose:
+            raise
+        message = " ".join(str(exc).split())[:300]
+        print(f"erreur interne : {type(exc).__name__} : {message} ; relancez avec -v et "
+              f"signalez-la", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
     return EXIT_USER_ERROR
 
 

@@ -103,7 +103,8 @@ class Source:
     layer
         Layer name inside the file (``None``: the only or first layer).
     crs
-        CRS to assume when the file declares none.
+        CRS of the files, overriding their own: for files without ``.prj`` or
+        whose ``.prj`` is wrong.
     fields
         Canonical field name → source field name overrides.
     encoding
@@ -203,6 +204,7 @@ _OPTIONS: dict[str, type | tuple[type, ...]] = {
     "score_min_gisement": (int, float),
     "vacance": dict,
     "export_cnig": bool,
+    "noms_communes": dict,
 }
 
 
@@ -252,6 +254,8 @@ def _resolve_paths(raw: Any, key: str, base: Path, path: Path) -> tuple[Path, ..
         )
     out: list[Path] = []
     for item in items:
+        if "\x00" in item or not item.strip():
+            raise ConfigError(f"{path} : « {key} » : chemin vide ou invalide {item!r}")
         p = Path(item).expanduser()
         full = p if p.is_absolute() else base / p
         if any(ch in item for ch in "*?["):
@@ -306,11 +310,25 @@ def _parse_source(kind: str, raw: Any, key: str, base: Path, path: Path) -> Sour
         crs=crs,
         fields=MappingProxyType(dict(fields)),
         encoding=(
-            _typed(raw["encodage"], str, f"{key}.encodage", path) if "encodage" in raw else None
+            _check_encoding(_typed(raw["encodage"], str, f"{key}.encodage", path),
+                            f"{key}.encodage", path) if "encodage" in raw else None
         ),
         key=key,
         **extra,
     )
+
+
+def _check_encoding(value: str, key: str, path: Path) -> str:
+    import codecs
+
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise ConfigError(
+            f"{path} : valeur invalide pour « {key} » : {value!r} n'est pas un encodage connu "
+            f"(exemples : \"utf-8\", \"latin-1\", \"cp1252\")"
+        ) from None
+    return value
 
 
 def _check_crs(value: str, key: str, path: Path, *, legal: bool) -> str:
@@ -367,6 +385,8 @@ def load_territory(path: str | Path, *, output_dir: str | Path | None = None) ->
         raise ConfigError(f"{path} : TOML invalide ({exc}) ; corrigez la syntaxe") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path} : le fichier doit être encodé en UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} : fichier de territoire illisible ({exc.strerror})") from None
     base = path.resolve().parent
     _check_keys(doc, {"territoire", "sources", "sorties", "options", "profils"}, "", path)
 

@@ -12,7 +12,14 @@ from pathlib import Path
 
 
 class ObservatoireError(Exception):
-    """Root of the observatory's errors."""
+    """Root of the observatory's errors.
+
+    The message is always one line: line breaks coming from GDAL, tarfile or
+    another library quoted in it are folded, so the CLI prints one readable line.
+    """
+
+    def __str__(self) -> str:
+        return " ".join(line.strip() for line in super().__str__().splitlines() if line.strip())
 
 
 class ConfigError(ObservatoireError, ValueError):

@@ -20,11 +20,13 @@ from pathlib import Path
 from types import TracebackType
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
 
 from observatoire.errors import BuildError
+from observatoire.outputs import fsync_dir, remove_stale, staging_path
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +48,20 @@ class GeoPackageWriter:
 
     def __init__(self, dest: str | Path) -> None:
         self.dest = Path(dest)
-        self.tmp = self.dest.with_name(f".{self.dest.name}.{os.getpid()}.tmp")
+        self.tmp = staging_path(self.dest)
         self.descriptions: dict[str, str] = {}
         self._created = False
         self._layers: list[str] = []
 
     def __enter__(self) -> GeoPackageWriter:
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BuildError(
+                f"{self.dest.parent} : dossier de sortie impossible à créer ({exc.strerror}) ; "
+                f"choisissez un autre dossier (--out ou sorties.dossier)"
+            ) from None
+        remove_stale(self.dest)
         _remove(self.tmp)
         return self
 
@@ -92,11 +101,18 @@ class GeoPackageWriter:
         if spatial:
             opts["geometry_type"] = geometry_type
             opts["layer_options"] = {"SPATIAL_INDEX": "YES"}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            pyogrio.write_dataframe(frame, self.tmp, layer=name, driver="GPKG",
-                                    append=append and name in self._layers,
-                                    use_arrow=spatial and len(frame) > 0, **opts)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                pyogrio.write_dataframe(frame, self.tmp, layer=name, driver="GPKG",
+                                        append=append and name in self._layers,
+                                        use_arrow=spatial and len(frame) > 0, **opts)
+        except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+                pyogrio.errors.FieldError, pyogrio.errors.GeometryError) as exc:
+            raise BuildError(
+                f"{self.dest} : écriture de la couche « {name} » impossible ({exc}) ; "
+                f"vérifiez l'espace disque et les droits du dossier — rien n'a été publié"
+            ) from None
         self._created = True
         if name not in self._layers:
             self._layers.append(name)
@@ -132,10 +148,16 @@ class GeoPackageWriter:
             ok = con.execute("PRAGMA integrity_check").fetchone()[0]
             if ok != "ok":
                 raise BuildError(f"{self.tmp} : GeoPackage corrompu ({ok}) ; rien n'a été publié")
-        with open(self.tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(self.tmp, self.dest)
-        _fsync_dir(self.dest.parent)
+        try:
+            with open(self.tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(self.tmp, self.dest)
+        except OSError as exc:
+            raise BuildError(
+                f"{self.dest} : publication impossible ({exc.strerror}) ; le GeoPackage "
+                f"précédent est intact"
+            ) from None
+        fsync_dir(self.dest.parent)
         log.info("GeoPackage publié : %s", self.dest)
         return self.dest
 
@@ -176,32 +198,75 @@ def _remove(path: Path) -> None:
             p.unlink()
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def layer_checksum(frame: pd.DataFrame) -> str:
     """Return a content checksum of a layer: attributes and WKB, in a stable row order.
 
     Two builds from the same inputs give the same checksum whatever the order of
-    the input files.
+    the input files. Values are compared as written to the GeoPackage: NULL is
+    NULL whatever its pandas spelling (``None``, ``NaN``, ``<NA>``), ``1`` and
+    ``1.0`` are equal, booleans are 0/1 — so the checksum of a layer read back
+    from the GeoPackage equals the one printed by the build.
+
+    Parameters
+    ----------
+    frame
+        A layer (GeoDataFrame) or an attribute table.
+
+    Returns
+    -------
+    str
+        16 hexadecimal characters.
     """
-    df = frame.copy()
-    if isinstance(df, gpd.GeoDataFrame):
-        geom = df.geometry.name
-        wkb = shapely.to_wkb(shapely.normalize(df.geometry.values), hex=True, output_dimension=2)
-        df = pd.DataFrame(df.drop(columns=geom))
+    df = pd.DataFrame(frame).copy()
+    if isinstance(frame, gpd.GeoDataFrame):
+        geom = frame.geometry.name
+        wkb = shapely.to_wkb(shapely.normalize(frame.geometry.values), hex=True,
+                             output_dimension=2)
+        df = df.drop(columns=geom)
         df["__wkb__"] = wkb
     df = df.reindex(sorted(df.columns), axis=1)
-    rows = pd.util.hash_pandas_object(df.astype(str), index=False).sort_values().to_numpy()
+    canon = pd.DataFrame({c: _canonical(df[c]) for c in df.columns}, index=df.index)
+    rows = pd.util.hash_pandas_object(canon, index=False).sort_values().to_numpy()
     h = hashlib.sha256(rows.tobytes())
-    h.update(",".join(df.columns).encode())
+    h.update(",".join(map(str, df.columns)).encode())
     return h.hexdigest()[:16]
+
+
+_NULL = "\x1fNULL"  # no real text looks like this (and numpy keeps it intact)
+
+
+def _canonical(values: pd.Series) -> pd.Series:
+    """Text form of a column that does not depend on its pandas dtype."""
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        nums = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+        return pd.Series(_numbers(nums), index=values.index, dtype=object)
+    return values.astype(object).map(_value)
+
+
+def _numbers(nums: np.ndarray) -> np.ndarray:
+    """Integers without a decimal part, other floats in their shortest form, NaN as NULL."""
+    out = np.full(len(nums), _NULL, dtype=object)
+    finite = np.isfinite(nums)
+    integer = finite & (np.abs(nums) < 2**53)
+    integer[integer] = nums[integer] == np.round(nums[integer])
+    out[integer] = nums[integer].astype(np.int64).astype(str)
+    other = ~integer & ~np.isnan(nums)
+    out[other] = nums[other].astype(str)
+    return out
+
+
+def _number(v: float) -> str:
+    return str(_numbers(np.array([v], dtype="float64"))[0])
+
+
+def _value(v: object) -> str:
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return _NULL
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, (int, float)):
+        return _number(float(v))
+    return str(v)
 
 
 def read_layer(path: str | Path, layer: str) -> gpd.GeoDataFrame:

@@ -1,10 +1,81 @@
-"""Staged output files: written beside their destination, published by an atomic rename."""
+"""Staged output files: written beside their destination, published by an atomic rename.
+
+A build killed by SIGKILL cannot clean up after itself: its temporary files stay
+next to the outputs (``.carte.html.<pid>.tmp``). They never replace an output, and
+the next build removes those of dead processes (:func:`remove_stale`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 from pathlib import Path
+
+from observatoire.errors import BuildError
+
+log = logging.getLogger(__name__)
+
+
+def staging_path(dest: Path) -> Path:
+    """Return the temporary path of ``dest`` for this process: ``.name.<pid>.tmp``."""
+    return dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale(dest: Path) -> list[Path]:
+    """Remove the temporary files of ``dest`` left by builds that were killed.
+
+    Only files named like :func:`staging_path` (and their SQLite journals) whose
+    process is gone are removed; a concurrent build's files are left alone.
+
+    Parameters
+    ----------
+    dest
+        The output whose stale temporary files to remove.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    pattern = re.compile(re.escape(f".{dest.name}.") + r"(\d+)\.tmp(-journal|-wal|-shm)?$")
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(dest.parent):
+            m = pattern.match(entry.name)
+            if m and not _pid_alive(int(m.group(1))):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    if removed:
+        log.info("fichiers temporaires d'une exécution interrompue supprimés : %s",
+                 ", ".join(p.name for p in removed))
+    return removed
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries to disk (the rename of a published file)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class StagedFile:
@@ -18,20 +89,34 @@ class StagedFile:
 
     def __init__(self, dest: str | Path) -> None:
         self.dest = Path(dest)
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.dest.with_name(f".{self.dest.name}.{os.getpid()}.tmp")
+        try:
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BuildError(
+                f"{self.dest.parent} : dossier de sortie impossible à créer ({exc.strerror}) ; "
+                f"choisissez un autre dossier (--out ou sorties.dossier)"
+            ) from None
+        remove_stale(self.dest)
+        self.tmp = staging_path(self.dest)
 
     def publish(self) -> Path:
-        """Flush the temporary file to disk and rename it over the destination."""
-        with open(self.tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(self.tmp, self.dest)
-        with contextlib.suppress(OSError):
-            fd = os.open(self.dest.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        """Flush the temporary file to disk and rename it over the destination.
+
+        Raises
+        ------
+        BuildError
+            When the file cannot be published; the previous one is left intact.
+        """
+        try:
+            with open(self.tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(self.tmp, self.dest)
+        except OSError as exc:
+            raise BuildError(
+                f"{self.dest} : publication impossible ({exc.strerror}) ; la version "
+                f"précédente est intacte"
+            ) from None
+        fsync_dir(self.dest.parent)
         return self.dest
 
     def discard(self) -> None:

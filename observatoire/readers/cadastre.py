@@ -14,20 +14,23 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from observatoire.config import Source
-from observatoire.errors import SchemaError, SourceError, where
+from observatoire.errors import ObservatoireError, SchemaError, SourceError, where
 from observatoire.readers.common import (
     ReadResult,
     SourceReport,
     clean_geometries,
+    ensure_geometry,
+    first_line,
     map_fields,
     new_report,
+    numbers,
     pick_layer,
     read_vector,
     relative_name,
@@ -46,15 +49,16 @@ ETALAB_FIELDS = {
     "contenance": ["contenance"],
     "idu": ["id"],
 }
+# Also reads the Etalab shapefiles (same fields as the GeoJSON: id, commune…).
 BDPARCELLAIRE_FIELDS = {
-    "code_insee": ["DEPCOM", "code_insee", "insee"],
+    "code_insee": ["DEPCOM", "code_insee", "insee", "commune"],
     "code_dep": ["CODE_DEP"],
     "code_com": ["CODE_COM"],
     "prefixe": ["COM_ABS", "prefixe"],
     "section": ["SECTION"],
     "numero": ["NUMERO"],
     "contenance": ["CONTENANCE", "SUPF"],
-    "idu": ["IDU"],
+    "idu": ["IDU", "id"],
 }
 EDIGEO_FIELDS = {"idu12": ["IDU"], "contenance": ["SUPF"]}
 _SECTION = re.compile(r"^[0-9A-Z]{1,2}$")
@@ -81,10 +85,12 @@ def format_idu(code_insee: pd.Series, prefixe: pd.Series, section: pd.Series,
         Columns ``idu``, ``code_insee``, ``prefixe``, ``section``, ``numero``; a part
         that cannot be formatted leaves ``idu`` empty.
     """
-    insee = text(code_insee).str.upper()
-    pre = text(prefixe).fillna("000").str.zfill(3)
+    # Codes stored as numbers lose their leading zeros (1004 for Ain's 01004) or gain
+    # a decimal part (22.0): both are undone before padding.
+    insee = text(code_insee).str.upper().str.replace(r"^(\d{4})$", r"0\1", regex=True)
+    pre = _integer_text(text(prefixe)).fillna("000").str.zfill(3)
     sec = text(section).str.upper().str.zfill(2)
-    num = text(numero).str.zfill(4)
+    num = _integer_text(text(numero)).str.zfill(4)
     idu = insee + pre + sec + num
     ok = (insee.str.fullmatch(r"(\d{2}|2A|2B)\d{3}") & pre.str.fullmatch(r"\d{3}")
           & sec.str.fullmatch(r"[0-9A-Z]{2}") & num.str.fullmatch(r"\d{4}")).fillna(False)
@@ -97,10 +103,14 @@ def format_idu(code_insee: pd.Series, prefixe: pd.Series, section: pd.Series,
     })
 
 
+def _integer_text(values: pd.Series) -> pd.Series:
+    return values.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+
+
 def detect_format(path: Path) -> str:
     """Guess the cadastre format from the file name and its layers."""
     name = path.name.lower()
-    if name.endswith((".tar.bz2", ".thf", ".tbz2")):
+    if name.endswith((".tar.bz2", ".thf", ".tbz2", ".tar", ".tar.gz", ".tgz")):
         return "edigeo"
     if name.endswith((".json", ".json.gz", ".geojson", ".geojson.gz")):
         return "etalab"
@@ -142,7 +152,7 @@ def read_parcelles(source: Source, *, crs: str, base: Path | None = None,
         else:
             frame = _read_table(path, source, this_fmt, report)
         frame = to_territory_crs(frame, target=crs, declared=source.crs, path=path,
-                                 layer=source.layer, report=report)
+                                 layer=source.layer, report=report, key=source.key or None)
         frame = clean_geometries(frame, geometry_type="MultiPolygon", report=report, path=path,
                                  layer=source.layer)
         frame[LINEAGE] = relative_name(path, base)
@@ -165,7 +175,8 @@ def _read_table(path: Path, source: Source, fmt: str, report: SourceReport) -> g
         raw = _read_gzip_geojson(path, source)
     else:
         layer = pick_layer(path, source.layer)
-        raw = read_vector(path, layer, encoding=source.encoding)
+        raw = read_vector(path, layer, encoding=source.encoding, key=source.key or None)
+    raw = ensure_geometry(raw, path=path, layer=source.layer)
     report.features_read += len(raw)
     if fmt == "etalab":
         mapping = ETALAB_FIELDS
@@ -177,7 +188,8 @@ def _read_table(path: Path, source: Source, fmt: str, report: SourceReport) -> g
         raise SourceError(
             f"{where(path, source.layer)} : couche vide (aucune parcelle) ; vérifiez le fichier"
         )
-    fields = map_fields(raw, mapping, source.fields, path=path, layer=source.layer)
+    fields = map_fields(raw, mapping, source.fields, path=path, layer=source.layer,
+                        key=source.key or None)
     if "code_insee" not in fields and {"code_dep", "code_com"} <= set(fields.columns):
         fields["code_insee"] = text(fields["code_dep"]).str.zfill(2) + text(
             fields["code_com"]).str.zfill(3)
@@ -190,7 +202,8 @@ def _read_table(path: Path, source: Source, fmt: str, report: SourceReport) -> g
         missing = next(c for c in ("code_insee", "section", "numero") if c not in fields)
         raise SchemaError(
             f"{where(path, source.layer, missing)} : champ obligatoire introuvable ; indiquez-le "
-            f"avec « champs.{missing} = \"NOM_DU_CHAMP\" » ou fournissez un champ IDU"
+            f"avec « {source.key or 'sources.parcelles'}.champs.{missing} = \"NOM_DU_CHAMP\" » "
+            f"ou fournissez un champ IDU"
         )
     bad = parts["idu"].isna()
     if bad.all():
@@ -202,8 +215,8 @@ def _read_table(path: Path, source: Source, fmt: str, report: SourceReport) -> g
         )
     report.count("parcelles sans identifiant valide écartées", int(bad.sum()))
     out = parts.copy()
-    out["contenance"] = pd.to_numeric(fields.get("contenance"), errors="coerce") \
-        if "contenance" in fields else np.nan
+    out["contenance"] = (numbers(fields["contenance"], report=report, field_name="contenance")
+                         if "contenance" in fields else np.nan)
     frame = gpd.GeoDataFrame(out, geometry=raw.geometry.values, crs=raw.crs)
     return frame[~bad.to_numpy()]
 
@@ -223,76 +236,155 @@ def split_idu(idu: pd.Series) -> pd.DataFrame:
 
 def _read_gzip_geojson(path: Path, source: Source) -> gpd.GeoDataFrame:
     # GDAL reads .gz through /vsigzip/, but reports a truncated archive vaguely:
-    # decompressing first gives a clear message and checks the CRC.
+    # decompressing first (streamed, to a temporary file) gives a clear message and
+    # checks the CRC.
+    with tempfile.TemporaryDirectory(prefix="observatoire-") as tmp:
+        plain = Path(tmp) / path.name[:-3]
+        try:
+            with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+                while chunk := _read_chunk(src, path):
+                    dst.write(chunk)
+        except SourceError:
+            raise
+        except OSError as exc:
+            raise SourceError(
+                f"{path} : décompression impossible ({exc.strerror or exc}) ; vérifiez "
+                f"l'espace disque du dossier temporaire"
+            ) from None
+        try:
+            return read_vector(plain, source.layer, encoding=source.encoding,
+                               key=source.key or None)
+        except ObservatoireError as exc:
+            raise type(exc)(str(exc).replace(str(plain), str(path))) from None
+
+
+def _read_chunk(src: gzip.GzipFile, path: Path) -> bytes:
     try:
-        with gzip.open(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError, zlib.error) as exc:
+        return src.read(1 << 20)
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise SourceError(
             f"{path} : archive gzip corrompue ou tronquée ({exc}) ; téléchargez-la à nouveau"
         ) from None
-    with tempfile.TemporaryDirectory(prefix="observatoire-") as tmp:
-        plain = Path(tmp) / path.name[:-3]
-        plain.write_bytes(data)
-        try:
-            return read_vector(plain, source.layer, encoding=source.encoding)
-        except SourceError as exc:
-            raise SourceError(str(exc).replace(str(plain), str(path))) from None
 
 
 def _read_edigeo(path: Path, source: Source, report: SourceReport, *,
                  communes: tuple[str, ...]) -> gpd.GeoDataFrame:
-    """Read the parcels of one EDIGEO sheet (``.tar.bz2`` as distributed, or a ``.THF``)."""
+    """Read the parcels of an EDIGEO file.
+
+    ``path`` is one sheet (``.tar.bz2`` as distributed), an archive bundling several
+    sheet archives (a whole commune), or an extracted ``.THF``. Every sheet found is
+    read; in a bundle, a sheet without parcels is counted rather than refused.
+    """
     with tempfile.TemporaryDirectory(prefix="observatoire-edigeo-") as tmp:
         if path.suffix.upper() == ".THF":
-            thf = path
+            sheets = [(path, path)]
         else:
-            thf = _extract_edigeo(path, Path(tmp))
-        layer = source.layer or "PARCELLE_id"
-        raw = read_vector(thf, layer)
-        report.features_read += len(raw)
-        if len(raw) == 0:
-            raise SourceError(f"{where(path, layer)} : feuille EDIGEO sans parcelle")
-        fields = map_fields(raw, EDIGEO_FIELDS, source.fields, path=path, layer=layer,
-                            required=["idu12"])
-        dep = _edigeo_departement(path, thf, communes)
-        idu12 = text(fields["idu12"]).str.upper()
-        idu14 = dep + idu12
-        parts = split_idu(idu14)
-        bad = parts["idu"].isna()
-        report.count("parcelles sans identifiant valide écartées", int(bad.sum()))
-        parts["contenance"] = pd.to_numeric(fields.get("contenance"), errors="coerce")
-        frame = gpd.GeoDataFrame(parts, geometry=raw.geometry.values, crs=raw.crs)
-        return frame[~bad.to_numpy()]
+            sheets = _extract_edigeo(path, Path(tmp), budget=[EDIGEO_MAX_BYTES])
+        frames = []
+        for origin, thf in sheets:
+            frame = _read_sheet(path, origin, thf, source, report, communes=communes)
+            if len(frame) == 0 and len(sheets) == 1:
+                raise SourceError(f"{where(path, source.layer or 'PARCELLE_id')} : feuille "
+                                  f"EDIGEO sans parcelle")
+            report.count("feuilles EDIGEO sans parcelle", int(len(frame) == 0))
+            frames.append(frame)
+    if len(frames) == 1:
+        return frames[0]
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry",
+                            crs=frames[0].crs)
 
 
-def _extract_edigeo(path: Path, dest: Path) -> Path:
+def _read_sheet(path: Path, origin: Path, thf: Path, source: Source, report: SourceReport,
+                *, communes: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """Read the parcels of one extracted sheet (``origin``: the archive it came in)."""
+    layer = source.layer or "PARCELLE_id"
+    label = f"{path} ({origin.name})" if origin != path else f"{path} ({thf.name})"
     try:
-        with tarfile.open(path, "r:*") as tar:
-            members = [m for m in tar.getmembers() if m.isfile()]
-            for m in members:
-                # Flatten: sheets sometimes nest a folder; never trust member paths.
-                target = dest / Path(m.name).name
+        raw = ensure_geometry(read_vector(thf, layer), path=thf, layer=layer)
+    except ObservatoireError as exc:
+        raise type(exc)(str(exc).replace(str(thf), label)) from None
+    report.features_read += len(raw)
+    fields = map_fields(raw, EDIGEO_FIELDS, source.fields, path=path, layer=layer,
+                        required=["idu12"], key=source.key or None)
+    dep = _edigeo_departement(origin if origin != thf else path, communes)
+    parts = split_idu(dep + text(fields["idu12"]).str.upper())
+    bad = parts["idu"].isna()
+    report.count("parcelles sans identifiant valide écartées", int(bad.sum()))
+    parts["contenance"] = (numbers(fields["contenance"], report=report, field_name="contenance")
+                           if "contenance" in fields else np.nan)
+    frame = gpd.GeoDataFrame(parts, geometry=raw.geometry.values, crs=raw.crs)
+    return frame[~bad.to_numpy()]
+
+
+#: An EDIGEO sheet holds a few MB; more means this is not one (or an archive bomb).
+EDIGEO_MAX_BYTES = 512 * 1024 * 1024
+_NESTED = (".tar.bz2", ".tbz2", ".tar.gz", ".tgz", ".tar")
+
+
+def _extract_edigeo(path: Path, dest: Path, *, budget: list[int], depth: int = 0
+                    ) -> list[tuple[Path, Path]]:
+    """Extract an EDIGEO archive; return ``(archive, THF)`` for every sheet found.
+
+    Member paths are never trusted: ``..`` and absolute parts are dropped, links
+    skipped, so nothing is written outside ``dest``. Sheet archives bundled in
+    the archive are extracted too (one level).
+    """
+    try:
+        # Streamed ("r|*"): one decompression pass, members extracted as they come.
+        with tarfile.open(path, "r|*") as tar:
+            for m in tar:
+                if not m.isfile():
+                    continue
+                budget[0] -= m.size
+                if budget[0] < 0:
+                    raise SourceError(
+                        f"{path} : archive de plus de {EDIGEO_MAX_BYTES >> 20} Mo une fois "
+                        f"décompressée ; ce n'est pas une feuille EDIGEO PCI"
+                    )
+                parts = [p for p in PurePosixPath(m.name.replace("\\", "/")).parts
+                         if p not in ("", ".", "..", "/")]
+                if not parts:
+                    continue
+                target = dest.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
                 src = tar.extractfile(m)
                 if src is None:
                     continue
                 with src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out)
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
+        if isinstance(exc, SourceError):
+            raise
+        reason = ("archive tar illisible" if isinstance(exc, tarfile.ReadError)
+                  else first_line(exc))
         raise SourceError(
-            f"{path} : archive EDIGEO corrompue ou tronquée ({exc}) ; téléchargez-la à nouveau"
+            f"{path} : archive EDIGEO corrompue ou tronquée ({reason}) ; téléchargez-la à "
+            f"nouveau (feuille .tar.bz2 telle que distribuée par la DGFiP)"
         ) from None
-    thfs = sorted(dest.glob("*.[Tt][Hh][Ff]"))
-    if not thfs:
+    sheets = [(path, thf) for thf in sorted(dest.rglob("*.[Tt][Hh][Ff]"))]
+    if depth == 0:
+        nested = sorted(p for p in dest.rglob("*") if p.is_file()
+                        and p.name.lower().endswith(_NESTED))
+        for i, inner in enumerate(nested):
+            folder = dest / f".feuille-{i}"
+            folder.mkdir()
+            try:
+                sheets += _extract_edigeo(inner, folder, budget=budget, depth=1)
+            except SourceError as exc:
+                raise SourceError(str(exc).replace(str(inner), f"{path} ({inner.name})")
+                                  ) from None
+    if not sheets:
         raise SourceError(
             f"{path} : aucune fiche .THF dans l'archive ; ce n'est pas une feuille EDIGEO PCI"
         )
-    return thfs[0]
+    return sheets
 
 
-def _edigeo_departement(path: Path, thf: Path, communes: tuple[str, ...]) -> str:
+def _edigeo_departement(path: Path, communes: tuple[str, ...]) -> str:
     """Département code of an EDIGEO sheet: from its name, else from the territory."""
-    m = re.search(r"(\d{2}|2A|2B)(\d{3})[0-9A-Z]{3}[0-9A-Z]{2}\d{2}", path.name.upper())
+    name = path.name.upper()
+    m = re.search(r"(\d{2}|2A|2B)(\d{3})[0-9A-Z]{3}[0-9A-Z]{2}\d{2}", name) or re.search(
+        r"EDIGEO[-_](\d{2}|2A|2B)(\d{3})", name)
     if m:
         return m.group(1)
     deps = sorted({c[:2] for c in communes})
@@ -305,28 +397,33 @@ def _edigeo_departement(path: Path, thf: Path, communes: tuple[str, ...]) -> str
 
 
 def _dedupe(parcels: gpd.GeoDataFrame, report: SourceReport) -> gpd.GeoDataFrame:
-    """Keep one feature per IDU: identical duplicates dropped, differing ones reported.
+    """Keep one feature per IDU: identical duplicates merged, differing ones reported.
 
     When two features share an IDU with different geometries (two vintages, two
-    overlapping files), the largest is kept, deterministically, and the rest
-    counted: the choice does not depend on the order of the input files.
+    overlapping files), the largest is kept and the rest counted. Ties are broken
+    by the geometry's bytes, then the source file's name, then the contenance, so
+    the result never depends on the order of the input files.
     """
     dup = parcels["idu"].duplicated(keep=False)
     if not dup.any():
         return parcels
     d = parcels[dup].copy()
-    d["_wkb"] = d.geometry.normalize().to_wkb()
-    d["_area"] = d.geometry.area
-    identical = d.duplicated(subset=["idu", "_wkb"], keep="first")
+    d["_wkb"] = d.geometry.normalize().to_wkb().map(bytes.hex)
+    d["_area"] = d.geometry.area.round(6)
+    d["_lineage"] = d[LINEAGE].astype(str) if LINEAGE in d else ""
+    d = d.sort_values(["idu", "_area", "_wkb", "_lineage", "contenance"],
+                      ascending=[True, False, True, True, True], kind="stable",
+                      na_position="last")
+    first = ~d["idu"].duplicated(keep="first")
+    kept_wkb = d["idu"].map(d.loc[first].set_index("idu")["_wkb"])
+    identical = ~first & (d["_wkb"] == kept_wkb)
+    differing = ~first & ~identical
     report.count("parcelles en double identiques fusionnées", int(identical.sum()))
-    d = d[~identical]
-    d = d.sort_values(["idu", "_area", "_wkb"], ascending=[True, False, True], kind="stable")
-    differing = d["idu"].duplicated(keep="first")
     if differing.any():
         report.count("parcelles en double de géométrie différente (la plus grande gardée)",
                      int(differing.sum()))
         log.warning("%d parcelles en double avec des géométries différentes, ex. %s",
                     int(differing.sum()), d.loc[differing, "idu"].iloc[0])
-    kept = d[~differing].drop(columns=["_wkb", "_area"])
+    kept = d[first].drop(columns=["_wkb", "_area", "_lineage"])
     return gpd.GeoDataFrame(pd.concat([parcels[~dup], kept]), geometry="geometry",
                             crs=parcels.crs)

@@ -3,15 +3,41 @@
 The functions here are the only ones in the readers that touch GDAL; each turns
 GDAL's failures into :class:`SourceError` / :class:`CRSError` messages that name
 the file and layer and say what to do.
+
+What is refused, and what is repaired and counted in the source's report (the
+``reparations`` column of the ``sources`` table, the CLI and ``validate``):
+
+========================================  =============================================
+Input                                     Behaviour
+========================================  =============================================
+missing, 0-byte, folder, not a GIS file,  refused (:class:`SourceError`)
+truncated or corrupt (.json, .gz, .tar…)
+empty layer                               refused (:class:`SourceError`)
+no CRS and no ``crs`` key                 refused (:class:`CRSError`, names the key)
+most coordinates outside the CRS's        refused (:class:`CRSError`, with a hint:
+domain (Lambert-93 numbers said 4326)     metres or degrees), fixed by the ``crs`` key
+a few NaN or absurd coordinates           features dropped, counted
+nothing of the layer's geometry type      refused (:class:`GeometryError`)
+invalid geometries (bow-tie, ring         repaired with ``make_valid``, counted
+touching itself)
+null, empty, collapsed (to a line) or     features dropped, counted
+other-type geometries
+Z / M coordinates, unclosed rings         dropped to 2D, closed
+text that is not in the file's encoding   refused, names the ``encodage`` key
+numbers stored as text (``"1 234,5"``)    parsed; unreadable ones set to NULL, counted
+========================================  =============================================
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import datetime as dt
+import functools
 import hashlib
 import logging
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,14 +148,22 @@ def new_report(kind: str, paths: Iterable[Path], fmt: str, layer: str | None = N
 
 def check_file(path: Path) -> None:
     """Raise :class:`SourceError` unless ``path`` is a non-empty readable file."""
-    if not path.exists():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+        size = path.stat().st_size if exists else 0
+    except (OSError, ValueError) as exc:  # name too long, NUL byte, permission denied
+        raise SourceError(
+            f"{path} : chemin inaccessible ({first_line(exc)}) ; vérifiez le chemin dans le "
+            f"fichier de territoire"
+        ) from None
+    if not exists:
         raise SourceError(
             f"{path} : fichier introuvable ; vérifiez le chemin dans le fichier de territoire "
             f"(il est relatif au dossier de ce fichier)"
         )
-    if path.is_dir():
+    if is_dir:
         raise SourceError(f"{path} : c'est un dossier, pas un fichier ; indiquez le fichier")
-    if path.stat().st_size == 0:
+    if size == 0:
         raise SourceError(f"{path} : fichier vide (0 octet) ; téléchargez-le à nouveau")
 
 
@@ -137,10 +171,11 @@ def list_layers(path: Path) -> list[str]:
     """Return the vector layers of ``path``, or raise a readable :class:`SourceError`."""
     check_file(path)
     try:
-        return [str(name) for name, _ in pyogrio.list_layers(path)]
+        with gdal_notes(path, None):
+            return [str(name) for name, _ in pyogrio.list_layers(path)]
     except Exception as exc:  # GDAL raises several types for the same unreadable file.
         raise SourceError(
-            f"{path} : fichier illisible ou format non reconnu ({_first_line(exc)}) ; "
+            f"{path} : fichier illisible ou format non reconnu ({gdal_reason(exc, path)}) ; "
             f"vérifiez qu'il est complet (téléchargement interrompu ?) et de format vectoriel"
         ) from None
 
@@ -166,10 +201,63 @@ def pick_layer(path: Path, layer: str | None, *, prefer: Iterable[str] = ()) -> 
     return vector[0]
 
 
+@contextlib.contextmanager
+def gdal_notes(path: Path, layer: str | None) -> Iterator[None]:
+    """Turn GDAL's and pyogrio's warnings into debug log lines.
+
+    GDAL warns about things the readers then handle and count (unclosed rings,
+    measured geometries, field types); they must not reach the user as Python
+    warnings, nor become errors where warnings are errors (the test suite).
+    """
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always")
+        yield
+    for note in notes:
+        log.debug("%s : %s", where(path, layer), note.message)
+
+
+def gdal_encoding(name: str) -> str:
+    """Return the GDAL (iconv) name of an encoding given in Python's spelling.
+
+    GDAL ignores names it does not know (``latin-1``), so the territory file's
+    ``encodage`` is translated: ``latin-1`` → ``ISO-8859-1``, ``cp1252`` → ``CP1252``.
+
+    Parameters
+    ----------
+    name
+        Any name :func:`codecs.lookup` accepts.
+
+    Returns
+    -------
+    str
+        The name to pass to GDAL.
+
+    Raises
+    ------
+    SourceError
+        When the encoding is unknown.
+    """
+    try:
+        canon = codecs.lookup(name).name
+    except LookupError:
+        raise SourceError(
+            f"encodage inconnu « {name} » ; utilisez par ex. \"utf-8\", \"latin-1\" ou "
+            f"\"cp1252\""
+        ) from None
+    if canon.startswith("iso8859-"):
+        return "ISO-8859-" + canon.removeprefix("iso8859-")
+    return canon.upper()  # utf-8 → UTF-8, cp1252 → CP1252
+
+
 def read_vector(path: Path, layer: str | None = None, *, encoding: str | None = None,
                 columns: list[str] | None = None, bbox: tuple[float, ...] | None = None,
-                **kwargs: Any) -> gpd.GeoDataFrame:
+                key: str | None = None, **kwargs: Any) -> gpd.GeoDataFrame:
     """Read a vector layer with pyogrio (Arrow when possible), with readable errors.
+
+    Text fields are returned as Python strings (``object`` columns). A shapefile
+    without ``.cpg`` is decoded with the encoding GDAL detects (ISO-8859-1 by
+    default); ``encoding`` forces another. Geometries GDAL cannot express as valid
+    WKB (unclosed rings) are fixed when possible, otherwise read as NULL.
 
     Parameters
     ----------
@@ -178,111 +266,290 @@ def read_vector(path: Path, layer: str | None = None, *, encoding: str | None = 
     layer
         The layer (``None``: the first one).
     encoding
-        Attribute encoding to force.
+        Attribute encoding to force (Python or GDAL spelling: ``latin-1``, ``cp1252``).
     columns
         Subset of fields to read.
     bbox
         Only features intersecting this box (in the file's CRS).
+    key
+        The TOML key of the source (``sources.zonage``), for messages.
     **kwargs
         Passed to :func:`pyogrio.read_dataframe`.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        The layer as stored (no reprojection, no repair).
+        The layer as stored (no reprojection, no repair); a plain DataFrame when
+        the layer has no geometry.
 
     Raises
     ------
     SourceError
-        When GDAL cannot read the file.
+        When GDAL cannot read the file, or its text is not in the expected encoding.
     """
     check_file(path)
-    opts: dict[str, Any] = dict(layer=layer, columns=columns, bbox=bbox, **kwargs)
+    opts: dict[str, Any] = dict(layer=layer, columns=columns, bbox=bbox, on_invalid="fix")
+    opts.update(kwargs)
     if encoding:
-        opts["encoding"] = encoding
+        opts["encoding"] = gdal_encoding(encoding)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with gdal_notes(path, layer):
             try:
-                return pyogrio.read_dataframe(path, use_arrow=True, **opts)
+                frame = pyogrio.read_dataframe(path, use_arrow=True, **opts)
+                return _python_text(frame)
             except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError):
                 raise
             except Exception:
-                # Arrow refuses a few drivers/encodings; the classic path reads them.
-                return pyogrio.read_dataframe(path, use_arrow=False, **opts)
+                # Arrow refuses a few drivers and undecodable text (a latin-1 shapefile
+                # without .cpg); the classic path decodes with the detected encoding.
+                frame = pyogrio.read_dataframe(path, use_arrow=False, **opts)
+                return _python_text(frame)
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{where(path, layer)} : texte illisible en {encoding or exc.encoding} (octet "
+            f"0x{exc.object[exc.start]:02x}) ; déclarez l'encodage des attributs avec "
+            f"« {key + '.' if key else ''}encodage = \"latin-1\" » (ou \"cp1252\") dans le "
+            f"fichier de territoire (fichier .cpg absent ou faux ?)"
+        ) from None
     except Exception as exc:
         raise SourceError(
-            f"{where(path, layer)} : lecture impossible ({_first_line(exc)}) ; vérifiez que le "
-            f"fichier est complet et non corrompu (téléchargez-le à nouveau)"
+            f"{where(path, layer)} : lecture impossible ({gdal_reason(exc, path)}) ; vérifiez "
+            f"que le fichier est complet et non corrompu (téléchargez-le à nouveau)"
         ) from None
 
 
-def _first_line(exc: BaseException) -> str:
+def _python_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn Arrow-backed text columns into Python strings (decoding them now, not later)."""
+    geom = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
+    for col in frame.columns:
+        if col != geom and pd.api.types.is_string_dtype(frame[col].dtype):
+            frame[col] = frame[col].astype(object)
+    return frame
+
+
+def ensure_geometry(frame: pd.DataFrame, *, path: Path, layer: str | None
+                    ) -> gpd.GeoDataFrame:
+    """Return ``frame`` when it has a geometry column, else raise :class:`GeometryError`."""
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise GeometryError(
+            f"{where(path, layer)} : table sans géométrie ; indiquez une couche géographique "
+            f"(clé « couche ») ou un fichier qui en contient"
+        )
+    return frame
+
+
+def gdal_reason(exc: BaseException, path: Path) -> str:
+    """Return GDAL's reason for a failure, short and without repeating the path."""
+    reason = first_line(exc).split("; It might help")[0].replace(f"'{path}'", "").strip()
+    if "not recognized as being in a supported file format" in reason:
+        return "format non reconnu par GDAL"
+    return reason
+
+
+def first_line(exc: BaseException) -> str:
+    """Return the first line of an exception's message (at most 200 characters)."""
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
 
 
 def to_territory_crs(frame: gpd.GeoDataFrame, *, target: str, declared: str | None,
-                     path: Path, layer: str | None, report: SourceReport) -> gpd.GeoDataFrame:
+                     path: Path, layer: str | None, report: SourceReport,
+                     key: str | None = None) -> gpd.GeoDataFrame:
     """Bring a layer to the territory CRS after checking its own CRS.
 
-    A layer without CRS takes ``declared`` (the ``crs`` key of the source) or is
-    refused. Coordinates that cannot belong to the CRS (Lambert-93 numbers in a
-    file that says EPSG:4326) are refused.
+    The CRS declared in the territory file (the source's ``crs`` key) wins over
+    the file's own: it is how a user fixes a missing or wrong ``.prj``. A layer
+    with no CRS and none declared is refused. Coordinates are checked against the
+    domain of the source CRS and, after reprojection, of the territory CRS: when
+    most features fall outside, the CRS is wrong and the layer is refused; a few
+    features with absurd or non-finite (NaN) coordinates are dropped and counted.
+
+    Parameters
+    ----------
+    frame
+        The layer as read.
+    target
+        The territory's CRS.
+    declared
+        The CRS declared for the source, if any.
+    path, layer
+        For messages.
+    report
+        Receives the CRS read and the features dropped.
+    key
+        The TOML key of the source (``sources.parcelles``), for messages.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The layer in ``target``.
 
     Raises
     ------
     CRSError
-        No CRS and none declared, or coordinates outside the CRS's domain.
+        No CRS and none declared, or coordinates that contradict the CRS.
     """
-    crs = frame.crs
-    if crs is None:
-        if declared is None:
-            raise CRSError(
-                f"{where(path, layer)} : aucun système de coordonnées (pas de .prj ?) ; "
-                f"déclarez-le avec la clé « crs » de la source (ex. crs = \"EPSG:2154\")"
-            )
-        crs = CRS.from_user_input(declared)
-        frame = frame.set_crs(crs, allow_override=True)
-    src = CRS.from_user_input(crs)
-    epsg = src.to_epsg(min_confidence=70)
-    report.crs_in = f"EPSG:{epsg}" if epsg else src.name
-    check_coordinates(frame, path=path, layer=layer)
+    crs_key = f"{key}.crs" if key else "crs"
+    if declared is not None:
+        declared_crs = CRS.from_user_input(declared)
+        if frame.crs is not None and not _same_crs(frame.crs, declared_crs):
+            log.info("%s : CRS du fichier (%s) remplacé par %s (%s)", where(path, layer),
+                     _crs_label(CRS.from_user_input(frame.crs)), declared, crs_key)
+            report.count("CRS du fichier remplacé par celui déclaré (fichiers)", 1)
+        frame = frame.set_crs(declared_crs, allow_override=True)
+    elif frame.crs is None:
+        raise CRSError(
+            f"{where(path, layer)} : aucun système de coordonnées (pas de .prj ?) ; "
+            f"déclarez-le avec la clé « {crs_key} » du fichier de territoire "
+            f"(ex. crs = \"EPSG:2154\")"
+        )
+    src = CRS.from_user_input(frame.crs)
+    report.crs_in = _crs_label(src)
+    frame = screen_coordinates(frame, path=path, layer=layer, report=report, key=crs_key)
     target_crs = CRS.from_user_input(target)
-    if epsg == target_crs.to_epsg():
+    if _same_crs(src, target_crs):
         # Same CRS described differently (IGNF WKT of EDIGEO, ESRI .prj): relabel only.
         return frame.set_crs(target_crs, allow_override=True)
-    return frame.to_crs(target_crs)
+    try:
+        with gdal_notes(path, layer):
+            out = frame.to_crs(target_crs)
+    except Exception as exc:  # pyproj refuses some transformations outright
+        raise CRSError(
+            f"{where(path, layer)} : reprojection de {_crs_label(src)} vers {target} impossible "
+            f"({first_line(exc)}) ; vérifiez le système de coordonnées (clé « {crs_key} »)"
+        ) from None
+    return screen_coordinates(out, path=path, layer=layer, report=report, key=crs_key,
+                              source_crs=src)
 
 
-def check_coordinates(frame: gpd.GeoDataFrame, *, path: Path, layer: str | None) -> None:
-    """Refuse non-finite coordinates and bounds that contradict the declared CRS."""
+def epsg_code(crs: Any) -> int | None:
+    """Return the EPSG code of a CRS (70 % confidence), or ``None``.
+
+    Matching a WKT against the EPSG database takes a tenth of a second (EDIGEO's
+    IGNF:LAMB93, ESRI ``.prj``); the answer is cached per WKT.
+    """
+    return _epsg_of_wkt(CRS.from_user_input(crs).to_wkt())
+
+
+@functools.lru_cache(maxsize=64)
+def _epsg_of_wkt(wkt: str) -> int | None:
+    return CRS.from_wkt(wkt).to_epsg(min_confidence=70)
+
+
+def _same_crs(a: Any, b: Any) -> bool:
+    ca, cb = CRS.from_user_input(a), CRS.from_user_input(b)
+    ea, eb = epsg_code(ca), epsg_code(cb)
+    if ea is not None and eb is not None:
+        return bool(ea == eb)
+    return bool(ca == cb)
+
+
+def _crs_label(crs: CRS) -> str:
+    epsg = epsg_code(crs)
+    return f"EPSG:{epsg}" if epsg else crs.name
+
+
+def _coordinate_problems(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray,
+                                                             tuple[float, ...] | None]:
+    """Per feature: non-finite coordinates, and coordinates outside the CRS's domain."""
     geoms = frame.geometry.values
+    n = len(geoms)
+    nonfinite = np.zeros(n, dtype=bool)
+    outside = np.zeros(n, dtype=bool)
     present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     if not present.any():
-        return
-    coords = shapely.get_coordinates(geoms[present])
-    if len(coords) and not np.isfinite(coords).all():
-        bad = np.flatnonzero(present)[0]
-        raise CRSError(
-            f"{where(path, layer)} : coordonnées non finies (NaN ou infinies), ex. entité "
-            f"{frame.index[bad]} ; corrigez ou retirez ces entités"
-        )
-    epsg = (CRS.from_user_input(frame.crs).to_epsg(min_confidence=70)
-            if frame.crs is not None else None)
+        return nonfinite, outside, None
+    coords, idx = shapely.get_coordinates(geoms, return_index=True)
+    nonfinite[np.unique(idx[~np.isfinite(coords).all(axis=1)])] = True
+    epsg = epsg_code(frame.crs) if frame.crs is not None else None
     bounds = CRS_BOUNDS.get(epsg) if epsg else None
-    if bounds is None:
-        return
-    xmin, ymin, xmax, ymax = shapely.total_bounds(geoms[present])
-    if xmin < bounds[0] or ymin < bounds[1] or xmax > bounds[2] or ymax > bounds[3]:
-        hint = ""
-        if epsg in (4326, 4171) and abs(xmax) > 1000:
-            hint = (" : ces nombres ressemblent à des mètres (Lambert-93 ?) ; déclarez "
-                    "crs = \"EPSG:2154\" dans la source ou corrigez le .prj du fichier")
+    if bounds is not None:
+        ok = present & ~nonfinite
+        b = shapely.bounds(geoms[ok])
+        out_ok = ((b[:, 0] < bounds[0]) | (b[:, 1] < bounds[1]) | (b[:, 2] > bounds[2])
+                  | (b[:, 3] > bounds[3]))
+        outside[np.flatnonzero(ok)[out_ok]] = True
+    return nonfinite, outside, bounds
+
+
+def screen_coordinates(frame: gpd.GeoDataFrame, *, path: Path, layer: str | None,
+                       report: SourceReport, key: str = "crs",
+                       source_crs: CRS | None = None) -> gpd.GeoDataFrame:
+    """Drop a few features with absurd coordinates, or refuse a layer in the wrong CRS.
+
+    Parameters
+    ----------
+    frame
+        A layer with its CRS set.
+    path, layer, key
+        For messages (``key`` is the TOML key of the source's CRS).
+    report
+        Counts the features dropped.
+    source_crs
+        When ``frame`` was reprojected, the CRS it came from (for messages).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``frame`` without the features whose coordinates are non-finite or outside
+        the CRS's domain over French territory.
+
+    Raises
+    ------
+    CRSError
+        In the source CRS, when more than half of the features are concerned (the
+        declared CRS is wrong); after reprojection (``source_crs`` given), when all
+        are (a national file legitimately holds features outside the territory's
+        projection, e.g. overseas sites for a metropolitan territory).
+    """
+    nonfinite, outside, bounds = _coordinate_problems(frame)
+    bad = nonfinite | outside
+    if not bad.any():
+        return frame
+    geoms = frame.geometry.values
+    present = int((~(shapely.is_missing(geoms) | shapely.is_empty(geoms))).sum())
+    epsg = epsg_code(frame.crs)
+    first = frame.index[np.flatnonzero(bad)[0]]
+    n_bad = int(bad.sum())
+    refused = n_bad >= present if source_crs is not None else 2 * n_bad > present
+    if refused:
+        if nonfinite.sum() >= outside.sum() and source_crs is None:
+            raise CRSError(
+                f"{where(path, layer)} : coordonnées non finies (NaN ou infinies) pour "
+                f"{int(nonfinite.sum())} entité(s) sur {present} (ex. entité {first}) ; "
+                f"le fichier est corrompu — corrigez-le ou téléchargez-le à nouveau"
+            )
+        xmin, ymin, xmax, ymax = shapely.total_bounds(geoms[~nonfinite])
+        if source_crs is not None:
+            hint = (f"une fois reprojetées depuis {_crs_label(source_crs)}, elles tombent hors "
+                    f"du domaine de la projection du territoire ; vérifiez le CRS de la source "
+                    f"(clé « {key} » ; axes inversés ?) et « territoire.crs »")
+        elif epsg in (4326, 4171, 4258) and max(abs(xmax), abs(ymax)) > 1000:
+            hint = (f"ces nombres ressemblent à des mètres (Lambert-93 ?) ; déclarez "
+                    f"« {key} = \"EPSG:2154\" » dans le fichier de territoire ou corrigez le "
+                    f".prj du fichier")
+        elif max(abs(xmin), abs(xmax), abs(ymin), abs(ymax)) <= 360:
+            hint = (f"ces nombres ressemblent à des degrés (WGS 84 ?) ; déclarez "
+                    f"« {key} = \"EPSG:4326\" » dans le fichier de territoire ou corrigez le "
+                    f".prj du fichier")
+        else:
+            hint = (f"vérifiez le système de coordonnées du fichier ou déclarez le bon avec "
+                    f"« {key} »")
         raise CRSError(
-            f"{where(path, layer)} : coordonnées incompatibles avec EPSG:{epsg} "
-            f"(emprise {xmin:.6g}, {ymin:.6g}, {xmax:.6g}, {ymax:.6g}){hint or ' ; vérifiez le système de coordonnées déclaré'}"
+            f"{where(path, layer)} : coordonnées incompatibles avec EPSG:{epsg} pour "
+            f"{int(bad.sum())} entité(s) sur {present} (emprise {xmin:.6g}, {ymin:.6g}, "
+            f"{xmax:.6g}, {ymax:.6g}) : {hint}"
         )
+    report.count("entités aux coordonnées non finies (NaN) écartées", int(nonfinite.sum()))
+    if source_crs is None:
+        report.count(f"entités aux coordonnées hors du domaine de EPSG:{epsg} écartées",
+                     int(outside.sum()))
+    else:
+        report.count(f"entités hors du domaine de la projection du territoire (EPSG:{epsg}) "
+                     f"écartées", int(outside.sum()))
+    log.warning("%s : %d entité(s) aux coordonnées non finies ou hors du domaine de EPSG:%s "
+                "écartée(s), ex. entité %s", where(path, layer), int(bad.sum()), epsg, first)
+    return frame[~bad]
 
 
 _MULTI = {"Polygon": "MultiPolygon", "LineString": "MultiLineString", "Point": "Point"}
@@ -308,7 +575,7 @@ def clean_geometries(frame: gpd.GeoDataFrame, *, geometry_type: str, report: Sou
         When the layer holds geometries but none of the expected type.
     """
     geoms = frame.geometry.values
-    if len(geoms) and shapely.has_z(geoms).any():
+    if len(geoms) and (shapely.has_z(geoms).any() or shapely.has_m(geoms).any()):
         geoms = shapely.force_2d(geoms)
     missing = shapely.is_missing(geoms)
     empty = shapely.is_empty(geoms) & ~missing
@@ -392,7 +659,7 @@ def _merge_parts(parts: list[Any], target: str) -> Any:
 
 def map_fields(frame: pd.DataFrame, mapping: Mapping[str, str | Iterable[str]],
                overrides: Mapping[str, str], *, path: Path, layer: str | None,
-               required: Iterable[str] = ()) -> pd.DataFrame:
+               required: Iterable[str] = (), key: str | None = None) -> pd.DataFrame:
     """Rename source fields to canonical names.
 
     Parameters
@@ -407,6 +674,8 @@ def map_fields(frame: pd.DataFrame, mapping: Mapping[str, str | Iterable[str]],
         For messages.
     required
         Canonical names that must be found.
+    key
+        The TOML key of the source (``sources.zonage``), for messages.
 
     Returns
     -------
@@ -418,13 +687,16 @@ def map_fields(frame: pd.DataFrame, mapping: Mapping[str, str | Iterable[str]],
     SchemaError
         When a required field is not found, or an override names a missing field.
     """
-    lower = {c.lower(): c for c in frame.columns}
+    lower = {str(c).lower(): c for c in frame.columns}
+    prefix = f"{key}.champs" if key else "champs"
+    geom = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
+    available = ", ".join(str(c) for c in frame.columns[:30] if c != geom) or "aucun"
     data: dict[str, Any] = {}
     for canon, src in overrides.items():
         if src not in frame.columns and src.lower() not in lower:
             raise SchemaError(
-                f"{where(path, layer, src)} : champ absent (déclaré dans « champs.{canon} ») ; "
-                f"champs disponibles : {', '.join(map(str, frame.columns[:30]))}"
+                f"{where(path, layer, src)} : champ absent (déclaré dans « {prefix}.{canon} ») ; "
+                f"champs disponibles : {available}"
             )
         data[canon] = frame[src if src in frame.columns else lower[src.lower()]]
     for canon, candidates in mapping.items():
@@ -441,8 +713,8 @@ def map_fields(frame: pd.DataFrame, mapping: Mapping[str, str | Iterable[str]],
         cands = [cands] if isinstance(cands, str) else list(cands)
         raise SchemaError(
             f"{where(path, layer, missing[0])} : champ obligatoire introuvable (cherché : "
-            f"{', '.join(cands)}) ; indiquez le champ source avec « champs.{missing[0]} = "
-            f"\"NOM_DU_CHAMP\" » dans le fichier de territoire"
+            f"{', '.join(cands)}) ; indiquez le champ source avec « {prefix}.{missing[0]} = "
+            f"\"NOM_DU_CHAMP\" » dans le fichier de territoire ; champs disponibles : {available}"
         )
     out = pd.DataFrame(data, index=frame.index)
     if isinstance(frame, gpd.GeoDataFrame):
@@ -460,6 +732,43 @@ def text(series: pd.Series) -> pd.Series:
         s = str(v).strip()
         return s or None
     return series.astype(object).map(conv)
+
+
+def numbers(series: pd.Series, *, report: SourceReport | None = None,
+            field_name: str | None = None) -> pd.Series:
+    """Parse numbers that may be stored as text (``"1 234,5"``, ``"12.0"``).
+
+    Spaces (also non-breaking) are thousands separators and a comma is a decimal
+    separator. Values that are not numbers become NULL and are counted.
+
+    Parameters
+    ----------
+    series
+        Numbers or text.
+    report
+        Counts the values set to NULL.
+    field_name
+        Canonical name of the field, for the count.
+
+    Returns
+    -------
+    pandas.Series
+        ``float64`` values, NaN where missing or unreadable.
+    """
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+            series.dtype):
+        values = pd.to_numeric(series, errors="coerce").astype("float64")
+        return values.where(np.isfinite(values))
+    raw = text(series)
+    cleaned = raw.str.replace(r"[\s\u00a0\u202f]", "", regex=True).str.replace(
+        ",", ".", regex=False)
+    out = pd.to_numeric(cleaned, errors="coerce").astype("float64")
+    out = out.where(np.isfinite(out))
+    bad = raw.notna() & out.isna() & ~raw.str.upper().isin(["NA", "NAN", "NULL", "N/A"])
+    if report is not None and bad.any():
+        report.count(f"valeurs non numériques du champ « {field_name or series.name} » mises "
+                     f"à NULL", int(bad.sum()))
+    return out
 
 
 def relative_name(path: Path, base: Path | None) -> str:

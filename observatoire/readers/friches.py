@@ -24,8 +24,11 @@ from observatoire.readers.common import (
     SourceReport,
     check_file,
     clean_geometries,
+    ensure_geometry,
+    first_line,
     map_fields,
     new_report,
+    numbers,
     pick_layer,
     read_vector,
     relative_name,
@@ -80,8 +83,12 @@ def read_friches(source: Source, *, crs: str, base: Path | None = None) -> ReadR
                             | shapely.is_empty(frame.geometry.values))]
             if len(frame) == 0:
                 continue
-            frame = to_territory_crs(frame, target=crs, declared=source.crs, path=path,
-                                     layer=source.layer, report=report)
+            # The CSV's WKT has no CRS of its own: the standard's lon/lat is set above,
+            # and a declared ``crs`` must not be counted as overriding the file.
+            declared = None if fmt == "cnig_csv" else source.crs
+            frame = to_territory_crs(frame, target=crs, declared=declared, path=path,
+                                     layer=source.layer, report=report,
+                                     key=source.key or None)
             frame = clean_geometries(frame, geometry_type=gtype, report=report, path=path,
                                      layer=source.layer)
             bucket.append(frame)
@@ -102,7 +109,9 @@ def _finish(frames: list[gpd.GeoDataFrame], crs: str, schema: object, report: So
                                         geometry=gpd.GeoSeries([], crs=crs), crs=crs), schema)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
-    frame = stable_sort(frame, ["site_id"])
+    # Sorting by id, then source file, then geometry: duplicates resolve the same way
+    # whatever the order of the input files.
+    frame = stable_sort(frame, ["site_id", LINEAGE])
     dup = frame["site_id"].duplicated()
     if count_dups:
         report.count("friches en double (même site_id) écartées", int(dup.sum()))
@@ -110,7 +119,8 @@ def _finish(frames: list[gpd.GeoDataFrame], crs: str, schema: object, report: So
     return conform(frame, schema)  # type: ignore[arg-type]
 
 
-def _normalise_attrs(fields: pd.DataFrame, path: Path, layer: str | None) -> pd.DataFrame:
+def _normalise_attrs(fields: pd.DataFrame, path: Path, layer: str | None,
+                     report: SourceReport | None = None) -> pd.DataFrame:
     out = pd.DataFrame(index=fields.index)
     for canon in FRICHES_FIELDS:
         if canon in fields:
@@ -131,8 +141,8 @@ def _normalise_attrs(fields: pd.DataFrame, path: Path, layer: str | None) -> pd.
     if "unite_fonciere_refcad" in out:
         out["unite_fonciere_refcad"] = out["unite_fonciere_refcad"].map(parse_idu_list)
     if "unite_fonciere_surface" in out:
-        out["unite_fonciere_surface"] = pd.to_numeric(
-            out["unite_fonciere_surface"].str.replace(",", ".", regex=False), errors="coerce")
+        out["unite_fonciere_surface"] = numbers(out["unite_fonciere_surface"], report=report,
+                                                field_name="unite_fonciere_surface")
     return out
 
 
@@ -149,35 +159,44 @@ def parse_idu_list(value: str | None) -> str | None:
 def _read_cnig_csv(path: Path, source: Source, report: SourceReport
                    ) -> tuple[pd.DataFrame, gpd.GeoSeries, gpd.GeoSeries]:
     check_file(path)
-    encoding = source.encoding or "utf-8"
+    # utf-8-sig: spreadsheets often save a byte-order mark, which would otherwise
+    # stick to the first column's name.
+    encoding = source.encoding or "utf-8-sig"
     try:
         with open(path, encoding=encoding, newline="") as f:
-            head = f.read(65536)
-            sep = ";" if head.count(";") >= head.count(",") else ","
+            header = f.readline(65536)
+            # The header decides: WKT polygons hold many commas, names never do.
+            sep = ";" if header.count(";") >= header.count(",") else ","
             f.seek(0)
-            df = pd.read_csv(f, sep=sep, dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL)
+            df = pd.read_csv(f, sep=sep, dtype=str, keep_default_na=False,
+                             quoting=csv.QUOTE_MINIMAL)
     except UnicodeDecodeError as exc:
         raise SourceError(
-            f"{path} : encodage illisible en {encoding} (octet {exc.start}) ; le standard CNIG "
-            f"impose l'UTF-8 — réenregistrez le fichier en UTF-8 ou déclarez "
-            f"encodage = \"latin-1\" dans la source"
+            f"{path} : encodage illisible en {encoding.removesuffix('-sig')} (octet "
+            f"0x{exc.object[exc.start]:02x} en position {exc.start}) ; le standard CNIG impose "
+            f"l'UTF-8 — réenregistrez le fichier en UTF-8 ou déclarez "
+            f"« {source.key or 'sources.friches'}.encodage = \"latin-1\" »"
         ) from None
-    except (pd.errors.ParserError, csv.Error) as exc:
-        raise SourceError(f"{path} : CSV illisible ({exc}) ; vérifiez le séparateur « ; »") from None
     except pd.errors.EmptyDataError:
         raise SourceError(f"{path} : CSV vide ; vérifiez le fichier") from None
+    except (pd.errors.ParserError, csv.Error, ValueError, OverflowError) as exc:
+        raise SourceError(
+            f"{path} : CSV illisible ({first_line(exc)}) ; vérifiez qu'il est complet et que le "
+            f"séparateur est « ; »"
+        ) from None
     report.features_read += len(df)
     if len(df) == 0:
         raise SourceError(f"{path} : CSV sans aucune friche")
     df = df.replace(list(CSV_MISSING), None)
     fields = map_fields(df, FRICHES_FIELDS | {"geompoint": ["geompoint"], "geomsurf": ["geomsurf"]},
-                        source.fields, path=path, layer=None, required=["site_id"])
+                        source.fields, path=path, layer=None, required=["site_id"],
+                        key=source.key or None)
     if "geompoint" not in fields and "geomsurf" not in fields:
         raise SchemaError(
             f"{where(path, None, 'geompoint')} : ni geompoint ni geomsurf ; le standard CNIG "
             f"Friches impose une géométrie WKT dans geompoint"
         )
-    attrs = _normalise_attrs(fields, path, None)
+    attrs = _normalise_attrs(fields, path, None, report)
     points = _parse_wkt(fields.get("geompoint"), path, "geompoint", len(df))
     polys = _parse_wkt(fields.get("geomsurf"), path, "geomsurf", len(df))
     no_point = shapely.is_missing(points)
@@ -210,14 +229,15 @@ def _parse_wkt(series: pd.Series | None, path: Path, field: str, n: int) -> np.n
 def _read_vector_friches(path: Path, source: Source, report: SourceReport
                          ) -> tuple[pd.DataFrame, gpd.GeoSeries, gpd.GeoSeries]:
     layer = pick_layer(path, source.layer, prefer=("friches",))
-    raw = read_vector(path, layer, encoding=source.encoding)
+    raw = ensure_geometry(read_vector(path, layer, encoding=source.encoding,
+                                      key=source.key or None), path=path, layer=layer)
     report.features_read += len(raw)
     report.layer = layer
     if len(raw) == 0:
         raise SourceError(f"{where(path, layer)} : couche vide (aucune friche)")
     fields = map_fields(raw, FRICHES_FIELDS, source.fields, path=path, layer=layer,
-                        required=["site_id"])
-    attrs = _normalise_attrs(pd.DataFrame(fields.drop(columns="geometry")), path, layer)
+                        required=["site_id"], key=source.key or None)
+    attrs = _normalise_attrs(pd.DataFrame(fields.drop(columns="geometry")), path, layer, report)
     geoms = raw.geometry.values
     ids = shapely.get_type_id(geoms)
     is_area = np.isin(ids, [3, 6]) | ((ids == 7) & (shapely.area(geoms) > 0))

@@ -14,8 +14,10 @@ from observatoire.errors import SourceError, where
 from observatoire.readers.common import (
     ReadResult,
     clean_geometries,
+    ensure_geometry,
     map_fields,
     new_report,
+    numbers,
     pick_layer,
     read_vector,
     relative_name,
@@ -66,17 +68,18 @@ def read_simple(source: Source, schema: LayerSchema, mapping: Mapping[str, list[
     frames = []
     for path in source.paths:
         layer = pick_layer(path, source.layer)
-        raw = read_vector(path, layer, encoding=source.encoding)
+        raw = ensure_geometry(read_vector(path, layer, encoding=source.encoding,
+                                          key=source.key or None), path=path, layer=layer)
         report.features_read += len(raw)
         report.layer = layer
         if len(raw) == 0:
             raise SourceError(f"{where(path, layer)} : couche vide ; vérifiez le fichier")
         raw = to_territory_crs(raw, target=crs, declared=source.crs, path=path, layer=layer,
-                               report=report)
+                               report=report, key=source.key or None)
         raw = clean_geometries(raw, geometry_type=schema.geometry_type or "MultiPolygon",
                                report=report, path=path, layer=layer)
         frame = map_fields(raw, mapping, source.fields, path=path, layer=layer,
-                           required=required)
+                           required=required, key=source.key or None)
         frame[LINEAGE] = relative_name(path, base)
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -122,6 +125,8 @@ def _typezone_from_label(label: str | None) -> str | None:
 def read_batiments(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
     """Read building footprints into ``batiments``."""
     frame, report = read_simple(source, BATIMENTS, BATIMENTS_FIELDS, crs=crs, base=base)
+    if "hauteur" in frame:
+        frame["hauteur"] = numbers(frame["hauteur"], report=report, field_name="hauteur")
     frame = _sorted(frame, [])
     report.features_kept = len(frame)
     return ReadResult(conform(frame, BATIMENTS), report)
@@ -152,6 +157,9 @@ def read_routes(source: Source, *, crs: str, base: Path | None = None) -> ReadRe
     frame, report = read_simple(source, ROUTES, ROUTES_FIELDS, crs=crs, base=base)
     n = len(frame)
     empty = pd.Series([None] * n, index=frame.index, dtype=object)
+    if "importance" in frame:
+        frame["importance"] = numbers(frame["importance"], report=report,
+                                      field_name="importance")
     if "classe" not in frame:
         frame["classe"] = road_class(frame.get("nature", empty), frame.get("importance", empty),
                                      frame.get("numero", empty))
@@ -161,13 +169,20 @@ def read_routes(source: Source, *, crs: str, base: Path | None = None) -> ReadRe
 
 
 def _sorted(frame: gpd.GeoDataFrame, keys: list[str]) -> gpd.GeoDataFrame:
-    """Sort features in a stable order independent of the input files' order."""
+    """Sort features in a stable order independent of the input files' order.
+
+    By ``keys``, then the geometry's bytes, then a hash of every attribute, so that
+    two features with the same geometry also come out in a fixed order.
+    """
     if len(frame) == 0:
         return frame
     key = frame.geometry.normalize().to_wkb()
+    attrs = pd.DataFrame(frame.drop(columns=frame.geometry.name)).astype(str)
     order = pd.DataFrame({k: frame[k].astype(str) for k in keys}
-                         | {"_wkb": key.map(bytes.hex)}, index=frame.index)
-    idx = order.sort_values([*keys, "_wkb"], kind="stable").index
+                         | {"_wkb": key.map(bytes.hex),
+                            "_row": pd.util.hash_pandas_object(attrs, index=False)},
+                         index=frame.index)
+    idx = order.sort_values([*keys, "_wkb", "_row"], kind="stable").index
     return frame.loc[idx].reset_index(drop=True)
 
 

@@ -1,5 +1,8 @@
-"""Business zones (ZAE): CNIG Sites Économiques (layer ``site_eco``), any polygon layer, or
-zones derived from the PLU's activity zones when no ZAE source is configured.
+"""Business zones (ZAE): CNIG Sites Économiques, a polygon layer, or zones derived from the PLU.
+
+The CNIG GeoPackage's layer ``site_eco`` or any polygon layer with a field
+mapping; when no ZAE source is configured, candidate zones are derived from the
+PLU's activity zones.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from observatoire.readers.common import (
     ReadResult,
     SourceReport,
     clean_geometries,
+    ensure_geometry,
     map_fields,
     new_report,
     pick_layer,
@@ -44,13 +48,23 @@ def read_zae(source: Source, *, crs: str, base: Path | None = None) -> ReadResul
         layer = pick_layer(path, source.layer, prefer=("site_eco",))
         origin = "cnig" if layer == "site_eco" or source.format == "cnig" else "couche"
         report.format, report.layer = origin, layer
-        raw = read_vector(path, layer, encoding=source.encoding)
+        raw = ensure_geometry(read_vector(path, layer, encoding=source.encoding,
+                                          key=source.key or None), path=path, layer=layer)
         report.features_read += len(raw)
+        if len(raw) == 0:
+            # The CNIG template ships an empty site_eco: say so rather than build an
+            # inventory of nothing.
+            raise SourceError(
+                f"{where(path, layer)} : couche vide (aucune zone d'activité) ; remplissez-la "
+                f"(modèle CNIG vierge ?) ou retirez « {source.key or 'sources.zae'} » pour "
+                f"dériver les zones des zones d'activité du PLU"
+            )
         raw = to_territory_crs(raw, target=crs, declared=source.crs, path=path, layer=layer,
-                               report=report)
+                               report=report, key=source.key or None)
         raw = clean_geometries(raw, geometry_type="MultiPolygon", report=report, path=path,
                                layer=layer)
-        frame = map_fields(raw, ZAE_FIELDS, source.fields, path=path, layer=layer)
+        frame = map_fields(raw, ZAE_FIELDS, source.fields, path=path, layer=layer,
+                           key=source.key or None)
         for col in ("zae_id", "zae_nom", "zae_type", "zae_vocation", "comm_insee"):
             if col in frame:
                 frame[col] = text(frame[col])

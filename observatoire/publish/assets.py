@@ -1,0 +1,340 @@
+"""Inline assets and safe embedding for self-contained HTML pages.
+
+The maps and the report are opened offline, from an e-mail attachment or a
+locked-down workstation: every script, style sheet and image they use is read
+from an installed package (``xstatic-leaflet`` for Leaflet) or from the
+package's own ``templates`` folder, and written into the page. Nothing is ever
+fetched from a CDN.
+
+Data reach the page through :func:`json_for_script` only, in a
+``<script type="application/json">`` block that no value can close, and the
+page's scripts render them with ``textContent``: an attribute value never
+becomes markup or code.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from observatoire.config import Territory
+from observatoire.errors import BuildError, ObservatoireError
+
+log = logging.getLogger(__name__)
+
+#: Colours shared by the map, the QGIS styles and the report.
+SCORE_CLASSES: dict[str, tuple[str, str]] = {
+    "A": ("#1a9850", "A — très favorable"),
+    "B": ("#91cf60", "B — favorable"),
+    "C": ("#fee08b", "C — moyen"),
+    "D": ("#fc8d59", "D — peu favorable"),
+    "E": ("#d73027", "E — défavorable"),
+}
+#: Colour of parcels excluded by the scoring profile.
+EXCLUDED_COLOUR = "#bdbdbd"
+#: Label of excluded parcels.
+EXCLUDED_LABEL = "Exclue"
+
+#: Friche statuses of the CNIG standard (``site_statut``), with their colour.
+FRICHE_STATUTS: dict[str, tuple[str, str]] = {
+    "friche sans projet": ("#e31a1c", "Friche sans projet"),
+    "friche avec projet": ("#ff7f00", "Friche avec projet"),
+    "friche potentielle": ("#6a3d9a", "Friche potentielle"),
+    "friche reconvertie": ("#33a02c", "Friche reconvertie"),
+    "inconnu": ("#969696", "Statut inconnu"),
+}
+#: Colour of a friche whose status is empty or outside the CNIG list.
+FRICHE_OTHER_COLOUR = "#969696"
+
+#: Vacancy classes of the ZAE (``taux_vacance``, 0–1): upper bound, colour, label.
+VACANCY_CLASSES: tuple[tuple[float, str, str], ...] = (
+    (0.05, "#fef0d9", "moins de 5 %"),
+    (0.15, "#fdcc8a", "5 à 15 %"),
+    (0.30, "#fc8d59", "15 à 30 %"),
+    (1.00, "#d7301f", "30 % et plus"),
+)
+#: Colour of a ZAE whose vacancy is unknown.
+VACANCY_UNKNOWN_COLOUR = "#ffffff"
+
+#: PLU zone types (``typezone``) of the CNIG standard, with their colour.
+ZONE_TYPES: dict[str, tuple[str, str]] = {
+    "U": ("#e41a1c", "U — urbaine"),
+    "AUc": ("#ff7f00", "AUc — à urbaniser (constructible)"),
+    "AUs": ("#fdbf6f", "AUs — à urbaniser (stricte)"),
+    "A": ("#ffff99", "A — agricole"),
+    "N": ("#33a02c", "N — naturelle"),
+}
+
+#: Occupation of ZAE land units (``occupation``), with their colour.
+OCCUPATIONS: dict[str, tuple[str, str]] = {
+    "vacante": ("#1a9850", "Vacante"),
+    "présumée vacante": ("#a6d96a", "Présumée vacante"),
+    "présumée occupée": ("#abd9e9", "Présumée occupée"),
+    "occupée": ("#4575b4", "Occupée"),
+}
+
+#: Owner categories of land units (``proprietaire_type``).
+OWNER_TYPES: dict[str, tuple[str, str]] = {
+    "personne morale": ("#8856a7", "Personne morale"),
+    "personne physique": ("#9ebcda", "Personne physique"),
+    "inconnu": ("#d9d9d9", "Propriétaire inconnu"),
+}
+
+#: Road classes (``classe``): colour and width in millimetres (QGIS).
+ROAD_CLASSES: dict[str, tuple[str, float]] = {
+    "autoroute": ("#e31a1c", 1.2),
+    "principale": ("#ff7f00", 0.9),
+    "secondaire": ("#fdbf6f", 0.6),
+    "locale": ("#969696", 0.3),
+}
+
+#: Outline colour of candidate sites and of ZAE.
+GISEMENT_COLOUR = "#0050b4"
+ZAE_COLOUR = "#6a3d9a"
+
+_JSON_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+_JSON_ESCAPE_RE = re.compile("[<>&\u2028\u2029]")
+
+
+def json_for_script(value: Any) -> str:
+    r"""Serialise ``value`` as JSON that is safe inside an HTML ``<script>`` element.
+
+    ``<``, ``>``, ``&`` and the line separators U+2028/U+2029 are written as
+    ``\uXXXX`` escapes, so that no value (``</script>``, ``<!--``) can close
+    the element or change how the page is parsed; the JSON means the same.
+
+    Parameters
+    ----------
+    value
+        Any JSON-serialisable value; NaN and infinities are refused.
+
+    Returns
+    -------
+    str
+        The JSON text.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _JSON_ESCAPE_RE.sub(lambda m: _JSON_ESCAPES[m.group(0)], text)
+
+
+def escape(value: object) -> str:
+    """Return ``value`` as text escaped for HTML (element content and quoted attributes)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def script_block(code: str) -> str:
+    """Wrap trusted JavaScript in a ``<script>`` element.
+
+    Raises
+    ------
+    BuildError
+        When the code holds ``</script`` or ``<!--``, which would end the element.
+    """
+    if re.search(r"</script|<!--", code, flags=re.IGNORECASE):
+        raise BuildError("script à intégrer contenant « </script » ou « <!-- » : "
+                         "la page serait cassée ; signalez ce défaut")
+    return f"<script>{code}</script>"
+
+
+def style_block(css: str) -> str:
+    """Wrap trusted CSS in a ``<style>`` element.
+
+    Raises
+    ------
+    BuildError
+        When the CSS holds ``</style``, which would end the element.
+    """
+    if re.search(r"</style", css, flags=re.IGNORECASE):
+        raise BuildError("feuille de style à intégrer contenant « </style » ; "
+                         "signalez ce défaut")
+    return f"<style>{css}</style>"
+
+
+def leaflet_dir() -> Path:
+    """Return the folder of the Leaflet files shipped by ``xstatic-leaflet``.
+
+    Raises
+    ------
+    BuildError
+        When the package is not installed.
+    """
+    try:
+        import xstatic.pkg.leaflet as xleaflet
+    except ImportError as exc:
+        raise BuildError(
+            "paquet « xstatic-leaflet » absent : la carte ne peut pas intégrer Leaflet ; "
+            "installez-le (pip install 'xstatic-leaflet>=1.9.3')"
+        ) from exc
+    return Path(xleaflet.BASE_DIR)
+
+
+@functools.cache
+def leaflet_js() -> str:
+    """Return the minified Leaflet script, read from ``xstatic-leaflet``."""
+    return (leaflet_dir() / "leaflet.js").read_text(encoding="utf-8")
+
+
+@functools.cache
+def leaflet_css() -> str:
+    """Return Leaflet's style sheet with its images inlined as ``data:`` URIs."""
+    base = leaflet_dir()
+    css = (base / "leaflet.css").read_text(encoding="utf-8")
+
+    def inline(match: re.Match[str]) -> str:
+        path = base / match.group(1)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        mime = "image/png" if path.suffix == ".png" else "image/svg+xml"
+        return f"url(data:{mime};base64,{data})"
+
+    return re.sub(r"url\((images/[A-Za-z0-9_.-]+)\)", inline, css)
+
+
+@functools.cache
+def template_text(name: str) -> str:
+    """Return a file of ``observatoire/publish/templates`` (package data)."""
+    return resources.files("observatoire.publish").joinpath("templates", name).read_text(
+        encoding="utf-8")
+
+
+#: Profiles shipped with the observatory, in their default order.
+DEFAULT_PROFILES = ("industrie", "logistique")
+
+
+@dataclass(frozen=True)
+class ScoringProfile:
+    """The columns a scoring profile added to the parcels (``None`` when absent).
+
+    Attributes
+    ----------
+    name
+        Profile name (``industrie``).
+    label
+        French label for titles and legends.
+    score, classe, exclu, exclusions, raisons, fiabilite
+        Column names (``score_industrie``…), or ``None`` when the column is absent.
+    criteria
+        ``(column, French label)`` of each ``contrib_<profile>_<critere>`` column.
+    """
+
+    name: str
+    label: str
+    score: str | None
+    classe: str | None
+    exclu: str | None
+    exclusions: str | None
+    raisons: str | None
+    fiabilite: str | None
+    criteria: tuple[tuple[str, str], ...]
+
+    @property
+    def columns(self) -> list[str]:
+        """Every present column of the profile."""
+        cols = [self.score, self.classe, self.exclu, self.exclusions, self.raisons,
+                self.fiabilite, *(c for c, _ in self.criteria)]
+        return [c for c in cols if c is not None]
+
+    @property
+    def formats(self) -> dict[str, str]:
+        """Display format of each present column (see :mod:`observatoire.publish.carte`)."""
+        out = {self.score: "score", self.classe: "text", self.exclu: "bool",
+               self.exclusions: "phrases", self.raisons: "phrases", self.fiabilite: "pct"}
+        out.update({c: "pts" for c, _ in self.criteria})
+        return {k: v for k, v in out.items() if k is not None}
+
+
+@dataclass(frozen=True)
+class ProfileTexts:
+    """Order and French labels of the scoring profiles.
+
+    Attributes
+    ----------
+    order
+        Profile names, the main one first.
+    labels
+        French label of each profile (by name) and of each criterion (by its
+        ``contrib_<profil>_<critere>`` column).
+    """
+
+    order: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def profile_texts(territory: Territory) -> ProfileTexts:
+    """Read the order and labels of the territory's profiles (shipped ones included).
+
+    A profile table the analysis refuses leaves the labels out (the build
+    reports that error itself); the columns still name the profiles.
+    """
+    from observatoire.analysis.scoring import load_profiles
+
+    try:
+        profiles = load_profiles(territory.profiles)
+    except ObservatoireError as exc:
+        log.warning("libellés des profils indisponibles : %s", exc)
+        return ProfileTexts(tuple(territory.profiles))
+    labels: dict[str, str] = {}
+    for p in profiles:
+        labels[p.name] = p.label
+        labels.update({f"contrib_{p.name}_{c.name}": c.label for c in p.criteria})
+    return ProfileTexts(tuple(p.name for p in profiles), labels)
+
+
+def scoring_profiles(columns: Iterable[str], texts: ProfileTexts | None = None
+                     ) -> list[ScoringProfile]:
+    """Find the scoring profiles whose columns the parcels hold.
+
+    Parameters
+    ----------
+    columns
+        Columns of the parcels layer (``frame.columns``), with or without scores.
+    texts
+        Order and labels of the profiles (:func:`profile_texts`); without it,
+        shipped profiles (:data:`DEFAULT_PROFILES`) come first, then the others
+        by name, labelled from their column names.
+
+    Returns
+    -------
+    list of ScoringProfile
+        Empty when the parcels carry no score, class or exclusion column.
+    """
+    texts = texts or ProfileTexts()
+    cols = [str(c) for c in columns]
+    names: set[str] = set()
+    for prefix in ("score_", "classe_", "exclu_"):
+        names.update(c[len(prefix):] for c in cols if c.startswith(prefix) and len(c) > len(prefix))
+    rank = {n: i for i, n in enumerate([*texts.order, *DEFAULT_PROFILES])}
+    found = sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+    profiles = []
+    for name in found:
+        def col(stem: str, name: str = name) -> str | None:
+            return f"{stem}_{name}" if f"{stem}_{name}" in cols else None
+
+        prefix = f"contrib_{name}_"
+        criteria = tuple((c, _criterion_label(texts.labels.get(c, c[len(prefix):])))
+                         for c in cols if c.startswith(prefix) and len(c) > len(prefix))
+        profiles.append(ScoringProfile(
+            name=name, label=texts.labels.get(name, name.replace("_", " ")), score=col("score"),
+            classe=col("classe"),
+            exclu=col("exclu"), exclusions=col("exclusions"), raisons=col("raisons"),
+            fiabilite=col("fiabilite"), criteria=criteria))
+    return profiles
+
+
+def _criterion_label(stem: str) -> str:
+    text = stem.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]

@@ -1,0 +1,1173 @@
+"""Export of the ZAE inventory to the CNIG Sites Économiques standard (v2024-10), and its validator.
+
+The export starts from a byte copy of the standard's official GeoPackage template
+(``observatoire/data/cnig/sites_economiques.gpkg``, Licence Ouverte), so layer
+names, field names and types, geometry types and the QGIS forms stored in
+``layer_styles`` are those of the standard; rows are appended with GDAL.
+
+Layers written:
+
+- ``site_eco``: one site per ZAE, with ``site_uf_nbre``, ``site_uf_vacant_nbre``,
+  ``site_taux_vacance`` (a whole percentage, § 3.3 of the standard), surfaces in
+  hectares;
+- ``terrain_eco``: one terrain per land unit, clipped to its site; the template's
+  geometry is a single polygon, so a unit in several pieces gives one terrain per
+  piece;
+- ``etablissement``: the establishments occupying the units (or closed less than
+  two years before 1 January of the observation year), legal entities only: an
+  establishment whose legal category is unknown or that of a natural person
+  (entrepreneur individuel) is not exported, nor a non-diffusible one, nor a SCI
+  (excluded by the standard, § 3.3 ETABLISSEMENT);
+- ``pole_eco``: ``pole_id`` is required by ``schema.json``, so each site forms its
+  own pole (the standard allows a pole of a single site).
+
+Identifiers follow § 4.2: ``[INSEE]_[classe]_[n]`` with the classes ``SITE-ECO``,
+``TERRAIN-ECO`` and ``POLE-ECO`` (``25267_TERRAIN-ECO_00001``).
+
+Validation is built at run time from the standard's ``schema.json`` files (Table
+Schema) shipped with the package: each is turned into a JSON Schema and checked
+with :mod:`jsonschema` (types, required values, patterns, ``constraints.enum``,
+dates, GeoJSON, geopoint, unique primary key), plus the value lists that the PDF
+defines (§ 3.4) for the fields where ``schema.json`` leaves them open
+(:data:`LISTES_PDF`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import functools
+import json
+import logging
+import re
+import shutil
+import sqlite3
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import jsonschema
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS
+
+from observatoire.analysis.zae_inventory import (
+    DEFAULT_RULE,
+    VacancyRule,
+    attach_establishments,
+    establishment_states,
+    observation_date,
+    overlap_areas,
+    vacancy_threshold,
+)
+from observatoire.errors import ConfigError, SchemaError, SourceError
+from observatoire.outputs import StagedFile
+
+log = logging.getLogger(__name__)
+
+#: Folder of the standard's files shipped with the package.
+CNIG_DIR = Path(__file__).resolve().parents[1] / "data" / "cnig"
+#: The official GeoPackage template.
+TEMPLATE = CNIG_DIR / "sites_economiques.gpkg"
+#: GeoPackage layer → folder of its ``schema.json``.
+CLASSES = {"site_eco": "site-eco", "terrain_eco": "terrain-eco",
+           "etablissement": "etablissement", "pole_eco": "pole-eco"}
+#: Object classes in identifiers (§ 4.2 « Codification des identifiants »).
+ID_CLASSES = {"site_eco": "SITE-ECO", "terrain_eco": "TERRAIN-ECO", "pole_eco": "POLE-ECO"}
+#: GeoPackage field → ``schema.json`` field, where the template renames them.
+GPKG_TO_SCHEMA = {"siret": "SIRET", "siren": "SIREN", "ban_id": "ban-id", "bat_id": "bat-id"}
+#: ``schema.json`` field holding each layer's geometry (``geom`` in the template).
+GEOMETRY_FIELDS = {"site_eco": "site_geomsurf", "terrain_eco": "terr_geomsurf",
+                   "etablissement": "etab_geompoint", "pole_eco": "pole_geompoint"}
+
+#: Conventional values every list accepts (§ 3.4 and § 4.2 « attributs de type liste »).
+VALEURS_CONVENTIONNELLES = ("inconnu", "autre", "sans objet")
+
+#: Value lists of the standard's PDF, § 3.4 « Description des types énumérés », for the
+#: fields whose ``schema.json`` gives no ``constraints.enum`` (its ``enum`` keys sit outside
+#: ``constraints`` and bind no Table Schema validator). Each list also accepts
+#: :data:`VALEURS_CONVENTIONNELLES` and the values of the field's ``enum`` in
+#: ``schema.json``; the comparison ignores case, as the standard's own examples do
+#: (« EPCI », « Localisation au bâtiment »).
+LISTES_PDF: dict[str, tuple[str, ...]] = {
+    # SITE-ECO
+    "site_type": ("zone d'activité économique", "site économique historique hors ZAE",
+                  "établissement économique isolé", "zone AU à vocation économique"),
+    "site_etat": ("en projet", "création", "existant et actif", "projet de déclassement",
+                  "déclassé"),
+    "site_evol_urba": ("extension urbaine", "renouvellement urbain", "mixte"),
+    "site_vocadomi": ("industrielle", "commerciale", "tertiaire", "artisanale", "touristique",
+                      "portuaire", "aéroportuaire, aéronautique", "entrepôts, logistique",
+                      "logistique agricole", "mixte"),
+    "site_moa_type": ("commune", "epci", "société d'économie mixte",
+                      "chambre de commerce et industrie", "Etat", "privé"),  # type moa_type
+    # TERRAIN-ECO
+    "terr_maitrise_fonc": (
+        "personne physique", "Etat", "région", "département", "EPCI, structure intercommunale",
+        "commune", "autre collectivité territoriale", "organisme de logement social",
+        "établissement public foncier", "SEM ou SPLA", "aménageur", "investisseur professionnel",
+        "établissement de santé et structure sociale",
+        "établissement de tourisme et structure de loisir sportive ou cultuelle",
+        "établissement industriel et commercial",
+        "organisation de gestion foncière et immobilière",
+        "établissement d’enseignement d'étude et de recherche"),
+    "terr_stade_amngt": ("non aménageable", "non aménagé, non viabilisé",
+                         "viabilisation en cours", "viabilisé non aménagé",
+                         "viabilisé et aménagé"),
+    "terr_stade_comm": ("non commercialisé", "non commercialisable", "en vente",
+                        "en vente avec contraintes", "vendu, commercialisation achevée",
+                        "réservé par option de réservation",
+                        "réservé par une délibération de l'EPCI"),
+    "terr_etat_occup": ("inoccupé", "occupation transitoire", "occupé", "vacant", "friche"),
+    "terr_usage": ("voirie ou infrastructure", "parkings, stationnement",
+                   "zone de retournement poids-lourds", "autres équipements publics",
+                   "bâti productif", "bâti résidentiel", "bassin d'orage ou de rétention",
+                   "espace vert", "espace naturel ou forestier", "espace agricole",
+                   "zone de service partagée entre entreprises", "carrières, zones d'extraction",
+                   "dépôt, stockage", "production d’énergie renouvelable"),
+    # ETABLISSEMENT
+    "geocodage_qualite": ("non localisé", "localisation à la commune",
+                          "localisation au lieu-dit", "localisation à la rue (sans numéro)",
+                          "localisation à la plaque adresse", "localisation à la parcelle",
+                          "localisation au bâtiment"),
+    # POLE-ECO (schema.json constrains these; listed for completeness of § 3.4)
+    "pole_vocadomi": ("industrielle", "commerciale", "tertiaire", "artisanale", "touristique",
+                      "portuaire", "aéroportuaire, aéronautique", "entrepôts, logistique",
+                      "logistique agricole", "mixte, sans dominante"),
+    "pole_rayonnement": ("international", "national", "régional", "local"),
+}
+
+#: Insee salaried-staff brackets (« tranches d'effectif salarié »), code → label.
+TRANCHES_EFFECTIF = {
+    "NN": "Unités non employeuses", "00": "0 salarié", "01": "1 ou 2 salariés",
+    "02": "3 à 5 salariés", "03": "6 à 9 salariés", "11": "10 à 19 salariés",
+    "12": "20 à 49 salariés", "21": "50 à 99 salariés", "22": "100 à 199 salariés",
+    "31": "200 à 249 salariés", "32": "250 à 499 salariés", "41": "500 à 999 salariés",
+    "42": "1 000 à 1 999 salariés", "51": "2 000 à 4 999 salariés",
+    "52": "5 000 à 9 999 salariés", "53": "10 000 salariés et plus",
+}
+
+_GEOJSON_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon",
+                  "MultiPolygon", "GeometryCollection")
+#: Problems listed in one :class:`SchemaError` message (the count gives the rest).
+MAX_PROBLEMS = 20
+#: Pieces of a terrain smaller than this (m²) are clipping slivers, dropped.
+MIN_PIECE_M2 = 1.0
+
+
+# --- validator -------------------------------------------------------------------------------
+
+def _layer(classe: str) -> str:
+    """Normalise a class name (``site-eco``, ``SITE-ECO``, ``site_eco``) to the layer name."""
+    name = classe.strip().lower().replace("-", "_")
+    if name not in CLASSES:
+        raise ValueError(f"classe CNIG inconnue : {classe!r} ; classes : {', '.join(CLASSES)}")
+    return name
+
+
+@functools.lru_cache(maxsize=8)
+def _table_schema_text(layer: str) -> str:
+    path = CNIG_DIR / CLASSES[layer] / "schema.json"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SourceError(
+            f"{path} : schéma CNIG introuvable ({exc.strerror}) ; réinstallez le paquet "
+            f"(les fichiers du standard sont livrés dans observatoire/data/cnig)"
+        ) from None
+
+
+def table_schema(classe: str) -> dict[str, Any]:
+    """Return the standard's Table Schema of a class, as shipped (``schema.json``).
+
+    Parameters
+    ----------
+    classe
+        ``site_eco``, ``terrain_eco``, ``etablissement`` or ``pole_eco`` (``site-eco``
+        and ``SITE-ECO`` are accepted too).
+
+    Returns
+    -------
+    dict
+        The parsed ``schema.json``.
+    """
+    return json.loads(_table_schema_text(_layer(classe)))
+
+
+def value_list(field: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """Return the accepted values of a list field.
+
+    They are the PDF's (§ 3.4), those of the field's ``enum`` in ``schema.json``, and
+    the conventional ones; ``None`` for a field that is not a list of the PDF.
+    """
+    name = field["name"]
+    if name not in LISTES_PDF:
+        return None
+    values = [*LISTES_PDF[name], *field.get("enum", ()),
+              *field.get("constraints", {}).get("enum", ()), *VALEURS_CONVENTIONNELLES]
+    return tuple(dict.fromkeys(values))
+
+
+def _date_format(fmt: str) -> str:
+    return f"cnig-date:{fmt}"
+
+
+def _field_schema(field: Mapping[str, Any], *, value_lists: bool) -> dict[str, Any]:
+    """JSON Schema of one Table Schema field; ``null`` is allowed unless it is required.
+
+    Keywords other than ``type`` and ``enum`` (pattern, format, required) bind only
+    values of their own type, so a null passes them and fails ``type`` alone.
+    """
+    ftype = field.get("type", "string")
+    constraints = field.get("constraints", {})
+    schema: dict[str, Any]
+    if ftype == "string":
+        schema = {"type": "string"}
+        if field.get("format") == "email":
+            schema["format"] = "email"
+    elif ftype == "number":
+        schema = {"type": "number"}
+    elif ftype == "integer":
+        schema = {"type": "integer"}
+    elif ftype == "boolean":
+        schema = {"type": "boolean"}
+    elif ftype in ("date", "datetime", "year"):
+        fmt = field.get("format", "%Y-%m-%d" if ftype == "date" else "%Y")
+        fmt = "%Y-%m-%d" if fmt in ("default", "any") else fmt
+        schema = {"type": "string", "format": _date_format(fmt)}
+    elif ftype == "geojson":
+        schema = {"type": "object", "format": "cnig-geojson", "required": ["type"],
+                  "properties": {"type": {"enum": list(_GEOJSON_TYPES)}}}
+    elif ftype == "geopoint":
+        schema = {"type": "string", "format": "cnig-geopoint"}
+    else:
+        schema = {}
+    if "pattern" in constraints:
+        # Table Schema patterns match the whole value (XML Schema regular expressions).
+        schema["pattern"] = f"^(?:{constraints['pattern']})$"
+    if "enum" in constraints:
+        schema["enum"] = list(constraints["enum"])
+    allowed = value_list(field) if value_lists else None
+    if allowed is not None and "enum" not in schema:
+        schema["pattern"] = "(?i)^(?:" + "|".join(re.escape(v) for v in allowed) + ")$"
+    for key in ("minLength", "maxLength", "minimum", "maximum"):
+        if key in constraints:
+            schema[key] = constraints[key]
+    if not constraints.get("required") and "type" in schema:
+        schema["type"] = [schema["type"], "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+    return schema
+
+
+def json_schema(classe: str, *, value_lists: bool = True) -> dict[str, Any]:
+    """Generate the JSON Schema of one row of a class from its shipped ``schema.json``.
+
+    Parameters
+    ----------
+    classe
+        The class (``site_eco``…).
+    value_lists
+        Also require the PDF's value lists (:data:`LISTES_PDF`).
+
+    Returns
+    -------
+    dict
+        A JSON Schema (draft 2020-12) for a row given as a mapping field → value,
+        missing values being ``None``.
+    """
+    ts = table_schema(classe)
+    fields = ts["fields"]
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": ts.get("title", classe), "type": "object",
+            "properties": {f["name"]: _field_schema(f, value_lists=value_lists) for f in fields},
+            "required": [f["name"] for f in fields if f.get("constraints", {}).get("required")]}
+
+
+_FORMATS = jsonschema.FormatChecker(())
+
+
+@_FORMATS.checks("email")
+def _is_email(value: object) -> bool:
+    return not isinstance(value, str) or bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value))
+
+
+@_FORMATS.checks("cnig-geopoint")
+def _is_geopoint(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*", value)
+    return m is not None and abs(float(m.group(1))) <= 180 and abs(float(m.group(2))) <= 90
+
+
+@_FORMATS.checks("cnig-geojson")
+def _is_geojson(value: object) -> bool:
+    if not isinstance(value, dict):
+        return True
+    if value.get("type") == "GeometryCollection":
+        return isinstance(value.get("geometries"), list)
+    return isinstance(value.get("coordinates"), list)
+
+
+def _date_checker(fmt: str) -> Any:
+    def check(value: object) -> bool:
+        if not isinstance(value, str):
+            return True
+        try:
+            dt.datetime.strptime(value, fmt)
+        except ValueError:
+            return False
+        return True
+    return check
+
+
+for _fmt in ("%Y-%m-%d", "%Y"):
+    _FORMATS.checks(_date_format(_fmt))(_date_checker(_fmt))
+
+
+@functools.lru_cache(maxsize=16)
+def _field_validators(layer: str, value_lists: bool
+                      ) -> tuple[dict[str, jsonschema.protocols.Validator], tuple[str, ...]]:
+    """A validator per field (the row schema's properties) and the required fields."""
+    schema = json_schema(layer, value_lists=value_lists)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    validators = {name: cls(sub, format_checker=_FORMATS)
+                  for name, sub in schema["properties"].items()}
+    return validators, tuple(schema["required"])
+
+
+_TYPE_WORDS = {"string": "un texte", "number": "un nombre", "integer": "un entier",
+               "object": "un objet GeoJSON", "boolean": "un booléen"}
+_FORMAT_WORDS = {"email": "une adresse électronique",
+                 "cnig-geopoint": "un point « longitude, latitude » en degrés",
+                 "cnig-geojson": "une géométrie GeoJSON (coordinates ou geometries)",
+                 _date_format("%Y-%m-%d"): "une date AAAA-MM-JJ",
+                 _date_format("%Y"): "une année AAAA"}
+
+
+def _describe(error: jsonschema.ValidationError, field: Mapping[str, Any] | None,
+              value: Any) -> str:
+    """French wording of one validation error of a field."""
+    shown = repr(value) if not isinstance(value, dict) else "{…}"
+    if len(shown) > 80:
+        shown = shown[:77] + "…'"
+    kind = error.validator
+    if kind == "required" or (kind == "type" and value is None):
+        return "valeur obligatoire manquante"
+    if kind == "type":
+        expected = error.validator_value
+        expected = expected if isinstance(expected, str) else expected[0]
+        return f"{_TYPE_WORDS.get(expected, expected)} est attendu, pas {shown}"
+    if kind == "format":
+        return f"{_FORMAT_WORDS.get(error.validator_value, error.validator_value)} est " \
+               f"attendue, pas {shown}"
+    if kind == "pattern":
+        allowed = value_list(field) if field is not None else None
+        if allowed is not None and field is not None and "pattern" not in field.get(
+                "constraints", {}):
+            return (f"valeur {shown} hors de la liste du standard (PDF § 3.4) ; valeurs "
+                    f"possibles : {' | '.join(allowed)}")
+        pattern = field.get("constraints", {}).get("pattern") if field else error.validator_value
+        return f"valeur {shown} non conforme au motif du standard {pattern}"
+    if kind == "enum":
+        return f"valeur {shown} hors liste ; valeurs possibles : " + " | ".join(
+            map(str, error.validator_value))
+    return f"valeur {shown} refusée ({error.message})"
+
+
+def _value_key(value: Any) -> Any:
+    """A hashable key of a cell value (GeoJSON mappings by their text)."""
+    if isinstance(value, dict | list):
+        return ("json", json.dumps(value, sort_keys=True))
+    return (type(value).__name__, value)
+
+
+def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists: bool = True,
+                  origin: str | None = None, first_row: int = 1) -> None:
+    """Validate rows of a CNIG class against its ``schema.json`` (and the PDF's lists).
+
+    Parameters
+    ----------
+    rows
+        One mapping per row, keyed by the ``schema.json`` field names; missing
+        values are ``None``; numbers as numbers; GeoJSON as a mapping.
+    classe
+        The class (``site_eco``, ``terrain_eco``, ``etablissement``, ``pole_eco``).
+    value_lists
+        Also require the PDF's value lists (:data:`LISTES_PDF`).
+    origin
+        The file validated, for messages.
+    first_row
+        Number of the first row in messages (2 for a CSV below its header).
+
+    Raises
+    ------
+    SchemaError
+        Listing the problems (layer, row, identifier, field, what is wrong), at most
+        :data:`MAX_PROBLEMS` of them, and their total.
+    """
+    layer = _layer(classe)
+    ts = table_schema(layer)
+    fields = {f["name"]: f for f in ts["fields"]}
+    validators, required = _field_validators(layer, value_lists)
+    found: list[tuple[int, int, str]] = []  # (row, field rank, message)
+    # Each field's schema is checked once per distinct value: the same rules as the row
+    # schema, without validating « 2025-03-01 » ten thousand times.
+    for rank, (name, validator) in enumerate(validators.items()):
+        groups: dict[Any, tuple[Any, list[int]]] = {}
+        for i, row in enumerate(rows):
+            if name not in row:
+                if name in required:
+                    found.append((i, rank, f"champ « {name} » : champ absent"))
+                continue
+            value = row[name]
+            groups.setdefault(_value_key(value), (value, []))[1].append(i)
+        for value, idx in groups.values():
+            error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+            if error is not None:
+                message = f"champ « {name} » : {_describe(error, fields.get(name), value)}"
+                found.extend((i, rank, message) for i in idx)
+    key = ts.get("primaryKey")
+    key = key if isinstance(key, str) else (key[0] if key else None)
+    if key:
+        seen: dict[Any, int] = {}
+        for i, row in enumerate(rows):
+            ident = row.get(key)
+            if ident is None:
+                continue
+            if ident in seen:
+                found.append((i, -1, f"champ « {key} » : identifiant {ident!r} déjà utilisé "
+                                     f"ligne {seen[ident] + first_row}"))
+            seen.setdefault(ident, i)
+    found.sort(key=lambda p: (p[0], p[1]))
+    total = len(found)
+    problems = []
+    for i, _, message in found[:MAX_PROBLEMS]:
+        ident = rows[i].get(key) if key else None
+        label = f" ({key} {ident})" if ident is not None else ""
+        problems.append(f"ligne {i + first_row}{label}, {message}")
+    if problems:
+        where = f"{origin}, " if origin else ""
+        more = f" (et {total - len(problems)} autre(s))" if total > len(problems) else ""
+        raise SchemaError(
+            f"{where}couche « {layer} » non conforme au standard CNIG Sites Économiques "
+            f"({total} problème(s)){more} : " + " ; ".join(problems)
+        )
+
+
+def _cast(value: str | None, field: Mapping[str, Any], missing: Iterable[str]) -> Any:
+    """Cast a CSV cell to its Table Schema type (left as text when it does not parse)."""
+    if value is None or value in missing:
+        return None
+    ftype = field.get("type", "string")
+    try:
+        if ftype == "number":
+            return float(value)
+        if ftype == "integer":
+            return int(value)
+        if ftype == "geojson":
+            return json.loads(value)
+    except ValueError:
+        return value
+    return value
+
+
+def validate_csv(path: str | Path, classe: str, *, value_lists: bool = True) -> int:
+    """Validate a CSV file of a CNIG class (``;``-separated, UTF-8, as the standard's examples).
+
+    Parameters
+    ----------
+    path
+        The CSV file.
+    classe
+        Its class.
+    value_lists
+        Also require the PDF's value lists.
+
+    Returns
+    -------
+    int
+        The number of rows validated.
+
+    Raises
+    ------
+    SchemaError
+        When a header field is unknown or a row does not conform.
+    SourceError
+        When the file cannot be read.
+    """
+    path = Path(path)
+    layer = _layer(classe)
+    ts = table_schema(layer)
+    fields = {f["name"]: f for f in ts["fields"]}
+    missing = set(ts.get("missingValues", [""]))
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f, delimiter=";")
+            raw = list(reader)
+            header = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SourceError(f"{path} : CSV illisible ({exc}) ; il doit être en UTF-8, séparé "
+                          f"par « ; »") from None
+    unknown = [h for h in header if h not in fields]
+    if unknown:
+        raise SchemaError(
+            f"{path}, couche « {layer} » : champ(s) inconnu(s) du standard : "
+            f"{', '.join(unknown)}"
+        )
+    rows = [{name: _cast(r.get(name), fields[name], missing) for name in fields} for r in raw]
+    validate_rows(rows, layer, value_lists=value_lists, origin=str(path), first_row=2)
+    return len(rows)
+
+
+def _geopoint(geoms: np.ndarray, crs: Any) -> list[str | None]:
+    """« lon, lat » (degrees, 6 decimals) of each point."""
+    if len(geoms) == 0:
+        return []
+    pts = gpd.GeoSeries(geoms, crs=crs).to_crs(4326)
+    return [None if g is None or g.is_empty else f"{g.x:.6f}, {g.y:.6f}" for g in pts]
+
+
+def gpkg_rows(frame: gpd.GeoDataFrame, layer: str) -> list[dict[str, Any]]:
+    """Rows of a GeoPackage layer of the template keyed by ``schema.json`` field names.
+
+    The geometry becomes the class's GeoJSON field (or the geopoint of a pole).
+    """
+    layer = _layer(layer)
+    data = pd.DataFrame(frame.drop(columns=[frame.geometry.name]))
+    data = data.drop(columns=[c for c in ("fid",) if c in data])
+    data = data.rename(columns=GPKG_TO_SCHEMA)
+    records = data.astype(object).where(data.notna(), None).to_dict("records")
+    geoms = np.asarray(frame.geometry.values)
+    gfield = GEOMETRY_FIELDS[layer]
+    if layer == "pole_eco":
+        values: list[Any] = _geopoint(geoms, frame.crs)
+    else:
+        values = [None if g is None or shapely.is_empty(g) else json.loads(shapely.to_geojson(g))
+                  for g in geoms]
+    for rec, v in zip(records, values, strict=True):
+        rec[gfield] = v
+        for k, x in rec.items():
+            if isinstance(x, np.integer):
+                rec[k] = int(x)
+            elif isinstance(x, np.floating):
+                rec[k] = float(x)
+    return records
+
+
+def validate_geopackage(path: str | Path, *, value_lists: bool = True) -> dict[str, int]:
+    """Validate every layer of a CNIG Sites Économiques GeoPackage against the standard.
+
+    Parameters
+    ----------
+    path
+        The GeoPackage (the export, or any file following the official template).
+    value_lists
+        Also require the PDF's value lists.
+
+    Returns
+    -------
+    dict
+        Rows validated per layer.
+
+    Raises
+    ------
+    SchemaError
+        A layer is missing, or a row does not conform (layer, row, field named).
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            # GDAL warns about the staged file's extension (.tmp), harmlessly.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            present = {str(n) for n, _ in pyogrio.list_layers(path)}
+    except Exception as exc:  # GDAL raises several types for one unreadable file
+        raise SourceError(f"{path} : GeoPackage illisible ({exc})") from None
+    counts: dict[str, int] = {}
+    for layer in CLASSES:
+        if layer not in present:
+            raise SchemaError(f"{path} : couche « {layer} » absente ; le modèle CNIG en a "
+                              f"quatre : {', '.join(CLASSES)}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            frame = pyogrio.read_dataframe(path, layer=layer)
+        rows = gpkg_rows(frame, layer)
+        validate_rows(rows, layer, value_lists=value_lists, origin=str(path))
+        counts[layer] = len(rows)
+    return counts
+
+
+# --- export ----------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def template_fields() -> dict[str, list[tuple[str, str]]]:
+    """Fields ``(name, numpy dtype)`` of each layer of the official template, in order."""
+    out = {}
+    for layer in CLASSES:
+        info = pyogrio.read_info(TEMPLATE, layer=layer)
+        out[layer] = list(zip(info["fields"].tolist(), info["dtypes"].tolist(), strict=True))
+    return out
+
+
+_PUBLIC_OWNERS = (
+    (re.compile(r"^(?:COMMUNE|VILLE|MAIRIE)\b"), "commune"),
+    (re.compile(r"^(?:DEPARTEMENT|CONSEIL DEPARTEMENTAL|CONSEIL GENERAL)\b"), "département"),
+    (re.compile(r"^(?:REGION|CONSEIL REGIONAL)\b"), "région"),
+    (re.compile(r"^(?:ETAT|L ETAT|MINISTERE)\b"), "Etat"),
+    (re.compile(r"COMMUNAUTE (?:DE COMMUNES|D AGGLOMERATION|URBAINE)|\bMETROPOLE\b"),
+     "structure intercommunale"),
+    (re.compile(r"ETABLISSEMENT PUBLIC FONCIER|^EPF\b"), "établissement public foncier"),
+    (re.compile(r"SOCIETE D ECONOMIE MIXTE|\bSEM\b|\bSPLA?\b"), "SEM ou SPLA"),
+)
+
+
+def maitrise_fonciere(kind: pd.Series, name: pd.Series, siren: pd.Series, *,
+                      epci_siren: str | None) -> pd.Series:
+    """``terr_maitrise_fonc`` from the owner: category, and public bodies recognised by name.
+
+    A legal entity is the intercommunality when its SIREN is the EPCI's; a
+    commune, département, région, the State, an EPF or a SEM/SPL when its name
+    says so; otherwise « inconnu » (the owner files do not tell a developer from an
+    investor).
+    """
+    out = pd.Series("inconnu", index=kind.index, dtype=object)
+    out[kind == "personne physique"] = "personne physique"
+    legal = kind == "personne morale"
+    norm = name.fillna("").astype(str).str.upper().str.normalize("NFKD").str.encode(
+        "ascii", "ignore").str.decode("ascii").str.replace(r"[^A-Z0-9 ]", " ", regex=True)
+    for pattern, value in _PUBLIC_OWNERS:
+        hit = legal & (out == "inconnu") & norm.str.contains(pattern)
+        out[hit] = value
+    if epci_siren:
+        out[legal & (siren.astype(object) == epci_siren)] = "structure intercommunale"
+    return out
+
+
+def etat_occupation(unites: pd.DataFrame, *, rule: VacancyRule) -> pd.Series:
+    """``terr_etat_occup`` of each unit (PDF § 3.4 definitions).
+
+    Occupied (or presumed) → « occupé »; vacant with a past occupation (a closed
+    establishment or a building) → « vacant »; vacant with neither, never occupied
+    as far as the inputs tell → « inoccupé »; unknown → « inconnu ». A unit whose
+    last establishment closed less than two years ago is not vacant in the legal
+    sense but unused: « vacant » too. A friche on the unit (column ``friche``) gives
+    « friche ».
+    """
+    occ = unites["occupation"]
+    built = pd.to_numeric(unites["surface_batie_m2"], errors="coerce")
+    closed = pd.to_numeric(unites["nb_etablissements_fermes"], errors="coerce").fillna(0)
+    occupants = pd.to_numeric(unites["nb_occupants"], errors="coerce")
+    past = (built >= rule.surface_batie_min_m2).fillna(False) | (closed > 0)
+    unused = (occupants == 0).fillna(False)
+    vacant = occ.isin(["vacante", "présumée vacante"]) | (occ.eq("occupée") & unused)
+    out = pd.Series("inconnu", index=unites.index, dtype=object)
+    out[occ.isin(["occupée", "présumée occupée"]) & ~unused] = "occupé"
+    out[vacant & past] = "vacant"
+    out[vacant & ~past] = "inoccupé"
+    if "friche" in unites:
+        out[vacant & unites["friche"].fillna(False).astype(bool)] = "friche"
+    return out
+
+
+def _lookup(keys: pd.Series, table: pd.Series) -> pd.Series:
+    """Values of ``table`` for each key (NaN where absent), aligned to ``keys``."""
+    return pd.Series(table.reindex(keys.to_numpy()).to_numpy(), index=keys.index)
+
+
+def _match(value: Any, allowed: Iterable[str]) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    v = str(value).strip().casefold()
+    return next((a for a in allowed if a.casefold() == v), None)
+
+
+def _site_insee(zae: gpd.GeoDataFrame, unites: pd.DataFrame,
+                communes: Mapping[str, str]) -> pd.Series:
+    """INSEE code of each site: the zone's, else the commune of most of its parcels."""
+    insee = zae["comm_insee"].astype(object) if "comm_insee" in zae else pd.Series(
+        None, index=zae.index, dtype=object)
+    first = unites.assign(c=unites["idus"].fillna("").str.split("|")).explode("c")
+    first = first[first["c"].str.len() >= 5]
+    by_parcels = first.groupby("zae_id")["c"].agg(lambda s: s.str[:5].mode().iloc[0])
+    insee = insee.where(insee.notna(), _lookup(zae["zae_id"], by_parcels))
+    if len(communes) == 1:
+        insee = insee.fillna(next(iter(communes)))
+    bad = insee.isna()
+    if bad.any():
+        raise SchemaError(
+            f"zone {zae.loc[bad, 'zae_id'].iloc[0]!r} : commune inconnue (pas de comm_insee ni "
+            f"de parcelle) ; le standard CNIG exige site_comm_insee"
+        )
+    return insee.astype(str)
+
+
+def _number_ids(insee: pd.Series, classe: str) -> pd.Series:
+    """``[INSEE]_[classe]_[n]``, numbered per INSEE code in the order of ``insee``."""
+    n = insee.groupby(insee.to_numpy()).cumcount() + 1
+    return pd.Series([f"{code}_{classe}_{k:05d}" for code, k in zip(insee, n, strict=True)],
+                     index=insee.index, dtype=object)
+
+
+def build_cnig_layers(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
+                      etablissements: gpd.GeoDataFrame | None = None, *, epci_nom: str,
+                      epci_siren: str, communes: Mapping[str, str],
+                      date_observation: dt.date | str | None = None,
+                      parcelles: gpd.GeoDataFrame | None = None,
+                      rule: VacancyRule = DEFAULT_RULE,
+                      producteur: str | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """Fill the four layers of the standard from the observatory's inventory.
+
+    Parameters
+    ----------
+    zae
+        The ``zae`` layer with the inventory's columns (``nb_unites``…).
+    zae_unites
+        The ``zae_unites`` layer.
+    etablissements
+        The ``etablissements`` layer, or ``None``.
+    epci_nom, epci_siren
+        The intercommunality (``territoire.epci_nom``, ``territoire.epci_siren``).
+    communes
+        INSEE code → commune name.
+    date_observation
+        The inventory's date: identification and update dates of the objects.
+    parcelles
+        The parcels (``idu``, optional ``friche_id``): lists the parcels of each
+        terrain piece and recognises friches; without them a terrain lists its
+        unit's parcels.
+    rule
+        The inventory's thresholds (buildings, establishment radius, exclusions).
+    producteur
+        ``source_producteur`` (default: the EPCI's name).
+
+    Returns
+    -------
+    dict of geopandas.GeoDataFrame
+        ``site_eco``, ``terrain_eco``, ``etablissement``, ``pole_eco``: the template's
+        fields in its order (no ``fid``), geometries of its types, in ``zae``'s CRS.
+
+    Raises
+    ------
+    ConfigError
+        When the EPCI's name or SIREN is missing.
+    SchemaError
+        When a site's commune cannot be known.
+    """
+    if not epci_nom or not epci_siren:
+        key = "territoire.epci_nom" if not epci_nom else "territoire.epci_siren"
+        raise ConfigError(f"clé « {key} » absente : l'export CNIG Sites Économiques l'exige ; "
+                          f"ajoutez-la au fichier de territoire")
+    obs, _ = observation_date(date_observation)
+    day = obs.isoformat()
+    crs = zae.crs
+    zae = zae.sort_values("zae_id", kind="stable").reset_index(drop=True)
+    zu = pd.DataFrame(zae_unites[zae_unites["zae_id"].isin(zae["zae_id"])])
+    zu = zu.sort_values(["zae_id", "uf_id"], kind="stable").reset_index(drop=True)
+
+    insee = _site_insee(zae, zu, communes)
+    pattern = re.compile(r"^(\d{5}|2[AB]\d{3})_SITE-ECO_\d+$")
+    given = zae["zae_id"].astype(str)
+    renumber = ~given.str.match(pattern)
+    new_ids = _number_ids(insee, "SITE-ECO")
+    site_id = given.where(~renumber, new_ids)
+    if site_id.duplicated().any():
+        site_id = new_ids
+    site_of = dict(zip(zae["zae_id"], site_id, strict=True))
+    insee_of = dict(zip(zae["zae_id"], insee, strict=True))
+    unknown = sorted(set(insee) - set(communes))
+    if unknown:
+        raise SchemaError(
+            f"nom de la commune {unknown[0]} inconnu : le standard CNIG exige site_comm_nom ; "
+            f"fournissez les noms des communes (paramètre « communes »)"
+        )
+
+    terrains = _terrains(zae, zu, parcelles, site_of=site_of, insee_of=insee_of, day=day,
+                         epci_siren=epci_siren, rule=rule, crs=crs)
+    etabs = _etablissements(etablissements, zae, zu, terrains, obs=obs, day=day,
+                            epci_nom=epci_nom, epci_siren=epci_siren, communes=communes,
+                            insee_of=insee_of, rule=rule)
+    sites = _sites(zae, zu, terrains, site_id=site_id, insee=insee, communes=communes,
+                   day=day, epci_nom=epci_nom, epci_siren=epci_siren, rule=rule,
+                   producteur=producteur or epci_nom)
+    poles = _poles(sites, insee=insee, day=day)
+    sites["pole_id"] = poles["pole_id"].to_numpy()
+    layers = {"site_eco": sites, "terrain_eco": terrains, "etablissement": etabs,
+              "pole_eco": poles}
+    return {name: _to_template(frame, name, crs) for name, frame in layers.items()}
+
+
+def _to_template(frame: gpd.GeoDataFrame, layer: str, crs: Any) -> gpd.GeoDataFrame:
+    """Order, complete and type the columns as in the template."""
+    cols: dict[str, Any] = {}
+    for name, dtype in template_fields()[layer]:
+        values = frame[name] if name in frame else pd.Series(None, index=frame.index,
+                                                             dtype=object)
+        if dtype.startswith("int"):
+            cols[name] = pd.to_numeric(values, errors="coerce").round().astype("Int64")
+        elif dtype.startswith("float"):
+            cols[name] = pd.to_numeric(values, errors="coerce").astype("float64")
+        else:
+            cols[name] = values.astype(object).where(values.notna(), None)
+    return gpd.GeoDataFrame(cols, geometry=frame.geometry.values, crs=crs, index=frame.index)
+
+
+def _terrains(zae: gpd.GeoDataFrame, zu: pd.DataFrame, parcelles: gpd.GeoDataFrame | None, *,
+              site_of: Mapping[str, str], insee_of: Mapping[str, str], day: str,
+              epci_siren: str, rule: VacancyRule, crs: Any) -> gpd.GeoDataFrame:
+    """One terrain per piece of each unit inside its site."""
+    zone_geom = zae.set_index("zae_id").geometry
+    geoms = np.asarray(gpd.GeoSeries(zu["geometry"]).values) if len(zu) else np.array([])
+    zones = np.asarray(zone_geom.loc[zu["zae_id"]].values) if len(zu) else np.array([])
+    whole = zu["part_dans_zae"].to_numpy(dtype=float) >= 1.0 - 1e-9 if len(zu) else np.array(
+        [], dtype=bool)
+    clipped = geoms.copy()
+    if (~whole).any():
+        clipped[~whole] = shapely.intersection(geoms[~whole], zones[~whole])
+    pieces = gpd.GeoDataFrame({"row": np.arange(len(zu))}, geometry=clipped, crs=crs)
+    pieces = pieces[~pieces.geometry.is_empty & pieces.geometry.notna()]
+    pieces = pieces.set_geometry(pieces.geometry.make_valid())
+    # The parcels of a unit may be separate polygons: merge those that touch.
+    multi = shapely.get_num_geometries(np.asarray(pieces.geometry.values)) > 1
+    if multi.any():
+        merged = pieces[multi].dissolve(by="row").reset_index()
+        pieces = pd.concat([pieces[~multi], merged], ignore_index=True)
+    pieces = gpd.GeoDataFrame(pieces, geometry="geometry", crs=crs).explode(
+        index_parts=False).reset_index(drop=True)
+    pieces = pieces[pieces.geometry.geom_type == "Polygon"]
+    pieces = pieces[pieces.area >= MIN_PIECE_M2]
+    c = pieces.geometry.representative_point()
+    pieces = pieces.assign(_x=c.x.round(2), _y=c.y.round(2)).sort_values(
+        ["row", "_x", "_y"], kind="stable").reset_index(drop=True)
+    n_split = int(pieces["row"].duplicated().sum())
+    if n_split:
+        log.info("export CNIG : %d unité(s) foncière(s) en plusieurs morceaux, un terrain par "
+                 "morceau (le modèle CNIG n'admet que des polygones simples)", n_split)
+    unit = zu.iloc[pieces["row"].to_numpy()].reset_index(drop=True)
+    site_insee = unit["zae_id"].map(insee_of)
+    terr_id = _number_ids(site_insee, "TERRAIN-ECO")
+    refcad = unit["idus"].astype(object)
+    friche = pd.Series(False, index=unit.index)
+    if parcelles is not None and len(parcelles) and len(pieces):
+        refcad, friche = _piece_parcels(pieces, unit, parcelles)
+    units = unit.assign(friche=friche.to_numpy())
+    etat = etat_occupation(units, rule=rule)
+    # Built and used by an active establishment: productive; otherwise the inputs cannot tell.
+    occupied = (pd.to_numeric(unit["nb_occupants"], errors="coerce") > 0) & (
+        pd.to_numeric(unit["surface_batie_m2"], errors="coerce") >= rule.surface_batie_min_m2)
+    out = gpd.GeoDataFrame({
+        "terr_id": terr_id.to_numpy(),
+        "site_id": unit["zae_id"].map(site_of).to_numpy(),
+        "terr_refcad": refcad.to_numpy(),
+        "terr_surf_brute": (pieces.area / 10_000).round(4).to_numpy(),
+        "terr_utile": "oui",
+        "terr_identif_date": day,
+        "terr_actu_date": day,
+        "terr_maitrise_fonc": maitrise_fonciere(
+            unit["proprietaire_type"], unit["proprietaire_nom"], unit["proprietaire_siren"],
+            epci_siren=epci_siren).to_numpy(),
+        "terr_stade_amngt": "inconnu",
+        "terr_stade_comm": "inconnu",
+        "terr_etat_occup": etat.to_numpy(),
+        "terr_usage": np.where(occupied.fillna(False), "bâti productif", "inconnu"),
+        "uf_id": unit["uf_id"].to_numpy(),
+        "zae_id": unit["zae_id"].to_numpy(),
+    }, geometry=pieces.geometry.values, crs=crs)
+    return out
+
+
+def _piece_parcels(pieces: gpd.GeoDataFrame, unit: pd.DataFrame,
+                   parcelles: gpd.GeoDataFrame) -> tuple[pd.Series, pd.Series]:
+    """Parcels (IDUs of the unit) that each piece covers by more than a sliver, and friches."""
+    p = np.asarray(parcelles.geometry.values)
+    ip, jp, area = overlap_areas(np.asarray(pieces.geometry.values), p)
+    idu = parcelles["idu"].astype(str).to_numpy()
+    pairs = pd.DataFrame({"piece": ip, "idu": idu[jp], "area": area})
+    members = pd.DataFrame({"piece": unit.index, "idu": unit["idus"].fillna("").str.split("|")}
+                           ).explode("idu")
+    pairs = pairs.merge(members, on=["piece", "idu"])  # only the unit's own parcels
+    pairs = pairs[pairs["area"] >= MIN_PIECE_M2].sort_values(["piece", "idu"])
+    lists = pairs.groupby("piece")["idu"].agg("|".join)
+    refcad = pd.Series(lists.reindex(unit.index).to_numpy(), index=unit.index).fillna(
+        unit["idus"])
+    friche = pd.Series(False, index=unit.index)
+    if "friche_id" in parcelles:
+        fr = parcelles["friche_id"].notna().to_numpy()[jp]
+        hit = pd.Series(fr, index=ip).groupby(level=0).any()
+        friche = hit.reindex(unit.index).fillna(False).astype(bool)
+    return refcad, friche
+
+
+def _etablissements(etablissements: gpd.GeoDataFrame | None, zae: gpd.GeoDataFrame,
+                    zu: pd.DataFrame, terrains: gpd.GeoDataFrame, *, obs: dt.date, day: str,
+                    epci_nom: str, epci_siren: str, communes: Mapping[str, str],
+                    insee_of: Mapping[str, str], rule: VacancyRule) -> gpd.GeoDataFrame:
+    """List the establishments of legal entities on the sites' units (active or just closed)."""
+    crs = zae.crs
+    if etablissements is None or len(etablissements) == 0 or len(zu) == 0:
+        return gpd.GeoDataFrame({"siret": []}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+    states = establishment_states(etablissements, date_observation=obs, rule=rule)
+    threshold = pd.Timestamp(vacancy_threshold(obs))
+    keep = states["existe"] & ~states["exclu"] & (
+        states["actif"] | (states["ferme"] & (states["fermeture"] > threshold)))
+    e = etablissements[keep.to_numpy()]
+    units = gpd.GeoDataFrame(zu[["uf_id", "zae_id"]], geometry=zu["geometry"].values, crs=crs)
+    link = attach_establishments(e, units, rule=rule)
+    e = e.loc[link.index].assign(uf_id=link["uf_id"].to_numpy())
+    kind = e["type_personne"] if "type_personne" in e else pd.Series(None, index=e.index)
+    diffusible = (e["diffusible"] if "diffusible" in e else pd.Series(True, index=e.index)
+                  ).fillna(True).astype(bool)
+    legal = (kind == "personne morale") & diffusible
+    if (~legal).any():
+        log.warning(
+            "export CNIG : %d établissement(s) non exporté(s) (entrepreneurs individuels, "
+            "non diffusibles, ou catégorie juridique inconnue — ajoutez le fichier "
+            "StockUniteLegale à la source etablissements pour la connaître)",
+            int((~legal).sum()))
+    e = e[legal.to_numpy()]
+    created = e["date_creation"] if "date_creation" in e else pd.Series(None, index=e.index)
+    if created.isna().any():
+        log.warning("export CNIG : %d établissement(s) sans date de création non exporté(s) "
+                    "(etab_creation_date est obligatoire)", int(created.isna().sum()))
+        e = e[created.notna().to_numpy()]
+    if len(e) == 0:
+        return gpd.GeoDataFrame({"siret": []}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+    # The terrain of each establishment: the piece of its unit nearest to it.
+    cand = pd.DataFrame({"e": np.arange(len(e)), "uf_id": e["uf_id"].to_numpy()}).merge(
+        pd.DataFrame({"t": np.arange(len(terrains)), "uf_id": terrains["uf_id"].to_numpy()}),
+        on="uf_id")
+    cand["d"] = shapely.distance(np.asarray(e.geometry.values)[cand["e"].to_numpy()],
+                                 np.asarray(terrains.geometry.values)[cand["t"].to_numpy()])
+    best = cand.sort_values(["e", "d", "t"]).drop_duplicates("e").set_index("e")["t"]
+    terr = pd.Series(terrains["terr_id"].to_numpy()[best.to_numpy()], index=best.index)
+    pos = np.arange(len(e))
+    e = e.assign(terr_id=_lookup(pd.Series(pos), terr).to_numpy())
+    e = e[e["terr_id"].notna().to_numpy()]
+    st = states.loc[e.index]
+
+    def col(name: str) -> pd.Series:
+        if name in e:
+            return e[name].astype(object).where(e[name].notna(), None)
+        return pd.Series(None, index=e.index, dtype=object)
+
+    zone = e["uf_id"].map(dict(zip(zu["uf_id"], zu["zae_id"], strict=False)))
+    site_insee = zone.map(insee_of)
+    insee = col("code_insee").fillna(site_insee)
+    tranche = col("tranche_effectif").fillna("NN")
+    year = col("annee_effectif").fillna(col("date_maj").str[:4]).fillna(str(obs.year))
+    source = col("source").fillna("Sirene")
+    out = gpd.GeoDataFrame({
+        "siret": col("siret"),
+        "siren": col("siren").fillna(col("siret").str[:9]),
+        "terr_id": e["terr_id"],
+        "ban_id": col("ban_id"),
+        "etab_adresse": col("adresse"),
+        "etab_raison_sociale": col("raison_sociale").fillna(col("nom")).fillna("inconnu"),
+        "etab_nat_juridique": col("categorie_juridique"),
+        "etab_nom": col("nom").fillna(col("raison_sociale")).fillna("inconnu"),
+        "epci_nom": epci_nom,
+        "epci_siren": epci_siren,
+        "comm_nom": col("commune").fillna(insee.map(communes)).fillna("inconnu"),
+        "comm_insee": insee,
+        "etab_siege": col("siege"),
+        "etab_creation_date": col("date_creation"),
+        "etab_identif_date": day,
+        "etab_actu_date": col("date_maj").fillna(day),
+        "etab_actif": np.where(st["actif"], "oui", "non"),
+        "etab_fermeture_date": st["fermeture"].dt.strftime("%Y-%m-%d").astype(object).where(
+            st["fermeture"].notna(), None),
+        "etab_activite_code": col("naf").fillna("inconnu"),
+        "etab_activite_libelle": col("naf_libelle").fillna("inconnu"),
+        "etab_effectif_code": tranche,
+        "etab_effectif_libelle": tranche.map(TRANCHES_EFFECTIF).fillna("inconnu"),
+        "etab_effectif_annee": year,
+        "etab_source_info": "Base Sirene des entreprises et de leurs établissements (Insee) : "
+                            + source.astype(str),
+        "geocodage_qualite": col("geocodage").map(
+            lambda v: _match(v, value_list({"name": "geocodage_qualite"}) or ())).fillna(
+            "inconnu"),
+    }, geometry=shapely.multipoints(np.asarray(e.geometry.values)[:, None]) if len(e) else [],
+        crs=crs)
+    return out.sort_values("siret", kind="stable").reset_index(drop=True)
+
+
+def _sites(zae: gpd.GeoDataFrame, zu: pd.DataFrame, terrains: gpd.GeoDataFrame, *,
+           site_id: pd.Series, insee: pd.Series, communes: Mapping[str, str], day: str,
+           epci_nom: str, epci_siren: str, rule: VacancyRule, producteur: str
+           ) -> gpd.GeoDataFrame:
+    """One site per zone, with the inventory's counts and rates."""
+    ids = zae["zae_id"]
+    types = value_list({"name": "site_type"}) or ()
+    site_type = zae.get("zae_type", pd.Series(None, index=zae.index)).map(
+        lambda v: _match(v, types)).fillna("zone d'activité économique")
+    vocations = value_list({"name": "site_vocadomi"}) or ()
+    voca = zae.get("zae_vocation", pd.Series(None, index=zae.index)).map(
+        lambda v: _match(v, vocations)).fillna("inconnu")
+    occupied = zu["occupation"].isin(["occupée", "présumée occupée"]).groupby(
+        zu["zae_id"]).any()
+    etat = np.where(_lookup(ids, occupied).eq(True), "existant et actif", "inconnu")
+    utile = terrains[terrains["terr_utile"] == "oui"].groupby("zae_id")["terr_surf_brute"].sum()
+    built = pd.to_numeric(zu["surface_batie_m2"], errors="coerce")
+    n_built = (built >= rule.surface_batie_min_m2).groupby(zu["zae_id"]).sum()
+    has_built = built.notna().groupby(zu["zae_id"]).any()
+    n_etab = pd.to_numeric(zu["nb_occupants"], errors="coerce").groupby(zu["zae_id"]).sum(
+        min_count=1)
+    def number(name: str) -> pd.Series:
+        values = zae[name] if name in zae else pd.Series(np.nan, index=zae.index)
+        return pd.to_numeric(values, errors="coerce")
+
+    rate = number("taux_vacance")
+    origin = zae.get("zae_origine", pd.Series(None, index=zae.index))
+    note = np.where(origin == "derivee_plu",
+                    " Périmètre dérivé des zones d'activité du PLU, à confirmer.", "")
+    description = ("Inventaire des ZAE (art. L318-8-2 du code de l'urbanisme) au " + day
+                   + ", identifiant observatoire " + ids.astype(str) + "." + note
+                   + " Vacance : " + zae.get("regle_vacance", pd.Series("", index=zae.index))
+                   .fillna("").astype(str))
+    return gpd.GeoDataFrame({
+        "site_id": site_id.to_numpy(),
+        "site_nom": zae.get("zae_nom", pd.Series(None, index=zae.index)).fillna(
+            ids).to_numpy(),
+        "site_type": site_type.to_numpy(),
+        "site_vocadomi": voca.to_numpy(),
+        "site_etat": etat,
+        "site_surf_brute": (zae.area / 10_000).round(4).to_numpy(),
+        "site_surf_utile": _lookup(ids, utile).astype(float).fillna(0.0).round(4).to_numpy(),
+        "site_identif_date": day,
+        "site_actu_date": day,
+        "site_description": description.to_numpy(),
+        "source_producteur": producteur,
+        "site_epci_nom": epci_nom,
+        "site_epci_siren": epci_siren,
+        "site_comm_nom": insee.map(communes).to_numpy(),
+        "site_comm_insee": insee.to_numpy(),
+        "site_moa_type": np.where(site_type == "zone d'activité économique", "epci", "inconnu"),
+        "site_uf_nbre": number("nb_unites").to_numpy(),
+        "site_uf_vacant_nbre": number("nb_unites_vacantes").to_numpy(),
+        # § 3.3: « taux de vacance … (pourcentage) », an integer, rounded half up.
+        "site_taux_vacance": np.floor((rate * 100).round(6) + 0.5).to_numpy(),
+        "site_uf_bati_nbre": _lookup(ids, n_built).where(
+            _lookup(ids, has_built).eq(True)).to_numpy(),
+        "site_nb_etab": _lookup(ids, n_etab).to_numpy(),
+    }, geometry=zae.geometry.values, crs=zae.crs)
+
+
+def _poles(sites: gpd.GeoDataFrame, *, insee: pd.Series, day: str) -> gpd.GeoDataFrame:
+    """One pole per site (``pole_id`` is required by ``schema.json``)."""
+    pole_voca = {"mixte": "mixte, sans dominante"}
+    return gpd.GeoDataFrame({
+        "pole_id": _number_ids(pd.Series(insee.to_numpy()), "POLE-ECO").to_numpy(),
+        "pole_nom": sites["site_nom"].to_numpy(),
+        "pole_vocadomi": sites["site_vocadomi"].replace(pole_voca).to_numpy(),
+        "pole_identif_date": day,
+        "pole_actu_date": day,
+        "pole_nb_site": 1,
+        "pole_nb_etab": sites["site_nb_etab"].to_numpy(),
+        "pole_surface": sites["site_surf_brute"].round().to_numpy(),
+    }, geometry=sites.geometry.representative_point().values, crs=sites.crs)
+
+
+def _set_srs(path: Path, crs: Any) -> None:
+    """Declare the layers of the template copy in ``crs`` (the template says EPSG:2154)."""
+    target = CRS.from_user_input(crs)
+    epsg = target.to_epsg()
+    if epsg == 2154:
+        return
+    if epsg is None:
+        raise ConfigError(f"CRS {crs} sans code EPSG : l'export CNIG exige un CRS légal EPSG")
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        con.execute(
+            "INSERT OR IGNORE INTO gpkg_spatial_ref_sys (srs_name, srs_id, organization, "
+            "organization_coordsys_id, definition, description) VALUES (?, ?, 'EPSG', ?, ?, ?)",
+            (target.name, epsg, epsg, target.to_wkt("WKT1_GDAL"), target.name))
+        for table in CLASSES:
+            con.execute("UPDATE gpkg_geometry_columns SET srs_id = ? WHERE table_name = ?",
+                        (epsg, table))
+            con.execute("UPDATE gpkg_contents SET srs_id = ? WHERE table_name = ?",
+                        (epsg, table))
+
+
+def write_cnig_geopackage(layers: Mapping[str, gpd.GeoDataFrame], path: str | Path) -> Path:
+    """Copy the official template to ``path`` and append the layers' rows.
+
+    Parameters
+    ----------
+    layers
+        From :func:`build_cnig_layers`.
+    path
+        The file to write (replaced).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    shutil.copyfile(TEMPLATE, path)
+    crs = next((f.crs for f in layers.values() if f.crs is not None), None)
+    if crs is not None:
+        _set_srs(path, crs)
+    for name in CLASSES:
+        frame = layers.get(name)
+        if frame is None or len(frame) == 0:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            pyogrio.write_dataframe(frame, path, layer=name, driver="GPKG", append=True)
+    return path
+
+
+def stage_cnig_export(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
+                      etablissements: gpd.GeoDataFrame | None, *, output_dir: str | Path,
+                      epci_nom: str | None, epci_siren: str | None,
+                      communes: Mapping[str, str], date_observation: dt.date | str | None,
+                      parcelles: gpd.GeoDataFrame | None = None,
+                      rule: VacancyRule = DEFAULT_RULE,
+                      producteur: str | None = None) -> StagedFile:
+    """Write the CNIG export to a staged file and validate it before it can be published.
+
+    Parameters
+    ----------
+    zae, zae_unites, etablissements, parcelles, rule, producteur
+        See :func:`build_cnig_layers`.
+    output_dir
+        The territory's output folder; the file is ``<output_dir>/cnig/sites_economiques.gpkg``.
+    epci_nom, epci_siren
+        ``territoire.epci_nom`` and ``territoire.epci_siren``.
+    communes
+        INSEE code → commune name.
+    date_observation
+        ``options.date_observation`` (``None``: today).
+
+    Returns
+    -------
+    StagedFile
+        The validated GeoPackage, to publish with the other outputs.
+
+    Raises
+    ------
+    ConfigError
+        EPCI missing.
+    SchemaError
+        The export does not conform to the standard (layer, row and field named);
+        nothing is left behind.
+    """
+    staged = StagedFile(Path(output_dir) / "cnig" / "sites_economiques.gpkg")
+    try:
+        layers = build_cnig_layers(zae, zae_unites, etablissements, epci_nom=epci_nom or "",
+                                   epci_siren=epci_siren or "", communes=communes,
+                                   date_observation=date_observation, parcelles=parcelles,
+                                   rule=rule, producteur=producteur)
+        write_cnig_geopackage(layers, staged.tmp)
+        counts = validate_geopackage(staged.tmp)
+    except BaseException:
+        staged.discard()
+        raise
+    log.info("export CNIG Sites Économiques : %s", ", ".join(f"{k} {v}"
+                                                            for k, v in counts.items()))
+    return staged

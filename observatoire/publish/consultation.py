@@ -1,0 +1,287 @@
+"""Consultation files of the ZAE inventory: one XLSX and one CSV per zone.
+
+Article L318-8-2 of the code de l'urbanisme has the inventory submitted for 30
+days to the owners and occupants of the zone. Each file lists one land unit per
+row — parcels, surface, owner, occupants, vacancy status and its reason — with
+an empty column for their remarks. Owners that are natural persons are shown as
+« personne physique », never by name; legal entities by name and SIREN.
+
+The CSV is for spreadsheets set to French: ``;``-separated, decimal comma, UTF-8
+with a byte-order mark (so that Excel reads the accents). Text that a
+spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) is written as
+text: quoted with ``'`` in the CSV, typed as a string in the XLSX.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from observatoire.analysis.zae_inventory import observation_date
+from observatoire.outputs import StagedFile
+
+log = logging.getLogger(__name__)
+
+#: Columns of the consultation table: French header → how to fill it.
+HEADERS = (
+    "Identifiant de la zone",
+    "Nom de la zone",
+    "Unité foncière",
+    "Parcelles cadastrales",
+    "Nombre de parcelles",
+    "Surface de l'unité (m²)",
+    "Part dans la zone (%)",
+    "Coupée par la limite de la zone",
+    "Propriétaire (catégorie)",
+    "Propriétaire (dénomination, personnes morales)",
+    "SIREN du propriétaire",
+    "Occupants (SIRET – nom)",
+    "Nombre d'occupants",
+    "Occupation",
+    "Statut de vacance",
+    "Motif",
+    "Observations du propriétaire ou de l'occupant",
+)
+#: Width (characters) of each XLSX column.
+WIDTHS = (22, 28, 18, 34, 10, 14, 12, 12, 18, 32, 12, 48, 10, 16, 18, 60, 40)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def consultation_table(zae: pd.DataFrame, zae_unites: pd.DataFrame) -> pd.DataFrame:
+    """One row per land unit of ``zae`` (all zones given), with French headers.
+
+    Parameters
+    ----------
+    zae
+        Zones (``zae_id``, ``zae_nom``).
+    zae_unites
+        The ``zae_unites`` layer of the inventory.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`HEADERS`; numbers as numbers (surface rounded to the m²,
+        share in percent with one decimal), missing values as ``None``.
+    """
+    zu = pd.DataFrame(zae_unites[zae_unites["zae_id"].isin(zae["zae_id"])])
+    zu = zu.sort_values(["zae_id", "uf_id"], kind="stable")
+    names = dict(zip(zae["zae_id"], zae.get("zae_nom", zae["zae_id"]), strict=True))
+    kind = zu["proprietaire_type"].where(zu["proprietaire_type"].isin(
+        ["personne morale", "personne physique"]), "inconnu")
+    legal = kind == "personne morale"
+    idus = zu["idus"].fillna("").str.split("|").str.join(", ")
+    table = pd.DataFrame({
+        HEADERS[0]: zu["zae_id"],
+        HEADERS[1]: zu["zae_id"].map(names),
+        HEADERS[2]: zu["uf_id"],
+        HEADERS[3]: idus,
+        HEADERS[4]: pd.to_numeric(zu.get("nb_parcelles"), errors="coerce").astype("Int64"),
+        HEADERS[5]: pd.to_numeric(zu["surface_m2"], errors="coerce").round().astype("Int64"),
+        HEADERS[6]: (pd.to_numeric(zu["part_dans_zae"], errors="coerce") * 100).round(1),
+        HEADERS[7]: zu["coupee_par_limite"].map({True: "oui", False: "non"}),
+        HEADERS[8]: kind,
+        # Natural persons are never named, whatever the input holds.
+        HEADERS[9]: zu["proprietaire_nom"].where(legal, None),
+        HEADERS[10]: zu["proprietaire_siren"].where(legal, None),
+        HEADERS[11]: zu["occupants"],
+        HEADERS[12]: pd.to_numeric(zu["nb_occupants"], errors="coerce").astype("Int64"),
+        HEADERS[13]: zu["occupation"],
+        HEADERS[14]: zu["statut_vacance"],
+        HEADERS[15]: zu["raison_vacance"],
+        HEADERS[16]: None,
+    })
+    return table.astype(object).where(table.notna(), None).reset_index(drop=True)
+
+
+def safe_file_name(zae_id: str) -> str:
+    """Turn a zone id into a file name: letters, digits, ``-``, ``_`` and ``.`` only."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(zae_id)).strip("._")
+    return name[:100] or "zone"
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}".replace(".", ",")
+    text = str(value)
+    if text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``table`` as a French spreadsheet CSV (``;``, decimal comma, UTF-8 with BOM).
+
+    Parameters
+    ----------
+    table
+        From :func:`consultation_table`.
+    path
+        The file to write.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f, delimiter=";", quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        writer.writerow(table.columns)
+        for row in table.itertuples(index=False):
+            writer.writerow([_csv_cell(v) for v in row])
+    return path
+
+
+def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any],
+               territory: str, date_observation: dt.date) -> Path:
+    """Write one zone's consultation workbook: the units, and a summary sheet.
+
+    Parameters
+    ----------
+    table
+        The zone's rows, from :func:`consultation_table`.
+    path
+        The file to write.
+    zone
+        The zone's row of the ``zae`` layer (name, counts, rates, rule).
+    territory
+        The territory's name, for the title.
+    date_observation
+        The inventory's date.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Unités foncières"
+    ws.append(list(table.columns))
+    for row in table.itertuples(index=False):
+        ws.append([None if v is None else v for v in row])
+    # openpyxl stores any text starting with « = » as a formula: keep user data as text.
+    for cells in ws.iter_rows(min_row=2):
+        for cell in cells:
+            if isinstance(cell.value, str) and cell.value.startswith(_FORMULA_START):
+                cell.data_type = "s"
+    header_fill = PatternFill("solid", fgColor="DDEBF7")
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+        cell.fill = header_fill
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    for i, width in enumerate(WIDTHS, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = width
+    ws.freeze_panes = "D2"
+    if len(table):
+        ws.auto_filter.ref = ws.dimensions
+
+    info = wb.create_sheet("Zone")
+    rate = zone.get("taux_vacance")
+    rate_area = zone.get("taux_vacance_surface")
+    rows = [
+        ("Inventaire des zones d'activité économique", territory),
+        ("Article", "L318-8-2 du code de l'urbanisme"),
+        ("Zone", zone.get("zae_nom") or zone.get("zae_id")),
+        ("Identifiant", zone.get("zae_id")),
+        ("Date d'observation", date_observation.strftime("%d/%m/%Y")),
+        ("Unités foncières", _number(zone.get("nb_unites"))),
+        ("Unités vacantes", _number(zone.get("nb_unites_vacantes"))),
+        ("Taux de vacance (nombre)", _percent(rate)),
+        ("Taux de vacance (surface)", _percent(rate_area)),
+        ("Surface disponible (m²)", _number(zone.get("surface_disponible_m2"), digits=0)),
+        ("Règle de vacance appliquée", zone.get("regle_vacance")),
+        ("Consultation", "Ce document est soumis pendant 30 jours aux propriétaires et occupants "
+                         "de la zone : indiquez vos observations dans la dernière colonne de "
+                         "l'onglet « Unités foncières »."),
+        ("Données personnelles", "Les propriétaires personnes physiques ne sont pas nommés."),
+    ]
+    for label, value in rows:
+        info.append([label, value])
+        if isinstance(value, str) and value.startswith(_FORMULA_START):
+            info.cell(row=info.max_row, column=2).data_type = "s"
+    for cell in info["A"]:
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(vertical="top")
+    for cell in info["B"]:
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    info.column_dimensions["A"].width = 30
+    info.column_dimensions["B"].width = 90
+    wb.save(path)
+    return Path(path)
+
+
+def _number(value: Any, *, digits: int | None = None) -> Any:
+    if value is None or pd.isna(value):
+        return None
+    return round(float(value), digits) if digits is not None else int(value)
+
+
+def _percent(value: Any) -> str | None:
+    if value is None or pd.isna(value):
+        return None
+    return f"{float(value) * 100:.1f} %".replace(".", ",")
+
+
+def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
+                       output_dir: str | Path, territory: str,
+                       date_observation: dt.date | str | None) -> list[StagedFile]:
+    """Write each zone's consultation XLSX and CSV to staged files.
+
+    Parameters
+    ----------
+    zae
+        The ``zae`` layer with the inventory's columns.
+    zae_unites
+        The ``zae_unites`` layer.
+    output_dir
+        The territory's output folder; files go to ``<output_dir>/consultation/``
+        as ``<zae_id>.xlsx`` and ``<zae_id>.csv``.
+    territory
+        The territory's name.
+    date_observation
+        ``options.date_observation`` (``None``: today).
+
+    Returns
+    -------
+    list of StagedFile
+        Two per zone, to publish with the other outputs.
+    """
+    obs, _ = observation_date(date_observation)
+    folder = Path(output_dir) / "consultation"
+    staged: list[StagedFile] = []
+    used: set[str] = set()
+    table = consultation_table(zae, zae_unites)
+    try:
+        for _, zone in zae.sort_values("zae_id", kind="stable").iterrows():
+            name = safe_file_name(zone["zae_id"])
+            while name in used:
+                name += "_"
+            used.add(name)
+            rows = table[table[HEADERS[0]] == zone["zae_id"]]
+            xlsx = StagedFile(folder / f"{name}.xlsx")
+            staged.append(xlsx)
+            write_xlsx(rows, xlsx.tmp, zone=zone.to_dict(), territory=territory,
+                       date_observation=obs)
+            csv_file = StagedFile(folder / f"{name}.csv")
+            staged.append(csv_file)
+            write_csv(rows, csv_file.tmp)
+    except BaseException:
+        for s in staged:
+            s.discard()
+        raise
+    log.info("consultation : %d fichier(s) pour %d zone(s)", len(staged), len(zae))
+    return staged

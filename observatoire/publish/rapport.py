@@ -1,0 +1,502 @@
+"""Report of the observatory: ``rapport.html``, in French, readable on screen and printable.
+
+Key figures, charts (matplotlib, embedded as base64 SVG images: no external
+file), the best candidate sites, friches by status and type, ZAE vacancy,
+score distribution, sources and reliability. The page is rendered by Jinja2
+with autoescaping: every value is HTML-escaped. Charts are drawn with
+matplotlib's object API on the Agg canvas (no global state, no display), with
+mathtext off so that a ``$`` in a name stays a dollar sign, and text turned into
+paths inside an ``<img>``: a name never becomes markup. Owners are counted by
+category; no natural person is ever named.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import matplotlib
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, select_autoescape
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from observatoire import __version__
+from observatoire.config import Territory
+from observatoire.outputs import StagedFile
+from observatoire.publish.assets import (
+    EXCLUDED_COLOUR,
+    EXCLUDED_LABEL,
+    FRICHE_OTHER_COLOUR,
+    FRICHE_STATUTS,
+    SCORE_CLASSES,
+    VACANCY_CLASSES,
+    ProfileTexts,
+    ScoringProfile,
+    profile_texts,
+    scoring_profiles,
+    template_text,
+)
+from observatoire.readers.common import SourceReport
+
+log = logging.getLogger(__name__)
+
+#: Number of candidate sites listed in the report.
+TOP_SITES = 15
+
+_RC: dict[str, Any] = {
+    "svg.hashsalt": "observatoire",
+    "svg.fonttype": "path",
+    "text.parse_math": False,
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+@dataclass
+class Chart:
+    """A chart of the report: title, alternative text and SVG image as a data URI."""
+
+    title: str
+    alt: str
+    uri: str
+
+
+@dataclass
+class Table:
+    """A table of the report: French column headers and rows of display text."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    numeric: list[bool] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    """A section of the report: title, paragraphs, charts and tables; a note when empty."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    missing: str | None = None
+
+
+def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[SourceReport],
+                 territory: Territory) -> StagedFile:
+    """Write ``rapport.html`` to a staged file next to the GeoPackage.
+
+    Parameters
+    ----------
+    layers
+        The observatory's layers by name; absent layers and columns leave their
+        section with a note instead of figures.
+    reports
+        What reading each source did (``sources`` table).
+    territory
+        The territory: name, communes, output folder, profiles, observation date.
+
+    Returns
+    -------
+    StagedFile
+        ``rapport.html`` in the output folder.
+    """
+    staged = StagedFile(territory.output_dir / "rapport.html")
+    page = render_report(
+        layers, reports,
+        territory_name=territory.name,
+        communes=list(territory.communes),
+        date=str(territory.options.get("date_observation") or dt.date.today().isoformat()),
+        profiles=profile_texts(territory),
+        base=territory.path.parent,
+    )
+    staged.tmp.write_text(page, encoding="utf-8")
+    return staged
+
+
+def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[SourceReport], *,
+                  territory_name: str, communes: Sequence[str], date: str,
+                  profiles: ProfileTexts | None = None, base: Path | None = None) -> str:
+    """Return the HTML of the report.
+
+    Parameters
+    ----------
+    layers, reports
+        As for :func:`stage_report`.
+    territory_name, communes, date
+        Shown in the header.
+    profiles
+        Order and labels of the scoring profiles; the first is the main one.
+    base
+        Folder that source paths are shown relative to (file names otherwise).
+
+    Returns
+    -------
+    str
+        A complete, self-contained HTML document.
+    """
+    parcelles = layers.get("parcelles")
+    found = scoring_profiles(parcelles.columns, profiles) if parcelles is not None else []
+    names = _commune_names(layers)
+    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+        sections = [
+            _available_land(parcelles, found, names),
+            _best_sites(layers.get("gisements")),
+            _friches(layers.get("friches")),
+            _vacancy(layers.get("zae")),
+            _scores(parcelles, found),
+            _sources(reports, parcelles, found, base),
+        ]
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    template = env.from_string(template_text("rapport.html"))
+    return template.render(
+        title=f"Observatoire du foncier économique — {territory_name}",
+        territory=territory_name,
+        communes=", ".join(f"{names.get(c, c)} ({c})" if names.get(c) else c for c in communes),
+        date=date,
+        produced=dt.date.today().isoformat(),
+        version=__version__,
+        figures=_key_figures(layers, found),
+        sections=sections,
+        css=template_text("rapport.css"),
+    )
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def number(value: float | int | None, decimals: int = 0) -> str:
+    """Format a number the French way (``12 345,6``); ``—`` for a missing value."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)) or pd.isna(value):
+        return "—"
+    text = f"{float(value):,.{decimals}f}"
+    return text.replace(",", "\u202f").replace(".", ",")
+
+
+def hectares(m2: float | None) -> str:
+    """Format square metres as hectares (``12,3 ha``)."""
+    return "—" if m2 is None or pd.isna(m2) else f"{number(m2 / 10_000, 1)} ha"
+
+
+def percent(share: float | None) -> str:
+    """Format a share (0–1) as a percentage (``12 %``)."""
+    return "—" if share is None or pd.isna(share) else f"{number(share * 100, 0)}\u00a0%"
+
+
+def _svg_uri(fig: Figure) -> str:
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _text(value: Any) -> str:
+    return "—" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+#: A column of a table: (column, French header, formatter, numeric).
+_ColumnSpec = tuple[str, str, Callable[[Any], str], bool]
+
+
+def _commune_names(layers: Mapping[str, gpd.GeoDataFrame]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for name in ("friches", "friches_surfaces"):
+        frame = layers.get(name)
+        if frame is not None and {"comm_insee", "comm_nom"} <= set(frame.columns):
+            pairs = frame[["comm_insee", "comm_nom"]].dropna().drop_duplicates("comm_insee")
+            names.update(dict(zip(pairs["comm_insee"].astype(str),
+                                  pairs["comm_nom"].astype(str).str.title(), strict=True)))
+    return names
+
+
+def _surface(frame: pd.DataFrame) -> pd.Series:
+    if "surface_m2" in frame.columns:
+        return pd.to_numeric(frame["surface_m2"], errors="coerce")
+    return pd.Series(frame.geometry.area, index=frame.index)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _key_figures(layers: Mapping[str, gpd.GeoDataFrame],
+                 profiles: Sequence[ScoringProfile]) -> list[tuple[str, str, str]]:
+    """``(label, value, detail)`` of the key figures."""
+    out: list[tuple[str, str, str]] = []
+    parcelles = layers.get("parcelles")
+    if parcelles is not None:
+        area = _surface(parcelles)
+        out.append(("Parcelles", number(len(parcelles)), f"{hectares(area.sum())} au total"))
+        main = profiles[0] if profiles else None
+        if main and main.score:
+            ok = parcelles[main.score].notna()
+            good = parcelles[main.classe].isin(["A", "B"]) if main.classe else ok & False
+            out.append((f"Parcelles évaluées ({main.label})", hectares(area[ok].sum()),
+                        f"{number(int(ok.sum()))} parcelles non exclues, dont "
+                        f"{hectares(area[good].sum())} en classes A ou B"))
+    gisements = layers.get("gisements")
+    if gisements is not None:
+        area = _surface(gisements)
+        out.append(("Gisements fonciers", number(len(gisements)),
+                    f"{hectares(area.sum())}, le plus grand : {hectares(area.max())}"
+                    if len(gisements) else "aucun site candidat"))
+    friches = layers.get("friches")
+    if friches is not None:
+        detail = ""
+        if "site_statut" in friches.columns:
+            n = int((friches["site_statut"] == "friche sans projet").sum())
+            detail = f"dont {number(n)} sans projet"
+        out.append(("Friches recensées", number(len(friches)), detail))
+    zae = layers.get("zae")
+    if zae is not None:
+        detail = ""
+        if {"nb_unites", "nb_unites_vacantes"} <= set(zae.columns):
+            units = pd.to_numeric(zae["nb_unites"], errors="coerce").sum()
+            vacant = pd.to_numeric(zae["nb_unites_vacantes"], errors="coerce").sum()
+            detail = (f"vacance : {percent(vacant / units) if units else '—'} des unités "
+                      f"foncières ({number(vacant)} sur {number(units)})")
+        if "surface_disponible_m2" in zae.columns:
+            free = pd.to_numeric(zae["surface_disponible_m2"], errors="coerce").sum()
+            detail += f" ; {hectares(free)} disponibles"
+        out.append(("Zones d'activités", number(len(zae)), detail.strip(" ;")))
+    return out
+
+
+def _available_land(parcelles: gpd.GeoDataFrame | None, profiles: Sequence[ScoringProfile],
+                    names: Mapping[str, str]) -> Section:
+    section = Section("Surfaces disponibles par classe de score et par commune")
+    if parcelles is None or not profiles or not profiles[0].classe:
+        section.missing = ("Les parcelles ne portent pas de score : l'analyse n'a pas été "
+                           "faite pour ce territoire.")
+        return section
+    main = profiles[0]
+    section.paragraphs.append(
+        f"Surface des parcelles non exclues par le profil « {main.label} », par classe de "
+        "score (A : très favorable … E : défavorable) ; les parcelles exclues (zones "
+        "naturelles, risques, pente…) sont comptées à part.")
+    area = _surface(parcelles) / 10_000
+    commune = (parcelles["code_insee"].astype(str) if "code_insee" in parcelles.columns
+               else pd.Series("territoire", index=parcelles.index))
+    classes = parcelles[main.classe].astype(object).where(parcelles[main.classe].notna(),
+                                                          EXCLUDED_LABEL)
+    table = (pd.DataFrame({"commune": commune, "classe": classes, "ha": area})
+             .pivot_table(index="commune", columns="classe", values="ha", aggfunc="sum",
+                          fill_value=0.0))
+    order = [c for c in [*SCORE_CLASSES, EXCLUDED_LABEL] if c in table.columns]
+    table = table.reindex(columns=order)
+    labels = [names.get(c, c) for c in table.index]
+
+    fig = Figure(figsize=(7.5, 0.5 + 0.45 * max(len(table), 2)))
+    ax = fig.add_subplot()
+    left = np.zeros(len(table))
+    for cls in order:
+        colour = SCORE_CLASSES[cls][0] if cls in SCORE_CLASSES else EXCLUDED_COLOUR
+        label = SCORE_CLASSES[cls][1] if cls in SCORE_CLASSES else EXCLUDED_LABEL
+        ax.barh(labels, table[cls].to_numpy(), left=left, color=colour, label=label,
+                edgecolor="white", linewidth=0.5)
+        left += table[cls].to_numpy()
+    ax.set_xlabel("hectares")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    section.charts.append(Chart("Hectares par classe de score et par commune",
+                                "Barres empilées : hectares de parcelles par classe de score, "
+                                "pour chaque commune", _svg_uri(fig)))
+    rows = [[label, *(number(table.loc[idx, c], 1) for c in order),
+             number(table.loc[idx].sum(), 1)] for idx, label in zip(table.index, labels,
+                                                                    strict=True)]
+    rows.append(["Total", *(number(table[c].sum(), 1) for c in order),
+                 number(table.to_numpy().sum(), 1)])
+    section.tables.append(Table(["Commune", *[f"{c} (ha)" for c in order], "Total (ha)"], rows,
+                                [False, *[True] * (len(order) + 1)]))
+    return section
+
+
+def _best_sites(gisements: gpd.GeoDataFrame | None) -> Section:
+    section = Section("Meilleurs gisements fonciers")
+    if gisements is None or len(gisements) == 0:
+        section.missing = "Aucun gisement foncier (site candidat) n'a été identifié."
+        return section
+    frame = gisements.copy()
+    frame["_surface"] = _surface(frame)
+    keys = [c for c in ("score_moyen", "_surface") if c in frame.columns]
+    frame = frame.sort_values(keys, ascending=False, kind="stable").head(TOP_SITES)
+    section.paragraphs.append(
+        f"Les {min(TOP_SITES, len(gisements))} sites candidats les mieux notés (score moyen des "
+        f"parcelles), sur {number(len(gisements))}.")
+    spec: list[_ColumnSpec] = [
+            ("gisement_id", "Gisement", _text, False), ("_surface", "Surface", hectares, True),
+            ("nb_parcelles", "Parcelles", number, True),
+            ("nb_proprietaires", "Propriétaires", number, True),
+            ("score_moyen", "Score moyen", lambda v: number(v, 1), True),
+            ("score_min", "Score minimal", lambda v: number(v, 1), True),
+            ("zae_id", "Zone d'activités", _text, False), ("friche_id", "Friche", _text, False)]
+    spec = [s for s in spec if s[0] in frame.columns]
+    rows = [[fmt(v) for (_, _, fmt, _), v in zip(spec, values, strict=True)]
+            for values in frame[[s[0] for s in spec]].itertuples(index=False)]
+    section.tables.append(Table([s[1] for s in spec], rows, [s[3] for s in spec]))
+    return section
+
+
+def _friches(friches: gpd.GeoDataFrame | None) -> Section:
+    section = Section("Friches par statut et par type")
+    if friches is None or len(friches) == 0:
+        section.missing = "Aucune friche n'est recensée pour ce territoire."
+        return section
+    status = (friches["site_statut"] if "site_statut" in friches.columns
+              else pd.Series(None, index=friches.index)).fillna("non renseigné")
+    kind = (friches["site_type"] if "site_type" in friches.columns
+            else pd.Series(None, index=friches.index)).fillna("non renseigné")
+    counts = status.value_counts()
+    fig = Figure(figsize=(7.5, 0.6 + 0.4 * len(counts)))
+    ax = fig.add_subplot()
+    colours = [FRICHE_STATUTS.get(s, (FRICHE_OTHER_COLOUR, ""))[0] for s in counts.index]
+    ax.barh([str(s) for s in counts.index], counts.to_numpy(), color=colours)
+    ax.invert_yaxis()
+    ax.set_xlabel("nombre de friches")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    section.charts.append(Chart("Friches par statut", "Barres : nombre de friches par statut",
+                                _svg_uri(fig)))
+    cross = pd.crosstab(kind, status)
+    section.tables.append(Table(
+        ["Type", *[str(c) for c in cross.columns], "Total"],
+        [[str(idx), *(number(v) for v in row), number(row.sum())]
+         for idx, row in zip(cross.index, cross.to_numpy(), strict=True)],
+        [False, *[True] * (len(cross.columns) + 1)]))
+    return section
+
+
+def _vacancy(zae: gpd.GeoDataFrame | None) -> Section:
+    section = Section("Vacance des zones d'activités économiques")
+    if zae is None or len(zae) == 0:
+        section.missing = "Aucune zone d'activités économiques n'est connue pour ce territoire."
+        return section
+    if "taux_vacance" not in zae.columns:
+        section.missing = ("L'inventaire des zones d'activités (vacance des unités foncières) "
+                           "n'a pas été calculé.")
+        return section
+    frame = zae.copy()
+    name = (frame["zae_nom"] if "zae_nom" in frame.columns else frame["zae_id"]).astype(str)
+    frame["_nom"] = name.where(frame.get("zae_nom", name).notna(), frame["zae_id"].astype(str))
+    frame["_taux"] = pd.to_numeric(frame["taux_vacance"], errors="coerce")
+    frame = frame.sort_values("_taux", ascending=False, kind="stable")
+    section.paragraphs.append(
+        "Part des unités foncières vacantes dans chaque zone (inventaire des zones "
+        "d'activités économiques prévu par la loi Climat et résilience).")
+    shown = frame.head(30)
+    fig = Figure(figsize=(7.5, 0.6 + 0.35 * len(shown)))
+    ax = fig.add_subplot()
+    rates = shown["_taux"].fillna(0).to_numpy() * 100
+    colours = [_vacancy_colour(v) for v in shown["_taux"]]
+    ax.barh([_short(n) for n in shown["_nom"]], rates, color=colours, edgecolor="#6a3d9a",
+            linewidth=0.5)
+    ax.invert_yaxis()
+    ax.set_xlabel("taux de vacance (% des unités foncières)")
+    ax.set_xlim(0, max(100.0, float(rates.max()) if len(rates) else 100.0))
+    section.charts.append(Chart("Taux de vacance par zone",
+                                "Barres : taux de vacance des unités foncières de chaque zone",
+                                _svg_uri(fig)))
+    spec: list[_ColumnSpec] = [
+            ("_nom", "Zone", _text, False), ("nb_unites", "Unités", number, True),
+            ("nb_unites_vacantes", "Vacantes", number, True), ("_taux", "Vacance", percent, True),
+            ("taux_vacance_surface", "Vacance (surface)", percent, True),
+            ("surface_disponible_m2", "Disponible", hectares, True),
+            ("plus_grande_surface_dispo_m2", "Plus grand lot", hectares, True),
+            ("regle_vacance", "Règle appliquée", _text, False)]
+    spec = [s for s in spec if s[0] in frame.columns]
+    rows = [[fmt(v) for (_, _, fmt, _), v in zip(spec, values, strict=True)]
+            for values in frame[[s[0] for s in spec]].itertuples(index=False)]
+    section.tables.append(Table([s[1] for s in spec], rows, [s[3] for s in spec]))
+    return section
+
+
+def _vacancy_colour(rate: float | None) -> str:
+    if rate is None or pd.isna(rate):
+        return "#ffffff"
+    for upper, colour, _ in VACANCY_CLASSES:
+        if rate < upper:
+            return colour
+    return VACANCY_CLASSES[-1][1]
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _scores(parcelles: gpd.GeoDataFrame | None, profiles: Sequence[ScoringProfile]) -> Section:
+    section = Section("Distribution des scores")
+    scored = [p for p in profiles if p.score]
+    if parcelles is None or not scored:
+        section.missing = "Les parcelles ne portent pas de score."
+        return section
+    fig = Figure(figsize=(7.5, 2.6 * len(scored)))
+    axes = fig.subplots(len(scored), 1, squeeze=False)[:, 0]
+    bins = np.arange(0, 105, 5)
+    rows = []
+    for ax, profile in zip(axes, scored, strict=True):
+        values = pd.to_numeric(parcelles[profile.score], errors="coerce").dropna()
+        ax.hist(values, bins=bins, color="#4575b4", edgecolor="white")
+        ax.set_title(f"Profil « {profile.label} »", fontsize=9, loc="left")
+        ax.set_ylabel("parcelles")
+        ax.set_xlim(0, 100)
+        excluded = int(parcelles[profile.score].isna().sum())
+        rows.append([profile.label, number(len(values)), number(excluded),
+                     number(values.median(), 1) if len(values) else "—",
+                     number(values.quantile(0.9), 1) if len(values) else "—"])
+    axes[-1].set_xlabel("score (0 à 100)")
+    fig.tight_layout()
+    section.charts.append(Chart("Distribution des scores", "Histogrammes des scores des "
+                                "parcelles non exclues, un par profil", _svg_uri(fig)))
+    section.tables.append(Table(["Profil", "Parcelles notées", "Parcelles exclues",
+                                 "Score médian", "9e décile"], rows,
+                                [False, True, True, True, True]))
+    return section
+
+
+def _sources(reports: Sequence[SourceReport], parcelles: gpd.GeoDataFrame | None,
+             profiles: Sequence[ScoringProfile], base: Path | None) -> Section:
+    section = Section("Sources et fiabilité")
+    if reports:
+        rows = []
+        for r in reports:
+            paths = " ; ".join(_display_path(p, base) for p in r.paths)
+            repairs = "; ".join(f"{k} : {v}" for k, v in sorted(r.repairs.items())) or "—"
+            rows.append([r.kind, paths, r.format, number(r.features_read),
+                         number(r.features_kept), _text(r.crs_in), repairs, r.read_at[:10]])
+        section.tables.append(Table(["Source", "Fichier", "Format", "Lues", "Gardées", "CRS",
+                                     "Réparations", "Lue le"], rows,
+                                    [False, False, False, True, True, False, False, False]))
+    else:
+        section.paragraphs.append("Aucune source n'est décrite.")
+    reliable = [p for p in profiles if p.fiabilite]
+    if parcelles is not None and reliable:
+        section.paragraphs.append(
+            "La fiabilité d'un score est la part du poids total des critères dont les données "
+            "étaient disponibles pour la parcelle (1 = toutes les données).")
+        rows = []
+        for p in reliable:
+            values = pd.to_numeric(parcelles[p.fiabilite], errors="coerce").dropna()
+            rows.append([p.label, number(values.mean(), 2) if len(values) else "—",
+                         percent((values >= 0.8).mean()) if len(values) else "—",
+                         number(values.min(), 2) if len(values) else "—"])
+        section.tables.append(Table(["Profil", "Fiabilité moyenne", "Parcelles ≥ 0,8",
+                                     "Fiabilité minimale"], rows, [False, True, True, True]))
+    return section
+
+
+def _display_path(path: Path, base: Path | None) -> str:
+    if base is not None:
+        try:
+            return path.resolve().relative_to(base.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.name

@@ -1,0 +1,265 @@
+"""The map in a real headless Chromium, without network: drawn, clickable, hostile values inert.
+
+Uses Debian's ``chromium`` and ``chromium-driver`` (``/usr/bin/chromium``,
+``/usr/bin/chromedriver``), installed by ``.ci/run``; skipped when absent.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers
+
+from observatoire.publish.carte import render_map
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+TILES = "tile.openstreetmap.org"
+
+
+def chromium_paths() -> tuple[Path, Path]:
+    chromium = CHROMIUM if CHROMIUM.exists() else Path(shutil.which("chromium") or CHROMIUM)
+    driver = (CHROMEDRIVER if CHROMEDRIVER.exists()
+              else Path(shutil.which("chromedriver") or CHROMEDRIVER))
+    if not chromium.exists() or not driver.exists():
+        pytest.skip("Chromium absent : apt-get install chromium chromium-driver "
+                    "(installés par .ci/run)")
+    return chromium, driver
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> tuple[Path, dict]:
+    layers, _, _ = sample_layers(tmp_path_factory.mktemp("navigateur"))
+    layers = analysed(layers)
+    page = render_map(layers, title="Observatoire — Gennes", subtitle="1 commune",
+                      crs="EPSG:2154")
+    path = tmp_path_factory.mktemp("page") / "carte.html"
+    path.write_text(page, encoding="utf-8")
+    return path, layers
+
+
+@pytest.fixture(scope="module")
+def map_file(sample) -> Path:
+    return sample[0]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium, driver_path = chromium_paths()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                 "--window-size=1280,900",
+                 # No network: every request fails at once.
+                 "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(driver_path)), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def opened(browser, map_file):
+    browser.get(map_file.as_uri())
+    deadline = time.monotonic() + 30
+    while not browser.execute_script("return !!(window.observatoire && window.observatoire.ready)"):
+        if time.monotonic() > deadline:
+            pytest.fail(f"la carte n'a pas démarré ; console : {browser.get_log('browser')}")
+        time.sleep(0.05)
+    return browser
+
+
+def severe_errors(driver) -> list[str]:
+    """Console errors, except the basemap tiles that cannot load without network."""
+    return [e["message"] for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and TILES not in e["message"]]
+
+
+_FEATURE = """
+    const o = window.observatoire, id = arguments[0], i = arguments[1];
+    let item = null;
+    o.groups[id].eachLayer(l => { if (l.obsIndex === i) item = l; });
+    const ll = item.getLatLng ? item.getLatLng() : item.getBounds().getCenter();
+"""
+
+
+def click_feature(driver, layer: str, index: int) -> str:
+    """Click the feature on screen like a user; return the popup's text."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver.execute_script(_FEATURE + """
+        o.map.closePopup();
+        if (!o.map.getBounds().pad(-0.1).contains(ll)) {
+            o.map.setView(ll, o.map.getZoom(), {animate: false});
+        }""", layer, index)
+    time.sleep(0.3)  # let Leaflet redraw the canvas after a move
+    x, y = driver.execute_script(_FEATURE + """
+        const p = o.map.latLngToContainerPoint(ll);
+        return [p.x, p.y];""", layer, index)
+    container = driver.find_element(By.CSS_SELECTOR, ".folium-map")
+    rect = container.rect
+    ActionChains(driver).move_to_element_with_offset(
+        container, int(x - rect["width"] / 2), int(y - rect["height"] / 2)).click().perform()
+    return popup_text(driver, f"pas de fenêtre après un clic sur {layer}[{index}]")
+
+
+def popup_text(driver, failure: str) -> str:
+    """Wait for the open popup; return its text (exact characters, NBSP as spaces)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        text = driver.execute_script(
+            "const p = document.querySelector('.leaflet-popup-content');"
+            "return p ? [...p.querySelectorAll('h3, h4, th, td, p, div')]"
+            ".filter(e => e.children.length === 0).map(e => e.textContent).join('\\n') : null")
+        if text is not None:
+            return text.replace("\u00a0", " ").replace("\u202f", " ")
+        time.sleep(0.05)
+    pytest.fail(failure)
+
+
+def assert_inert(driver) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    assert driver.execute_script("return window.__pwned") is None
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text  # noqa: B018
+    injected = driver.find_elements(By.CSS_SELECTOR, ".leaflet-popup-content img, "
+                                    ".leaflet-popup-content svg, .leaflet-popup-content script, "
+                                    ".leaflet-tooltip img, .leaflet-tooltip svg")
+    assert injected == []
+
+
+def test_features_drawn_without_network(opened):
+    stats = opened.execute_script("return window.observatoire.stats")
+    assert stats == {"zonage": 25, "parcelles": 828, "zae_unites": 4, "zae": 1, "gisements": 3,
+                     "friches": 8}
+    # Canvas renderer: the parcels' colours are painted on a canvas.
+    painted = opened.execute_script("""
+        const c = document.querySelector('.leaflet-overlay-pane canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+        return n;""")
+    assert painted > 10_000
+    visible = opened.execute_script(
+        "const o = window.observatoire; return Object.keys(o.groups).filter("
+        "k => o.map.hasLayer(o.groups[k])).sort()")
+    assert visible == ["friches", "gisements", "parcelles", "zae"]
+    assert severe_errors(opened) == []
+    legend = opened.find_element("css selector", ".obs-legende").text
+    assert "A — très favorable" in legend and "Exclue" in legend and "Friche sans projet" in legend
+
+
+def test_popups_show_hostile_values_as_text(opened):
+    opened.execute_script(
+        "const o = window.observatoire;"
+        "o.map.fitBounds(o.groups.friches.getBounds(), {animate: false});")
+    for i, value in enumerate(HOSTILE[:3]):
+        text = click_feature(opened, "friches", i)
+        assert f"Friche {value}" in text.split("\n")
+        assert_inert(opened)
+    # The fourth friche holds the fourth value in its type.
+    assert HOSTILE[3] in click_feature(opened, "friches", 3).split("\n")
+    assert_inert(opened)
+    assert f"Friche {HOSTILE[4]}" in click_feature(opened, "friches", 4).split("\n")
+    assert severe_errors(opened) == []
+
+
+def test_parcel_search_and_score_breakdown(opened, sample):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    idu = sample[1]["parcelles"]["idu"].iloc[3]
+    box = opened.find_element(By.CSS_SELECTOR, ".obs-recherche input")
+    box.send_keys(f"{idu[8:10]} {int(idu[10:])}", Keys.ENTER)  # "0A 4": section and number
+    lines = popup_text(opened, "la recherche n'a pas ouvert la parcelle").split("\n")
+    # Parcel 3 of the fixture: score (3 * 37) % 100 = 11, class E, reliability
+    # 0.5 + 3 / 10 = 80 %, surface criterion 40 % of 11 = 4.4 points; hostile reasons.
+    assert lines[0] == f"Parcelle {idu}"
+    profile = lines[lines.index("Profil « industrie »"):]
+    assert profile[1:7] == ["Score", "11 / 100", "Classe", "E", "Fiabilité", "80 %"]
+    assert profile[7:10] == ["Détail du score par critère", "Surface", "4,4 pts"]
+    assert HOSTILE[1] in profile
+    assert "Profil « logistique »" in lines
+    assert_inert(opened)
+    result = opened.find_element(By.CSS_SELECTOR, ".obs-resultat").text
+    assert result == "Parcelle trouvée."
+    box.clear()
+    box.send_keys("zz-introuvable", Keys.ENTER)
+    assert "Aucun résultat" in opened.find_element(By.CSS_SELECTOR, ".obs-resultat").text
+
+
+def test_zae_view_and_privacy(opened):
+    from selenium.webdriver.support.ui import Select
+
+    select = Select(opened.find_element("css selector", "select.obs-vue"))
+    assert [o.text for o in select.options] == ["Vue d'ensemble du territoire",
+                                                f"ZAE {HOSTILE[2]}"]
+    select.select_by_index(1)
+    assert opened.execute_script(
+        "const o = window.observatoire; return o.map.hasLayer(o.groups.zae_unites)")
+    text = opened.find_element("css selector", ".leaflet-popup-content").text
+    assert HOSTILE[2] in text and "50 %" in text.replace("\u00a0", " ")
+    assert "#zae=" in opened.current_url
+    # Land units: the natural person who owns one is never shown.
+    for i in range(4):
+        unit = click_feature(opened, "zae_unites", i)
+        assert PERSON not in unit
+    assert PERSON not in opened.execute_script("return document.body.innerText")
+    assert_inert(opened)
+    assert severe_errors(opened) == []
+
+
+def test_print_view_hides_tools_and_keeps_legend(opened, tmp_path):
+    opened.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        shown = opened.execute_script("""return ['.obs-recherche', '.obs-outils',
+            '.leaflet-control-layers', '.obs-legende', '.obs-entete'].map(
+            s => getComputedStyle(document.querySelector(s)).display !== 'none')""")
+        assert shown == [False, False, False, True, True]
+    finally:
+        opened.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    opened.save_screenshot(str(tmp_path / "carte.png"))
+
+
+def test_commune_search(opened):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    opened.execute_script("window.observatoire.map.setView([47.0, 5.0], 8, {animate: false})")
+    box = opened.find_element(By.CSS_SELECTOR, ".obs-recherche input")
+    box.send_keys("25267", Keys.ENTER)
+    assert opened.find_element(By.CSS_SELECTOR, ".obs-resultat").text == "Commune 25267"
+    centre = opened.execute_script("const c = window.observatoire.map.getCenter();"
+                                   "return [c.lat, c.lng]")
+    assert 47.2 < centre[0] < 47.3 and 6.0 < centre[1] < 6.2  # Gennes
+
+
+def test_link_to_a_zae_view_and_broken_links(browser, map_file, sample):
+    zae_id = sample[1]["zae"]["zae_id"].iloc[0]
+    for fragment, expected in ((f"#zae={zae_id}", True), ("#zae=%E0%A4%A", False)):
+        browser.get("about:blank")  # a new fragment alone would not reload the page
+        browser.get(map_file.as_uri() + fragment)
+        deadline = time.monotonic() + 30
+        while not browser.execute_script(
+                "return !!(window.observatoire && window.observatoire.ready)"):
+            assert time.monotonic() < deadline, browser.get_log("browser")
+            time.sleep(0.05)
+        shown = browser.execute_script(
+            "const o = window.observatoire; return o.map.hasLayer(o.groups.zae_unites)")
+        assert shown is expected
+        assert severe_errors(browser) == []

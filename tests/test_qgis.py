@@ -1,0 +1,279 @@
+"""QGIS styles, project and lineage stored in the GeoPackage; GDAL's validator; QGIS itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from publication_fixtures import analysed, sample_layers, write_gpkg
+
+from observatoire.errors import BuildError
+from observatoire.publish.qgis import (
+    PROJECT_NAME,
+    STYLE_NAME,
+    finalize_gpkg,
+    project_xml,
+    qgz_bytes,
+    read_project,
+    spatial_tables,
+)
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    layers, territory, reports = sample_layers(tmp_path_factory.mktemp("qgis_source"))
+    out = tmp_path_factory.mktemp("qgis")
+    territory = replace(territory, output_dir=out)
+    gpkg = write_gpkg(analysed(layers), territory, reports)
+    return gpkg, territory
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    """The sample without analysis columns: styles must still be written."""
+    layers, territory, reports = sample_layers(tmp_path_factory.mktemp("qgis_brut_source"))
+    out = tmp_path_factory.mktemp("qgis_brut")
+    territory = replace(territory, output_dir=out)
+    return write_gpkg(layers, territory, reports)
+
+
+def styles(gpkg: Path) -> dict[str, ET.Element]:
+    with sqlite3.connect(gpkg) as con:
+        rows = con.execute("SELECT f_table_name, styleQML FROM layer_styles "
+                           "WHERE useAsDefault = 1").fetchall()
+    return {name: ET.fromstring(qml.split("\n", 1)[1]) for name, qml in rows}
+
+
+def test_every_spatial_layer_has_one_default_style(built):
+    gpkg, _ = built
+    with sqlite3.connect(gpkg) as con:
+        geometry = dict(con.execute("SELECT table_name, column_name FROM gpkg_geometry_columns"))
+        rows = con.execute("SELECT f_table_catalog, f_table_schema, f_table_name, "
+                           "f_geometry_column, styleName, useAsDefault FROM layer_styles"
+                           ).fetchall()
+        kind = con.execute("SELECT data_type FROM gpkg_contents "
+                           "WHERE table_name = 'layer_styles'").fetchone()
+        count = con.execute("SELECT feature_count FROM gpkg_ogr_contents "
+                            "WHERE table_name = 'layer_styles'").fetchone()
+    assert sorted(r[2] for r in rows) == sorted(geometry)
+    for catalog, schema, table, column, name, default in rows:
+        # NULL catalog or schema: QGIS would ignore the row.
+        assert (catalog, schema, name, default) == ("", "", STYLE_NAME, 1)
+        assert geometry[table] == column
+    assert kind == ("attributes",)
+    assert count == (len(rows),)
+
+
+def test_styles_follow_the_columns(built):
+    qml = styles(built[0])
+    parcelles = qml["parcelles"].find("renderer-v2")
+    assert parcelles.get("type") == "categorizedSymbol"
+    assert parcelles.get("attr") == "classe_industrie"  # first profile of the sample
+    cats = [(c.get("value"), c.get("label")) for c in parcelles.iter("category")]
+    assert [v for v, _ in cats] == ["A", "B", "C", "D", "E", ""]  # "" = excluded (NULL)
+    assert cats[-1][1] == "Exclue"
+    zae = qml["zae"].find("renderer-v2")
+    assert zae.get("type") == "RuleRenderer"
+    filters = [r.get("filter") for r in zae.iter("rule")]
+    assert filters[0] == '"taux_vacance" >= 0 AND "taux_vacance" < 0.05'
+    assert filters[-1] == "ELSE"
+    assert qml["zae"].get("labelsEnabled") == "1"
+    label = qml["zae"].find("labeling/settings/text-style").get("fieldName")
+    assert "format_number(\"taux_vacance\" * 100, 0)" in label
+    friches = qml["friches"].find("renderer-v2")
+    assert friches.get("attr") == "site_statut"
+    assert {c.get("value") for c in friches.iter("category")} >= {
+        "friche sans projet", "friche avec projet", "friche potentielle", "friche reconvertie"}
+    assert friches.find("symbols/symbol").get("type") == "marker"
+    assert qml["zae_unites"].find("renderer-v2").get("attr") == "occupation"
+    assert qml["routes"].find("renderer-v2").get("attr") == "classe"
+    assert qml["routes"].find("renderer-v2/symbols/symbol").get("type") == "line"
+    assert qml["gisements"].find("renderer-v2").get("type") == "singleSymbol"
+    # Both forms of symbol-layer properties, as QGIS 3.22 writes them.
+    layer = qml["parcelles"].find("renderer-v2/symbols/symbol/layer")
+    assert layer.find("Option") is not None and layer.find("prop") is not None
+
+
+def test_styles_without_analysis_columns(raw):
+    qml = styles(raw)
+    assert qml["parcelles"].find("renderer-v2").get("type") == "singleSymbol"
+    assert qml["zae"].find("renderer-v2").get("type") == "singleSymbol"
+    assert qml["zonage"].find("renderer-v2").get("attr") == "typezone"
+
+
+def test_project_is_stored_as_qgis_stores_it(built):
+    gpkg, _ = built
+    with sqlite3.connect(gpkg) as con:
+        name, metadata, content = con.execute(
+            "SELECT name, metadata, content FROM qgis_projects").fetchone()
+        project = ET.fromstring(read_project(con).split("\n", 1)[1])
+        tables = {t.name for t in spatial_tables(con)}
+    assert name == PROJECT_NAME
+    assert set(json.loads(metadata)) == {"last_modified_time", "last_modified_user"}
+    assert bytes.fromhex(content)[:2] == b"PK"  # hex text of a .qgz (zip) archive
+    layers = {m.findtext("id"): m for m in project.iter("maplayer")}
+    sources = {m.findtext("datasource") for m in layers.values()}
+    # friches_surfaces is empty in the sample but typed: it stays in the project.
+    assert sources == {f"./observatoire.gpkg|layername={t}" for t in tables}
+    tree_ids = [n.get("id") for n in project.iter("layer-tree-layer")]
+    order = [n.get("id") for n in project.find("layerorder")]
+    assert sorted(tree_ids) == sorted(layers) and order == tree_ids
+    groups = [g.get("name") for g in project.find("layer-tree-group").findall("layer-tree-group")]
+    assert groups == ["Friches", "Analyse", "Zones d'activités", "Référentiels"]
+    names = [n.get("name") for n in project.iter("layer-tree-layer")]
+    assert names[:3] == ["Friches", "Friches (périmètres)", "Gisements fonciers"]
+    visible = {n.get("name"): n.get("checked") for n in project.iter("layer-tree-layer")}
+    assert visible["Zonage du PLU"] == "Qt::Unchecked"
+    assert visible["Friches (périmètres)"] == "Qt::Unchecked"  # empty
+    assert visible["Parcelles — score « Industrie »"] == "Qt::Checked"
+    assert project.findtext("projectCrs/spatialrefsys/authid") == "EPSG:2154"
+    assert project.find("properties/Paths/Absolute").text == "false"
+    parcelles = next(m for m in layers.values()
+                     if m.findtext("datasource").endswith("=parcelles"))
+    assert parcelles.find("renderer-v2").get("attr") == "classe_industrie"
+
+
+def test_project_xml_escapes_every_value(built):
+    gpkg, _ = built
+    hostile = "Gennes <b>&amp; \"'</b> ${x}"
+    with sqlite3.connect(gpkg) as con:
+        tables = spatial_tables(con)
+    from observatoire.publish.qgis import layer_style
+
+    xml = project_xml(tables, {t.name: layer_style(t) for t in tables}, title=hostile,
+                      gpkg_name="observatoire.gpkg", crs="EPSG:2154")
+    root = ET.fromstring(xml.split("\n", 1)[1])
+    assert root.findtext("title") == hostile and root.get("projectname") == hostile
+    assert qgz_bytes(xml) == qgz_bytes(xml)  # same input, same archive
+
+
+def test_lineage_in_gpkg_contents(built):
+    gpkg, _ = built
+    with sqlite3.connect(gpkg) as con:
+        desc = dict(con.execute("SELECT table_name, description FROM gpkg_contents"))
+    assert desc["parcelles"].startswith("Parcelles cadastrales normalisées.")
+    assert "Sources : parcel.gpkg (bdparcellaire, lu le " in desc["parcelles"]
+    assert "cartofriches_subset_gennes_25267_5km.geojson (cartofriches" in desc["friches"]
+    assert desc["gisements"].startswith("Gisements fonciers : sites candidats")
+    assert "Produit par l'observatoire" in desc["zonage"] and "EPSG:2154" in desc["zonage"]
+
+
+def test_finalize_twice_replaces_rows(built, tmp_path):
+    gpkg, territory = built
+    copy = tmp_path / "observatoire.gpkg"
+    shutil.copy(gpkg, copy)
+    with sqlite3.connect(copy) as con:
+        before = con.execute("SELECT count(*) FROM layer_styles").fetchone()[0]
+        finalize_gpkg(con, {}, territory)
+        after = con.execute("SELECT count(*), sum(useAsDefault) FROM layer_styles").fetchone()
+        projects = con.execute("SELECT count(*) FROM qgis_projects").fetchone()[0]
+        desc = con.execute("SELECT description FROM gpkg_contents "
+                           "WHERE table_name = 'routes'").fetchone()[0]
+    assert after == (before, before) and projects == 1
+    assert desc.count("Produit par l'observatoire") == 1
+
+
+def test_finalize_refuses_a_file_without_spatial_layer(tmp_path, built):
+    _, territory = built
+    with sqlite3.connect(tmp_path / "vide.gpkg") as con:
+        con.execute("CREATE TABLE gpkg_contents (table_name TEXT, data_type TEXT, "
+                    "min_x REAL, min_y REAL, max_x REAL, max_y REAL)")
+        con.execute("CREATE TABLE gpkg_geometry_columns (table_name TEXT, column_name TEXT, "
+                    "geometry_type_name TEXT, srs_id INTEGER)")
+        with pytest.raises(BuildError, match="aucune couche spatiale"):
+            finalize_gpkg(con, {}, territory)
+
+
+def system_python_with(module: str) -> Path:
+    if not SYSTEM_PYTHON.exists():
+        pytest.skip("/usr/bin/python3 absent")
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", f"import {module}"], capture_output=True,
+                           check=False)
+    if probe.returncode:
+        pytest.skip(f"module {module} absent du Python système (paquet Debian à installer)")
+    return SYSTEM_PYTHON
+
+
+def test_gdal_validator_finds_nothing(built, raw):
+    python = system_python_with("osgeo_utils.samples.validate_gpkg")
+    for gpkg in (built[0], raw):
+        run = subprocess.run([python, "-m", "osgeo_utils.samples.validate_gpkg", "--extra",
+                              "--warning-as-error", str(gpkg)], capture_output=True, text=True,
+                             check=False)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert run.stdout.strip() == "" and run.stderr.strip() == ""
+
+
+QGIS_CHECK = textwrap.dedent("""
+    import json, os, sys
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from qgis.core import (QgsApplication, QgsMapRendererSequentialJob, QgsMapSettings,
+                           QgsProject, QgsRectangle, QgsVectorLayer)
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+    app = QgsApplication([], False)
+    app.initQgis()
+    gpkg, png = sys.argv[1], sys.argv[2]
+    project = QgsProject.instance()
+    out = {"read": project.read(f"geopackage:{gpkg}?projectName=observatoire"), "layers": {}}
+    for layer in project.mapLayers().values():
+        renderer = layer.renderer()
+        out["layers"][layer.source().split("layername=")[-1]] = [
+            layer.isValid(), layer.featureCount(), renderer.type() if renderer else None,
+            layer.labelsEnabled()]
+    defaults = {}
+    for name in out["layers"]:
+        layer = QgsVectorLayer(f"{gpkg}|layername={name}", name, "ogr")
+        message, ok = layer.loadDefaultStyle()
+        defaults[name] = [ok, layer.renderer().type() if layer.renderer() else None]
+    out["defaults"] = defaults
+    root = project.layerTreeRoot()
+    settings = QgsMapSettings()
+    settings.setLayers([l for l in root.layerOrder() if root.findLayer(l.id()).isVisible()])
+    settings.setDestinationCrs(project.crs())
+    settings.setExtent(QgsRectangle(project.viewSettings().defaultViewExtent()))
+    settings.setOutputSize(QSize(600, 450))
+    settings.setBackgroundColor(QColor(255, 255, 255))
+    job = QgsMapRendererSequentialJob(settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage()
+    image.save(png, "png")
+    white = QColor(255, 255, 255).rgb()
+    out["painted"] = sum(1 for x in range(0, 600, 5) for y in range(0, 450, 5)
+                         if image.pixel(x, y) != white)
+    out["errors"] = [e.message for e in job.errors()]
+    print(json.dumps(out), flush=True)
+    os._exit(0)  # QGIS 3.22 may crash while tearing down; the result is printed
+""")
+
+
+def test_qgis_opens_the_stored_project_styled(built, tmp_path):
+    python = system_python_with("qgis.core")
+    script = tmp_path / "verifier.py"
+    script.write_text(QGIS_CHECK, encoding="utf-8")
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    run = subprocess.run([python, str(script), str(built[0]), str(tmp_path / "rendu.png")],
+                         capture_output=True, text=True, check=False, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["read"] is True and out["errors"] == []
+    layers = out["layers"]
+    assert layers["parcelles"] == [True, 828, "categorizedSymbol", False]
+    assert layers["zae"] == [True, 1, "RuleRenderer", True]
+    assert layers["friches"][:3] == [True, 8, "categorizedSymbol"]
+    assert layers["gisements"][:3] == [True, 3, "singleSymbol"]
+    assert all(valid and renderer for valid, _, renderer, _ in layers.values())
+    assert all(ok and renderer for ok, renderer in out["defaults"].values())
+    # The parcels fill most of the default view.
+    assert out["painted"] > 0.4 * (600 // 5) * (450 // 5)

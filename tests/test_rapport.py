@@ -1,0 +1,172 @@
+"""The report: key figures computed by hand, charts inline, every value escaped, no person named."""
+
+from __future__ import annotations
+
+import base64
+import re
+from html import escape, unescape
+from html.parser import HTMLParser
+
+import pytest
+from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers
+
+from observatoire.publish.rapport import hectares, number, percent, render_report, stage_report
+
+
+class Page(HTMLParser):
+    """Collect text by section, images and tags of a report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.images: list[dict] = []
+        self.text: list[str] = []
+        self.cells: list[str] = []
+        self._cell = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "img":
+            self.images.append(dict(attrs))
+        self._cell = tag in ("td", "th", "div")
+
+    def handle_endtag(self, tag):
+        self._cell = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._cell and data.strip():
+            self.cells.append(data.strip())
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    layers, territory, reports = sample_layers(tmp_path_factory.mktemp("rapport"))
+    return analysed(layers), layers, territory, reports
+
+
+@pytest.fixture(scope="module")
+def html(sample):
+    layers, _, territory, reports = sample
+    return render_report(layers, reports,
+                         territory_name="Gennes <script>alert(1)</script> {{ 6 * 7 }}",
+                         communes=["25267"], date="2026-01-01", base=territory.path.parent)
+
+
+@pytest.fixture(scope="module")
+def page(html):
+    parser = Page()
+    parser.feed(html)
+    return parser
+
+
+def test_number_formats():
+    assert number(1234567.891, 1) == "1\u202f234\u202f567,9"
+    assert number(None) == "—" and number(float("nan")) == "—"
+    assert hectares(125_000) == "12,5 ha"
+    assert percent(0.5) == "50\u00a0%"
+
+
+def test_key_figures_by_hand(sample, page):
+    layers, *_ = sample
+    parcelles = layers["parcelles"]
+    text = " ".join(page.text)
+    assert "828" in page.cells
+    assert f"{hectares(parcelles['surface_m2'].sum())} au total" in text
+    # Rule of the fixture: parcel i is excluded from "industrie" when i % 7 == 0: 119 of 828.
+    kept = parcelles[parcelles.index % 7 != 0]
+    assert f"{number(len(kept))} parcelles non exclues" in text
+    assert hectares(kept["surface_m2"].sum()) in page.cells
+    # ZAE: 2 of its 4 land units are vacant.
+    assert "vacance : 50\u00a0% des unités foncières (2 sur 4)" in text
+    friches = layers["friches"]
+    no_project = int((friches["site_statut"] == "friche sans projet").sum())
+    assert f"dont {no_project} sans projet" in text
+
+
+def test_available_hectares_by_class(sample, page):
+    layers, *_ = sample
+    p = layers["parcelles"]
+    ha = (p.groupby(p["classe_industrie"].fillna("Exclue"))["surface_m2"].sum() / 10_000)
+    row = page.cells[page.cells.index("25267"):][:8]
+    assert row == ["25267", *(number(ha[c], 1) for c in ["A", "B", "C", "D", "E", "Exclue"]),
+                   number(ha.sum(), 1)]
+
+
+def test_best_sites_sorted_by_score(page):
+    start = page.cells.index("Gisement")
+    header = page.cells[start:start + 8]
+    assert header == ["Gisement", "Surface", "Parcelles", "Propriétaires", "Score moyen",
+                      "Score minimal", "Zone d'activités", "Friche"]
+    rows = page.cells[start + 8:start + 8 + 3 * 8]
+    # Fixture: score (i * 37) % 100, parcel excluded when i % 7 == 0.
+    # G1 = parcels 10, 11, 12: mean(70, 7, 44) = 40.3, min 7; G2 = parcels 20, 21 (excluded):
+    # 40; G3 = parcel 30: 10.
+    assert [rows[0], rows[4], rows[5]] == ["G1", "40,3", "7,0"]
+    assert [rows[8], rows[12], rows[16], rows[20]] == ["G2", "40,0", "G3", "10,0"]
+
+
+def test_every_value_is_escaped(html, page):
+    for value in (*HOSTILE, "<script>alert(1)</script>"):
+        if "<" in value:
+            assert value not in html
+    # No markup in it: shown as is (a ZAE name, in the vacancy table).
+    assert escape(HOSTILE[2]) in html
+    assert "&lt;svg onload=window.__pwned=4&gt;" in html  # a friche type, in the table
+    assert "Gennes &lt;script&gt;alert(1)&lt;/script&gt; {{ 6 * 7 }}" in html
+    assert "script" not in [t for t in page.tags]
+    assert page.tags.count("img") == len(page.images)
+
+
+def test_charts_are_inline_svg(page):
+    assert len(page.images) == 4  # classes, friches, vacancy, score histograms
+    for img in page.images:
+        assert img["src"].startswith("data:image/svg+xml;base64,")
+        svg = base64.b64decode(img["src"].split(",", 1)[1]).decode("utf-8")
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+        assert "<script" not in svg and "<text" not in svg  # text drawn as paths
+        assert img["alt"]
+
+
+def test_no_external_resource_and_printable(html):
+    assert not re.search(r"(src|href)=[\"']?(https?:|//)", html)
+    assert "@media print" in html and "@page" in html
+
+
+def test_no_natural_person(html):
+    assert PERSON not in html
+
+
+def test_report_without_analysis(sample):
+    _, raw, _, reports = sample
+    html = unescape(render_report(raw, reports, territory_name="Gennes", communes=["25267"],
+                                  date="2026-01-01"))
+    assert "Les parcelles ne portent pas de score" in html
+    assert "Aucun gisement foncier" in html
+    assert "n'a pas été calculé" in html  # ZAE vacancy
+    assert "Friches par statut" in html
+
+
+def test_report_sources_table(sample, page):
+    *_, reports = sample
+    kinds = [r.kind for r in reports]
+    assert kinds[0] == "parcelles"
+    assert "parcel.gpkg" in page.cells and "bdparcellaire" in page.cells
+    assert "parcelles hors des communes du territoire écartées : 23" in page.cells
+
+
+def test_stage_report(sample):
+    layers, _, territory, reports = sample
+    staged = stage_report(layers, reports, territory)
+    try:
+        assert staged.dest.name == "rapport.html"
+        assert "Chiffres clés" in staged.tmp.read_text(encoding="utf-8")
+    finally:
+        staged.discard()
+
+
+def test_report_is_deterministic_apart_from_dates(sample):
+    layers, _, territory, reports = sample
+    a = render_report(layers, reports, territory_name="G", communes=["25267"], date="d")
+    b = render_report(layers, reports, territory_name="G", communes=["25267"], date="d")
+    assert a == b

@@ -1,0 +1,104 @@
+"""``observatoire validate``: per source, what would be read, repaired or refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE
+from shapely import Polygon
+from test_bad_inputs import CORPUS, X0, Y0, bdparcellaire, square, write_territory
+from test_cli import SAMPLE_SOURCES
+
+from observatoire.cli import main
+from observatoire.validate import validate_territory
+
+
+def run(capsys, config: Path) -> tuple[int, list[str]]:
+    code = main(["validate", "--config", str(config)])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out.splitlines()
+
+
+def line_of(lines: list[str], key: str) -> str:
+    (line,) = [ln for ln in lines if f" {key} :" in ln]
+    return line
+
+
+def test_validate_the_sample(capsys):
+    code, lines = run(capsys, SAMPLE / "territoire.toml")
+    assert code == 0
+    assert lines[0].startswith("Territoire « Gennes » : 1 commune(s), EPSG:2154")
+    parcelles = line_of(lines, "sources.parcelles")
+    assert parcelles.startswith("RÉPARÉ")
+    assert "828 entités gardées sur 851 lues" in parcelles
+    assert "parcelles hors des communes du territoire écartées : 23" in parcelles
+    assert "géométries vides : 1" in line_of(lines, "sources.zonage")
+    for key, n in (("sources.batiments", 325), ("sources.routes", 182),
+                   ("sources.friches", 14)):
+        line = line_of(lines, key)
+        assert line.startswith("LU") and f"{n} entités gardées sur {n} lues" in line
+    assert lines[-1] == "Toutes les sources sont lisibles."
+
+
+def test_validate_a_broken_territory(capsys, tmp_path):
+    zonage = CORPUS["geojson_tronque"].build(tmp_path)  # a truncated file as zoning
+    friches = CORPUS["csv_latin1"].build(tmp_path)
+    out = tmp_path / "sorties"
+    config = write_territory(tmp_path, {
+        "zonage": zonage,
+        "friches": friches,
+        "batiments": SAMPLE_SOURCES["batiments"],
+        "routes": {"chemin": "routes-absentes.gpkg"},
+    }, out=out)
+    code, lines = run(capsys, config)
+    assert code == 2
+    assert line_of(lines, "sources.parcelles").startswith("RÉPARÉ")
+    assert line_of(lines, "sources.batiments").startswith("LU")
+    zon = line_of(lines, "sources.zonage")
+    assert zon.startswith("REFUSÉ") and "cadastre-tronque.json" in zon and "complet" in zon
+    fr = line_of(lines, "sources.friches")
+    assert fr.startswith("REFUSÉ") and "sources.friches.encodage" in fr
+    rt = line_of(lines, "sources.routes")
+    assert rt.startswith("REFUSÉ") and "routes-absentes.gpkg" in rt and "introuvable" in rt
+    assert lines[-1].startswith("Des sources sont refusées")
+    assert not out.exists()  # nothing was built
+
+
+def test_validate_reports_repairs(tmp_path):
+    bow_tie = Polygon([(X0, Y0), (X0 + 10, Y0 + 10), (X0 + 10, Y0), (X0, Y0 + 10)])
+    bdparcellaire([square(0), bow_tie, None]).to_file(tmp_path / "p.gpkg", layer="parcel")
+    config = write_territory(tmp_path, {"parcelles": {"chemin": "p.gpkg"}})
+    ok, lines = validate_territory(config)
+    assert ok
+    line = line_of(lines, "sources.parcelles")
+    assert line.startswith("RÉPARÉ")
+    assert "2 entités gardées sur 3 lues" in line
+    assert "géométries réparées (make_valid) : 1" in line and "géométries nulles : 1" in line
+
+
+def test_validate_refuses_parcels_outside_the_communes(tmp_path):
+    config = write_territory(tmp_path, {}, communes=("25056",))
+    ok, lines = validate_territory(config)
+    assert not ok
+    assert "aucune parcelle des communes 25056" in line_of(lines, "sources.parcelles")
+
+
+@pytest.mark.parametrize("text", ["[territoire]\nnom = 'x'\n", "pas du TOML ["])
+def test_validate_a_bad_territory_file(capsys, tmp_path, text):
+    config = tmp_path / "territoire.toml"
+    config.write_text(text, encoding="utf-8")
+    code, lines = run(capsys, config)
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("REFUSÉ fichier de territoire")
+    assert str(config) in lines[0]
+
+
+def test_validate_refuses_an_output_folder_that_is_a_file(tmp_path):
+    (tmp_path / "sorties").write_text("un fichier", encoding="utf-8")
+    config = write_territory(tmp_path, {}, out=tmp_path / "sorties")
+    ok, lines = validate_territory(config)
+    assert not ok
+    assert "n'est pas un dossier" in line_of(lines, "sorties.dossier")
+    assert line_of(lines, "sources.parcelles").startswith("RÉPARÉ")
