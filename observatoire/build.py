@@ -25,6 +25,7 @@ from observatoire.ingest import Layers, ingest
 from observatoire.outputs import StagedFile
 from observatoire.publish.qgis import finalize_gpkg
 from observatoire.readers.common import SourceReport, checksum_files
+from observatoire.readers.etablissements import ETABLISSEMENTS
 from observatoire.schema import LAYERS
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def build(territory: Territory, *, progress: Progress | None = None) -> BuildRes
     layers = ingest(territory)
     timings["lecture"] = time.perf_counter() - t0
 
-    outputs = _analyse(layers, territory, say, timings)
+    outputs, tables = _analyse(layers, territory, say, timings)
 
     t = time.perf_counter()
     say("Écriture du GeoPackage…")
@@ -108,7 +109,7 @@ def build(territory: Territory, *, progress: Progress | None = None) -> BuildRes
     base = territory.path.parent
     with GeoPackageWriter(dest) as writer:
         for name, frame in outputs.items():
-            schema = LAYERS.get(name)
+            schema = LAYERS.get(name) or (ETABLISSEMENTS if name == "etablissements" else None)
             writer.write(name, frame, description=_description(name, schema),
                          geometry_type=schema.geometry_type if schema else None)
         writer.write("sources", sources_table(layers.reports, base),
@@ -121,7 +122,7 @@ def build(territory: Territory, *, progress: Progress | None = None) -> BuildRes
         t = time.perf_counter()
         extra: list[StagedFile] = []
         try:
-            _publish(layers, outputs, territory, say, extra)
+            _publish(layers, outputs, tables, territory, say, extra)
             timings["publication"] = time.perf_counter() - t
             say("Publication des résultats…")
             writer.commit(finalize=lambda con: finalize_gpkg(con, outputs, territory))
@@ -148,17 +149,87 @@ def build(territory: Territory, *, progress: Progress | None = None) -> BuildRes
     )
 
 
-def _analyse(layers: Layers, territory: Territory, say: Progress,
-             timings: dict[str, float]) -> dict[str, gpd.GeoDataFrame]:
+def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[str, float]
+             ) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, pd.DataFrame]]:
+    """Indicators, scores, land units, candidate sites and the ZAE inventory.
+
+    Returns
+    -------
+    tuple
+        The layers to write (by name, in order) and the tables to publish as CSV.
+    """
+    from observatoire.analysis import analyse, extra_inputs
+    from observatoire.analysis.zae_inventory import inventory, vacancy_rule
+    from observatoire.readers.etablissements import mask_natural_persons
+    from observatoire.readers.extra import read_extra_sources
+
+    t = time.perf_counter()
+    say("Lecture du MNT, des contraintes, des propriétaires…")
+    extra = read_extra_sources(territory, bounds=tuple(layers.parcelles.total_bounds))
+    layers.reports.extend(extra.reports())
+    layers.available |= extra.available()
+    timings["lecture_analyse"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    say("Indicateurs, notation, unités foncières et gisements…")
+    result = analyse(layers, extra=extra_inputs(
+        mnt=extra.mnt, contraintes=extra.contraintes, voies_ferrees=extra.voies_ferrees,
+        postes_electriques=extra.postes_electriques, proprietaires=extra.proprietaires),
+        profiles=territory.profiles, options=territory.options)
+    timings["analyse"] = time.perf_counter() - t
+    timings.update({f"analyse.{k}": v for k, v in result.timings.items()})
     outputs = dict(layers.spatial())
-    return outputs
+    outputs.update(result.layers())
+
+    t = time.perf_counter()
+    say("Inventaire des ZAE (art. L318-8-2 du code de l'urbanisme)…")
+    zae, zae_unites = inventory(
+        outputs["zae"], outputs["unites_foncieres"],
+        layers.batiments if "batiments" in layers.available else None,
+        layers.etablissements,
+        date_observation=territory.options.get("date_observation"),
+        rule=vacancy_rule(territory.options.get("vacance")))
+    outputs["zae"], outputs["zae_unites"] = zae, zae_unites
+    if layers.etablissements is not None:
+        outputs["etablissements"] = mask_natural_persons(layers.etablissements)
+    timings["inventaire_zae"] = time.perf_counter() - t
+    return outputs, {"meilleurs_sites": result.meilleurs_sites}
 
 
-def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame], territory: Territory,
-             say: Progress, staged: list[StagedFile]) -> None:
-    """Write maps and report to staged files (appended to ``staged`` as they are made)."""
+def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
+             tables: dict[str, pd.DataFrame], territory: Territory, say: Progress,
+             staged: list[StagedFile]) -> None:
+    """Write maps, report and exports to staged files (appended to ``staged`` as made)."""
+    from observatoire.analysis.zae_inventory import vacancy_rule
     from observatoire.publish.carte import stage_map
+    from observatoire.publish.cnig import stage_cnig_export
+    from observatoire.publish.consultation import stage_consultation
     from observatoire.publish.rapport import stage_report
+
+    for name, table in tables.items():
+        csv = StagedFile(territory.output_dir / f"{name}.csv")
+        table.to_csv(csv.tmp, index=False, sep=";", decimal=",", encoding="utf-8-sig")
+        staged.append(csv)
+    zae = outputs.get("zae")
+    if zae is not None and len(zae) and "zae_unites" in outputs:
+        date = territory.options.get("date_observation")
+        say("Fichiers de consultation des ZAE…")
+        staged.extend(stage_consultation(zae, outputs["zae_unites"],
+                                         output_dir=territory.output_dir,
+                                         territory=territory.name, date_observation=date))
+        explicit = "export_cnig" in territory.options
+        if territory.options.get("export_cnig", True):
+            if (territory.epci_nom and territory.epci_siren) or explicit:
+                say("Export CNIG Sites Économiques…")
+                staged.append(stage_cnig_export(
+                    zae, outputs["zae_unites"], layers.etablissements,
+                    output_dir=territory.output_dir, epci_nom=territory.epci_nom,
+                    epci_siren=territory.epci_siren, communes=commune_names(territory, layers),
+                    date_observation=date, parcelles=outputs["parcelles"],
+                    rule=vacancy_rule(territory.options.get("vacance"))))
+            else:
+                log.warning("export CNIG non produit : territoire.epci_nom et "
+                            "territoire.epci_siren absents")
 
     if territory.options.get("carte", True):
         say("Carte interactive…")
@@ -166,6 +237,19 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame], territory: Te
     if territory.options.get("rapport", True):
         say("Rapport…")
         staged.append(stage_report(outputs, layers.reports, territory))
+
+
+def commune_names(territory: Territory, layers: Layers) -> dict[str, str]:
+    """INSEE code → commune name: friches, a single-commune territory, options.noms_communes."""
+    names: dict[str, str] = {}
+    fr = layers.friches
+    if {"comm_insee", "comm_nom"} <= set(fr.columns):
+        pairs = fr[["comm_insee", "comm_nom"]].dropna().drop_duplicates("comm_insee")
+        names.update(zip(pairs["comm_insee"], pairs["comm_nom"], strict=True))
+    if len(territory.communes) == 1:
+        names.setdefault(territory.communes[0], territory.name)
+    names.update(territory.options.get("noms_communes", {}))
+    return names
 
 
 def _description(name: str, schema: object) -> str:

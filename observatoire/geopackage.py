@@ -199,13 +199,22 @@ def _remove(path: Path) -> None:
 
 
 def layer_checksum(frame: pd.DataFrame) -> str:
-    """Return a content checksum of a layer: attributes and WKB, in a stable row order.
+    """Return a content checksum of a layer: typed attributes and 2D WKB, in any row order.
 
     Two builds from the same inputs give the same checksum whatever the order of
-    the input files. Values are compared as written to the GeoPackage: NULL is
-    NULL whatever its pandas spelling (``None``, ``NaN``, ``<NA>``), ``1`` and
-    ``1.0`` are equal, booleans are 0/1 — so the checksum of a layer read back
-    from the GeoPackage equals the one printed by the build.
+    the rows. Values are compared as written to the GeoPackage: NULL is NULL
+    whatever its pandas spelling (``None``, ``NaN``, ``<NA>``), numbers by value
+    (``1`` and ``1.0``, ``True`` and ``1`` are equal), text as text (other values
+    in a text column as :func:`str` spells them, as the writer stores them),
+    geometries by their 2D WKB — so the checksum of a layer read back from the
+    GeoPackage equals the one printed by the build.
+
+    The checksum is the combination (:func:`combine_checksum`) of the sum modulo
+    2⁶⁴ of the row hashes (:func:`row_hashes`), the row count and the column
+    names, so it can be computed partition by partition::
+
+        total = sum(int(row_hashes(part).sum(dtype=np.uint64)) for part in parts)
+        combine_checksum(total % 2**64, n_rows, list(frame.columns))
 
     Parameters
     ----------
@@ -217,56 +226,124 @@ def layer_checksum(frame: pd.DataFrame) -> str:
     str
         16 hexadecimal characters.
     """
-    df = pd.DataFrame(frame).copy()
-    if isinstance(frame, gpd.GeoDataFrame):
-        geom = frame.geometry.name
-        wkb = shapely.to_wkb(shapely.normalize(frame.geometry.values), hex=True,
-                             output_dimension=2)
-        df = df.drop(columns=geom)
-        df["__wkb__"] = wkb
-    df = df.reindex(sorted(df.columns), axis=1)
-    canon = pd.DataFrame({c: _canonical(df[c]) for c in df.columns}, index=df.index)
-    rows = pd.util.hash_pandas_object(canon, index=False).sort_values().to_numpy()
-    h = hashlib.sha256(rows.tobytes())
-    h.update(",".join(map(str, df.columns)).encode())
-    return h.hexdigest()[:16]
+    total = int(row_hashes(frame).sum(dtype=np.uint64))
+    return combine_checksum(total, len(frame), [str(c) for c in frame.columns])
 
 
-_NULL = "\x1fNULL"  # no real text looks like this (and numpy keeps it intact)
+#: Rows hashed at once (bounds the memory of WKB and text conversions).
+CHECKSUM_CHUNK = 65_536
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
+_NUMBER_TAG = np.uint64(0x2545F4914F6CDD1D)
 
 
-def _canonical(values: pd.Series) -> pd.Series:
-    """Text form of a column that does not depend on its pandas dtype."""
-    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
-        nums = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
-        return pd.Series(_numbers(nums), index=values.index, dtype=object)
-    return values.astype(object).map(_value)
+def row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """Return a 64-bit hash of every row of a layer, independent of the column order.
 
+    Each value is hashed by kind — numbers (and booleans) by their float64 value,
+    text by its UTF-8 bytes, geometries by their 2D little-endian WKB, NULL as
+    NULL — and mixed with its column's name.
 
-def _numbers(nums: np.ndarray) -> np.ndarray:
-    """Integers without a decimal part, other floats in their shortest form, NaN as NULL."""
-    out = np.full(len(nums), _NULL, dtype=object)
-    finite = np.isfinite(nums)
-    integer = finite & (np.abs(nums) < 2**53)
-    integer[integer] = nums[integer] == np.round(nums[integer])
-    out[integer] = nums[integer].astype(np.int64).astype(str)
-    other = ~integer & ~np.isnan(nums)
-    out[other] = nums[other].astype(str)
+    Parameters
+    ----------
+    frame
+        A layer (GeoDataFrame) or an attribute table.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint64``, one hash per row, in the frame's row order.
+    """
+    n = len(frame)
+    out = np.empty(n, dtype=np.uint64)
+    names = [str(c) for c in frame.columns]
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    name_hashes = [_name_hash(names[i]) for i in order]
+    for start in range(0, n, CHECKSUM_CHUNK):
+        part = frame.iloc[start:start + CHECKSUM_CHUNK]
+        h = np.full(len(part), _NULL_HASH, dtype=np.uint64)
+        for i, nh in zip(order, name_hashes, strict=True):
+            h = _mix(h ^ _mix(_value_hashes(part.iloc[:, i]) ^ nh))
+        out[start:start + len(part)] = h
     return out
 
 
-def _number(v: float) -> str:
-    return str(_numbers(np.array([v], dtype="float64"))[0])
+def combine_checksum(hash_sum: int, n_rows: int, columns: list[str]) -> str:
+    """Return the checksum of a layer from the sum of its row hashes.
+
+    Parameters
+    ----------
+    hash_sum
+        Sum modulo 2⁶⁴ of :func:`row_hashes` over every row (of every partition).
+    n_rows
+        Number of rows.
+    columns
+        Column names (geometry included), in any order.
+
+    Returns
+    -------
+    str
+        16 hexadecimal characters, as :func:`layer_checksum`.
+    """
+    h = hashlib.sha256()
+    h.update(f"{n_rows}\x1f{int(hash_sum) % 2**64}\x1f".encode())
+    h.update("\x1f".join(sorted(map(str, columns))).encode())
+    return h.hexdigest()[:16]
 
 
-def _value(v: object) -> str:
-    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
-        return _NULL
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, (int, float)):
-        return _number(float(v))
-    return str(v)
+def _name_hash(name: str) -> np.uint64:
+    return np.uint64(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"))
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, element-wise (wrapping uint64 arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def _value_hashes(values: pd.Series) -> np.ndarray:
+    """Hash of each value of a column, by kind (see :func:`row_hashes`)."""
+    dtype = values.dtype
+    if isinstance(dtype, gpd.array.GeometryDtype):
+        geoms = np.asarray(values.array, dtype=object)
+        wkb = shapely.to_wkb(geoms, output_dimension=2, byte_order=1)
+        return _bytes_hashes(wkb)
+    if pd.api.types.is_bool_dtype(dtype) or (pd.api.types.is_numeric_dtype(dtype)
+                                             and not pd.api.types.is_complex_dtype(dtype)):
+        nums = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        missing = np.isnan(nums)
+        bits = (nums + 0.0).view(np.uint64)  # + 0.0: -0.0 and 0.0 are the same number
+        h = _mix(bits ^ _NUMBER_TAG)
+        h[missing] = _NULL_HASH
+        return h
+    return _bytes_hashes(_text_values(values))
+
+
+def _bytes_hashes(values: np.ndarray) -> np.ndarray:
+    """Hash of str/bytes values (SipHash with pandas' fixed key), NULL for ``None``."""
+    h = np.full(len(values), _NULL_HASH, dtype=np.uint64)
+    present = np.flatnonzero(np.not_equal(values, None))
+    if len(present):
+        try:
+            h[present] = pd.util.hash_array(values[present], categorize=False)
+        except UnicodeEncodeError:  # lone surrogates (undecodable file names, bytes)
+            raw = np.array([v.encode("utf-8", "surrogatepass") if isinstance(v, str) else v
+                            for v in values[present]] + [None], dtype=object)[:-1]
+            h[present] = pd.util.hash_array(raw, categorize=False)
+    return h
+
+
+def _text_values(values: pd.Series) -> np.ndarray:
+    """A text column as written: ``str`` kept, NULL as ``None``, other values through ``str()``."""
+    out = values.to_numpy(dtype=object).copy()
+    missing = pd.isna(out)
+    out[missing] = None
+    if pd.api.types.infer_dtype(out, skipna=True) not in ("string", "empty"):
+        other = ~missing & ~np.fromiter((isinstance(v, str) for v in out), dtype=bool,
+                                        count=len(out))
+        out[other] = [str(v) for v in out[other]]
+    return out
 
 
 def read_layer(path: str | Path, layer: str) -> gpd.GeoDataFrame:

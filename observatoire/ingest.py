@@ -12,6 +12,7 @@ import shapely
 from observatoire.config import Territory
 from observatoire.readers.cadastre import read_parcelles
 from observatoire.readers.common import ReadResult, SourceReport
+from observatoire.readers.etablissements import read_etablissements
 from observatoire.readers.friches import read_friches
 from observatoire.readers.layers import read_batiments, read_routes, read_zonage
 from observatoire.readers.zae import derive_zae_from_zonage, read_zae
@@ -34,6 +35,7 @@ class Layers:
     zonage: gpd.GeoDataFrame
     batiments: gpd.GeoDataFrame
     routes: gpd.GeoDataFrame
+    etablissements: gpd.GeoDataFrame | None = None
     reports: list[SourceReport] = field(default_factory=list)
     available: set[str] = field(default_factory=set)
 
@@ -108,12 +110,15 @@ def ingest(territory: Territory) -> Layers:
         zae_frame = empty_layer(ZAE, crs)
     batiments = run("batiments", read_batiments)
     routes = run("routes", read_routes)
+    etablissements = run("etablissements", read_etablissements)
 
     def near(frame: gpd.GeoDataFrame, report: SourceReport | None, what: str
              ) -> gpd.GeoDataFrame:
         if len(frame) == 0:
             return frame
         keep = frame.intersects(extent)
+        if not keep.any():
+            log.warning("%s : aucune entité à moins de 5 km des parcelles : CRS erroné ?", what)
         if report is not None:
             report.count(f"{what} hors du territoire (à plus de 5 km) écartées", int((~keep).sum()))
         return frame[keep].reset_index(drop=True)
@@ -131,6 +136,8 @@ def ingest(territory: Territory) -> Layers:
         else empty_layer(BATIMENTS, crs),
         routes=near(routes.frame, routes.report, "routes") if routes
         else empty_layer(ROUTES, crs),
+        etablissements=near(etablissements.frame, etablissements.report, "établissements")
+        if etablissements else None,
         reports=reports,
         available=available,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from observatoire.errors import SchemaError
@@ -159,8 +160,54 @@ ROUTES = LayerSchema(
     "Réseau routier",
 )
 
+UNITES_FONCIERES = LayerSchema(
+    "unites_foncieres",
+    "MultiPolygon",
+    (
+        Field("uf_id", "str", True, "Identifiant de l'unité foncière (UF- + plus petit IDU)"),
+        Field("idus", "str", True, "Parcelles de l'unité (IDU séparés par |)"),
+        Field("nb_parcelles", "int", True, "Nombre de parcelles"),
+        Field("surface_m2", "float", True, "Surface (m²)"),
+        Field("proprietaire_type", "str", True, "personne morale, personne physique ou inconnu"),
+        Field("proprietaire_nom", "str", False, "Dénomination (personnes morales uniquement)"),
+        Field("proprietaire_siren", "str", False, "SIREN du propriétaire personne morale"),
+        Field("methode", "str", True, "proprietaire (table des propriétaires) ou parcelle"),
+    ),
+    "Unités foncières : parcelles contiguës d'un même propriétaire",
+    key="uf_id",
+)
+
+GISEMENTS = LayerSchema(
+    "gisements",
+    "MultiPolygon",
+    (
+        Field("gisement_id", "str", True, "Identifiant du gisement (G- + plus petit IDU)"),
+        Field("surface_m2", "float", True, "Surface (m²)"),
+        Field("nb_parcelles", "int", True, "Nombre de parcelles"),
+        Field("idus", "str", True, "Parcelles du gisement (IDU séparés par |)"),
+        Field("nb_proprietaires", "int", False, "Nombre de propriétaires distincts"),
+        Field("score_moyen", "float", False, "Score moyen des parcelles"),
+        Field("score_min", "float", False, "Score minimal des parcelles"),
+        Field("zae_id", "str", False, "ZAE du gisement"),
+        Field("friche_id", "str", False, "Friche du gisement"),
+    ),
+    "Gisements : parcelles éligibles contiguës regroupées en sites candidats",
+    key="gisement_id",
+)
+
+ZAE_UNITES = LayerSchema(
+    "zae_unites",
+    "MultiPolygon",
+    (
+        Field("zae_id", "str", True, "ZAE de l'unité"),
+        Field("uf_id", "str", True, "Unité foncière"),
+    ),
+    "Inventaire des ZAE : unités foncières, propriétaires, occupants, vacance",
+)
+
 LAYERS: dict[str, LayerSchema] = {
-    s.name: s for s in (PARCELLES, FRICHES, FRICHES_SURFACES, ZAE, ZONAGE, BATIMENTS, ROUTES)
+    s.name: s for s in (PARCELLES, FRICHES, FRICHES_SURFACES, ZAE, ZONAGE, BATIMENTS, ROUTES,
+                        UNITES_FONCIERES, GISEMENTS, ZAE_UNITES)
 }
 
 
@@ -199,9 +246,8 @@ def conform(frame: pd.DataFrame, schema: LayerSchema) -> gpd.GeoDataFrame:
             out[f.name] = pd.Series(pd.NA if f.dtype == "int" else None, index=out.index,
                                     dtype=_pandas_dtype(f.dtype))
         elif f.dtype == "str":
-            col = out[f.name]
-            out[f.name] = col.astype(object).where(col.notna(), None).map(
-                lambda v: v if v is None or isinstance(v, str) else str(v))
+            out[f.name] = pd.Series(_str_values(out[f.name]), index=out.index,
+                                    dtype=object).infer_objects()
         elif f.dtype == "float":
             out[f.name] = pd.to_numeric(out[f.name], errors="coerce").astype("float64")
         elif f.dtype == "int":
@@ -211,6 +257,18 @@ def conform(frame: pd.DataFrame, schema: LayerSchema) -> gpd.GeoDataFrame:
     extra = [c for c in out.columns if c not in schema.columns and c != out.geometry.name]
     ordered = [*schema.columns, *extra, out.geometry.name]
     return gpd.GeoDataFrame(out[ordered], geometry=out.geometry.name, crs=out.crs)
+
+
+def _str_values(col: pd.Series) -> np.ndarray:
+    """A column as an object array of ``str`` (other values through ``str()``) and ``None``."""
+    values = col.to_numpy(dtype=object).copy()
+    missing = pd.isna(values)
+    values[missing] = None
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        other = ~missing & ~np.fromiter((isinstance(v, str) for v in values), dtype=bool,
+                                        count=len(values))
+        values[other] = [str(v) for v in values[other]]
+    return values
 
 
 def validate_layer(frame: gpd.GeoDataFrame, schema: LayerSchema, *, origin: str = "") -> None:

@@ -1,10 +1,13 @@
-"""Layers of the sample territory with the analysis columns of the column contract.
+"""Layers of the sample territory, without analysis or with a hand-made one.
 
-The publication tests need scored parcels, candidate sites, ZAE vacancy and
-ZAE land units. The analysis is not under test here: the values are set by
-simple, documented rules on the real sample layers, so that every expected
-number can be computed by hand, and hostile strings are planted in the fields
-a user could fill.
+The sample build runs the real analysis. The publication tests need two
+inputs that it cannot give: layers *without* any analysis (as the readers
+make them, :func:`without_analysis`), and layers whose analysis values follow
+simple, documented rules (:func:`analysed`), so that every expected number can
+be computed by hand and hostile strings are planted in the fields a user could
+fill. The profiles and criteria of those rules are the real ones
+(``observatoire/data/profils.toml``, through
+:func:`observatoire.analysis.scoring.load_profiles`).
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from observatoire.analysis.scoring import Profile, load_profiles
 from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.geopackage import read_layer
+from observatoire.schema import LAYERS
 
 ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample" / "territoire.toml"
 
 #: Values that must show as text and run nothing.
 HOSTILE = (
@@ -35,15 +41,18 @@ HOSTILE = (
 #: Natural person who owns a land unit: must never appear in an output.
 PERSON = "DUPONT Jean-Hostile"
 
-CRITERIA = ("surface", "desserte", "pente")
-SHARES = {"surface": 0.4, "desserte": 0.35, "pente": 0.25}
+#: Layers made by the analysis (absent from a build without analysis).
+ANALYSIS_LAYERS = ("unites_foncieres", "gisements", "zae_unites")
+
+#: Rules of :func:`analysed`: profile → (excluded when ``i % modulo == 0``, score multiplier).
+RULES = {"industrie": (7, 37), "logistique": (5, 53)}
 
 
 @functools.cache
 def _sample_build() -> tuple[dict[str, gpd.GeoDataFrame], list]:
     # One build per test process: the layers are read back, copies handed out.
     out = Path(_BUILD_DIR.name)
-    territory = load_territory(ROOT / "data" / "sample" / "territoire.toml", output_dir=out)
+    territory = load_territory(SAMPLE, output_dir=out)
     result = build(territory)
     layers = {name: read_layer(result.gpkg, name) for name in result.layer_counts}
     return layers, result.reports
@@ -56,43 +65,71 @@ def sample_layers(out: Path) -> tuple[dict[str, gpd.GeoDataFrame], object, list]
     """Return the sample territory's layers (built once), its territory (outputs in ``out``)
     and the reports of its sources."""
     layers, reports = _sample_build()
-    territory = load_territory(ROOT / "data" / "sample" / "territoire.toml", output_dir=out)
+    territory = load_territory(SAMPLE, output_dir=out)
     return {k: v.copy() for k, v in layers.items()}, territory, list(reports)
 
 
-def score_class(score: pd.Series) -> pd.Series:
-    """A ≥ 80, B ≥ 60, C ≥ 40, D ≥ 20, E below; NULL stays NULL."""
-    bins = [-np.inf, 20, 40, 60, 80, np.inf]
-    out = pd.cut(score, bins=bins, labels=["E", "D", "C", "B", "A"], right=False)
-    return out.astype(object).where(score.notna(), None)
+@functools.cache
+def sample_profiles() -> dict[str, Profile]:
+    """The scoring profiles of the sample territory (shipped ones and its own), by name."""
+    return {p.name: p for p in load_profiles(load_territory(SAMPLE).profiles)}
+
+
+def score_class(score: pd.Series, profile: Profile) -> pd.Series:
+    """Class of each score by the profile's thresholds (E below the last); NULL stays NULL."""
+    out = pd.Series(np.where(score.notna(), "E", None), index=score.index, dtype=object)
+    for name, threshold in reversed(profile.classes):
+        out[score >= threshold] = name
+    return out
+
+
+def without_analysis(layers: dict[str, gpd.GeoDataFrame]) -> dict[str, gpd.GeoDataFrame]:
+    """Return copies of ``layers`` as the readers make them, before any analysis.
+
+    Layers of :data:`observatoire.schema.LAYERS` keep their canonical columns
+    only; the layers made by the analysis (:data:`ANALYSIS_LAYERS`) are dropped.
+    """
+    out = {}
+    for name, frame in layers.items():
+        if name in ANALYSIS_LAYERS:
+            continue
+        schema = LAYERS.get(name)
+        cols = [*schema.columns, frame.geometry.name] if schema else list(frame.columns)
+        out[name] = frame[cols].copy()
+    return out
 
 
 def analysed(layers: dict[str, gpd.GeoDataFrame]) -> dict[str, gpd.GeoDataFrame]:
-    """Return copies of ``layers`` with the contract's analysis columns.
+    """Return copies of ``layers`` with the contract's analysis columns, set by rules.
 
-    Rules, for parcel row ``i`` (in file order):
+    The analysis of the build is removed first (:func:`without_analysis`). Rules,
+    for parcel row ``i`` (in file order), with the real profiles
+    (:func:`sample_profiles`):
 
     - ``industrie``: excluded when ``i % 7 == 0``; score ``(i * 37) % 100``;
-      contributions 40 / 35 / 25 % of the score (surface, desserte, pente);
-      reliability ``0.5 + (i % 6) / 10``.
-    - ``logistique``: excluded when ``i % 5 == 0``; score ``(i * 53) % 100``.
+      each criterion contributes its share of the profile's weight
+      (``score * poids / somme des poids``, rounded to 0.01);
+      reliability ``0.5 + (i % 6) / 10``; class by the profile's thresholds.
+    - ``logistique``: the same with exclusion when ``i % 5 == 0`` and score
+      ``(i * 53) % 100``.
     - candidate sites: three sites of parcels 10–12, 20–21 and 30.
     - the ZAE: 4 land units (the parcels it contains most of), 1 vacant and 1
       presumed vacant; one legal entity and one natural person as owners.
     """
-    out = {k: v.copy() for k, v in layers.items()}
+    out = without_analysis(layers)
     p = out["parcelles"].reset_index(drop=True)
     i = pd.Series(np.arange(len(p)), index=p.index)
-    for name, excl_mod, mult in (("industrie", 7, 37), ("logistique", 5, 53)):
+    for name, (excl_mod, mult) in RULES.items():
+        profile = sample_profiles()[name]
         excluded = i % excl_mod == 0
         score = ((i * mult) % 100).astype(float).where(~excluded)
         p[f"exclu_{name}"] = excluded
         p[f"exclusions_{name}"] = pd.Series(
             np.where(excluded, "zone naturelle N; pente > 15 %", None), index=p.index, dtype=object)
         p[f"score_{name}"] = score
-        p[f"classe_{name}"] = score_class(score)
-        for crit in CRITERIA:
-            p[f"contrib_{name}_{crit}"] = (score * SHARES[crit]).round(2)
+        p[f"classe_{name}"] = score_class(score, profile)
+        for crit in profile.criteria:
+            p[f"contrib_{name}_{crit.name}"] = (score * crit.weight / profile.total_weight).round(2)
         p[f"raisons_{name}"] = pd.Series(
             np.where(excluded, None, "+ grande surface ; − loin d'un échangeur"),
             index=p.index, dtype=object)
@@ -186,7 +223,6 @@ def write_gpkg(layers: dict[str, gpd.GeoDataFrame], territory, reports=(), *,
     from observatoire.build import sources_table
     from observatoire.geopackage import GeoPackageWriter
     from observatoire.publish.qgis import finalize_gpkg
-    from observatoire.schema import LAYERS
 
     with GeoPackageWriter(territory.gpkg_path) as writer:
         for name, frame in layers.items():

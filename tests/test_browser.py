@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers
+from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers, sample_profiles
 
+from observatoire.publish.assets import profile_texts
 from observatoire.publish.carte import render_map
 
 pytestmark = pytest.mark.browser
@@ -34,10 +35,10 @@ def chromium_paths() -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> tuple[Path, dict]:
-    layers, _, _ = sample_layers(tmp_path_factory.mktemp("navigateur"))
+    layers, territory, _ = sample_layers(tmp_path_factory.mktemp("navigateur"))
     layers = analysed(layers)
     page = render_map(layers, title="Observatoire — Gennes", subtitle="1 commune",
-                      crs="EPSG:2154")
+                      crs="EPSG:2154", profiles=profile_texts(territory))
     path = tmp_path_factory.mktemp("page") / "carte.html"
     path.write_text(page, encoding="utf-8")
     return path, layers
@@ -188,19 +189,59 @@ def test_parcel_search_and_score_breakdown(opened, sample):
     box.send_keys(f"{idu[8:10]} {int(idu[10:])}", Keys.ENTER)  # "0A 4": section and number
     lines = popup_text(opened, "la recherche n'a pas ouvert la parcelle").split("\n")
     # Parcel 3 of the fixture: score (3 * 37) % 100 = 11, class E, reliability
-    # 0.5 + 3 / 10 = 80 %, surface criterion 40 % of 11 = 4.4 points; hostile reasons.
+    # 0.5 + 3 / 10 = 80 %, each criterion its share of the profile's weights; hostile reasons.
     assert lines[0] == f"Parcelle {idu}"
-    profile = lines[lines.index("Profil « industrie »"):]
+    industrie, logistique = sample_profiles()["industrie"], sample_profiles()["logistique"]
+    profile = lines[lines.index(f"Profil « {industrie.label} »"):]
     assert profile[1:7] == ["Score", "11 / 100", "Classe", "E", "Fiabilité", "80 %"]
-    assert profile[7:10] == ["Détail du score par critère", "Surface", "4,4 pts"]
+    assert profile[7] == "Détail du score par critère"
+    rows = profile[8:8 + 2 * len(industrie.criteria)]
+    assert rows[::2] == [c.label[:1].upper() + c.label[1:] for c in industrie.criteria]
+    points = [float(v.removesuffix(" pts").replace(",", ".")) for v in rows[1::2]]
+    expected = [11 * c.weight / industrie.total_weight for c in industrie.criteria]
+    assert points == pytest.approx(expected, abs=0.06)
+    assert sum(points) == pytest.approx(11, abs=0.06 * len(points))
     assert HOSTILE[1] in profile
-    assert "Profil « logistique »" in lines
+    assert f"Profil « {logistique.label} »" in lines
     assert_inert(opened)
     result = opened.find_element(By.CSS_SELECTOR, ".obs-resultat").text
     assert result == "Parcelle trouvée."
     box.clear()
     box.send_keys("zz-introuvable", Keys.ENTER)
     assert "Aucun résultat" in opened.find_element(By.CSS_SELECTOR, ".obs-resultat").text
+
+
+_POPUP_BOX = """
+    const content = document.querySelector('.leaflet-popup-content');
+    const body = content.querySelector('.obs-popup');
+    const popup = document.querySelector('.leaflet-popup').getBoundingClientRect();
+    const map = document.querySelector('.folium-map').getBoundingClientRect();
+    return {sideways: [content.scrollWidth - content.clientWidth,
+                       body.scrollWidth - body.clientWidth],
+            // Width taken by a scrollbar from the box whose width Leaflet measured.
+            lost: content.offsetWidth - content.clientWidth,
+            scrolls: body.scrollHeight > body.clientHeight,
+            inside: popup.top >= map.top && popup.bottom <= map.bottom
+                    && popup.left >= map.left && popup.right <= map.right};"""
+
+
+def test_popups_fit_in_view_without_sideways_scroll(opened):
+    """A tall popup scrolls down only, and opens wholly in view after a jump to it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    box = opened.find_element(By.CSS_SELECTOR, ".obs-recherche input")
+    box.send_keys("0A 4", Keys.ENTER)  # parcel 3: both profiles, every criterion
+    popup_text(opened, "la recherche n'a pas ouvert la parcelle")
+    time.sleep(0.5)  # automatic pan of the popup
+    assert opened.execute_script(_POPUP_BOX) == {"sideways": [0, 0], "lost": 0,
+                                                 "scrolls": True, "inside": True}
+    Select(opened.find_element("css selector", "select.obs-vue")).select_by_index(1)
+    popup_text(opened, "pas de fenêtre pour la ZAE")
+    time.sleep(0.5)
+    found = opened.execute_script(_POPUP_BOX)
+    assert (found["sideways"], found["lost"], found["inside"]) == ([0, 0], 0, True), found
 
 
 def test_zae_view_and_privacy(opened):

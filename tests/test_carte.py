@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers
+from publication_fixtures import (
+    HOSTILE,
+    PERSON,
+    analysed,
+    sample_layers,
+    sample_profiles,
+    without_analysis,
+)
 from shapely.geometry import MultiPolygon, Point, Polygon
 
 from observatoire.errors import BuildError
@@ -42,9 +49,10 @@ def sample(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(sample):
-    layers, _ = sample
+    layers, territory = sample
+    # Labels of the territory's profiles, as stage_map passes them.
     return render_map(analysed(layers), title="Carte <b>Gennes</b> {{ 6 * 7 }}",
-                      subtitle="1 commune", crs="EPSG:2154")
+                      subtitle="1 commune", crs="EPSG:2154", profiles=profile_texts(territory))
 
 
 def embedded_data(html: str) -> dict:
@@ -244,12 +252,30 @@ def test_layers_and_popup_columns(page):
     scores = decode_column(props["score_industrie"], 828)
     # Rule of the fixture: parcel i excluded when i % 7 == 0, else score (i * 37) % 100.
     assert scores[0] is None and scores[1] == 37.0 and scores[3] == 11.0
-    assert decode_column(props["contrib_industrie_surface"], 828)[1] == pytest.approx(14.8)
     assert decode_column(props["fiabilite_industrie"], 828)[1] == pytest.approx(0.6)
-    assert decode_column(props["classe_industrie"], 828)[:3] == [None, "D", "B"]  # 37, 74
+    # Classes by the thresholds of the real profile (shipped: D from 30, B from 60).
+    industrie = sample_profiles()["industrie"]
+    expected = [next((k for k, t in industrie.classes if s >= t), "E") for s in (37, 74)]
+    assert decode_column(props["classe_industrie"], 828)[:3] == [None, *expected]
+    # Each criterion gives its share of the weights (the map keeps 0.1 point); they add
+    # up to the score.
+    points = {c.name: decode_column(props[f"contrib_industrie_{c.name}"], 828)[1]
+              for c in industrie.criteria}
+    for c in industrie.criteria:
+        assert points[c.name] == pytest.approx(37 * c.weight / industrie.total_weight, abs=0.06)
+    assert sum(points.values()) == pytest.approx(37, abs=0.06 * len(points))
+    assert decode_column(props["contrib_industrie_zonage"], 828)[0] is None  # excluded
+    # Profiles and criteria as observatoire/data/profils.toml defines them, in its order.
     profils = data["meta"]["profils"]
-    assert [p["nom"] for p in profils] == ["industrie", "logistique"]
-    assert [c["libelle"] for c in profils[0]["criteres"]] == ["Surface", "Desserte", "Pente"]
+    assert [p["nom"] for p in profils] == list(sample_profiles()) == ["industrie", "logistique"]
+    for meta, profile in zip(profils, sample_profiles().values(), strict=True):
+        assert meta["libelle"] == profile.label
+        assert [c["colonne"] for c in meta["criteres"]] == [
+            f"contrib_{profile.name}_{c.name}" for c in profile.criteria]
+        assert [c["libelle"] for c in meta["criteres"]] == [
+            c.label[:1].upper() + c.label[1:] for c in profile.criteria]
+        assert set(profile.columns()) - {f"exclu_{profile.name}"} <= set(props)
+    assert "Réseau électrique" in [c["libelle"] for c in profils[0]["criteres"]]
     zae = data["meta"]["zae"]
     assert len(zae) == 1 and zae[0]["nom"] == HOSTILE[2] and zae[0]["index"] == 0
     west, south, east, north = zae[0]["bbox"]
@@ -269,12 +295,40 @@ def test_natural_persons_are_never_in_the_page(page):
 
 
 def test_map_without_analysis_columns(sample):
-    layers, _ = sample
-    data = map_data(layers, title="Gennes", crs="EPSG:2154")
+    layers, territory = sample
+    data = map_data(without_analysis(layers), title="Gennes", crs="EPSG:2154",
+                    profiles=profile_texts(territory))
     assert data["meta"]["profils"] == []
     assert [layer["id"] for layer in data["layers"]] == ["zonage", "parcelles", "zae",
                                                         "friches"]
+    parcelles = next(layer for layer in data["layers"] if layer["id"] == "parcelles")
+    assert parcelles["n"] == 828
+    assert not [c for c in parcelles["props"] if c.startswith(("score_", "classe_", "contrib_"))]
     assert data["meta"]["zae"][0]["nom"] == "Zone d'activité du PLU (UY)"
+
+
+def test_map_of_the_real_analysis(sample):
+    """The sample build's own analysis reaches the page whole: layers, profiles, scores."""
+    layers, territory = sample
+    data = map_data(layers, title="Gennes", crs="EPSG:2154", profiles=profile_texts(territory))
+    counts = {layer["id"]: layer["n"] for layer in data["layers"]}
+    assert counts["parcelles"] == 828
+    assert counts["gisements"] == len(layers["gisements"]) > 0
+    assert counts["zae_unites"] == len(layers["zae_unites"]) > 0
+    profils = data["meta"]["profils"]
+    assert [p["nom"] for p in profils] == list(sample_profiles())
+    for meta, profile in zip(profils, sample_profiles().values(), strict=True):
+        assert [c["colonne"] for c in meta["criteres"]] == [
+            f"contrib_{profile.name}_{c.name}" for c in profile.criteria]
+    props = next(layer for layer in data["layers"] if layer["id"] == "parcelles")["props"]
+    shown = decode_column(props["score_industrie"], 828)
+    built = layers["parcelles"]["score_industrie"]
+    assert [v is None for v in shown] == built.isna().tolist()
+    assert built.notna().any() and built.isna().any()  # some scored, some excluded
+    assert np.allclose([v for v in shown if v is not None], built.dropna(), atol=0.051)
+    classes = layers["parcelles"]["classe_industrie"]
+    assert decode_column(props["classe_industrie"], 828) == [
+        None if pd.isna(k) else k for k in classes]
 
 
 def test_map_of_an_empty_territory_keeps_a_view():

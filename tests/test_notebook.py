@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from publication_fixtures import analysed, sample_layers, write_gpkg
+from publication_fixtures import analysed, sample_layers, without_analysis, write_gpkg
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "exploration.ipynb"
 
@@ -49,7 +49,7 @@ def test_notebook_filters_sites_by_surface_and_score(tmp_path, monkeypatch):
 def test_notebook_without_analysis(tmp_path, monkeypatch):
     layers, territory, reports = sample_layers(tmp_path / "source")
     territory = replace(territory, output_dir=tmp_path / "out")
-    gpkg = write_gpkg(layers, territory, reports, finalize=False)
+    gpkg = write_gpkg(without_analysis(layers), territory, reports, finalize=False)
     monkeypatch.setenv("OBSERVATOIRE_GPKG", str(gpkg))
     monkeypatch.setenv("OBSERVATOIRE_SURFACE_MIN_HA", "5")
     nb = run(NOTEBOOK, tmp_path)

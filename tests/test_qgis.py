@@ -13,7 +13,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
-from publication_fixtures import analysed, sample_layers, write_gpkg
+from publication_fixtures import analysed, sample_layers, without_analysis, write_gpkg
 
 from observatoire.errors import BuildError
 from observatoire.publish.qgis import (
@@ -25,6 +25,7 @@ from observatoire.publish.qgis import (
     read_project,
     spatial_tables,
 )
+from observatoire.schema import GISEMENTS, LAYERS
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
@@ -44,7 +45,15 @@ def raw(tmp_path_factory):
     layers, territory, reports = sample_layers(tmp_path_factory.mktemp("qgis_brut_source"))
     out = tmp_path_factory.mktemp("qgis_brut")
     territory = replace(territory, output_dir=out)
-    return write_gpkg(layers, territory, reports)
+    return write_gpkg(without_analysis(layers), territory, reports)
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """The sample with the analysis of the build itself."""
+    layers, territory, reports = sample_layers(tmp_path_factory.mktemp("qgis_reel_source"))
+    territory = replace(territory, output_dir=tmp_path_factory.mktemp("qgis_reel"))
+    return write_gpkg(layers, territory, reports), layers
 
 
 def styles(gpkg: Path) -> dict[str, ET.Element]:
@@ -109,6 +118,19 @@ def test_styles_without_analysis_columns(raw):
     assert qml["parcelles"].find("renderer-v2").get("type") == "singleSymbol"
     assert qml["zae"].find("renderer-v2").get("type") == "singleSymbol"
     assert qml["zonage"].find("renderer-v2").get("attr") == "typezone"
+    assert not {"gisements", "zae_unites", "unites_foncieres"} & set(qml)
+
+
+def test_styles_of_the_real_analysis(real):
+    gpkg, layers = real
+    qml = styles(gpkg)
+    assert set(qml) >= {"parcelles", "gisements", "zae_unites", "unites_foncieres", "zae"}
+    parcelles = qml["parcelles"].find("renderer-v2")
+    assert parcelles.get("attr") == "classe_industrie"
+    assert {c.get("value") for c in parcelles.iter("category")} >= set(
+        layers["parcelles"]["classe_industrie"].dropna())
+    assert qml["zae"].find("renderer-v2").get("type") == "RuleRenderer"  # taux_vacance
+    assert qml["zae_unites"].find("renderer-v2").get("attr") == "occupation"
 
 
 def test_project_is_stored_as_qgis_stores_it(built):
@@ -161,10 +183,14 @@ def test_lineage_in_gpkg_contents(built):
     gpkg, _ = built
     with sqlite3.connect(gpkg) as con:
         desc = dict(con.execute("SELECT table_name, description FROM gpkg_contents"))
-    assert desc["parcelles"].startswith("Parcelles cadastrales normalisées.")
+    # Each layer's description (observatoire/schema.py), then its lineage.
+    assert desc["parcelles"].startswith("Parcelles cadastrales normalisées. Sources : ")
     assert "Sources : parcel.gpkg (bdparcellaire, lu le " in desc["parcelles"]
     assert "cartofriches_subset_gennes_25267_5km.geojson (cartofriches" in desc["friches"]
-    assert desc["gisements"].startswith("Gisements fonciers : sites candidats")
+    assert desc["gisements"].startswith(f"{GISEMENTS.description}. Sources : ")
+    for name, schema in LAYERS.items():
+        assert desc[name].startswith(f"{schema.description}.")
+        assert desc[name].count("Produit par l'observatoire") == 1
     assert "Produit par l'observatoire" in desc["zonage"] and "EPSG:2154" in desc["zonage"]
 
 

@@ -8,7 +8,7 @@ from html import escape, unescape
 from html.parser import HTMLParser
 
 import pytest
-from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers
+from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers, without_analysis
 
 from observatoire.publish.rapport import hectares, number, percent, render_report, stage_report
 
@@ -42,7 +42,7 @@ class Page(HTMLParser):
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     layers, territory, reports = sample_layers(tmp_path_factory.mktemp("rapport"))
-    return analysed(layers), layers, territory, reports
+    return analysed(layers), without_analysis(layers), territory, reports
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +145,31 @@ def test_report_without_analysis(sample):
     assert "Aucun gisement foncier" in html
     assert "n'a pas été calculé" in html  # ZAE vacancy
     assert "Friches par statut" in html
+
+
+def test_report_of_the_real_analysis(tmp_path):
+    """The sample build's own analysis: its counts and best site reach the report."""
+    layers, territory, reports = sample_layers(tmp_path)
+    html = unescape(render_report(layers, reports, territory_name="Gennes",
+                                  communes=["25267"], date="2026-01-01"))
+    parser = Page()
+    parser.feed(html)
+    text = " ".join(parser.text)
+    parcelles, gisements, zae = layers["parcelles"], layers["gisements"], layers["zae"]
+    kept = parcelles["score_industrie"].notna()
+    assert 0 < kept.sum() < len(parcelles)
+    assert f"{number(int(kept.sum()))} parcelles non exclues" in text
+    assert f"{hectares(parcelles.loc[kept, 'surface_m2'].sum())}" in parser.cells
+    assert f"sur {number(len(gisements))}." in text
+    best = gisements.sort_values("score_moyen", ascending=False).iloc[0]
+    start = parser.cells.index("Gisement") + 8
+    assert parser.cells[start:start + 5] == [
+        best["gisement_id"], hectares(best["surface_m2"]), number(best["nb_parcelles"]), "—",
+        number(best["score_moyen"], 1)]  # no owner table in the sample: owners unknown
+    row = zae.iloc[0]
+    assert (f"vacance : {percent(row['taux_vacance'])} des unités foncières "
+            f"({row['nb_unites_vacantes']} sur {row['nb_unites']})") in text
+    assert "Les parcelles ne portent pas de score" not in html
 
 
 def test_report_sources_table(sample, page):

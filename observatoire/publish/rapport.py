@@ -472,9 +472,10 @@ def _sources(reports: Sequence[SourceReport], parcelles: gpd.GeoDataFrame | None
             repairs = "; ".join(f"{k} : {v}" for k, v in sorted(r.repairs.items())) or "—"
             rows.append([r.kind, paths, r.format, number(r.features_read),
                          number(r.features_kept), _text(r.crs_in), repairs, r.read_at[:10]])
+        # The date is aligned (and kept on one line) like a number.
         section.tables.append(Table(["Source", "Fichier", "Format", "Lues", "Gardées", "CRS",
                                      "Réparations", "Lue le"], rows,
-                                    [False, False, False, True, True, False, False, False]))
+                                    [False, False, False, True, True, False, False, True]))
     else:
         section.paragraphs.append("Aucune source n'est décrite.")
     reliable = [p for p in profiles if p.fiabilite]

@@ -45,6 +45,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
 from pyproj import CRS
@@ -296,14 +298,14 @@ def read_vector(path: Path, layer: str | None = None, *, encoding: str | None = 
         with gdal_notes(path, layer):
             try:
                 frame = pyogrio.read_dataframe(path, use_arrow=True, **opts)
-                return _python_text(frame)
+                return python_text(frame)
             except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError):
                 raise
             except Exception:
                 # Arrow refuses a few drivers and undecodable text (a latin-1 shapefile
                 # without .cpg); the classic path decodes with the detected encoding.
                 frame = pyogrio.read_dataframe(path, use_arrow=False, **opts)
-                return _python_text(frame)
+                return python_text(frame)
     except UnicodeDecodeError as exc:
         raise SourceError(
             f"{where(path, layer)} : texte illisible en {encoding or exc.encoding} (octet "
@@ -318,8 +320,19 @@ def read_vector(path: Path, layer: str | None = None, *, encoding: str | None = 
         ) from None
 
 
-def _python_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Turn Arrow-backed text columns into Python strings (decoding them now, not later)."""
+def python_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn Arrow-backed text columns into Python strings (decoding them now, not later).
+
+    Parameters
+    ----------
+    frame
+        A frame read through Arrow; modified in place.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame``, its text columns as ``object``.
+    """
     geom = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
     for col in frame.columns:
         if col != geom and pd.api.types.is_string_dtype(frame[col].dtype):
@@ -723,7 +736,90 @@ def map_fields(frame: pd.DataFrame, mapping: Mapping[str, str | Iterable[str]],
 
 
 def text(series: pd.Series) -> pd.Series:
-    """Return ``series`` as text (``None`` for missing), numbers without ``.0``."""
+    """Return ``series`` as text (``None`` for missing), numbers without ``.0``.
+
+    Text is stripped and an empty string is missing; an integer-valued number is
+    written without decimal part (``22.0`` → ``"22"``), another number as Python
+    writes it. Vectorised for text (Arrow) and numeric columns; other columns
+    (mixed types, booleans, dates) are converted value by value.
+
+    Parameters
+    ----------
+    series
+        Any column.
+
+    Returns
+    -------
+    pandas.Series
+        Text with the index and name of ``series``, in the dtype pandas infers for
+        strings (``str`` in pandas 3, ``object`` before; ``object`` when all missing).
+    """
+    dtype = series.dtype
+    if pd.api.types.is_object_dtype(dtype) or (pd.api.types.is_string_dtype(dtype)
+                                               and not isinstance(dtype, pd.CategoricalDtype)):
+        stripped = _strip_text(series)
+        if stripped is not None:
+            if stripped.null_count == len(stripped):
+                values = np.full(len(stripped), None, dtype=object)
+            elif _TEXT_DTYPE == object:
+                values = stripped.to_numpy(zero_copy_only=False)
+            else:
+                return pd.Series(pd.array(stripped, dtype=_TEXT_DTYPE), index=series.index,
+                                 name=series.name)
+            return pd.Series(values, index=series.index, name=series.name, dtype=object)
+    values = _text_values(series)
+    return pd.Series(values, index=series.index, name=series.name, dtype=object).infer_objects()
+
+
+#: The dtype pandas gives a column of strings (``str`` in pandas 3, ``object`` before).
+_TEXT_DTYPE = pd.Series(["a"]).dtype
+
+
+def _strip_text(series: pd.Series) -> pa.Array | None:
+    """Strip a column of strings with Arrow (empty → null), or ``None`` if not all strings."""
+    values = series.to_numpy(dtype=object)
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind not in ("string", "empty"):
+        return None
+    try:
+        arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowException, UnicodeError, TypeError):
+        return None  # lone surrogates: Python strips them
+    # Arrow's Unicode whitespace is Python's (str.isspace), checked code point by code point.
+    trimmed = pc.utf8_trim_whitespace(arr)
+    return pc.if_else(pc.equal(pc.utf8_length(trimmed), 0), pa.scalar(None, pa.large_string()),
+                      trimmed)
+
+
+def _text_values(series: pd.Series) -> np.ndarray:
+    """The values of :func:`text` as an object array of ``str`` and ``None`` (non-text)."""
+    dtype = series.dtype
+    if pd.api.types.is_integer_dtype(dtype):
+        missing = series.isna().to_numpy()
+        base = getattr(dtype, "numpy_dtype", dtype)
+        out = series.to_numpy(dtype=base, na_value=0).astype(str).astype(object)
+        out[missing] = None
+        return out
+    if pd.api.types.is_float_dtype(dtype):
+        return _float_text(series.to_numpy(dtype="float64", na_value=np.nan))
+    return _text_python(series)
+
+
+def _float_text(nums: np.ndarray) -> np.ndarray:
+    """Floats as text: integers without ``.0`` (``22.0`` → ``"22"``), NaN as ``None``."""
+    out = np.full(len(nums), None, dtype=object)
+    with np.errstate(invalid="ignore"):
+        integral = np.isfinite(nums) & (np.abs(nums) < 2.0**63) & (nums == np.trunc(nums))
+    out[integral] = nums[integral].astype(np.int64).astype(str)
+    rest = ~integral & ~np.isnan(nums)
+    if rest.any():
+        # Infinities, decimals and integers beyond int64: few, written as Python does.
+        out[rest] = [str(int(v)) if v.is_integer() else str(v) for v in nums[rest].tolist()]
+    return out
+
+
+def _text_python(series: pd.Series) -> np.ndarray:
+    """:func:`text` value by value, for columns of mixed or unusual types."""
     def conv(v: Any) -> Any:
         if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
             return None
@@ -731,7 +827,7 @@ def text(series: pd.Series) -> pd.Series:
             return str(int(v))
         s = str(v).strip()
         return s or None
-    return series.astype(object).map(conv)
+    return np.array([conv(v) for v in series.astype(object).tolist()] or [], dtype=object)
 
 
 def numbers(series: pd.Series, *, report: SourceReport | None = None,

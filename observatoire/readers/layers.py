@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 
 from observatoire.config import Source
 from observatoire.errors import SourceError, where
@@ -171,19 +173,29 @@ def read_routes(source: Source, *, crs: str, base: Path | None = None) -> ReadRe
 def _sorted(frame: gpd.GeoDataFrame, keys: list[str]) -> gpd.GeoDataFrame:
     """Sort features in a stable order independent of the input files' order.
 
-    By ``keys``, then the geometry's bytes, then a hash of every attribute, so that
-    two features with the same geometry also come out in a fixed order.
+    By ``keys`` (as text), then the geometry's bounding box (xmin, ymin, xmax,
+    ymax); features still tied are ordered by their normalised geometry's bytes,
+    then a hash of every attribute, so that two features with the same geometry
+    also come out in a fixed order. Only the tied features pay for the bytes and
+    the hash.
     """
     if len(frame) == 0:
         return frame
-    key = frame.geometry.normalize().to_wkb()
-    attrs = pd.DataFrame(frame.drop(columns=frame.geometry.name)).astype(str)
-    order = pd.DataFrame({k: frame[k].astype(str) for k in keys}
-                         | {"_wkb": key.map(bytes.hex),
-                            "_row": pd.util.hash_pandas_object(attrs, index=False)},
-                         index=frame.index)
-    idx = order.sort_values([*keys, "_wkb", "_row"], kind="stable").index
-    return frame.loc[idx].reset_index(drop=True)
+    geoms = np.asarray(frame.geometry.array, dtype=object)
+    bounds = shapely.bounds(geoms)
+    order = pd.DataFrame({k: frame[k].astype(str).to_numpy() for k in keys}
+                         | {"_xmin": bounds[:, 0], "_ymin": bounds[:, 1],
+                            "_xmax": bounds[:, 2], "_ymax": bounds[:, 3]})
+    tied = order.duplicated(keep=False).to_numpy()
+    if tied.any():
+        wkb = np.full(len(frame), b"", dtype=object)
+        wkb[tied] = shapely.to_wkb(shapely.normalize(geoms[tied]))
+        attrs = pd.DataFrame(frame.drop(columns=frame.geometry.name)).iloc[tied].astype(str)
+        row = np.zeros(len(frame), dtype=np.uint64)
+        row[tied] = pd.util.hash_pandas_object(attrs, index=False).to_numpy()
+        order["_wkb"], order["_row"] = wkb, row
+    idx = order.sort_values(list(order.columns), kind="stable").index.to_numpy()
+    return frame.iloc[idx].reset_index(drop=True)
 
 
 def stable_sort(frame: gpd.GeoDataFrame, keys: list[str]) -> gpd.GeoDataFrame:

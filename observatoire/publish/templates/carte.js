@@ -16,6 +16,8 @@ function observatoireCarte(map, dataElementId) {
   var meta = data.meta;
   var palettes = meta.palettes;
   var NBSP = "\u00a0";
+  // Height limit and scrolling are in the style sheet (.obs-popup), not Leaflet's maxHeight.
+  var POPUP_OPTIONS = {maxWidth: 380, autoPanPadding: [40, 40]};
   var home = meta.emprise;
   function showOverview(options) {
     map.fitBounds([[home[1], home[0]], [home[3], home[2]]], options);
@@ -313,7 +315,7 @@ function observatoireCarte(map, dataElementId) {
       drawn += 1;
     }
     group.bindPopup(function (item) { return popupContent(layer, decoded, item.obsIndex); },
-                    {maxWidth: 380, maxHeight: 420, autoPanPadding: [40, 40]});
+                    POPUP_OPTIONS);
     group.bindTooltip(function (item) { return tooltipContent(layer, decoded, item.obsIndex); },
                       {sticky: true, direction: "top", opacity: 0.95});
     groups[layer.id] = group;
@@ -482,14 +484,15 @@ function observatoireCarte(map, dataElementId) {
     var layer = null;
     data.layers.forEach(function (l) { if (l.id === layerId) { layer = l; } });
     var centre;
+    // No zoom animation: the popup's automatic pan must see the final view.
     if (item.getBounds) {
-      map.fitBounds(item.getBounds(), {maxZoom: 18, padding: [30, 30]});
+      map.fitBounds(item.getBounds(), {maxZoom: 18, padding: [30, 30], animate: false});
       centre = item.getBounds().getCenter();
     } else {
       centre = item.getLatLng();
-      map.setView(centre, Math.max(map.getZoom(), 16));
+      map.setView(centre, Math.max(map.getZoom(), 16), {animate: false});
     }
-    L.popup({maxWidth: 380, maxHeight: 420}).setLatLng(centre)
+    L.popup(POPUP_OPTIONS).setLatLng(centre)
       .setContent(popupContent(layer, decodedLayers[layerId], i)).openOn(map);
     return true;
   }
@@ -594,10 +597,11 @@ function observatoireCarte(map, dataElementId) {
     if (groups.zae_unites && !map.hasLayer(groups.zae_unites)) { groups.zae_unites.addTo(map); }
     syncLegend();
     bringPointsToFront();
-    map.fitBounds([[zae.bbox[1], zae.bbox[0]], [zae.bbox[3], zae.bbox[2]]], {padding: [20, 20]});
+    map.fitBounds([[zae.bbox[1], zae.bbox[0]], [zae.bbox[3], zae.bbox[2]]],
+                  {padding: [20, 20], animate: false});
     var item = featureLayers.zae && featureLayers.zae[zae.index];
     if (item) {
-      L.popup({maxWidth: 380, maxHeight: 420}).setLatLng(item.getBounds().getCenter())
+      L.popup(POPUP_OPTIONS).setLatLng(item.getBounds().getCenter())
         .setContent(popupContent(data.layers.filter(function (l) { return l.id === "zae"; })[0],
                                  decodedLayers.zae, zae.index)).openOn(map);
     }

@@ -1,0 +1,357 @@
+"""Analysis: indicators per parcel, scoring profiles, land units and candidate sites.
+
+Pure functions: GeoDataFrames in, GeoDataFrames out, inputs never modified, no
+I/O. :func:`analyse` runs the whole stage on the canonical layers of a territory::
+
+    result = analyse(layers, extra=extra_inputs(...), profiles=territory.profiles,
+                     options=territory.options)
+    result.layers()          # parcelles (scored), unites_foncieres, gisements, zae
+    result.meilleurs_sites   # table of the best sites, for the CSV
+
+Results do not depend on the order of the input rows: parcels are sorted by IDU
+before anything is computed, and identifiers derive from IDUs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from observatoire.analysis.indicators import (
+    ROAD_CLASSES,
+    Constraint,
+    Indicators,
+    compute_indicators,
+    geoms,
+)
+from observatoire.analysis.scoring import Profile, load_profiles, score_parcels
+from observatoire.analysis.slope import RasterLike
+from observatoire.analysis.units import (
+    SCORE_MIN_GISEMENT,
+    SEUIL_BATI_GISEMENT,
+    TOLERANCE,
+    contiguity_pairs,
+    gisements,
+    meilleurs_sites,
+    parcel_owners,
+    plus_grande_surface_dispo,
+    unit_of_parcel,
+    unites_foncieres,
+)
+from observatoire.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtraInputs:
+    """Analysis inputs beyond the canonical layers, already read (``readers.extra``).
+
+    Attributes
+    ----------
+    mnt
+        The DEM in the territory CRS, or ``None``.
+    contraintes
+        The constraint layers.
+    voies_ferrees, postes_electriques
+        Railways and electrical substations, or ``None``.
+    proprietaires
+        Owner table (``idu``, ``proprietaire_cle``, ``proprietaire_type``,
+        ``proprietaire_nom``, ``proprietaire_siren``), or ``None``.
+    proprietaires_absents
+        Owner type of the parcels absent from the table: ``personne physique`` for
+        the DGFiP file of legal entities, ``inconnu`` for another table.
+    """
+
+    mnt: RasterLike | None = None
+    contraintes: tuple[Constraint, ...] = ()
+    voies_ferrees: gpd.GeoDataFrame | None = None
+    postes_electriques: gpd.GeoDataFrame | None = None
+    proprietaires: pd.DataFrame | None = None
+    proprietaires_absents: str = "inconnu"
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Options of the analysis, from the ``[options]`` table of the territory file.
+
+    Attributes
+    ----------
+    classes_routes
+        Road distance indicators: suffix → road classes (``options.classes_routes``);
+        ``None`` computes only the distances the profiles use.
+    seuil_bati_gisement
+        Built share under which a parcel may join a candidate site.
+    score_min_gisement
+        Minimal score of a parcel of a candidate site.
+    tolerance_contiguite
+        Contiguity tolerance (m).
+    """
+
+    classes_routes: Mapping[str, tuple[str, ...]] | None = None
+    seuil_bati_gisement: float = SEUIL_BATI_GISEMENT
+    score_min_gisement: float = SCORE_MIN_GISEMENT
+    tolerance_contiguite: float = TOLERANCE
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None) -> AnalysisOptions:
+        """Read and check the analysis options of ``[options]``.
+
+        Raises
+        ------
+        ConfigError
+            Naming the key, e.g. ``options.classes_routes.principale``.
+        """
+        options = options or {}
+        classes: dict[str, tuple[str, ...]] | None = None
+        raw = options.get("classes_routes")
+        if raw is not None:
+            if not isinstance(raw, Mapping) or not raw:
+                raise ConfigError("« options.classes_routes » : table { suffixe = [classes] } "
+                                  "attendue, ex. { principale = [\"autoroute\", \"principale\"] }")
+            classes = {}
+            for key, value in raw.items():
+                where = f"options.classes_routes.{key}"
+                if not re.fullmatch(r"[a-z][a-z0-9_]*", str(key)):
+                    raise ConfigError(f"« {where} » : nom invalide ; lettres minuscules, "
+                                      f"chiffres et _")
+                members = [value] if isinstance(value, str) else value
+                if (not isinstance(members, list) or not members
+                        or any(m not in ROAD_CLASSES for m in members)):
+                    raise ConfigError(f"« {where} » : valeur invalide {value!r} ; liste de "
+                                      f"classes parmi {', '.join(ROAD_CLASSES)}")
+                classes[str(key)] = tuple(members)
+        seuil = _fraction(options, "seuil_bati_gisement", SEUIL_BATI_GISEMENT)
+        score_min = float(options.get("score_min_gisement", SCORE_MIN_GISEMENT))
+        if not 0 <= score_min <= 100:
+            raise ConfigError(f"« options.score_min_gisement » : {score_min} hors de [0, 100]")
+        return cls(classes_routes=classes, seuil_bati_gisement=seuil,
+                   score_min_gisement=score_min)
+
+
+def road_classes(configured: Mapping[str, Sequence[str]] | None,
+                 profiles: Sequence[Profile]) -> dict[str, tuple[str, ...]]:
+    """Road distances to compute: those configured, plus those the profiles use.
+
+    A profile may use ``dist_route_<classe>_m`` for a road class (``autoroute``,
+    ``principale``, ``secondaire``, ``locale``) or for a group declared in
+    ``options.classes_routes``; only those are computed (each costs a
+    nearest-neighbour search over every parcel).
+
+    Raises
+    ------
+    ConfigError
+        A profile uses a road distance that is neither a class nor a declared group.
+    """
+    out = {k: tuple(v) for k, v in (configured or {}).items()}
+    for prof in profiles:
+        used = [(f"criteres.{c.name}.indicateur", c.indicator) for c in prof.criteria]
+        used += [(f"exclusions.{e.name}.indicateur", e.indicator) for e in prof.exclusions]
+        for key, name in used:
+            m = re.fullmatch(r"dist_route_([a-z0-9_]+)_m", name)
+            if m is None or m.group(1) in out:
+                continue
+            if m.group(1) not in ROAD_CLASSES:
+                raise ConfigError(
+                    f"« profils.{prof.name}.{key} » : {name} ne correspond à aucune classe de "
+                    f"route ({', '.join(ROAD_CLASSES)}) ; déclarez le groupe "
+                    f"« {m.group(1)} » dans options.classes_routes")
+            out[m.group(1)] = (m.group(1),)
+    return out
+
+
+def _fraction(options: Mapping[str, Any], key: str, default: float) -> float:
+    value = options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"« options.{key} » : valeur invalide {value!r} ; une part entre 0 et 1")
+    return float(value)
+
+
+@dataclass
+class AnalysisResult:
+    """Everything the analysis produces.
+
+    Attributes
+    ----------
+    parcelles
+        The parcels (sorted by IDU) with their indicators, ``uf_id`` and the columns
+        of every profile.
+    unites_foncieres
+        Land units.
+    gisements
+        Candidate sites of the first profile.
+    zae
+        The ZAE with ``plus_grande_surface_dispo_m2``.
+    meilleurs_sites
+        The candidate sites as a table, best first.
+    profiles
+        The profiles applied.
+    available
+        Indicators whose input was available.
+    timings
+        Seconds per step.
+    """
+
+    parcelles: gpd.GeoDataFrame
+    unites_foncieres: gpd.GeoDataFrame
+    gisements: gpd.GeoDataFrame
+    zae: gpd.GeoDataFrame
+    meilleurs_sites: pd.DataFrame
+    profiles: tuple[Profile, ...]
+    available: frozenset[str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def layers(self) -> dict[str, gpd.GeoDataFrame]:
+        """Return the layers to write in the GeoPackage (replacing ``parcelles`` and ``zae``)."""
+        return {"parcelles": self.parcelles, "unites_foncieres": self.unites_foncieres,
+                "gisements": self.gisements, "zae": self.zae}
+
+
+def sort_by_idu(parcelles: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return the parcels sorted by IDU, with a fresh index (a new frame)."""
+    order = parcelles["idu"].astype(str).sort_values(kind="stable").index
+    return parcelles.loc[order].reset_index(drop=True)
+
+
+def analyse(layers: Any, *, extra: ExtraInputs | None = None,
+            profiles: Mapping[str, Any] | Sequence[Profile] | None = None,
+            options: Mapping[str, Any] | AnalysisOptions | None = None) -> AnalysisResult:
+    """Compute the indicators, scores, land units and candidate sites of a territory.
+
+    Parameters
+    ----------
+    layers
+        The canonical layers (:class:`observatoire.ingest.Layers`): ``parcelles``,
+        ``zonage``, ``zae``, ``batiments``, ``routes``, ``friches``,
+        ``friches_surfaces`` and ``available`` (the source kinds configured).
+    extra
+        DEM, constraints, railways, substations and owners, when configured.
+    profiles
+        The ``[profils]`` table of the territory (merged with the shipped profiles),
+        or already parsed profiles.
+    options
+        The ``[options]`` table of the territory, or parsed options.
+
+    Returns
+    -------
+    AnalysisResult
+        New frames; the inputs are not modified.
+
+    Raises
+    ------
+    ConfigError
+        A profile or an option is invalid.
+    """
+    clock = time.perf_counter
+    timings: dict[str, float] = {}
+    extra = extra or ExtraInputs()
+    opts = options if isinstance(options, AnalysisOptions) else AnalysisOptions.from_options(
+        options)
+    if profiles is None or isinstance(profiles, Mapping):
+        profs = load_profiles(profiles or {})
+    else:
+        profs = tuple(profiles)
+    have = set(getattr(layers, "available", set()))
+
+    def layer(kind: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
+        return frame if kind in have else None
+
+    t = clock()
+    parcelles = sort_by_idu(layers.parcelles)
+    indicators: Indicators = compute_indicators(
+        parcelles,
+        zonage=layer("zonage", layers.zonage),
+        zae=layer("zae", layers.zae),
+        batiments=layer("batiments", layers.batiments),
+        routes=layer("routes", layers.routes),
+        friches=layer("friches", layers.friches),
+        friches_surfaces=layer("friches", layers.friches_surfaces),
+        mnt=extra.mnt,
+        voies_ferrees=extra.voies_ferrees,
+        postes_electriques=extra.postes_electriques,
+        contraintes=extra.contraintes,
+        classes_routes=road_classes(opts.classes_routes, profs),
+        timings=timings,
+    )
+    timings["indicateurs"] = clock() - t
+
+    t = clock()
+    scores = score_parcels(indicators, profs)
+    timings["notation"] = clock() - t
+
+    t = clock()
+    ind = indicators.frame.drop(columns=[c for c in indicators.frame if c in parcelles])
+    scored = gpd.GeoDataFrame(pd.concat([parcelles.drop(columns=parcelles.geometry.name), ind,
+                                         scores], axis=1),
+                              geometry=parcelles.geometry.values, crs=parcelles.crs)
+    pairs = contiguity_pairs(geoms(parcelles), tolerance=opts.tolerance_contiguite)
+    owners = None
+    if extra.proprietaires is not None:
+        owners = parcel_owners(parcelles, extra.proprietaires,
+                               absents=extra.proprietaires_absents)
+    unites = unites_foncieres(parcelles, owners=owners, pairs=pairs)
+    scored.insert(len(parcelles.columns) - 1, "uf_id", unit_of_parcel(parcelles, unites))
+    first = profs[0]
+    sites = gisements(scored, profile=first.name, pairs=pairs, owners=owners,
+                      seuil_bati=opts.seuil_bati_gisement, score_min=opts.score_min_gisement)
+    zae = layers.zae.copy()
+    zae["plus_grande_surface_dispo_m2"] = plus_grande_surface_dispo(
+        scored, zae, profile=first.name, pairs=pairs, seuil_bati=opts.seuil_bati_gisement)
+    best = meilleurs_sites(sites, classes=dict(first.classes))
+    timings["unites_gisements"] = clock() - t
+    log.info("analyse : %d parcelles, %d unités foncières, %d gisements (profil %s)",
+             len(scored), len(unites), len(sites), first.name)
+    return AnalysisResult(parcelles=scored, unites_foncieres=unites, gisements=sites, zae=zae,
+                          meilleurs_sites=best, profiles=profs,
+                          available=indicators.available, timings=timings)
+
+
+def extra_inputs(*, mnt: Any = None, contraintes: Sequence[tuple[Any, Any]] = (),
+                 voies_ferrees: Any = None, postes_electriques: Any = None,
+                 proprietaires: Any = None) -> ExtraInputs:
+    """Build :class:`ExtraInputs` from the results of the ``readers.extra`` readers.
+
+    Parameters
+    ----------
+    mnt
+        A ``RasterResult`` (or any raster with ``array``, ``transform``, ``crs``,
+        ``nodata``), or ``None``.
+    contraintes
+        ``(source, result)`` of each constraint: the :class:`~observatoire.config.Source`
+        (``name``, ``constraint_type``, ``strict``) and its ``ReadResult``.
+    voies_ferrees, postes_electriques, proprietaires
+        ``ReadResult`` objects, or ``None``.
+
+    Returns
+    -------
+    ExtraInputs
+        The inputs of :func:`analyse`.
+    """
+    constraints = tuple(
+        Constraint(name=str(source.name), kind=str(source.constraint_type or "autre"),
+                   strict=bool(source.strict), frame=result.frame)
+        for source, result in contraintes)
+    absents = "inconnu"
+    if proprietaires is not None and proprietaires.report.format == "personnes_morales":
+        # The DGFiP file lists every parcel owned by a legal entity: the others belong
+        # to natural persons.
+        absents = "personne physique"
+    return ExtraInputs(
+        mnt=mnt,
+        contraintes=constraints,
+        voies_ferrees=voies_ferrees.frame if voies_ferrees is not None else None,
+        postes_electriques=postes_electriques.frame if postes_electriques is not None else None,
+        proprietaires=proprietaires.frame if proprietaires is not None else None,
+        proprietaires_absents=absents,
+    )
+
+
+__all__ = ["AnalysisOptions", "AnalysisResult", "Constraint", "ExtraInputs", "analyse",
+           "extra_inputs", "road_classes", "sort_by_idu"]

@@ -1,0 +1,282 @@
+"""Indicators on tiny hand-made fixtures: every expected value is computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from affine import Affine
+from geopandas.testing import assert_geodataframe_equal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from observatoire.analysis.indicators import (
+    Constraint,
+    bati,
+    compacite,
+    compute_indicators,
+    covered_share,
+    distance_plus_proche,
+    distances_routes,
+    emprise_possible,
+    friche,
+    largeur_utile,
+    nearest_distance,
+    overlap_pairs,
+    part_contrainte,
+    zae_dominante,
+    zonage_dominant,
+)
+from observatoire.errors import ConfigError
+
+X0, Y0 = 900_000.0, 6_700_000.0
+CRS = "EPSG:2154"
+
+
+def box(x0: float, y0: float, x1: float, y1: float) -> shapely.Polygon:
+    """A box in local metres, placed in Lambert-93."""
+    return shapely.box(X0 + x0, Y0 + y0, X0 + x1, Y0 + y1)
+
+
+def frame(geoms: list, **cols) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries(geoms, crs=CRS), crs=CRS)
+
+
+def parcels(geoms: list) -> gpd.GeoDataFrame:
+    idu = [f"25267000AB{k:04d}" for k in range(len(geoms))]
+    return frame(geoms, idu=idu, surface_m2=[g.area for g in geoms])
+
+
+def friches_frame(geoms: list, **cols) -> gpd.GeoDataFrame:
+    n = len(geoms)
+    base = {"site_id": [f"F{k}" for k in range(n)], "site_statut": ["friche sans projet"] * n,
+            "site_type": ["friche industrielle"] * n, "unite_fonciere_refcad": [None] * n}
+    return frame(geoms, **(base | cols))
+
+
+# --------------------------------------------------------------------------- shape
+
+
+def test_compacite_square_and_rectangle():
+    p = parcels([box(0, 0, 100, 100), box(0, 0, 10, 40)])
+    # Square: 4π·10000 / 400² = π/4; 10 × 40: 4π·400 / 100² = 0.16π.
+    assert compacite(p).tolist() == pytest.approx([math.pi / 4, 0.16 * math.pi])
+
+
+def test_largeur_utile_equivalent_rectangle():
+    l_shape = shapely.union(box(0, 0, 60, 120), box(0, 0, 120, 60))
+    p = parcels([box(0, 0, 40, 200), box(0, 0, 50, 50), l_shape])
+    # Exact for a rectangle (40 m), a square (50 m) and an L of 60 m arms:
+    # A = 10 800, P = 480 → w = (240 − √(240² − 4·10 800)) / 2 = 60.
+    assert largeur_utile(p).tolist() == pytest.approx([40, 50, 60])
+
+
+def test_emprise_50m():
+    centre = shapely.Point(X0 + 500, Y0 + 500)
+    tilted = shapely.affinity.rotate(box(0, 0, 60, 55), 30, origin="centroid")
+    geoms = [
+        box(0, 0, 50, 50),                 # exactly the footprint
+        box(0, 0, 49, 300),                # too narrow
+        tilted,                            # fits, rotated
+        centre.buffer(30, quad_segs=64),   # disc Ø 60: a 50 m square needs Ø 70.7
+        centre.buffer(36, quad_segs=64),   # disc Ø 72: fits
+        shapely.union(box(0, 0, 40, 200), box(0, 0, 200, 40)),  # L of 40 m arms
+        shapely.Polygon([(X0, Y0), (X0 + 150, Y0), (X0, Y0 + 150)]),  # right triangle
+    ]
+    assert emprise_possible(parcels(geoms)).tolist() == [True, False, True, False, True,
+                                                         False, True]
+
+
+# --------------------------------------------------------------------------- overlaps
+
+
+def test_overlap_pairs_inside_crossing_and_containing():
+    a = np.array([box(0, 0, 100, 100), box(200, 0, 210, 10)])
+    b = np.array([box(10, 10, 20, 30),      # inside a0: 200 m²
+                  box(90, 0, 110, 10),      # crosses a0's edge: 100 m² inside
+                  box(150, -50, 300, 50)])  # contains a1: 100 m²
+    ia, ib, area = overlap_pairs(a, b)
+    assert list(zip(ia.tolist(), ib.tolist(), area.tolist(), strict=True)) == [
+        (0, 0, 200.0), (0, 1, 100.0), (1, 2, 100.0)]
+
+
+def test_covered_share_counts_overlaps_once():
+    a = np.array([box(0, 0, 100, 100), box(500, 500, 510, 510), box(0, 200, 10, 210)])
+    # Two constraint polygons over the first parcel, 50 % each, overlapping on 25 %:
+    # union 75 %. The second parcel lies inside a big polygon; the third in none.
+    b = np.array([box(0, 0, 50, 100), box(0, 0, 100, 50), box(400, 400, 600, 600)])
+    assert covered_share(a, b).tolist() == pytest.approx([0.75, 1.0, 0.0])
+
+
+def test_bati_share_and_count():
+    p = parcels([box(0, 0, 100, 100), box(100, 0, 200, 100)])
+    b = frame([box(10, 10, 20, 30),       # 200 m² inside parcel 0
+               box(90, 40, 110, 50),      # 200 m², half in each parcel
+               box(195, 60, 205, 70),     # 100 m²: 50 in parcel 1, 50 outside
+               box(-19, 50, 1, 55)],      # 100 m²: 5 m² in parcel 0 (a sliver)
+              source=["b"] * 4)
+    out = bati(p, b)
+    # Parcel 0: 200 + 100 + 5 = 305 m² of 10 000; parcel 1: 100 + 50 = 150 m².
+    assert out["part_batie"].tolist() == pytest.approx([0.0305, 0.0150])
+    # The sliver (5 m², 5 % of its building) is not counted as a building.
+    assert out["nb_batiments"].tolist() == [2, 2]
+
+
+def test_zonage_dominant():
+    p = parcels([box(0, 0, 100, 100), box(1000, 1000, 1010, 1010)])
+    z = frame([box(-50, -50, 30, 150), box(30, -50, 200, 150)], libelle=["UA", "UY"],
+              typezone=["U", "U"], zone_activite=[False, True])
+    out = zonage_dominant(p, z)
+    # 30 % in UA, 70 % in UY → UY; the second parcel is outside every zone.
+    assert out["zone_libelle"].tolist() == ["UY", None]
+    assert out["zone_typezone"].tolist() == ["U", None]
+    assert bool(out["zone_activite"].iloc[0]) is True
+    assert pd.isna(out["zone_activite"].iloc[1])
+
+
+def test_zae_share():
+    p = parcels([box(0, 0, 100, 100), box(300, 0, 400, 100)])
+    z = frame([box(75, 0, 150, 100)], zae_id=["Z1"])
+    out = zae_dominante(p, z)
+    assert out["zae_id"].tolist() == ["Z1", None]
+    assert out["part_zae"].tolist() == pytest.approx([0.25, 0.0])
+
+
+def test_friche_links_and_priority():
+    geoms = [box(0, 0, 100, 100), box(100, 0, 200, 100), box(200, 0, 300, 100),
+             box(300, 0, 400, 100)]
+    p = parcels(geoms)
+    idu = p["idu"].tolist()
+    # F0: a perimeter covering 40 % of parcel 0 and 10 % of parcel 1 (too little).
+    # F1: a point in parcel 2 and its perimeter unknown. F2: lists parcel 3's IDU and
+    # has its point in parcel 2 too: the IDU link wins for parcel 3; for parcel 2 the
+    # two points compete and the smallest site_id wins.
+    surfaces = friches_frame([box(60, 0, 110, 100)])
+    points = friches_frame([shapely.Point(X0 + 250, Y0 + 50), shapely.Point(X0 + 260, Y0 + 50)],
+                           site_id=["F1", "F2"], unite_fonciere_refcad=[None, idu[3]],
+                           site_statut=["friche potentielle", "friche avec projet"])
+    out = friche(p, points, surfaces)
+    assert out["friche_id"].tolist() == ["F0", None, "F1", "F2"]
+    assert out["friche_statut"].tolist() == ["friche sans projet", None,
+                                             "friche potentielle", "friche avec projet"]
+    assert out["friche_type"].iloc[0] == "friche industrielle"
+
+
+def test_distances():
+    p = parcels([box(0, 0, 10, 10), box(100, 0, 110, 10)])
+    line = shapely.LineString([(X0 + 30, Y0 - 100), (X0 + 30, Y0 + 100)])
+    rail = frame([line], nature=["voie"])
+    # Parcel 0: its east edge x = 10 is 20 m from the line x = 30; parcel 1: 70 m.
+    assert distance_plus_proche(p, rail, name="d").tolist() == pytest.approx([20, 70])
+    empty = frame([], nature=[])
+    assert distance_plus_proche(p, empty, name="d").isna().all()
+
+
+coord = st.floats(-2000, 2000)
+
+
+@settings(max_examples=50, deadline=None)
+@given(parcels_xy=st.lists(st.tuples(coord, coord, st.floats(1, 80), st.floats(1, 80)),
+                           min_size=1, max_size=15),
+       lines_xy=st.lists(st.tuples(coord, coord, coord, coord), min_size=1, max_size=8),
+       cell_parcels=st.sampled_from([1, 2, 16, 64]))
+def test_nearest_distance_is_exact(parcels_xy, lines_xy, cell_parcels):
+    """Whatever the cell size, the result is the brute-force minimum."""
+    a = np.array([box(x, y, x + w, y + h) for x, y, w, h in parcels_xy])
+    b = np.array([shapely.LineString([(X0 + x0, Y0 + y0), (X0 + x1 + 0.5, Y0 + y1)])
+                  for x0, y0, x1, y1 in lines_xy])
+    brute = shapely.distance(a[:, None], b[None, :]).min(axis=1)
+    np.testing.assert_allclose(nearest_distance(a, b, cell_parcels=cell_parcels), brute, atol=1e-6)
+
+
+def test_distances_routes_classes():
+    p = parcels([box(0, 0, 10, 10)])
+    routes = frame([shapely.LineString([(X0 + 50, Y0), (X0 + 50, Y0 + 10)]),
+                    shapely.LineString([(X0 - 200, Y0), (X0 - 200, Y0 + 10)])],
+                   classe=["locale", "autoroute"])
+    out = distances_routes(p, routes, classes={"locale": ("locale",),
+                                                "rapide": ("autoroute", "principale"),
+                                                "principale": ("principale",)})
+    assert out["dist_route_locale_m"].tolist() == pytest.approx([40])
+    assert out["dist_route_rapide_m"].tolist() == pytest.approx([200])
+    assert out["dist_route_principale_m"].isna().all()
+
+
+def test_part_contrainte():
+    p = parcels([box(0, 0, 100, 100)])
+    flood = frame([box(-10, -10, 20, 110)], source=["ppri"])
+    # 20 m of the parcel's 100 m width: 20 %.
+    assert part_contrainte(p, flood).tolist() == pytest.approx([0.2])
+
+
+# --------------------------------------------------------------------------- all
+
+
+def scene() -> dict:
+    geoms = [box(0, 0, 100, 100), box(100, 0, 200, 100)]
+    return {
+        "parcelles": parcels(geoms),
+        "zonage": frame([box(-10, -10, 300, 300)], libelle=["UY"], typezone=["U"],
+                        zone_activite=[True]),
+        "batiments": frame([box(10, 10, 20, 20)], source=["b"]),
+        "routes": frame([shapely.LineString([(X0, Y0 - 5), (X0 + 300, Y0 - 5)])],
+                        classe=["principale"]),
+    }
+
+
+class Dem:
+    def __init__(self) -> None:
+        cols, rows = np.meshgrid(np.arange(60), np.arange(60))
+        self.array = 0.05 * (cols + 0.5) * 5.0
+        self.transform = Affine(5, 0, X0 - 50, 0, -5, Y0 + 250)
+        self.crs, self.nodata = CRS, None
+
+
+def test_compute_indicators_availability_and_nulls():
+    s = scene()
+    ind = compute_indicators(s["parcelles"], zonage=s["zonage"], batiments=s["batiments"],
+                             routes=s["routes"], mnt=Dem())
+    f = ind.frame
+    assert f["part_batie"].tolist() == pytest.approx([0.01, 0.0])
+    assert f["zone_libelle"].tolist() == ["UY", "UY"]
+    assert f["dist_route_principale_m"].tolist() == pytest.approx([5, 5])
+    assert f["pente_moy_pct"].tolist() == pytest.approx([5, 5])
+    # Absent layers: NULL, never 0, and not available.
+    for col in ("zae_id", "part_zae", "friche_id", "dist_voie_ferree_m",
+                "dist_poste_electrique_m"):
+        assert f[col].isna().all(), col
+        assert col not in ind.available
+    assert {"part_batie", "zone_libelle", "pente_moy_pct",
+            "dist_route_principale_m"} <= ind.available
+
+
+def test_compute_indicators_empty_layer_is_available():
+    s = scene()
+    no_building = s["batiments"].iloc[0:0]
+    ind = compute_indicators(s["parcelles"], batiments=no_building)
+    assert ind.frame["part_batie"].tolist() == [0.0, 0.0]
+    assert "part_batie" in ind.available
+
+
+def test_constraint_columns_and_name_clash():
+    s = scene()
+    flood = frame([box(0, 0, 50, 100)], source=["ppri"])
+    c1 = Constraint("Zone rouge PPRI", "inondation", True, flood)
+    ind = compute_indicators(s["parcelles"], contraintes=[c1])
+    assert ind.frame["part_contrainte_zone_rouge_ppri"].tolist() == pytest.approx([0.5, 0.0])
+    c2 = Constraint("zone-rouge ppri", "inondation", False, flood)
+    with pytest.raises(ConfigError, match="même identifiant"):
+        compute_indicators(s["parcelles"], contraintes=[c1, c2])
+
+
+def test_inputs_are_not_modified():
+    s = scene()
+    before = {k: v.copy() for k, v in s.items()}
+    compute_indicators(s["parcelles"], zonage=s["zonage"], batiments=s["batiments"],
+                       routes=s["routes"])
+    for k, v in s.items():
+        assert_geodataframe_equal(v, before[k])
