@@ -29,11 +29,17 @@ def _parser() -> argparse.ArgumentParser:
                     "ouvertes d'un territoire, un GeoPackage, une carte et un rapport.",
     )
     parser.add_argument("--version", action="version", version=f"observatoire {__version__}")
+    # -v/-q are accepted before or after the command (observatoire -q build, build -q).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="messages détaillés (et trace complète d'une erreur interne)")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="n'afficher que les erreurs")
     parser.add_argument("-v", "--verbose", action="store_true", help="messages détaillés")
     parser.add_argument("-q", "--quiet", action="store_true", help="n'afficher que les erreurs")
     sub = parser.add_subparsers(dest="command", metavar="COMMANDE")
 
-    b = sub.add_parser("build", help="construire l'observatoire d'un territoire",
+    b = sub.add_parser("build", parents=[common], help="construire l'observatoire d'un territoire",
                        description="Lit les sources, calcule les indicateurs et les scores, "
                                    "écrit le GeoPackage, la carte et le rapport.")
     b.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
@@ -42,12 +48,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="dossier de sortie (défaut : sorties.dossier du fichier, sinon "
                         "data/out/<territoire>)")
 
-    v = sub.add_parser("validate", help="vérifier un fichier de territoire et ses sources "
+    v = sub.add_parser("validate", parents=[common], help="vérifier un fichier de territoire et ses sources "
                                         "sans rien construire")
     v.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                    help=f"fichier de territoire TOML (défaut : {DEFAULT_CONFIG})")
 
-    d = sub.add_parser("deps", help="lister les fichiers d'entrée d'un territoire (pour make)")
+    d = sub.add_parser("deps", parents=[common], help="lister les fichiers d'entrée d'un territoire (pour make)")
     d.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     return parser
 

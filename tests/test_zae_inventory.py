@@ -150,6 +150,9 @@ def test_legal_vacancy_rates_computed_by_hand(zae, unites, etablissements):
     # By area inside the zone: (U2 1500 + U4 2500) / (2500 + 1500 + 2500 + 2500).
     assert a["taux_vacance_surface"] == pytest.approx(4000 / 9000)
     assert a["surface_disponible_m2"] == pytest.approx(4000)
+    # U2 and U4 are vacant but a road (y 30..50) separates them: the largest piece in one
+    # holding is U4's part inside the zone, 50 × 50 m.
+    assert a["plus_grande_surface_dispo_m2"] == pytest.approx(2500, rel=1e-3)
     assert "L318-8-2" in a["regle_vacance"] and "01/03/2025" in a["regle_vacance"]
     b = zout.set_index("zae_id").loc["25267_SITE-ECO_00002"]
     assert b["nb_unites"] == 0 and b["nb_unites_vacantes"] == 0

@@ -46,7 +46,7 @@ VACANT_STATUTS = ("vacante", "présumée vacante")
 
 #: Columns the ZAE inventory adds to the ``zae`` layer (contract).
 ZAE_COLUMNS = ("nb_unites", "nb_unites_vacantes", "taux_vacance", "taux_vacance_surface",
-               "surface_disponible_m2", "regle_vacance")
+               "surface_disponible_m2", "plus_grande_surface_dispo_m2", "regle_vacance")
 #: Columns of the ``zae_unites`` layer: the contract's, then the details.
 ZAE_UNITES_COLUMNS = (
     "zae_id", "uf_id", "idus", "surface_m2", "part_dans_zae", "coupee_par_limite",
@@ -684,5 +684,43 @@ def _zone_stats(zae: gpd.GeoDataFrame, unites: gpd.GeoDataFrame, rule_text: str
     total = g["area"]
     out["taux_vacance_surface"] = (g["vac_area"] / total.where(total > 0)).astype(float)
     out["surface_disponible_m2"] = g["vac_area"].where(n_known > 0).astype(float)
+    out["plus_grande_surface_dispo_m2"] = largest_vacant_area(zae, unites).where(
+        (n_known > 0).to_numpy()).astype(float)
     out["regle_vacance"] = rule_text
     return out
+
+
+def largest_vacant_area(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
+                        *, tolerance: float = 0.5) -> pd.Series:
+    """Largest area of vacant units in one piece, inside each zone (m²).
+
+    Vacant units that touch (within ``tolerance``) form one piece; only their part
+    inside the zone counts, so the figure never exceeds ``surface_disponible_m2``.
+
+    Parameters
+    ----------
+    zae
+        The zones (``zae_id``, polygons).
+    zae_unites
+        The units of the inventory (``zae_id``, ``statut_vacance``, polygons).
+    tolerance
+        Gap (m) under which two units are taken as touching.
+
+    Returns
+    -------
+    pandas.Series
+        Aligned on ``zae``; 0 for a zone without vacant unit.
+    """
+    vacant = zae_unites[zae_unites["statut_vacance"].isin(VACANT_STATUTS)]
+    zones = dict(zip(zae["zae_id"], zae.geometry.values, strict=True))
+    best: dict[str, float] = {}
+    # One union per zone (a territory has tens to hundreds of zones, not of features).
+    for zae_id, group in vacant.groupby("zae_id", sort=True):
+        zone = zones.get(zae_id)
+        if zone is None or zone.is_empty:
+            continue
+        merged = shapely.union_all(shapely.buffer(group.geometry.values, tolerance / 2))
+        pieces = shapely.get_parts(shapely.intersection(
+            shapely.buffer(merged, -tolerance / 2), zone))
+        best[zae_id] = float(shapely.area(pieces).max()) if len(pieces) else 0.0
+    return zae["zae_id"].map(best).fillna(0.0).astype(float)
