@@ -233,10 +233,40 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
 
     if territory.options.get("carte", True):
         say("Carte interactive…")
-        staged.append(stage_map(outputs, territory))
+        staged.append(stage_map(map_layers(outputs, territory, say), territory))
     if territory.options.get("rapport", True):
         say("Rapport…")
         staged.append(stage_report(outputs, layers.reports, territory))
+
+
+#: Above this many parcels, the overview map keeps the parcels that matter (see map_layers).
+MAP_MAX_PARCELS = 50_000
+
+
+def map_layers(outputs: dict[str, gpd.GeoDataFrame], territory: Territory, say: Progress,
+               *, limit: int = MAP_MAX_PARCELS) -> dict[str, gpd.GeoDataFrame]:
+    """The layers drawn on the map: every layer, but at most ``limit`` parcels.
+
+    A département holds hundreds of thousands of parcels: drawing them all makes a
+    page of tens of MB that a browser cannot open. Beyond ``limit``, the map keeps
+    the parcels not excluded by the first profile, best scores first; the
+    GeoPackage keeps them all.
+    """
+    parcels = outputs["parcelles"]
+    if len(parcels) <= limit:
+        return outputs
+    from observatoire.analysis.scoring import load_profiles
+
+    first = load_profiles(territory.profiles)[0].name
+    score = parcels.get(f"score_{first}")
+    if score is None:
+        keep = parcels.index[:0]
+    else:
+        ranked = score.dropna().sort_values(ascending=False, kind="stable")
+        keep = ranked.index[:limit].sort_values()
+    say(f"Carte : {len(keep)} parcelles dessinées sur {len(parcels)} (les mieux notées pour "
+        f"le profil {first} ; toutes sont dans le GeoPackage)")
+    return {**outputs, "parcelles": parcels.loc[keep]}
 
 
 def commune_names(territory: Territory, layers: Layers) -> dict[str, str]:

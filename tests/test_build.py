@@ -64,3 +64,20 @@ def test_map_written(built):
     _, out = built
     html = (out / "carte.html").read_text(encoding="utf-8")
     assert "Parcelles" in html and "Zones d" in html
+
+
+def test_map_keeps_the_best_parcels_beyond_the_limit(built):
+    from observatoire.build import map_layers
+
+    _, out = built
+    parcels = pyogrio.read_dataframe(out / "observatoire.gpkg", layer="parcelles")
+    territory = load_territory("data/sample/territoire.toml", output_dir=out)
+    messages: list[str] = []
+    kept = map_layers({"parcelles": parcels}, territory, messages.append, limit=100)["parcelles"]
+    assert len(kept) == 100
+    assert kept["score_industrie"].notna().all()
+    dropped = parcels.drop(index=kept.index)
+    assert kept["score_industrie"].min() >= dropped["score_industrie"].max()
+    assert "100 parcelles dessinées sur 828" in messages[0]
+    # Under the limit, the map draws every parcel.
+    assert map_layers({"parcelles": parcels}, territory, messages.append)["parcelles"] is parcels
