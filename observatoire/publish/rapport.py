@@ -46,7 +46,7 @@ from observatoire.publish.assets import (
     scoring_profiles,
     template_text,
 )
-from observatoire.readers.common import SourceReport
+from observatoire.readers.common import SourceReport, relative_name
 
 log = logging.getLogger(__name__)
 
@@ -468,7 +468,7 @@ def _sources(reports: Sequence[SourceReport], parcelles: gpd.GeoDataFrame | None
     if reports:
         rows = []
         for r in reports:
-            paths = " ; ".join(_display_path(p, base) for p in r.paths)
+            paths = " ; ".join(relative_name(p, base) for p in r.paths)
             repairs = "; ".join(f"{k} : {v}" for k, v in sorted(r.repairs.items())) or "—"
             rows.append([r.kind, paths, r.format, number(r.features_read),
                          number(r.features_kept), _text(r.crs_in), repairs, r.read_at[:10]])
@@ -494,7 +494,7 @@ def _sources(reports: Sequence[SourceReport], parcelles: gpd.GeoDataFrame | None
     return section
 
 
-def _display_path(path: Path, base: Path | None) -> str:
+def relative_name(path: Path, base: Path | None) -> str:
     if base is not None:
         try:
             return path.resolve().relative_to(base.resolve()).as_posix()
