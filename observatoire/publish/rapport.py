@@ -492,12 +492,3 @@ def _sources(reports: Sequence[SourceReport], parcelles: gpd.GeoDataFrame | None
         section.tables.append(Table(["Profil", "Fiabilité moyenne", "Parcelles ≥ 0,8",
                                      "Fiabilité minimale"], rows, [False, True, True, True]))
     return section
-
-
-def relative_name(path: Path, base: Path | None) -> str:
-    if base is not None:
-        try:
-            return path.resolve().relative_to(base.resolve()).as_posix()
-        except ValueError:
-            pass
-    return path.name
