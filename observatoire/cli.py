@@ -58,6 +58,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _FrenchFormatter(logging.Formatter):
+    """Log lines as « avertissement : … » (the module name only in verbose mode)."""
+
+    LEVELS = {"DEBUG": "détail", "INFO": "info", "WARNING": "avertissement",
+              "ERROR": "erreur", "CRITICAL": "erreur"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = self.LEVELS.get(record.levelname, record.levelname.lower())
+        where = f" ({record.name})" if record.levelno < logging.WARNING else ""
+        return f"{level}{where} : {record.getMessage()}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _parser()
@@ -66,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s : %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_FrenchFormatter())
+    logging.basicConfig(level=level, handlers=[handler])
     try:
         if args.command == "build":
             return _build(args)
