@@ -18,9 +18,12 @@ help: ## liste les cibles
 all: build ## installe l'environnement et construit l'observatoire de l'exemple
 	@echo
 	@echo "Observatoire construit :"
-	@echo "  GeoPackage (QGIS) : $(OUT)/observatoire.gpkg"
-	@echo "  Carte (navigateur) : $(OUT)/carte.html"
-	@ls $(OUT)/rapport.html >/dev/null 2>&1 && echo "  Rapport : $(OUT)/rapport.html" || true
+	@echo "  GeoPackage (QGIS, projet inclus) : $(OUT)/observatoire.gpkg"
+	@echo "  Carte (navigateur)               : $(OUT)/carte.html"
+	@echo "  Rapport                          : $(OUT)/rapport.html"
+	@echo "  Meilleurs sites (CSV)            : $(OUT)/meilleurs_sites.csv"
+	@test -d $(OUT)/cnig && echo "  Export CNIG Sites Économiques    : $(OUT)/cnig/sites_economiques.gpkg" || true
+	@test -d $(OUT)/consultation && echo "  Consultation des ZAE (XLSX, CSV) : $(OUT)/consultation/" || true
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 ou plus est nécessaire ($(PYTHON))"; exit 1; }
@@ -33,7 +36,7 @@ install: $(STAMP) ## crée .venv et installe le projet et ses dépendances
 
 # Rebuild only when the code, the territory file or one of its sources changed.
 SOURCES := $(shell test -x $(PY) && $(PY) -m observatoire deps --config $(CONFIG) 2>/dev/null)
-CODE := $(shell find observatoire -name '*.py' -o -name '*.toml' -o -name '*.qml' -o -name '*.html' 2>/dev/null)
+CODE := $(shell find observatoire -type f \( -name '*.py' -o -name '*.toml' -o -name '*.html' -o -name '*.js' -o -name '*.css' -o -name '*.json' -o -name '*.gpkg' \) 2>/dev/null)
 
 $(OUT)/observatoire.gpkg: $(STAMP) $(CONFIG) $(SOURCES) $(CODE)
 	$(BIN)/observatoire build --config $(CONFIG)
