@@ -176,10 +176,14 @@ function observatoireCarte(map, dataElementId) {
       case "gisements":
         return {color: palettes.gisement, weight: 3, fillColor: palettes.gisement, fillOpacity: 0.08,
                 dashArray: "6 4"};
-      case "zae":
-        return {color: palettes.zae, weight: 2.5,
-                fillColor: vacancyColour(props.taux_vacance ? props.taux_vacance[i] : null),
-                fillOpacity: props.taux_vacance && props.taux_vacance[i] !== null ? 0.45 : 0.05};
+      case "zae": {
+        // The vacancy colour draws the outline and a light veil, so that the score
+        // classes of the parcels underneath stay readable.
+        const known = props.taux_vacance && props.taux_vacance[i] !== null;
+        const colour = vacancyColour(known ? props.taux_vacance[i] : null);
+        return {color: known ? colour : palettes.zae, weight: 4, fillColor: colour,
+                fillOpacity: known ? 0.12 : 0.05};
+      }
       case "zae_unites":
         return {color: "#252525", weight: 0.6,
                 fillColor: categoryColour(palettes.occupation,
