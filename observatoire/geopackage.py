@@ -335,7 +335,7 @@ def _bytes_hashes(values: np.ndarray) -> np.ndarray:
 
 
 def _text_values(values: pd.Series) -> np.ndarray:
-    """A text column as written: ``str`` kept, NULL as ``None``, other values through ``str()``."""
+    """Return a text column as written: ``str`` kept, NULL as ``None``, others through ``str()``."""
     out = values.to_numpy(dtype=object).copy()
     missing = pd.isna(out)
     out[missing] = None

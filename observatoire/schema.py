@@ -246,7 +246,11 @@ def conform(frame: pd.DataFrame, schema: LayerSchema) -> gpd.GeoDataFrame:
             out[f.name] = pd.Series(pd.NA if f.dtype == "int" else None, index=out.index,
                                     dtype=_pandas_dtype(f.dtype))
         elif f.dtype == "str":
-            out[f.name] = pd.Series(_str_values(out[f.name]), index=out.index,
+            col = out[f.name]
+            if (isinstance(col.dtype, pd.StringDtype) and col.dtype == _TEXT_DTYPE
+                    and col.notna().any()):
+                continue  # already text: the conversion would give it back unchanged
+            out[f.name] = pd.Series(_str_values(col), index=out.index,
                                     dtype=object).infer_objects()
         elif f.dtype == "float":
             out[f.name] = pd.to_numeric(out[f.name], errors="coerce").astype("float64")
@@ -259,8 +263,12 @@ def conform(frame: pd.DataFrame, schema: LayerSchema) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(out[ordered], geometry=out.geometry.name, crs=out.crs)
 
 
+#: The dtype pandas gives a column of strings (``str`` in pandas 3, ``object`` before).
+_TEXT_DTYPE = pd.Series(["a"]).dtype
+
+
 def _str_values(col: pd.Series) -> np.ndarray:
-    """A column as an object array of ``str`` (other values through ``str()``) and ``None``."""
+    """Return a column as an object array of ``str`` (others through ``str()``) and ``None``."""
     values = col.to_numpy(dtype=object).copy()
     missing = pd.isna(values)
     values[missing] = None

@@ -604,3 +604,14 @@ def test_degrees_in_a_lambert93_file(tmp_path):
     result = read_source(config, "zonage")
     assert result.frame.total_bounds[0] > 900_000  # now in Lambert-93, near Besançon
     assert result.report.repairs == {"CRS du fichier remplacé par celui déclaré (fichiers)": 1}
+
+
+def test_gzip_with_a_wrong_checksum_is_refused(tmp_path):
+    """A complete archive whose CRC does not match its content (bit rot): refused."""
+    data = bytearray(gzip.compress(etalab_geojson(tmp_path / "full.json").read_bytes()))
+    data[-8] ^= 0xFF  # the CRC-32 of the gzip trailer
+    (tmp_path / "cadastre.json.gz").write_bytes(bytes(data))
+    config = write_territory(tmp_path, {"parcelles": {"chemin": "cadastre.json.gz"}})
+    with pytest.raises(SourceError, match=r"cadastre\.json\.gz : archive gzip corrompue ou "
+                                          r"tronquée \(CRC check failed"):
+        read_source(config, "parcelles")

@@ -21,10 +21,11 @@ from conftest import SAMPLE, TESTDATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_bad_inputs import etalab_geojson
+from test_readers import assert_same_as_gdal, etalab_lines, mixed_parcels
 
 from observatoire.config import Source
 from observatoire.errors import ObservatoireError
-from observatoire.readers.cadastre import read_parcelles
+from observatoire.readers.cadastre import parse_etalab_lines, read_parcelles
 from observatoire.readers.friches import read_friches
 from observatoire.readers.layers import read_zonage
 from observatoire.readers.zae import read_zae
@@ -62,9 +63,13 @@ def seeds(folder) -> dict[str, bytes]:
         "POINT (6.0331 47.2399);POLYGON ((6.033 47.2398, 6.0333 47.2398, 6.0333 47.24, "
         "6.033 47.24, 6.033 47.2398))",
     ]
+    lines = etalab_lines(pyogrio.read_dataframe(folder / "etalab.json"))
     return {
         "etalab": etalab,
         "etalab_gz": gzip.compress(etalab),
+        "etalab_lines": lines,
+        "etalab_lines_gz": gzip.compress(lines),
+        "etalab_lines_mixed": etalab_lines(mixed_parcels()),
         "edigeo": (TESTDATA / "edigeo-25354000AB01.tar.bz2").read_bytes(),
         "friches_csv": ("\n".join(csv_lines) + "\n").encode(),
         "friches_geojson": (SAMPLE / "cartofriches_subset_gennes_25267_5km.geojson").read_bytes(),
@@ -120,6 +125,31 @@ def test_fuzz_etalab_geojson(folder, seeds, data):
 def test_fuzz_etalab_gzip(folder, seeds, data):
     feed(folder, "cadastre-25267.json.gz", data.draw(corruptions(seeds["etalab_gz"])),
          _parcelles)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_etalab_lines(folder, seeds, data):
+    """Etalab's one-feature-per-line layout, which Arrow parses."""
+    feed(folder, "cadastre-25267.json", data.draw(corruptions(seeds["etalab_lines"])),
+         _parcelles)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_etalab_lines_gzip(folder, seeds, data):
+    feed(folder, "cadastre-25267.json.gz", data.draw(corruptions(seeds["etalab_lines_gz"])),
+         _parcelles)
+
+
+@FUZZ
+@given(data=st.data(), seed=st.sampled_from(["etalab_lines", "etalab_lines_mixed"]))
+def test_fuzz_arrow_parsing_agrees_with_gdal(seeds, data, seed):
+    """Whatever Arrow accepts, GDAL reads the same way (else Arrow must decline)."""
+    raw = data.draw(corruptions(seeds[seed]))
+    fast = parse_etalab_lines(raw)
+    if fast is not None:
+        assert_same_as_gdal(fast, raw)
 
 
 @FUZZ
@@ -180,6 +210,8 @@ def test_seeds_are_readable(folder, seeds):
     for name, reader, fname in (
         ("etalab", _parcelles, "cadastre-25267.json"),
         ("etalab_gz", _parcelles, "cadastre-25267.json.gz"),
+        ("etalab_lines", _parcelles, "cadastre-25267.json"),
+        ("etalab_lines_gz", _parcelles, "cadastre-25267.json.gz"),
         ("edigeo", _parcelles, "edigeo-25354000AB01.tar.bz2"),
         ("friches_csv", lambda p: _friches(p, "cnig_csv"), "friches.csv"),
         ("friches_geojson", lambda p: _friches(p, "cartofriches"), "friches.geojson"),

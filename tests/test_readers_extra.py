@@ -7,6 +7,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 import rasterio
@@ -149,6 +150,50 @@ def test_railways_and_substations(tmp_path):
     b = out[out["nom"] == "Poste B"].geometry.iloc[0]
     assert shapely.box(X0 + 100, Y0, X0 + 140, Y0 + 20).buffer(0.01).contains(b)
     assert sorted(out["tension"]) == ["225000", "63000"]
+
+
+def _clipped(frame: gpd.GeoDataFrame, box: tuple[float, ...]) -> gpd.GeoDataFrame:
+    return frame[frame.intersects(shapely.box(*box))].reset_index(drop=True)
+
+
+def test_bbox_reads_of_constraints_railways_and_substations(tmp_path):
+    """A bbox read equals the full read clipped by ``intersects(box)``."""
+    box = (X0 + 150, Y0 - 50, X0 + 450, Y0 + 50)
+    ppri = tmp_path / "ppri.gpkg"
+    pyogrio.write_dataframe(gpd.GeoDataFrame(
+        {"CODEZONE": ["R1", "B2", "R3"]},
+        geometry=[shapely.box(X0 - 200, Y0, X0, Y0 + 100),
+                  shapely.box(X0 + 200, Y0, X0 + 300, Y0 + 100),
+                  shapely.box(X0 + 440, Y0 + 40, X0 + 600, Y0 + 90)], crs=L93), ppri)
+    rail = tmp_path / "rail.gpkg"
+    pyogrio.write_dataframe(gpd.GeoDataFrame(
+        {"nature": ["principale", "service", "loin"]},
+        geometry=[shapely.LineString([(X0, Y0), (X0 + 500, Y0)]),
+                  shapely.LineString([(X0 - 300, Y0 + 60), (X0 - 200, Y0 + 200)]),
+                  shapely.LineString([(X0 + 5000, Y0), (X0 + 5100, Y0)])], crs=L93), rail)
+    postes = tmp_path / "postes.geojson"
+    # Poste C's polygon meets the box, its point on surface does not: it is not kept.
+    pyogrio.write_dataframe(gpd.GeoDataFrame(
+        {"name": ["Poste A", "Poste B", "Poste C"]},
+        geometry=[shapely.Point(X0, Y0), shapely.box(X0 + 300, Y0, X0 + 340, Y0 + 20),
+                  shapely.box(X0 + 440, Y0 - 200, X0 + 500, Y0 + 60)], crs=L93).to_crs(4326),
+        postes)
+    cases = [
+        (read_contrainte, Source(kind="contraintes", paths=(ppri,), name="PPRI",
+                                 constraint_type="inondation", strict=True), ["B2", "R3"]),
+        (read_voies_ferrees, Source(kind="voies_ferrees", paths=(rail,)), ["principale"]),
+        (read_postes_electriques, Source(kind="postes_electriques", paths=(postes,)),
+         ["Poste B"]),
+    ]
+    for reader, source, kept in cases:
+        full = reader(source, crs=L93)
+        part = reader(source, crs=L93, bbox=box)
+        expected = _clipped(full.frame, box)
+        pd.testing.assert_frame_equal(pd.DataFrame(part.frame.to_wkb()),
+                                      pd.DataFrame(expected.to_wkb()))
+        label = {"contraintes": "libelle", "voies_ferrees": "nature"}.get(source.kind, "nom")
+        assert sorted(part.frame[label]) == kept
+        assert part.report.features_read < full.report.features_read
 
 
 # --------------------------------------------------------------------------- owners

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
@@ -23,7 +24,7 @@ from test_cli import SAMPLE_SOURCES
 
 from observatoire.cli import main
 from observatoire.config import Source
-from observatoire.geopackage import layer_checksum
+from observatoire.geopackage import combine_checksum, layer_checksum, row_hashes
 from observatoire.readers.cadastre import read_parcelles
 from observatoire.readers.friches import read_friches
 
@@ -186,3 +187,86 @@ def test_layer_checksum_survives_the_geopackage_round_trip(tmp_path):
     moved = frame.copy()
     moved.loc[0, "geometry"] = shapely.box(0, 0, 1, 1.001)
     assert layer_checksum(moved) != layer_checksum(frame)
+
+
+# --- the checksum, partition by partition ----------------------------------------------------
+
+def _layer() -> gpd.GeoDataFrame:
+    """A few real parcels of the sample, as the reader gives them (canonical layer)."""
+    source = Source(kind="parcelles", paths=(SAMPLE / "parcel.gpkg",), format="bdparcellaire",
+                    layer="parcel", key="sources.parcelles")
+    return read_parcelles(source, crs="EPSG:2154", communes=("25267",)).frame
+
+
+def test_checksum_is_the_combination_of_row_hashes_for_any_split():
+    frame = _layer()
+    expected = layer_checksum(frame)
+    rng = np.random.default_rng(7)
+    for n_parts in (1, 2, 7, len(frame)):
+        order = rng.permutation(len(frame))
+        total = 0
+        for part in np.array_split(order, n_parts):
+            total += int(row_hashes(frame.iloc[part]).sum(dtype=np.uint64))
+        assert combine_checksum(total % 2**64, len(frame), list(frame.columns)) == expected
+    # Large enough for the chunked hashing to matter.
+    big = pd.concat([frame] * 3, ignore_index=True)
+    hashes = row_hashes(big)
+    assert hashes.dtype == np.uint64 and len(hashes) == len(big)
+    assert (hashes[: len(frame)] == row_hashes(frame)).all()
+
+
+def test_checksum_of_a_canonical_layer_read_back_from_the_geopackage(tmp_path):
+    from observatoire.geopackage import GeoPackageWriter
+
+    frame = _layer()
+    frame.loc[0, "contenance"] = np.nan
+    dest = tmp_path / "o.gpkg"
+    with GeoPackageWriter(dest) as writer:
+        writer.write("parcelles", frame, geometry_type="MultiPolygon")
+        writer.commit()
+    for arrow in (False, True):
+        back = pyogrio.read_dataframe(dest, layer="parcelles", use_arrow=arrow)
+        assert layer_checksum(back) == layer_checksum(frame)
+
+
+def test_checksum_compares_values_by_kind():
+    base = pd.DataFrame({"a": [1, 2], "b": ["x", None]})
+    same = [
+        pd.DataFrame({"b": ["x", np.nan], "a": [1.0, 2.0]}),                  # column order
+        pd.DataFrame({"a": pd.array([1, 2], dtype="Int64"), "b": pd.Series(["x", None],
+                                                                             dtype="str")}),
+    ]
+    for other in same:
+        assert layer_checksum(other) == layer_checksum(base)
+    different = [
+        pd.DataFrame({"a": [2, 1], "b": ["x", None]}),                        # values moved
+        pd.DataFrame({"a": [1, 2], "b": ["x", ""]}),                          # "" is not NULL
+        pd.DataFrame({"a": [1, 2], "c": ["x", None]}),                        # column name
+        pd.DataFrame({"a": [1, 2, 2], "b": ["x", None, None]}),               # a duplicate row
+        pd.DataFrame({"a": ["1", "2"], "b": ["x", None]}),                    # text, not numbers
+    ]
+    for other in different:
+        assert layer_checksum(other) != layer_checksum(base)
+    # -0.0 is 0.0; booleans are 0/1; a text column holding numbers is checked as written.
+    assert layer_checksum(pd.DataFrame({"x": [0.0]})) == layer_checksum(
+        pd.DataFrame({"x": [-0.0]}))
+    assert layer_checksum(pd.DataFrame({"x": [True, False]})) == layer_checksum(
+        pd.DataFrame({"x": [1, 0]}))
+    assert layer_checksum(pd.DataFrame({"x": pd.Series([3, "a"], dtype=object)})) == \
+        layer_checksum(pd.DataFrame({"x": ["3", "a"]}))
+    # Text that is not valid UTF-8 (lone surrogates) is hashed too.
+    assert layer_checksum(pd.DataFrame({"x": pd.Series(["\udcff", "a"], dtype=object)})) != \
+        layer_checksum(pd.DataFrame({"x": pd.Series(["\udcfe", "a"], dtype=object)}))
+    assert re.fullmatch(r"[0-9a-f]{16}", layer_checksum(pd.DataFrame({"x": []})))
+
+
+def test_checksum_geometry_is_its_2d_wkb():
+    square = shapely.box(0, 0, 1, 1)
+    flat = gpd.GeoDataFrame({"n": [1]}, geometry=[square], crs=2154)
+    raised = gpd.GeoDataFrame({"n": [1]}, geometry=[shapely.force_3d(square, 5.0)], crs=2154)
+    assert layer_checksum(raised) == layer_checksum(flat)
+    other_start = gpd.GeoDataFrame({"n": [1]}, geometry=[shapely.Polygon(
+        [(0, 0), (1, 0), (1, 1), (0, 1)])], crs=2154)
+    assert layer_checksum(other_start) != layer_checksum(flat)
+    null = gpd.GeoDataFrame({"n": [1]}, geometry=[None], crs=2154)
+    assert layer_checksum(null) != layer_checksum(flat)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import json
 import logging
 import re
 import shutil
@@ -29,6 +30,7 @@ import shapely
 from observatoire.config import Source
 from observatoire.errors import ObservatoireError, SchemaError, SourceError, where
 from observatoire.readers.common import (
+    TEXT_DTYPE,
     ReadResult,
     SourceReport,
     check_file,
@@ -95,11 +97,17 @@ def format_idu(code_insee: pd.Series, prefixe: pd.Series, section: pd.Series,
     """
     # Codes stored as numbers lose their leading zeros (1004 for Ain's 01004) or gain
     # a decimal part (22.0): both are undone before padding.
-    insee = text(code_insee).str.upper().str.replace(r"^(\d{4})$", r"0\1", regex=True)
+    insee = text(code_insee).str.upper()
+    if insee.str.len().eq(4).any():  # the regular expression only when it can match
+        insee = insee.str.replace(r"^(\d{4})$", r"0\1", regex=True)
     pre = _integer_text(text(prefixe)).fillna("000").str.zfill(3)
     sec = text(section).str.upper().str.zfill(2)
     num = _integer_text(text(numero)).str.zfill(4)
-    idu = insee + pre + sec + num
+    try:
+        idu = insee + pre + sec + num
+    except TypeError:  # pandas 3 refuses str + object (a part missing on every row)
+        insee, pre, sec, num = (part.astype(TEXT_DTYPE) for part in (insee, pre, sec, num))
+        idu = insee + pre + sec + num
     ok = (insee.str.fullmatch(r"(\d{2}|2A|2B)\d{3}") & pre.str.fullmatch(r"\d{3}")
           & sec.str.fullmatch(r"[0-9A-Z]{2}") & num.str.fullmatch(r"\d{4}")).fillna(False)
     return pd.DataFrame({
@@ -112,6 +120,8 @@ def format_idu(code_insee: pd.Series, prefixe: pd.Series, section: pd.Series,
 
 
 def _integer_text(values: pd.Series) -> pd.Series:
+    if not values.str.contains(".", regex=False).eq(True).any():
+        return values  # the regular expression only when it can match
     return values.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
 
 
@@ -345,11 +355,13 @@ def parse_etalab_lines(data: bytes) -> gpd.GeoDataFrame | None:
     Returns
     -------
     geopandas.GeoDataFrame or None
-        The features as GDAL would read them (properties as columns, text as Python
-        strings, EPSG:4326), in file order; ``None`` when the file does not follow
-        this layout exactly or holds anything GDAL should judge (null or other
+        The features as GDAL reads them (properties as columns, in the order of
+        the first feature; text as Python strings; ``YYYY-MM-DD`` columns as dates;
+        EPSG:4326), in file order. ``None`` when the file does not follow this
+        layout exactly or holds anything GDAL should judge (null or other
         geometries, 3D points, rings not closed or too short, a property whose type
-        changes, invalid UTF-8): the caller then reads it with GDAL.
+        changes, is an object or is missing from the first feature, other dates and
+        times, invalid UTF-8): the caller then reads it with GDAL.
     """
     if not data.startswith(_ETALAB_HEAD):
         return None
@@ -357,48 +369,74 @@ def parse_etalab_lines(data: bytes) -> gpd.GeoDataFrame | None:
     if not tail.endswith(b"]}"):
         return None
     body = tail[len(_ETALAB_HEAD):-2].replace(b",\n", b"\n")
-    if not body.strip():
+    first = _first_properties(body)
+    if first is None:
         return None
     # Polygons and MultiPolygons nest their coordinates differently: each kind is
     # parsed with its own schema, then the features are put back in file order.
-    starts = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 0x0A)
-    multi_at = [m.start() for m in re.finditer(rb'"MultiPolygon"', body)]
+    multi_at = ([m.start() for m in re.finditer(rb'"MultiPolygon"', body)]
+                if b'"MultiPolygon"' in body else [])
     if not multi_at:
         parts = [("Polygon", body, None)]
     else:
+        starts = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 0x0A)
         lines = body.split(b"\n")
         is_multi = np.zeros(len(lines), dtype=bool)
         is_multi[np.searchsorted(starts, multi_at)] = True
         parts = [(kind, b"\n".join(itertools.compress(lines, mask)), np.flatnonzero(mask))
                  for kind, mask in (("Polygon", ~is_multi), ("MultiPolygon", is_multi))
                  if mask.any()]
-    frames, positions = [], []
-    for kind, chunk, where_ in parts:
-        frame = _parse_features(chunk, kind)
-        if frame is None:
+    tables, geometries, positions = [], [], []
+    for kind, chunk, rows in parts:
+        try:
+            parsed = _parse_features(chunk, kind, first)
+        except (pa.ArrowException, ValueError):  # invalid UTF-8 in a name, a bad cast…
             return None
-        frames.append(frame)
-        positions.append(where_)
-    if len(frames) == 1:
-        return frames[0]
-    order = np.argsort(np.concatenate(positions), kind="stable")
-    columns = list(dict.fromkeys(c for f in frames for c in f.columns if c != "geometry"))
-    if any(list(f.columns[:-1]) != columns for f in frames):
-        return None  # properties differ between the two kinds: leave it to GDAL
-    both = pd.concat(frames, ignore_index=True).iloc[order].reset_index(drop=True)
-    return gpd.GeoDataFrame(both, geometry="geometry", crs="EPSG:4326")
+        if parsed is None:
+            return None
+        tables.append(parsed[0])
+        geometries.append(parsed[1])
+        positions.append(rows)
+    table, geoms = tables[0], geometries[0]
+    if len(tables) > 1:
+        if tables[0].schema != tables[1].schema:
+            return None  # the two kinds' properties differ: leave it to GDAL
+        order = np.argsort(np.concatenate(positions), kind="stable")
+        table = pa.concat_tables(tables).take(order)
+        geoms = np.concatenate(geometries)[order]
+    frame = python_text(table.to_pandas())
+    return gpd.GeoDataFrame(frame, geometry=geoms, crs="EPSG:4326")
 
 
-def _parse_features(chunk: bytes, kind: str) -> gpd.GeoDataFrame | None:
-    """Features of one geometry kind, one per line, or ``None`` for anything unusual."""
-    schema = pa.schema([("type", pa.string()), ("geometry", _GEOMETRY[kind])])
+def _first_properties(body: bytes) -> dict[str, object] | None:
+    """Properties of the first feature (their order and JSON types), or ``None``."""
+    end = body.find(b"\n")
     try:
-        table = pa_json.read_json(
-            io.BytesIO(chunk),
-            parse_options=pa_json.ParseOptions(explicit_schema=schema,
-                                               newlines_in_values=False))
-    except (pa.ArrowException, ValueError):
+        feature = json.loads(body[:end] if end >= 0 else body)
+    except ValueError:
         return None
+    props = feature.get("properties") if isinstance(feature, dict) else None
+    return props if isinstance(props, dict) and props else None
+
+
+#: Text that GDAL may read as a date, a time or a date and time (then GDAL decides).
+_DATE_LIKE = r"\d{4}[-/]\d{1,2}[-/]\d{1,2}|\d{1,2}:\d{2}"
+
+
+def _parse_features(chunk: bytes, kind: str, first: dict[str, object]
+                    ) -> tuple[pa.Table, np.ndarray] | None:
+    """Properties and geometries of the features of one kind, or ``None`` if unusual.
+
+    Properties whose first value is text are read as text (Arrow would otherwise
+    guess timestamps); a text column of ``YYYY-MM-DD`` only becomes dates, as GDAL
+    does.
+    """
+    text_fields = [(k, pa.string()) for k, v in first.items() if isinstance(v, str)]
+    schema = pa.schema([("type", pa.string()), ("geometry", _GEOMETRY[kind]),
+                        ("properties", pa.struct(text_fields))])
+    table = pa_json.read_json(io.BytesIO(chunk), parse_options=pa_json.ParseOptions(
+        explicit_schema=schema, newlines_in_values=False))
+    table.validate(full=True)  # Arrow's JSON reader does not check UTF-8
     if (not {"type", "geometry", "properties"} <= set(table.column_names)
             or not set(table.column_names) <= {"type", "id", "geometry", "properties"}
             or table.num_rows == 0):
@@ -406,29 +444,35 @@ def _parse_features(chunk: bytes, kind: str) -> gpd.GeoDataFrame | None:
     geometry = table.column("geometry").combine_chunks()
     properties = table.column("properties").combine_chunks()
     feature_type = table.column("type")
-    if (geometry.type != _GEOMETRY[kind] or not pa.types.is_struct(properties.type)
-            or geometry.null_count or properties.null_count or feature_type.null_count):
+    if (geometry.type != _GEOMETRY[kind] or geometry.null_count or properties.null_count
+            or feature_type.null_count):
         return None
     geometry_type, coords = geometry.flatten()
     if (geometry_type.null_count or not pc.all(pc.equal(feature_type, "Feature")).as_py()
             or not pc.all(pc.equal(geometry_type, kind)).as_py()):
         return None
     names = [properties.type.field(i).name for i in range(properties.type.num_fields)]
-    if "id" in table.column_names and "id" not in names or len(set(names)) != len(names):
-        return None  # GDAL would expose the feature id as a field
+    if (len(set(names)) != len(names) or not set(names) <= set(first)
+            or "id" in table.column_names and "id" not in names):
+        # A property missing from the first feature: GDAL inserts it in its own order.
+        # A feature id without an id property: GDAL exposes it as a field.
+        return None
     geoms = _ragged_polygons(coords, kind)
     if geoms is None:
         return None
-    columns = properties.flatten()
-    for i, column in enumerate(columns):
-        if pa.types.is_timestamp(column.type):
-            # Arrow reads "2019-06-08" as a timestamp, GDAL as a date.
-            day = pc.cast(column, pa.date32(), safe=False)
-            if not pc.all(pc.equal(pc.cast(day, column.type), column)).as_py():
+    columns = dict(zip(names, properties.flatten(), strict=True))
+    for name, column in columns.items():
+        if pa.types.is_nested(column.type) or pa.types.is_temporal(column.type):
+            return None  # GDAL writes objects and arrays as JSON text
+        if pa.types.is_null(column.type):
+            columns[name] = column.cast(pa.string())  # GDAL: a text field, all NULL
+        elif pa.types.is_string(column.type) and pc.any(
+                pc.match_substring_regex(column, _DATE_LIKE)).as_py():
+            if not pc.all(pc.match_substring_regex(column, r"^\d{4}-\d{2}-\d{2}$")).as_py():
                 return None
-            columns[i] = day
-    frame = python_text(pa.Table.from_arrays(columns, names=names).to_pandas())
-    return gpd.GeoDataFrame(frame, geometry=geoms, crs="EPSG:4326")
+            columns[name] = column.cast(pa.date32())  # raises on an impossible date
+    order = [k for k in first if k in columns]
+    return pa.Table.from_arrays([columns[k] for k in order], names=order), geoms
 
 
 def _ragged_polygons(coords: pa.ListArray, kind: str) -> np.ndarray | None:
@@ -617,7 +661,7 @@ def _dedupe(parcels: gpd.GeoDataFrame, report: SourceReport) -> gpd.GeoDataFrame
     if not dup.any():
         return parcels
     d = parcels[dup].copy()
-    d["_wkb"] = d.geometry.normalize().to_wkb().map(bytes.hex)
+    d["_wkb"] = d.geometry.normalize().to_wkb()  # bytes sort as their hex does
     d["_area"] = d.geometry.area.round(6)
     d["_lineage"] = d[LINEAGE].astype(str) if LINEAGE in d else ""
     d = d.sort_values(["idu", "_area", "_wkb", "_lineage", "contenance"],

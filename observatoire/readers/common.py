@@ -49,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyogrio
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
 from observatoire.errors import CRSError, GeometryError, SchemaError, SourceError, where
 
@@ -318,6 +318,89 @@ def read_vector(path: Path, layer: str | None = None, *, encoding: str | None = 
             f"{where(path, layer)} : lecture impossible ({gdal_reason(exc, path)}) ; vérifiez "
             f"que le fichier est complet et non corrompu (téléchargez-le à nouveau)"
         ) from None
+
+
+#: A bounding box pushed down to GDAL is enlarged by this margin (m, territory CRS),
+#: or by this share of its larger side when more, so that reprojecting it to the
+#: file's CRS never loses a feature; the exact filter comes after reprojection.
+BBOX_MARGIN_M = 50.0
+BBOX_MARGIN_SHARE = 0.01
+
+BBox = tuple[float, float, float, float]
+
+
+def bbox_in_file_crs(path: Path, layer: str | None, bbox: BBox, *, crs: str,
+                     declared: str | None = None) -> BBox | None:
+    """Return a box of the file's CRS holding ``bbox`` (territory CRS), to pass to GDAL.
+
+    The box is enlarged (:data:`BBOX_MARGIN_M`, :data:`BBOX_MARGIN_SHARE`) then
+    transformed with densified edges, so that every feature whose reprojected
+    geometry meets ``bbox`` is read; :func:`clip_to_bbox` then keeps exactly those.
+
+    Parameters
+    ----------
+    path, layer
+        The file and layer to read.
+    bbox
+        (xmin, ymin, xmax, ymax) in the territory CRS.
+    crs
+        The territory CRS.
+    declared
+        The CRS declared for the source (it overrides the file's).
+
+    Returns
+    -------
+    tuple or None
+        The box in the file's CRS; ``None`` when the file's CRS is unknown, its
+        extent contradicts its CRS (a full read then refuses it, or drops the
+        absurd features, as without a box) or the box cannot be transformed: then
+        read everything and clip after.
+    """
+    try:
+        with gdal_notes(path, layer):
+            info = pyogrio.read_info(path, layer=layer)
+    except Exception:  # read_vector reports unreadable files with a clear message
+        return None
+    file_crs = declared if declared is not None else info.get("crs")
+    if not file_crs:
+        return None
+    xmin, ymin, xmax, ymax = (float(v) for v in bbox)
+    margin = max(BBOX_MARGIN_M, BBOX_MARGIN_SHARE * max(xmax - xmin, ymax - ymin))
+    wide = (xmin - margin, ymin - margin, xmax + margin, ymax + margin)
+    try:
+        src, dst = CRS.from_user_input(crs), CRS.from_user_input(file_crs)
+        limits = CRS_BOUNDS.get(epsg_code(dst) or 0)
+        extent = info.get("total_bounds")
+        if limits is not None and extent is not None and not (
+                np.isfinite(extent).all() and extent[0] >= limits[0] and extent[1] >= limits[1]
+                and extent[2] <= limits[2] and extent[3] <= limits[3]):
+            return None
+        if _same_crs(src, dst):
+            return wide
+        out = Transformer.from_crs(src, dst, always_xy=True).transform_bounds(
+            *wide, densify_pts=51)
+    except Exception:  # pyproj refuses the CRS or the transformation
+        return None
+    return tuple(float(v) for v in out) if np.isfinite(out).all() else None  # type: ignore[return-value]
+
+
+def clip_to_bbox(frame: gpd.GeoDataFrame, bbox: BBox | None) -> gpd.GeoDataFrame:
+    """Keep the features whose geometry intersects ``bbox`` (same CRS); all when ``None``."""
+    if bbox is None:
+        return frame
+    keep = shapely.intersects(np.asarray(frame.geometry.array, dtype=object),
+                              shapely.box(*bbox))
+    return frame[keep]
+
+
+def layer_is_empty(path: Path, layer: str | None) -> bool:
+    """Whether a layer holds no feature at all (GDAL's count, forced when unknown)."""
+    try:
+        with gdal_notes(path, layer):
+            return int(pyogrio.read_info(path, layer=layer, force_feature_count=True)
+                       ["features"]) == 0
+    except Exception:
+        return False
 
 
 def python_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -644,8 +727,7 @@ _TYPE_NAMES = {0: "Point", 1: "LineString", 2: "LinearRing", 3: "Polygon", 4: "M
 def _extract_family(geoms: np.ndarray, wanted: tuple[str, ...]) -> np.ndarray:
     """Keep only the parts of the wanted family (e.g. polygons of a collection)."""
     ids = shapely.get_type_id(geoms)
-    names = np.array([_TYPE_NAMES.get(int(i), "") if i >= 0 else "" for i in ids])
-    ok = np.isin(names, wanted)
+    ok = np.isin(ids, [t for t, name in _TYPE_NAMES.items() if name in wanted])
     out = geoms.copy()
     mixed = ~ok & (ids == shapely.GeometryType.GEOMETRYCOLLECTION)
     for i in np.flatnonzero(mixed):
@@ -761,10 +843,10 @@ def text(series: pd.Series) -> pd.Series:
         if stripped is not None:
             if stripped.null_count == len(stripped):
                 values = np.full(len(stripped), None, dtype=object)
-            elif _TEXT_DTYPE == object:
+            elif pd.api.types.is_object_dtype(TEXT_DTYPE):
                 values = stripped.to_numpy(zero_copy_only=False)
             else:
-                return pd.Series(pd.array(stripped, dtype=_TEXT_DTYPE), index=series.index,
+                return pd.Series(pd.array(stripped, dtype=TEXT_DTYPE), index=series.index,
                                  name=series.name)
             return pd.Series(values, index=series.index, name=series.name, dtype=object)
     values = _text_values(series)
@@ -772,7 +854,7 @@ def text(series: pd.Series) -> pd.Series:
 
 
 #: The dtype pandas gives a column of strings (``str`` in pandas 3, ``object`` before).
-_TEXT_DTYPE = pd.Series(["a"]).dtype
+TEXT_DTYPE = pd.Series(["a"]).dtype
 
 
 def _strip_text(series: pd.Series) -> pa.Array | None:
@@ -792,7 +874,7 @@ def _strip_text(series: pd.Series) -> pa.Array | None:
 
 
 def _text_values(series: pd.Series) -> np.ndarray:
-    """The values of :func:`text` as an object array of ``str`` and ``None`` (non-text)."""
+    """Return the values of :func:`text` for a non-text column (``str`` and ``None``)."""
     dtype = series.dtype
     if pd.api.types.is_integer_dtype(dtype):
         missing = series.isna().to_numpy()

@@ -39,10 +39,14 @@ from observatoire.config import Source, Territory
 from observatoire.errors import CRSError, GeometryError, SchemaError, SourceError, where
 from observatoire.readers.common import (
     CRS_BOUNDS,
+    BBox,
     ReadResult,
     SourceReport,
+    bbox_in_file_crs,
     check_file,
     clean_geometries,
+    clip_to_bbox,
+    layer_is_empty,
     map_fields,
     new_report,
     pick_layer,
@@ -321,15 +325,28 @@ def _to_crs_bounds(bounds: tuple[float, float, float, float], src: CRS, dst: CRS
 # --------------------------------------------------------------------------- vectors
 
 
-def read_contrainte(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
+def read_contrainte(source: Source, *, crs: str, base: Path | None = None,
+                    bbox: BBox | None = None) -> ReadResult:
     """Read one constraint layer (polygons) with its name, kind and strictness.
+
+    Parameters
+    ----------
+    source
+        The constraint source (``[[sources.contraintes]]``).
+    crs
+        The territory CRS.
+    base
+        Folder against which lineage names are written.
+    bbox
+        Only the zones intersecting this box (territory CRS).
 
     Returns
     -------
     ReadResult
         ``contrainte_nom``, ``contrainte_type``, ``contrainte_stricte``, ``libelle``.
     """
-    frame, report = read_simple(source, CONTRAINTES, CONTRAINTES_FIELDS, crs=crs, base=base)
+    frame, report = read_simple(source, CONTRAINTES, CONTRAINTES_FIELDS, crs=crs, base=base,
+                                bbox=bbox)
     frame["contrainte_nom"] = source.name or source.key
     frame["contrainte_type"] = source.constraint_type or "autre"
     frame["contrainte_stricte"] = bool(source.strict)
@@ -340,28 +357,38 @@ def read_contrainte(source: Source, *, crs: str, base: Path | None = None) -> Re
     return ReadResult(conform(frame, CONTRAINTES), report)
 
 
-def read_voies_ferrees(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
-    """Read railway lines into ``voies_ferrees``."""
-    frame, report = read_simple(source, VOIES_FERREES, VOIES_FERREES_FIELDS, crs=crs, base=base)
+def read_voies_ferrees(source: Source, *, crs: str, base: Path | None = None,
+                       bbox: BBox | None = None) -> ReadResult:
+    """Read railway lines into ``voies_ferrees``.
+
+    ``bbox`` (territory CRS): only the sections intersecting it.
+    """
+    frame, report = read_simple(source, VOIES_FERREES, VOIES_FERREES_FIELDS, crs=crs, base=base,
+                                bbox=bbox)
     frame = stable_sort(frame, [])
     report.features_kept = len(frame)
     return ReadResult(conform(frame, VOIES_FERREES), report)
 
 
-def read_postes_electriques(source: Source, *, crs: str, base: Path | None = None
-                            ) -> ReadResult:
-    """Read electrical substations (points, or polygons reduced to a point on their surface)."""
+def read_postes_electriques(source: Source, *, crs: str, base: Path | None = None,
+                            bbox: BBox | None = None) -> ReadResult:
+    """Read electrical substations (points, or polygons reduced to a point on their surface).
+
+    ``bbox`` (territory CRS): only the substations whose point lies in it.
+    """
     report = new_report(source.kind, source.paths, source.format, source.layer)
     frames = []
     for path in source.paths:
         layer = pick_layer(path, source.layer)
         report.layer = layer
-        raw = read_vector(path, layer, encoding=source.encoding)
+        file_bbox = (bbox_in_file_crs(path, layer, bbox, crs=crs, declared=source.crs)
+                     if bbox is not None else None)
+        raw = read_vector(path, layer, encoding=source.encoding, bbox=file_bbox)
         if not isinstance(raw, gpd.GeoDataFrame):
             raise GeometryError(f"{where(path, layer)} : couche sans géométrie ; indiquez une "
                                 f"couche de points ou de polygones (clé « couche »)")
         report.features_read += len(raw)
-        if len(raw) == 0:
+        if len(raw) == 0 and (bbox is None or layer_is_empty(path, layer)):
             raise SourceError(f"{where(path, layer)} : couche vide ; vérifiez le fichier")
         raw = to_territory_crs(raw, target=crs, declared=source.crs, path=path, layer=layer,
                                report=report)
@@ -374,7 +401,8 @@ def read_postes_electriques(source: Source, *, crs: str, base: Path | None = Non
         raw = raw.set_geometry(gpd.GeoSeries(g, index=raw.index, crs=raw.crs))
         raw = clean_geometries(raw, geometry_type="Point", report=report, path=path,
                                layer=layer)
-        frame = map_fields(raw, POSTES_FIELDS, source.fields, path=path, layer=layer)
+        frame = map_fields(clip_to_bbox(raw, bbox), POSTES_FIELDS, source.fields, path=path,
+                           layer=layer)
         frame[LINEAGE] = relative_name(path, base)
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

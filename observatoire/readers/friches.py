@@ -20,10 +20,12 @@ import shapely
 from observatoire.config import Source
 from observatoire.errors import SchemaError, SourceError, where
 from observatoire.readers.common import (
+    BBox,
     ReadResult,
     SourceReport,
     check_file,
     clean_geometries,
+    clip_to_bbox,
     ensure_geometry,
     first_line,
     map_fields,
@@ -58,8 +60,22 @@ def detect_format(path: Path) -> str:
     return "cnig_csv" if path.suffix.lower() in (".csv", ".txt") else "cartofriches"
 
 
-def read_friches(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
+def read_friches(source: Source, *, crs: str, base: Path | None = None,
+                 bbox: BBox | None = None) -> ReadResult:
     """Read friches into ``friches`` (points) and ``friches_surfaces`` (perimeters).
+
+    Parameters
+    ----------
+    source
+        The ``friches`` source (CNIG CSV, Cartofriches, or a mapped layer).
+    crs
+        The territory CRS.
+    base
+        Folder against which lineage names are written.
+    bbox
+        Only the friches (points, and perimeters) intersecting this box, in the
+        territory CRS. The files are read whole, since duplicates (same
+        ``site_id``) are resolved over all of them, then clipped.
 
     Returns
     -------
@@ -92,8 +108,9 @@ def read_friches(source: Source, *, crs: str, base: Path | None = None) -> ReadR
             frame = clean_geometries(frame, geometry_type=gtype, report=report, path=path,
                                      layer=source.layer)
             bucket.append(frame)
-    friches = _finish(points, crs, FRICHES, report)
-    surf = _finish(surfaces, crs, FRICHES_SURFACES, report, count_dups=False)
+    friches = clip_to_bbox(_finish(points, crs, FRICHES, report), bbox).reset_index(drop=True)
+    surf = clip_to_bbox(_finish(surfaces, crs, FRICHES_SURFACES, report, count_dups=False),
+                        bbox).reset_index(drop=True)
     report.features_kept = len(friches)
     return ReadResult(friches, report, extra={"friches_surfaces": surf})
 

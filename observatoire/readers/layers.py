@@ -14,9 +14,14 @@ import shapely
 from observatoire.config import Source
 from observatoire.errors import SourceError, where
 from observatoire.readers.common import (
+    BBox,
     ReadResult,
+    SourceReport,
+    bbox_in_file_crs,
     clean_geometries,
+    clip_to_bbox,
     ensure_geometry,
+    layer_is_empty,
     map_fields,
     new_report,
     numbers,
@@ -56,9 +61,27 @@ ACTIVITY_DESTDOMI = {"02", "03", "04", "05", "06"}
 
 
 def read_simple(source: Source, schema: LayerSchema, mapping: Mapping[str, list[str]], *,
-                crs: str, base: Path | None, required: tuple[str, ...] = ()
-                ) -> tuple[gpd.GeoDataFrame, object]:
+                crs: str, base: Path | None, required: tuple[str, ...] = (),
+                bbox: BBox | None = None) -> tuple[gpd.GeoDataFrame, SourceReport]:
     """Read a single-layer source and map its fields (shared by the generic readers).
+
+    Parameters
+    ----------
+    source
+        The source (one or several files).
+    schema
+        The canonical layer (its geometry type).
+    mapping
+        Canonical name → candidate source names.
+    crs
+        The territory CRS.
+    base
+        Folder against which lineage names are written.
+    required
+        Canonical fields that must be found.
+    bbox
+        Only the features intersecting this box (territory CRS): GDAL reads the
+        box (R-tree of a GeoPackage), then the features are clipped exactly.
 
     Returns
     -------
@@ -70,18 +93,21 @@ def read_simple(source: Source, schema: LayerSchema, mapping: Mapping[str, list[
     frames = []
     for path in source.paths:
         layer = pick_layer(path, source.layer)
+        file_bbox = (bbox_in_file_crs(path, layer, bbox, crs=crs, declared=source.crs)
+                     if bbox is not None else None)
         raw = ensure_geometry(read_vector(path, layer, encoding=source.encoding,
-                                          key=source.key or None), path=path, layer=layer)
+                                          key=source.key or None, bbox=file_bbox),
+                              path=path, layer=layer)
         report.features_read += len(raw)
         report.layer = layer
-        if len(raw) == 0:
+        if len(raw) == 0 and (bbox is None or layer_is_empty(path, layer)):
             raise SourceError(f"{where(path, layer)} : couche vide ; vérifiez le fichier")
         raw = to_territory_crs(raw, target=crs, declared=source.crs, path=path, layer=layer,
                                report=report, key=source.key or None)
         raw = clean_geometries(raw, geometry_type=schema.geometry_type or "MultiPolygon",
                                report=report, path=path, layer=layer)
-        frame = map_fields(raw, mapping, source.fields, path=path, layer=layer,
-                           required=required, key=source.key or None)
+        frame = map_fields(clip_to_bbox(raw, bbox), mapping, source.fields, path=path,
+                           layer=layer, required=required, key=source.key or None)
         frame[LINEAGE] = relative_name(path, base)
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -101,10 +127,14 @@ def is_activity_zone(libelle: pd.Series, destdomi: pd.Series | None = None) -> p
     return out.astype(bool)
 
 
-def read_zonage(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
-    """Read PLU zoning (CNIG zone_urba or a mapped layer) into ``zonage``."""
+def read_zonage(source: Source, *, crs: str, base: Path | None = None,
+                bbox: BBox | None = None) -> ReadResult:
+    """Read PLU zoning (CNIG zone_urba or a mapped layer) into ``zonage``.
+
+    ``bbox`` (territory CRS): only the zones intersecting it (see :func:`read_simple`).
+    """
     frame, report = read_simple(source, ZONAGE, ZONAGE_FIELDS, crs=crs, base=base,
-                                required=("libelle",))
+                                required=("libelle",), bbox=bbox)
     frame["libelle"] = text(frame["libelle"])
     if "typezone" not in frame:
         frame["typezone"] = frame["libelle"].map(_typezone_from_label)
@@ -124,9 +154,14 @@ def _typezone_from_label(label: str | None) -> str | None:
     return m.group(1) if m else None
 
 
-def read_batiments(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
-    """Read building footprints into ``batiments``."""
-    frame, report = read_simple(source, BATIMENTS, BATIMENTS_FIELDS, crs=crs, base=base)
+def read_batiments(source: Source, *, crs: str, base: Path | None = None,
+                   bbox: BBox | None = None) -> ReadResult:
+    """Read building footprints into ``batiments``.
+
+    ``bbox`` (territory CRS): only the buildings intersecting it.
+    """
+    frame, report = read_simple(source, BATIMENTS, BATIMENTS_FIELDS, crs=crs, base=base,
+                                bbox=bbox)
     if "hauteur" in frame:
         frame["hauteur"] = numbers(frame["hauteur"], report=report, field_name="hauteur")
     frame = _sorted(frame, [])
@@ -154,9 +189,13 @@ def road_class(nature: pd.Series, importance: pd.Series, numero: pd.Series) -> p
     return cls.fillna("locale")
 
 
-def read_routes(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
-    """Read roads into ``routes`` with their class."""
-    frame, report = read_simple(source, ROUTES, ROUTES_FIELDS, crs=crs, base=base)
+def read_routes(source: Source, *, crs: str, base: Path | None = None,
+                bbox: BBox | None = None) -> ReadResult:
+    """Read roads into ``routes`` with their class.
+
+    ``bbox`` (territory CRS): only the road sections intersecting it.
+    """
+    frame, report = read_simple(source, ROUTES, ROUTES_FIELDS, crs=crs, base=base, bbox=bbox)
     n = len(frame)
     empty = pd.Series([None] * n, index=frame.index, dtype=object)
     if "importance" in frame:

@@ -16,10 +16,14 @@ import shapely
 from observatoire.config import Source
 from observatoire.errors import SourceError, where
 from observatoire.readers.common import (
+    BBox,
     ReadResult,
     SourceReport,
+    bbox_in_file_crs,
     clean_geometries,
+    clip_to_bbox,
     ensure_geometry,
+    layer_is_empty,
     map_fields,
     new_report,
     pick_layer,
@@ -40,18 +44,67 @@ ZAE_FIELDS = {
 }
 
 
-def read_zae(source: Source, *, crs: str, base: Path | None = None) -> ReadResult:
-    """Read ZAE perimeters (CNIG ``site_eco`` or a mapped polygon layer) into ``zae``."""
+def read_zae(source: Source, *, crs: str, base: Path | None = None,
+             bbox: BBox | None = None) -> ReadResult:
+    """Read ZAE perimeters (CNIG ``site_eco`` or a mapped polygon layer) into ``zae``.
+
+    Parameters
+    ----------
+    source
+        The ``zae`` source.
+    crs
+        The territory CRS.
+    base
+        Folder against which lineage names are written.
+    bbox
+        Only the zones intersecting this box (territory CRS), read through the
+        file's spatial index. When some zones have no identifier, the whole layer
+        is read, since their numbering (``[INSEE]_SITE-ECO_[n]``) depends on every
+        zone of the commune.
+
+    Returns
+    -------
+    ReadResult
+        The canonical ``zae`` layer.
+
+    Raises
+    ------
+    SourceError
+        An empty layer, or two zones with the same identifier.
+    """
+    frame, report = _read_zae_files(source, crs=crs, base=base, bbox=bbox)
+    if bbox is not None and ("zae_id" not in frame or frame["zae_id"].isna().any()):
+        frame, report = _read_zae_files(source, crs=crs, base=base, bbox=None)
+    if "zae_id" not in frame or frame["zae_id"].isna().any():
+        # Ids follow the CNIG pattern [INSEE]_SITE-ECO_[n] when the source has none.
+        frame = _assign_ids(frame, prefix="SITE-ECO")
+    dup = frame["zae_id"].duplicated()
+    if dup.any():
+        raise SourceError(
+            f"{where(source.path, report.layer, 'zae_id')} : identifiant de zone en double "
+            f"({frame.loc[dup, 'zae_id'].iloc[0]!r}) ; chaque zone doit avoir un identifiant unique"
+        )
+    frame = stable_sort(clip_to_bbox(frame, bbox), ["zae_id"])
+    report.features_kept = len(frame)
+    return ReadResult(conform(frame, ZAE), report)
+
+
+def _read_zae_files(source: Source, *, crs: str, base: Path | None, bbox: BBox | None
+                    ) -> tuple[gpd.GeoDataFrame, SourceReport]:
+    """Read every file of a ZAE source (features meeting ``bbox`` and a few more)."""
     report = new_report("zae", source.paths, source.format, source.layer)
     frames = []
     for path in source.paths:
         layer = pick_layer(path, source.layer, prefer=("site_eco",))
         origin = "cnig" if layer == "site_eco" or source.format == "cnig" else "couche"
         report.format, report.layer = origin, layer
+        file_bbox = (bbox_in_file_crs(path, layer, bbox, crs=crs, declared=source.crs)
+                     if bbox is not None else None)
         raw = ensure_geometry(read_vector(path, layer, encoding=source.encoding,
-                                          key=source.key or None), path=path, layer=layer)
+                                          key=source.key or None, bbox=file_bbox),
+                              path=path, layer=layer)
         report.features_read += len(raw)
-        if len(raw) == 0:
+        if len(raw) == 0 and (bbox is None or layer_is_empty(path, layer)):
             # The CNIG template ships an empty site_eco: say so rather than build an
             # inventory of nothing.
             raise SourceError(
@@ -72,18 +125,7 @@ def read_zae(source: Source, *, crs: str, base: Path | None = None) -> ReadResul
         frame[LINEAGE] = relative_name(path, base)
         frames.append(frame)
     frame = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
-    if "zae_id" not in frame or frame["zae_id"].isna().any():
-        # Ids follow the CNIG pattern [INSEE]_SITE-ECO_[n] when the source has none.
-        frame = _assign_ids(frame, prefix="SITE-ECO")
-    dup = frame["zae_id"].duplicated()
-    if dup.any():
-        raise SourceError(
-            f"{where(source.path, report.layer, 'zae_id')} : identifiant de zone en double "
-            f"({frame.loc[dup, 'zae_id'].iloc[0]!r}) ; chaque zone doit avoir un identifiant unique"
-        )
-    frame = stable_sort(frame, ["zae_id"])
-    report.features_kept = len(frame)
-    return ReadResult(conform(frame, ZAE), report)
+    return frame, report
 
 
 def derive_zae_from_zonage(zonage: gpd.GeoDataFrame, *, report: SourceReport | None = None
