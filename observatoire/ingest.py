@@ -97,7 +97,10 @@ def ingest(territory: Territory) -> Layers:
         )
     extent = shapely.box(*parcelles.frame.total_bounds).buffer(CONTEXT_MARGIN)
 
-    zonage = run("zonage", read_zonage)
+    # Context layers are read through the territory's box (an R-tree query on a
+    # GeoPackage): a national buildings file costs what the territory holds.
+    box = tuple(extent.bounds)
+    zonage = run("zonage", read_zonage, bbox=box)
     zonage_frame = zonage.frame if zonage else empty_layer(ZONAGE, crs)
     friches = run("friches", read_friches)
     zae = run("zae", read_zae)
@@ -108,8 +111,8 @@ def ingest(territory: Territory) -> Layers:
         available.add("zae")
     else:
         zae_frame = empty_layer(ZAE, crs)
-    batiments = run("batiments", read_batiments)
-    routes = run("routes", read_routes)
+    batiments = run("batiments", read_batiments, bbox=box)
+    routes = run("routes", read_routes, bbox=box)
     etablissements = run("etablissements", read_etablissements)
 
     def near(frame: gpd.GeoDataFrame, report: SourceReport | None, what: str

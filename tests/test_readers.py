@@ -912,3 +912,15 @@ def test_bbox_read_of_a_file_in_the_wrong_crs_is_refused_as_a_full_read(tmp_path
     fixed = Source(kind="zonage", paths=(path,), crs="EPSG:2154", key="sources.zonage")
     assert len(read_zonage(fixed, crs="EPSG:2154", bbox=BOX).frame) == 1
     assert bbox_in_file_crs(path, "zone_urba", BOX, crs="EPSG:2154") is None
+
+
+def test_activity_zone_from_label_or_cnig_destdomi():
+    import pandas as pd
+
+    from observatoire.readers.layers import is_activity_zone
+
+    labels = pd.Series(["UY", "1AUx", "UB", "A", "N", "UE", "Ub", None])
+    destdomi = pd.Series(["00", "00", "02", "03", "08", None, "2", "07"])
+    # UY/1AUx/UE by label; UB and "2" by destdomi 02; 03 (mixte habitat/activité) is not.
+    assert is_activity_zone(labels, destdomi).tolist() == [
+        True, True, True, False, False, True, True, False]

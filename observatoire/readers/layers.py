@@ -56,8 +56,10 @@ ROUTES_FIELDS = {
 
 #: Zoning labels of activity zones: UX, UY, UZ, UI, UE… and their AU forms (1AUx, AUy).
 ACTIVITY_LABEL = re.compile(r"^(\d?AU|U)[XYZIE]", re.IGNORECASE)
-#: CNIG destdomi codes of economic activity (02 activité, 03 commerce…, 06 industrie…).
-ACTIVITY_DESTDOMI = {"02", "03", "04", "05", "06"}
+#: CNIG zone_urba ``destdomi`` code of a zone dedicated to economic activity: 02 « Activité ».
+#: (00 sans objet, 01 habitat, 03 mixte habitat/activité, 04 loisirs et tourisme,
+#: 05 équipement, 07 activité agricole, 08 espace naturel… are not business zones.)
+ACTIVITY_DESTDOMI = {"02"}
 
 
 def read_simple(source: Source, schema: LayerSchema, mapping: Mapping[str, list[str]], *,
