@@ -86,9 +86,11 @@ def test_emprise_50m():
         centre.buffer(36, quad_segs=64),   # disc Ø 72: fits
         shapely.union(box(0, 0, 40, 200), box(0, 0, 200, 40)),  # L of 40 m arms
         shapely.Polygon([(X0, Y0), (X0 + 150, Y0), (X0, Y0 + 150)]),  # right triangle
+        box(0, 0, 100, 100),               # wide: a disc of Ø 70.7 fits, any orientation
+        box(0, 0, 60, 400),                # too narrow for the disc; the square fits
     ]
     assert emprise_possible(parcels(geoms)).tolist() == [True, False, True, False, True,
-                                                         False, True]
+                                                         False, True, True, True]
 
 
 # --------------------------------------------------------------------------- overlaps
@@ -102,6 +104,23 @@ def test_overlap_pairs_inside_crossing_and_containing():
     ia, ib, area = overlap_pairs(a, b)
     assert list(zip(ia.tolist(), ib.tolist(), area.tolist(), strict=True)) == [
         (0, 0, 200.0), (0, 1, 100.0), (1, 2, 100.0)]
+
+
+def test_overlap_pairs_with_a_shared_tree_and_prepared_zones():
+    # Five parcels in one zone (met by five pairs: the zone is prepared), one across
+    # its edge; a building in the first parcel.
+    a = np.array([box(10 * k, 0, 10 * k + 10, 10) for k in range(5)] + [box(95, 0, 105, 10)])
+    zone = np.array([box(-1, -1, 100, 11)])
+    ia, ib, area = overlap_pairs(a, zone, tree=shapely.STRtree(a))
+    assert ia.tolist() == [0, 1, 2, 3, 4, 5]
+    assert area.tolist() == pytest.approx([100, 100, 100, 100, 100, 50])
+    # Nothing stays prepared: a prepared parcel would slow the contiguity tests.
+    assert not shapely.is_prepared(a).any() and not shapely.is_prepared(zone).any()
+    p = parcels(list(a))
+    z = frame(list(zone), libelle=["UX"], typezone=["U"], zone_activite=[True])
+    tree = shapely.STRtree(a)
+    assert zonage_dominant(p, z, tree=tree)["zone_libelle"].tolist() == ["UX"] * 6
+    assert part_contrainte(p, z, tree=tree).tolist() == pytest.approx([1] * 5 + [0.5])
 
 
 def test_covered_share_counts_overlaps_once():
@@ -191,6 +210,51 @@ def test_nearest_distance_is_exact(parcels_xy, lines_xy, cell_parcels):
                   for x0, y0, x1, y1 in lines_xy])
     brute = shapely.distance(a[:, None], b[None, :]).min(axis=1)
     np.testing.assert_allclose(nearest_distance(a, b, cell_parcels=cell_parcels), brute, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(parcels_xy=st.lists(st.tuples(coord, coord, st.floats(1, 80), st.floats(1, 80)),
+                           min_size=1, max_size=20),
+       targets=st.lists(st.tuples(st.integers(0, 3), coord, coord, st.floats(0, 300)),
+                        min_size=1, max_size=8),
+       cell_parcels=st.sampled_from([1, 3, 16]))
+def test_nearest_distance_equals_geos_for_points_lines_and_polygons(parcels_xy, targets,
+                                                                   cell_parcels):
+    """Bit for bit the GEOS distance to the nearest feature, whatever the feature type."""
+    a = np.array([box(x, y, x + w, y + h) for x, y, w, h in parcels_xy] + [None],
+                 dtype=object)
+    made = []
+    for kind, x, y, size in targets:
+        p = shapely.Point(X0 + x, Y0 + y)
+        made.append([p,
+                     shapely.LineString([(X0 + x, Y0 + y), (X0 + x + size, Y0 + y + 1),
+                                         (X0 + x + size, Y0 + y + size + 1)]),
+                     p.buffer(size + 1, quad_segs=3),
+                     shapely.MultiLineString([[(X0 + x, Y0 + y), (X0 + x, Y0 + y + 1)],
+                                              [(X0 + x + size, Y0), (X0 + x + 1, Y0)]])
+                     ][kind])
+    b = np.array([*made, shapely.Point()], dtype=object)
+    present = b[~shapely.is_empty(b)]
+    brute = shapely.distance(a[:-1, None], present[None, :]).min(axis=1)
+    got = nearest_distance(a, b, cell_parcels=cell_parcels)
+    np.testing.assert_array_equal(got[:-1], brute)
+    assert np.isnan(got[-1])
+
+
+def test_nearest_distance_inside_a_polygon_is_zero():
+    ring = shapely.difference(box(-500, -500, 500, 500), box(-400, -400, 400, 400))
+    a = np.array([box(0, 0, 10, 10), box(420, 0, 430, 10), box(700, 0, 710, 10)])
+    # The first parcel lies in the hole, 390 m from the ring (400 − 10); the second
+    # inside the ring itself; the third outside, 200 m away.
+    assert nearest_distance(a, np.array([ring])).tolist() == [390.0, 0.0, 200.0]
+
+
+def test_nearest_distance_far_sparse_layer():
+    a = np.array([box(x, y, x + 20, y + 20) for x in range(0, 2000, 40)
+                  for y in range(0, 2000, 40)])
+    b = np.array([shapely.Point(X0 + 10_000, Y0 + 1000), shapely.Point(X0 - 3000, Y0 + 500)])
+    brute = shapely.distance(a[:, None], b[None, :]).min(axis=1)
+    np.testing.assert_array_equal(nearest_distance(a, b), brute)
 
 
 def test_distances_routes_classes():

@@ -24,6 +24,7 @@ from observatoire.analysis.scoring import (
     format_values,
     load_profiles,
     parse_profile,
+    render,
     score_parcels,
 )
 from observatoire.errors import ConfigError
@@ -175,6 +176,42 @@ def test_format_values_french():
     assert format_values("en_friche", pd.Series([True, False])).to_pylist() == ["oui", "non"]
 
 
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.one_of(st.floats(-1e7, 1e7), st.sampled_from([0.05, 0.25, 1.0,
+                                                                         np.nan, -0.004])),
+                       min_size=1, max_size=30),
+       name=st.sampled_from(["surface_m2", "pente_moy_pct", "part_batie", "compacite",
+                             "dist_route_locale_m", "largeur_utile_m", "nb_batiments"]))
+def test_each_value_is_formatted_on_its_own(values, name):
+    """Formatting a column (each distinct value written once) equals formatting each
+    value alone: texts do not depend on the other rows, so partitions agree."""
+    s = pd.Series(np.round(values) if name == "nb_batiments" else values, dtype="float64")
+    whole = format_values(name, s).to_pylist()
+    alone = [format_values(name, s.iloc[[k]]).to_pylist()[0] for k in range(len(s))]
+    assert whole == alone
+
+
+def test_render_with_and_without_the_shared_cache():
+    frame = pd.DataFrame({"surface_m2": [850.0, 12_500.0, np.nan, 850.0],
+                          "zone_libelle": ["UY", None, "AU", "UY"],
+                          "part_contraintes": [0.5, 0.0, 1.0, 0.25]})
+    rows = np.array([3, 0, 2])
+    cache: dict = {}
+    for template, value, expected in (
+            ("surface de {valeur}", "surface_m2", ["surface de 850 m²", "surface de 850 m²",
+                                                   "surface de ?"]),
+            ("zone {zone_libelle} ({valeur})", "part_contraintes",
+             ["zone UY (25 %)", "zone UY (50 %)", "zone AU (100 %)"]),
+            ("forme compacte", "compacite", ["forme compacte"] * 3),
+            # An indicator absent from the table reads « ? ».
+            ("loin ({dist_route_autoroute_m})", "surface_m2", ["loin (?)"] * 3)):
+        plain = render(template, frame, rows, value=value).to_pylist()
+        cached = render(template, frame, rows, value=value, formatted=cache).to_pylist()
+        assert plain == cached == expected
+    assert set(cache) == {"surface_m2"}
+
+
+# --------------------------------------------------------------------------- parsing
 # --------------------------------------------------------------------------- parsing
 
 

@@ -14,11 +14,15 @@ from hypothesis import strategies as st
 
 from observatoire.analysis.units import (
     candidate_pairs,
+    component_labels,
     connected_components,
     contiguity_pairs,
+    contiguity_pairs_idu,
     contiguous,
+    eligible,
     gisements,
     meilleurs_sites,
+    pairs_from_idu,
     parcel_owners,
     plus_grande_surface_dispo,
     shared_edge_pairs,
@@ -265,3 +269,63 @@ def test_contiguity_pairs_on_the_sample():
     a, b = g[pairs[0]], g[pairs[1]]
     assert (shapely.distance(a, b) <= 0.5).all()
     assert not shapely.relate_pattern(a, b, "FF*F0****").any()
+
+
+# --------------------------------------------------------------------------- partitions
+
+
+def grid_with_roads() -> gpd.GeoDataFrame:
+    """8 × 3 parcels of 50 m; a 12 m road runs north–south after the 3rd column, and
+    the parcels east of x = 200 m are split by a 0.3 m gap (still contiguous)."""
+    geoms, idus = [], []
+    for col in range(8):
+        x = col * 50 + (12 if col >= 3 else 0) + (0.3 if col >= 5 else 0)
+        for row in range(3):
+            geoms.append(box(x, row * 50, x + 50, row * 50 + 50))
+            idus.append(f"25267000AB{col * 3 + row:04d}")
+    return parcels(geoms, idus)
+
+
+def test_contiguity_pairs_idu_by_partition_equal_the_whole():
+    p = grid_with_roads()
+    whole_a, whole_b = contiguity_pairs_idu(p)
+    g = np.asarray(p.geometry.array)
+    found = set()
+    # Two partitions cut at x = 262 m (between the 5th and 6th columns); each takes
+    # its parcels plus those within the tolerance of its own.
+    west = shapely.bounds(g)[:, 0] < X0 + 262
+    for part in (west, ~west):
+        near = shapely.dwithin(g[:, None], g[part][None, :], 0.5).any(axis=1)
+        a, b = contiguity_pairs_idu(p[part | near])
+        found |= set(zip(a.tolist(), b.tolist(), strict=True))
+    assert found == set(zip(whole_a.tolist(), whole_b.tolist(), strict=True))
+    # The road breaks contiguity: 3 columns west of it, 5 east (the gap is tolerated).
+    labels = component_labels(whole_a, whole_b)
+    assert labels.nunique() == 2
+    assert sorted(labels.value_counts().tolist()) == [9, 15]
+    assert labels["25267000AB0023"] == "25267000AB0009"
+
+
+def test_pairs_from_idu_on_a_subset_give_the_same_sites():
+    p = grid_with_roads()
+    a, b = contiguity_pairs_idu(p)
+    pairs = contiguity_pairs(np.asarray(p.geometry.array))
+    assert pairs_from_idu(p, a, b).tolist() == pairs.tolist()
+    # Duplicated and reversed pairs are merged; pairs leaving the subset dropped.
+    twice = pairs_from_idu(p, np.r_[a, b], np.r_[b, a])
+    assert twice.tolist() == pairs.tolist()
+    scored = p.assign(exclu_t=False, score_t=60.0, part_batie=0.0, zae_id=None, part_zae=0.0,
+                      friche_id=None)
+    scored.loc[[4, 10], "score_t"] = 20.0
+    ok = eligible(scored, profile="t")
+    whole = gisements(scored, profile="t", pairs=pairs)
+    subset = scored[ok].reset_index(drop=True)
+    part = gisements(subset, profile="t", pairs=pairs_from_idu(subset, a, b))
+    pd.testing.assert_frame_equal(pd.DataFrame(part.drop(columns="geometry")),
+                                  pd.DataFrame(whole.drop(columns="geometry")))
+    assert part.geometry.geom_equals(whole.geometry).all()
+
+
+def test_component_labels_empty():
+    labels = component_labels(np.array([], dtype=object), np.array([], dtype=object))
+    assert labels.empty

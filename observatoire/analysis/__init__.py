@@ -10,6 +10,47 @@ I/O. :func:`analyse` runs the whole stage on the canonical layers of a territory
 
 Results do not depend on the order of the input rows: parcels are sorted by IDU
 before anything is computed, and identifiers derive from IDUs.
+
+Working by partition
+--------------------
+Most of the work is *row-local*: the value of a parcel depends only on the parcel
+and on the context features near it, so it can be computed on any subset of the
+parcels (a commune, a tile) and the pieces concatenated, with the same values as
+in one run over the whole territory:
+
+- :func:`~observatoire.analysis.indicators.compute_indicators` and each indicator
+  function, given context layers *selected* (whole features, never cut) to the
+  partition's bounding box: ``zonage``, ``zae``, ``batiments``, the constraint
+  layers and ``friches_surfaces`` by intersection with the box; ``friches``
+  (points) whole, since a friche also claims the parcels its
+  ``unite_fonciere_refcad`` lists; the DEM window covering the box **plus at
+  least one cell** on every side (the slope of a cell reads its eight
+  neighbours; at the edge of the raster it is extrapolated instead); the
+  distance targets (``routes``, ``voies_ferrees``, ``postes_electriques``)
+  **whole**, since the nearest feature may lie far outside the partition. Ties
+  between equal overlaps go to the first feature in layer order, which selecting
+  rows keeps;
+- :func:`~observatoire.analysis.scoring.score_parcels` given those indicators:
+  scores, classes, contributions, reliability and texts are per row (every value
+  rendered in a text is formatted on its own);
+- :func:`~observatoire.analysis.units.parcel_owners` given the owner table.
+
+What links parcels across partition edges is the contiguity graph. Compute it by
+partition with :func:`~observatoire.analysis.units.contiguity_pairs_idu` on the
+partition's parcels plus the neighbouring parcels within the tolerance of its
+edge, concatenate the IDU pairs and drop duplicates; then
+:func:`~observatoire.analysis.units.component_labels` labels connected components
+globally (the label is the smallest IDU: it does not depend on the partitioning),
+and :func:`~observatoire.analysis.units.pairs_from_idu` turns the global pairs into
+the ``pairs`` argument of :func:`~observatoire.analysis.units.unites_foncieres`,
+:func:`~observatoire.analysis.units.gisements` and
+:func:`~observatoire.analysis.units.plus_grande_surface_dispo` for any subset of
+parcels holding whole components: the parcels of legal-entity owners (the others
+are units of their own) for the land units, the eligible parcels
+(:func:`~observatoire.analysis.units.eligible`) for the candidate sites, the
+available parcels of the ZAE for their largest available area.
+:func:`~observatoire.analysis.units.connected_components` does the same on
+positional pairs.
 """
 
 from __future__ import annotations
@@ -37,9 +78,13 @@ from observatoire.analysis.units import (
     SCORE_MIN_GISEMENT,
     SEUIL_BATI_GISEMENT,
     TOLERANCE,
+    component_labels,
+    connected_components,
     contiguity_pairs,
+    contiguity_pairs_idu,
     gisements,
     meilleurs_sites,
+    pairs_from_idu,
     parcel_owners,
     plus_grande_surface_dispo,
     unit_of_parcel,
@@ -354,4 +399,6 @@ def extra_inputs(*, mnt: Any = None, contraintes: Sequence[tuple[Any, Any]] = ()
 
 
 __all__ = ["AnalysisOptions", "AnalysisResult", "Constraint", "ExtraInputs", "analyse",
-           "extra_inputs", "road_classes", "sort_by_idu"]
+           "component_labels", "connected_components", "contiguity_pairs",
+           "contiguity_pairs_idu", "extra_inputs", "pairs_from_idu", "road_classes",
+           "sort_by_idu"]

@@ -8,6 +8,9 @@ geometries, polygons with holes and collections do.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import shapely
 
@@ -131,4 +134,43 @@ def edges(geoms: np.ndarray, *, points: bool = False
     return xy[first, 0], xy[first, 1], xy[second, 0], xy[second, 1], geom
 
 
-__all__ = ["chains", "edges", "ramp"]
+def unique_int(x: np.ndarray) -> np.ndarray:
+    """Sorted unique values of an integer array.
+
+    ``np.unique`` hashes integers since numpy 2.3, which is two orders of magnitude
+    slower than a sort on millions of pair keys.
+    """
+    s = np.sort(np.asarray(x))
+    return s[np.r_[True, s[1:] != s[:-1]]] if len(s) else s
+
+
+def isin_sorted(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``np.isin(x, ref)`` for a sorted ``ref``, by binary search (no sort of ``x``)."""
+    if len(ref) == 0:
+        return np.zeros(len(x), dtype=bool)
+    pos = np.minimum(np.searchsorted(ref, x), len(ref) - 1)
+    return ref[pos] == x
+
+
+@contextmanager
+def prepared(*arrays: np.ndarray) -> Iterator[None]:
+    """Prepare geometries for the duration of a ``with`` block.
+
+    Preparation is stored on the geometry objects themselves, which the caller
+    shares: the geometries this block prepared are released on exit (a prepared
+    parcel would slow down later ``dwithin`` tests and hold memory).
+    """
+    fresh = []
+    for arr in arrays:
+        arr = np.asarray(arr, dtype=object)
+        todo = arr[~shapely.is_prepared(arr) & ~shapely.is_missing(arr)]
+        shapely.prepare(todo)
+        fresh.append(todo)
+    try:
+        yield
+    finally:
+        for todo in fresh:
+            shapely.destroy_prepared(todo)
+
+
+__all__ = ["chains", "edges", "isin_sorted", "prepared", "ramp", "unique_int"]

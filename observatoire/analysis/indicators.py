@@ -7,14 +7,17 @@ arrays; there is no Python loop over features.
 
 Overlaps avoid polygon intersections whenever one geometry lies inside the other
 (a building inside its parcel, a parcel inside a PLU zone): those pairs are found
-with prepared ``contains_properly`` tests and take the smaller area; only the
-pairs that cross a boundary are intersected.
+with ``contains_properly`` tests (after a bounding-box test; a geometry met by many
+pairs is prepared) and take the smaller area; only the pairs that cross a boundary
+are intersected. Distances to the nearest feature are exact without a
+nearest-neighbour search per parcel (:func:`nearest_distance`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +27,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from observatoire.analysis.geometry import edges, ramp
+from observatoire.analysis.geometry import edges, prepared, ramp, unique_int
 from observatoire.analysis.slope import RasterLike, parcel_slope
+from observatoire.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ BUILDING_MIN_SHARE = 0.1
 BUILDING_MIN_AREA = 20.0
 #: Parcels per grid cell sharing their nearest-feature candidates (see ``nearest_distance``).
 NEAREST_CELL_PARCELS = 16
+#: A geometry is prepared for the overlap tests when it takes part in this many pairs.
+_PREPARE_FROM = 4
 #: Parcels settled at once by ``nearest_distance`` (bounds the memory of its pair arrays).
 _NEAREST_CHUNK = 100_000
 
@@ -197,13 +203,18 @@ def emprise_possible(parcelles: gpd.GeoDataFrame, *, cote: float = FOOTPRINT_SID
         width = np.minimum(np.hypot(*(rect[:, 1] - rect[:, 0]).T),
                            np.hypot(*(rect[:, 2] - rect[:, 1]).T))
         wide = width >= cote - 2 * tol
-        cand, rect = cand[wide], rect[wide]
+        cand, rect, width = cand[wide], rect[wide], width[wide]
     if len(cand):
         core = shapely.buffer(g[cand], -(cote / 2 - tol))
         alive = ~shapely.is_empty(core)
-        cand, core, rect = cand[alive], core[alive], rect[alive]
+        cand, core, rect, width = cand[alive], core[alive], rect[alive], width[alive]
     if len(cand):
-        deep = ~shapely.is_empty(shapely.buffer(core, -(cote / np.sqrt(2) - cote / 2)))
+        # A disc of radius c/√2 fits only in a parcel at least c·√2 wide; the 1 m margin
+        # on the radius covers the buffer's arc approximation (under 0.2 m here).
+        deep = np.zeros(len(cand), dtype=bool)
+        maybe = np.flatnonzero(width >= 2 * (cote / np.sqrt(2) - tol - 1.0))
+        deep[maybe] = ~shapely.is_empty(shapely.buffer(core[maybe],
+                                                       -(cote / np.sqrt(2) - cote / 2)))
         fits[cand[deep]] = True
         band = ~deep
         if band.any():
@@ -223,32 +234,36 @@ def _square_fits(polys: np.ndarray, cores: np.ndarray, rect: np.ndarray, half: f
     base = np.arctan2(edge[:, 1], edge[:, 0])
     corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1], [-1, -1]], dtype=float) * half
     found = np.zeros(len(polys), dtype=bool)
-    shapely.prepare(polys)
-    for centre in (shapely.centroid(cores), shapely.point_on_surface(cores)):
-        xy = shapely.get_coordinates(centre)
-        for k in range(6):
-            todo = np.flatnonzero(~found)
-            if not len(todo):
-                return found
-            theta = base[todo] + np.deg2rad(15.0 * k)
-            cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
-            x = xy[todo, 0][:, None] + corners[:, 0] * cos - corners[:, 1] * sin
-            y = xy[todo, 1][:, None] + corners[:, 0] * sin + corners[:, 1] * cos
-            squares = shapely.polygons(np.stack([x, y], axis=-1))
-            found[todo] = shapely.covered_by(squares, polys[todo])
+    with prepared(polys):
+        for centre in (shapely.centroid(cores), shapely.point_on_surface(cores)):
+            xy = shapely.get_coordinates(centre)
+            for k in range(6):
+                todo = np.flatnonzero(~found)
+                if not len(todo):
+                    return found
+                theta = base[todo] + np.deg2rad(15.0 * k)
+                cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
+                x = xy[todo, 0][:, None] + corners[:, 0] * cos - corners[:, 1] * sin
+                y = xy[todo, 1][:, None] + corners[:, 0] * sin + corners[:, 1] * cos
+                squares = shapely.polygons(np.stack([x, y], axis=-1))
+                # ``covers`` with the prepared parcel first (``covered_by`` would not use it).
+                found[todo] = shapely.covers(polys[todo], squares)
     return found
 
 
 # --------------------------------------------------------------------------- overlaps
 
 
-def overlap_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def overlap_pairs(a: np.ndarray, b: np.ndarray, *, tree: shapely.STRtree | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair of overlapping polygons of ``a`` and ``b``, with the overlap area.
 
     Parameters
     ----------
     a, b
         Arrays of polygons.
+    tree
+        ``STRtree(a)``, when already built.
 
     Returns
     -------
@@ -258,19 +273,31 @@ def overlap_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     """
     if len(a) == 0 or len(b) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    ib, ia = shapely.STRtree(a).query(b, predicate="intersects")
-    # Prepared geometries make the containment tests cheap; only the pairs that
-    # cross a boundary are intersected.
-    shapely.prepare(a)
-    shapely.prepare(b)
+    ib, ia = (tree or shapely.STRtree(a)).query(b)
+    # Containment needs containing boxes: tested with numpy first. Only the pairs
+    # that cross a boundary are intersected. A geometry met by many pairs (a PLU
+    # zone) is prepared; preparing one met once (a parcel, a building) costs more
+    # than it saves.
+    box_a, box_b = shapely.bounds(a)[ia], shapely.bounds(b)[ib]
+    many_a = np.bincount(ia, minlength=len(a))[ia] >= _PREPARE_FROM
+    many_b = np.bincount(ib, minlength=len(b))[ib] >= _PREPARE_FROM
     area = np.full(len(ia), np.nan)
-    b_in_a = shapely.contains_properly(a[ia], b[ib])
-    area[b_in_a] = shapely.area(b[ib[b_in_a]])
-    rest = np.flatnonzero(~b_in_a)
-    a_in_b = rest[shapely.contains_properly(b[ib[rest]], a[ia[rest]])]
-    area[a_in_b] = shapely.area(a[ia[a_in_b]])
-    rest = np.isnan(area)
-    if rest.any():
+    with prepared(a[ia[many_a]], b[ib[many_b]]):
+        test = np.flatnonzero(np.all(box_b[:, :2] >= box_a[:, :2], axis=1)
+                              & np.all(box_b[:, 2:] <= box_a[:, 2:], axis=1))
+        b_in_a = test[shapely.contains_properly(a[ia[test]], b[ib[test]])]
+        area[b_in_a] = shapely.area(b[ib[b_in_a]])
+        test = np.flatnonzero(np.isnan(area) & np.all(box_a[:, :2] >= box_b[:, :2], axis=1)
+                              & np.all(box_a[:, 2:] <= box_b[:, 2:], axis=1))
+        a_in_b = test[shapely.contains_properly(b[ib[test]], a[ia[test]])]
+        area[a_in_b] = shapely.area(a[ia[a_in_b]])
+        rest = np.flatnonzero(np.isnan(area))
+        flip = many_b[rest]
+        hit = np.zeros(len(rest), dtype=bool)
+        hit[flip] = shapely.intersects(b[ib[rest[flip]]], a[ia[rest[flip]]])
+        hit[~flip] = shapely.intersects(a[ia[rest[~flip]]], b[ib[rest[~flip]]])
+        rest = rest[hit]
+    if len(rest):
         area[rest] = shapely.area(shapely.intersection(a[ia[rest]], b[ib[rest]]))
     keep = area > 0
     ia, ib, area = ia[keep], ib[keep], area[keep]
@@ -278,11 +305,13 @@ def overlap_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return ia[order], ib[order], area[order]
 
 
-def covered_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def covered_share(a: np.ndarray, b: np.ndarray, *, tree: shapely.STRtree | None = None
+                  ) -> np.ndarray:
     """Share of each polygon of ``a`` covered by the union of the polygons of ``b``.
 
     Overlapping polygons of ``b`` are counted once: the pieces falling in the same
-    polygon of ``a`` are unioned before their area is taken.
+    polygon of ``a`` are unioned before their area is taken; ``tree`` is
+    ``STRtree(a)`` when already built.
 
     Returns
     -------
@@ -293,7 +322,7 @@ def covered_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros(n)
     if n == 0 or len(b) == 0:
         return out
-    tree_a = shapely.STRtree(a)
+    tree_a = tree or shapely.STRtree(a)
     ib, ia = tree_a.query(b, predicate="intersects")
     if len(ia) == 0:
         return out
@@ -350,7 +379,8 @@ def _take(values: pd.Series, index: np.ndarray, out_index: pd.Index, name: str) 
 # --------------------------------------------------------------------------- context
 
 
-def bati(parcelles: gpd.GeoDataFrame, batiments: gpd.GeoDataFrame) -> pd.DataFrame:
+def bati(parcelles: gpd.GeoDataFrame, batiments: gpd.GeoDataFrame, *,
+         tree: shapely.STRtree | None = None) -> pd.DataFrame:
     """Built share and number of buildings of each parcel.
 
     A building counts on a parcel holding at least 10 % or 20 m² of its footprint,
@@ -364,6 +394,8 @@ def bati(parcelles: gpd.GeoDataFrame, batiments: gpd.GeoDataFrame) -> pd.DataFra
         The parcels.
     batiments
         Building footprints.
+    tree
+        ``STRtree`` of the parcels' geometries (in their order), when already built.
 
     Returns
     -------
@@ -372,7 +404,7 @@ def bati(parcelles: gpd.GeoDataFrame, batiments: gpd.GeoDataFrame) -> pd.DataFra
     """
     a, b = geoms(parcelles), geoms(batiments)
     n = len(a)
-    ia, ib, area = overlap_pairs(a, b)
+    ia, ib, area = overlap_pairs(a, b, tree=tree)
     area_a = shapely.area(a)
     built = np.bincount(ia, weights=area, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -384,7 +416,8 @@ def bati(parcelles: gpd.GeoDataFrame, batiments: gpd.GeoDataFrame) -> pd.DataFra
                         index=parcelles.index)
 
 
-def zonage_dominant(parcelles: gpd.GeoDataFrame, zonage: gpd.GeoDataFrame) -> pd.DataFrame:
+def zonage_dominant(parcelles: gpd.GeoDataFrame, zonage: gpd.GeoDataFrame, *,
+                    tree: shapely.STRtree | None = None) -> pd.DataFrame:
     """PLU zone covering the largest part of each parcel.
 
     Parameters
@@ -393,6 +426,8 @@ def zonage_dominant(parcelles: gpd.GeoDataFrame, zonage: gpd.GeoDataFrame) -> pd
         The parcels.
     zonage
         The canonical ``zonage`` layer (``libelle``, ``typezone``, ``zone_activite``).
+    tree
+        ``STRtree`` of the parcels' geometries (in their order), when already built.
 
     Returns
     -------
@@ -401,7 +436,7 @@ def zonage_dominant(parcelles: gpd.GeoDataFrame, zonage: gpd.GeoDataFrame) -> pd
         NULL for a parcel no zone touches.
     """
     a = geoms(parcelles)
-    ia, ib, area = overlap_pairs(a, geoms(zonage))
+    ia, ib, area = overlap_pairs(a, geoms(zonage), tree=tree)
     best, _ = _dominant(ia, ib, area, len(a))
     idx = parcelles.index
     activite = pd.array(np.zeros(len(a), dtype=bool), dtype="boolean")
@@ -416,8 +451,11 @@ def zonage_dominant(parcelles: gpd.GeoDataFrame, zonage: gpd.GeoDataFrame) -> pd
     })
 
 
-def zae_dominante(parcelles: gpd.GeoDataFrame, zae: gpd.GeoDataFrame) -> pd.DataFrame:
+def zae_dominante(parcelles: gpd.GeoDataFrame, zae: gpd.GeoDataFrame, *,
+                  tree: shapely.STRtree | None = None) -> pd.DataFrame:
     """Find the business zone holding the largest part of each parcel, and that share.
+
+    ``tree`` is the ``STRtree`` of the parcels' geometries, when already built.
 
     Returns
     -------
@@ -425,7 +463,7 @@ def zae_dominante(parcelles: gpd.GeoDataFrame, zae: gpd.GeoDataFrame) -> pd.Data
         ``zae_id`` (NULL outside every zone) and ``part_zae`` (0–1, 0 outside).
     """
     a = geoms(parcelles)
-    ia, ib, area = overlap_pairs(a, geoms(zae))
+    ia, ib, area = overlap_pairs(a, geoms(zae), tree=tree)
     best, best_area = _dominant(ia, ib, area, len(a))
     area_a = shapely.area(a)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -435,14 +473,16 @@ def zae_dominante(parcelles: gpd.GeoDataFrame, zae: gpd.GeoDataFrame) -> pd.Data
 
 
 def friche(parcelles: gpd.GeoDataFrame, friches: gpd.GeoDataFrame,
-           friches_surfaces: gpd.GeoDataFrame) -> pd.DataFrame:
+           friches_surfaces: gpd.GeoDataFrame, *, tree: shapely.STRtree | None = None
+           ) -> pd.DataFrame:
     """Find the friche each parcel belongs to, with its status and type.
 
     A parcel belongs to a friche when its IDU is listed in the friche's
     ``unite_fonciere_refcad`` (the most explicit link), else when the friche's
     perimeter covers at least 25 % of it, else when the friche's point lies in it.
     Among several friches of the same kind of link, the largest overlap wins, then
-    the smallest ``site_id``.
+    the smallest ``site_id``. ``tree`` is the ``STRtree`` of the parcels'
+    geometries, when already built.
 
     Returns
     -------
@@ -477,7 +517,7 @@ def friche(parcelles: gpd.GeoDataFrame, friches: gpd.GeoDataFrame,
             cand_area.append(np.zeros(int(hit.sum())))
     # 2. Perimeter covering at least FRICHE_MIN_SHARE of the parcel.
     if len(friches_surfaces):
-        ia, ib, area = overlap_pairs(a, geoms(friches_surfaces))
+        ia, ib, area = overlap_pairs(a, geoms(friches_surfaces), tree=tree)
         share = area / np.maximum(shapely.area(a[ia]), 1e-9)
         ok = share >= FRICHE_MIN_SHARE
         ids = friches_surfaces["site_id"].astype(str).to_numpy()[ib[ok]]
@@ -488,7 +528,7 @@ def friche(parcelles: gpd.GeoDataFrame, friches: gpd.GeoDataFrame,
     # 3. Point inside the parcel.
     if len(friches):
         pts = geoms(friches)
-        ip, ia = shapely.STRtree(a).query(pts, predicate="intersects")
+        ip, ia = (tree or shapely.STRtree(a)).query(pts, predicate="intersects")
         ids = friches["site_id"].astype(str).to_numpy()[ip]
         cand_a.append(ia)
         cand_site.append(site_pos.loc[ids].to_numpy())
@@ -558,13 +598,14 @@ def nearest_distance(a: np.ndarray, b: np.ndarray, *,
 
     No nearest-neighbour search is made per parcel. The parcels are grouped in
     grid cells of about ``cell_parcels`` parcels; each cell gets, once, the few
-    edges of ``b`` that can be nearest to one of its parcels (from exact bounds of
-    the distance between the cell's box and each edge, computed with numpy). Each
-    parcel then sorts its cell's edges with the same bounds on its own box, and
-    only the features that can still be nearest are measured exactly by GEOS:
-    about 1.3 per parcel. Every pruning step keeps whatever could be nearest, so
-    the result is the GEOS distance to the nearest feature, as a brute-force
-    minimum would give it.
+    edges of ``b`` that can be nearest to one of its parcels (from bounds of the
+    distance between the cell's box and each edge, computed with numpy). Each
+    parcel bounds its distance to those edges from its own box; GEOS measures the
+    feature of the edge nearest to the box centre, then only the features whose
+    lower bound does not exceed that distance: about 1.3 measures per parcel.
+    Every pruning step keeps whatever could be nearest (bounds widened by 1 µm
+    against rounding), so the result is the GEOS distance to the nearest feature,
+    bit for bit what a brute-force minimum gives.
 
     Parameters
     ----------
@@ -603,7 +644,7 @@ _AREAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON,
 
 
 def _slack(x: np.ndarray) -> np.ndarray:
-    """A bound widened far beyond the rounding errors of its computation (1 µm)."""
+    """Widen a bound far beyond the rounding errors of its computation (1 µm)."""
     return x * (1 + 1e-9) + 1e-6
 
 
@@ -683,10 +724,10 @@ class _Targets:
         cand, first, count = self._cell_candidates(box, cell_of, len(cells))
         best = np.full(n, np.inf)
         centre = (cx, cy, np.hypot(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]) / 2)
-        # Parcels cell by cell, in chunks: the pair arrays stay a few tens of MB.
-        order = np.argsort(cell_of, kind="stable")
+        # Parcels in chunks, in their own order (their geometries are read in memory
+        # order): the pair arrays stay a few tens of MB.
         for lo in range(0, n, _NEAREST_CHUNK):
-            p = order[lo:lo + _NEAREST_CHUNK]
+            p = np.arange(lo, min(lo + _NEAREST_CHUNK, n))
             reps = count[cell_of[p]]
             pi = np.repeat(p, reps)
             ei = cand[np.repeat(first[cell_of[p]], reps) + ramp(reps)]
@@ -751,7 +792,7 @@ class _Targets:
         rest = rest[lo <= _slack(best[pi[rest]])]
         if len(rest):
             nb = np.int64(len(self.b))
-            key = np.unique(pi[rest].astype(np.int64) * nb + fi[rest])
+            key = unique_int(pi[rest].astype(np.int64) * nb + fi[rest])
             rp, rf = key // nb, key % nb
             np.minimum.at(best, rp, shapely.distance(a[rp], self.b[rf]))
 
@@ -787,9 +828,14 @@ def distances_routes(parcelles: gpd.GeoDataFrame, routes: gpd.GeoDataFrame, *,
     return pd.DataFrame(cols, index=parcelles.index)
 
 
-def part_contrainte(parcelles: gpd.GeoDataFrame, contrainte: gpd.GeoDataFrame) -> pd.Series:
-    """Share of each parcel inside a constraint layer (overlapping polygons counted once)."""
-    return pd.Series(covered_share(geoms(parcelles), geoms(contrainte)), index=parcelles.index)
+def part_contrainte(parcelles: gpd.GeoDataFrame, contrainte: gpd.GeoDataFrame, *,
+                    tree: shapely.STRtree | None = None) -> pd.Series:
+    """Share of each parcel inside a constraint layer (overlapping polygons counted once).
+
+    ``tree`` is the ``STRtree`` of the parcels' geometries, when already built.
+    """
+    return pd.Series(covered_share(geoms(parcelles), geoms(contrainte), tree=tree),
+                     index=parcelles.index)
 
 
 # --------------------------------------------------------------------------- all
@@ -859,8 +905,6 @@ def compute_indicators(
     Indicators
         The indicator table and the set of available indicators.
     """
-    import time
-
     clock = time.perf_counter
     spent = timings if timings is not None else {}
     idx = parcelles.index
@@ -872,6 +916,8 @@ def compute_indicators(
             cols[name] = pd.Series(np.nan if dtype == "float64" else None, index=idx,
                                    dtype=dtype)
 
+    # One spatial index of the parcels serves every overlay.
+    tree = shapely.STRtree(geoms(parcelles))
     t = clock()
     surface = (parcelles["surface_m2"] if "surface_m2" in parcelles
                else pd.Series(shapely.area(geoms(parcelles)), index=idx))
@@ -884,7 +930,7 @@ def compute_indicators(
 
     t = clock()
     if batiments is not None:
-        cols.update(bati(parcelles, batiments))
+        cols.update(bati(parcelles, batiments, tree=tree))
         available |= {"part_batie", "nb_batiments"}
     else:
         null(["part_batie"])
@@ -893,13 +939,13 @@ def compute_indicators(
 
     t = clock()
     if zonage is not None:
-        cols.update(zonage_dominant(parcelles, zonage))
+        cols.update(zonage_dominant(parcelles, zonage, tree=tree))
         available |= {"zone_libelle", "zone_typezone", "zone_activite"}
     else:
         null(["zone_libelle", "zone_typezone"], "object")
         cols["zone_activite"] = pd.Series(pd.NA, index=idx, dtype="boolean")
     if zae is not None:
-        cols.update(zae_dominante(parcelles, zae))
+        cols.update(zae_dominante(parcelles, zae, tree=tree))
         available |= {"zae_id", "part_zae"}
     else:
         null(["zae_id"], "object")
@@ -912,7 +958,8 @@ def compute_indicators(
                                   "unite_fonciere_refcad": []},
                                  geometry=gpd.GeoSeries([], crs=parcelles.crs))
         cols.update(friche(parcelles, friches if friches is not None else empty,
-                           friches_surfaces if friches_surfaces is not None else empty))
+                           friches_surfaces if friches_surfaces is not None else empty,
+                           tree=tree))
         available |= {"friche_id", "friche_statut", "friche_type"}
     else:
         null(["friche_id", "friche_statut", "friche_type"], "object")
@@ -946,13 +993,11 @@ def compute_indicators(
     seen: dict[str, str] = {}
     for c in contraintes:
         if c.column in seen:
-            from observatoire.errors import ConfigError
-
             raise ConfigError(
                 f"contraintes « {seen[c.column]} » et « {c.name} » : même identifiant "
                 f"« {c.column} » ; donnez-leur des noms plus distincts (sources.contraintes)")
         seen[c.column] = c.name
-        cols[c.column] = part_contrainte(parcelles, c.frame)
+        cols[c.column] = part_contrainte(parcelles, c.frame, tree=tree)
         available.add(c.column)
     spent["contraintes"] = clock() - t
 

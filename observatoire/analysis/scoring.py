@@ -552,11 +552,17 @@ def _scatter(text: pa.Array, rows: np.ndarray, n: int) -> pa.Array:
 def _fmt_number(x: np.ndarray, decimals: int) -> pa.Array:
     """French formatting of numbers: narrow no-break space between thousands, decimal comma.
 
-    Halves round up (away from zero), as a French reader expects.
+    Halves round up (away from zero), as a French reader expects. Rounded values
+    repeat a lot (slopes to 0.1 %, distances to 10 m): each distinct one is
+    written once, then taken for every row.
     """
     ok = np.isfinite(x)
     scale = 10**decimals
     scaled = np.floor(np.abs(np.where(ok, x, 0.0)) * scale + 0.5).astype(np.int64)
+    negative = (x < 0) & (scaled > 0)
+    code = np.where(ok, 2 * scaled + negative, -1)
+    uniq, inverse = np.unique(code, return_inverse=True)
+    scaled, negative, ok = uniq // 2, (uniq % 2).astype(bool), uniq >= 0
     ints, frac = scaled // scale, scaled % scale
     text = pa.array(ints).cast(pa.string())
     low = pc.utf8_lpad(pa.array(ints % 1000).cast(pa.string()), 3, padding="0")
@@ -565,8 +571,9 @@ def _fmt_number(x: np.ndarray, decimals: int) -> pa.Array:
     if decimals:
         text = _join(text, pc.utf8_lpad(pa.array(frac).cast(pa.string()), decimals,
                                         padding="0"), sep=",")
-    text = pc.if_else(pa.array((x < 0) & (scaled > 0)), _join("-", text), text)
-    return pc.if_else(pa.array(ok), text, _NULL)
+    text = pc.if_else(pa.array(negative), _join("-", text), text)
+    text = pc.if_else(pa.array(ok), text, _NULL)
+    return text.take(pa.array(inverse.ravel().astype(np.int64)))
 
 
 def format_values(name: str, values: pd.Series) -> pa.Array:
@@ -609,7 +616,22 @@ def format_values(name: str, values: pd.Series) -> pa.Array:
     return _fmt_number(x, 2 if len(finite) and np.any(finite % 1) else 0)
 
 
-def render(template: str, frame: pd.DataFrame, rows: np.ndarray, *, value: str) -> pa.Array:
+def _elementwise(name: str, values: pd.Series) -> bool:
+    """Tell whether :func:`format_values` renders each value on its own.
+
+    Such a column may be rendered once and cached; not the generic numbers, whose
+    decimals depend on the whole set.
+    """
+    if values.dtype == bool or str(values.dtype) == "boolean":
+        return True
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        return True
+    return (name == "surface_m2" or name == "compacite" or name.endswith("_m")
+            or name.startswith(("part_", "pente_", "dist_")))
+
+
+def render(template: str, frame: pd.DataFrame, rows: np.ndarray, *, value: str,
+           formatted: dict[str, pa.Array] | None = None) -> pa.Array:
     """Fill ``template`` for the ``rows`` of ``frame``.
 
     Parameters
@@ -623,32 +645,81 @@ def render(template: str, frame: pd.DataFrame, rows: np.ndarray, *, value: str) 
         Positions of the rows to render.
     value
         The column ``{valeur}`` stands for.
+    formatted
+        A cache of whole columns already rendered by :func:`format_values`, filled
+        as needed: the templates of every profile share it.
 
     Returns
     -------
     pyarrow.Array
         One text per selected row.
     """
-    sub = frame.iloc[rows]
+    cols = {value if m.group(1) == "valeur" else m.group(1)
+            for m in _PLACEHOLDER.finditer(template)}
+    cols &= set(frame.columns)
+    col = next(iter(cols)) if len(cols) == 1 else None
+    if formatted is not None and col is not None and _elementwise(col, frame[col]):
+        # One cached column: fill the template once per distinct value, then take.
+        if col not in formatted:
+            formatted[col] = pc.dictionary_encode(pc.fill_null(format_values(col, frame[col]),
+                                                               "?"))
+        encoded = formatted[col]
+        filled = _fill(template, {col: encoded.dictionary}, value, len(encoded.dictionary))
+        codes = encoded.indices.take(pa.array(rows, type=pa.int64()))
+        return filled.take(codes)
+    sub = {col: pc.fill_null(format_values(col, frame[col].iloc[rows]), "?") for col in cols}
+    return _fill(template, sub, value, len(rows))
+
+
+def _fill(template: str, values: Mapping[str, pa.Array], value: str, n: int) -> pa.Array:
+    """Replace the placeholders of ``template`` by ``values`` (``?`` for a missing column)."""
     parts: list[pa.Array | str] = []
     pos = 0
     for m in _PLACEHOLDER.finditer(template):
         parts.append(template[pos:m.start()])
-        col = value if m.group(1) == "valeur" else m.group(1)
-        parts.append(pc.fill_null(format_values(col, sub[col]), "?") if col in sub else "?")
+        parts.append(values.get(value if m.group(1) == "valeur" else m.group(1), "?"))
         pos = m.end()
     parts.append(template[pos:])
-    arrays = [p for p in parts if isinstance(p, pa.Array)]
-    if not arrays:
-        return pa.array([template] * len(rows), type=pa.string())
+    if not any(isinstance(p, pa.Array) for p in parts):
+        return pa.array(["".join(str(p) for p in parts)] * n, type=pa.string())
     return _join(*parts)
+
+
+def _join_rows(values: pa.Array, counts: np.ndarray, sep: str) -> pa.Array:
+    """Join consecutive ``values``, ``counts[i]`` of them for row ``i`` (null for none).
+
+    One Arrow kernel over a list array: no chain of element-wise joins.
+    """
+    offsets = pa.array(np.r_[0, np.cumsum(counts)].astype(np.int32))
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, values), sep)
+    return pc.if_else(pa.array(counts > 0), joined, _NULL)
+
+
+def _join_chosen(texts: Sequence[pa.Array], choice: np.ndarray, sep: str) -> pa.Array:
+    """For each row ``i``, join ``texts[j][i]`` for the ``j`` of ``choice[i]`` (−1: none).
+
+    Parameters
+    ----------
+    texts
+        ``k`` string arrays of ``n`` values (not null where chosen).
+    choice
+        (n, m) indices into ``texts``, in the order of the text, −1 to skip.
+    sep
+        Separator.
+    """
+    n = choice.shape[0]
+    valid = choice >= 0
+    rows = np.broadcast_to(np.arange(n)[:, None], choice.shape)[valid]
+    flat = pa.concat_arrays([t.cast(pa.string()) for t in texts])
+    values = flat.take(pa.array(choice[valid].astype(np.int64) * n + rows))
+    return _join_rows(values, valid.sum(axis=1), sep)
 
 
 # --------------------------------------------------------------------------- scoring
 
 
-def score_profile(frame: pd.DataFrame, available: frozenset[str], profile: Profile
-                  ) -> pd.DataFrame:
+def score_profile(frame: pd.DataFrame, available: frozenset[str], profile: Profile, *,
+                  formatted: dict[str, pa.Array] | None = None) -> pd.DataFrame:
     """Score every parcel with one profile.
 
     Parameters
@@ -659,6 +730,8 @@ def score_profile(frame: pd.DataFrame, available: frozenset[str], profile: Profi
         Indicators whose input was available.
     profile
         The profile.
+    formatted
+        Cache of rendered indicator values (see :func:`render`), shared by profiles.
 
     Returns
     -------
@@ -667,8 +740,10 @@ def score_profile(frame: pd.DataFrame, available: frozenset[str], profile: Profi
     """
     n = len(frame)
     p = profile.name
+    formatted = {} if formatted is None else formatted
     excluded = np.zeros(n, dtype=bool)
     pieces: list[pa.Array] = []
+    hits: list[np.ndarray] = []
     for ex in profile.exclusions:
         hit = _excluded_by(frame, available, ex)
         if hit is None:
@@ -677,9 +752,15 @@ def score_profile(frame: pd.DataFrame, available: frozenset[str], profile: Profi
             continue
         rows = np.flatnonzero(hit)
         if len(rows):
-            pieces.append(_scatter(render(ex.reason, frame, rows, value=ex.indicator), rows, n))
+            pieces.append(_scatter(render(ex.reason, frame, rows, value=ex.indicator,
+                                          formatted=formatted), rows, n))
+            hits.append(hit)
         excluded |= hit
-    reasons = _join(*pieces, sep=" ; ", skip=True) if pieces else pa.nulls(n, pa.string())
+    if pieces:
+        choice = np.where(np.stack(hits, axis=1), np.arange(len(hits)), -1)
+        reasons = _join_chosen(pieces, choice, " ; ")
+    else:
+        reasons = pa.nulls(n, pa.string())
 
     crit = profile.criteria
     k = len(crit)
@@ -710,7 +791,7 @@ def score_profile(frame: pd.DataFrame, available: frozenset[str], profile: Profi
     }
     for j, c in enumerate(crit):
         out[f"contrib_{p}_{c.name}"] = contrib[:, j]
-    out[f"raisons_{p}"] = _reasons(frame, profile, sat, excluded, reasons)
+    out[f"raisons_{p}"] = _reasons(frame, profile, sat, excluded, reasons, formatted)
     out[f"fiabilite_{p}"] = reliability
     return pd.DataFrame(out, index=frame.index)
 
@@ -772,7 +853,7 @@ def _series(text: pa.Array, index: pd.Index) -> pd.Series:
 
 
 def _reasons(frame: pd.DataFrame, profile: Profile, sat: np.ndarray, excluded: np.ndarray,
-             exclusions: pa.Array) -> pd.Series:
+             exclusions: pa.Array, formatted: dict[str, pa.Array]) -> pd.Series:
     """Short French text: main strengths, main weaknesses, criteria left out."""
     n, k = sat.shape
     weights = np.array([c.weight for c in profile.criteria])
@@ -784,27 +865,25 @@ def _reasons(frame: pd.DataFrame, profile: Profile, sat: np.ndarray, excluded: n
         for mask, template in ((strong[:, j], c.strength), (weak[:, j], c.weakness)):
             rows = np.flatnonzero(mask & ~excluded)
             if template is not None and len(rows):
-                found.append(_scatter(render(template, frame, rows, value=c.indicator), rows, n))
+                found.append(_scatter(render(template, frame, rows, value=c.indicator,
+                                             formatted=formatted), rows, n))
         texts.append(pc.coalesce(*found) if found else pa.nulls(n, pa.string()))
     has_text = np.stack([pc.is_valid(t).to_numpy(zero_copy_only=False) for t in texts], axis=1)
     gain = np.where(strong & has_text, weights * np.nan_to_num(sat), -1.0)
     loss = np.where(weak & has_text, weights * (1 - np.nan_to_num(sat)), -1.0)
     blocks = []
-    every = np.arange(n)
     for title, key in (("Atouts", gain), ("Faiblesses", loss)):
         order = np.argsort(-key, axis=1, kind="stable")[:, :MAX_REASONS]
-        ranked = []
-        for r in range(order.shape[1]):
-            j = order[:, r]
-            piece = pc.choose(pa.array(j), *texts)
-            ranked.append(pc.if_else(pa.array(key[every, j] >= 0), piece, _NULL))
-        blocks.append(_join(f"{title} : ", _join(*ranked, sep=" ; ", skip=True), "."))
+        cited = np.take_along_axis(key, order, axis=1) >= 0
+        blocks.append(_join(f"{title} : ", _join_chosen(texts, np.where(cited, order, -1),
+                                                         " ; "), "."))
     missing = np.isnan(sat)
-    labels = [pc.if_else(pa.array(missing[:, j]), c.label, _NULL)
-              for j, c in enumerate(profile.criteria)]
-    blocks.append(_join("Non évalué : ", _join(*labels, sep=", ", skip=True),
-                        " (donnée absente)."))
-    text = _join(*blocks, sep=" ", skip=True)
+    labels = pa.array([c.label for c in profile.criteria], type=pa.string())
+    absent = _join_rows(labels.take(pa.array(np.nonzero(missing)[1].astype(np.int64))),
+                        missing.sum(axis=1), ", ")
+    blocks.append(_join("Non évalué : ", absent, " (donnée absente)."))
+    present = np.stack([pc.is_valid(b).to_numpy(zero_copy_only=False) for b in blocks], axis=1)
+    text = _join_chosen(blocks, np.where(present, np.arange(len(blocks)), -1), " ")
     text = pc.if_else(pa.array(excluded), _join("Exclue : ", pc.fill_null(exclusions, "")), text)
     return _series(text, frame.index)
 
@@ -825,7 +904,8 @@ def score_parcels(indicators: Indicators, profiles: Sequence[Profile]) -> pd.Dat
         The columns of every profile, side by side, indexed like the parcels.
     """
     frame, available = scoring_frame(indicators)
-    parts = [score_profile(frame, available, prof) for prof in profiles]
+    formatted: dict[str, pa.Array] = {}
+    parts = [score_profile(frame, available, prof, formatted=formatted) for prof in profiles]
     return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
 
 
