@@ -233,7 +233,7 @@ class AnalysisResult:
     gisements
         Candidate sites of the first profile.
     zae
-        The ZAE with ``plus_grande_surface_dispo_m2``.
+        The ZAE with ``plus_grand_terrain_libre_m2``.
     meilleurs_sites
         The candidate sites as a table, best first.
     profiles
@@ -347,7 +347,7 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
     sites = gisements(scored, profile=first.name, pairs=pairs, owners=owners,
                       seuil_bati=opts.seuil_bati_gisement, score_min=opts.score_min_gisement)
     zae = layers.zae.copy()
-    zae["plus_grande_surface_dispo_m2"] = plus_grande_surface_dispo(
+    zae["plus_grand_terrain_libre_m2"] = plus_grande_surface_dispo(
         scored, zae, profile=first.name, pairs=pairs, seuil_bati=opts.seuil_bati_gisement)
     best = meilleurs_sites(sites, classes=dict(first.classes))
     timings["unites_gisements"] = clock() - t

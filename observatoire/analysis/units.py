@@ -663,10 +663,10 @@ def plus_grande_surface_dispo(scored: gpd.GeoDataFrame, zae: gpd.GeoDataFrame, *
     Returns
     -------
     pandas.Series
-        ``plus_grande_surface_dispo_m2``, indexed like ``zae`` (0 when nothing is
+        ``plus_grand_terrain_libre_m2``, indexed like ``zae`` (0 when nothing is
         available).
     """
-    out = pd.Series(0.0, index=zae.index, name="plus_grande_surface_dispo_m2")
+    out = pd.Series(0.0, index=zae.index, name="plus_grand_terrain_libre_m2")
     if len(zae) == 0 or len(scored) == 0:
         return out
     built = scored["part_batie"].to_numpy(dtype="float64")
@@ -685,7 +685,7 @@ def plus_grande_surface_dispo(scored: gpd.GeoDataFrame, zae: gpd.GeoDataFrame, *
     per_site = (pd.DataFrame({"site": labels[sel], "zae_id": zid[sel], "m2": inside[sel]})
                 .groupby(["zae_id", "site"])["m2"].sum().groupby(level=0).max())
     best = zae["zae_id"].astype(str).map(per_site)
-    return best.fillna(0.0).astype("float64").rename("plus_grande_surface_dispo_m2")
+    return best.fillna(0.0).astype("float64").rename("plus_grand_terrain_libre_m2")
 
 
 def meilleurs_sites(sites: gpd.GeoDataFrame, *, classes: Mapping[str, float] | None = None,
