@@ -46,7 +46,7 @@ class BuildResult:
 
 
 def sources_table(reports: list[SourceReport], base: Path) -> pd.DataFrame:
-    """The ``sources`` table: one row per source, with checksum, counts, CRS and repairs."""
+    """Return the ``sources`` table: one row per source (checksum, counts, CRS, repairs)."""
     rows = []
     for r in reports:
         rows.append({
@@ -151,7 +151,7 @@ def build(territory: Territory, *, progress: Progress | None = None) -> BuildRes
 
 def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[str, float]
              ) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, pd.DataFrame]]:
-    """Indicators, scores, land units, candidate sites and the ZAE inventory.
+    """Compute indicators, scores, land units, candidate sites and the ZAE inventory.
 
     Returns
     -------
@@ -218,13 +218,20 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
                                          output_dir=territory.output_dir,
                                          territory=territory.name, date_observation=date))
         explicit = "export_cnig" in territory.options
-        if territory.options.get("export_cnig", True):
+        names = commune_names(territory, layers)
+        unnamed = sorted(set(zae["comm_insee"].dropna()) - set(names)) \
+            if "comm_insee" in zae else []
+        if territory.options.get("export_cnig", True) and unnamed and not explicit:
+            log.warning("export CNIG non produit : nom de commune inconnu pour %s (le standard "
+                        "exige site_comm_nom) ; ajoutez-le dans [options.noms_communes] du "
+                        "fichier de territoire", ", ".join(unnamed[:5]))
+        elif territory.options.get("export_cnig", True):
             if (territory.epci_nom and territory.epci_siren) or explicit:
                 say("Export CNIG Sites Économiques…")
                 staged.append(stage_cnig_export(
                     zae, outputs["zae_unites"], layers.etablissements,
                     output_dir=territory.output_dir, epci_nom=territory.epci_nom,
-                    epci_siren=territory.epci_siren, communes=commune_names(territory, layers),
+                    epci_siren=territory.epci_siren, communes=names,
                     date_observation=date, parcelles=outputs["parcelles"],
                     rule=vacancy_rule(territory.options.get("vacance"))))
             else:
@@ -245,7 +252,7 @@ MAP_MAX_PARCELS = 50_000
 
 def map_layers(outputs: dict[str, gpd.GeoDataFrame], territory: Territory, say: Progress,
                *, limit: int = MAP_MAX_PARCELS) -> dict[str, gpd.GeoDataFrame]:
-    """The layers drawn on the map: every layer, but at most ``limit`` parcels.
+    """Return the layers drawn on the map: every layer, but at most ``limit`` parcels.
 
     A département holds hundreds of thousands of parcels: drawing them all makes a
     page of tens of MB that a browser cannot open. Beyond ``limit``, the map keeps

@@ -48,12 +48,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="dossier de sortie (défaut : sorties.dossier du fichier, sinon "
                         "data/out/<territoire>)")
 
-    v = sub.add_parser("validate", parents=[common], help="vérifier un fichier de territoire et ses sources "
-                                        "sans rien construire")
+    v = sub.add_parser("validate", parents=[common],
+                       help="vérifier un fichier de territoire et ses sources sans rien construire")
     v.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                    help=f"fichier de territoire TOML (défaut : {DEFAULT_CONFIG})")
 
-    d = sub.add_parser("deps", parents=[common], help="lister les fichiers d'entrée d'un territoire (pour make)")
+    d = sub.add_parser("deps", parents=[common],
+                       help="lister les fichiers d'entrée d'un territoire (pour make)")
     d.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     return parser
 

@@ -40,7 +40,7 @@ class Layers:
     available: set[str] = field(default_factory=set)
 
     def spatial(self) -> dict[str, gpd.GeoDataFrame]:
-        """The layers by name, in publication order."""
+        """Return the layers by name, in publication order."""
         return {
             "parcelles": self.parcelles,
             "friches": self.friches,

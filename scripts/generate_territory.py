@@ -993,6 +993,8 @@ def _territory_toml(plan: Plan, out: Path) -> Path:
     codes = [f'"{c}"' for c in plan.codes]
     lines = [", ".join(codes[i:i + 10]) for i in range(0, len(codes), 10)]
     communes = "[\n    " + ",\n    ".join(lines) + ",\n]"
+    # The CNIG export needs each commune's name (site_comm_nom).
+    names = "\n".join(f'"{c}" = "Commune synthétique {c}"' for c in plan.codes)
     text = f"""# Territoire SYNTHÉTIQUE de {plan.n_parcels} parcelles, généré par
 # scripts/generate_territory.py (données fictives, formats réels) pour le banc d'essai.
 # Les chemins sont relatifs au dossier de ce fichier.
@@ -1063,6 +1065,9 @@ chemin = "contraintes/monuments_historiques.gpkg"
 
 [sorties]
 dossier = "out"
+
+[options.noms_communes]
+{names}
 """
     path = out / "territoire.toml"
     path.write_text(text, encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pyogrio
 import pytest
@@ -81,3 +82,31 @@ def test_map_keeps_the_best_parcels_beyond_the_limit(built):
     assert "100 parcelles dessinées sur 828" in messages[0]
     # Under the limit, the map draws every parcel.
     assert map_layers({"parcelles": parcels}, territory, messages.append)["parcelles"] is parcels
+
+
+def test_cnig_export_skipped_with_a_warning_when_a_commune_name_is_missing(tmp_path, caplog):
+    """A ZAE in a commune whose name is unknown: no CNIG export, the rest is built."""
+    import logging
+    import shutil
+
+    from observatoire.config import load_territory as load
+
+    folder = tmp_path / "t"
+    shutil.copytree("data/sample", folder, ignore=shutil.ignore_patterns("territoire.toml"))
+    text = Path("data/sample/territoire.toml").read_text(encoding="utf-8")
+    # A territory named after its intercommunality: the single commune's name is not known.
+    text = text.replace('communes = ["25267"]', 'communes = ["25267", "25395"]')
+    (folder / "territoire.toml").write_text(text, encoding="utf-8")
+    territory = load(folder / "territoire.toml", output_dir=tmp_path / "out")
+    with caplog.at_level(logging.WARNING, logger="observatoire.build"):
+        result = build(territory)
+    assert not (tmp_path / "out" / "cnig").exists()
+    assert "noms_communes" in caplog.text and "25267" in caplog.text
+    assert (tmp_path / "out" / "carte.html").exists()
+    assert result.layer_counts["zae"] == 1
+
+    # With the name given, the export is produced.
+    text += '\n[options.noms_communes]\n"25267" = "Gennes"\n'
+    (folder / "territoire.toml").write_text(text, encoding="utf-8")
+    build(load(folder / "territoire.toml", output_dir=tmp_path / "out"))
+    assert (tmp_path / "out" / "cnig" / "sites_economiques.gpkg").exists()

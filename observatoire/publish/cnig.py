@@ -333,7 +333,7 @@ for _fmt in ("%Y-%m-%d", "%Y"):
 @functools.lru_cache(maxsize=16)
 def _field_validators(layer: str, value_lists: bool
                       ) -> tuple[dict[str, jsonschema.protocols.Validator], tuple[str, ...]]:
-    """A validator per field (the row schema's properties) and the required fields."""
+    """Return a validator per field (the row schema's properties) and the required fields."""
     schema = json_schema(layer, value_lists=value_lists)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -382,7 +382,7 @@ def _describe(error: jsonschema.ValidationError, field: Mapping[str, Any] | None
 
 
 def _value_key(value: Any) -> Any:
-    """A hashable key of a cell value (GeoJSON mappings by their text)."""
+    """Return a hashable key of a cell value (GeoJSON mappings by their text)."""
     if isinstance(value, dict | list):
         return ("json", json.dumps(value, sort_keys=True))
     return (type(value).__name__, value)
