@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import sqlite3
 import warnings
 from collections.abc import Callable
@@ -26,7 +25,7 @@ import pyogrio
 import shapely
 
 from observatoire.errors import BuildError
-from observatoire.outputs import fsync_dir, remove_stale, staging_path
+from observatoire.outputs import publish_file, remove_stale, staging_path
 
 log = logging.getLogger(__name__)
 
@@ -148,16 +147,7 @@ class GeoPackageWriter:
             ok = con.execute("PRAGMA integrity_check").fetchone()[0]
             if ok != "ok":
                 raise BuildError(f"{self.tmp} : GeoPackage corrompu ({ok}) ; rien n'a été publié")
-        try:
-            with open(self.tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(self.tmp, self.dest)
-        except OSError as exc:
-            raise BuildError(
-                f"{self.dest} : publication impossible ({exc.strerror}) ; le GeoPackage "
-                f"précédent est intact"
-            ) from None
-        fsync_dir(self.dest.parent)
+        publish_file(self.tmp, self.dest, previous="la version précédente du GeoPackage")
         log.info("GeoPackage publié : %s", self.dest)
         return self.dest
 

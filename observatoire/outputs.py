@@ -78,6 +78,26 @@ def fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def publish_file(tmp: Path, dest: Path, *, previous: str = "la version précédente") -> Path:
+    """Flush ``tmp`` to disk and rename it over ``dest`` (atomic on one file system).
+
+    Raises
+    ------
+    BuildError
+        When the file cannot be published; ``dest`` is left as it was.
+    """
+    try:
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise BuildError(
+            f"{dest} : publication impossible ({exc.strerror}) ; {previous} est intacte"
+        ) from None
+    fsync_dir(dest.parent)
+    return dest
+
+
 class StagedFile:
     """A file written to a temporary path, then moved over ``dest`` by :meth:`publish`.
 
@@ -107,17 +127,7 @@ class StagedFile:
         BuildError
             When the file cannot be published; the previous one is left intact.
         """
-        try:
-            with open(self.tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(self.tmp, self.dest)
-        except OSError as exc:
-            raise BuildError(
-                f"{self.dest} : publication impossible ({exc.strerror}) ; la version "
-                f"précédente est intacte"
-            ) from None
-        fsync_dir(self.dest.parent)
-        return self.dest
+        return publish_file(self.tmp, self.dest)
 
     def discard(self) -> None:
         """Remove the temporary file, if any."""
