@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -73,7 +74,8 @@ def _rel(path: Path, base: Path) -> str:
         return path.as_posix()
 
 
-def build(territory: Territory, *, progress: Progress | None = None) -> BuildResult:
+def build(territory: Territory, *, progress: Progress | None = None,
+          executor: Any = None) -> BuildResult:
     """Build the observatory of ``territory``.
 
     Parameters
@@ -82,6 +84,10 @@ def build(territory: Territory, *, progress: Progress | None = None) -> BuildRes
         The loaded territory file.
     progress
         Called with a French message at each stage.
+    executor
+        An :mod:`observatoire.executor` executor: indicators and scores are then
+        computed commune by commune through it (serially or on a Dask cluster), with
+        the same results; ``None`` computes them in one pass.
 
     Returns
     -------
@@ -100,7 +106,7 @@ def build(territory: Territory, *, progress: Progress | None = None) -> BuildRes
     layers = ingest(territory)
     timings["lecture"] = time.perf_counter() - t0
 
-    outputs, tables = _analyse(layers, territory, say, timings)
+    outputs, tables = _analyse(layers, territory, say, timings, executor)
 
     t = time.perf_counter()
     say("Écriture du GeoPackage…")
@@ -149,8 +155,8 @@ def build(territory: Territory, *, progress: Progress | None = None) -> BuildRes
     )
 
 
-def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[str, float]
-             ) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, pd.DataFrame]]:
+def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[str, float],
+             executor: Any = None) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, pd.DataFrame]]:
     """Compute indicators, scores, land units, candidate sites and the ZAE inventory.
 
     Returns
@@ -175,7 +181,7 @@ def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[
     result = analyse(layers, extra=extra_inputs(
         mnt=extra.mnt, contraintes=extra.contraintes, voies_ferrees=extra.voies_ferrees,
         postes_electriques=extra.postes_electriques, proprietaires=extra.proprietaires),
-        profiles=territory.profiles, options=territory.options)
+        profiles=territory.profiles, options=territory.options, executor=executor)
     timings["analyse"] = time.perf_counter() - t
     timings.update({f"analyse.{k}": v for k, v in result.timings.items()})
     outputs = dict(layers.spatial())

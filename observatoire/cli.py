@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from observatoire import __version__
-from observatoire.errors import ObservatoireError
+from observatoire.errors import ConfigError, ObservatoireError
 
 DEFAULT_CONFIG = Path("data/sample/territoire.toml")
 EXIT_USER_ERROR = 2
@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
                                    "écrit le GeoPackage, la carte et le rapport.")
     b.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                    help=f"fichier de territoire TOML (défaut : {DEFAULT_CONFIG})")
+    b.add_argument("--executeur", choices=("serie", "dask"), default=None,
+                   help="calculer indicateurs et scores commune par commune, en série ou sur "
+                        "un cluster Dask (défaut : en une passe)")
+    b.add_argument("--scheduler", default=None, metavar="tcp://HÔTE:PORT",
+                   help="ordonnanceur Dask à utiliser (défaut avec --executeur dask : un "
+                        "cluster local)")
     b.add_argument("--out", type=Path, default=None,
                    help="dossier de sortie (défaut : sorties.dossier du fichier, sinon "
                         "data/out/<territoire>)")
@@ -82,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(_FrenchFormatter())
     logging.basicConfig(level=level, handlers=[handler])
+    if not getattr(args, "verbose", False):
+        # dask.distributed logs every worker start and stop at INFO.
+        for name in ("distributed", "dask"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         if args.command == "build":
             return _build(args)
@@ -125,7 +135,15 @@ def _build(args: argparse.Namespace) -> int:
     progress(f"Territoire : {territory.name} ({len(territory.communes)} commune(s), "
              f"{territory.crs})")
     try:
-        result = build(territory, progress=progress)
+        if args.executeur is None and args.scheduler is not None:
+            raise ConfigError("--scheduler ne sert qu'avec --executeur dask")
+        if args.executeur is None:
+            result = build(territory, progress=progress)
+        else:
+            from observatoire.executor import make_executor
+
+            with make_executor(args.executeur, scheduler=args.scheduler) as executor:
+                result = build(territory, progress=progress, executor=executor)
     except ObservatoireError as exc:
         print(f"erreur : {exc}", file=sys.stderr)
         print(f"échec : aucune sortie produite ; les sorties précédentes dans "

@@ -59,11 +59,13 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 
 from observatoire.analysis.indicators import (
     ROAD_CLASSES,
@@ -267,7 +269,8 @@ def sort_by_idu(parcelles: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 def analyse(layers: Any, *, extra: ExtraInputs | None = None,
             profiles: Mapping[str, Any] | Sequence[Profile] | None = None,
-            options: Mapping[str, Any] | AnalysisOptions | None = None) -> AnalysisResult:
+            options: Mapping[str, Any] | AnalysisOptions | None = None,
+            executor: Any = None, partition_by: str = "code_insee") -> AnalysisResult:
     """Compute the indicators, scores, land units and candidate sites of a territory.
 
     Parameters
@@ -283,6 +286,13 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
         or already parsed profiles.
     options
         The ``[options]`` table of the territory, or parsed options.
+    executor
+        When given (:mod:`observatoire.executor`), indicators and scores are computed
+        partition by partition through ``executor.map`` — each partition gets its
+        parcels and the context selected around them (see *Working by partition*) —
+        with the same values as in one run.
+    partition_by
+        Column of the parcels that defines the partitions (the commune by default).
 
     Returns
     -------
@@ -310,8 +320,7 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
 
     t = clock()
     parcelles = sort_by_idu(layers.parcelles)
-    indicators: Indicators = compute_indicators(
-        parcelles,
+    context = _Context(
         zonage=layer("zonage", layers.zonage),
         zae=layer("zae", layers.zae),
         batiments=layer("batiments", layers.batiments),
@@ -321,15 +330,15 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
         mnt=extra.mnt,
         voies_ferrees=extra.voies_ferrees,
         postes_electriques=extra.postes_electriques,
-        contraintes=extra.contraintes,
+        contraintes=tuple(extra.contraintes),
         classes_routes=road_classes(opts.classes_routes, profs),
-        timings=timings,
+        profiles=profs,
     )
-    timings["indicateurs"] = clock() - t
-
-    t = clock()
-    scores = score_parcels(indicators, profs)
-    timings["notation"] = clock() - t
+    if executor is None:
+        indicators, scores = _indicators_and_scores(parcelles, context, timings)
+    else:
+        indicators, scores = _by_partition(parcelles, context, executor, partition_by)
+    timings["indicateurs_notation"] = clock() - t
 
     t = clock()
     ind = indicators.frame.drop(columns=[c for c in indicators.frame if c in parcelles])
@@ -356,6 +365,79 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
     return AnalysisResult(parcelles=scored, unites_foncieres=unites, gisements=sites, zae=zae,
                           meilleurs_sites=best, profiles=profs,
                           available=indicators.available, timings=timings)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Everything but the parcels that indicators and scores read."""
+
+    zonage: gpd.GeoDataFrame | None
+    zae: gpd.GeoDataFrame | None
+    batiments: gpd.GeoDataFrame | None
+    routes: gpd.GeoDataFrame | None
+    friches: gpd.GeoDataFrame | None
+    friches_surfaces: gpd.GeoDataFrame | None
+    mnt: Any
+    voies_ferrees: gpd.GeoDataFrame | None
+    postes_electriques: gpd.GeoDataFrame | None
+    contraintes: tuple[Constraint, ...]
+    classes_routes: Mapping[str, Sequence[str]]
+    profiles: tuple[Profile, ...]
+
+    def around(self, bounds: tuple[float, float, float, float]) -> _Context:
+        """Return the context of a partition around ``bounds``.
+
+        Overlay layers are selected by the box (whole features, in layer order);
+        friche points, distance targets and the DEM stay whole.
+        """
+        box = shapely.box(*bounds)
+
+        def select(frame: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+            if frame is None or len(frame) == 0:
+                return frame
+            rows = np.sort(frame.sindex.query(box, predicate="intersects"))
+            return frame.iloc[rows]
+
+        return replace(
+            self, zonage=select(self.zonage), zae=select(self.zae),
+            batiments=select(self.batiments), friches_surfaces=select(self.friches_surfaces),
+            contraintes=tuple(replace(c, frame=select(c.frame)) for c in self.contraintes))
+
+
+def _indicators_and_scores(parcelles: gpd.GeoDataFrame, ctx: _Context,
+                           timings: dict[str, float] | None = None
+                           ) -> tuple[Indicators, pd.DataFrame]:
+    indicators = compute_indicators(
+        parcelles, zonage=ctx.zonage, zae=ctx.zae, batiments=ctx.batiments, routes=ctx.routes,
+        friches=ctx.friches, friches_surfaces=ctx.friches_surfaces, mnt=ctx.mnt,
+        voies_ferrees=ctx.voies_ferrees, postes_electriques=ctx.postes_electriques,
+        contraintes=ctx.contraintes, classes_routes=ctx.classes_routes, timings=timings)
+    return indicators, score_parcels(indicators, ctx.profiles)
+
+
+def _partition_task(task: tuple[gpd.GeoDataFrame, _Context]
+                    ) -> tuple[pd.DataFrame, frozenset[str], pd.DataFrame]:
+    """One partition: its indicators, which were available, and its scores."""
+    part, ctx = task
+    indicators, scores = _indicators_and_scores(part, ctx)
+    return indicators.frame, indicators.available, scores
+
+
+def _by_partition(parcelles: gpd.GeoDataFrame, ctx: _Context, executor: Any, key: str
+                  ) -> tuple[Indicators, pd.DataFrame]:
+    """Compute indicators and scores partition by partition, reassembled in order."""
+    groups = [rows for _, rows in parcelles.groupby(key, sort=True).indices.items()]
+    tasks = []
+    for rows in groups:
+        part = parcelles.iloc[np.sort(rows)]
+        tasks.append((part, ctx.around(tuple(part.total_bounds))))
+    log.info("analyse par partition : %d partitions (%s), exécuteur %s", len(tasks), key,
+             getattr(executor, "name", type(executor).__name__))
+    results = executor.map(_partition_task, tasks)
+    frame = pd.concat([r[0] for r in results]).loc[parcelles.index]
+    scores = pd.concat([r[2] for r in results]).loc[parcelles.index]
+    available = frozenset().union(*(r[1] for r in results))
+    return Indicators(frame=frame, available=available), scores
 
 
 def extra_inputs(*, mnt: Any = None, contraintes: Sequence[tuple[Any, Any]] = (),
