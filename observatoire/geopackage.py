@@ -25,7 +25,7 @@ import pyogrio
 import shapely
 
 from observatoire.errors import BuildError
-from observatoire.outputs import publish_file, remove_stale, staging_path
+from observatoire.outputs import prepare_output, publish_file, staging_path
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,7 @@ class GeoPackageWriter:
         self._layers: list[str] = []
 
     def __enter__(self) -> GeoPackageWriter:
-        try:
-            self.dest.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BuildError(
-                f"{self.dest.parent} : dossier de sortie impossible à créer ({exc.strerror}) ; "
-                f"choisissez un autre dossier (--out ou sorties.dossier)"
-            ) from None
-        remove_stale(self.dest)
+        prepare_output(self.dest)
         _remove(self.tmp)
         return self
 

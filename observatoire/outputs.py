@@ -78,6 +78,25 @@ def fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def prepare_output(dest: Path) -> Path:
+    """Create the folder of ``dest``, clear dead builds' leftovers, return its staging path.
+
+    Raises
+    ------
+    BuildError
+        When the output folder cannot be created.
+    """
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(
+            f"{dest.parent} : dossier de sortie impossible à créer ({exc.strerror}) ; "
+            f"choisissez un autre dossier (--out ou sorties.dossier)"
+        ) from None
+    remove_stale(dest)
+    return staging_path(dest)
+
+
 def publish_file(tmp: Path, dest: Path, *, previous: str = "la version précédente") -> Path:
     """Flush ``tmp`` to disk and rename it over ``dest`` (atomic on one file system).
 
@@ -109,15 +128,7 @@ class StagedFile:
 
     def __init__(self, dest: str | Path) -> None:
         self.dest = Path(dest)
-        try:
-            self.dest.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BuildError(
-                f"{self.dest.parent} : dossier de sortie impossible à créer ({exc.strerror}) ; "
-                f"choisissez un autre dossier (--out ou sorties.dossier)"
-            ) from None
-        remove_stale(self.dest)
-        self.tmp = staging_path(self.dest)
+        self.tmp = prepare_output(self.dest)
 
     def publish(self) -> Path:
         """Flush the temporary file to disk and rename it over the destination.
