@@ -20,10 +20,30 @@ class SerialExecutor:
     """Run every partition in this process, one after the other."""
 
     name = "série"
+    #: Partitions run at once.
+    workers = 1
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        """Return ``[fn(item) for item in items]``."""
-        return [fn(item) for item in items]
+    def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None
+            ) -> list[Any]:
+        """Return ``[fn(item) for item in items]``, or ``fn(item, shared)`` when ``shared``.
+
+        Parameters
+        ----------
+        fn
+            The work of one item.
+        items
+            The items (partitions).
+        shared
+            An object every call reads (the analysis context), passed as is.
+
+        Returns
+        -------
+        list
+            The results, in the order of ``items``.
+        """
+        if shared is None:
+            return [fn(item) for item in items]
+        return [fn(item, shared) for item in items]
 
     def close(self) -> None:
         """Nothing to release."""
@@ -58,6 +78,8 @@ class DaskExecutor:
                 "pip install 'observatoire[dask]'"
             ) from None
         self._cluster = None
+        # The last shared object and its future on the cluster (see ``map``).
+        self._shared: tuple[Any, Any] | None = None
         if scheduler is None:
             self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1,
                                          processes=True, dashboard_address=":0")
@@ -72,13 +94,48 @@ class DaskExecutor:
                 ) from None
         log.info("Dask : %s", self.client)
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        """Run ``fn`` on every item on the cluster; results in the order of ``items``."""
-        futures = self.client.map(fn, list(items), pure=False)
+    @property
+    def workers(self) -> int:
+        """Workers of the cluster (partitions run at once)."""
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None
+            ) -> list[Any]:
+        """Run ``fn`` on every item on the cluster; results in the order of ``items``.
+
+        Parameters
+        ----------
+        fn
+            The work of one item, called as ``fn(item)``, or ``fn(item, shared)``.
+        items
+            The items (partitions), each sent with its task.
+        shared
+            An object every call reads (the analysis context): sent once to every
+            worker, which unpickles it once and hands the same object to each of its
+            calls, instead of being pickled into every task. The same object passed
+            again (batches of partitions) is not sent again, so it must not be
+            modified between calls.
+
+        Returns
+        -------
+        list
+            The results, in the order of ``items``.
+        """
+        items = list(items)
+        if shared is None:
+            futures = self.client.map(fn, items, pure=False)
+        else:
+            if self._shared is None or self._shared[0] is not shared:
+                # In a list, so that a list or dict is sent whole, not item by item.
+                [ref] = self.client.scatter([shared], broadcast=True, hash=False)
+                self._shared = (shared, ref)
+            ref = self._shared[1]
+            futures = self.client.map(fn, items, [ref] * len(items), pure=False)
         return list(self.client.gather(futures))
 
     def close(self) -> None:
         """Close the client and the local cluster, if this executor started one."""
+        self._shared = None
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()

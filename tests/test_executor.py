@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 from geopandas.testing import assert_geodataframe_equal
@@ -25,10 +28,10 @@ class CountingExecutor(SerialExecutor):
     def __init__(self) -> None:
         self.calls = 0
 
-    def map(self, fn, items):
+    def map(self, fn, items, *, shared=None):
         items = list(items)
         self.calls += len(items)
-        return super().map(fn, items)
+        return super().map(fn, items, shared=shared)
 
 
 def _assert_same(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> None:
@@ -48,13 +51,76 @@ def test_partitions_give_the_whole_run_values(sample_layers):
     assert whole.available == parts.available
 
 
-def test_dask_local_cluster_gives_the_serial_values(sample_layers):
+@pytest.fixture(scope="module")
+def dask_executor():
     pytest.importorskip("distributed", reason="dask.distributed n'est pas installé")
-    serial = analyse(sample_layers, executor=SerialExecutor(), partition_by="section")
     with make_executor("dask") as executor:
-        distributed = analyse(sample_layers, executor=executor, partition_by="section")
+        yield executor
+
+
+def test_dask_local_cluster_gives_the_serial_values(sample_layers, dask_executor):
+    serial = analyse(sample_layers, executor=SerialExecutor(), partition_by="section")
+    distributed = analyse(sample_layers, executor=dask_executor, partition_by="section")
     _assert_same(serial.parcelles, distributed.parcelles)
     pd.testing.assert_frame_equal(serial.meilleurs_sites, distributed.meilleurs_sites)
+
+
+class Shared:
+    """A big shared object that counts how often it is pickled in this process."""
+
+    pickled = 0
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def __reduce__(self):
+        # Unpickled as its array: the workers need not import this test module.
+        Shared.pickled += 1
+        return (np.array, (self.values,))
+
+
+def test_serial_map_passes_the_shared_object_itself():
+    shared = {"offset": 10}
+    seen = []
+
+    def work(item, ctx):
+        seen.append(ctx)
+        return item + ctx["offset"]
+
+    assert SerialExecutor().map(work, [3, 1, 2], shared=shared) == [13, 11, 12]
+    assert all(ctx is shared for ctx in seen) and len(seen) == 3
+    assert SerialExecutor().map(lambda item: -item, iter([3, 1])) == [-3, -1]
+
+
+def test_dask_map_sends_the_shared_object_once_and_keeps_the_order(dask_executor):
+    values = np.arange(200_000, dtype=np.float64)
+
+    def work(item, ctx):
+        # The worker's process and its copy of the shared object.
+        return item, float(ctx[item]), float(ctx.sum()), os.getpid(), id(ctx)
+
+    Shared.pickled = 0
+    items = [37, 5, 199_999, 0, *range(100, 140)]
+    shared = Shared(values)
+    out = dask_executor.map(work, items, shared=shared)
+    assert [r[0] for r in out] == items
+    assert [r[1] for r in out] == [float(i) for i in items]
+    assert {r[2] for r in out} == {float(values.sum())}
+    workers = len(dask_executor.client.scheduler_info()["workers"])
+    # Pickled once for the cluster (at most once per worker), not once per task…
+    assert 1 <= Shared.pickled <= workers < len(items)
+    # … and each worker unpickled one copy that all its tasks read.
+    copies = {(r[3], r[4]) for r in out}
+    assert len(copies) == len({r[3] for r in out})
+    # The same object in the next batch is not sent again: the workers keep their copy.
+    pickled = Shared.pickled
+    again = dask_executor.map(work, items[::-1], shared=shared)
+    assert [r[0] for r in again] == items[::-1]
+    assert Shared.pickled == pickled
+    assert {(r[3], r[4]) for r in again} <= copies
+    # A list is shared whole, not scattered element by element.
+    assert dask_executor.map(lambda item, ctx: ctx[item], [2, 0], shared=[5, 6, 7]) == [7, 5]
+    assert dask_executor.map(lambda item: item * 2, (i for i in range(4))) == [0, 2, 4, 6]
 
 
 def test_unknown_executor_and_stray_scheduler_are_refused():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import geopandas as gpd
 import numpy as np
@@ -16,11 +17,13 @@ from hypothesis import strategies as st
 
 from observatoire.analysis.indicators import (
     Constraint,
+    DistanceTargets,
     bati,
     compacite,
     compute_indicators,
     covered_share,
     distance_plus_proche,
+    distance_targets,
     distances_routes,
     emprise_possible,
     friche,
@@ -31,7 +34,9 @@ from observatoire.analysis.indicators import (
     zae_dominante,
     zonage_dominant,
 )
+from observatoire.config import load_territory
 from observatoire.errors import ConfigError
+from observatoire.ingest import ingest
 
 X0, Y0 = 900_000.0, 6_700_000.0
 CRS = "EPSG:2154"
@@ -239,6 +244,11 @@ def test_nearest_distance_equals_geos_for_points_lines_and_polygons(parcels_xy, 
     got = nearest_distance(a, b, cell_parcels=cell_parcels)
     np.testing.assert_array_equal(got[:-1], brute)
     assert np.isnan(got[-1])
+    # Indexed once, and after a pickle round trip: the same bits.
+    targets = DistanceTargets(b)
+    np.testing.assert_array_equal(nearest_distance(a, targets, cell_parcels=cell_parcels), got)
+    np.testing.assert_array_equal(
+        nearest_distance(a, pickle.loads(pickle.dumps(targets)), cell_parcels=cell_parcels), got)
 
 
 def test_nearest_distance_inside_a_polygon_is_zero():
@@ -268,6 +278,124 @@ def test_distances_routes_classes():
     assert out["dist_route_locale_m"].tolist() == pytest.approx([40])
     assert out["dist_route_rapide_m"].tolist() == pytest.approx([200])
     assert out["dist_route_principale_m"].isna().all()
+
+
+def same(x: np.ndarray | pd.Series, y: np.ndarray | pd.Series) -> bool:
+    """Bit-identical float arrays, NaN equal to NaN."""
+    return np.array_equal(np.asarray(x, dtype=float), np.asarray(y, dtype=float), equal_nan=True)
+
+
+def test_distance_targets_indexed_once_give_the_same_distances():
+    ring = shapely.difference(box(-500, -500, 500, 500), box(-400, -400, 400, 400))
+    line = shapely.LineString([(X0 + 1000, Y0 - 100), (X0 + 1000, Y0 + 100)])
+    point = shapely.Point(X0 - 1000, Y0 + 5)
+    far = box(1500, -3000, 5000, 3000)
+    b = np.array([ring, None, line, shapely.LineString(), point, far,
+                  shapely.Point(X0 + 2020, Y0 + 5)], dtype=object)
+    a = np.array([box(0, 0, 10, 10), box(420, 0, 430, 10), box(700, 0, 710, 10),
+                  box(-1030, 0, -1010, 10), box(2000, 0, 2010, 10), None], dtype=object)
+    targets = DistanceTargets(b)
+    assert len(targets) == 5  # the missing and the empty target are dropped
+    # In the ring's hole 390 m from it; inside the ring 0; 200 m east of it (the
+    # line is 290 m away); the point is 10 m east of the fourth parcel; the fifth
+    # lies 10 m from a point but deep inside a polygon: 0.
+    expected = np.array([390.0, 0.0, 200.0, 10.0, 0.0, np.nan])
+    assert same(nearest_distance(a, b), expected)
+    assert same(nearest_distance(a, targets), expected)
+    index = targets._indexed()
+    # Other parcels with the same targets: the index is reused, not rebuilt.
+    assert same(nearest_distance(a[::-1], targets), expected[::-1])
+    assert targets._indexed() is index
+    copy = pickle.loads(pickle.dumps(targets))
+    assert copy._index is None and len(copy) == 5
+    assert same(nearest_distance(a, copy), expected)
+    p = parcels(list(a[:5]))
+    for cibles in (frame(list(b), nature=list("abcdefg")), b, targets):
+        assert same(distance_plus_proche(p, cibles, name="d"), expected[:5])
+
+
+def test_parcels_deep_inside_a_polygon_near_other_targets_are_at_zero():
+    """The nearest edge belongs to a point; the polygon holding the parcel is far."""
+    a = np.array([box(x, y, x + 10, y + 10) for x in range(0, 800, 40)
+                  for y in range(0, 800, 40)])
+    b = np.array([box(300, 300, 5000, 5000),
+                  *[shapely.Point(X0 + x + 25, Y0 + y + 5) for x in range(0, 800, 40)
+                    for y in range(0, 800, 40)]])
+    brute = shapely.distance(a[:, None], b[None, :]).min(axis=1)
+    assert (brute == 0).sum() == 12 * 12  # the parcels from x = y = 320 m on
+    targets = pickle.loads(pickle.dumps(DistanceTargets(b)))
+    for cell_parcels in (1, 16, 64):
+        np.testing.assert_array_equal(nearest_distance(a, b, cell_parcels=cell_parcels), brute)
+        np.testing.assert_array_equal(
+            nearest_distance(a, targets, cell_parcels=cell_parcels), brute)
+
+
+def test_distance_targets_empty_layer_gives_nan():
+    p = parcels([box(0, 0, 10, 10)])
+    empty = DistanceTargets(np.array([None, shapely.Point()], dtype=object))
+    assert len(empty) == 0
+    assert distance_plus_proche(p, empty, name="d").isna().all()
+    a = np.asarray(p.geometry.array, dtype=object)
+    assert np.isnan(nearest_distance(a, pickle.loads(pickle.dumps(empty)))).all()
+
+
+def test_distance_targets_keys_follow_the_layers_given():
+    s = scene()
+    rail = frame([shapely.LineString([(X0 + 30, Y0 - 100), (X0 + 30, Y0 + 100)])],
+                 nature=["voie"])
+    classes = {"principale": ("principale",), "rapide": ("autoroute",)}
+    t = distance_targets(routes=s["routes"], voies_ferrees=rail, classes_routes=classes)
+    assert set(t) == {"dist_route_principale_m", "dist_route_rapide_m", "dist_voie_ferree_m"}
+    assert (len(t["dist_route_principale_m"]), len(t["dist_route_rapide_m"])) == (1, 0)
+    assert distance_targets() == {}
+    only = distance_targets(postes_electriques=frame([shapely.Point(X0, Y0)], nature=["p"]))
+    assert list(only) == ["dist_poste_electrique_m"]
+
+
+def test_compute_indicators_with_prepared_targets_is_identical():
+    s = scene()
+    rail = frame([shapely.LineString([(X0 + 30, Y0 - 100), (X0 + 30, Y0 + 100)])],
+                 nature=["voie"])
+    # A substation polygon holding the first parcel and overlapping the second: 0 m.
+    poste = frame([box(-20, -20, 150, 150), shapely.Point(X0 + 900, Y0)], nature=["a", "b"])
+    classes = {"principale": ("principale",), "locale": ("locale",)}
+    layers = {"routes": s["routes"], "voies_ferrees": rail, "postes_electriques": poste}
+    cibles = distance_targets(**layers, classes_routes=classes)
+    plain = compute_indicators(s["parcelles"], **layers, classes_routes=classes)
+    fast = compute_indicators(s["parcelles"], **layers, classes_routes=classes, cibles=cibles)
+    pd.testing.assert_frame_equal(plain.frame, fast.frame, check_exact=True)
+    assert plain.available == fast.available
+    f = fast.frame
+    assert f["dist_route_principale_m"].tolist() == [5.0, 5.0]
+    assert f["dist_route_locale_m"].isna().all()
+    assert f["dist_voie_ferree_m"].tolist() == [0.0, 70.0]
+    assert f["dist_poste_electrique_m"].tolist() == [0.0, 0.0]
+    # A layer given as None stays NULL and unavailable, whatever ``cibles`` holds.
+    gone = compute_indicators(s["parcelles"], routes=s["routes"], classes_routes=classes,
+                              cibles=cibles)
+    assert gone.frame["dist_voie_ferree_m"].isna().all()
+    assert "dist_voie_ferree_m" not in gone.available
+    assert "dist_poste_electrique_m" not in gone.available
+    assert gone.frame["dist_route_principale_m"].tolist() == [5.0, 5.0]
+
+
+def test_distances_routes_prepared_on_the_sample_territory():
+    layers = ingest(load_territory("data/sample/territoire.toml"))
+    parcelles, routes = layers.parcelles, layers.routes
+    cibles = pickle.loads(pickle.dumps(distance_targets(routes=routes)))
+    whole = distances_routes(parcelles, routes)
+    # The sample has local, main and secondary roads, no motorway.
+    assert whole["dist_route_autoroute_m"].isna().all()
+    assert whole.drop(columns="dist_route_autoroute_m").notna().all().all()
+    # Section by section, as the partitioned build does, the shared targets serve.
+    for _, rows in parcelles.groupby("section").indices.items():
+        part = parcelles.iloc[np.sort(rows)]
+        plain = distances_routes(part, routes)
+        fast = distances_routes(part, routes, cibles=cibles)
+        assert list(fast.columns) == list(plain.columns)
+        for col in plain:
+            assert same(fast[col], plain[col]), col
+            assert same(fast[col], whole.loc[part.index, col]), col
 
 
 def test_part_contrainte():

@@ -70,8 +70,10 @@ import shapely
 from observatoire.analysis.indicators import (
     ROAD_CLASSES,
     Constraint,
+    DistanceTargets,
     Indicators,
     compute_indicators,
+    distance_targets,
     geoms,
 )
 from observatoire.analysis.scoring import Profile, load_profiles, score_parcels
@@ -309,31 +311,10 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
     extra = extra or ExtraInputs()
     opts = options if isinstance(options, AnalysisOptions) else AnalysisOptions.from_options(
         options)
-    if profiles is None or isinstance(profiles, Mapping):
-        profs = load_profiles(profiles or {})
-    else:
-        profs = tuple(profiles)
-    have = set(getattr(layers, "available", set()))
-
-    def layer(kind: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
-        return frame if kind in have else None
-
     t = clock()
     parcelles = sort_by_idu(layers.parcelles)
-    context = _Context(
-        zonage=layer("zonage", layers.zonage),
-        zae=layer("zae", layers.zae),
-        batiments=layer("batiments", layers.batiments),
-        routes=layer("routes", layers.routes),
-        friches=layer("friches", layers.friches),
-        friches_surfaces=layer("friches", layers.friches_surfaces),
-        mnt=extra.mnt,
-        voies_ferrees=extra.voies_ferrees,
-        postes_electriques=extra.postes_electriques,
-        contraintes=tuple(extra.contraintes),
-        classes_routes=road_classes(opts.classes_routes, profs),
-        profiles=profs,
-    )
+    context = analysis_context(layers, extra=extra, profiles=profiles, options=opts)
+    profs = context.profiles
     if executor is None:
         indicators, scores = _indicators_and_scores(parcelles, context, timings)
     else:
@@ -341,17 +322,14 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
     timings["indicateurs_notation"] = clock() - t
 
     t = clock()
-    ind = indicators.frame.drop(columns=[c for c in indicators.frame if c in parcelles])
-    scored = gpd.GeoDataFrame(pd.concat([parcelles.drop(columns=parcelles.geometry.name), ind,
-                                         scores], axis=1),
-                              geometry=parcelles.geometry.values, crs=parcelles.crs)
     pairs = contiguity_pairs(geoms(parcelles), tolerance=opts.tolerance_contiguite)
     owners = None
     if extra.proprietaires is not None:
         owners = parcel_owners(parcelles, extra.proprietaires,
                                absents=extra.proprietaires_absents)
     unites = unites_foncieres(parcelles, owners=owners, pairs=pairs)
-    scored.insert(len(parcelles.columns) - 1, "uf_id", unit_of_parcel(parcelles, unites))
+    scored = scored_frame(parcelles, indicators.frame, scores,
+                          unit_of_parcel(parcelles, unites).to_numpy(dtype=object))
     first = profs[0]
     sites = gisements(scored, profile=first.name, pairs=pairs, owners=owners,
                       seuil_bati=opts.seuil_bati_gisement, score_min=opts.score_min_gisement)
@@ -367,8 +345,70 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
                           available=indicators.available, timings=timings)
 
 
+def analysis_context(layers: Any, *, extra: ExtraInputs | None = None,
+                     profiles: Mapping[str, Any] | Sequence[Profile] | None = None,
+                     options: Mapping[str, Any] | AnalysisOptions | None = None
+                     ) -> AnalysisContext:
+    """Everything but the parcels that indicators and scores read, indexed once.
+
+    Parameters
+    ----------
+    layers, extra, profiles, options
+        As for :func:`analyse` (the parcels of ``layers`` are not read).
+
+    Returns
+    -------
+    AnalysisContext
+        Layers of the kinds available (others ``None``), the distance targets
+        indexed once, the road classes and the profiles.
+    """
+    extra = extra or ExtraInputs()
+    opts = options if isinstance(options, AnalysisOptions) else AnalysisOptions.from_options(
+        options)
+    if profiles is None or isinstance(profiles, Mapping):
+        profs = load_profiles(profiles or {})
+    else:
+        profs = tuple(profiles)
+    have = set(getattr(layers, "available", set()))
+
+    def layer(kind: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
+        return frame if kind in have else None
+
+    classes = road_classes(opts.classes_routes, profs)
+    routes = layer("routes", layers.routes)
+    return AnalysisContext(
+        zonage=layer("zonage", layers.zonage),
+        zae=layer("zae", layers.zae),
+        batiments=layer("batiments", layers.batiments),
+        routes=routes,
+        friches=layer("friches", layers.friches),
+        friches_surfaces=layer("friches", layers.friches_surfaces),
+        mnt=extra.mnt,
+        voies_ferrees=extra.voies_ferrees,
+        postes_electriques=extra.postes_electriques,
+        contraintes=tuple(extra.contraintes),
+        classes_routes=classes,
+        profiles=profs,
+        cibles=distance_targets(routes=routes, voies_ferrees=extra.voies_ferrees,
+                                postes_electriques=extra.postes_electriques,
+                                classes_routes=classes),
+    )
+
+
+def scored_frame(parcelles: gpd.GeoDataFrame, indicators: pd.DataFrame, scores: pd.DataFrame,
+                 uf_id: np.ndarray) -> gpd.GeoDataFrame:
+    """Assemble the ``parcelles`` layer: fields, ``uf_id``, indicators, scores, geometry."""
+    ind = indicators.drop(columns=[c for c in indicators if c in parcelles])
+    scored = gpd.GeoDataFrame(pd.concat([parcelles.drop(columns=parcelles.geometry.name), ind,
+                                         scores], axis=1),
+                              geometry=parcelles.geometry.values, crs=parcelles.crs)
+    scored.insert(len(parcelles.columns) - 1, "uf_id",
+                  pd.Series(uf_id, index=parcelles.index, name="uf_id", dtype=object))
+    return scored
+
+
 @dataclass(frozen=True)
-class _Context:
+class AnalysisContext:
     """Everything but the parcels that indicators and scores read."""
 
     zonage: gpd.GeoDataFrame | None
@@ -383,8 +423,9 @@ class _Context:
     contraintes: tuple[Constraint, ...]
     classes_routes: Mapping[str, Sequence[str]]
     profiles: tuple[Profile, ...]
+    cibles: Mapping[str, DistanceTargets] = field(default_factory=dict)
 
-    def around(self, bounds: tuple[float, float, float, float]) -> _Context:
+    def around(self, bounds: tuple[float, float, float, float]) -> AnalysisContext:
         """Return the context of a partition around ``bounds``.
 
         Overlay layers are selected by the box (whole features, in layer order);
@@ -404,36 +445,46 @@ class _Context:
             contraintes=tuple(replace(c, frame=select(c.frame)) for c in self.contraintes))
 
 
-def _indicators_and_scores(parcelles: gpd.GeoDataFrame, ctx: _Context,
+def _indicators_and_scores(parcelles: gpd.GeoDataFrame, ctx: AnalysisContext,
                            timings: dict[str, float] | None = None
                            ) -> tuple[Indicators, pd.DataFrame]:
     indicators = compute_indicators(
         parcelles, zonage=ctx.zonage, zae=ctx.zae, batiments=ctx.batiments, routes=ctx.routes,
         friches=ctx.friches, friches_surfaces=ctx.friches_surfaces, mnt=ctx.mnt,
         voies_ferrees=ctx.voies_ferrees, postes_electriques=ctx.postes_electriques,
-        contraintes=ctx.contraintes, classes_routes=ctx.classes_routes, timings=timings)
+        contraintes=ctx.contraintes, classes_routes=ctx.classes_routes, cibles=ctx.cibles,
+        timings=timings)
     return indicators, score_parcels(indicators, ctx.profiles)
 
 
-def _partition_task(task: tuple[gpd.GeoDataFrame, _Context]
-                    ) -> tuple[pd.DataFrame, frozenset[str], pd.DataFrame]:
-    """One partition: its indicators, which were available, and its scores."""
-    part, ctx = task
-    indicators, scores = _indicators_and_scores(part, ctx)
+def partition_task(task: tuple[Any, ...], ctx: AnalysisContext
+                   ) -> tuple[pd.DataFrame, frozenset[str], pd.DataFrame]:
+    """One partition: its indicators, which were available, and its scores.
+
+    ``task`` is the partition's parcels, their box and, optionally, context layers
+    given for this partition (``{"batiments": …}`` when the build streams them);
+    ``ctx`` the whole context (sent once to each worker), from which the
+    partition's is selected.
+    """
+    part, bounds, *given = task
+    local = ctx.around(bounds)
+    if given and given[0]:
+        local = replace(local, **given[0])
+    indicators, scores = _indicators_and_scores(part, local)
     return indicators.frame, indicators.available, scores
 
 
-def _by_partition(parcelles: gpd.GeoDataFrame, ctx: _Context, executor: Any, key: str
+def _by_partition(parcelles: gpd.GeoDataFrame, ctx: AnalysisContext, executor: Any, key: str
                   ) -> tuple[Indicators, pd.DataFrame]:
     """Compute indicators and scores partition by partition, reassembled in order."""
     groups = [rows for _, rows in parcelles.groupby(key, sort=True).indices.items()]
     tasks = []
     for rows in groups:
         part = parcelles.iloc[np.sort(rows)]
-        tasks.append((part, ctx.around(tuple(part.total_bounds))))
+        tasks.append((part, tuple(part.total_bounds)))
     log.info("analyse par partition : %d partitions (%s), exécuteur %s", len(tasks), key,
              getattr(executor, "name", type(executor).__name__))
-    results = executor.map(_partition_task, tasks)
+    results = executor.map(partition_task, tasks, shared=ctx)
     frame = pd.concat([r[0] for r in results]).loc[parcelles.index]
     scores = pd.concat([r[2] for r in results]).loc[parcelles.index]
     available = frozenset().union(*(r[1] for r in results))
@@ -480,7 +531,8 @@ def extra_inputs(*, mnt: Any = None, contraintes: Sequence[tuple[Any, Any]] = ()
     )
 
 
-__all__ = ["AnalysisOptions", "AnalysisResult", "Constraint", "ExtraInputs", "analyse",
+__all__ = ["AnalysisContext", "AnalysisOptions", "AnalysisResult", "Constraint", "ExtraInputs",
+           "analyse", "analysis_context", "partition_task", "scored_frame",
            "component_labels", "connected_components", "contiguity_pairs",
            "contiguity_pairs_idu", "extra_inputs", "pairs_from_idu", "road_classes",
            "sort_by_idu"]

@@ -406,7 +406,10 @@ def bati(parcelles: gpd.GeoDataFrame, batiments: gpd.GeoDataFrame, *,
     n = len(a)
     ia, ib, area = overlap_pairs(a, b, tree=tree)
     area_a = shapely.area(a)
-    built = np.bincount(ia, weights=area, minlength=n)
+    # Summed in the order of the areas, not of the layer: the same float whatever the
+    # buildings' order (a partitioned build reads them in another order).
+    order = np.lexsort((area, ia))
+    built = np.bincount(ia[order], weights=area[order], minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(area_a > 0, np.clip(built / area_a, 0.0, 1.0), 0.0)
     b_area = shapely.area(b)
@@ -564,7 +567,8 @@ def pente(parcelles: gpd.GeoDataFrame, mnt: RasterLike) -> pd.DataFrame:
     return pd.DataFrame({"pente_moy_pct": mean, "pente_max_pct": vmax}, index=parcelles.index)
 
 
-def distance_plus_proche(parcelles: gpd.GeoDataFrame, cibles: gpd.GeoDataFrame | np.ndarray,
+def distance_plus_proche(parcelles: gpd.GeoDataFrame,
+                         cibles: gpd.GeoDataFrame | gpd.GeoSeries | np.ndarray | DistanceTargets,
                          *, name: str) -> pd.Series:
     """Distance (m) from each parcel to the nearest feature of ``cibles``.
 
@@ -573,7 +577,9 @@ def distance_plus_proche(parcelles: gpd.GeoDataFrame, cibles: gpd.GeoDataFrame |
     parcelles
         The parcels.
     cibles
-        Roads, railways, substations… (any geometry type).
+        Roads, railways, substations… (any geometry type): a layer, an array of
+        geometries, or a layer indexed once by :class:`DistanceTargets` (the same
+        result, without indexing it again).
     name
         Name of the returned Series.
 
@@ -583,16 +589,11 @@ def distance_plus_proche(parcelles: gpd.GeoDataFrame, cibles: gpd.GeoDataFrame |
         0 for a parcel touching a feature; NaN for every parcel when ``cibles`` is
         empty (nothing within the layer's extent).
     """
-    a = geoms(parcelles)
-    b = cibles if isinstance(cibles, np.ndarray) else geoms(cibles)
-    b = b[~(shapely.is_missing(b) | shapely.is_empty(b))]
-    out = np.full(len(a), np.nan)
-    if len(b) and len(a):
-        out = nearest_distance(a, b)
-    return pd.Series(out, index=parcelles.index, name=name)
+    b = cibles if isinstance(cibles, (np.ndarray, DistanceTargets)) else geoms(cibles)
+    return pd.Series(nearest_distance(geoms(parcelles), b), index=parcelles.index, name=name)
 
 
-def nearest_distance(a: np.ndarray, b: np.ndarray, *,
+def nearest_distance(a: np.ndarray, b: np.ndarray | DistanceTargets, *,
                      cell_parcels: int = NEAREST_CELL_PARCELS) -> np.ndarray:
     """Exact distance from each geometry of ``a`` to the nearest one of ``b``.
 
@@ -613,7 +614,9 @@ def nearest_distance(a: np.ndarray, b: np.ndarray, *,
         Geometries (parcels); missing or empty ones get NaN.
     b
         Target geometries: points, lines or polygons (a polygon touching a parcel
-        is at 0 m), missing or empty ones ignored.
+        is at 0 m), missing or empty ones ignored. A :class:`DistanceTargets` is
+        used as it is: its index serves every call, where an array is indexed
+        again at each call.
     cell_parcels
         Parcels per grid cell (a speed setting; the result does not depend on it).
 
@@ -623,20 +626,71 @@ def nearest_distance(a: np.ndarray, b: np.ndarray, *,
         Distances aligned to ``a``; NaN everywhere when ``b`` holds nothing.
     """
     a = np.asarray(a, dtype=object)
-    b = np.asarray(b, dtype=object)
+    targets = b if isinstance(b, DistanceTargets) else DistanceTargets(b)
     out = np.full(len(a), np.nan)
-    b = b[~(shapely.is_missing(b) | shapely.is_empty(b))]
     todo = np.flatnonzero(~(shapely.is_missing(a) | shapely.is_empty(a)))
-    if len(b) == 0 or len(todo) == 0:
+    if len(targets) == 0 or len(todo) == 0:
         return out
-    targets = _Targets(b)
-    out[todo] = targets.nearest(a[todo], cell_parcels=max(int(cell_parcels), 1))
-    areal = np.isin(shapely.get_type_id(b), _AREAL)
-    if areal.any():
+    index = targets._indexed()
+    out[todo] = index.nearest(a[todo], cell_parcels=max(int(cell_parcels), 1))
+    if index.areal_tree is not None:
         # Inside a polygon the distance is 0; elsewhere it is the distance to its rings.
-        _, hit = shapely.STRtree(a[todo]).query(b[areal], predicate="intersects")
+        hit, _ = index.areal_tree.query(a[todo], predicate="intersects")
         out[todo[hit]] = 0.0
     return out
+
+
+class DistanceTargets:
+    """A distance-target layer indexed once for :func:`nearest_distance`.
+
+    A partitioned analysis measures the distance from the parcels of each
+    partition to the same whole layers (roads of a class group, railways,
+    substations); indexing them once instead of at every call is the point. The
+    index (edge arrays grouped by feature, the layer's ``STRtree``, and the
+    polygons with their own ``STRtree`` for the "inside a polygon is at 0 m" test)
+    is built at the first measure and then kept. Pickling keeps only the
+    geometries (the index is rebuilt where they are unpickled, e.g. once per Dask
+    worker), and the distances do not depend on it.
+
+    Parameters
+    ----------
+    geometries
+        The target geometries (array, GeoSeries or GeoDataFrame); missing and
+        empty ones are dropped.
+
+    Attributes
+    ----------
+    geometries
+        The present target geometries, in layer order.
+    """
+
+    def __init__(self, geometries: np.ndarray | gpd.GeoSeries | gpd.GeoDataFrame) -> None:
+        b = (geoms(geometries) if isinstance(geometries, (gpd.GeoDataFrame, gpd.GeoSeries))
+             else np.asarray(geometries, dtype=object))
+        self.geometries: np.ndarray = b[~(shapely.is_missing(b) | shapely.is_empty(b))]
+        self._index: _Targets | None = None
+
+    def __len__(self) -> int:
+        return len(self.geometries)
+
+    def __repr__(self) -> str:
+        return f"DistanceTargets({len(self)} entités)"
+
+    def _indexed(self) -> _Targets:
+        """Return the layer's index, built at the first call (not for an empty layer)."""
+        index = self._index
+        if index is None:
+            # Built aside then assigned at once: two threads at worst build it twice.
+            index = _Targets(self.geometries)
+            self._index = index
+        return index
+
+    def __getstate__(self) -> dict[str, np.ndarray]:
+        return {"geometries": self.geometries}
+
+    def __setstate__(self, state: dict[str, np.ndarray]) -> None:
+        self.geometries = state["geometries"]
+        self._index = None
 
 
 _AREAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON,
@@ -696,11 +750,17 @@ def _box_edge_bounds(box: np.ndarray, ax: np.ndarray, ay: np.ndarray, dx: np.nda
 
 
 class _Targets:
-    """The edges of a target layer, grouped by feature, and its spatial index."""
+    """The edges of a target layer, grouped by feature, and its spatial indexes.
+
+    ``b`` holds present geometries only. ``areal_tree`` indexes its polygons (for
+    the parcels inside one), ``None`` when it has none.
+    """
 
     def __init__(self, b: np.ndarray) -> None:
         self.b = b
         self.tree = shapely.STRtree(b)
+        areal = b[np.isin(shapely.get_type_id(b), _AREAL)]
+        self.areal_tree = shapely.STRtree(areal) if len(areal) else None
         ax, ay, bx, by, feat = edges(b, points=True)
         self.ax, self.ay, self.dx, self.dy, self.feat = ax, ay, bx - ax, by - ay, feat
         self.l2 = self.dx * self.dx + self.dy * self.dy
@@ -798,8 +858,8 @@ class _Targets:
 
 
 def distances_routes(parcelles: gpd.GeoDataFrame, routes: gpd.GeoDataFrame, *,
-                     classes: Mapping[str, Sequence[str]] = DEFAULT_CLASSES_ROUTES
-                     ) -> pd.DataFrame:
+                     classes: Mapping[str, Sequence[str]] = DEFAULT_CLASSES_ROUTES,
+                     cibles: Mapping[str, DistanceTargets] | None = None) -> pd.DataFrame:
     """Distance to the nearest road of each configured class group.
 
     Parameters
@@ -811,6 +871,9 @@ def distances_routes(parcelles: gpd.GeoDataFrame, routes: gpd.GeoDataFrame, *,
     classes
         Indicator suffix → road classes measured, e.g. ``{"principale":
         ["autoroute", "principale"]}`` gives ``dist_route_principale_m``.
+    cibles
+        Road groups already indexed, by column (:func:`distance_targets`); a group
+        missing from it is taken from ``routes``.
 
     Returns
     -------
@@ -818,14 +881,54 @@ def distances_routes(parcelles: gpd.GeoDataFrame, routes: gpd.GeoDataFrame, *,
         One ``dist_route_<suffix>_m`` column per group; NaN when no road of the
         group lies within the layer.
     """
+    cibles = cibles or {}
+    columns = {f"dist_route_{s}_m": m for s, m in classes.items()}
+    built = _road_groups(routes, {c: m for c, m in columns.items() if c not in cibles})
+    cols = {c: distance_plus_proche(parcelles, cibles[c] if c in cibles else built[c], name=c)
+            for c in columns}
+    return pd.DataFrame(cols, index=parcelles.index)
+
+
+def _road_groups(routes: gpd.GeoDataFrame, columns: Mapping[str, Sequence[str]]
+                 ) -> dict[str, np.ndarray]:
+    """Return the road geometries of each column's classes (column → classes)."""
+    if not columns:
+        return {}
     g = geoms(routes)
     cls = routes["classe"].astype(object).to_numpy()
-    cols = {}
-    for suffix, members in classes.items():
-        sel = np.isin(cls, list(members))
-        cols[f"dist_route_{suffix}_m"] = distance_plus_proche(
-            parcelles, g[sel], name=f"dist_route_{suffix}_m")
-    return pd.DataFrame(cols, index=parcelles.index)
+    return {col: g[np.isin(cls, list(members))] for col, members in columns.items()}
+
+
+def distance_targets(*, routes: gpd.GeoDataFrame | None = None,
+                     voies_ferrees: gpd.GeoDataFrame | None = None,
+                     postes_electriques: gpd.GeoDataFrame | None = None,
+                     classes_routes: Mapping[str, Sequence[str]] = DEFAULT_CLASSES_ROUTES
+                     ) -> dict[str, DistanceTargets]:
+    """Distance-target layers indexed once, for :func:`compute_indicators` (``cibles``).
+
+    Parameters
+    ----------
+    routes, voies_ferrees, postes_electriques
+        The whole target layers; ``None`` for a layer the territory lacks (its
+        indicators get no entry).
+    classes_routes
+        Road distance groups (see :func:`distances_routes`).
+
+    Returns
+    -------
+    dict
+        Indicator column → its targets: ``dist_route_<suffix>_m`` for each group of
+        ``classes_routes``, ``dist_voie_ferree_m``, ``dist_poste_electrique_m``.
+    """
+    out: dict[str, DistanceTargets] = {}
+    if routes is not None:
+        columns = {f"dist_route_{s}_m": m for s, m in classes_routes.items()}
+        out.update({c: DistanceTargets(g) for c, g in _road_groups(routes, columns).items()})
+    for name, layer in (("dist_voie_ferree_m", voies_ferrees),
+                        ("dist_poste_electrique_m", postes_electriques)):
+        if layer is not None:
+            out[name] = DistanceTargets(layer)
+    return out
 
 
 def part_contrainte(parcelles: gpd.GeoDataFrame, contrainte: gpd.GeoDataFrame, *,
@@ -878,6 +981,7 @@ def compute_indicators(
     postes_electriques: gpd.GeoDataFrame | None = None,
     contraintes: Sequence[Constraint] = (),
     classes_routes: Mapping[str, Sequence[str]] = DEFAULT_CLASSES_ROUTES,
+    cibles: Mapping[str, DistanceTargets] | None = None,
     timings: dict[str, float] | None = None,
 ) -> Indicators:
     """Every indicator of every parcel.
@@ -897,6 +1001,12 @@ def compute_indicators(
         Constraint layers.
     classes_routes
         Road distance groups (see :func:`distances_routes`).
+    cibles
+        The distance targets indexed once (:func:`distance_targets`), by column;
+        the distance indicators read them instead of indexing ``routes``,
+        ``voies_ferrees`` and ``postes_electriques`` again, which still decide
+        which of those indicators are available (a layer that is ``None`` leaves
+        them NULL). A column missing from it is measured on its layer.
     timings
         Filled with the seconds spent per indicator family, when given.
 
@@ -976,14 +1086,15 @@ def compute_indicators(
     t = clock()
     road_cols = [f"dist_route_{s}_m" for s in classes_routes]
     if routes is not None:
-        cols.update(distances_routes(parcelles, routes, classes=classes_routes))
+        cols.update(distances_routes(parcelles, routes, classes=classes_routes, cibles=cibles))
         available |= set(road_cols)
     else:
         null(road_cols)
     for name, layer in (("dist_voie_ferree_m", voies_ferrees),
                         ("dist_poste_electrique_m", postes_electriques)):
         if layer is not None:
-            cols[name] = distance_plus_proche(parcelles, layer, name=name)
+            target = cibles[name] if cibles and name in cibles else layer
+            cols[name] = distance_plus_proche(parcelles, target, name=name)
             available.add(name)
         else:
             null([name])
@@ -1007,9 +1118,9 @@ def compute_indicators(
 
 
 __all__ = [
-    "DEFAULT_CLASSES_ROUTES", "INDICATOR_SOURCES", "ROAD_CLASSES", "Constraint", "Indicators",
-    "bati", "compacite", "compute_indicators", "covered_share", "distance_plus_proche",
-    "distances_routes", "emprise_possible", "friche", "geoms", "identifier", "largeur_utile",
-    "nearest_distance", "overlap_pairs", "part_contrainte", "pente", "zae_dominante",
-    "zonage_dominant",
+    "DEFAULT_CLASSES_ROUTES", "INDICATOR_SOURCES", "ROAD_CLASSES", "Constraint",
+    "DistanceTargets", "Indicators", "bati", "compacite", "compute_indicators", "covered_share",
+    "distance_plus_proche", "distance_targets", "distances_routes", "emprise_possible", "friche",
+    "geoms", "identifier", "largeur_utile", "nearest_distance", "overlap_pairs",
+    "part_contrainte", "pente", "zae_dominante", "zonage_dominant",
 ]

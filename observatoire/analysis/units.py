@@ -107,7 +107,10 @@ def shared_edge_pairs(polygons: np.ndarray, *, precision: float = 0.01) -> np.nd
     xy, chain, chain_geom = chains(polygons)
     if len(xy) == 0:
         return np.zeros((2, 0), dtype=np.int64)
-    q = np.round((xy - xy.min(axis=0)) / precision).astype(np.int64)
+    # Rounded in absolute coordinates, then shifted: the same vertex gives the same
+    # integer whatever the other parcels (the result does not depend on partitions).
+    q = np.round(xy / precision).astype(np.int64)
+    q -= q.min(axis=0)
     # One integer per vertex (x and y on 31 bits each: 21 000 km at 1 cm), one per edge.
     point = (q[:, 1] << 31) | q[:, 0]
     same = chain[:-1] == chain[1:]
@@ -610,8 +613,13 @@ def gisements(scored: gpd.GeoDataFrame, *, profile: str, pairs: np.ndarray | Non
     })
     out = gpd.GeoDataFrame(frame, geometry=_union_groups(geoms(scored)[rows], starts, sizes),
                            crs=scored.crs)
-    out = out.sort_values(["score_moyen", "surface_m2", "gisement_id"],
-                          ascending=[False, False, True], kind="stable")
+    return sort_gisements(out)
+
+
+def sort_gisements(sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Sort candidate sites best first: mean score, then area, then id."""
+    out = sites.sort_values(["score_moyen", "surface_m2", "gisement_id"],
+                            ascending=[False, False, True], kind="stable")
     return out.reset_index(drop=True)
 
 
@@ -666,21 +674,60 @@ def plus_grande_surface_dispo(scored: gpd.GeoDataFrame, zae: gpd.GeoDataFrame, *
         ``plus_grand_terrain_libre_m2``, indexed like ``zae`` (0 when nothing is
         available).
     """
-    out = pd.Series(0.0, index=zae.index, name="plus_grand_terrain_libre_m2")
     if len(zae) == 0 or len(scored) == 0:
-        return out
-    built = scored["part_batie"].to_numpy(dtype="float64")
+        return pd.Series(0.0, index=zae.index, name="plus_grand_terrain_libre_m2")
+    ok, inside = available_in_zae(scored, profile=profile, seuil_bati=seuil_bati)
+    if pairs is None and ok.any():
+        pairs = contiguity_pairs(geoms(scored), tolerance=tolerance)
     zid = scored["zae_id"].astype(object).where(scored["zae_id"].notna(), None
                                                 ).to_numpy(dtype=object)
-    ok = (~scored[f"exclu_{profile}"].to_numpy(dtype=bool) & (np.isnan(built) |
-          (built < seuil_bati)) & pd.notna(zid))
-    if not ok.any():
-        return out
-    if pairs is None:
-        pairs = contiguity_pairs(geoms(scored), tolerance=tolerance)
-    labels = components(scored, nodes=ok, same=zid, pairs=pairs)
+    return largest_available(ok, zid, inside,
+                             pairs if pairs is not None else np.zeros((2, 0), np.int64), zae)
+
+
+def available_in_zae(scored: pd.DataFrame, *, profile: str,
+                     seuil_bati: float = SEUIL_BATI_GISEMENT) -> tuple[np.ndarray, np.ndarray]:
+    """Which parcels are available in a ZAE, and their area inside it (m²).
+
+    Available: in a ZAE, not excluded by ``profile``, built share under
+    ``seuil_bati`` (or unknown). Row-local: computed on any subset of the parcels.
+    """
+    built = scored["part_batie"].to_numpy(dtype="float64")
+    ok = (~scored[f"exclu_{profile}"].to_numpy(dtype=bool)
+          & (np.isnan(built) | (built < seuil_bati)) & scored["zae_id"].notna().to_numpy())
     inside = (scored["surface_m2"].to_numpy(dtype="float64")
               * scored["part_zae"].to_numpy(dtype="float64"))
+    return ok, inside
+
+
+def largest_available(ok: np.ndarray, zae_id: np.ndarray, inside: np.ndarray,
+                      pairs: np.ndarray, zae: gpd.GeoDataFrame) -> pd.Series:
+    """Largest area of contiguous available parcels of the same ZAE, per ZAE (m²).
+
+    Parameters
+    ----------
+    ok, inside
+        Of some parcels holding whole components (:func:`available_in_zae`).
+    zae_id
+        The ZAE of each of those parcels (``None`` outside).
+    pairs
+        Their contiguity graph (positions).
+    zae
+        The ZAE layer.
+
+    Returns
+    -------
+    pandas.Series
+        ``plus_grand_terrain_libre_m2``, indexed like ``zae`` (0 when nothing is
+        available).
+    """
+    out = pd.Series(0.0, index=zae.index, name="plus_grand_terrain_libre_m2")
+    if len(zae) == 0 or not ok.any():
+        return out
+    zid = np.asarray(zae_id, dtype=object)
+    keep = ok[pairs[0]] & ok[pairs[1]]
+    keep[keep] = zid[pairs[0][keep]] == zid[pairs[1][keep]]
+    labels = connected_components(len(ok), pairs[:, keep])
     sel = np.flatnonzero(ok)
     per_site = (pd.DataFrame({"site": labels[sel], "zae_id": zid[sel], "m2": inside[sel]})
                 .groupby(["zae_id", "site"])["m2"].sum().groupby(level=0).max())
@@ -734,7 +781,9 @@ def meilleurs_sites(sites: gpd.GeoDataFrame, *, classes: Mapping[str, float] | N
 __all__ = [
     "GISEMENTS_COLUMNS", "OWNER_TYPES", "SCORE_MIN_GISEMENT", "SEUIL_BATI_GISEMENT",
     "TOLERANCE", "UNITES_COLUMNS", "candidate_pairs", "component_labels", "components",
-    "connected_components", "contiguity_pairs", "contiguity_pairs_idu", "contiguous",
-    "eligible", "gisements", "meilleurs_sites", "pairs_from_idu", "parcel_owners",
-    "plus_grande_surface_dispo", "shared_edge_pairs", "unit_of_parcel", "unites_foncieres",
+    "available_in_zae", "connected_components", "contiguity_pairs", "contiguity_pairs_idu",
+    "contiguous", "eligible", "gisements", "largest_available", "meilleurs_sites",
+    "pairs_from_idu", "parcel_owners",
+    "plus_grande_surface_dispo", "shared_edge_pairs", "sort_gisements", "unit_of_parcel",
+    "unites_foncieres",
 ]

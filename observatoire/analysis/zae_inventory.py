@@ -287,7 +287,9 @@ def built_area(unites: gpd.GeoDataFrame, batiments: gpd.GeoDataFrame) -> pd.Seri
     """
     u = np.asarray(unites.geometry.values)
     iu, _, area = overlap_areas(u, np.asarray(batiments.geometry.values))
-    total = np.bincount(iu, weights=area, minlength=len(u)) if len(u) else np.zeros(0)
+    order = np.lexsort((area, iu))  # a sum that does not depend on the buildings' order
+    total = (np.bincount(iu[order], weights=area[order], minlength=len(u)) if len(u)
+             else np.zeros(0))
     return pd.Series(np.minimum(total, shapely.area(u)), index=unites.index, dtype=float)
 
 

@@ -12,20 +12,24 @@ import pandas as pd
 import shapely
 
 from observatoire.config import Source
-from observatoire.errors import SourceError, where
+from observatoire.errors import GeometryError, SourceError, where
 from observatoire.readers.common import (
     BBox,
     ReadResult,
     SourceReport,
+    Tile,
     bbox_in_file_crs,
     clean_geometries,
     clip_to_bbox,
     ensure_geometry,
+    layer_declares,
     layer_is_empty,
     map_fields,
     new_report,
+    new_tile_report,
     numbers,
     pick_layer,
+    read_tile_vector,
     read_vector,
     relative_name,
     text,
@@ -64,7 +68,8 @@ ACTIVITY_DESTDOMI = {"02"}
 
 def read_simple(source: Source, schema: LayerSchema, mapping: Mapping[str, list[str]], *,
                 crs: str, base: Path | None, required: tuple[str, ...] = (),
-                bbox: BBox | None = None) -> tuple[gpd.GeoDataFrame, SourceReport]:
+                bbox: BBox | None = None, tile: Tile | None = None
+                ) -> tuple[gpd.GeoDataFrame, SourceReport]:
     """Read a single-layer source and map its fields (shared by the generic readers).
 
     Parameters
@@ -83,7 +88,18 @@ def read_simple(source: Source, schema: LayerSchema, mapping: Mapping[str, list[
         Canonical fields that must be found.
     bbox
         Only the features intersecting this box (territory CRS): GDAL reads the
-        box (R-tree of a GeoPackage), then the features are clipped exactly.
+        box (R-tree of a GeoPackage), then the features are clipped exactly;
+        features without geometry are not read.
+    tile
+        Only the features assigned to this tile of a :func:`~observatoire.readers.
+        common.tile_grid` (the lower-left corner of their bounds, territory CRS, in
+        its assignment box): GDAL reads around the tile, the features are
+        reprojected, and those of other tiles dropped before any repair, so that
+        the tiles of a grid read, between them, each feature once, and their
+        reports (:func:`~observatoire.readers.common.merge_reports`) count each
+        feature and repair once. Features dropped for absurd coordinates and the
+        per-file counts are reported by the first tile. With ``bbox`` as well, the
+        union over the tiles equals the read of ``bbox``.
 
     Returns
     -------
@@ -91,29 +107,74 @@ def read_simple(source: Source, schema: LayerSchema, mapping: Mapping[str, list[
         The mapped GeoDataFrame in the territory CRS (geometries repaired), and the
         :class:`SourceReport`.
     """
-    report = new_report(source.kind, source.paths, source.format, source.layer)
+    if tile is None:
+        report = new_report(source.kind, source.paths, source.format, source.layer)
+    else:
+        report = new_tile_report(source.kind, source.paths, source.format, source.layer)
     frames = []
     for path in source.paths:
         layer = pick_layer(path, source.layer)
-        file_bbox = (bbox_in_file_crs(path, layer, bbox, crs=crs, declared=source.crs)
-                     if bbox is not None else None)
-        raw = ensure_geometry(read_vector(path, layer, encoding=source.encoding,
-                                          key=source.key or None, bbox=file_bbox),
-                              path=path, layer=layer)
-        report.features_read += len(raw)
+        if tile is None:
+            file_bbox = (bbox_in_file_crs(path, layer, bbox, crs=crs, declared=source.crs)
+                         if bbox is not None else None)
+            raw = read_vector(path, layer, encoding=source.encoding, key=source.key or None,
+                              bbox=file_bbox)
+        else:
+            raw = read_tile_vector(path, layer, tile, crs=crs, bbox=bbox, declared=source.crs,
+                                   encoding=source.encoding, key=source.key or None)
+        raw = ensure_geometry(raw, path=path, layer=layer)
         report.layer = layer
-        if len(raw) == 0 and (bbox is None or layer_is_empty(path, layer)):
+        if len(raw) == 0 and ((bbox is None and tile is None) or layer_is_empty(path, layer)):
             raise SourceError(f"{where(path, layer)} : couche vide ; vérifiez le fichier")
-        raw = to_territory_crs(raw, target=crs, declared=source.crs, path=path, layer=layer,
-                               report=report, key=source.key or None)
-        raw = clean_geometries(raw, geometry_type=schema.geometry_type or "MultiPolygon",
-                               report=report, path=path, layer=layer)
+        if bbox is not None:
+            # A feature without geometry meets no box, but GDAL's Arrow reader of a
+            # GeoPackage returns it when the box holds the layer's whole extent.
+            geoms = raw.geometry.values
+            raw = raw[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+        if tile is None:
+            report.features_read += len(raw)
+            raw = to_territory_crs(raw, target=crs, declared=source.crs, path=path,
+                                   layer=layer, report=report, key=source.key or None)
+        else:
+            raw = _assigned(raw, tile, source=source, crs=crs, path=path, layer=layer,
+                            report=report)
+        geometry_type = schema.geometry_type or "MultiPolygon"
+        try:
+            raw = clean_geometries(raw, geometry_type=geometry_type, report=report, path=path,
+                                   layer=layer)
+        except GeometryError:
+            # A tile may hold nothing but a few stray or collapsed geometries of a layer
+            # of the right type: they are dropped (and counted) as in a whole read.
+            if tile is None or not layer_declares(path, layer, geometry_type):
+                raise
+            raw = raw.iloc[:0]
         frame = map_fields(clip_to_bbox(raw, bbox), mapping, source.fields, path=path,
                            layer=layer, required=required, key=source.key or None)
         frame[LINEAGE] = relative_name(path, base)
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=crs), report
+
+
+def _assigned(raw: gpd.GeoDataFrame, tile: Tile, *, source: Source, crs: str, path: Path,
+              layer: str | None, report: SourceReport) -> gpd.GeoDataFrame:
+    """Reproject the features a tile read and keep those assigned to it, counted once.
+
+    The screening of coordinates runs on all the features read (its verdict on the
+    CRS needs them); what it drops has no position, and is counted by the first tile
+    with the per-file counts (declared CRS replacing the file's).
+    """
+    seen = SourceReport(kind=report.kind, paths=report.paths, format=report.format)
+    projected = to_territory_crs(raw, target=crs, declared=source.crs, path=path, layer=layer,
+                                 report=seen, key=source.key or None)
+    report.crs_in = seen.crs_in
+    if tile.is_first:
+        report.features_read += len(raw) - len(projected)
+        for what, n in seen.repairs.items():
+            report.count(what, n)
+    kept = projected[tile.owns(projected.geometry.values)]
+    report.features_read += len(kept)
+    return kept
 
 
 def is_activity_zone(libelle: pd.Series, destdomi: pd.Series | None = None) -> pd.Series:
@@ -130,13 +191,14 @@ def is_activity_zone(libelle: pd.Series, destdomi: pd.Series | None = None) -> p
 
 
 def read_zonage(source: Source, *, crs: str, base: Path | None = None,
-                bbox: BBox | None = None) -> ReadResult:
+                bbox: BBox | None = None, tile: Tile | None = None) -> ReadResult:
     """Read PLU zoning (CNIG zone_urba or a mapped layer) into ``zonage``.
 
-    ``bbox`` (territory CRS): only the zones intersecting it (see :func:`read_simple`).
+    ``bbox`` (territory CRS): only the zones intersecting it; ``tile``: only the
+    zones assigned to this tile (see :func:`read_simple`).
     """
     frame, report = read_simple(source, ZONAGE, ZONAGE_FIELDS, crs=crs, base=base,
-                                required=("libelle",), bbox=bbox)
+                                required=("libelle",), bbox=bbox, tile=tile)
     frame["libelle"] = text(frame["libelle"])
     if "typezone" not in frame:
         frame["typezone"] = frame["libelle"].map(_typezone_from_label)
@@ -157,13 +219,15 @@ def _typezone_from_label(label: str | None) -> str | None:
 
 
 def read_batiments(source: Source, *, crs: str, base: Path | None = None,
-                   bbox: BBox | None = None) -> ReadResult:
+                   bbox: BBox | None = None, tile: Tile | None = None) -> ReadResult:
     """Read building footprints into ``batiments``.
 
-    ``bbox`` (territory CRS): only the buildings intersecting it.
+    ``bbox`` (territory CRS): only the buildings intersecting it; ``tile``: only
+    the buildings assigned to this tile (see :func:`read_simple`): the tiles of a
+    grid read, between them, what a read of ``bbox`` does, each building once.
     """
     frame, report = read_simple(source, BATIMENTS, BATIMENTS_FIELDS, crs=crs, base=base,
-                                bbox=bbox)
+                                bbox=bbox, tile=tile)
     if "hauteur" in frame:
         frame["hauteur"] = numbers(frame["hauteur"], report=report, field_name="hauteur")
     frame = _sorted(frame, [])
@@ -192,12 +256,14 @@ def road_class(nature: pd.Series, importance: pd.Series, numero: pd.Series) -> p
 
 
 def read_routes(source: Source, *, crs: str, base: Path | None = None,
-                bbox: BBox | None = None) -> ReadResult:
+                bbox: BBox | None = None, tile: Tile | None = None) -> ReadResult:
     """Read roads into ``routes`` with their class.
 
-    ``bbox`` (territory CRS): only the road sections intersecting it.
+    ``bbox`` (territory CRS): only the road sections intersecting it; ``tile``: only
+    the sections assigned to this tile (see :func:`read_simple`).
     """
-    frame, report = read_simple(source, ROUTES, ROUTES_FIELDS, crs=crs, base=base, bbox=bbox)
+    frame, report = read_simple(source, ROUTES, ROUTES_FIELDS, crs=crs, base=base, bbox=bbox,
+                                tile=tile)
     n = len(frame)
     empty = pd.Series([None] * n, index=frame.index, dtype=object)
     if "importance" in frame:
