@@ -99,36 +99,32 @@ def build(territory: Territory, *, progress: Progress | None = None,
     ObservatoireError
         On bad input; no output is replaced.
     """
+    from observatoire.partitioned import by_partition, staging_folder
+
     say = progress or (lambda msg: log.info(msg))
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    say("Lecture et normalisation des sources…")
-    layers = ingest(territory)
-    timings["lecture"] = time.perf_counter() - t0
-
-    outputs, tables = _analyse(layers, territory, say, timings, executor)
-
-    t = time.perf_counter()
-    say("Écriture du GeoPackage…")
     dest = territory.gpkg_path
-    checksums = {name: layer_checksum(frame) for name, frame in outputs.items()}
     base = territory.path.parent
+    partitioned = by_partition(territory)
     with GeoPackageWriter(dest) as writer:
-        for name, frame in outputs.items():
-            schema = LAYERS.get(name) or (ETABLISSEMENTS if name == "etablissements" else None)
-            writer.write(name, frame, description=_description(name, schema),
-                         geometry_type=schema.geometry_type if schema else None)
+        if partitioned:
+            with staging_folder(territory) as folder:
+                built = _build_by_partition(territory, writer, Path(folder), say, timings,
+                                            executor)
+        else:
+            built = _build_whole(territory, writer, say, timings, executor)
+        layers, outputs = built.layers, built.outputs
         writer.write("sources", sources_table(layers.reports, base),
                      description="Sources lues : chemin, format, empreinte SHA-256, "
                                  "entités lues et gardées, CRS d'origine, réparations")
-        writer.write("execution", _run_table(territory, checksums),
+        writer.write("execution", _run_table(territory, built.checksums),
                      description="Exécution : date, version, territoire, empreintes des couches")
-        timings["ecriture"] = time.perf_counter() - t
+        timings["ecriture"] = time.perf_counter() - built.write_start
 
         t = time.perf_counter()
         extra: list[StagedFile] = []
         try:
-            _publish(layers, outputs, tables, territory, say, extra)
+            _publish(layers, outputs, built.tables, territory, say, extra, views=built.views)
             timings["publication"] = time.perf_counter() - t
             say("Publication des résultats…")
             writer.commit(finalize=lambda con: finalize_gpkg(con, outputs, territory))
@@ -143,16 +139,135 @@ def build(territory: Territory, *, progress: Progress | None = None,
         finally:
             for stage in extra:
                 stage.discard()
-    for name in outputs:
-        log.debug("%s : %d entités, empreinte %s", name, len(outputs[name]), checksums[name])
+    for name, count in built.counts.items():
+        log.debug("%s : %d entités, empreinte %s", name, count, built.checksums[name])
     return BuildResult(
         gpkg=dest,
         outputs=[dest, *[s.dest for s in extra]],
-        layer_counts={name: len(frame) for name, frame in outputs.items()},
-        checksums=checksums,
+        layer_counts=built.counts,
+        checksums=built.checksums,
         reports=layers.reports,
         timings=timings,
     )
+
+
+@dataclass
+class _Built:
+    """The layers written by either build, and what the publication needs."""
+
+    layers: Layers
+    outputs: dict[str, gpd.GeoDataFrame]
+    tables: dict[str, pd.DataFrame]
+    counts: dict[str, int]
+    checksums: dict[str, str]
+    write_start: float
+    views: dict[str, Any] | None = None
+
+
+def _write_layers(writer: GeoPackageWriter, outputs: dict[str, gpd.GeoDataFrame]) -> None:
+    for name, frame in outputs.items():
+        schema = LAYERS.get(name) or (ETABLISSEMENTS if name == "etablissements" else None)
+        writer.write(name, frame, description=_description(name, schema),
+                     geometry_type=schema.geometry_type if schema else None)
+
+
+def _build_whole(territory: Territory, writer: GeoPackageWriter, say: Progress,
+                 timings: dict[str, float], executor: Any) -> _Built:
+    """Read every source, analyse the whole territory in memory, write every layer."""
+    t0 = time.perf_counter()
+    say("Lecture et normalisation des sources…")
+    layers = ingest(territory)
+    timings["lecture"] = time.perf_counter() - t0
+
+    outputs, tables = _analyse(layers, territory, say, timings, executor)
+
+    t = time.perf_counter()
+    say("Écriture du GeoPackage…")
+    checksums = {name: layer_checksum(frame) for name, frame in outputs.items()}
+    _write_layers(writer, outputs)
+    return _Built(layers=layers, outputs=outputs, tables=tables,
+                  counts={name: len(frame) for name, frame in outputs.items()},
+                  checksums=checksums, write_start=t)
+
+
+def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: Path,
+                        say: Progress, timings: dict[str, float], executor: Any) -> _Built:
+    """Stage the parcels, analyse and write them commune by commune, then the rest."""
+    from observatoire.analysis import extra_inputs
+    from observatoire.analysis.zae_inventory import inventory, vacancy_rule
+    from observatoire.ingest import context_extent
+    from observatoire.partitioned import (
+        LayerSum,
+        analyse_partitions,
+        layer_reader,
+        stage_parcels,
+        stream_batiments,
+    )
+    from observatoire.readers.common import ReadResult
+    from observatoire.readers.etablissements import mask_natural_persons
+    from observatoire.readers.extra import read_extra_sources
+    from observatoire.schema import PARCELLES, empty_layer
+
+    t = time.perf_counter()
+    say("Lecture et normalisation des parcelles, commune par commune…")
+    staged = stage_parcels(territory, folder)
+    timings["lecture_parcelles"] = time.perf_counter() - t
+    t = time.perf_counter()
+    say("Lecture et normalisation des autres sources…")
+    streamed = ("batiments",) if territory.source("batiments") is not None else ()
+    layers = ingest(territory, parcelles=ReadResult(empty_layer(PARCELLES, territory.crs),
+                                                    staged.report), bounds=staged.bounds,
+                    streamed=streamed)
+    extra = read_extra_sources(territory, bounds=staged.bounds)
+    layers.reports.extend(extra.reports())
+    layers.available |= extra.available()
+    timings["lecture"] = time.perf_counter() - t
+
+    written: dict[str, LayerSum] = {}
+    buildings = None
+    if streamed:
+        t = time.perf_counter()
+        say("Bâtiments, tuile par tuile…")
+        written["batiments"] = LayerSum()
+        report = stream_batiments(territory, writer, context_extent(staged.bounds),
+                                  written["batiments"])
+        layers.reports[[r.kind for r in layers.reports].index("batiments")] = report
+        buildings = layer_reader(writer.tmp, "batiments")
+        timings["lecture_batiments"] = time.perf_counter() - t
+
+    result = analyse_partitions(
+        staged, layers, extra_inputs(
+            mnt=extra.mnt, contraintes=extra.contraintes, voies_ferrees=extra.voies_ferrees,
+            postes_electriques=extra.postes_electriques, proprietaires=extra.proprietaires),
+        territory, writer, executor=executor, buildings=buildings, say=say)
+    timings.update({f"analyse.{k}": v for k, v in result.timings.items()})
+    written.update(result.written)
+
+    t = time.perf_counter()
+    say("Inventaire des ZAE (art. L318-8-2 du code de l'urbanisme)…")
+    zae, zae_unites = inventory(
+        result.outputs["zae"], result.views["zae_unites_candidates"],
+        result.views["batiments_zae"] if streamed else None,
+        layers.etablissements,
+        date_observation=territory.options.get("date_observation"),
+        rule=vacancy_rule(territory.options.get("vacance")))
+    timings["inventaire_zae"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    say("Écriture du GeoPackage…")
+    outputs = {name: frame for name, frame in layers.spatial().items()
+               if name != "parcelles" and name not in streamed}
+    outputs.update({"zae": zae, "gisements": result.outputs["gisements"],
+                    "zae_unites": zae_unites})
+    if layers.etablissements is not None:
+        outputs["etablissements"] = mask_natural_persons(layers.etablissements)
+    checksums = {name: total.checksum() for name, total in written.items()}
+    checksums.update({name: layer_checksum(frame) for name, frame in outputs.items()})
+    counts = {name: total.rows for name, total in written.items()}
+    counts.update({name: len(frame) for name, frame in outputs.items()})
+    _write_layers(writer, outputs)
+    return _Built(layers=layers, outputs=outputs, tables=result.tables, counts=counts,
+                  checksums=checksums, write_start=t, views=result.views)
 
 
 def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[str, float],
@@ -204,8 +319,14 @@ def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[
 
 def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
              tables: dict[str, pd.DataFrame], territory: Territory, say: Progress,
-             staged: list[StagedFile]) -> None:
-    """Write maps, report and exports to staged files (appended to ``staged`` as made)."""
+             staged: list[StagedFile], *, views: dict[str, Any] | None = None) -> None:
+    """Write maps, report and exports to staged files (appended to ``staged`` as made).
+
+    ``views`` replaces the ``parcelles`` layer when the build went by partition and
+    holds no layer of every parcel: ``carte`` (the best scored, for the map),
+    ``zae`` (those met by a ZAE, for the CNIG export), ``rapport`` (every parcel,
+    the report's columns only) and ``nb_parcelles``.
+    """
     from observatoire.analysis.zae_inventory import vacancy_rule
     from observatoire.publish.carte import stage_map
     from observatoire.publish.cnig import stage_cnig_export
@@ -238,7 +359,8 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
                     zae, outputs["zae_unites"], layers.etablissements,
                     output_dir=territory.output_dir, epci_nom=territory.epci_nom,
                     epci_siren=territory.epci_siren, communes=names,
-                    date_observation=date, parcelles=outputs["parcelles"],
+                    date_observation=date,
+                    parcelles=views["zae"] if views else outputs["parcelles"],
                     rule=vacancy_rule(territory.options.get("vacance"))))
             else:
                 log.warning("export CNIG non produit : territoire.epci_nom et "
@@ -246,10 +368,16 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
 
     if territory.options.get("carte", True):
         say("Carte interactive…")
-        staged.append(stage_map(map_layers(outputs, territory, say), territory))
+        if views is None:
+            drawn = map_layers(outputs, territory, say)
+        else:
+            drawn = {**outputs, "parcelles": views["carte"]}
+            say(_map_message(len(views["carte"]), views["nb_parcelles"], territory))
+        staged.append(stage_map(drawn, territory))
     if territory.options.get("rapport", True):
         say("Rapport…")
-        staged.append(stage_report(outputs, layers.reports, territory))
+        staged.append(stage_report({**outputs, "parcelles": views["rapport"]} if views
+                                   else outputs, layers.reports, territory))
 
 
 #: Above this many parcels, the overview map keeps the parcels that matter (see map_layers).
@@ -277,9 +405,16 @@ def map_layers(outputs: dict[str, gpd.GeoDataFrame], territory: Territory, say: 
     else:
         ranked = score.dropna().sort_values(ascending=False, kind="stable")
         keep = ranked.index[:limit].sort_values()
-    say(f"Carte : {len(keep)} parcelles dessinées sur {len(parcels)} (les mieux notées pour "
-        f"le profil {first} ; toutes sont dans le GeoPackage)")
+    say(_map_message(len(keep), len(parcels), territory))
     return {**outputs, "parcelles": parcels.loc[keep]}
+
+
+def _map_message(drawn: int, total: int, territory: Territory) -> str:
+    from observatoire.analysis.scoring import load_profiles
+
+    first = load_profiles(territory.profiles)[0].name
+    return (f"Carte : {drawn} parcelles dessinées sur {total} (les mieux notées pour le profil "
+            f"{first} ; toutes sont dans le GeoPackage)")
 
 
 def commune_names(territory: Territory, layers: Layers) -> dict[str, str]:

@@ -11,7 +11,7 @@ import shapely
 
 from observatoire.config import Territory
 from observatoire.readers.cadastre import read_parcelles
-from observatoire.readers.common import ReadResult, SourceReport
+from observatoire.readers.common import ReadResult, SourceReport, new_report
 from observatoire.readers.etablissements import read_etablissements
 from observatoire.readers.friches import read_friches
 from observatoire.readers.layers import read_batiments, read_routes, read_zonage
@@ -52,13 +52,24 @@ class Layers:
         }
 
 
-def ingest(territory: Territory) -> Layers:
+def ingest(territory: Territory, *, parcelles: ReadResult | None = None,
+           bounds: tuple[float, float, float, float] | None = None,
+           streamed: tuple[str, ...] = ()) -> Layers:
     """Read and normalise every source of ``territory``.
 
     Parameters
     ----------
     territory
         The loaded territory file.
+    parcelles
+        The parcels already read (the partitioned build stages them and passes an
+        empty layer with their report); read from the territory when ``None``.
+    bounds
+        Box of the parcels, when ``parcelles`` does not hold them.
+    streamed
+        Source kinds that the caller reads itself, tile by tile (the partitioned
+        build streams ``batiments``): their layer is left empty but *available*,
+        and their report is a placeholder at its place in ``reports``.
 
     Returns
     -------
@@ -80,22 +91,30 @@ def ingest(territory: Territory) -> Layers:
         source = territory.source(kind)
         if source is None:
             return None
+        if kind in streamed:
+            reports.append(new_report(kind, source.paths, source.format, source.layer))
+            available.add(kind)
+            return None
         log.info("lecture de %s (%s)", kind, ", ".join(p.name for p in source.paths))
         result = reader(source, crs=crs, base=base, **kw)
         reports.append(result.report)
         available.add(kind)
         return result
 
-    parcelles = run("parcelles", read_parcelles, communes=territory.communes)
-    assert parcelles is not None  # required by the territory file
-    if len(parcelles.frame) == 0:
-        from observatoire.errors import SourceError
+    if parcelles is None:
+        parcelles = run("parcelles", read_parcelles, communes=territory.communes)
+        assert parcelles is not None  # required by the territory file
+        if len(parcelles.frame) == 0:
+            from observatoire.errors import SourceError
 
-        raise SourceError(
-            f"{territory.source('parcelles').path} : aucune parcelle des communes "  # type: ignore[union-attr]
-            f"{', '.join(territory.communes)} ; vérifiez territoire.communes et le fichier"
-        )
-    extent = shapely.box(*parcelles.frame.total_bounds).buffer(CONTEXT_MARGIN)
+            raise SourceError(
+                f"{territory.source('parcelles').path} : aucune parcelle des communes "  # type: ignore[union-attr]
+                f"{', '.join(territory.communes)} ; vérifiez territoire.communes et le fichier"
+            )
+    else:
+        reports.append(parcelles.report)
+        available.add("parcelles")
+    extent = context_extent(bounds or tuple(parcelles.frame.total_bounds))
 
     # Context layers are read through the territory's box (an R-tree query on a
     # GeoPackage): a national buildings file costs what the territory holds.
@@ -117,14 +136,10 @@ def ingest(territory: Territory) -> Layers:
 
     def near(frame: gpd.GeoDataFrame, report: SourceReport | None, what: str
              ) -> gpd.GeoDataFrame:
-        if len(frame) == 0:
-            return frame
-        keep = frame.intersects(extent)
-        if not keep.any():
+        out = keep_near(frame, extent, report, what)
+        if len(frame) and not len(out):
             log.warning("%s : aucune entité à moins de 5 km des parcelles : CRS erroné ?", what)
-        if report is not None:
-            report.count(f"{what} hors du territoire (à plus de 5 km) écartées", int((~keep).sum()))
-        return frame[keep].reset_index(drop=True)
+        return out
 
     fr_report = friches.report if friches else None
     layers = Layers(
@@ -147,6 +162,22 @@ def ingest(territory: Territory) -> Layers:
     if friches:
         friches.report.features_kept = len(layers.friches)
     return layers
+
+
+def context_extent(bounds: tuple[float, float, float, float]) -> shapely.Geometry:
+    """Return the area of the context layers: the parcels' box widened by the margin."""
+    return shapely.box(*bounds).buffer(CONTEXT_MARGIN)
+
+
+def keep_near(frame: gpd.GeoDataFrame, extent: shapely.Geometry, report: SourceReport | None,
+              what: str) -> gpd.GeoDataFrame:
+    """Keep the features meeting ``extent``; count the others in ``report``."""
+    if len(frame) == 0:
+        return frame
+    keep = frame.intersects(extent)
+    if report is not None:
+        report.count(f"{what} hors du territoire (à plus de 5 km) écartées", int((~keep).sum()))
+    return frame[keep].reset_index(drop=True)
 
 
 def empty_friches(crs: str, *, surfaces: bool = False) -> gpd.GeoDataFrame:

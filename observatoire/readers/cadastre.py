@@ -181,7 +181,7 @@ def read_parcelles(source: Source, *, crs: str, base: Path | None = None,
         outside = ~parcels["code_insee"].isin(communes)
         report.count("parcelles hors des communes du territoire écartées", int(outside.sum()))
         parcels = parcels[~outside]
-    parcels = _dedupe(parcels, report)
+    parcels = dedupe_parcels(parcels, report)
     parcels["surface_m2"] = parcels.geometry.area.round(2)
     parcels = parcels.sort_values("idu", kind="stable").reset_index(drop=True)
     report.features_kept = len(parcels)
@@ -649,7 +649,7 @@ def _edigeo_departement(path: Path, communes: tuple[str, ...]) -> str:
     )
 
 
-def _dedupe(parcels: gpd.GeoDataFrame, report: SourceReport) -> gpd.GeoDataFrame:
+def dedupe_parcels(parcels: gpd.GeoDataFrame, report: SourceReport) -> gpd.GeoDataFrame:
     """Keep one feature per IDU: identical duplicates merged, differing ones reported.
 
     When two features share an IDU with different geometries (two vintages, two

@@ -1,0 +1,844 @@
+"""Build by partition: the parcels read, analysed and written commune by commune.
+
+A one-pass build holds every parcel, with its 60-odd indicator and score columns,
+in memory: about 5 GB at a million parcels. Here the memory is bounded by the
+largest commune, the context layers and a few numbers per parcel:
+
+1. **Staging** — each parcel file is read and normalised on its own (the readers
+   of :mod:`observatoire.readers.cadastre`), split by commune and written to
+   GeoParquet files in a temporary folder beside the output. Only the IDUs stay
+   in memory (14 bytes each); their sorted array numbers the parcels (the
+   *global id*).
+2. **Contiguity** — commune by commune, the pairs of contiguous parcels, those
+   across the commune's edge included (the neighbouring communes' parcels within
+   the tolerance, read through the GeoParquet bounding boxes). The graph is kept
+   as two integer arrays of global ids; owners (when an owner table is given) as
+   one integer key per parcel.
+3. **Analysis** — commune by commune (through the executor: serially or on a Dask
+   cluster): indicators and scores with the context selected around the commune
+   (the same functions, hence the same values, as the one-pass build), the
+   ``uf_id`` of every parcel from the global components, and the rows appended
+   to the GeoPackage as they come. Land units and candidate sites whose parcels
+   all lie in the commune are made there; those reaching across a commune's edge
+   are kept aside and made once every commune is scored, from the global graph.
+4. **ZAE** — the largest available area per zone from the global graph, then the
+   inventory from the units and the buildings met by the zones.
+
+Layer checksums are summed partition by partition (:func:`row_hashes`), so they
+equal those of a one-pass build of the same inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from observatoire.analysis.geometry import isin_sorted
+from observatoire.config import Territory
+from observatoire.errors import ConfigError, SourceError
+from observatoire.geopackage import GeoPackageWriter, combine_checksum, row_hashes
+from observatoire.readers.cadastre import dedupe_parcels, read_parcelles
+from observatoire.readers.common import SourceReport, checksum_files, merge_reports
+from observatoire.schema import LINEAGE, PARCELLES, conform
+
+log = logging.getLogger(__name__)
+
+#: ``options.partition = "auto"`` builds by partition when the parcel files weigh more.
+PARTITION_AUTO_BYTES = 32 * 2**20
+PARTITION_MODES = ("auto", "commune", "aucune")
+#: Parcels of the map (the best scored), as in the one-pass build.
+IDU_BYTES = "S14"
+
+
+def by_partition(territory: Territory) -> bool:
+    """Whether ``territory`` is built by partition (``options.partition``).
+
+    ``commune`` always, ``aucune`` never, ``auto`` (the default) when the parcel
+    files weigh more than :data:`PARTITION_AUTO_BYTES` (about 150,000 parcels of
+    Etalab GeoJSON).
+
+    Raises
+    ------
+    ConfigError
+        An unknown mode.
+    """
+    mode = territory.options.get("partition", "auto")
+    if mode not in PARTITION_MODES:
+        raise ConfigError(f"« options.partition » : valeur invalide {mode!r} ; choisissez "
+                          f"{', '.join(PARTITION_MODES)}")
+    if mode != "auto":
+        return mode == "commune"
+    source = territory.source("parcelles")
+    size = sum(p.stat().st_size for p in source.paths) if source else 0
+    return size > PARTITION_AUTO_BYTES
+
+
+# --------------------------------------------------------------------------- staging
+
+
+@dataclass
+class Commune:
+    """One partition: a commune's staged files, its box and its parcels' global ids."""
+
+    code: str
+    files: list[Path] = field(default_factory=list)
+    bounds: np.ndarray = field(default_factory=lambda: np.array([np.inf, np.inf,
+                                                                 -np.inf, -np.inf]))
+    gids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def grow(self, box: np.ndarray) -> None:
+        """Extend the bounds to hold ``box``."""
+        self.bounds = np.r_[np.minimum(self.bounds[:2], box[:2]),
+                            np.maximum(self.bounds[2:], box[2:])]
+
+
+@dataclass
+class Staged:
+    """The staged parcels: communes in code order, the sorted IDUs, the merged report."""
+
+    communes: list[Commune]
+    idu: np.ndarray
+    report: SourceReport
+    folder: Path
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """Box of every parcel."""
+        b = np.array([c.bounds for c in self.communes])
+        return (float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()),
+                float(b[:, 3].max()))
+
+    def gid(self, idu: pd.Series | np.ndarray) -> np.ndarray:
+        """Global ids of IDUs (all present)."""
+        return np.searchsorted(self.idu, np.asarray(idu, dtype=object).astype(IDU_BYTES))
+
+    def read(self, commune: Commune, *, columns: list[str] | None = None,
+             bbox: tuple[float, float, float, float] | None = None) -> gpd.GeoDataFrame:
+        """Read a commune's staged parcels (in file order; not yet deduplicated)."""
+        frames = [gpd.read_parquet(p, columns=columns, bbox=bbox) for p in commune.files]
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return gpd.GeoDataFrame(frame, geometry="geometry", crs=frames[0].crs)
+
+    def parcels(self, commune: Commune, report: SourceReport | None = None
+                ) -> gpd.GeoDataFrame:
+        """Return a commune's canonical parcels as the one-pass reader does: one per IDU, sorted.
+
+        Duplicates across files are counted in ``report`` when given.
+        """
+        frame = self.read(commune)
+        if len(commune.files) > 1:
+            frame = dedupe_parcels(frame, report or SourceReport("parcelles", [], ""))
+            frame = frame.sort_values("idu", kind="stable").reset_index(drop=True)
+        return conform(frame, PARCELLES)
+
+
+#: Parcel files read together while staging (bytes): few calls, bounded memory.
+STAGE_BYTES = 16 * 2**20
+
+
+def _file_groups(paths: tuple[Path, ...], budget: int) -> list[tuple[Path, ...]]:
+    """Consecutive groups of files weighing at most ``budget`` (at least one file each)."""
+    groups: list[list[Path]] = []
+    size = budget
+    for path in paths:
+        weight = path.stat().st_size
+        if size + weight > budget:
+            groups.append([])
+            size = 0
+        groups[-1].append(path)
+        size += weight
+    return [tuple(g) for g in groups]
+
+
+def stage_parcels(territory: Territory, folder: Path) -> Staged:
+    """Read the parcel files by groups, split them by commune into GeoParquet files.
+
+    Raises
+    ------
+    SourceError
+        No parcel of the territory's communes in the files.
+    """
+    source = territory.source("parcelles")
+    assert source is not None  # required by the territory file
+    communes: dict[str, Commune] = {}
+    reports: list[SourceReport] = []
+    idus: list[np.ndarray] = []
+    for k, paths in enumerate(_file_groups(source.paths, STAGE_BYTES)):
+        result = read_parcelles(replace(source, paths=paths), crs=territory.crs,
+                                base=territory.path.parent, communes=territory.communes)
+        reports.append(result.report)
+        frame = result.frame
+        if len(frame) == 0:
+            continue
+        idus.append(frame["idu"].to_numpy(dtype=object).astype(IDU_BYTES))
+        for code, rows in frame.groupby("code_insee", sort=True).indices.items():
+            part = frame.iloc[np.sort(rows)]
+            commune = communes.setdefault(str(code), Commune(str(code)))
+            dest = folder / f"{code}-{k:06d}.parquet"
+            part.to_parquet(dest, index=False, write_covering_bbox=True,
+                            row_group_size=8192)
+            commune.files.append(dest)
+            commune.grow(np.asarray(part.total_bounds))
+    report = merge_reports(reports)
+    report.checksum = checksum_files(list(source.paths))
+    if not communes:
+        raise SourceError(
+            f"{source.path} : aucune parcelle des communes {', '.join(territory.communes)} ; "
+            f"vérifiez territoire.communes et le fichier")
+    idu = np.unique(np.concatenate(idus))
+    dups = sum(len(a) for a in idus) - len(idu)
+    report.features_kept = len(idu)
+    if dups:
+        log.info("parcelles : %d IDU présents dans plusieurs fichiers", dups)
+    ordered = [communes[c] for c in sorted(communes)]
+    return Staged(communes=ordered, idu=idu, report=report, folder=folder)
+
+
+# --------------------------------------------------------------------------- contiguity
+
+
+@dataclass
+class Graph:
+    """Contiguity edges on global ids (``a < b``, sorted by ``a`` then ``b``)."""
+
+    a: np.ndarray
+    b: np.ndarray
+
+    @classmethod
+    def of(cls, pairs: list[np.ndarray], n: int) -> Graph:
+        """Merge pair arrays (2, m) of global ids, each edge once."""
+        allp = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), np.int64)
+        lo, hi = np.minimum(allp[0], allp[1]), np.maximum(allp[0], allp[1])
+        key = np.unique(lo.astype(np.int64) * n + hi)
+        return cls(a=key // n, b=key % n)
+
+    def nodes(self) -> np.ndarray:
+        """Every global id met by an edge, sorted."""
+        return np.unique(np.concatenate([self.a, self.b]))
+
+    def within(self, gids: np.ndarray) -> np.ndarray:
+        """Positional pairs (into ``gids``, sorted) of the edges inside ``gids``."""
+        if not len(gids) or not len(self.a):
+            return np.zeros((2, 0), np.int64)
+        i = np.minimum(np.searchsorted(gids, self.a), len(gids) - 1)
+        j = np.minimum(np.searchsorted(gids, self.b), len(gids) - 1)
+        ok = (gids[i] == self.a) & (gids[j] == self.b)
+        return np.stack([i[ok], j[ok]]).astype(np.int64)
+
+
+def _boxes(staged: Staged, commune: Commune) -> tuple[np.ndarray, np.ndarray]:
+    """IDUs and bounds of a commune's staged parcels, from the GeoParquet bounding boxes."""
+    import pyarrow.parquet as pq
+
+    idu, box = [], []
+    for path in commune.files:
+        table = pq.read_table(path, columns=["idu", "bbox"])
+        bb = table.column("bbox").combine_chunks()
+        box.append(np.column_stack([bb.field(k).to_numpy(zero_copy_only=False)
+                                    for k in ("xmin", "ymin", "xmax", "ymax")]))
+        idu.append(table.column("idu").to_numpy().astype(object))
+    return np.concatenate(idu), np.concatenate(box).astype("float64")
+
+
+def _geometries(staged: Staged, commune: Commune, idu: np.ndarray) -> gpd.GeoDataFrame:
+    """Read some parcels of a commune (``idu``, geometry), one per IDU, in IDU order."""
+    wanted = sorted(set(idu))
+    frames = [gpd.read_parquet(p, columns=["idu", "contenance", LINEAGE, "geometry"],
+                               filters=[("idu", "in", wanted)]) for p in commune.files]
+    frame = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry",
+                             crs=frames[0].crs)
+    if len(commune.files) > 1:
+        frame = dedupe_parcels(frame, SourceReport("parcelles", [], ""))
+    return frame.sort_values("idu", kind="stable").reset_index(drop=True)
+
+
+#: Communes whose parcel boxes are kept between two neighbours.
+CACHE_COMMUNES = 32
+
+
+def cross_pairs(staged: Staged, *, tolerance: float) -> Graph:
+    """Contiguous parcels of different communes, on global ids.
+
+    The candidates come from the GeoParquet bounding boxes of neighbouring
+    communes (no geometry decoded); only they are read and tested, with the same
+    test as the one-pass build (:func:`~observatoire.analysis.units.contiguity_pairs`).
+    """
+    from observatoire.analysis.units import contiguity_pairs
+
+    n = len(staged.idu)
+    grow = np.array([-tolerance, -tolerance, tolerance, tolerance])
+    bounds = np.array([c.bounds for c in staged.communes]) + grow
+    tree = shapely.STRtree(shapely.box(*bounds.T))
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    pairs: list[np.ndarray] = []
+    for k, commune in enumerate(staged.communes):
+        later = [int(j) for j in np.sort(tree.query(shapely.box(*bounds[k]))) if j > k]
+        if not later:
+            cache.pop(k, None)
+            continue
+        own_idu, own_box = cache.pop(k, None) or _boxes(staged, commune)
+        own = shapely.box(*(own_box + grow).T)
+        own_tree = shapely.STRtree(own)
+        picked_own: set[str] = set()
+        picked: list[tuple[int, np.ndarray]] = []
+        for j in later:
+            if j not in cache:
+                cache[j] = _boxes(staged, staged.communes[j])
+            f_idu, f_box = cache[j]
+            near = np.flatnonzero((f_box[:, 0] <= bounds[k, 2]) & (f_box[:, 2] >= bounds[k, 0])
+                                  & (f_box[:, 1] <= bounds[k, 3]) & (f_box[:, 3] >= bounds[k, 1]))
+            if not len(near):
+                continue
+            fi, oi = own_tree.query(shapely.box(*f_box[near].T))
+            if not len(fi):
+                continue
+            picked_own.update(own_idu[np.unique(oi)])
+            picked.append((j, f_idu[near[np.unique(fi)]]))
+        if not picked:
+            continue
+        frames = [_geometries(staged, commune, np.array(sorted(picked_own), dtype=object))]
+        frames += [_geometries(staged, staged.communes[j], idu) for j, idu in picked]
+        gid = np.concatenate([staged.gid(f["idu"]) for f in frames])
+        side = np.concatenate([np.full(len(f), i) for i, f in enumerate(frames)])
+        polys = np.concatenate([np.asarray(f.geometry.values) for f in frames])
+        p = contiguity_pairs(polys, tolerance=tolerance)
+        p = p[:, (side[p[0]] == 0) != (side[p[1]] == 0)]
+        pairs.append(gid[p])
+        while len(cache) > CACHE_COMMUNES:  # bounded: read again if met again
+            cache.pop(next(iter(cache)))
+    graph = Graph.of(pairs, n)
+    log.info("contiguïté entre communes : %d paires", len(graph.a))
+    return graph
+
+
+def open_components(n_local: int, pairs: np.ndarray, nodes: np.ndarray, touching: np.ndarray,
+                    same: np.ndarray | None = None) -> np.ndarray:
+    """Mask of the ``nodes`` whose component (local edges) holds a ``touching`` node.
+
+    Those components may continue across the partition's edge: they are made once
+    the whole graph is known.
+    """
+    from observatoire.analysis.units import connected_components
+
+    keep = nodes[pairs[0]] & nodes[pairs[1]]
+    if same is not None:
+        keep &= (same[pairs[0]] >= 0) & (same[pairs[0]] == same[pairs[1]])
+    labels = connected_components(n_local, pairs[:, keep])
+    open_labels = np.unique(labels[nodes & touching])
+    return nodes & np.isin(labels, open_labels)
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+class LayerBuffer:
+    """Rows of a layer gathered from the partitions, appended to the GeoPackage in batches.
+
+    One append per partition would reopen the file hundreds of times; one append
+    per :data:`FLUSH_ROWS` rows bounds the memory as well.
+    """
+
+    def __init__(self, writer: GeoPackageWriter, name: str, total: LayerSum) -> None:
+        from observatoire.schema import LAYERS
+
+        self.writer, self.name, self.total = writer, name, total
+        self.schema = LAYERS[name]
+        self.frames: list[gpd.GeoDataFrame] = []
+        self.rows = 0
+
+    def add(self, frame: gpd.GeoDataFrame) -> None:
+        """Queue ``frame``; write the queue once it holds :data:`FLUSH_ROWS` rows."""
+        if len(frame) or not self.total.columns:
+            self.frames.append(frame)
+            self.rows += len(frame)
+        if self.rows >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the queued rows (the first time, create the layer even if empty)."""
+        if not self.frames:
+            return
+        frames = [f for f in self.frames if len(f)] or self.frames[:1]
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=frames[0].crs)
+        self.writer.write(self.name, frame, description=self.schema.description,
+                          geometry_type=self.schema.geometry_type, append=True)
+        self.total.add(frame)
+        self.frames, self.rows = [], 0
+
+
+#: Rows gathered before an append to the GeoPackage.
+FLUSH_ROWS = 100_000
+
+
+class TopScores:
+    """The parcels of the map: every parcel up to ``limit``, beyond the best scored.
+
+    Ties go to the smallest global id (IDU order), as in the one-pass selection;
+    partitions come in IDU order, so a later parcel equal to the threshold never
+    enters. The pool is pruned when it doubles, so each parcel is copied O(1) times.
+    """
+
+    def __init__(self, score: str, limit: int) -> None:
+        self.score, self.limit = score, limit
+        self.frames: list[gpd.GeoDataFrame] = []
+        self.rows = 0
+        self.seen = 0
+        self.threshold = -np.inf
+
+    def add(self, frame: gpd.GeoDataFrame, gid: np.ndarray, *, late: bool = False) -> None:
+        """Offer the parcels of a partition (global ids ``gid``).
+
+        ``late``: parcels offered after others of larger global id (held back), which
+        win a tie with the threshold.
+        """
+        self.seen += len(frame)
+        if self.seen > self.limit:
+            if self.score not in frame:
+                return
+            values = frame[self.score].to_numpy(dtype="float64")
+            keep = np.flatnonzero(values >= self.threshold if late else values > self.threshold)
+            frame, gid = frame.iloc[keep], gid[keep]
+        self.frames.append(frame.assign(_gid=gid))
+        self.rows += len(frame)
+        if self.seen > self.limit and self.rows > 2 * self.limit:
+            self._prune()
+
+    def _prune(self) -> None:
+        frame = pd.concat(self.frames)
+        if self.score not in frame:
+            self.frames, self.rows = [frame.iloc[:0]], 0
+            return
+        frame = frame[frame[self.score].notna()]
+        order = np.lexsort((frame["_gid"].to_numpy(),
+                            -frame[self.score].to_numpy(dtype="float64")))
+        frame = frame.iloc[order[:self.limit]]
+        if len(frame) == self.limit:
+            self.threshold = float(frame[self.score].iloc[-1])
+        self.frames, self.rows = [frame], len(frame)
+
+    def result(self) -> gpd.GeoDataFrame:
+        """Return the parcels kept, in IDU order."""
+        if self.seen > self.limit:
+            self._prune()
+        frame = pd.concat(self.frames)
+        return frame.sort_values("_gid").drop(columns="_gid").reset_index(drop=True)
+
+
+@dataclass
+class LayerSum:
+    """Row count and hash sum of a layer written in pieces (its checksum)."""
+
+    rows: int = 0
+    total: int = 0
+    columns: list[str] = field(default_factory=list)
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Count the rows of ``frame``."""
+        self.rows += len(frame)
+        self.total = (self.total + int(row_hashes(frame).sum(dtype=np.uint64))) % 2**64
+        self.columns = [str(c) for c in frame.columns]
+
+    def checksum(self) -> str:
+        """Return the checksum of the whole layer."""
+        return combine_checksum(self.total, self.rows, self.columns)
+
+
+@dataclass
+class Partitioned:
+    """What the partitioned analysis gives the build."""
+
+    written: dict[str, LayerSum]
+    outputs: dict[str, gpd.GeoDataFrame]
+    views: dict[str, gpd.GeoDataFrame]
+    tables: dict[str, pd.DataFrame]
+    timings: dict[str, float]
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Territory,
+                       writer: GeoPackageWriter, *, executor: Any = None,
+                       buildings: Callable[[tuple[float, float, float, float]],
+                                           gpd.GeoDataFrame] | None = None,
+                       say: Callable[[str], None] = log.info) -> Partitioned:
+    """Analyse the staged communes and write ``parcelles`` and ``unites_foncieres``.
+
+    Parameters
+    ----------
+    staged
+        The staged parcels (:func:`stage_parcels`).
+    layers
+        The context layers (:class:`observatoire.ingest.Layers`, parcels empty).
+    extra
+        :class:`observatoire.analysis.ExtraInputs`.
+    territory
+        The territory (profiles, options).
+    writer
+        The GeoPackage being written.
+    executor
+        Runs the communes' indicators and scores (serial when ``None``).
+    buildings
+        Returns the buildings meeting a box, when they are not held in ``layers``
+        (streamed to the GeoPackage before).
+
+    Returns
+    -------
+    Partitioned
+        Checksums of the layers written, the other analysis layers (``gisements``,
+        ``zae``), the views of the parcels needed by the publication (the best for
+        the map, those of the ZAE for the CNIG export, a light table for the
+        report) and the table of the best sites.
+    """
+    from observatoire.analysis import (
+        AnalysisOptions,
+        analysis_context,
+        partition_task,
+        scored_frame,
+    )
+    from observatoire.analysis.indicators import geoms
+    from observatoire.analysis.units import (
+        contiguity_pairs,
+        eligible,
+        gisements,
+        largest_available,
+        meilleurs_sites,
+        parcel_owners,
+        sort_gisements,
+        unit_of_parcel,
+        unites_foncieres,
+    )
+    from observatoire.build import MAP_MAX_PARCELS
+    from observatoire.executor import SerialExecutor
+
+    clock = time.perf_counter
+    timings: dict[str, float] = {}
+    opts = AnalysisOptions.from_options(territory.options)
+    tolerance = opts.tolerance_contiguite
+    ctx = analysis_context(layers, extra=extra, profiles=territory.profiles, options=opts)
+    first = ctx.profiles[0].name
+    owners_table = extra.proprietaires
+    absents = extra.proprietaires_absents
+
+    t = clock()
+    say("Contiguïté des parcelles entre communes…")
+    cross = cross_pairs(staged, tolerance=tolerance)
+    touching_ids = cross.nodes()
+    timings["contiguite"] = clock() - t
+
+    executor = executor or SerialExecutor()
+    batch = max(1, 2 * int(getattr(executor, "workers", 1) or 1))
+    sums = {"parcelles": LayerSum(), "unites_foncieres": LayerSum()}
+    out_parcels = LayerBuffer(writer, "parcelles", sums["parcelles"])
+    out_units = LayerBuffer(writer, "unites_foncieres", sums["unites_foncieres"])
+    zae_tree = shapely.STRtree(np.asarray(layers.zae.geometry.values)) if len(layers.zae) \
+        else None
+    best = TopScores(f"score_{first}", MAP_MAX_PARCELS)
+    sites: list[gpd.GeoDataFrame] = []
+    held = _Held()       # parcels of land units reaching across a commune's edge
+    open_sites = _Held()  # parcels of candidate sites that may do so
+    pair_lists: list[np.ndarray] = [np.stack([cross.a, cross.b])]
+    zae_units: list[gpd.GeoDataFrame] = []
+    zae_parcels: list[gpd.GeoDataFrame] = []
+    zae_rows: list[pd.DataFrame] = []
+    light: list[pd.DataFrame] = []
+    zae_buildings: list[gpd.GeoDataFrame] = []
+    site_args = {"profile": first, "seuil_bati": opts.seuil_bati_gisement,
+                 "score_min": opts.score_min_gisement}
+
+    t = clock()
+    say(f"Indicateurs, notation, unités foncières et gisements : {len(staged.communes)} "
+        f"communes…")
+    for group in _chunks(staged.communes, batch):
+        parts = [staged.parcels(c, staged.report) for c in group]
+        tasks = []
+        for part in parts:
+            bounds = tuple(float(v) for v in part.total_bounds)
+            extra_ctx = {"batiments": buildings(bounds)} if buildings is not None else {}
+            tasks.append((part, bounds, extra_ctx))
+        results = executor.map(partition_task, tasks, shared=ctx)
+        for part, task, (ind, _avail, scores) in zip(parts, tasks, results, strict=True):
+            gid = staged.gid(part["idu"])
+            local = contiguity_pairs(geoms(part), tolerance=tolerance)
+            touching = isin_sorted(gid, touching_ids)
+            owners = (parcel_owners(part, owners_table, absents=absents)
+                      if owners_table is not None else None)
+
+            # Land units closed inside the commune are made now; the parcels of those
+            # that may reach across its edge are held until every commune is read.
+            if owners is None:
+                units = unites_foncieres(part)
+                wait = np.zeros(len(part), dtype=bool)
+            else:
+                key = pd.factorize(owners["cle"])[0]
+                wait = open_components(len(part), local, key >= 0, touching, same=key)
+                rows = np.flatnonzero(~wait)
+                units = unites_foncieres(part.iloc[rows], owners=owners.iloc[rows],
+                                         pairs=_restrict(local, rows, len(part)))
+            uf = np.full(len(part), None, dtype=object)
+            uf[~wait] = unit_of_parcel(part[~wait], units).to_numpy(dtype=object)
+            scored = scored_frame(part, ind, scores, uf)
+            _buildings_on(_write_units(out_units, units, zae_tree, zae_units),
+                          task[2].get("batiments"), zae_buildings)
+            if wait.any():
+                held.add(scored, owners, gid, wait)
+            if (~wait).all():
+                out_parcels.add(scored)
+                best.add(scored, gid)
+            else:
+                out_parcels.add(scored[~wait])
+                best.add(scored[~wait], gid[~wait])
+
+            # Candidate sites: the same split.
+            ok = eligible(scored, **site_args)
+            wait_site = open_components(len(part), local, ok, touching)
+            rows = np.flatnonzero(~wait_site)
+            sites.append(gisements(
+                scored.iloc[rows], pairs=_restrict(local, rows, len(part)),
+                owners=owners.iloc[rows] if owners is not None else None,
+                **site_args))
+            if wait_site.any():
+                open_sites.add(scored, owners, gid, wait_site)
+
+            # What the ZAE, the map and the report need of the parcels.
+            in_zae = scored["zae_id"].notna().to_numpy()
+            if in_zae.any():
+                zae_rows.append(_zae_rows(scored, gid, profile=first,
+                                          seuil_bati=opts.seuil_bati_gisement))
+            if zae_tree is not None:
+                hit = np.unique(zae_tree.query(np.asarray(scored.geometry.values),
+                                               predicate="intersects")[0])
+                if len(hit):
+                    zae_parcels.append(scored.iloc[hit][["idu", "friche_id", "geometry"]])
+            light.append(_light(scored))
+            # The local edges that the held parcels and the ZAE will need at the end.
+            need = wait | wait_site | in_zae
+            both = need[local[0]] & need[local[1]]
+            if both.any():
+                pair_lists.append(gid[local[:, both]])
+    timings["analyse"] = clock() - t
+
+    t = clock()
+    say("Unités foncières et gisements à cheval sur plusieurs communes…")
+    graph = Graph.of(pair_lists, len(staged.idu))
+    if held:
+        frame, own, hgid = held.frame()
+        units = unites_foncieres(frame, owners=own, pairs=graph.within(hgid))
+        frame["uf_id"] = unit_of_parcel(frame, units).to_numpy(dtype=object)
+        met = _write_units(out_units, units, zae_tree, zae_units)
+        if met is not None and buildings is not None:
+            _buildings_on(met, buildings(tuple(met.total_bounds)), zae_buildings)
+        out_parcels.add(frame)
+        best.add(frame, hgid, late=True)
+        if open_sites:
+            open_sites.set_units(hgid, frame["uf_id"].to_numpy(dtype=object))
+    if open_sites:
+        frame, own, sgid = open_sites.frame()
+        sites.append(gisements(frame, pairs=graph.within(sgid), owners=own,
+                               **site_args))
+    out_parcels.flush()
+    out_units.flush()
+    found = [f for f in sites if len(f)]
+    layer_sites = (sort_gisements(pd.concat(found, ignore_index=True)) if found
+                   else sites[0])
+
+    zae = layers.zae.copy()
+    z = (pd.concat(zae_rows, ignore_index=True).sort_values("_gid", kind="stable")
+         .reset_index(drop=True) if zae_rows else _zae_rows(scored.iloc[:0], gid[:0],
+                                                             profile=first, seuil_bati=0.0))
+    zae["plus_grand_terrain_libre_m2"] = largest_available(
+        z["ok"].to_numpy(dtype=bool), z["zae_id"].to_numpy(dtype=object),
+        z["inside"].to_numpy(dtype="float64"), graph.within(z["_gid"].to_numpy()), zae)
+    timings["unites_gisements"] = clock() - t
+
+    views: dict[str, Any] = {
+        "carte": best.result(),
+        "nb_parcelles": best.seen,
+        "zae": pd.concat(zae_parcels, ignore_index=True) if zae_parcels else None,
+        "rapport": pd.concat(light, ignore_index=True),
+        "zae_unites_candidates": (pd.concat(zae_units, ignore_index=True) if zae_units
+                                  else unites_foncieres(scored.iloc[:0])),
+    }
+    if buildings is not None:
+        met = pd.concat(zae_buildings) if zae_buildings else None
+        views["batiments_zae"] = (gpd.GeoDataFrame(met[~met.index.duplicated()].sort_index())
+                                  if met is not None else None)
+    log.info("analyse par commune : %d parcelles, %d unités foncières, %d gisements "
+             "(profil %s)", sums["parcelles"].rows, sums["unites_foncieres"].rows,
+             len(layer_sites), first)
+    return Partitioned(written=sums, outputs={"gisements": layer_sites, "zae": zae},
+                       views=views,
+                       tables={"meilleurs_sites": meilleurs_sites(
+                           layer_sites, classes=dict(ctx.profiles[0].classes))},
+                       timings=timings)
+
+
+class _Held:
+    """Scored parcels (and their owners) kept aside until every commune is analysed."""
+
+    def __init__(self) -> None:
+        self.frames: list[gpd.GeoDataFrame] = []
+        self.owners: list[pd.DataFrame] = []
+        self.gids: list[np.ndarray] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.frames)
+
+    def add(self, scored: gpd.GeoDataFrame, owners: pd.DataFrame | None, gid: np.ndarray,
+            mask: np.ndarray) -> None:
+        """Keep the rows of ``mask``."""
+        rows = np.flatnonzero(mask)
+        self.frames.append(scored.iloc[rows])
+        if owners is not None:
+            self.owners.append(owners.iloc[rows])
+        self.gids.append(gid[rows])
+
+    def set_units(self, gid: np.ndarray, uf_id: np.ndarray) -> None:
+        """Fill the ``uf_id`` of the rows of global ids ``gid`` (sorted)."""
+        for frame, g in zip(self.frames, self.gids, strict=True):
+            pos = np.searchsorted(gid, g)
+            pos = np.minimum(pos, len(gid) - 1)
+            hit = gid[pos] == g
+            if hit.any():
+                values = frame["uf_id"].to_numpy(dtype=object).copy()
+                values[hit] = uf_id[pos[hit]]
+                frame["uf_id"] = values
+
+    def frame(self) -> tuple[gpd.GeoDataFrame, pd.DataFrame | None, np.ndarray]:
+        """Return the rows kept in global id order, their owners and their global ids."""
+        gid = np.concatenate(self.gids)
+        order = np.argsort(gid, kind="stable")
+        frame = pd.concat(self.frames, ignore_index=True).iloc[order].reset_index(drop=True)
+        frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=self.frames[0].crs)
+        owners = None
+        if self.owners:
+            owners = pd.concat(self.owners, ignore_index=True).iloc[order].reset_index(
+                drop=True)
+        return frame, owners, gid[order]
+
+
+def _restrict(pairs: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """Pairs (positions among ``n``) whose two ends are in ``rows``, renumbered."""
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[rows] = np.arange(len(rows))
+    i, j = pos[pairs[0]], pos[pairs[1]]
+    ok = (i >= 0) & (j >= 0)
+    return np.stack([i[ok], j[ok]])
+
+
+def _write_units(out: LayerBuffer, units: gpd.GeoDataFrame, zae_tree: shapely.STRtree | None,
+                 keep: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame | None:
+    """Queue ``units``; keep (and return) those meeting a ZAE, for the inventory."""
+    out.add(units)
+    if zae_tree is not None and len(units):
+        hit = np.unique(zae_tree.query(np.asarray(units.geometry.values),
+                                       predicate="intersects")[0])
+        if len(hit):
+            keep.append(units.iloc[hit])
+            return units.iloc[hit]
+    return None
+
+
+def _buildings_on(units: gpd.GeoDataFrame | None, batiments: gpd.GeoDataFrame | None,
+                  keep: list[gpd.GeoDataFrame]) -> None:
+    """Keep the buildings meeting ``units`` (the inventory measures their built area)."""
+    if units is None or batiments is None or not len(batiments):
+        return
+    tree = shapely.STRtree(np.asarray(batiments.geometry.values))
+    rows = np.unique(tree.query(np.asarray(units.geometry.values), predicate="intersects")[1])
+    if len(rows):
+        keep.append(batiments.iloc[rows])
+
+
+#: Side of the tiles in which the buildings are streamed to the GeoPackage (m).
+TILE_SIZE = 10_000.0
+
+
+def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: Any,
+                     total: LayerSum) -> SourceReport:
+    """Read the buildings tile by tile into the ``batiments`` layer; return their report.
+
+    Each building is read once (the tile holding the corner of its box), kept when
+    it meets ``extent`` (as the one-pass build does) and appended as it comes.
+    """
+    from observatoire.ingest import keep_near
+    from observatoire.readers.common import tile_grid
+    from observatoire.readers.layers import read_batiments
+
+    source = territory.source("batiments")
+    assert source is not None
+    box = tuple(float(v) for v in extent.bounds)
+    out = LayerBuffer(writer, "batiments", total)
+    reports = []
+    for tile in tile_grid(box, size=TILE_SIZE):
+        result = read_batiments(source, crs=territory.crs, base=territory.path.parent,
+                                bbox=box, tile=tile)
+        out.add(keep_near(result.frame, extent, result.report, "bâtiments"))
+        reports.append(result.report)
+    out.flush()
+    return merge_reports(reports)
+
+
+def layer_reader(path: Path, layer: str) -> Callable[[tuple[float, float, float, float]],
+                                                      gpd.GeoDataFrame]:
+    """Read the features of a GeoPackage layer meeting a box (its R-tree), geometry only."""
+    import pyogrio
+
+    def read(bounds: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+        with warnings.catch_warnings():
+            # The GeoPackage being written is named *.tmp until it is published.
+            warnings.filterwarnings("ignore", "File .* non conformant file extension",
+                                    RuntimeWarning)
+            return pyogrio.read_dataframe(path, layer=layer, bbox=bounds, columns=[],
+                                          use_arrow=True, fid_as_index=True)
+
+    return read
+
+
+def _zae_rows(scored: gpd.GeoDataFrame, gid: np.ndarray, *, profile: str,
+              seuil_bati: float) -> pd.DataFrame:
+    """Return what :func:`largest_available` needs of the parcels of a ZAE."""
+    from observatoire.analysis.units import available_in_zae
+
+    zid = scored["zae_id"]
+    sel = zid.notna().to_numpy()
+    ok, inside = available_in_zae(scored, profile=profile, seuil_bati=seuil_bati)
+    return pd.DataFrame({"_gid": gid[sel], "zae_id": zid[sel].astype(object).to_numpy(),
+                         "ok": ok[sel], "inside": inside[sel]})
+
+
+def _light(scored: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Return the columns of the parcels that the report reads (no geometry)."""
+    keep = [c for c in scored.columns
+            if c in ("code_insee", "surface_m2")
+            or c.startswith(("score_", "classe_", "fiabilite_", "exclu_"))]
+    out = pd.DataFrame(scored[keep])
+    for c in keep:
+        if c.startswith("classe_") or c == "code_insee":
+            out[c] = out[c].astype("category")
+    return out
+
+
+def staging_folder(territory: Territory) -> tempfile.TemporaryDirectory[str]:
+    """Return a temporary folder beside the outputs for the staged parcels."""
+    territory.output_dir.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=".observatoire-partitions-",
+                                       dir=territory.output_dir)
+
+
+__all__ = ["PARTITION_AUTO_BYTES", "Partitioned", "Staged", "analyse_partitions",
+           "by_partition", "cross_pairs", "stage_parcels", "staging_folder"]

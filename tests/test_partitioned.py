@@ -1,0 +1,223 @@
+"""The build by partition gives, layer by layer and feature by feature, the one-pass build.
+
+The sample (Gennes, one commune) is cut in two communes along its sections, its
+parcels written in two files with one parcel in both, and an owner table gives a
+legal entity parcels on both sides of the cut: land units, candidate sites and
+ZAE areas then cross a partition's edge. Both builds run on the same inputs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+from geopandas.testing import assert_geodataframe_equal
+
+from observatoire.analysis.units import contiguity_pairs
+from observatoire.build import build
+from observatoire.config import load_territory
+from observatoire.errors import ConfigError
+from observatoire import partitioned
+from observatoire.partitioned import by_partition
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+#: The fictitious commune given to the sections of the cut (a test of the logic, not data).
+CUT = "25999"
+CUT_SECTIONS = ("0A", "0B", "0C", "ZA", "ZB")
+
+
+def _cut_sample(folder: Path) -> dict[str, str]:
+    """Write the sample's parcels in two files, some sections moved to commune CUT.
+
+    Returns the IDUs of a legal entity's parcels chosen on both sides of the cut.
+    """
+    parcels = gpd.read_file(SAMPLE / "parcel.gpkg", layer="parcel")
+    gennes = parcels["DEPCOM"] == "25267"
+    moved = gennes & parcels["SECTION"].isin(CUT_SECTIONS)
+    assert 0 < moved.sum() < gennes.sum()
+    parcels.loc[moved, "CODE_COM"] = CUT[2:]
+    parcels.loc[moved, "DEPCOM"] = CUT
+    first, second = parcels[~moved], parcels[moved]
+    # One parcel in both files: the duplicate is merged in either build.
+    second = pd.concat([second, first[first["DEPCOM"] == "25267"].head(1)])
+    pyogrio.write_dataframe(first, folder / "parcel-1.gpkg", layer="parcel")
+    pyogrio.write_dataframe(second, folder / "parcel-2.gpkg", layer="parcel")
+
+    # A chain of contiguous parcels across the cut, owned by one company.
+    g = parcels[gennes].reset_index(drop=True)
+    idu = ("25" + g["CODE_COM"].str.zfill(3) + g["COM_ABS"] + g["SECTION"].str.zfill(2)
+           + g["NUMERO"].str.zfill(4)).to_numpy()
+    pairs = contiguity_pairs(np.asarray(g.geometry.values))
+    side = g["DEPCOM"].to_numpy() == CUT
+    across = np.flatnonzero(side[pairs[0]] != side[pairs[1]])
+    assert len(across) > 3
+    a, b = pairs[:, across[0]]
+    chain = {idu[a], idu[b]}
+    for k in np.flatnonzero((pairs[0] == b) | (pairs[1] == b))[:2]:
+        chain |= {idu[pairs[0, k]], idu[pairs[1, k]]}
+    rows = [f"{i};SCI DU PONT;personne morale;444444444;C1" for i in sorted(chain)]
+    rows.append(f"{idu[-1]};MARTIN;personne physique;;C2")
+    (folder / "owners.csv").write_text(
+        "idu;proprietaire;type;siren;compte\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return {i: "SCI DU PONT" for i in chain}
+
+
+def _territory(folder: Path, out: str, partition: str) -> Path:
+    toml = folder / f"territoire-{out}.toml"
+    toml.write_text(f"""
+[territoire]
+nom = "Gennes coupée en deux"
+communes = ["25267", "{CUT}"]
+crs = "EPSG:2154"
+epci_nom = "Grand Besançon Métropole"
+epci_siren = "242500361"
+
+[sources.parcelles]
+chemin = "parcel-*.gpkg"
+format = "bdparcellaire"
+couche = "parcel"
+
+[sources.zonage]
+chemin = "{SAMPLE / 'zoning.gpkg'}"
+couche = "zoning2"
+
+[sources.batiments]
+chemin = "{SAMPLE / 'building.gpkg'}"
+
+[sources.routes]
+chemin = "{SAMPLE / 'road.gpkg'}"
+
+[sources.friches]
+chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
+format = "cartofriches"
+
+[sources.proprietaires]
+chemin = "owners.csv"
+format = "table"
+
+[sources.proprietaires.champs]
+proprietaire_nom = "proprietaire"
+proprietaire_type = "type"
+proprietaire_siren = "siren"
+proprietaire_cle = "compte"
+
+[sorties]
+dossier = "{out}"
+
+[options]
+partition = "{partition}"
+date_observation = "2026-01-01"
+noms_communes = {{ "25267" = "Gennes", "{CUT}" = "Commune fictive" }}
+""", encoding="utf-8")
+    return toml
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("coupe")
+    owned = _cut_sample(folder)
+    whole = load_territory(_territory(folder, "entier", "aucune"))
+    parts = load_territory(_territory(folder, "communes", "commune"))
+    with pytest.MonkeyPatch.context() as mp:
+        # Small tiles of buildings and one parcel file at a time, as on a big territory.
+        mp.setattr(partitioned, "TILE_SIZE", 2500.0)
+        mp.setattr(partitioned, "STAGE_BYTES", 1)
+        built = build(parts)
+    return owned, (whole, build(whole)), (parts, built)
+
+
+def _layer(path: Path, name: str, key: list[str]) -> gpd.GeoDataFrame:
+    frame = gpd.read_file(path, layer=name)
+    return frame.sort_values(key, kind="stable").reset_index(drop=True)
+
+
+@pytest.mark.parametrize(("layer", "key"), [
+    ("parcelles", ["idu"]), ("unites_foncieres", ["uf_id"]), ("gisements", ["gisement_id"]),
+    ("zae", ["zae_id"]), ("zae_unites", ["zae_id", "uf_id"]), ("batiments", ["bati_id"]),
+])
+def test_same_features_as_the_one_pass_build(builds, layer, key):
+    _, (_, whole), (_, parts) = builds
+    a, b = _layer(whole.gpkg, layer, key), _layer(parts.gpkg, layer, key)
+    assert len(a) > 0
+    assert_geodataframe_equal(a, b, check_like=False)
+
+
+def test_same_checksums_counts_and_tables(builds):
+    _, (wt, whole), (pt, parts) = builds
+    assert whole.checksums == parts.checksums
+    assert whole.layer_counts == parts.layer_counts
+    a = pd.read_csv(wt.output_dir / "meilleurs_sites.csv", sep=";")
+    b = pd.read_csv(pt.output_dir / "meilleurs_sites.csv", sep=";")
+    pd.testing.assert_frame_equal(a, b)
+    sources = [pyogrio.read_dataframe(r.gpkg, layer="sources").drop(columns="date_lecture")
+               for r in (whole, parts)]
+    pd.testing.assert_frame_equal(*sources)
+    for layer in pyogrio.list_layers(wt.output_dir / "cnig" / "sites_economiques.gpkg")[:, 0]:
+        a, b = (pyogrio.read_dataframe(t.output_dir / "cnig" / "sites_economiques.gpkg",
+                                       layer=layer) for t in (wt, pt))
+        pd.testing.assert_frame_equal(a, b)
+    # The same map, but for folium's random element ids.
+    maps = [re.sub(r"[0-9a-f]{32}", "…", (t.output_dir / "carte.html").read_text())
+            for t in (wt, pt)]
+    assert maps[0] == maps[1]
+
+
+def test_units_and_sites_cross_the_commune_edge(builds):
+    owned, (_, whole), (_, parts) = builds
+    units = _layer(parts.gpkg, "unites_foncieres", ["uf_id"])
+    company = units[units["proprietaire_nom"] == "SCI DU PONT"]
+    assert len(company) == 1
+    assert set(company.iloc[0]["idus"].split("|")) == set(owned)
+    assert {i[:5] for i in owned} == {"25267", CUT}
+    sites = _layer(parts.gpkg, "gisements", ["gisement_id"])
+    assert sites["communes"].str.contains(",").any(), "aucun gisement à cheval sur la coupe"
+    parcels = _layer(parts.gpkg, "parcelles", ["idu"])
+    assert (parcels.loc[parcels["idu"].isin(owned), "uf_id"] == company.iloc[0]["uf_id"]).all()
+    # The duplicate parcel of the two files is counted once, and said.
+    report = pyogrio.read_dataframe(parts.gpkg, layer="sources").set_index("type_source")
+    assert "double" in report.loc["parcelles", "reparations"]
+
+
+def test_partition_option(tmp_path):
+    (tmp_path / "parcel-1.gpkg").write_bytes((SAMPLE / "parcel.gpkg").read_bytes())
+    (tmp_path / "owners.csv").write_text("idu;compte\n", encoding="utf-8")
+    toml = _territory(tmp_path, "x", "commune")
+    assert by_partition(load_territory(toml))
+    toml.write_text(toml.read_text().replace('partition = "commune"', 'partition = "auto"'))
+    assert not by_partition(load_territory(toml))  # a small file: in one pass
+    toml.write_text(toml.read_text().replace('partition = "auto"', 'partition = "oui"'))
+    with pytest.raises(ConfigError, match=r"options\.partition.*commune"):
+        by_partition(load_territory(toml))
+
+
+def test_dask_gives_the_serial_partitioned_build(builds, tmp_path):
+    pytest.importorskip("distributed", reason="dask.distributed n'est pas installé")
+    from observatoire.executor import make_executor
+
+    _, _, (pt, serial) = builds
+    territory = load_territory(pt.path, output_dir=tmp_path / "dask")
+    with make_executor("dask") as executor:
+        distributed = build(territory, executor=executor)
+    assert distributed.checksums == serial.checksums
+    a = _layer(serial.gpkg, "parcelles", ["idu"])
+    b = _layer(distributed.gpkg, "parcelles", ["idu"])
+    assert_geodataframe_equal(a, b)
+
+
+def test_map_keeps_the_best_scores_in_idu_order():
+    frame = gpd.GeoDataFrame({"idu": [f"P{i:03d}" for i in range(12)],
+                              "score_x": [5, np.nan, 7, 7, 1, 9, 7, np.nan, 3, 7, 8, 2.0]},
+                             geometry=gpd.points_from_xy(range(12), range(12)))
+    top = partitioned.TopScores("score_x", 4)
+    for rows in (slice(0, 3), slice(3, 7), slice(7, 12)):
+        top.add(frame.iloc[rows], np.arange(12)[rows])
+    # 9, 8 then the first two 7 by IDU (P002, P003), in IDU order.
+    assert top.result()["idu"].tolist() == ["P002", "P003", "P005", "P010"]
+    few = partitioned.TopScores("score_x", 20)
+    few.add(frame, np.arange(12))
+    assert len(few.result()) == 12  # under the limit: every parcel, scored or not
