@@ -235,11 +235,13 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
         buildings = layer_reader(writer.tmp, "batiments")
         timings["lecture_batiments"] = time.perf_counter() - t
 
+    t = time.perf_counter()
     result = analyse_partitions(
         staged, layers, extra_inputs(
             mnt=extra.mnt, contraintes=extra.contraintes, voies_ferrees=extra.voies_ferrees,
             postes_electriques=extra.postes_electriques, proprietaires=extra.proprietaires),
         territory, writer, executor=executor, buildings=buildings, say=say)
+    timings["analyse"] = time.perf_counter() - t
     timings.update({f"analyse.{k}": v for k, v in result.timings.items()})
     written.update(result.written)
 

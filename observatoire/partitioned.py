@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from observatoire.analysis.geometry import isin_sorted
+from observatoire.analysis.geometry import isin_sorted, unique_int
 from observatoire.config import Territory
 from observatoire.errors import ConfigError, SourceError
 from observatoire.geopackage import GeoPackageWriter, combine_checksum, row_hashes
@@ -55,7 +55,7 @@ from observatoire.schema import LINEAGE, PARCELLES, conform
 log = logging.getLogger(__name__)
 
 #: ``options.partition = "auto"`` builds by partition when the parcel files weigh more.
-PARTITION_AUTO_BYTES = 32 * 2**20
+PARTITION_AUTO_BYTES = 16 * 2**20
 PARTITION_MODES = ("auto", "commune", "aucune")
 #: Parcels of the map (the best scored), as in the one-pass build.
 IDU_BYTES = "S14"
@@ -65,8 +65,8 @@ def by_partition(territory: Territory) -> bool:
     """Whether ``territory`` is built by partition (``options.partition``).
 
     ``commune`` always, ``aucune`` never, ``auto`` (the default) when the parcel
-    files weigh more than :data:`PARTITION_AUTO_BYTES` (about 150,000 parcels of
-    Etalab GeoJSON).
+    files weigh more than :data:`PARTITION_AUTO_BYTES` (about 200,000 parcels of
+    gzipped Etalab GeoJSON: beyond an intercommunality).
 
     Raises
     ------
@@ -95,7 +95,7 @@ class Commune:
     files: list[Path] = field(default_factory=list)
     bounds: np.ndarray = field(default_factory=lambda: np.array([np.inf, np.inf,
                                                                  -np.inf, -np.inf]))
-    gids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    count: int = 0
 
     def grow(self, box: np.ndarray) -> None:
         """Extend the bounds to hold ``box``."""
@@ -129,6 +129,16 @@ class Staged:
         frames = [gpd.read_parquet(p, columns=columns, bbox=bbox) for p in commune.files]
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         return gpd.GeoDataFrame(frame, geometry="geometry", crs=frames[0].crs)
+
+    def group(self, communes: list[Commune], report: SourceReport | None = None
+              ) -> gpd.GeoDataFrame:
+        """Return the canonical parcels of some communes, sorted by IDU."""
+        parts = [self.parcels(c, report) for c in communes]
+        if len(parts) == 1:
+            return parts[0]
+        frame = pd.concat(parts, ignore_index=True).sort_values("idu", kind="stable")
+        return gpd.GeoDataFrame(frame.reset_index(drop=True), geometry="geometry",
+                                crs=parts[0].crs)
 
     def parcels(self, commune: Commune, report: SourceReport | None = None
                 ) -> gpd.GeoDataFrame:
@@ -189,6 +199,7 @@ def stage_parcels(territory: Territory, folder: Path) -> Staged:
             part.to_parquet(dest, index=False, write_covering_bbox=True,
                             row_group_size=8192)
             commune.files.append(dest)
+            commune.count += len(part)
             commune.grow(np.asarray(part.total_bounds))
     report = merge_reports(reports)
     report.checksum = checksum_files(list(source.paths))
@@ -220,12 +231,13 @@ class Graph:
         """Merge pair arrays (2, m) of global ids, each edge once."""
         allp = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), np.int64)
         lo, hi = np.minimum(allp[0], allp[1]), np.maximum(allp[0], allp[1])
-        key = np.unique(lo.astype(np.int64) * n + hi)
+        key = unique_int(lo.astype(np.int64) * n + hi)
         return cls(a=key // n, b=key % n)
 
-    def nodes(self) -> np.ndarray:
-        """Every global id met by an edge, sorted."""
-        return np.unique(np.concatenate([self.a, self.b]))
+    def leaving(self, gids: np.ndarray) -> np.ndarray:
+        """Return the ids of ``gids`` (sorted) having an edge to a parcel outside ``gids``."""
+        in_a, in_b = isin_sorted(self.a, gids), isin_sorted(self.b, gids)
+        return unique_int(np.concatenate([self.a[in_a & ~in_b], self.b[in_b & ~in_a]]))
 
     def within(self, gids: np.ndarray) -> np.ndarray:
         """Positional pairs (into ``gids``, sorted) of the edges inside ``gids``."""
@@ -385,9 +397,9 @@ FLUSH_ROWS = 100_000
 class TopScores:
     """The parcels of the map: every parcel up to ``limit``, beyond the best scored.
 
-    Ties go to the smallest global id (IDU order), as in the one-pass selection;
-    partitions come in IDU order, so a later parcel equal to the threshold never
-    enters. The pool is pruned when it doubles, so each parcel is copied O(1) times.
+    Ties go to the smallest global id (IDU order), as in the one-pass selection,
+    whatever the order the partitions come in. The pool is pruned when it doubles,
+    so each parcel is copied O(1) times.
     """
 
     def __init__(self, score: str, limit: int) -> None:
@@ -397,18 +409,14 @@ class TopScores:
         self.seen = 0
         self.threshold = -np.inf
 
-    def add(self, frame: gpd.GeoDataFrame, gid: np.ndarray, *, late: bool = False) -> None:
-        """Offer the parcels of a partition (global ids ``gid``).
-
-        ``late``: parcels offered after others of larger global id (held back), which
-        win a tie with the threshold.
-        """
+    def add(self, frame: gpd.GeoDataFrame, gid: np.ndarray) -> None:
+        """Offer the parcels of a partition (global ids ``gid``), in any order."""
         self.seen += len(frame)
         if self.seen > self.limit:
             if self.score not in frame:
                 return
             values = frame[self.score].to_numpy(dtype="float64")
-            keep = np.flatnonzero(values >= self.threshold if late else values > self.threshold)
+            keep = np.flatnonzero(values >= self.threshold)
             frame, gid = frame.iloc[keep], gid[keep]
         self.frames.append(frame.assign(_gid=gid))
         self.rows += len(frame)
@@ -464,6 +472,43 @@ class Partitioned:
     views: dict[str, gpd.GeoDataFrame]
     tables: dict[str, pd.DataFrame]
     timings: dict[str, float]
+
+
+#: Parcels analysed together: few calls (each costs a fixed overhead), bounded memory.
+PARTITION_PARCELS = 40_000
+
+
+def partition_groups(communes: list[Commune], *, target: int | None = None
+                     ) -> list[list[Commune]]:
+    """Group neighbouring communes into partitions of about ``target`` parcels.
+
+    The communes are taken in the Z-order (Morton) of their centres, so that a group
+    is compact whatever the order of the INSEE codes (alphabetical in a département).
+    """
+    target = PARTITION_PARCELS if target is None else target
+    centre = np.array([[(c.bounds[0] + c.bounds[2]) / 2, (c.bounds[1] + c.bounds[3]) / 2]
+                       for c in communes])
+    span = np.maximum(centre.max(axis=0) - centre.min(axis=0), 1.0)
+    cell = np.minimum(((centre - centre.min(axis=0)) / span * 65535).astype(np.uint64), 65535)
+    order = np.argsort(_morton(cell[:, 0]) | (_morton(cell[:, 1]) << np.uint64(1)),
+                       kind="stable")
+    groups: list[list[Commune]] = []
+    size = target
+    for k in order:
+        if size + communes[k].count > target and size > 0:
+            groups.append([])
+            size = 0
+        groups[-1].append(communes[k])
+        size += communes[k].count
+    return groups
+
+
+def _morton(v: np.ndarray) -> np.ndarray:
+    """Spread the 16 low bits of ``v`` to the even bits (Z-order interleaving)."""
+    v = v & np.uint64(0xFFFF)
+    for shift, mask in ((8, 0x00FF00FF), (4, 0x0F0F0F0F), (2, 0x33333333), (1, 0x55555555)):
+        v = (v | (v << np.uint64(shift))) & np.uint64(mask)
+    return v
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -537,7 +582,6 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     t = clock()
     say("Contiguïté des parcelles entre communes…")
     cross = cross_pairs(staged, tolerance=tolerance)
-    touching_ids = cross.nodes()
     timings["contiguite"] = clock() - t
 
     executor = executor or SerialExecutor()
@@ -563,18 +607,22 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     t = clock()
     say(f"Indicateurs, notation, unités foncières et gisements : {len(staged.communes)} "
         f"communes…")
-    for group in _chunks(staged.communes, batch):
-        parts = [staged.parcels(c, staged.report) for c in group]
+    for batch_groups in _chunks(partition_groups(staged.communes), batch):
+        parts = [staged.group(g, staged.report) for g in batch_groups]
         tasks = []
-        for part in parts:
+        for group, part in zip(batch_groups, parts, strict=True):
             bounds = tuple(float(v) for v in part.total_bounds)
-            extra_ctx = {"batiments": buildings(bounds)} if buildings is not None else {}
+            extra_ctx = {}
+            if buildings is not None:
+                pieces = [buildings(tuple(float(v) for v in c.bounds)) for c in group]
+                found = pd.concat(pieces) if len(pieces) > 1 else pieces[0]
+                extra_ctx["batiments"] = found[~found.index.duplicated()].sort_index()
             tasks.append((part, bounds, extra_ctx))
         results = executor.map(partition_task, tasks, shared=ctx)
         for part, task, (ind, _avail, scores) in zip(parts, tasks, results, strict=True):
             gid = staged.gid(part["idu"])
             local = contiguity_pairs(geoms(part), tolerance=tolerance)
-            touching = isin_sorted(gid, touching_ids)
+            touching = isin_sorted(gid, cross.leaving(gid))
             owners = (parcel_owners(part, owners_table, absents=absents)
                       if owners_table is not None else None)
 
@@ -630,7 +678,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
             both = need[local[0]] & need[local[1]]
             if both.any():
                 pair_lists.append(gid[local[:, both]])
-    timings["analyse"] = clock() - t
+    timings["communes"] = clock() - t
 
     t = clock()
     say("Unités foncières et gisements à cheval sur plusieurs communes…")
@@ -643,7 +691,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         if met is not None and buildings is not None:
             _buildings_on(met, buildings(tuple(met.total_bounds)), zae_buildings)
         out_parcels.add(frame)
-        best.add(frame, hgid, late=True)
+        best.add(frame, hgid)
         if open_sites:
             open_sites.set_units(hgid, frame["uf_id"].to_numpy(dtype=object))
     if open_sites:
@@ -765,7 +813,7 @@ def _buildings_on(units: gpd.GeoDataFrame | None, batiments: gpd.GeoDataFrame | 
 
 
 #: Side of the tiles in which the buildings are streamed to the GeoPackage (m).
-TILE_SIZE = 10_000.0
+TILE_SIZE = 20_000.0
 
 
 def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: Any,

@@ -294,6 +294,10 @@ def _read_source(source: Any, path: Path) -> tuple[Any, int]:
     return frame, len(frame)
 
 
+#: Rows of an output layer read back, then written, at a time by the floor.
+FLOOR_BATCH = 200_000
+
+
 def _driver_floor(argv: list[str]) -> int:
     """Child process: read every input, then write every output layer (pyogrio Arrow)."""
     p = argparse.ArgumentParser(prog="bench.py _floor")
@@ -306,8 +310,6 @@ def _driver_floor(argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
     import warnings
 
-    import geopandas as gpd
-    import pandas as pd
     import pyogrio
 
     from observatoire.config import load_territory
@@ -315,7 +317,6 @@ def _driver_floor(argv: list[str]) -> int:
     territory = load_territory(args.config)
     meter.lap()
     per_source: dict[str, dict[str, Any]] = {}
-    kept: dict[str, list[Any]] = {}
     t0 = time.perf_counter()
     for source in territory.all_sources():
         key = source.name if source.kind == "contraintes" and source.name else source.kind
@@ -323,47 +324,45 @@ def _driver_floor(argv: list[str]) -> int:
         rows = 0
         for path in source.paths:
             data, count = _read_source(source, path)
-            kept.setdefault(key, []).append(data)
+            del data  # read, then dropped: the floor's memory stays that of one file
             rows += count
         per_source[key] = {"duree_s": round(time.perf_counter() - t, 3), "lignes": rows,
                            "fichiers": len(source.paths)}
     read_s = time.perf_counter() - t0
     read_peak = meter.lap()
 
-    # The layers to write: the build's outputs when it succeeded, else the inputs.
-    if args.gpkg is not None and args.gpkg.is_file():
-        del kept
-        origin = "sorties de la construction"
-        outputs: dict[str, Any] = {}
+    # The layers to write: the build's outputs, read back in batches before each
+    # timed write (so a territory of millions of parcels fits in memory).
+    written: dict[str, int] = {}
+    origin = "sorties de la construction"
+    write_s = 0.0
+    args.scratch.unlink(missing_ok=True)
+    if args.gpkg is None or not args.gpkg.is_file():
+        origin = "aucune (la construction a échoué)"
+    else:
         for name, _ in pyogrio.list_layers(args.gpkg):
             if name in ("layer_styles", "qgis_projects"):
                 continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                outputs[name] = pyogrio.read_dataframe(args.gpkg, layer=name, use_arrow=True)
-    else:
-        origin = "entrées (la construction a échoué)"
-        outputs = {}
-        for key, frames in kept.items():
-            vectors = [f for f in frames if isinstance(f, gpd.GeoDataFrame)]
-            if vectors:
-                outputs[key] = gpd.GeoDataFrame(
-                    pd.concat(vectors, ignore_index=True), geometry="geometry",
-                    crs=vectors[0].crs)
-    meter.lap()
-    args.scratch.unlink(missing_ok=True)
-    written: dict[str, int] = {}
-    t0 = time.perf_counter()
-    for name, frame in outputs.items():
-        spatial = isinstance(frame, gpd.GeoDataFrame)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pyogrio.write_dataframe(
-                frame, args.scratch, layer=name, driver="GPKG",
-                use_arrow=spatial and len(frame) > 0,
-                layer_options={"SPATIAL_INDEX": "YES"} if spatial else None)
-        written[name] = len(frame)
-    write_s = time.perf_counter() - t0
+            info = pyogrio.read_info(args.gpkg, layer=name)
+            total = int(info["features"])
+            spatial = info["geometry_type"] is not None
+            for start in range(0, max(total, 1), FLOOR_BATCH):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    frame = pyogrio.read_dataframe(args.gpkg, layer=name, use_arrow=True,
+                                                   skip_features=start,
+                                                   max_features=FLOOR_BATCH)
+                t = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    pyogrio.write_dataframe(
+                        frame, args.scratch, layer=name, driver="GPKG", append=start > 0,
+                        use_arrow=spatial and len(frame) > 0,
+                        layer_options={"SPATIAL_INDEX": "YES"} if spatial and start == 0
+                        else None)
+                write_s += time.perf_counter() - t
+                del frame
+            written[name] = total
     write_peak = meter.lap()
     args.scratch.unlink(missing_ok=True)
     data = {
@@ -478,8 +477,10 @@ def print_table(run: dict[str, Any]) -> None:
         print(f"  → build en échec : {build.get('erreur')}")
 
 
-#: Build stages from reading the sources to the published GeoPackage (no maps, report, exports).
-DATA_STAGES = ("lecture", "lecture_analyse", "analyse", "inventaire_zae", "ecriture")
+#: Build stages from reading the sources to the published GeoPackage (no maps, report, exports):
+#: those of the one-pass build and of the build by partition.
+DATA_STAGES = ("lecture_parcelles", "lecture", "lecture_batiments", "lecture_analyse",
+               "analyse", "inventaire_zae", "ecriture")
 
 
 def data_pipeline_seconds(stages: dict[str, float]) -> float | None:

@@ -124,9 +124,11 @@ def builds(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     whole = load_territory(_territory(folder, "entier", "aucune"))
     parts = load_territory(_territory(folder, "communes", "commune"))
     with pytest.MonkeyPatch.context() as mp:
-        # Small tiles of buildings and one parcel file at a time, as on a big territory.
+        # Small tiles of buildings, one parcel file and one commune at a time: as on a
+        # big territory, where a partition is a group of communes.
         mp.setattr(partitioned, "TILE_SIZE", 2500.0)
         mp.setattr(partitioned, "STAGE_BYTES", 1)
+        mp.setattr(partitioned, "PARTITION_PARCELS", 1)
         built = build(parts)
     return owned, (whole, build(whole)), (parts, built)
 
@@ -221,3 +223,26 @@ def test_map_keeps_the_best_scores_in_idu_order():
     few = partitioned.TopScores("score_x", 20)
     few.add(frame, np.arange(12))
     assert len(few.result()) == 12  # under the limit: every parcel, scored or not
+
+
+def test_groups_of_neighbouring_communes():
+    # 36 communes on a 6 × 6 grid whose codes run in a random order, 100 parcels each.
+    rng = np.random.default_rng(0)
+    communes = []
+    for k, cell in enumerate(rng.permutation(36)):
+        x, y = divmod(int(cell), 6)
+        c = partitioned.Commune(f"{k:05d}", bounds=np.array([x, y, x + 1, y + 1]) * 1000.0)
+        c.count = 100
+        communes.append(c)
+    groups = partitioned.partition_groups(communes, target=400)
+    assert sorted(c.code for g in groups for c in g) == sorted(c.code for c in communes)
+    assert [len(g) for g in groups] == [4] * 9
+    # Z-order: groups are compact (the first and last are 2 km × 2 km blocks), whereas
+    # four communes taken in code order are scattered over the 6 km × 6 km territory.
+    def span(group: list) -> float:
+        box = np.array([c.bounds for c in group])
+        return max(box[:, 2].max() - box[:, 0].min(), box[:, 3].max() - box[:, 1].min())
+
+    assert span(groups[0]) == span(groups[-1]) == 2000.0
+    by_code = [communes[k:k + 4] for k in range(0, 36, 4)]
+    assert np.mean([span(g) for g in groups]) < 0.7 * np.mean([span(g) for g in by_code])

@@ -17,6 +17,7 @@ from observatoire.analysis.slope import (
     covered_cells,
     masked_elevation,
     parcel_slope,
+    raster_window,
     slope_percent,
     zonal_stats,
 )
@@ -165,3 +166,23 @@ def test_real_dem_slope_statistics():
     mean, vmax = parcel_slope(np.array([inside, on_nodata]), dem)
     assert 0 <= mean[0] <= vmax[0] < 150
     assert np.isnan(mean[1]) and np.isnan(vmax[1])
+
+
+def test_window_gives_the_whole_raster_slopes():
+    # A rough surface with nodata holes; parcels inside, across the edge and off the DEM.
+    rng = np.random.default_rng(3)
+    tr = Affine.translation(1000.0, 2000.0) @ Affine.scale(5.0, -5.0)
+    z = rng.normal(100.0, 3.0, (60, 80)).cumsum(axis=1) / 10
+    z[10:13, 20:22] = -9999.0
+    raster = Raster(z, tr, nodata=-9999.0)
+    boxes = [(1003, 1710, 1041, 1760), (1100, 1800, 1180, 1850), (1380, 1930, 1420, 2010),
+             (1195, 1905, 1222, 1947), (2000, 3000, 2050, 3050)]
+    parcels = shapely.box(*np.array(boxes, dtype=float).T)
+    whole = parcel_slope(parcels, raster)
+    for k, p in enumerate(parcels):
+        window = raster_window(raster, p.bounds)
+        assert window.array.size < z.size
+        part = parcel_slope(np.array([p]), window)
+        np.testing.assert_array_equal(part[0], whole[0][k:k + 1])
+        np.testing.assert_array_equal(part[1], whole[1][k:k + 1])
+    assert np.isnan(whole[0][-1])  # off the DEM: NaN, through the window too

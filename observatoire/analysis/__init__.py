@@ -77,7 +77,7 @@ from observatoire.analysis.indicators import (
     geoms,
 )
 from observatoire.analysis.scoring import Profile, load_profiles, score_parcels
-from observatoire.analysis.slope import RasterLike
+from observatoire.analysis.slope import RasterLike, raster_window
 from observatoire.analysis.units import (
     SCORE_MIN_GISEMENT,
     SEUIL_BATI_GISEMENT,
@@ -392,7 +392,18 @@ def analysis_context(layers: Any, *, extra: ExtraInputs | None = None,
         cibles=distance_targets(routes=routes, voies_ferrees=extra.voies_ferrees,
                                 postes_electriques=extra.postes_electriques,
                                 classes_routes=classes),
+        friche_refs=_friche_refs(layer("friches", layers.friches)),
     )
+
+
+def _friche_refs(friches: gpd.GeoDataFrame | None) -> pd.DataFrame | None:
+    """Each IDU listed in a friche's ``unite_fonciere_refcad``, with the friche's row."""
+    if friches is None or "unite_fonciere_refcad" not in friches:
+        return None
+    refs = friches["unite_fonciere_refcad"].reset_index(drop=True).dropna().astype(str)
+    listed = refs.str.split("|").explode().str.strip()
+    return pd.DataFrame({"row": listed.index.to_numpy(dtype=np.int64),
+                         "idu": listed.to_numpy(dtype=object)})
 
 
 def scored_frame(parcelles: gpd.GeoDataFrame, indicators: pd.DataFrame, scores: pd.DataFrame,
@@ -424,12 +435,18 @@ class AnalysisContext:
     classes_routes: Mapping[str, Sequence[str]]
     profiles: tuple[Profile, ...]
     cibles: Mapping[str, DistanceTargets] = field(default_factory=dict)
+    friche_refs: pd.DataFrame | None = None
 
-    def around(self, bounds: tuple[float, float, float, float]) -> AnalysisContext:
+    def around(self, bounds: tuple[float, float, float, float], *,
+               idu: Sequence[str] | None = None) -> AnalysisContext:
         """Return the context of a partition around ``bounds``.
 
-        Overlay layers are selected by the box (whole features, in layer order);
-        friche points, distance targets and the DEM stay whole.
+        Overlay layers are selected by the box (whole features, in layer order); the
+        DEM is cut to the box plus two cells (:func:`~observatoire.analysis.slope.
+        raster_window`: the same slopes); distance targets stay whole. Friche points
+        stay whole, unless ``idu`` (the partition's parcels) is given: then those in
+        the box, those whose ``unite_fonciere_refcad`` lists one of ``idu`` and
+        those whose perimeter was selected are kept.
         """
         box = shapely.box(*bounds)
 
@@ -439,9 +456,22 @@ class AnalysisContext:
             rows = np.sort(frame.sindex.query(box, predicate="intersects"))
             return frame.iloc[rows]
 
+        surfaces = select(self.friches_surfaces)
+        friches = self.friches
+        if idu is not None and friches is not None and len(friches):
+            rows = friches.sindex.query(box, predicate="intersects")
+            if self.friche_refs is not None and len(self.friche_refs):
+                listed = pd.Index(np.asarray(idu, dtype=object)).get_indexer(
+                    self.friche_refs["idu"].to_numpy(dtype=object)) >= 0
+                rows = np.concatenate([rows, self.friche_refs["row"].to_numpy()[listed]])
+            if surfaces is not None and len(surfaces):
+                same = friches["site_id"].isin(set(surfaces["site_id"])).to_numpy()
+                rows = np.concatenate([rows, np.flatnonzero(same)])
+            friches = friches.iloc[np.unique(rows)]
         return replace(
             self, zonage=select(self.zonage), zae=select(self.zae),
-            batiments=select(self.batiments), friches_surfaces=select(self.friches_surfaces),
+            batiments=select(self.batiments), friches=friches, friches_surfaces=surfaces,
+            mnt=raster_window(self.mnt, bounds) if self.mnt is not None else None,
             contraintes=tuple(replace(c, frame=select(c.frame)) for c in self.contraintes))
 
 
@@ -467,7 +497,7 @@ def partition_task(task: tuple[Any, ...], ctx: AnalysisContext
     partition's is selected.
     """
     part, bounds, *given = task
-    local = ctx.around(bounds)
+    local = ctx.around(bounds, idu=part["idu"].astype(str).to_numpy())
     if given and given[0]:
         local = replace(local, **given[0])
     indicators, scores = _indicators_and_scores(part, local)

@@ -117,6 +117,40 @@ def _pad_linear(z: np.ndarray) -> np.ndarray:
     return p
 
 
+@dataclass(frozen=True)
+class RasterWindow:
+    """A window of a raster (a view of its array), usable wherever a raster is."""
+
+    array: np.ndarray
+    transform: Affine
+    crs: Any
+    nodata: float | None
+
+
+def raster_window(raster: RasterLike, bounds: tuple[float, float, float, float], *,
+                  margin: int = 2) -> RasterLike:
+    """Return the cells of ``raster`` meeting ``bounds``, plus ``margin`` cells around.
+
+    The slope of a cell reads its 8 neighbours: with a margin of 2 cells, every cell
+    whose centre lies in ``bounds`` gets the slope it has in the whole raster (at the
+    raster's edge the window stops there, and the edge is extrapolated as in the
+    whole). A rotated raster is returned whole.
+    """
+    t = raster.transform
+    if t.b != 0 or t.d != 0:
+        return raster
+    c0, c1 = (bounds[0] - t.c) / t.a, (bounds[2] - t.c) / t.a
+    r0, r1 = (bounds[3] - t.f) / t.e, (bounds[1] - t.f) / t.e
+    height, width = raster.array.shape
+    col0 = min(max(int(np.floor(min(c0, c1))) - margin, 0), width - 1)
+    col1 = max(min(int(np.ceil(max(c0, c1))) + margin, width), col0 + 1)
+    row0 = min(max(int(np.floor(min(r0, r1))) - margin, 0), height - 1)
+    row1 = max(min(int(np.ceil(max(r0, r1))) + margin, height), row0 + 1)
+    return RasterWindow(array=raster.array[row0:row1, col0:col1],
+                        transform=t @ Affine.translation(col0, row0), crs=raster.crs,
+                        nodata=raster.nodata)
+
+
 def cell_size(transform: Affine) -> tuple[float, float]:
     """Width and height of a cell of a north-up raster.
 
@@ -304,5 +338,6 @@ def parcel_slope(geoms: np.ndarray, raster: RasterLike) -> tuple[np.ndarray, np.
     return stats.mean, stats.max
 
 
-__all__ = ["RasterLike", "ZonalStats", "cell_size", "covered_cells", "covered_spans",
-           "masked_elevation", "parcel_slope", "slope_percent", "zonal_stats"]
+__all__ = ["RasterLike", "RasterWindow", "ZonalStats", "cell_size", "covered_cells",
+           "covered_spans", "masked_elevation", "parcel_slope", "raster_window",
+           "slope_percent", "zonal_stats"]
