@@ -1,4 +1,4 @@
-"""Command line: ``observatoire build``, ``observatoire validate``.
+"""Command line: ``observatoire build``, ``validate``, ``fusion``.
 
 The only module that configures logging output, prints and chooses exit codes.
 A user error (bad territory file, unreadable source) prints one French line and
@@ -8,6 +8,7 @@ exits with status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -44,9 +45,13 @@ def _parser() -> argparse.ArgumentParser:
                                    "écrit le GeoPackage, la carte et le rapport.")
     b.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                    help=f"fichier de territoire TOML (défaut : {DEFAULT_CONFIG})")
+    b.add_argument("--partition", choices=("auto", "commune", "aucune"), default=None,
+                   help="construire par partitions de communes (mémoire bornée) ou en une "
+                        "passe ; remplace options.partition (défaut : auto, par partitions "
+                        "au-delà de 16 Mo de fichiers de parcelles)")
     b.add_argument("--executeur", choices=("serie", "dask"), default=None,
-                   help="calculer indicateurs et scores commune par commune, en série ou sur "
-                        "un cluster Dask (défaut : en une passe)")
+                   help="calculer indicateurs et scores partition par partition, en série ou "
+                        "sur un cluster Dask")
     b.add_argument("--scheduler", default=None, metavar="tcp://HÔTE:PORT",
                    help="ordonnanceur Dask à utiliser (défaut avec --executeur dask : un "
                         "cluster local)")
@@ -58,6 +63,19 @@ def _parser() -> argparse.ArgumentParser:
                        help="vérifier un fichier de territoire et ses sources sans rien construire")
     v.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                    help=f"fichier de territoire TOML (défaut : {DEFAULT_CONFIG})")
+
+    f = sub.add_parser("fusion", parents=[common],
+                       help="fusionner les observatoires de plusieurs départements",
+                       description="Ajoute bout à bout les couches de plusieurs "
+                                   "observatoire.gpkg (un par département) dans un seul "
+                                   "GeoPackage, sans les entités de contexte lues en double "
+                                   "dans les marges de 5 km ; la fusion est notée dans la "
+                                   "table « fusion ».")
+    f.add_argument("entrees", nargs="+", type=Path, metavar="OBSERVATOIRE.gpkg",
+                   help="GeoPackages produits par « observatoire build »")
+    f.add_argument("-o", "--out", type=Path, required=True,
+                   help="GeoPackage fusionné à produire (remplacé seulement si la fusion "
+                        "réussit)")
 
     d = sub.add_parser("deps", parents=[common],
                        help="lister les fichiers d'entrée d'un territoire (pour make)")
@@ -99,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "deps":
             return _deps(args)
+        if args.command == "fusion":
+            return _fusion(args)
     except ObservatoireError as exc:
         print(f"erreur : {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -125,6 +145,9 @@ def _build(args: argparse.Namespace) -> int:
     from observatoire.config import load_territory
 
     territory = load_territory(args.config, output_dir=args.out)
+    if args.partition is not None:
+        territory = dataclasses.replace(
+            territory, options={**territory.options, "partition": args.partition})
     quiet = args.quiet
     start = time.perf_counter()
 
@@ -160,6 +183,32 @@ def _build(args: argparse.Namespace) -> int:
         print("Sorties :")
         for path in result.outputs:
             print(f"  {_display(path)}")
+        print(f"Terminé en {time.perf_counter() - start:.1f} s.")
+    return 0
+
+
+def _fusion(args: argparse.Namespace) -> int:
+    from observatoire.fusion import merge_geopackages
+
+    quiet = args.quiet
+    start = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        if not quiet:
+            print(f"[{time.perf_counter() - start:6.1f} s] {msg}", flush=True)
+
+    try:
+        result = merge_geopackages(args.entrees, args.out, progress=progress)
+    except ObservatoireError as exc:
+        print(f"erreur : {exc}", file=sys.stderr)
+        print(f"échec : {args.out} n'a pas été modifié", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if not quiet:
+        print("Couches (entités, retirées car lues en double, empreinte du contenu) :")
+        for name, n in result.layer_counts.items():
+            dropped = result.duplicates.get(name, 0) + result.other_territory.get(name, 0)
+            print(f"  {name:<20} {n:>9} {dropped:>9}  {result.checksums[name]}")
+        print(f"Sortie : {_display(result.gpkg)}")
         print(f"Terminé en {time.perf_counter() - start:.1f} s.")
     return 0
 

@@ -32,3 +32,26 @@ def standard_file(relative: str) -> Path:
 @pytest.fixture
 def sample_config() -> Path:
     return SAMPLE / "territoire.toml"
+
+
+def sample_context_sources() -> str:
+    """The ``[sources.*]`` tables of the sample's context layers, as TOML (absolute paths).
+
+    For test territories built from the sample's files: zoning, buildings, roads,
+    friches.
+    """
+    return f"""
+[sources.zonage]
+chemin = "{SAMPLE / 'zoning.gpkg'}"
+couche = "zoning2"
+
+[sources.batiments]
+chemin = "{SAMPLE / 'building.gpkg'}"
+
+[sources.routes]
+chemin = "{SAMPLE / 'road.gpkg'}"
+
+[sources.friches]
+chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
+format = "cartofriches"
+"""

@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
+from conftest import sample_context_sources
 from geopandas.testing import assert_geodataframe_equal
 
+from observatoire import partitioned
 from observatoire.analysis.units import contiguity_pairs
 from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.errors import ConfigError
-from observatoire import partitioned
 from observatoire.partitioned import by_partition
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -82,20 +83,7 @@ chemin = "parcel-*.gpkg"
 format = "bdparcellaire"
 couche = "parcel"
 
-[sources.zonage]
-chemin = "{SAMPLE / 'zoning.gpkg'}"
-couche = "zoning2"
-
-[sources.batiments]
-chemin = "{SAMPLE / 'building.gpkg'}"
-
-[sources.routes]
-chemin = "{SAMPLE / 'road.gpkg'}"
-
-[sources.friches]
-chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
-format = "cartofriches"
-
+{sample_context_sources()}
 [sources.proprietaires]
 chemin = "owners.csv"
 format = "table"
@@ -246,3 +234,18 @@ def test_groups_of_neighbouring_communes():
     assert span(groups[0]) == span(groups[-1]) == 2000.0
     by_code = [communes[k:k + 4] for k in range(0, 36, 4)]
     assert np.mean([span(g) for g in groups]) < 0.7 * np.mean([span(g) for g in by_code])
+
+
+def test_command_line_partition_flag(tmp_path, capsys):
+    from observatoire.cli import main
+
+    config = str(SAMPLE / "territoire.toml")
+    assert main(["build", "--config", config, "--out", str(tmp_path), "--partition",
+                 "commune"]) == 0
+    out = capsys.readouterr().out
+    assert "commune par commune" in out and "Contiguïté des parcelles entre communes" in out
+    with pytest.raises(SystemExit) as exit_:
+        main(["build", "--config", config, "--out", str(tmp_path / "x"), "--partition",
+              "toutes"])
+    assert exit_.value.code == 2
+    assert "--partition" in capsys.readouterr().err
