@@ -154,10 +154,17 @@ def _writable(frame: pd.DataFrame) -> pd.DataFrame:
         s = out[col]
         if s.dtype == object:
             non_null = s.dropna()
-            if len(non_null) and not non_null.map(lambda v: isinstance(v, str)).all():
+            if _all_bool(non_null):
+                out[col] = s.astype("boolean")  # a boolean field, NULL where None
+            elif len(non_null) and not non_null.map(lambda v: isinstance(v, str)).all():
                 out[col] = s.map(lambda v: None if v is None or (isinstance(v, float) and v != v)
                                  else (v if isinstance(v, str) else str(v)))
     return out
+
+
+def _all_bool(values: pd.Series) -> bool:
+    """Whether ``values`` (non-null) are all booleans, and there is at least one."""
+    return bool(len(values)) and bool(values.map(lambda v: isinstance(v, bool | np.bool_)).all())
 
 
 def _geometry_type(frame: gpd.GeoDataFrame) -> str:
@@ -288,6 +295,11 @@ def _mix(z: np.ndarray) -> np.ndarray:
 def _value_hashes(values: pd.Series) -> np.ndarray:
     """Hash of each value of a column, by kind (see :func:`row_hashes`)."""
     dtype = values.dtype
+    if pd.api.types.is_object_dtype(dtype) and _all_bool(values.dropna()):
+        # Booleans with NULLs: written as a boolean field, hashed as numbers like a
+        # bool column (the same row hashes the same in a batch without NULL).
+        values = values.astype("boolean")
+        dtype = values.dtype
     if isinstance(dtype, gpd.array.GeometryDtype):
         geoms = np.asarray(values.array, dtype=object)
         wkb = shapely.to_wkb(geoms, output_dimension=2, byte_order=1)

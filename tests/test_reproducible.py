@@ -189,6 +189,30 @@ def test_layer_checksum_survives_the_geopackage_round_trip(tmp_path):
     assert layer_checksum(moved) != layer_checksum(frame)
 
 
+def test_booleans_with_nulls_are_a_boolean_field_hashed_as_booleans(tmp_path):
+    # A partition whose flags have a NULL holds them as objects, another as bool: the
+    # same rows hash the same, and the GeoPackage gets one boolean field, not text.
+    from observatoire.geopackage import GeoPackageWriter, row_hashes
+
+    with_null = gpd.GeoDataFrame({"ok": [True, False, None]},
+                                 geometry=[shapely.Point(0, 0)] * 3, crs=2154)
+    without = gpd.GeoDataFrame({"ok": [True, False]}, geometry=[shapely.Point(0, 0)] * 2,
+                               crs=2154)
+    assert with_null["ok"].dtype == object and without["ok"].dtype == bool
+    assert (row_hashes(with_null)[:2] == row_hashes(without)).all()
+    dest = tmp_path / "b.gpkg"
+    with GeoPackageWriter(dest) as writer:
+        writer.write("couche", without, geometry_type="Point")
+        writer.write("couche", with_null, geometry_type="Point", append=True)
+        writer.commit()
+    info = pyogrio.read_info(dest, layer="couche")
+    assert dict(zip(info["fields"], info["dtypes"], strict=True))["ok"] == "bool"
+    back = pyogrio.read_dataframe(dest, layer="couche")
+    assert back["ok"].tolist()[:4] == [True, False, True, False]
+    assert pd.isna(back["ok"].iloc[4])
+    assert layer_checksum(back) == layer_checksum(pd.concat([without, with_null]))
+
+
 # --- the checksum, partition by partition ----------------------------------------------------
 
 def _layer() -> gpd.GeoDataFrame:
