@@ -157,6 +157,17 @@ def test_duplicate_identifiers_and_missing_fields_are_refused():
         validate_rows([row], "terrain_eco")
 
 
+def test_duplicate_identifiers_across_batches():
+    # A layer validated batch by batch (one dictionary of identifiers across the calls).
+    seen: dict = {}
+    validate_rows([terrain_row()], "terrain_eco", first_row=1, seen=seen)
+    validate_rows([terrain_row(terr_id="25267_TERRAIN-ECO_00002")], "terrain_eco",
+                  first_row=2, seen=seen)
+    with pytest.raises(SchemaError, match=r"ligne 3 .*identifiant '25267_TERRAIN-ECO_00001' "
+                                          r"déjà utilisé ligne 1"):
+        validate_rows([terrain_row()], "terrain_eco", first_row=3, seen=seen)
+
+
 def test_geopoint_of_poles():
     row = {"pole_id": "25267_POLE-ECO_00001", "pole_nom": "ZA", "pole_vocadomi": "mixte",
            "pole_identif_date": "2025-01-01", "pole_surface": 3, "pole_geompoint": "6.1, 47.2"}

@@ -389,7 +389,8 @@ def _value_key(value: Any) -> Any:
 
 
 def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists: bool = True,
-                  origin: str | None = None, first_row: int = 1) -> None:
+                  origin: str | None = None, first_row: int = 1,
+                  seen: dict[Any, int] | None = None) -> None:
     """Validate rows of a CNIG class against its ``schema.json`` (and the PDF's lists).
 
     Parameters
@@ -405,6 +406,10 @@ def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists
         The file validated, for messages.
     first_row
         Number of the first row in messages (2 for a CSV below its header).
+    seen
+        Identifiers already met → their row number: pass the same dictionary to
+        the calls validating a layer batch by batch, so that an identifier used
+        twice is found across batches.
 
     Raises
     ------
@@ -436,15 +441,15 @@ def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists
     key = ts.get("primaryKey")
     key = key if isinstance(key, str) else (key[0] if key else None)
     if key:
-        seen: dict[Any, int] = {}
+        seen = {} if seen is None else seen
         for i, row in enumerate(rows):
             ident = row.get(key)
             if ident is None:
                 continue
             if ident in seen:
                 found.append((i, -1, f"champ « {key} » : identifiant {ident!r} déjà utilisé "
-                                     f"ligne {seen[ident] + first_row}"))
-            seen.setdefault(ident, i)
+                                     f"ligne {seen[ident]}"))
+            seen.setdefault(ident, i + first_row)
     found.sort(key=lambda p: (p[0], p[1]))
     total = len(found)
     problems = []
@@ -597,10 +602,18 @@ def validate_geopackage(path: str | Path, *, value_lists: bool = True) -> dict[s
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             frame = pyogrio.read_dataframe(path, layer=layer)
-        rows = gpkg_rows(frame, layer)
-        validate_rows(rows, layer, value_lists=value_lists, origin=str(path))
-        counts[layer] = len(rows)
+        # By batches: a row as Python objects (GeoJSON included) weighs kilobytes.
+        seen: dict[Any, int] = {}
+        for start in range(0, max(len(frame), 1), VALIDATION_BATCH):
+            rows = gpkg_rows(frame.iloc[start:start + VALIDATION_BATCH], layer)
+            validate_rows(rows, layer, value_lists=value_lists, origin=str(path),
+                          first_row=start + 1, seen=seen)
+        counts[layer] = len(frame)
     return counts
+
+
+#: Rows of a layer validated at once (bounds the memory of the validation).
+VALIDATION_BATCH = 20_000
 
 
 # --- export ----------------------------------------------------------------------------------
