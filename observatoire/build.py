@@ -268,6 +268,12 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
     counts = {name: total.rows for name, total in written.items()}
     counts.update({name: len(frame) for name, frame in outputs.items()})
     _write_layers(writer, outputs)
+    # What the publication does not read is let go: memory for the maps and exports.
+    for name in ("routes",):
+        outputs.pop(name, None)
+    layers.routes = layers.routes.iloc[:0]
+    for name in ("zae_unites_candidates", "batiments_zae"):
+        result.views.pop(name, None)
     return _Built(layers=layers, outputs=outputs, tables=result.tables, counts=counts,
                   checksums=checksums, write_start=t, views=result.views)
 
