@@ -8,6 +8,7 @@ ZAE areas then cross a partition's edge. Both builds run on the same inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -249,3 +250,25 @@ def test_command_line_partition_flag(tmp_path, capsys):
               "toutes"])
     assert exit_.value.code == 2
     assert "--partition" in capsys.readouterr().err
+
+
+def test_a_failed_write_in_the_writing_thread_stops_the_build(tmp_path, monkeypatch):
+    from observatoire.errors import BuildError
+    from observatoire.geopackage import GeoPackageWriter
+
+    territory = load_territory(SAMPLE / "territoire.toml", output_dir=tmp_path)
+    territory = dataclasses.replace(territory, options={"partition": "commune"})
+    first = build(territory)
+    before = first.gpkg.read_bytes()
+    write = GeoPackageWriter.write
+
+    def failing(self, name, frame, **kw):  # type: ignore[no-untyped-def]
+        if name == "unites_foncieres":
+            raise BuildError(f"{self.dest} : disque plein (simulé)")
+        return write(self, name, frame, **kw)
+
+    monkeypatch.setattr(GeoPackageWriter, "write", failing)
+    with pytest.raises(BuildError, match="disque plein"):
+        build(territory)
+    assert first.gpkg.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
