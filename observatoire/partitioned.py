@@ -1,31 +1,32 @@
-"""Build by partition: the parcels read, analysed and written commune by commune.
+"""Build by partition: the parcels read, analysed and written by groups of communes.
 
 A one-pass build holds every parcel, with its 60-odd indicator and score columns,
 in memory: about 5 GB at a million parcels. Here the memory is bounded by the
-largest commune, the context layers and a few numbers per parcel:
+partition (about 40,000 parcels), the context layers and a few bytes per parcel:
 
-1. **Staging** — each parcel file is read and normalised on its own (the readers
-   of :mod:`observatoire.readers.cadastre`), split by commune and written to
-   GeoParquet files in a temporary folder beside the output. Only the IDUs stay
-   in memory (14 bytes each); their sorted array numbers the parcels (the
-   *global id*).
-2. **Contiguity** — commune by commune, the pairs of contiguous parcels, those
-   across the commune's edge included (the neighbouring communes' parcels within
-   the tolerance, read through the GeoParquet bounding boxes). The graph is kept
-   as two integer arrays of global ids; owners (when an owner table is given) as
-   one integer key per parcel.
-3. **Analysis** — commune by commune (through the executor: serially or on a Dask
-   cluster): indicators and scores with the context selected around the commune
-   (the same functions, hence the same values, as the one-pass build), the
-   ``uf_id`` of every parcel from the global components, and the rows appended
-   to the GeoPackage as they come. Land units and candidate sites whose parcels
-   all lie in the commune are made there; those reaching across a commune's edge
-   are kept aside and made once every commune is scored, from the global graph.
-4. **ZAE** — the largest available area per zone from the global graph, then the
-   inventory from the units and the buildings met by the zones.
+1. **Staging** — the parcel files are read by groups of :data:`STAGE_BYTES` and
+   normalised by the readers of :mod:`observatoire.readers.cadastre`, split by
+   commune and written to GeoParquet files (with their bounding boxes) in a
+   temporary folder beside the output. Only the IDUs stay in memory (14 bytes
+   each); their sorted array numbers the parcels (the *global id*).
+2. **Buildings** — streamed to the GeoPackage by tiles (:func:`stream_batiments`),
+   then read back by each partition through the GeoPackage's R-tree.
+3. **Contiguity across communes** — from the GeoParquet boxes of neighbouring
+   communes, only the candidate parcels on either side of an edge are read and
+   tested (:func:`cross_pairs`): the edges between communes, as global ids.
+4. **Analysis** — neighbouring communes are grouped (:func:`partition_groups`);
+   each group goes through the executor (serially or on a Dask cluster) with the
+   context selected around it: indicators and scores are those of the one-pass
+   build (same functions). Land units and candidate sites closed inside the group
+   are made there; those that may reach across its edge are held and made once
+   every group is scored, from the edges between communes and the edges among
+   the parcels held. Rows are appended to the GeoPackage in batches
+   (:class:`LayerBuffer`).
+5. **ZAE** — the largest available area per zone from the same graph, then the
+   inventory from the units and buildings met by the zones.
 
-Layer checksums are summed partition by partition (:func:`row_hashes`), so they
-equal those of a one-pass build of the same inputs.
+Layer checksums are summed batch by batch (:func:`row_hashes`), so they equal
+those of a one-pass build of the same inputs.
 """
 
 from __future__ import annotations
