@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from observatoire import __version__
@@ -405,16 +406,15 @@ def map_layers(outputs: dict[str, gpd.GeoDataFrame], territory: Territory, say: 
     if len(parcels) <= limit:
         return outputs
     from observatoire.analysis.scoring import load_profiles
+    from observatoire.partitioned import TopScores
 
-    first = load_profiles(territory.profiles)[0].name
-    score = parcels.get(f"score_{first}")
-    if score is None:
-        keep = parcels.index[:0]
-    else:
-        ranked = score.dropna().sort_values(ascending=False, kind="stable")
-        keep = ranked.index[:limit].sort_values()
+    score = f"score_{load_profiles(territory.profiles)[0].name}"
+    top = TopScores(score, limit)
+    top.add(pd.DataFrame(parcels[[score]] if score in parcels else {}, index=parcels.index),
+            np.arange(len(parcels)))
+    keep = top.ids()
     say(_map_message(len(keep), len(parcels), territory))
-    return {**outputs, "parcelles": parcels.loc[keep]}
+    return {**outputs, "parcelles": parcels.iloc[keep]}
 
 
 def _map_message(drawn: int, total: int, territory: Territory) -> str:

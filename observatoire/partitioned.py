@@ -438,12 +438,20 @@ class TopScores:
             self.threshold = float(frame[self.score].iloc[-1])
         self.frames, self.rows = [frame], len(frame)
 
-    def result(self) -> gpd.GeoDataFrame:
-        """Return the parcels kept, in IDU order."""
+    def _kept(self) -> pd.DataFrame:
+        if not self.frames:  # nothing offered, or no score column beyond the limit
+            return pd.DataFrame({"_gid": np.zeros(0, np.int64)})
         if self.seen > self.limit:
             self._prune()
-        frame = pd.concat(self.frames)
-        return frame.sort_values("_gid").drop(columns="_gid").reset_index(drop=True)
+        return pd.concat(self.frames).sort_values("_gid", kind="stable")
+
+    def result(self) -> gpd.GeoDataFrame:
+        """Return the parcels kept, in IDU order."""
+        return self._kept().drop(columns="_gid").reset_index(drop=True)
+
+    def ids(self) -> np.ndarray:
+        """Return the global ids of the parcels kept, in increasing order."""
+        return self._kept()["_gid"].to_numpy()
 
 
 @dataclass

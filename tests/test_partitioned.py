@@ -209,6 +209,9 @@ def test_map_keeps_the_best_scores_in_idu_order():
         top.add(frame.iloc[rows], np.arange(12)[rows])
     # 9, 8 then the first two 7 by IDU (P002, P003), in IDU order.
     assert top.result()["idu"].tolist() == ["P002", "P003", "P005", "P010"]
+    unscored = partitioned.TopScores("score_y", 4)  # no such score beyond the limit: none
+    unscored.add(frame, np.arange(12))
+    assert len(unscored.ids()) == 0
     few = partitioned.TopScores("score_x", 20)
     few.add(frame, np.arange(12))
     assert len(few.result()) == 12  # under the limit: every parcel, scored or not
