@@ -153,18 +153,18 @@ def _writable(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         s = out[col]
         if s.dtype == object:
-            non_null = s.dropna()
-            if _all_bool(non_null):
+            kind = pd.api.types.infer_dtype(s, skipna=True)
+            if kind == "boolean":
                 out[col] = s.astype("boolean")  # a boolean field, NULL where None
-            elif len(non_null) and not non_null.map(lambda v: isinstance(v, str)).all():
+            elif kind not in ("string", "empty"):
                 out[col] = s.map(lambda v: None if v is None or (isinstance(v, float) and v != v)
                                  else (v if isinstance(v, str) else str(v)))
     return out
 
 
 def _all_bool(values: pd.Series) -> bool:
-    """Whether ``values`` (non-null) are all booleans, and there is at least one."""
-    return bool(len(values)) and bool(values.map(lambda v: isinstance(v, bool | np.bool_)).all())
+    """Whether the non-null ``values`` are all booleans, and there is at least one."""
+    return pd.api.types.infer_dtype(values, skipna=True) == "boolean"
 
 
 def _geometry_type(frame: gpd.GeoDataFrame) -> str:
@@ -295,7 +295,7 @@ def _mix(z: np.ndarray) -> np.ndarray:
 def _value_hashes(values: pd.Series) -> np.ndarray:
     """Hash of each value of a column, by kind (see :func:`row_hashes`)."""
     dtype = values.dtype
-    if pd.api.types.is_object_dtype(dtype) and _all_bool(values.dropna()):
+    if pd.api.types.is_object_dtype(dtype) and _all_bool(values):
         # Booleans with NULLs: written as a boolean field, hashed as numbers like a
         # bool column (the same row hashes the same in a batch without NULL).
         values = values.astype("boolean")
