@@ -265,13 +265,17 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
     staged: list[StagedFile] = []
     used: set[str] = set()
     table = consultation_table(zae, zae_unites)
+    # The rows of each zone, found once (not by scanning the table for every zone).
+    by_zone = {key: table.iloc[rows] for key, rows in
+               table.groupby(HEADERS[0], sort=False, dropna=True).indices.items()}
+    empty = table.iloc[:0]
     try:
         for _, zone in zae.sort_values("zae_id", kind="stable").iterrows():
             name = safe_file_name(zone["zae_id"])
             while name in used:
                 name += "_"
             used.add(name)
-            rows = table[table[HEADERS[0]] == zone["zae_id"]]
+            rows = by_zone.get(zone["zae_id"], empty)
             xlsx = StagedFile(folder / f"{name}.xlsx")
             staged.append(xlsx)
             write_xlsx(rows, xlsx.tmp, zone=zone.to_dict(), territory=territory,
