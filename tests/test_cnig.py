@@ -339,6 +339,27 @@ def test_export_has_the_layers_fields_and_types_of_the_official_template(tmp_pat
                                (layer,)).fetchone()[0] == n
 
 
+def test_validation_reads_the_layers_by_batches(tmp_path, monkeypatch):
+    # One row per batch: the same counts, and an identifier used twice is still found
+    # across batches, with the row of its first use.
+    path = export(tmp_path)
+    counts = validate_geopackage(path)
+    monkeypatch.setattr(cnig, "VALIDATION_BATCH", 1)
+    assert validate_geopackage(path) == counts
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        # The R-tree triggers name these GDAL SQL functions; the fid does not change,
+        # so they do not run.
+        for name in ("ST_IsEmpty", "ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):
+            con.create_function(name, 1, lambda geom: pytest.fail("trigger run"))
+        first = con.execute("SELECT terr_id FROM terrain_eco ORDER BY fid LIMIT 1").fetchone()[0]
+        con.execute("UPDATE terrain_eco SET terr_id = ? WHERE fid = (SELECT max(fid) FROM "
+                    "terrain_eco)", (first,))
+        con.commit()
+    with pytest.raises(SchemaError, match=rf"couche « terrain_eco ».*ligne 4 \(terr_id {first}\)"
+                                          rf".*déjà utilisé ligne 1"):
+        validate_geopackage(path)
+
+
 def test_export_in_an_overseas_crs(tmp_path):
     # La Réunion (EPSG:2975): the template's layers are declared in the territory's CRS.
     path = export(tmp_path, x0=340_000.0, y0=7_660_000.0, crs="EPSG:2975")

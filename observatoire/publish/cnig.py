@@ -599,16 +599,22 @@ def validate_geopackage(path: str | Path, *, value_lists: bool = True) -> dict[s
         if layer not in present:
             raise SchemaError(f"{path} : couche « {layer} » absente ; le modèle CNIG en a "
                               f"quatre : {', '.join(CLASSES)}")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            frame = pyogrio.read_dataframe(path, layer=layer)
-        # By batches: a row as Python objects (GeoJSON included) weighs kilobytes.
+        # Read and checked by batches: a row as Python objects (GeoJSON included)
+        # weighs kilobytes, and a département's layer holds hundreds of thousands.
         seen: dict[Any, int] = {}
-        for start in range(0, max(len(frame), 1), VALIDATION_BATCH):
-            rows = gpkg_rows(frame.iloc[start:start + VALIDATION_BATCH], layer)
-            validate_rows(rows, layer, value_lists=value_lists, origin=str(path),
-                          first_row=start + 1, seen=seen)
-        counts[layer] = len(frame)
+        start = 0
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                frame = pyogrio.read_dataframe(path, layer=layer, skip_features=start,
+                                               max_features=VALIDATION_BATCH)
+            if len(frame) or start == 0:
+                validate_rows(gpkg_rows(frame, layer), layer, value_lists=value_lists,
+                              origin=str(path), first_row=start + 1, seen=seen)
+            start += len(frame)
+            if len(frame) < VALIDATION_BATCH:
+                break
+        counts[layer] = start
     return counts
 
 
@@ -1177,6 +1183,7 @@ def stage_cnig_export(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
                                    date_observation=date_observation, parcelles=parcelles,
                                    rule=rule, producteur=producteur)
         write_cnig_geopackage(layers, staged.tmp)
+        del layers  # validated as read back, by batches
         counts = validate_geopackage(staged.tmp)
     except BaseException:
         staged.discard()
