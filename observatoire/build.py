@@ -7,6 +7,7 @@ build leaves the previous observatory intact.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -87,8 +88,10 @@ def build(territory: Territory, *, progress: Progress | None = None,
         Called with a French message at each stage.
     executor
         An :mod:`observatoire.executor` executor: indicators and scores are then
-        computed commune by commune through it (serially or on a Dask cluster), with
-        the same results; ``None`` computes them in one pass.
+        computed commune by commune through it (serially, in worker processes or on
+        a Dask cluster), with the same results. ``None``: in one pass, or, for a
+        build by partition, :func:`observatoire.executor.default_executor` (a
+        worker process beside this one on two cores or more).
 
     Returns
     -------
@@ -109,9 +112,13 @@ def build(territory: Territory, *, progress: Progress | None = None,
     partitioned = by_partition(territory)
     with GeoPackageWriter(dest) as writer:
         if partitioned:
-            with staging_folder(territory) as folder:
+            from observatoire.executor import default_executor
+
+            with staging_folder(territory) as folder, \
+                    (contextlib.nullcontext(executor) if executor is not None
+                     else default_executor()) as runner:
                 built = _build_by_partition(territory, writer, Path(folder), say, timings,
-                                            executor)
+                                            runner)
         else:
             built = _build_whole(territory, writer, say, timings, executor)
         layers, outputs = built.layers, built.outputs

@@ -49,9 +49,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="construire par partitions de communes (mémoire bornée) ou en une "
                         "passe ; remplace options.partition (défaut : auto, par partitions "
                         "au-delà de 16 Mo de fichiers de parcelles)")
-    b.add_argument("--executeur", choices=("serie", "dask"), default=None,
-                   help="calculer indicateurs et scores partition par partition, en série ou "
-                        "sur un cluster Dask")
+    b.add_argument("--executeur", choices=("serie", "processus", "dask"), default=None,
+                   help="calculer indicateurs et scores partition par partition : en série, "
+                        "dans des processus de cette machine (un par cœur, moins un), ou sur "
+                        "un cluster Dask (défaut : une construction par partitions calcule "
+                        "dans un second processus quand la machine a deux cœurs ou plus)")
     b.add_argument("--scheduler", default=None, metavar="tcp://HÔTE:PORT",
                    help="ordonnanceur Dask à utiliser (défaut avec --executeur dask : un "
                         "cluster local)")

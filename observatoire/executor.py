@@ -1,14 +1,21 @@
-"""Executors that run the per-partition work: serially, or on a Dask cluster.
+"""Executors that run the per-partition work: serially, in worker processes, or on Dask.
 
 The analysis hands independent partitions (the parcels of a commune and the
-context around them) to :meth:`map`; both executors return the results in the
-order of the partitions, so the output does not depend on which one ran.
+context around them) to :meth:`map` or :meth:`imap`; every executor returns the
+results in the order of the partitions, so the output does not depend on which
+one ran. :meth:`imap` keeps a few partitions running ahead while the caller
+handles the results (writing them to the GeoPackage): with a worker process,
+computing and writing overlap on two cores.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
-from collections.abc import Callable, Iterable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from observatoire.errors import ConfigError
@@ -45,10 +52,130 @@ class SerialExecutor:
             return [fn(item) for item in items]
         return [fn(item, shared) for item in items]
 
+    def imap(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None,
+             ahead: int = 2) -> Iterator[Any]:
+        """Yield the results one by one, each computed when asked for (see :meth:`map`)."""
+        for item in items:
+            yield fn(item) if shared is None else fn(item, shared)
+
+    def release(self) -> None:
+        """Nothing to release (see :meth:`ProcessExecutor.release`)."""
+
     def close(self) -> None:
         """Nothing to release."""
 
     def __enter__(self) -> SerialExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _ahead(submit: Callable[[Any], Future[Any]], items: Iterable[Any], ahead: int
+           ) -> Iterator[Any]:
+    """Yield the results of ``submit(item)`` in order, ``ahead`` items submitted at once."""
+    pending: collections.deque[Future[Any]] = collections.deque()
+    it = iter(items)
+    try:
+        for item in it:
+            pending.append(submit(item))
+            if len(pending) >= max(1, ahead):
+                break
+        while pending:
+            done = pending.popleft()
+            for item in it:
+                pending.append(submit(item))
+                break
+            yield done.result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+#: The object shared by every task of a worker process (see ProcessExecutor).
+_SHARED: Any = None
+
+
+def _install(shared: Any) -> None:
+    global _SHARED
+    _SHARED = shared
+
+
+def _call_shared(fn: Callable[..., Any], item: Any) -> Any:
+    return fn(item, _SHARED)
+
+
+def available_cores() -> int:
+    """Return the number of cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class ProcessExecutor:
+    """Run partitions in worker processes of this machine (no dependency).
+
+    With :meth:`imap`, this process handles the results of a partition (writing the
+    GeoPackage) while the workers compute the next ones.
+
+    Parameters
+    ----------
+    n_workers
+        Worker processes (default: the cores available, minus the one of this
+        process, at least one).
+    """
+
+    name = "processus"
+
+    def __init__(self, n_workers: int | None = None) -> None:
+        self.workers = max(1, n_workers if n_workers is not None else available_cores() - 1)
+        self._pool: ProcessPoolExecutor | None = None
+        self._shared: Any = None
+
+    def _pool_for(self, shared: Any) -> ProcessPoolExecutor:
+        # The shared object (the analysis context) is pickled once per worker, when the
+        # pool starts; another object starts another pool.
+        if self._pool is None or self._shared is not shared:
+            self.close()
+            # spawn: a fresh interpreter, safe whatever threads GDAL or pyogrio started.
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_install, initargs=(shared,))
+            self._shared = shared
+        return self._pool
+
+    def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None
+            ) -> list[Any]:
+        """Return the results of every item, in order (see :meth:`SerialExecutor.map`)."""
+        return list(self.imap(fn, items, shared=shared, ahead=2 * self.workers))
+
+    def imap(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None,
+             ahead: int | None = None) -> Iterator[Any]:
+        """Yield the results in order, up to ``ahead`` items running or queued.
+
+        ``ahead`` defaults to one more than the workers, so that every worker
+        has a partition to compute while this process handles a result.
+        """
+        pool = self._pool_for(shared)
+        n = ahead if ahead is not None else self.workers + 1
+        return _ahead(lambda item: pool.submit(_call_shared, fn, item), items, n)
+
+    def release(self) -> None:
+        """Stop the worker processes and free their memory (started again when needed).
+
+        The build calls it once the partitions are analysed: the workers' copies of
+        the context would otherwise stay in memory during the publication.
+        """
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool, self._shared = None, None
+
+    def __enter__(self) -> ProcessExecutor:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -125,13 +252,35 @@ class DaskExecutor:
         if shared is None:
             futures = self.client.map(fn, items, pure=False)
         else:
-            if self._shared is None or self._shared[0] is not shared:
-                # In a list, so that a list or dict is sent whole, not item by item.
-                [ref] = self.client.scatter([shared], broadcast=True, hash=False)
-                self._shared = (shared, ref)
-            ref = self._shared[1]
+            ref = self._scattered(shared)
             futures = self.client.map(fn, items, [ref] * len(items), pure=False)
         return list(self.client.gather(futures))
+
+    def imap(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None,
+             ahead: int | None = None) -> Iterator[Any]:
+        """Yield the results in order, up to ``ahead`` items on the cluster at once.
+
+        ``ahead`` defaults to twice the workers.
+        """
+        n = ahead if ahead is not None else 2 * self.workers
+        if shared is None:
+            return _ahead(lambda item: self.client.submit(fn, item, pure=False), items, n)
+        ref = self._scattered(shared)
+        return _ahead(lambda item: self.client.submit(fn, item, ref, pure=False), items, n)
+
+    def _scattered(self, shared: Any) -> Any:
+        """Return the future of ``shared`` on every worker, sending it once."""
+        if self._shared is None or self._shared[0] is not shared:
+            # In a list, so that a list or dict is sent whole, not item by item.
+            [ref] = self.client.scatter([shared], broadcast=True, hash=False)
+            self._shared = (shared, ref)
+        return self._shared[1]
+
+    def release(self) -> None:
+        """Forget the shared object sent to the workers (they free their copy)."""
+        if self._shared is not None:
+            self._shared[1].release()
+            self._shared = None
 
     def close(self) -> None:
         """Close the client and the local cluster, if this executor started one."""
@@ -147,21 +296,31 @@ class DaskExecutor:
         self.close()
 
 
-Executor = SerialExecutor | DaskExecutor
+Executor = SerialExecutor | ProcessExecutor | DaskExecutor
 
 
 def make_executor(kind: str = "serie", *, scheduler: str | None = None) -> Executor:
-    """Return the executor named ``kind`` (``serie`` or ``dask``).
+    """Return the executor named ``kind`` (``serie``, ``processus`` or ``dask``).
 
     Raises
     ------
     ConfigError
         Unknown kind, or dask missing.
     """
-    if kind == "serie":
+    if kind in ("serie", "processus"):
         if scheduler is not None:
             raise ConfigError("--scheduler ne sert qu'avec --executeur dask")
-        return SerialExecutor()
+        return SerialExecutor() if kind == "serie" else ProcessExecutor()
     if kind == "dask":
         return DaskExecutor(scheduler)
-    raise ConfigError(f"exécuteur inconnu « {kind} » ; choisissez serie ou dask")
+    raise ConfigError(f"exécuteur inconnu « {kind} » ; choisissez serie, processus ou dask")
+
+
+def default_executor() -> Executor:
+    """Return the executor of a build by partition when none is chosen.
+
+    One worker process beside this one when two cores or more are available: the
+    worker computes a partition's indicators, scores and land units while this
+    process writes the previous one. Serial otherwise.
+    """
+    return ProcessExecutor(1) if available_cores() >= 2 else SerialExecutor()

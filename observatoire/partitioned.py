@@ -31,6 +31,7 @@ those of a one-pass build of the same inputs.
 
 from __future__ import annotations
 
+import collections
 import logging
 import tempfile
 import time
@@ -559,16 +560,8 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         the map, those of the ZAE for the CNIG export, a light table for the
         report) and the table of the best sites.
     """
-    from observatoire.analysis import (
-        AnalysisOptions,
-        analysis_context,
-        partition_task,
-        scored_frame,
-    )
-    from observatoire.analysis.indicators import geoms
+    from observatoire.analysis import AnalysisOptions, analysis_context
     from observatoire.analysis.units import (
-        contiguity_pairs,
-        eligible,
         gisements,
         largest_available,
         meilleurs_sites,
@@ -586,6 +579,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     tolerance = opts.tolerance_contiguite
     ctx = analysis_context(layers, extra=extra, profiles=territory.profiles, options=opts)
     first = ctx.profiles[0].name
+    classes = dict(ctx.profiles[0].classes)
     owners_table = extra.proprietaires
     absents = extra.proprietaires_absents
 
@@ -594,8 +588,6 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     cross = cross_pairs(staged, tolerance=tolerance)
     timings["contiguite"] = clock() - t
 
-    executor = executor or SerialExecutor()
-    batch = max(1, 2 * int(getattr(executor, "workers", 1) or 1))
     sums = {"parcelles": LayerSum(), "unites_foncieres": LayerSum()}
     out_parcels = LayerBuffer(writer, "parcelles", sums["parcelles"])
     out_units = LayerBuffer(writer, "unites_foncieres", sums["unites_foncieres"])
@@ -611,83 +603,74 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     zae_rows: list[pd.DataFrame] = []
     light: list[pd.DataFrame] = []
     zae_buildings: list[gpd.GeoDataFrame] = []
-    site_args = {"profile": first, "seuil_bati": opts.seuil_bati_gisement,
-                 "score_min": opts.score_min_gisement}
+    settings = GroupSettings(tolerance=tolerance, profile=first,
+                             seuil_bati=opts.seuil_bati_gisement,
+                             score_min=opts.score_min_gisement)
 
-    t = clock()
-    say(f"Indicateurs, notation, unités foncières et gisements : {len(staged.communes)} "
-        f"communes…")
-    for batch_groups in _chunks(partition_groups(staged.communes), batch):
-        parts = [staged.group(g, staged.report) for g in batch_groups]
-        tasks = []
-        for group, part in zip(batch_groups, parts, strict=True):
-            bounds = tuple(float(v) for v in part.total_bounds)
-            extra_ctx = {}
+    # The tasks given to the executor, in order: its results come back in that order.
+    submitted: collections.deque[GroupTask] = collections.deque()
+
+    def tasks() -> Iterator[GroupTask]:
+        # Read here, in this process, as the executor asks for the next group.
+        for group in partition_groups(staged.communes):
+            part = staged.group(group, staged.report)
+            given = {}
             if buildings is not None:
                 pieces = [buildings(tuple(float(v) for v in c.bounds)) for c in group]
                 found = pd.concat(pieces) if len(pieces) > 1 else pieces[0]
-                extra_ctx["batiments"] = found[~found.index.duplicated()].sort_index()
-            tasks.append((part, bounds, extra_ctx))
-        results = executor.map(partition_task, tasks, shared=ctx)
-        for part, task, (ind, _avail, scores) in zip(parts, tasks, results, strict=True):
+                given["batiments"] = found[~found.index.duplicated()].sort_index()
             gid = staged.gid(part["idu"])
-            local = contiguity_pairs(geoms(part), tolerance=tolerance)
-            touching = isin_sorted(gid, cross.leaving(gid))
-            owners = (parcel_owners(part, owners_table, absents=absents)
-                      if owners_table is not None else None)
+            submitted.append(GroupTask(
+                part=part, bounds=tuple(float(v) for v in part.total_bounds), given=given,
+                gid=gid, touching=isin_sorted(gid, cross.leaving(gid)),
+                owners=(parcel_owners(part, owners_table, absents=absents)
+                        if owners_table is not None else None)))
+            yield submitted[-1]
 
-            # Land units closed inside the commune are made now; the parcels of those
-            # that may reach across its edge are held until every commune is read.
-            if owners is None:
-                units = unites_foncieres(part)
-                wait = np.zeros(len(part), dtype=bool)
-            else:
-                key = pd.factorize(owners["cle"])[0]
-                wait = open_components(len(part), local, key >= 0, touching, same=key)
-                rows = np.flatnonzero(~wait)
-                units = unites_foncieres(part.iloc[rows], owners=owners.iloc[rows],
-                                         pairs=_restrict(local, rows, len(part)))
-            uf = np.full(len(part), None, dtype=object)
-            uf[~wait] = unit_of_parcel(part[~wait], units).to_numpy(dtype=object)
-            scored = scored_frame(part, ind, scores, uf)
-            _buildings_on(_write_units(out_units, units, zae_tree, zae_units),
-                          task[2].get("batiments"), zae_buildings)
-            if wait.any():
-                held.add(scored, owners, gid, wait)
-            if (~wait).all():
-                out_parcels.add(scored)
-                best.add(scored, gid)
-            else:
-                out_parcels.add(scored[~wait])
-                best.add(scored[~wait], gid[~wait])
+    executor = executor or SerialExecutor()
+    t = clock()
+    say(f"Indicateurs, notation, unités foncières et gisements : {len(staged.communes)} "
+        f"communes…")
+    for done in executor.imap(analyse_group, tasks(), shared=(ctx, settings)):
+        task = submitted.popleft()
+        scored, local, wait, wait_site = done.scored, done.local, done.wait, done.wait_site
+        gid, owners = task.gid, task.owners
+        # Land units and candidate sites closed inside the group were made by the
+        # worker; the parcels of those that may reach across its edge are held until
+        # every group is read.
+        _buildings_on(_write_units(out_units, done.units, zae_tree, zae_units),
+                      task.given.get("batiments"), zae_buildings)
+        if wait.any():
+            held.add(scored, owners, gid, wait)
+            out_parcels.add(scored[~wait])
+            best.add(scored[~wait], gid[~wait])
+        else:
+            out_parcels.add(scored)
+            best.add(scored, gid)
+        sites.append(done.sites)
+        if wait_site.any():
+            open_sites.add(scored, owners, gid, wait_site)
 
-            # Candidate sites: the same split.
-            ok = eligible(scored, **site_args)
-            wait_site = open_components(len(part), local, ok, touching)
-            rows = np.flatnonzero(~wait_site)
-            sites.append(gisements(
-                scored.iloc[rows], pairs=_restrict(local, rows, len(part)),
-                owners=owners.iloc[rows] if owners is not None else None,
-                **site_args))
-            if wait_site.any():
-                open_sites.add(scored, owners, gid, wait_site)
-
-            # What the ZAE, the map and the report need of the parcels.
-            in_zae = scored["zae_id"].notna().to_numpy()
-            if in_zae.any():
-                zae_rows.append(_zae_rows(scored, gid, profile=first,
-                                          seuil_bati=opts.seuil_bati_gisement))
-            if zae_tree is not None:
-                hit = np.unique(zae_tree.query(np.asarray(scored.geometry.values),
-                                               predicate="intersects")[0])
-                if len(hit):
-                    zae_parcels.append(scored.iloc[hit][["idu", "friche_id", "geometry"]])
-            light.append(_light(scored))
-            # The local edges that the held parcels and the ZAE will need at the end.
-            need = wait | wait_site | in_zae
-            both = need[local[0]] & need[local[1]]
-            if both.any():
-                pair_lists.append(gid[local[:, both]])
+        # What the ZAE, the map and the report need of the parcels.
+        in_zae = scored["zae_id"].notna().to_numpy()
+        if in_zae.any():
+            zae_rows.append(_zae_rows(scored, gid, profile=first,
+                                      seuil_bati=opts.seuil_bati_gisement))
+        if zae_tree is not None:
+            hit = np.unique(zae_tree.query(np.asarray(scored.geometry.values),
+                                           predicate="intersects")[0])
+            if len(hit):
+                zae_parcels.append(scored.iloc[hit][["idu", "friche_id", "geometry"]])
+        light.append(_light(scored))
+        # The local edges that the held parcels and the ZAE will need at the end.
+        need = wait | wait_site | in_zae
+        both = need[local[0]] & need[local[1]]
+        if both.any():
+            pair_lists.append(gid[local[:, both]])
+        empty = scored.iloc[:0]
+        del done, task, scored
+    executor.release()  # the workers and their copies of the context are done
+    del ctx
     timings["communes"] = clock() - t
 
     t = clock()
@@ -707,7 +690,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     if open_sites:
         frame, own, sgid = open_sites.frame()
         sites.append(gisements(frame, pairs=graph.within(sgid), owners=own,
-                               **site_args))
+                               **settings.sites()))
     out_parcels.flush()
     out_units.flush()
     found = [f for f in sites if len(f)]
@@ -716,7 +699,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
 
     zae = layers.zae.copy()
     z = (pd.concat(zae_rows, ignore_index=True).sort_values("_gid", kind="stable")
-         .reset_index(drop=True) if zae_rows else _zae_rows(scored.iloc[:0], gid[:0],
+         .reset_index(drop=True) if zae_rows else _zae_rows(empty, np.empty(0, dtype=np.int64),
                                                              profile=first, seuil_bati=0.0))
     zae["plus_grand_terrain_libre_m2"] = largest_available(
         z["ok"].to_numpy(dtype=bool), z["zae_id"].to_numpy(dtype=object),
@@ -729,7 +712,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         "zae": pd.concat(zae_parcels, ignore_index=True) if zae_parcels else None,
         "rapport": pd.concat(light, ignore_index=True),
         "zae_unites_candidates": (pd.concat(zae_units, ignore_index=True) if zae_units
-                                  else unites_foncieres(scored.iloc[:0])),
+                                  else unites_foncieres(empty)),
     }
     if buildings is not None:
         met = pd.concat(zae_buildings) if zae_buildings else None
@@ -741,8 +724,98 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     return Partitioned(written=sums, outputs={"gisements": layer_sites, "zae": zae},
                        views=views,
                        tables={"meilleurs_sites": meilleurs_sites(
-                           layer_sites, classes=dict(ctx.profiles[0].classes))},
+                           layer_sites, classes=classes)},
                        timings=timings)
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    """What :func:`analyse_group` needs besides the context (sent once per worker)."""
+
+    tolerance: float
+    profile: str
+    seuil_bati: float
+    score_min: float
+
+    def sites(self) -> dict[str, Any]:
+        """Arguments of :func:`observatoire.analysis.units.gisements`."""
+        return {"profile": self.profile, "seuil_bati": self.seuil_bati,
+                "score_min": self.score_min}
+
+
+@dataclass
+class GroupTask:
+    """A group of communes to analyse: its parcels and what is known around them."""
+
+    part: gpd.GeoDataFrame
+    bounds: tuple[float, float, float, float]
+    #: Context layers given for this group (``{"batiments": …}`` when streamed).
+    given: dict[str, Any]
+    #: Global ids of the parcels.
+    gid: np.ndarray
+    #: The parcels with an edge to another commune.
+    touching: np.ndarray
+    owners: pd.DataFrame | None
+
+
+@dataclass
+class GroupDone:
+    """The analysis of a group (see :func:`analyse_group`)."""
+
+    #: The parcels with fields, ``uf_id`` (``None`` while held), indicators and scores.
+    scored: gpd.GeoDataFrame
+    #: Land units and candidate sites closed inside the group.
+    units: gpd.GeoDataFrame
+    sites: gpd.GeoDataFrame
+    #: Contiguity among the group's parcels (pairs of positions).
+    local: np.ndarray
+    #: Parcels of units, and of sites, that may reach across the group's edge.
+    wait: np.ndarray
+    wait_site: np.ndarray
+
+
+def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDone:
+    """Analyse a group of communes: the work of the executor's workers.
+
+    Indicators and scores (:func:`observatoire.analysis.partition_task`), the
+    contiguity among the group's parcels, and the land units and candidate sites
+    that close inside the group; the parcels of those that may continue across
+    its edge (a component holding a ``touching`` parcel) are marked to be held.
+    """
+    from observatoire.analysis import partition_task, scored_frame
+    from observatoire.analysis.indicators import geoms
+    from observatoire.analysis.units import (
+        contiguity_pairs,
+        eligible,
+        gisements,
+        unit_of_parcel,
+        unites_foncieres,
+    )
+
+    ctx, settings = shared
+    part, owners, touching = task.part, task.owners, task.touching
+    ind, _avail, scores = partition_task((part, task.bounds, task.given), ctx)
+    local = contiguity_pairs(geoms(part), tolerance=settings.tolerance)
+    if owners is None:
+        units = unites_foncieres(part)
+        wait = np.zeros(len(part), dtype=bool)
+    else:
+        key = pd.factorize(owners["cle"])[0]
+        wait = open_components(len(part), local, key >= 0, touching, same=key)
+        rows = np.flatnonzero(~wait)
+        units = unites_foncieres(part.iloc[rows], owners=owners.iloc[rows],
+                                 pairs=_restrict(local, rows, len(part)))
+    uf = np.full(len(part), None, dtype=object)
+    uf[~wait] = unit_of_parcel(part[~wait], units).to_numpy(dtype=object)
+    scored = scored_frame(part, ind, scores, uf)
+    ok = eligible(scored, **settings.sites())
+    wait_site = open_components(len(part), local, ok, touching)
+    rows = np.flatnonzero(~wait_site)
+    sites = gisements(scored.iloc[rows], pairs=_restrict(local, rows, len(part)),
+                      owners=owners.iloc[rows] if owners is not None else None,
+                      **settings.sites())
+    return GroupDone(scored=scored, units=units, sites=sites, local=local,
+                     wait=wait, wait_site=wait_site)
 
 
 class _Held:

@@ -12,8 +12,8 @@ from geopandas.testing import assert_geodataframe_equal
 
 from observatoire.analysis import analyse
 from observatoire.config import load_territory
-from observatoire.errors import ConfigError
-from observatoire.executor import SerialExecutor, make_executor
+from observatoire.errors import ConfigError, SourceError
+from observatoire.executor import ProcessExecutor, SerialExecutor, make_executor
 from observatoire.ingest import ingest
 
 
@@ -123,8 +123,58 @@ def test_dask_map_sends_the_shared_object_once_and_keeps_the_order(dask_executor
     assert dask_executor.map(lambda item: item * 2, (i for i in range(4))) == [0, 2, 4, 6]
 
 
+def _lookup(item, ctx):
+    # Module level: the worker processes import it by name.
+    if item < 0:
+        raise SourceError(f"partition {item} : illisible")
+    return item, float(ctx[item]), float(ctx.sum()), os.getpid(), id(ctx)
+
+
+def test_processes_send_the_shared_object_once_per_worker_and_keep_the_order():
+    values = np.arange(50_000, dtype=np.float64)
+    items = [37, 5, 49_999, 0, *range(100, 130)]
+    Shared.pickled = 0
+    shared = Shared(values)
+    with ProcessExecutor(2) as executor:
+        out = executor.map(_lookup, items, shared=shared)
+        assert [r[0] for r in out] == items
+        assert [r[1] for r in out] == [float(i) for i in items]
+        assert {r[2] for r in out} == {float(values.sum())}
+        # Pickled when each worker starts, not with every task; one copy per worker.
+        assert Shared.pickled == 2
+        assert len({(r[3], r[4]) for r in out}) == len({r[3] for r in out}) <= 2
+        assert os.getpid() not in {r[3] for r in out}
+        again = executor.map(_lookup, items[::-1], shared=shared)
+        assert [r[0] for r in again] == items[::-1] and Shared.pickled == 2
+
+
+def test_imap_runs_a_few_items_ahead_and_passes_errors_on():
+    values = np.arange(20, dtype=np.float64)
+    asked: list[int] = []
+
+    def items():
+        for i in range(20):
+            asked.append(i)
+            yield i
+
+    serial = SerialExecutor().imap(_lookup, items(), shared=values)
+    assert next(serial)[0] == 0 and asked == [0]  # serial: computed when asked for
+    asked.clear()
+    with ProcessExecutor(1) as executor:
+        results = executor.imap(_lookup, items(), shared=values, ahead=3)
+        assert next(results)[0] == 0
+        assert len(asked) <= 4  # the first three, and the one replacing the first
+        assert [r[0] for r in results] == list(range(1, 20))
+        with pytest.raises(SourceError, match="partition -1 : illisible"):
+            list(executor.imap(_lookup, [3, -1, 4], shared=values))
+        # The pool still works after a failed task.
+        assert [r[0] for r in executor.imap(_lookup, [2, 1], shared=values)] == [2, 1]
+
+
 def test_unknown_executor_and_stray_scheduler_are_refused():
     with pytest.raises(ConfigError, match="exécuteur inconnu"):
         make_executor("spark")
     with pytest.raises(ConfigError, match="--scheduler"):
         make_executor("serie", scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(ConfigError, match="--scheduler"):
+        make_executor("processus", scheduler="tcp://127.0.0.1:8786")

@@ -25,6 +25,7 @@ from observatoire.analysis.units import contiguity_pairs
 from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.errors import ConfigError
+from observatoire.executor import SerialExecutor, make_executor
 from observatoire.partitioned import by_partition
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -118,7 +119,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
         mp.setattr(partitioned, "TILE_SIZE", 2500.0)
         mp.setattr(partitioned, "STAGE_BYTES", 1)
         mp.setattr(partitioned, "PARTITION_PARCELS", 1)
-        built = build(parts)
+        built = build(parts, executor=SerialExecutor())
     return owned, (whole, build(whole)), (parts, built)
 
 
@@ -186,13 +187,15 @@ def test_partition_option(tmp_path):
         by_partition(load_territory(toml))
 
 
-def test_dask_gives_the_serial_partitioned_build(builds, tmp_path):
-    pytest.importorskip("distributed", reason="dask.distributed n'est pas installé")
-    from observatoire.executor import make_executor
-
+@pytest.mark.parametrize("kind", ["processus", "dask"])
+def test_workers_give_the_serial_partitioned_build(builds, tmp_path, kind):
+    if kind == "dask":
+        pytest.importorskip("distributed", reason="dask.distributed n'est pas installé")
     _, _, (pt, serial) = builds
-    territory = load_territory(pt.path, output_dir=tmp_path / "dask")
-    with make_executor("dask") as executor:
+    territory = load_territory(pt.path, output_dir=tmp_path / kind)
+    with pytest.MonkeyPatch.context() as mp, make_executor(kind) as executor:
+        # One commune per group: the groups run ahead of the writing, in order.
+        mp.setattr(partitioned, "PARTITION_PARCELS", 1)
         distributed = build(territory, executor=executor)
     assert distributed.checksums == serial.checksums
     a = _layer(serial.gpkg, "parcelles", ["idu"])
