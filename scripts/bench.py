@@ -48,10 +48,10 @@ GB = 1e9
 # --------------------------------------------------------------------------- memory
 
 
-def _status_kb(field: str) -> int:
-    """A ``/proc/self/status`` field in kB (0 when unavailable)."""
+def _status_kb(field: str, pid: int | str = "self") -> int:
+    """A ``/proc/<pid>/status`` field in kB (0 when unavailable)."""
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
             for line in f:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])
@@ -60,34 +60,100 @@ def _status_kb(field: str) -> int:
     return 0
 
 
-class PeakMeter:
-    """Peak resident memory of this process per interval, as the kernel counts it.
+def _descendants(root: int) -> list[int]:
+    """Pids of the processes descending from ``root`` (from ``/proc/<pid>/stat``)."""
+    parent: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as f:
+                # "pid (comm) state ppid …": comm may hold spaces and parentheses.
+                parent[int(entry.name)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        found.extend(kids)
+        todo.extend(kids)
+    return found
 
-    ``VmHWM`` is the peak RSS; writing ``5`` to ``/proc/self/clear_refs`` resets it
-    to the current RSS (Linux ≥ 4.0), which gives the peak of each interval. Where
-    the reset is refused, peaks are cumulative (``resettable`` is False).
+
+def _reset_peak(pid: int | str) -> bool:
+    """Reset the peak RSS of ``pid`` to its current RSS (Linux ≥ 4.0)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class PeakMeter:
+    """Peak resident memory of this process and its workers, per interval.
+
+    ``VmHWM`` is a process's peak RSS; writing ``5`` to ``/proc/<pid>/clear_refs``
+    resets it to the current RSS (Linux ≥ 4.0), which gives the peak of each
+    interval. Where the reset is refused, peaks are cumulative (``resettable`` is
+    False).
+
+    A build by partition computes in worker processes (``observatoire.executor``):
+    a thread reads their ``VmHWM`` every :data:`SAMPLE_S` seconds, and the peak
+    of an interval is this process's peak plus the sum of the workers' peaks. The
+    peaks of different processes are added even when they came at different
+    moments: the figure can only overstate the memory used at once.
     """
 
+    #: Seconds between two readings of the workers' peaks.
+    SAMPLE_S = 0.2
+
     def __init__(self) -> None:
+        import threading
+
         self.resettable = True
         self.overall_kb = 0
+        self.workers_kb = 0  # highest sum of the workers' peaks in one interval
+        self._peaks: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(self.SAMPLE_S):
+            for pid in _descendants(me):
+                kb = _status_kb("VmHWM", pid)
+                with self._lock:
+                    self._peaks[pid] = max(self._peaks.get(pid, 0), kb)
 
     def lap(self) -> float:
         """Return the peak (MB) since the previous lap, and start a new interval."""
-        peak = _status_kb("VmHWM")
-        self.overall_kb = max(self.overall_kb, peak)
-        if self.resettable:
-            try:
-                with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-                    f.write("5")
-            except OSError:
-                self.resettable = False
+        with self._lock:
+            for pid in list(self._peaks):  # a last reading of the living workers
+                self._peaks[pid] = max(self._peaks[pid], _status_kb("VmHWM", pid))
+            workers = sum(self._peaks.values())
+            self._peaks = {}
+            peak = _status_kb("VmHWM") + workers
+            self.workers_kb = max(self.workers_kb, workers)
+            self.overall_kb = max(self.overall_kb, peak)
+            if self.resettable:
+                self.resettable = _reset_peak("self")
+                for pid in _descendants(os.getpid()):
+                    _reset_peak(pid)
         return peak * 1024 / MB
 
     @property
     def overall_mb(self) -> float:
-        """Peak of the whole process so far (MB)."""
+        """Peak of the whole build so far (MB): this process and its workers."""
         return max(self.overall_kb, _status_kb("VmHWM")) * 1024 / MB
+
+    def close(self) -> None:
+        """Stop watching the workers."""
+        self._stop.set()
+        self._thread.join()
 
 
 # --------------------------------------------------------------------------- children
@@ -205,6 +271,17 @@ def run_floor(toml: Path, gpkg: Path | None, *, workdir: Path, n: int) -> dict[s
 # --------------------------------------------------------------------------- drivers
 
 
+def _executor_used(territory: Any) -> str:
+    """How the build ran: in one pass, or by partition with which executor."""
+    from observatoire.executor import default_executor
+    from observatoire.partitioned import by_partition
+
+    if not by_partition(territory):
+        return "une passe"
+    executor = default_executor()
+    return f"par partition, {executor.name} ({executor.workers} processus de calcul)"
+
+
 def _driver_build(argv: list[str]) -> int:
     """Child process: run ``build()`` and dump its timings and per-stage peak memory."""
     p = argparse.ArgumentParser(prog="bench.py _build")
@@ -250,11 +327,14 @@ def _driver_build(argv: list[str]) -> int:
         result = build(territory, progress=progress)
         total = time.perf_counter() - start
     close_interval()
+    meter.close()
     if intervals[0]["duree_s"] < 0.05:
         intervals.pop(0)
     data = {
         "duree_s": round(total, 3),
+        "executeur": _executor_used(territory),
         "memoire_max_mo": round(meter.overall_mb, 1),
+        "memoire_processus_auxiliaires_mo": round(meter.workers_kb * 1024 / MB, 1),
         "memoire_demarrage_mo": round(startup_peak, 1),
         "memoire_par_etape": meter.resettable,
         "etapes": {k: round(v, 3) for k, v in result.timings.items()},
@@ -364,6 +444,7 @@ def _driver_floor(argv: list[str]) -> int:
                 del frame
             written[name] = total
     write_peak = meter.lap()
+    meter.close()
     args.scratch.unlink(missing_ok=True)
     data = {
         "lecture_s": round(read_s, 3),
