@@ -243,6 +243,12 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
         buildings = layer_reader(writer.tmp, "batiments")
         timings["lecture_batiments"] = time.perf_counter() - t
 
+    # Roads are written now: the analysis indexes them once for the distances, and the
+    # build need not hold them beside that index (nor, with worker processes, at all).
+    written["routes"] = LayerSum()
+    _write_layers(writer, {"routes": layers.routes})
+    written["routes"].add(layers.routes)
+
     t = time.perf_counter()
     result = analyse_partitions(
         staged, layers, extra_inputs(
@@ -266,7 +272,7 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
     t = time.perf_counter()
     say("Écriture du GeoPackage…")
     outputs = {name: frame for name, frame in layers.spatial().items()
-               if name != "parcelles" and name not in streamed}
+               if name not in ("parcelles", "routes") and name not in streamed}
     outputs.update({"zae": zae, "gisements": result.outputs["gisements"],
                     "zae_unites": zae_unites})
     if layers.etablissements is not None:
@@ -277,9 +283,6 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
     counts.update({name: len(frame) for name, frame in outputs.items()})
     _write_layers(writer, outputs)
     # What the publication does not read is let go: memory for the maps and exports.
-    for name in ("routes",):
-        outputs.pop(name, None)
-    layers.routes = layers.routes.iloc[:0]
     for name in ("zae_unites_candidates", "batiments_zae"):
         result.views.pop(name, None)
     return _Built(layers=layers, outputs=outputs, tables=result.tables, counts=counts,

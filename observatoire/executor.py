@@ -14,6 +14,7 @@ import collections
 import logging
 import multiprocessing
 import os
+import pickle
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -96,13 +97,13 @@ def _ahead(submit: Callable[[Any], Future[Any]], items: Iterable[Any], ahead: in
 _SHARED: Any = None
 
 
-def _install(shared: Any) -> None:
+def _install(shared: bytes) -> None:
     global _SHARED
-    _SHARED = shared
+    _SHARED = pickle.loads(shared)
 
 
-def _call_shared(fn: Callable[..., Any], item: Any) -> Any:
-    return fn(item, _SHARED)
+def _call_shared(fn: Callable[..., Any], item: bytes) -> bytes:
+    return pickle.dumps(fn(pickle.loads(item), _SHARED), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def available_cores() -> int:
@@ -131,18 +132,20 @@ class ProcessExecutor:
     def __init__(self, n_workers: int | None = None) -> None:
         self.workers = max(1, n_workers if n_workers is not None else available_cores() - 1)
         self._pool: ProcessPoolExecutor | None = None
-        self._shared: Any = None
+        self._shared: int | None = None  # id() of the object the workers hold
 
     def _pool_for(self, shared: Any) -> ProcessPoolExecutor:
-        # The shared object (the analysis context) is pickled once per worker, when the
-        # pool starts; another object starts another pool.
-        if self._pool is None or self._shared is not shared:
+        # The shared object (the analysis context) is pickled once, when the pool
+        # starts, and unpickled once by each worker; the pool keeps the bytes only, so
+        # the caller may let the object go. Another object starts another pool.
+        if self._pool is None or self._shared != id(shared):
             self.close()
             # spawn: a fresh interpreter, safe whatever threads GDAL or pyogrio started.
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_install, initargs=(shared,))
-            self._shared = shared
+                initializer=_install,
+                initargs=(pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL),))
+            self._shared = id(shared)
         return self._pool
 
     def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None
@@ -159,7 +162,13 @@ class ProcessExecutor:
         """
         pool = self._pool_for(shared)
         n = ahead if ahead is not None else self.workers + 1
-        return _ahead(lambda item: pool.submit(_call_shared, fn, item), items, n)
+        # Tasks and results are pickled and unpickled here, in the calling thread (not
+        # in the pool's threads): their memory is then reused by this thread's
+        # allocations instead of staying in the threads' own malloc arenas.
+        return (pickle.loads(done) for done in _ahead(
+            lambda item: pool.submit(_call_shared, fn,
+                                     pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)),
+            items, n))
 
     def release(self) -> None:
         """Stop the worker processes and free their memory (started again when needed).

@@ -539,7 +539,8 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     staged
         The staged parcels (:func:`stage_parcels`).
     layers
-        The context layers (:class:`observatoire.ingest.Layers`, parcels empty).
+        The context layers (:class:`observatoire.ingest.Layers`, parcels empty); the
+        roads, written by the caller, are let go once indexed.
     extra
         :class:`observatoire.analysis.ExtraInputs`.
     territory
@@ -580,6 +581,9 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     ctx = analysis_context(layers, extra=extra, profiles=territory.profiles, options=opts)
     first = ctx.profiles[0].name
     classes = dict(ctx.profiles[0].classes)
+    # Written by the caller; from now on held by the context only (indexed for the
+    # distances), and not at all in this process once the context is sent to workers.
+    layers.routes = layers.routes.iloc[:0]
     owners_table = extra.proprietaires
     absents = extra.proprietaires_absents
 
@@ -631,7 +635,9 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     t = clock()
     say(f"Indicateurs, notation, unités foncières et gisements : {len(staged.communes)} "
         f"communes…")
-    for done in executor.imap(analyse_group, tasks(), shared=(ctx, settings)):
+    results = executor.imap(analyse_group, tasks(), shared=(ctx, settings))
+    del ctx  # kept by the executor as long as it needs it (serial), or sent (workers)
+    for done in results:
         task = submitted.popleft()
         scored, local, wait, wait_site = done.scored, done.local, done.wait, done.wait_site
         gid, owners = task.gid, task.owners
@@ -669,8 +675,8 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
             pair_lists.append(gid[local[:, both]])
         empty = scored.iloc[:0]
         del done, task, scored
+    del results
     executor.release()  # the workers and their copies of the context are done
-    del ctx
     timings["communes"] = clock() - t
 
     t = clock()
