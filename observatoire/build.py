@@ -343,8 +343,9 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
 
     ``views`` replaces the ``parcelles`` layer when the build went by partition and
     holds no layer of every parcel: ``carte`` (the best scored, for the map),
-    ``zae`` (those met by a ZAE, for the CNIG export), ``rapport`` (every parcel,
-    the report's columns only) and ``nb_parcelles``.
+    ``zae`` (those met by a ZAE, for the CNIG export), ``rapport`` (returns every
+    parcel, the report's columns only, read back from the GeoPackage) and
+    ``nb_parcelles``.
     """
     from observatoire.analysis.zae_inventory import vacancy_rule
     from observatoire.publish.carte import stage_map
@@ -395,7 +396,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
         staged.append(stage_map(drawn, territory))
     if territory.options.get("rapport", True):
         say("Rapport…")
-        staged.append(stage_report({**outputs, "parcelles": views["rapport"]} if views
+        staged.append(stage_report({**outputs, "parcelles": views["rapport"]()} if views
                                    else outputs, layers.reports, territory))
 
 

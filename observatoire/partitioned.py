@@ -32,6 +32,7 @@ those of a one-pass build of the same inputs.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import tempfile
 import time
@@ -605,7 +606,6 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     zae_units: list[gpd.GeoDataFrame] = []
     zae_parcels: list[gpd.GeoDataFrame] = []
     zae_rows: list[pd.DataFrame] = []
-    light: list[pd.DataFrame] = []
     zae_buildings: list[gpd.GeoDataFrame] = []
     settings = GroupSettings(tolerance=tolerance, profile=first,
                              seuil_bati=opts.seuil_bati_gisement,
@@ -667,7 +667,6 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
                                            predicate="intersects")[0])
             if len(hit):
                 zae_parcels.append(scored.iloc[hit][["idu", "friche_id", "geometry"]])
-        light.append(_light(scored))
         # The local edges that the held parcels and the ZAE will need at the end.
         need = wait | wait_site | in_zae
         both = need[local[0]] & need[local[1]]
@@ -716,7 +715,8 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         "carte": best.result(),
         "nb_parcelles": best.seen,
         "zae": pd.concat(zae_parcels, ignore_index=True) if zae_parcels else None,
-        "rapport": pd.concat(light, ignore_index=True),
+        # Read back from the GeoPackage when the report is made, not held till then.
+        "rapport": functools.partial(report_columns, writer.tmp),
         "zae_unites_candidates": (pd.concat(zae_units, ignore_index=True) if zae_units
                                   else unites_foncieres(empty)),
     }
@@ -958,12 +958,24 @@ def _zae_rows(scored: gpd.GeoDataFrame, gid: np.ndarray, *, profile: str,
                          "ok": ok[sel], "inside": inside[sel]})
 
 
-def _light(scored: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Return the columns of the parcels that the report reads (no geometry)."""
-    keep = [c for c in scored.columns
-            if c in ("code_insee", "surface_m2")
-            or c.startswith(("score_", "classe_", "fiabilite_", "exclu_"))]
-    out = pd.DataFrame(scored[keep])
+def report_columns(path: Path, layer: str = "parcelles") -> pd.DataFrame:
+    """Read the columns of the parcels that the report reads (no geometry) from a GeoPackage.
+
+    A build by partition does not hold every parcel: the report reads these few
+    columns back from the GeoPackage being written, once the other publications
+    are done with their memory.
+    """
+    import pyogrio
+
+    with warnings.catch_warnings():
+        # The GeoPackage being written is named *.tmp until it is published.
+        warnings.filterwarnings("ignore", "File .* non conformant file extension",
+                                RuntimeWarning)
+        fields = pyogrio.read_info(path, layer=layer)["fields"]
+        keep = [str(c) for c in fields if c in ("code_insee", "surface_m2")
+                or str(c).startswith(("score_", "classe_", "fiabilite_", "exclu_"))]
+        out = pyogrio.read_dataframe(path, layer=layer, columns=keep, read_geometry=False,
+                                     use_arrow=True)
     for c in keep:
         if c.startswith("classe_") or c == "code_insee":
             out[c] = out[c].astype("category")

@@ -175,6 +175,22 @@ def test_units_and_sites_cross_the_commune_edge(builds):
     assert "double" in report.loc["parcelles", "reparations"]
 
 
+def test_report_reads_the_parcels_back_from_the_geopackage(builds):
+    # The partitioned build holds no table of every parcel: the report reads its
+    # columns back from the GeoPackage, the same values as the one-pass build's.
+    _, (_, whole), (_, parts) = builds
+    a = partitioned.report_columns(whole.gpkg)
+    b = partitioned.report_columns(parts.gpkg)
+    assert list(a.columns) == list(b.columns)
+    assert {"code_insee", "surface_m2", "score_industrie", "classe_industrie",
+            "fiabilite_industrie"} <= set(a.columns)
+    assert len(a) == whole.layer_counts["parcelles"]
+    for column in a.columns:
+        key = a[column].astype(object).where(a[column].notna(), None)
+        other = b[column].astype(object).where(b[column].notna(), None)
+        assert sorted(key, key=repr) == sorted(other, key=repr), column
+
+
 def test_partition_option(tmp_path):
     (tmp_path / "parcel-1.gpkg").write_bytes((SAMPLE / "parcel.gpkg").read_bytes())
     (tmp_path / "owners.csv").write_text("idu;compte\n", encoding="utf-8")
