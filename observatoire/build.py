@@ -218,7 +218,8 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
 
     t = time.perf_counter()
     say("Lecture et normalisation des parcelles, commune par commune…")
-    staged = stage_parcels(territory, folder)
+    with _stager(executor) as stager:
+        staged = stage_parcels(territory, folder, executor=stager)
     timings["lecture_parcelles"] = time.perf_counter() - t
     t = time.perf_counter()
     say("Lecture et normalisation des autres sources…")
@@ -287,6 +288,19 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
         result.views.pop(name, None)
     return _Built(layers=layers, outputs=outputs, tables=result.tables, counts=counts,
                   checksums=checksums, write_start=t, views=result.views)
+
+
+def _stager(executor: Any) -> contextlib.AbstractContextManager[Any]:
+    """Return the executor that stages the parcel files: every core when the build has workers.
+
+    Staging writes files in a local folder: only processes of this machine do it
+    (a Dask cluster's workers may run elsewhere), while this process waits.
+    """
+    from observatoire.executor import ProcessExecutor, available_cores
+
+    if isinstance(executor, ProcessExecutor):
+        return ProcessExecutor(max(executor.workers, available_cores()))
+    return contextlib.nullcontext(None)
 
 
 def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[str, float],

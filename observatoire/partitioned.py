@@ -174,37 +174,73 @@ def _file_groups(paths: tuple[Path, ...], budget: int) -> list[tuple[Path, ...]]
     return [tuple(g) for g in groups]
 
 
-def stage_parcels(territory: Territory, folder: Path) -> Staged:
+@dataclass
+class StagedGroup:
+    """A group of parcel files staged (see :func:`stage_group`)."""
+
+    report: SourceReport
+    #: IDUs of the group's parcels (:data:`IDU_BYTES`).
+    idu: np.ndarray
+    #: One entry per commune met: (code, GeoParquet file, parcels, box).
+    files: list[tuple[str, Path, int, np.ndarray]]
+
+
+def stage_group(task: tuple[int, tuple[Path, ...]], shared: tuple[Any, ...]) -> StagedGroup:
+    """Read group ``k`` of parcel files and write its parcels, split by commune, to GeoParquet.
+
+    The work of the executor's workers while staging (any worker process may run
+    it: only file names and counts come back). ``shared`` is the parcel source,
+    the territory's CRS, its folder and communes, and the staging folder.
+    """
+    k, paths = task
+    source, crs, base, codes, folder = shared
+    result = read_parcelles(replace(source, paths=paths), crs=crs, base=base, communes=codes)
+    frame = result.frame
+    files = []
+    for code, rows in frame.groupby("code_insee", sort=True).indices.items():
+        part = frame.iloc[np.sort(rows)]
+        dest = folder / f"{code}-{k:06d}.parquet"
+        # Uncompressed: a temporary file, written and read faster.
+        part.to_parquet(dest, index=False, write_covering_bbox=True,
+                        row_group_size=8192, compression=None)
+        files.append((str(code), dest, len(part), np.asarray(part.total_bounds)))
+    return StagedGroup(report=result.report,
+                       idu=frame["idu"].to_numpy(dtype=object).astype(IDU_BYTES), files=files)
+
+
+def stage_parcels(territory: Territory, folder: Path, *, executor: Any = None) -> Staged:
     """Read the parcel files by groups, split them by commune into GeoParquet files.
+
+    ``executor`` reads the groups (:func:`stage_group`), in worker processes or
+    here (serial when ``None``); the result does not depend on it.
 
     Raises
     ------
     SourceError
         No parcel of the territory's communes in the files.
     """
+    from observatoire.executor import SerialExecutor
+
     source = territory.source("parcelles")
     assert source is not None  # required by the territory file
     communes: dict[str, Commune] = {}
     reports: list[SourceReport] = []
     idus: list[np.ndarray] = []
-    for k, paths in enumerate(_file_groups(source.paths, STAGE_BYTES)):
-        result = read_parcelles(replace(source, paths=paths), crs=territory.crs,
-                                base=territory.path.parent, communes=territory.communes)
-        reports.append(result.report)
-        frame = result.frame
-        if len(frame) == 0:
-            continue
-        idus.append(frame["idu"].to_numpy(dtype=object).astype(IDU_BYTES))
-        for code, rows in frame.groupby("code_insee", sort=True).indices.items():
-            part = frame.iloc[np.sort(rows)]
-            commune = communes.setdefault(str(code), Commune(str(code)))
-            dest = folder / f"{code}-{k:06d}.parquet"
-            # Uncompressed: a temporary file, written and read faster.
-            part.to_parquet(dest, index=False, write_covering_bbox=True,
-                            row_group_size=8192, compression=None)
+    executor = executor or SerialExecutor()
+    groups = enumerate(_file_groups(source.paths, STAGE_BYTES))
+    # Picklable (a read-only mapping is not): sent to the workers.
+    portable = replace(source, fields=dict(source.fields))
+    shared = (portable, territory.crs, territory.path.parent, tuple(territory.communes), folder)
+    for done in executor.imap(stage_group, groups, shared=shared):
+        reports.append(done.report)
+        if len(done.idu):
+            idus.append(done.idu)
+        for code, dest, count, box in done.files:
+            commune = communes.setdefault(code, Commune(code))
             commune.files.append(dest)
-            commune.count += len(part)
-            commune.grow(np.asarray(part.total_bounds))
+            commune.count += count
+            commune.grow(box)
+    executor.release()
     report = merge_reports(reports)
     report.checksum = checksum_files(list(source.paths))
     if not communes:

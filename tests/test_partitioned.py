@@ -210,7 +210,9 @@ def test_workers_give_the_serial_partitioned_build(builds, tmp_path, kind):
     _, _, (pt, serial) = builds
     territory = load_territory(pt.path, output_dir=tmp_path / kind)
     with pytest.MonkeyPatch.context() as mp, make_executor(kind) as executor:
-        # One commune per group: the groups run ahead of the writing, in order.
+        # One file per staging group and one commune per analysis group: the groups
+        # run ahead of the writing, in order.
+        mp.setattr(partitioned, "STAGE_BYTES", 1)
         mp.setattr(partitioned, "PARTITION_PARCELS", 1)
         distributed = build(territory, executor=executor)
     assert distributed.checksums == serial.checksums
