@@ -239,7 +239,7 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
         say("Bâtiments, tuile par tuile…")
         written["batiments"] = LayerSum()
         report = stream_batiments(territory, writer, context_extent(staged.bounds),
-                                  written["batiments"])
+                                  written["batiments"], executor=_local(executor))
         layers.reports[[r.kind for r in layers.reports].index("batiments")] = report
         buildings = layer_reader(writer.tmp, "batiments")
         timings["lecture_batiments"] = time.perf_counter() - t
@@ -288,6 +288,13 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
         result.views.pop(name, None)
     return _Built(layers=layers, outputs=outputs, tables=result.tables, counts=counts,
                   checksums=checksums, write_start=t, views=result.views)
+
+
+def _local(executor: Any) -> Any:
+    """Return ``executor`` when its workers run on this machine (they read local files)."""
+    from observatoire.executor import ProcessExecutor
+
+    return executor if isinstance(executor, ProcessExecutor) else None
 
 
 def _stager(executor: Any) -> contextlib.AbstractContextManager[Any]:

@@ -941,27 +941,45 @@ def _buildings_on(units: gpd.GeoDataFrame | None, batiments: gpd.GeoDataFrame | 
 TILE_SIZE = 20_000.0
 
 
+def read_tile(tile: Any, shared: tuple[Any, ...]) -> tuple[gpd.GeoDataFrame, SourceReport]:
+    """Read the buildings of ``tile`` kept near the territory, and their report.
+
+    The work of the executor's workers while streaming the buildings; ``shared``
+    is the source, the territory's CRS and folder, the box read and the extent.
+    """
+    from observatoire.ingest import keep_near
+    from observatoire.readers.layers import read_batiments
+
+    source, crs, base, box, extent = shared
+    result = read_batiments(source, crs=crs, base=base, bbox=box, tile=tile)
+    return keep_near(result.frame, extent, result.report, "bâtiments"), result.report
+
+
 def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: Any,
-                     total: LayerSum) -> SourceReport:
+                     total: LayerSum, *, executor: Any = None) -> SourceReport:
     """Read the buildings tile by tile into the ``batiments`` layer; return their report.
 
     Each building is read once (the tile holding the corner of its box), kept when
-    it meets ``extent`` (as the one-pass build does) and appended as it comes.
+    it meets ``extent`` (as the one-pass build does) and appended as it comes. The
+    tiles are read through ``executor`` (a worker process reads the next tiles
+    while this one writes), serially when ``None``.
     """
-    from observatoire.ingest import keep_near
+    from observatoire.executor import SerialExecutor
     from observatoire.readers.common import tile_grid
-    from observatoire.readers.layers import read_batiments
 
     source = territory.source("batiments")
     assert source is not None
     box = tuple(float(v) for v in extent.bounds)
     out = LayerBuffer(writer, "batiments", total)
     reports = []
-    for tile in tile_grid(box, size=TILE_SIZE):
-        result = read_batiments(source, crs=territory.crs, base=territory.path.parent,
-                                bbox=box, tile=tile)
-        out.add(keep_near(result.frame, extent, result.report, "bâtiments"))
-        reports.append(result.report)
+    executor = executor or SerialExecutor()
+    shared = (replace(source, fields=dict(source.fields)), territory.crs,
+              territory.path.parent, box, extent)
+    for frame, report in executor.imap(read_tile, tile_grid(box, size=TILE_SIZE),
+                                       shared=shared):
+        out.add(frame)
+        reports.append(report)
+    executor.release()
     out.flush()
     return merge_reports(reports)
 
