@@ -25,6 +25,7 @@ from observatoire.config import Territory
 from observatoire.errors import BuildError
 from observatoire.geopackage import GeoPackageWriter, layer_checksum
 from observatoire.ingest import Layers, ingest
+from observatoire.memory import trim
 from observatoire.outputs import StagedFile
 from observatoire.publish.qgis import finalize_gpkg
 from observatoire.readers.common import SourceReport, checksum_files
@@ -286,6 +287,7 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
     # What the publication does not read is let go: memory for the maps and exports.
     for name in ("zae_unites_candidates", "batiments_zae"):
         result.views.pop(name, None)
+    trim()
     return _Built(layers=layers, outputs=outputs, tables=result.tables, counts=counts,
                   checksums=checksums, write_start=t, views=result.views)
 

@@ -20,6 +20,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from observatoire.errors import ConfigError
+from observatoire.memory import trim
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +98,12 @@ def _ahead(submit: Callable[[Any], Future[Any]], items: Iterable[Any], ahead: in
 _SHARED: Any = None
 
 
-def _install(shared: bytes) -> None:
+def _install(box: list[bytes]) -> None:
+    # The bytes come in a list, emptied here: the worker keeps its initializer's
+    # arguments for its whole life, and the pickled context need not stay beside it.
     global _SHARED
-    _SHARED = pickle.loads(shared)
+    _SHARED = pickle.loads(box.pop())
+    trim()
 
 
 def _call_shared(fn: Callable[..., Any], item: bytes) -> bytes:
@@ -133,6 +137,7 @@ class ProcessExecutor:
         self.workers = max(1, n_workers if n_workers is not None else available_cores() - 1)
         self._pool: ProcessPoolExecutor | None = None
         self._shared: int | None = None  # id() of the object the workers hold
+        self._box: list[bytes] = []  # that object pickled, until every worker has it
 
     def _pool_for(self, shared: Any) -> ProcessPoolExecutor:
         # The shared object (the analysis context) is pickled once, when the pool
@@ -141,12 +146,23 @@ class ProcessExecutor:
         if self._pool is None or self._shared != id(shared):
             self.close()
             # spawn: a fresh interpreter, safe whatever threads GDAL or pyogrio started.
+            self._box = [pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)]
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_install,
-                initargs=(pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL),))
+                initializer=_install, initargs=(self._box,))
             self._shared = id(shared)
         return self._pool
+
+    def _submit(self, pool: ProcessPoolExecutor, fn: Callable[..., Any], item: Any
+                ) -> Future[Any]:
+        future = pool.submit(_call_shared, fn,
+                             pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+        # Workers start at the first tasks; once all have their copy of the shared
+        # object, its bytes are let go here too (a worker that dies breaks the pool:
+        # none is started again).
+        if self._box and len(getattr(pool, "_processes", None) or ()) >= self.workers:
+            self._box.clear()
+        return future
 
     def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None
             ) -> list[Any]:
@@ -166,9 +182,7 @@ class ProcessExecutor:
         # in the pool's threads): their memory is then reused by this thread's
         # allocations instead of staying in the threads' own malloc arenas.
         return (pickle.loads(done) for done in _ahead(
-            lambda item: pool.submit(_call_shared, fn,
-                                     pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)),
-            items, n))
+            lambda item: self._submit(pool, fn, item), items, n))
 
     def release(self) -> None:
         """Stop the worker processes and free their memory (started again when needed).
@@ -182,7 +196,7 @@ class ProcessExecutor:
         """Stop the worker processes."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pool, self._shared = None, None
+        self._pool, self._shared, self._box = None, None, []
 
     def __enter__(self) -> ProcessExecutor:
         return self

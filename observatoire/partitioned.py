@@ -4,7 +4,8 @@ A one-pass build holds every parcel, with its 60-odd indicator and score columns
 in memory: about 5 GB at a million parcels. Here the memory is bounded by the
 partition (about 40,000 parcels), the context layers and a few bytes per parcel:
 
-1. **Staging** — the parcel files are read by groups of :data:`STAGE_BYTES` and
+1. **Staging** — the parcel files are read by groups of :data:`STAGE_BYTES` (on
+   every core with worker processes, :func:`stage_group`) and
    normalised by the readers of :mod:`observatoire.readers.cadastre`, split by
    commune and written to GeoParquet files (with their bounding boxes) in a
    temporary folder beside the output. Only the IDUs stay in memory (14 bytes
@@ -15,13 +16,14 @@ partition (about 40,000 parcels), the context layers and a few bytes per parcel:
    communes, only the candidate parcels on either side of an edge are read and
    tested (:func:`cross_pairs`): the edges between communes, as global ids.
 4. **Analysis** — neighbouring communes are grouped (:func:`partition_groups`);
-   each group goes through the executor (serially or on a Dask cluster) with the
-   context selected around it: indicators and scores are those of the one-pass
-   build (same functions). Land units and candidate sites closed inside the group
-   are made there; those that may reach across its edge are held and made once
-   every group is scored, from the edges between communes and the edges among
-   the parcels held. Rows are appended to the GeoPackage in batches
-   (:class:`LayerBuffer`).
+   each group goes through the executor (:func:`analyse_group`: serially, in a
+   worker process while this one writes the previous group, or on a Dask
+   cluster) with the context selected around it: indicators and scores are those
+   of the one-pass build (same functions). Land units and candidate sites closed
+   inside the group are made there; those that may reach across its edge are
+   held and made once every group is scored, from the edges between communes and
+   the edges among the parcels held. Rows are appended to the GeoPackage in
+   batches (:class:`LayerBuffer`).
 5. **ZAE** — the largest available area per zone from the same graph, then the
    inventory from the units and buildings met by the zones.
 
@@ -51,6 +53,7 @@ from observatoire.analysis.geometry import isin_sorted, unique_int
 from observatoire.config import Territory
 from observatoire.errors import ConfigError, SourceError
 from observatoire.geopackage import GeoPackageWriter, combine_checksum, row_hashes
+from observatoire.memory import trim
 from observatoire.readers.cadastre import dedupe_parcels, read_parcelles
 from observatoire.readers.common import SourceReport, checksum_files, merge_reports
 from observatoire.schema import LINEAGE, PARCELLES, conform
@@ -241,6 +244,7 @@ def stage_parcels(territory: Territory, folder: Path, *, executor: Any = None) -
             commune.count += count
             commune.grow(box)
     executor.release()
+    trim()
     report = merge_reports(reports)
     report.checksum = checksum_files(list(source.paths))
     if not communes:
@@ -673,6 +677,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         f"communes…")
     results = executor.imap(analyse_group, tasks(), shared=(ctx, settings))
     del ctx  # kept by the executor as long as it needs it (serial), or sent (workers)
+    trim()
     for done in results:
         task = submitted.popleft()
         scored, local, wait, wait_site = done.scored, done.local, done.wait, done.wait_site
@@ -712,6 +717,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         del done, task, scored
     del results
     executor.release()  # the workers and their copies of the context are done
+    trim()
     timings["communes"] = clock() - t
 
     t = clock()

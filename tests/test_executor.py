@@ -144,6 +144,7 @@ def test_processes_send_the_shared_object_once_per_worker_and_keep_the_order():
         assert Shared.pickled == 1
         assert len({(r[3], r[4]) for r in out}) == len({r[3] for r in out}) <= 2
         assert os.getpid() not in {r[3] for r in out}
+        assert not executor._box  # both workers have their copy: the bytes are let go
         again = executor.map(_lookup, items[::-1], shared=shared)
         assert [r[0] for r in again] == items[::-1] and Shared.pickled == 1
 
