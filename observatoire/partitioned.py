@@ -36,6 +36,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import pickle
 import tempfile
 import time
 import warnings
@@ -435,7 +436,7 @@ class LayerBuffer:
 
 
 #: Rows gathered before an append to the GeoPackage.
-FLUSH_ROWS = 100_000
+FLUSH_ROWS = 50_000
 
 
 class TopScores:
@@ -639,14 +640,16 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     zae_tree = shapely.STRtree(np.asarray(layers.zae.geometry.values)) if len(layers.zae) \
         else None
     best = TopScores(f"score_{first}", MAP_MAX_PARCELS)
-    sites: list[gpd.GeoDataFrame] = []
+    # What the end of the analysis, the inventory and the exports need of every group
+    # waits on disk: the worker processes are still running, with their own memory.
+    sites = Spilled(staged.folder, "gisements")
     held = _Held()       # parcels of land units reaching across a commune's edge
     open_sites = _Held()  # parcels of candidate sites that may do so
     pair_lists: list[np.ndarray] = [np.stack([cross.a, cross.b])]
-    zae_units: list[gpd.GeoDataFrame] = []
-    zae_parcels: list[gpd.GeoDataFrame] = []
+    zae_units = Spilled(staged.folder, "zae_unites")
+    zae_parcels = Spilled(staged.folder, "zae_parcelles")
     zae_rows: list[pd.DataFrame] = []
-    zae_buildings: list[gpd.GeoDataFrame] = []
+    zae_buildings = Spilled(staged.folder, "zae_batiments")
     settings = GroupSettings(tolerance=tolerance, profile=first,
                              seuil_bati=opts.seuil_bati_gisement,
                              score_min=opts.score_min_gisement)
@@ -740,9 +743,11 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
                                **settings.sites()))
     out_parcels.flush()
     out_units.flush()
-    found = [f for f in sites if len(f)]
+    all_sites = sites.load()
+    found = [f for f in all_sites if len(f)]
     layer_sites = (sort_gisements(pd.concat(found, ignore_index=True)) if found
-                   else sites[0])
+                   else all_sites[0])
+    del all_sites, found
 
     zae = layers.zae.copy()
     z = (pd.concat(zae_rows, ignore_index=True).sort_values("_gid", kind="stable")
@@ -756,14 +761,14 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     views: dict[str, Any] = {
         "carte": best.result(),
         "nb_parcelles": best.seen,
-        "zae": pd.concat(zae_parcels, ignore_index=True) if zae_parcels else None,
+        "zae": pd.concat(zae_parcels.load(), ignore_index=True) if zae_parcels else None,
         # Read back from the GeoPackage when the report is made, not held till then.
         "rapport": functools.partial(report_columns, writer.tmp),
-        "zae_unites_candidates": (pd.concat(zae_units, ignore_index=True) if zae_units
+        "zae_unites_candidates": (pd.concat(zae_units.load(), ignore_index=True) if zae_units
                                   else unites_foncieres(empty)),
     }
     if buildings is not None:
-        met = pd.concat(zae_buildings) if zae_buildings else None
+        met = pd.concat(zae_buildings.load()) if zae_buildings else None
         views["batiments_zae"] = (gpd.GeoDataFrame(met[~met.index.duplicated()].sort_index())
                                   if met is not None else None)
     log.info("analyse par commune : %d parcelles, %d unités foncières, %d gisements "
@@ -864,6 +869,41 @@ def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDo
                       **settings.sites())
     return GroupDone(scored=scored, units=units, sites=sites, local=local,
                      wait=wait, wait_site=wait_site)
+
+
+class Spilled:
+    """Frames gathered group by group, kept in files of a folder until loaded.
+
+    The staging folder holds them (deleted with it); pickle keeps their dtypes
+    exactly, so the frames loaded are those appended.
+    """
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder, self.name = folder, name
+        self.paths: list[Path] = []
+        self.first: pd.DataFrame | None = None  # an empty frame, when all are empty
+
+    def __bool__(self) -> bool:
+        return bool(self.paths) or self.first is not None
+
+    def append(self, frame: pd.DataFrame) -> None:
+        """Keep ``frame`` (empty ones are not written)."""
+        if not len(frame):
+            if self.first is None and not self.paths:
+                self.first = frame
+            return
+        path = self.folder / f"{self.name}-{len(self.paths):06d}.pkl"
+        with open(path, "wb") as f:
+            pickle.dump(frame, f, protocol=pickle.HIGHEST_PROTOCOL)
+        self.paths.append(path)
+
+    def load(self) -> list[pd.DataFrame]:
+        """Return the frames appended, in order (the empty ones only if all were)."""
+        frames = []
+        for path in self.paths:
+            with open(path, "rb") as f:
+                frames.append(pickle.load(f))  # noqa: S301 - written above, by this build
+        return frames or ([self.first] if self.first is not None else [])
 
 
 class _Held:
