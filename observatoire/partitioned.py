@@ -1074,12 +1074,34 @@ def report_columns(path: Path, layer: str = "parcelles") -> pd.DataFrame:
         fields = pyogrio.read_info(path, layer=layer)["fields"]
         keep = [str(c) for c in fields if c in ("code_insee", "surface_m2")
                 or str(c).startswith(("score_", "classe_", "fiabilite_", "exclu_"))]
-        out = pyogrio.read_dataframe(path, layer=layer, columns=keep, read_geometry=False,
-                                     use_arrow=True)
-    for c in keep:
-        if c.startswith("classe_") or c == "code_insee":
-            out[c] = out[c].astype("category")
-    return out
+        coded = [c for c in keep if c.startswith("classe_") or c == "code_insee"]
+        # By batches, texts coded as categories as they come: a few bytes a parcel.
+        parts = []
+        with pyogrio.open_arrow(path, layer=layer, columns=keep, read_geometry=False,
+                                use_pyarrow=True, batch_size=REPORT_BATCH) as (_, batches):
+            for batch in batches:
+                part = batch.to_pandas()
+                parts.append(part.astype(dict.fromkeys(coded, "category")))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="category" if c in coded else "float64")
+                             for c in keep})
+    if len(parts) > 1:
+        _same_categories(parts, coded)
+    return pd.concat(parts, ignore_index=True)
+
+
+#: Parcels read at once by :func:`report_columns`.
+REPORT_BATCH = 200_000
+
+
+def _same_categories(parts: list[pd.DataFrame], coded: list[str]) -> None:
+    """Give every part the same categories in each coded column (concatenated as codes)."""
+    from pandas.api.types import union_categoricals
+
+    for c in coded:
+        cats = union_categoricals([p[c] for p in parts]).categories
+        for p in parts:
+            p[c] = p[c].cat.set_categories(cats)
 
 
 def staging_folder(territory: Territory) -> tempfile.TemporaryDirectory[str]:

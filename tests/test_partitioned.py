@@ -175,12 +175,17 @@ def test_units_and_sites_cross_the_commune_edge(builds):
     assert "double" in report.loc["parcelles", "reparations"]
 
 
-def test_report_reads_the_parcels_back_from_the_geopackage(builds):
+def test_report_reads_the_parcels_back_from_the_geopackage(builds, monkeypatch):
     # The partitioned build holds no table of every parcel: the report reads its
     # columns back from the GeoPackage, the same values as the one-pass build's.
     _, (_, whole), (_, parts) = builds
     a = partitioned.report_columns(whole.gpkg)
+    monkeypatch.setattr(partitioned, "REPORT_BATCH", 97)  # by batches: the same table
     b = partitioned.report_columns(parts.gpkg)
+    assert b["classe_industrie"].dtype == "category"
+    monkeypatch.setattr(partitioned, "REPORT_BATCH", 100_000)  # one batch
+    pd.testing.assert_frame_equal(b.astype(object), partitioned.report_columns(
+        parts.gpkg).astype(object))
     assert list(a.columns) == list(b.columns)
     assert {"code_insee", "surface_m2", "score_industrie", "classe_industrie",
             "fiabilite_industrie"} <= set(a.columns)
