@@ -107,7 +107,9 @@ def _install(box: list[bytes]) -> None:
 
 
 def _call_shared(fn: Callable[..., Any], item: bytes) -> bytes:
-    return pickle.dumps(fn(pickle.loads(item), _SHARED), protocol=pickle.HIGHEST_PROTOCOL)
+    task = pickle.loads(item)
+    done = fn(task) if _SHARED is None else fn(task, _SHARED)
+    return pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def available_cores() -> int:

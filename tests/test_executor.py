@@ -170,6 +170,8 @@ def test_imap_runs_a_few_items_ahead_and_passes_errors_on():
             list(executor.imap(_lookup, [3, -1, 4], shared=values))
         # The pool still works after a failed task.
         assert [r[0] for r in executor.imap(_lookup, [2, 1], shared=values)] == [2, 1]
+        # Without a shared object, as SerialExecutor: fn(item).
+        assert executor.map(abs, [-3, 2, -1]) == [3, 2, 1]
 
 
 def test_unknown_executor_and_stray_scheduler_are_refused():
