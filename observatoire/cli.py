@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,10 +97,6 @@ class _FrenchFormatter(logging.Formatter):
         return f"{level}{where} : {record.getMessage()}"
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _parser()
@@ -118,10 +112,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # dask.distributed logs every worker start and stop at INFO.
         for name in ("distributed", "dask"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    # A build stopped by SIGTERM (a job scheduler, `kill`) cleans up as on Ctrl-C: its
-    # temporary files and staging folder are removed, the previous outputs stay.
-    previous = (signal.signal(signal.SIGTERM, _interrupt)
-                if threading.current_thread() is threading.main_thread() else None)
     try:
         if args.command == "build":
             return _build(args)
@@ -149,9 +139,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"erreur interne : {type(exc).__name__} : {message} ; relancez avec -v et "
               f"signalez-la", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     return EXIT_USER_ERROR
 
 

@@ -107,32 +107,6 @@ def test_real_process_on_a_truncated_file(previous, tmp_path):
     assert snapshot(out) == before
 
 
-@pytest.mark.parametrize("executor", ["serie", "processus"])
-def test_sigterm_stops_a_build_and_leaves_nothing_behind(previous, tmp_path, executor):
-    """``kill`` during a build by partition: staging folder and temporary files removed."""
-    import signal
-    import time
-
-    out, before = previous
-    config = write_territory(tmp_path, SAMPLE_SOURCES, out=out)
-    proc = subprocess.Popen([sys.executable, "-m", "observatoire", "build", "--config",
-                             str(config), "--partition", "commune", "--executeur", executor],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if any(p.name.startswith(".observatoire-partitions-") for p in out.iterdir()):
-            break  # staging has begun
-        time.sleep(0.02)
-    assert proc.poll() is None, "la construction a fini avant le signal"
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
-    assert "interrompu : les sorties précédentes sont intactes" in err
-    assert "Traceback" not in err
-    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
-    assert snapshot(out) == before
-
-
 def test_help_and_no_command(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--help"])
