@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
@@ -89,6 +90,14 @@ def distinct_rows(*frames) -> int:
 def copy_of(path: Path, folder: Path, name: str = "copie.gpkg") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy(path, folder / name))
+
+
+def with_parcels(path: Path, folder: Path, edit) -> tuple[Path, gpd.GeoDataFrame]:
+    """A copy of ``path`` whose ``parcelles`` layer is rewritten as ``edit`` returns it."""
+    changed = copy_of(path, folder)
+    parcels = edit(read(changed, "parcelles"))
+    pyogrio.write_dataframe(parcels, changed, layer="parcelles", driver="GPKG")
+    return changed, parcels
 
 
 # --------------------------------------------------------------------------- content
@@ -294,14 +303,16 @@ def test_a_layer_missing_from_an_input(builds, tmp_path):
 
 def test_types_guessed_from_values_are_reconciled(builds, tmp_path):
     a, b = builds
-    changed = copy_of(b, tmp_path / "b")
-    parcels = read(changed, "parcelles")
-    # In a département where a count has a NULL, pandas writes it as real numbers; a text
-    # column NULL everywhere is written with another type.
-    parcels["nb_batiments"] = parcels["nb_batiments"].astype("float64")
-    parcels.loc[0, "nb_batiments"] = np.nan
-    parcels["zae_id"] = np.nan
-    pyogrio.write_dataframe(parcels, changed, layer="parcelles", driver="GPKG")
+
+    def edit(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        # In a département where a count has a NULL, pandas writes it as real numbers; a
+        # text column NULL everywhere is written with another type.
+        parcels["nb_batiments"] = parcels["nb_batiments"].astype("float64")
+        parcels.loc[0, "nb_batiments"] = np.nan
+        parcels["zae_id"] = np.nan
+        return parcels
+
+    changed, parcels = with_parcels(b, tmp_path / "b", edit)
     assert pyogrio.read_info(changed, layer="parcelles")["dtypes"].tolist() != \
         pyogrio.read_info(a, layer="parcelles")["dtypes"].tolist()
     result = merge_geopackages([a, changed], tmp_path / "fusion.gpkg", batch_rows=100)
@@ -319,11 +330,13 @@ def test_types_guessed_from_values_are_reconciled(builds, tmp_path):
 
 def test_boolean_column_with_null(builds, tmp_path):
     a, b = builds
-    changed = copy_of(b, tmp_path / "b")
-    parcels = read(changed, "parcelles")
-    parcels["exclu_industrie"] = parcels["exclu_industrie"].astype("boolean")
-    parcels.loc[3, "exclu_industrie"] = pd.NA
-    pyogrio.write_dataframe(parcels, changed, layer="parcelles", driver="GPKG")
+
+    def edit(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        parcels["exclu_industrie"] = parcels["exclu_industrie"].astype("boolean")
+        parcels.loc[3, "exclu_industrie"] = pd.NA
+        return parcels
+
+    changed, _ = with_parcels(b, tmp_path / "b", edit)
     assert pyogrio.read_info(changed, layer="parcelles")["dtypes"].tolist() == \
         pyogrio.read_info(a, layer="parcelles")["dtypes"].tolist()
     result = merge_geopackages([a, changed], tmp_path / "fusion.gpkg", batch_rows=100)
@@ -334,10 +347,8 @@ def test_boolean_column_with_null(builds, tmp_path):
 
 def test_values_of_another_type_refused(builds, tmp_path):
     a, b = builds
-    changed = copy_of(b, tmp_path / "b")
-    parcels = read(changed, "parcelles")
-    parcels["section"] = np.arange(len(parcels))
-    pyogrio.write_dataframe(parcels, changed, layer="parcelles", driver="GPKG")
+    changed, _ = with_parcels(b, tmp_path / "b",
+                              lambda parcels: parcels.assign(section=np.arange(len(parcels))))
     with pytest.raises(SchemaError, match=r"copie\.gpkg, couche « parcelles », champ "
                                           r"« section » : valeurs de type int64 au lieu de "
                                           r"object"):
@@ -366,9 +377,8 @@ def test_refuses_a_geopackage_not_made_by_the_build(builds, tmp_path):
 
 def test_refuses_other_columns(builds, tmp_path):
     a, b = builds
-    changed = copy_of(b, tmp_path / "b")
-    parcels = read(changed, "parcelles").drop(columns=["compacite"]).assign(nouvelle=1)
-    pyogrio.write_dataframe(parcels, changed, layer="parcelles", driver="GPKG")
+    changed, _ = with_parcels(b, tmp_path / "b", lambda parcels: parcels.drop(
+        columns=["compacite"]).assign(nouvelle=1))
     with pytest.raises(SchemaError, match=r"copie\.gpkg, couche « parcelles » : colonnes "
                                           r"manquantes : compacite ; colonnes en trop : "
                                           r"nouvelle \(par rapport à .*observatoire\.gpkg\) ; "
