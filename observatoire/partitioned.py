@@ -189,6 +189,11 @@ class StagedGroup:
     files: list[tuple[str, Path, int, np.ndarray]]
 
 
+def _portable(source: Any) -> Any:
+    """Return ``source`` picklable, to send to worker processes (a read-only mapping is not)."""
+    return replace(source, fields=dict(source.fields))
+
+
 def stage_group(task: tuple[int, tuple[Path, ...]], shared: tuple[Any, ...]) -> StagedGroup:
     """Read group ``k`` of parcel files and write its parcels, split by commune, to GeoParquet.
 
@@ -232,9 +237,8 @@ def stage_parcels(territory: Territory, folder: Path, *, executor: Any = None) -
     idus: list[np.ndarray] = []
     executor = executor or SerialExecutor()
     groups = enumerate(_file_groups(source.paths, STAGE_BYTES))
-    # Picklable (a read-only mapping is not): sent to the workers.
-    portable = replace(source, fields=dict(source.fields))
-    shared = (portable, territory.crs, territory.path.parent, tuple(territory.communes), folder)
+    shared = (_portable(source), territory.crs, territory.path.parent,
+              tuple(territory.communes), folder)
     for done in executor.imap(stage_group, groups, shared=shared):
         reports.append(done.report)
         if len(done.idu):
@@ -1019,8 +1023,7 @@ def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: Any
     out = LayerBuffer(writer, "batiments", total)
     reports = []
     executor = executor or SerialExecutor()
-    shared = (replace(source, fields=dict(source.fields)), territory.crs,
-              territory.path.parent, box, extent)
+    shared = (_portable(source), territory.crs, territory.path.parent, box, extent)
     for frame, report in executor.imap(read_tile, tile_grid(box, size=TILE_SIZE),
                                        shared=shared):
         out.add(frame)
