@@ -462,3 +462,72 @@ def test_units_in_pieces_give_one_terrain_per_piece(tmp_path):
                              date_observation=OBS, parcelles=parcelles, **EPCI).publish()
     terr = read(path, "terrain_eco").sort_values("terr_id")
     assert terr["terr_etat_occup"].tolist() == ["inoccupé", "inoccupé", "friche"]
+
+
+def test_export_by_groups_of_sites_is_the_export_made_at_once(tmp_path):
+    """Terrains made site by site: same rows, same numbering per commune, same establishments."""
+    def sq(x1, y1, x2, y2):
+        return shapely.box(X0 + x1, Y0 + y1, X0 + x2, Y0 + y2)
+
+    # Six zones of 3 units in two communes (one zone without comm_insee: its parcels tell).
+    zones, units, parcels, points, sirets = [], [], [], [], []
+    for z in range(6):
+        insee = "25267" if z % 2 == 0 else "25268"
+        x = 200.0 * z
+        zones.append({"zae_id": f"Z{z}", "zae_nom": f"ZA {z}",
+                      "comm_insee": None if z == 3 else insee,
+                      "geometry": shapely.MultiPolygon([sq(x, 0, x + 90, 30)])})
+        for u in range(3):
+            idu = f"{insee}000A{z}{u:04d}"
+            # The last unit overflows the zone: its terrain is clipped.
+            g = sq(x + 30 * u, 0, x + 30 * u + (40 if u == 2 else 30), 30)
+            units.append({"uf_id": f"U{z}{u}", "idus": idu, "surface_m2": g.area,
+                          "proprietaire_type": "personne morale",
+                          "proprietaire_nom": f"SOCIETE {z}{u}",
+                          "proprietaire_siren": f"{z}{u}0000000"[:9],
+                          "geometry": shapely.MultiPolygon([g])})
+            parcels.append({"idu": idu, "friche_id": "F1" if (z, u) == (4, 2) else None,
+                             "geometry": g})
+        points.append((x + 10, 10))
+        points.append((x + 40, 10))
+        # SIRETs out of zone order.
+        sirets += [f"{9 - z}{'0' * 11}{z}1", f"{z}{'2' * 11}{z}2"]
+    zae = gpd.GeoDataFrame(zones, crs=CRS)
+    unites = gpd.GeoDataFrame(units, crs=CRS)
+    parcelles = gpd.GeoDataFrame(parcels, crs=CRS)
+    n = len(points)
+    etabs = gpd.GeoDataFrame({
+        "siret": sirets, "siren": [s[:9] for s in sirets], "nom": [f"ETAB {i}" for i in range(n)],
+        "raison_sociale": [f"SOCIETE {i}" for i in range(n)], "categorie_juridique": "5499",
+        "type_personne": "personne morale", "diffusible": True, "naf": "25.62A",
+        "naf_libelle": None, "etat": "A", "date_creation": "2010-01-01", "date_fermeture": None,
+        "date_maj": "2024-05-01", "siege": "oui", "tranche_effectif": "03",
+        "annee_effectif": "2022", "adresse": None, "code_insee": None, "commune": None,
+        "ban_id": None, "geocodage": "localisation à la plaque adresse", "source": "test.csv",
+    }, geometry=[shapely.Point(X0 + x, Y0 + y) for x, y in points], crs=CRS)
+    z, zu = inventory(zae, unites, None, etabs, date_observation=OBS)
+    communes = {"25267": "Gennes", "25268": "Grandfontaine"}
+    kw = dict(epci_nom=EPCI["epci_nom"], epci_siren=EPCI["epci_siren"], communes=communes,
+              date_observation=OBS, parcelles=parcelles)
+    whole = cnig.build_cnig_layers(z, zu, etabs, **kw)
+    parts = list(cnig.cnig_parts(z, zu, etabs, chunk_units=4, **kw))
+    # Groups of whole sites: 3 units a site, at least 4 a group → 3 groups.
+    assert [sorted(p) for p in parts] == [["terrain_eco"], ["terrain_eco"],
+                                          sorted(cnig.CLASSES)]
+    assert [len(p["terrain_eco"]) for p in parts] == [6, 6, 6]
+    for name in cnig.CLASSES:
+        joined = pd.concat([p[name] for p in parts if name in p], ignore_index=True)
+        pd.testing.assert_frame_equal(pd.DataFrame(joined), pd.DataFrame(whole[name]))
+    terr = whole["terrain_eco"]
+    # Numbered per commune across the groups.
+    assert terr["terr_id"].tolist()[:6] == [f"25267_TERRAIN-ECO_{i:05d}" for i in (1, 2, 3)] + [
+        f"25268_TERRAIN-ECO_{i:05d}" for i in (1, 2, 3)]
+    assert terr["terr_id"].is_unique and len(terr) == 18
+    assert terr.loc[terr["terr_refcad"] == "25267000A40002", "terr_etat_occup"].tolist() == [
+        "friche"]
+    # The establishments of every group, in SIRET order.
+    assert whole["etablissement"]["siret"].tolist() == sorted(sirets)
+    # Written by parts, the file is the standard's and holds every row.
+    staged = cnig.stage_cnig_export(z, zu, etabs, output_dir=tmp_path, **kw)
+    assert validate_geopackage(staged.publish()) == {
+        "site_eco": 6, "terrain_eco": 18, "etablissement": 12, "pole_eco": 6}

@@ -21,6 +21,11 @@ Layers written:
 - ``pole_eco``: ``pole_id`` is required by ``schema.json``, so each site forms its
   own pole (the standard allows a pole of a single site).
 
+The terrains are made and appended for groups of whole sites of about
+:data:`CNIG_CHUNK_UNITS` land units (:func:`cnig_parts`): a département's hundreds of
+thousands of ZAE units are never all cut into pieces at once, and the file is the
+one made in a single pass.
+
 Identifiers follow § 4.2: ``[INSEE]_[classe]_[n]`` with the classes ``SITE-ECO``,
 ``TERRAIN-ECO`` and ``POLE-ECO`` (``25267_TERRAIN-ECO_00001``).
 
@@ -44,7 +49,7 @@ import re
 import shutil
 import sqlite3
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -711,6 +716,8 @@ def _site_insee(zae: gpd.GeoDataFrame, unites: pd.DataFrame,
     """INSEE code of each site: the zone's, else the commune of most of its parcels."""
     insee = zae["comm_insee"].astype(object) if "comm_insee" in zae else pd.Series(
         None, index=zae.index, dtype=object)
+    # Only the zones without a commune need their parcels read.
+    unites = unites[unites["zae_id"].isin(zae.loc[insee.isna(), "zae_id"])]
     first = unites.assign(c=unites["idus"].fillna("").str.split("|")).explode("c")
     first = first[first["c"].str.len() >= 5]
     by_parcels = first.groupby("zae_id")["c"].agg(lambda s: s.str[:5].mode().iloc[0])
@@ -726,9 +733,17 @@ def _site_insee(zae: gpd.GeoDataFrame, unites: pd.DataFrame,
     return insee.astype(str)
 
 
-def _number_ids(insee: pd.Series, classe: str) -> pd.Series:
-    """``[INSEE]_[classe]_[n]``, numbered per INSEE code in the order of ``insee``."""
-    n = insee.groupby(insee.to_numpy()).cumcount() + 1
+def _number_ids(insee: pd.Series, classe: str, numbered: dict[str, int] | None = None
+                ) -> pd.Series:
+    """``[INSEE]_[classe]_[n]``, numbered per INSEE code in the order of ``insee``.
+
+    ``numbered`` (INSEE code → last number given) starts the numbering after an
+    earlier call's; it is updated.
+    """
+    n = (insee.groupby(insee.to_numpy()).cumcount() + 1).to_numpy()
+    if numbered is not None:
+        n = n + insee.map(numbered).fillna(0).to_numpy(dtype=np.int64)
+        numbered.update(pd.Series(n, index=insee.to_numpy()).groupby(level=0).max().items())
     return pd.Series([f"{code}_{classe}_{k:05d}" for code, k in zip(insee, n, strict=True)],
                      index=insee.index, dtype=object)
 
@@ -741,6 +756,8 @@ def build_cnig_layers(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
                       rule: VacancyRule = DEFAULT_RULE,
                       producteur: str | None = None) -> dict[str, gpd.GeoDataFrame]:
     """Fill the four layers of the standard from the observatory's inventory.
+
+    The whole export in memory; :func:`cnig_parts` gives it in parts.
 
     Parameters
     ----------
@@ -778,6 +795,39 @@ def build_cnig_layers(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
     SchemaError
         When a site's commune cannot be known.
     """
+    parts: dict[str, list[gpd.GeoDataFrame]] = {}
+    for part in cnig_parts(zae, zae_unites, etablissements, epci_nom=epci_nom,
+                           epci_siren=epci_siren, communes=communes,
+                           date_observation=date_observation, parcelles=parcelles, rule=rule,
+                           producteur=producteur):
+        for name, frame in part.items():
+            parts.setdefault(name, []).append(frame)
+    return {name: frames[0] if len(frames) == 1 else
+            gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+            for name, frames in parts.items()}
+
+
+#: Land units of the sites whose terrains are made at once by :func:`cnig_parts`.
+CNIG_CHUNK_UNITS = 20_000
+
+
+def cnig_parts(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
+               etablissements: gpd.GeoDataFrame | None = None, *, epci_nom: str,
+               epci_siren: str, communes: Mapping[str, str],
+               date_observation: dt.date | str | None = None,
+               parcelles: gpd.GeoDataFrame | None = None, rule: VacancyRule = DEFAULT_RULE,
+               producteur: str | None = None, chunk_units: int = CNIG_CHUNK_UNITS
+               ) -> Iterator[dict[str, gpd.GeoDataFrame]]:
+    """Yield the layers of the standard in parts, to append one after the other.
+
+    Parameters are those of :func:`build_cnig_layers`; ``chunk_units`` bounds the
+    land units handled at once. A département holds hundreds of thousands of ZAE
+    units: their terrains (clipped, cut into pieces, matched to their parcels) are
+    made for groups of whole sites of about ``chunk_units`` units, in identifier
+    order, so the parts concatenated are the export made at once. Each part but
+    the last holds ``terrain_eco``; the last holds the terrains left,
+    ``site_eco``, ``etablissement`` and ``pole_eco``.
+    """
     if not epci_nom or not epci_siren:
         key = "territoire.epci_nom" if not epci_nom else "territoire.epci_siren"
         raise ConfigError(f"clé « {key} » absente : l'export CNIG Sites Économiques l'exige ; "
@@ -806,19 +856,66 @@ def build_cnig_layers(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
             f"fournissez les noms des communes (paramètre « communes »)"
         )
 
-    terrains = _terrains(zae, zu, parcelles, site_of=site_of, insee_of=insee_of, day=day,
-                         epci_siren=epci_siren, rule=rule, crs=crs)
-    etabs = _etablissements(etablissements, zae, zu, terrains, obs=obs, day=day,
-                            epci_nom=epci_nom, epci_siren=epci_siren, communes=communes,
-                            insee_of=insee_of, rule=rule)
-    sites = _sites(zae, zu, terrains, site_id=site_id, insee=insee, communes=communes,
-                   day=day, epci_nom=epci_nom, epci_siren=epci_siren, rule=rule,
+    kept = _etablissements_kept(etablissements, zu, obs=obs, rule=rule, crs=crs)
+    numbered: dict[str, int] = {}
+    utile: list[pd.Series] = []
+    etabs: list[gpd.GeoDataFrame] = []
+    bounds = _chunk_bounds(zu["zae_id"].to_numpy(), chunk_units)
+    for k, (lo, hi) in enumerate(bounds):
+        part = zu.iloc[lo:hi].reset_index(drop=True)
+        terrains = _terrains(zae, part, _parcels_of(parcelles, part), site_of=site_of,
+                             insee_of=insee_of, day=day, epci_siren=epci_siren, rule=rule,
+                             crs=crs, numbered=numbered)
+        utile.append(terrains[terrains["terr_utile"] == "oui"].groupby("zae_id")[
+            "terr_surf_brute"].sum())
+        rows = None if kept is None else _etablissements(
+            kept, part, terrains, obs=obs, day=day, epci_nom=epci_nom, epci_siren=epci_siren,
+            communes=communes, insee_of=insee_of)
+        if rows is not None and len(rows):
+            etabs.append(rows)
+        layers = {"terrain_eco": terrains}
+        if k < len(bounds) - 1:
+            yield {name: _to_template(frame, name, crs) for name, frame in layers.items()}
+    if not bounds:
+        layers = {"terrain_eco": _terrains(zae, zu, None, site_of=site_of, insee_of=insee_of,
+                                           day=day, epci_siren=epci_siren, rule=rule, crs=crs,
+                                           numbered=numbered)}
+    etab = _empty_etablissements(crs)
+    if etabs:
+        # In SIRET order, ties in the order the establishments were kept.
+        etab = gpd.GeoDataFrame(pd.concat(etabs).sort_index(kind="stable").sort_values(
+            "siret", kind="stable").reset_index(drop=True), crs=crs)
+    sites = _sites(zae, zu, pd.concat(utile) if utile else pd.Series(dtype=float),
+                   site_id=site_id, insee=insee, communes=communes, day=day,
+                   epci_nom=epci_nom, epci_siren=epci_siren, rule=rule,
                    producteur=producteur or epci_nom)
     poles = _poles(sites, insee=insee, day=day)
     sites["pole_id"] = poles["pole_id"].to_numpy()
-    layers = {"site_eco": sites, "terrain_eco": terrains, "etablissement": etabs,
-              "pole_eco": poles}
-    return {name: _to_template(frame, name, crs) for name, frame in layers.items()}
+    layers.update({"site_eco": sites, "etablissement": etab, "pole_eco": poles})
+    yield {name: _to_template(layers[name], name, crs) for name in CLASSES}
+
+
+def _chunk_bounds(zae_id: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of runs of whole zones of about ``size`` rows (sorted by zone)."""
+    if not len(zae_id):
+        return []
+    starts = np.flatnonzero(np.r_[True, zae_id[1:] != zae_id[:-1]])
+    bounds, lo = [], 0
+    for start in starts[1:]:
+        if start - lo >= size:
+            bounds.append((lo, int(start)))
+            lo = int(start)
+    bounds.append((lo, len(zae_id)))
+    return bounds
+
+
+def _parcels_of(parcelles: gpd.GeoDataFrame | None, units: pd.DataFrame
+                ) -> gpd.GeoDataFrame | None:
+    """Return the parcels that ``units`` list (``idus``)."""
+    if parcelles is None or not len(parcelles):
+        return parcelles
+    idus = units["idus"].dropna().str.split("|").explode()
+    return parcelles[parcelles["idu"].isin(idus.to_numpy())]
 
 
 def _to_template(frame: gpd.GeoDataFrame, layer: str, crs: Any) -> gpd.GeoDataFrame:
@@ -838,8 +935,13 @@ def _to_template(frame: gpd.GeoDataFrame, layer: str, crs: Any) -> gpd.GeoDataFr
 
 def _terrains(zae: gpd.GeoDataFrame, zu: pd.DataFrame, parcelles: gpd.GeoDataFrame | None, *,
               site_of: Mapping[str, str], insee_of: Mapping[str, str], day: str,
-              epci_siren: str, rule: VacancyRule, crs: Any) -> gpd.GeoDataFrame:
-    """One terrain per piece of each unit inside its site."""
+              epci_siren: str, rule: VacancyRule, crs: Any,
+              numbered: dict[str, int] | None = None) -> gpd.GeoDataFrame:
+    """One terrain per piece of each unit inside its site.
+
+    ``numbered`` (INSEE code → terrains numbered so far) carries the numbering
+    from one group of sites to the next; it is updated.
+    """
     zone_geom = zae.set_index("zae_id").geometry
     geoms = np.asarray(gpd.GeoSeries(zu["geometry"]).values) if len(zu) else np.array([])
     zones = np.asarray(zone_geom.loc[zu["zae_id"]].values) if len(zu) else np.array([])
@@ -869,7 +971,7 @@ def _terrains(zae: gpd.GeoDataFrame, zu: pd.DataFrame, parcelles: gpd.GeoDataFra
                  "morceau (le modèle CNIG n'admet que des polygones simples)", n_split)
     unit = zu.iloc[pieces["row"].to_numpy()].reset_index(drop=True)
     site_insee = unit["zae_id"].map(insee_of)
-    terr_id = _number_ids(site_insee, "TERRAIN-ECO")
+    terr_id = _number_ids(site_insee, "TERRAIN-ECO", numbered)
     refcad = unit["idus"].astype(object)
     friche = pd.Series(False, index=unit.index)
     if parcelles is not None and len(parcelles) and len(pieces):
@@ -922,14 +1024,20 @@ def _piece_parcels(pieces: gpd.GeoDataFrame, unit: pd.DataFrame,
     return refcad, friche
 
 
-def _etablissements(etablissements: gpd.GeoDataFrame | None, zae: gpd.GeoDataFrame,
-                    zu: pd.DataFrame, terrains: gpd.GeoDataFrame, *, obs: dt.date, day: str,
-                    epci_nom: str, epci_siren: str, communes: Mapping[str, str],
-                    insee_of: Mapping[str, str], rule: VacancyRule) -> gpd.GeoDataFrame:
-    """List the establishments of legal entities on the sites' units (active or just closed)."""
-    crs = zae.crs
+def _empty_etablissements(crs: Any) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"siret": []}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+
+
+def _etablissements_kept(etablissements: gpd.GeoDataFrame | None, zu: pd.DataFrame, *,
+                         obs: dt.date, rule: VacancyRule, crs: Any
+                         ) -> tuple[gpd.GeoDataFrame, pd.DataFrame] | None:
+    """Return the establishments to list (legal entities on the units, active or just closed).
+
+    Returns them with the ``uf_id`` of their unit, and their states; ``None`` when
+    there is none.
+    """
     if etablissements is None or len(etablissements) == 0 or len(zu) == 0:
-        return gpd.GeoDataFrame({"siret": []}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+        return None
     states = establishment_states(etablissements, date_observation=obs, rule=rule)
     threshold = pd.Timestamp(vacancy_threshold(obs))
     keep = states["existe"] & ~states["exclu"] & (
@@ -955,7 +1063,27 @@ def _etablissements(etablissements: gpd.GeoDataFrame | None, zae: gpd.GeoDataFra
                     "(etab_creation_date est obligatoire)", int(created.isna().sum()))
         e = e[created.notna().to_numpy()]
     if len(e) == 0:
-        return gpd.GeoDataFrame({"siret": []}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+        return None
+    # Numbered in their order: the rows made by parts are put back in it.
+    st = states.loc[e.index]
+    index = pd.RangeIndex(len(e))
+    return e.set_axis(index), st.set_axis(index)
+
+
+def _etablissements(kept: tuple[gpd.GeoDataFrame, pd.DataFrame], zu: pd.DataFrame,
+                    terrains: gpd.GeoDataFrame, *, obs: dt.date, day: str, epci_nom: str,
+                    epci_siren: str, communes: Mapping[str, str],
+                    insee_of: Mapping[str, str]) -> gpd.GeoDataFrame:
+    """Return the rows of the establishments on the units ``zu``.
+
+    ``kept`` comes from :func:`_etablissements_kept`. The rows are indexed by
+    their position among those kept, unsorted.
+    """
+    e, states = kept
+    crs = terrains.crs
+    e = e[e["uf_id"].isin(zu["uf_id"]).to_numpy()]
+    if len(e) == 0:
+        return _empty_etablissements(crs)
     # The terrain of each establishment: the piece of its unit nearest to it.
     cand = pd.DataFrame({"e": np.arange(len(e)), "uf_id": e["uf_id"].to_numpy()}).merge(
         pd.DataFrame({"t": np.arange(len(terrains)), "uf_id": terrains["uf_id"].to_numpy()}),
@@ -1012,14 +1140,17 @@ def _etablissements(etablissements: gpd.GeoDataFrame | None, zae: gpd.GeoDataFra
             "inconnu"),
     }, geometry=shapely.multipoints(np.asarray(e.geometry.values)[:, None]) if len(e) else [],
         crs=crs)
-    return out.sort_values("siret", kind="stable").reset_index(drop=True)
+    return out
 
 
-def _sites(zae: gpd.GeoDataFrame, zu: pd.DataFrame, terrains: gpd.GeoDataFrame, *,
+def _sites(zae: gpd.GeoDataFrame, zu: pd.DataFrame, utile: pd.Series, *,
            site_id: pd.Series, insee: pd.Series, communes: Mapping[str, str], day: str,
            epci_nom: str, epci_siren: str, rule: VacancyRule, producteur: str
            ) -> gpd.GeoDataFrame:
-    """One site per zone, with the inventory's counts and rates."""
+    """One site per zone, with the inventory's counts and rates.
+
+    ``utile``: the useful area of the terrains of each zone (ha, by ``zae_id``).
+    """
     ids = zae["zae_id"]
     types = value_list({"name": "site_type"}) or ()
     site_type = zae.get("zae_type", pd.Series(None, index=zae.index)).map(
@@ -1030,7 +1161,6 @@ def _sites(zae: gpd.GeoDataFrame, zu: pd.DataFrame, terrains: gpd.GeoDataFrame, 
     occupied = zu["occupation"].isin(["occupée", "présumée occupée"]).groupby(
         zu["zae_id"]).any()
     etat = np.where(_lookup(ids, occupied).eq(True), "existant et actif", "inconnu")
-    utile = terrains[terrains["terr_utile"] == "oui"].groupby("zae_id")["terr_surf_brute"].sum()
     built = pd.to_numeric(zu["surface_batie_m2"], errors="coerce")
     n_built = (built >= rule.surface_batie_min_m2).groupby(zu["zae_id"]).sum()
     has_built = built.notna().groupby(zu["zae_id"]).any()
@@ -1111,13 +1241,15 @@ def _set_srs(path: Path, crs: Any) -> None:
                         (epsg, table))
 
 
-def write_cnig_geopackage(layers: Mapping[str, gpd.GeoDataFrame], path: str | Path) -> Path:
+def write_cnig_geopackage(layers: Mapping[str, gpd.GeoDataFrame]
+                          | Iterable[Mapping[str, gpd.GeoDataFrame]], path: str | Path) -> Path:
     """Copy the official template to ``path`` and append the layers' rows.
 
     Parameters
     ----------
     layers
-        From :func:`build_cnig_layers`.
+        From :func:`build_cnig_layers`, or the parts given by :func:`cnig_parts`
+        (appended as they come: one part in memory at a time).
     path
         The file to write (replaced).
 
@@ -1128,16 +1260,22 @@ def write_cnig_geopackage(layers: Mapping[str, gpd.GeoDataFrame], path: str | Pa
     """
     path = Path(path)
     shutil.copyfile(TEMPLATE, path)
-    crs = next((f.crs for f in layers.values() if f.crs is not None), None)
-    if crs is not None:
-        _set_srs(path, crs)
-    for name in CLASSES:
-        frame = layers.get(name)
-        if frame is None or len(frame) == 0:
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            pyogrio.write_dataframe(frame, path, layer=name, driver="GPKG", append=True)
+    parts = [layers] if isinstance(layers, Mapping) else layers
+    declared = False
+    for part in parts:
+        if not declared:
+            crs = next((f.crs for f in part.values() if f.crs is not None), None)
+            if crs is not None:
+                _set_srs(path, crs)
+            declared = True
+        for name in CLASSES:
+            frame = part.get(name)
+            if frame is None or len(frame) == 0:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                pyogrio.write_dataframe(frame, path, layer=name, driver="GPKG", append=True)
+        del part
     return path
 
 
@@ -1178,12 +1316,11 @@ def stage_cnig_export(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
     """
     staged = StagedFile(Path(output_dir) / "cnig" / "sites_economiques.gpkg")
     try:
-        layers = build_cnig_layers(zae, zae_unites, etablissements, epci_nom=epci_nom or "",
-                                   epci_siren=epci_siren or "", communes=communes,
-                                   date_observation=date_observation, parcelles=parcelles,
-                                   rule=rule, producteur=producteur)
-        write_cnig_geopackage(layers, staged.tmp)
-        del layers  # validated as read back, by batches
+        # Written by groups of sites, then validated as read back, by batches.
+        write_cnig_geopackage(cnig_parts(
+            zae, zae_unites, etablissements, epci_nom=epci_nom or "",
+            epci_siren=epci_siren or "", communes=communes, date_observation=date_observation,
+            parcelles=parcelles, rule=rule, producteur=producteur), staged.tmp)
         counts = validate_geopackage(staged.tmp)
     except BaseException:
         staged.discard()
