@@ -416,7 +416,16 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
         else:
             drawn = {**outputs, "parcelles": views["carte"]}
             say(_map_message(len(views["carte"]), views["nb_parcelles"], territory))
-        staged.append(stage_map(drawn, territory))
+        staged.append(stage_map(map_units_and_sites(drawn, say), territory))
+        del drawn
+    if views is not None:
+        # A build by partition lets go what the report does not read: memory for its
+        # table of every parcel. (finalize_gpkg reads only the layers' columns.)
+        for name in ("carte", "zae"):
+            views.pop(name, None)
+        if "zae_unites" in outputs:
+            outputs["zae_unites"] = outputs["zae_unites"].iloc[:0]
+        trim()
     if territory.options.get("rapport", True):
         say("Rapport…")
         staged.append(stage_report({**outputs, "parcelles": views["rapport"]()} if views
@@ -449,6 +458,51 @@ def map_layers(outputs: dict[str, gpd.GeoDataFrame], territory: Territory, say: 
     keep = top.ids()
     say(_map_message(len(keep), len(parcels), territory))
     return {**outputs, "parcelles": parcels.iloc[keep]}
+
+
+#: Above these many features, the overview map keeps those that matter (see
+#: map_units_and_sites); the GeoPackage keeps them all.
+MAP_MAX_FEATURES = {"gisements": 20_000, "zae_unites": 20_000}
+
+
+def map_units_and_sites(layers: dict[str, gpd.GeoDataFrame], say: Progress, *,
+                        limits: dict[str, int] | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """Return the layers drawn on the map, with at most so many sites and ZAE units.
+
+    A département holds a hundred thousand candidate sites and ZAE units: the map
+    of them all is a page of tens of MB. Beyond ``limits``
+    (:data:`MAP_MAX_FEATURES`), the map keeps the best candidate sites (mean
+    score, then area) and the ZAE units that matter to a newcomer (vacant ones
+    first, then the largest); the GeoPackage and the exports keep them all.
+    """
+    limits = MAP_MAX_FEATURES if limits is None else limits
+    out = dict(layers)
+    sites = out.get("gisements")
+    if sites is not None and len(sites) > limits["gisements"]:
+        score = pd.to_numeric(sites.get("score_moyen"), errors="coerce").fillna(-np.inf)
+        order = np.lexsort((-_surface_m2(sites), -score.to_numpy(dtype=float)))
+        out["gisements"] = sites.iloc[np.sort(order[:limits["gisements"]])]
+        say(f"Carte : {limits['gisements']} gisements dessinés sur {len(sites)} (les mieux "
+            f"notés, puis les plus grands ; tous sont dans le GeoPackage)")
+    units = out.get("zae_unites")
+    if units is not None and len(units) > limits["zae_unites"]:
+        from observatoire.analysis.zae_inventory import VACANT_STATUTS
+
+        vacant = units["statut_vacance"].isin(VACANT_STATUTS).to_numpy() \
+            if "statut_vacance" in units else np.zeros(len(units), dtype=bool)
+        order = np.lexsort((-_surface_m2(units), ~vacant))
+        out["zae_unites"] = units.iloc[np.sort(order[:limits["zae_unites"]])]
+        say(f"Carte : {limits['zae_unites']} unités foncières de ZAE dessinées sur "
+            f"{len(units)} (les vacantes d'abord, puis les plus grandes ; toutes sont dans "
+            f"le GeoPackage)")
+    return out
+
+
+def _surface_m2(frame: gpd.GeoDataFrame) -> np.ndarray:
+    if "surface_m2" in frame:
+        return pd.to_numeric(frame["surface_m2"], errors="coerce").fillna(0.0).to_numpy(
+            dtype=float)
+    return np.asarray(frame.geometry.area, dtype=float)
 
 
 def _map_message(drawn: int, total: int, territory: Territory) -> str:

@@ -84,6 +84,38 @@ def test_map_keeps_the_best_parcels_beyond_the_limit(built):
     assert map_layers({"parcelles": parcels}, territory, messages.append)["parcelles"] is parcels
 
 
+def test_map_keeps_the_best_sites_and_the_vacant_units_beyond_the_limits(built):
+    from observatoire.build import map_units_and_sites
+
+    _, out = built
+    gpkg = out / "observatoire.gpkg"
+    sites = pyogrio.read_dataframe(gpkg, layer="gisements")
+    units = pyogrio.read_dataframe(gpkg, layer="zae_unites")
+    vacant = units["statut_vacance"].isin(["vacante", "présumée vacante"])
+    assert len(sites) > 5 and vacant.sum() > 3 and (~vacant).sum() > 0
+    messages: list[str] = []
+    drawn = map_units_and_sites({"gisements": sites, "zae_unites": units}, messages.append,
+                                limits={"gisements": 5, "zae_unites": 3})
+    kept = drawn["gisements"]
+    assert len(kept) == 5
+    # The best mean scores are kept (the largest first among equal scores), in layer order.
+    expected = sites.assign(_s=-sites["score_moyen"], _a=-sites["surface_m2"]).sort_values(
+        ["_s", "_a"], kind="stable").index[:5]
+    assert list(kept.index) == sorted(expected)
+    assert kept["score_moyen"].min() >= sites.drop(index=kept.index)["score_moyen"].max()
+    # Units: the largest vacant ones.
+    kept = drawn["zae_unites"]
+    assert list(kept.index) == sorted(units[vacant]["surface_m2"].nlargest(3).index)
+    assert messages == [
+        f"Carte : 5 gisements dessinés sur {len(sites)} (les mieux notés, puis les plus grands "
+        "; tous sont dans le GeoPackage)",
+        f"Carte : 3 unités foncières de ZAE dessinées sur {len(units)} (les vacantes d'abord, "
+        "puis les plus grandes ; toutes sont dans le GeoPackage)"]
+    # Under the limits, every site and unit is drawn.
+    same = map_units_and_sites({"gisements": sites, "zae_unites": units}, messages.append)
+    assert same["gisements"] is sites and same["zae_unites"] is units and len(messages) == 2
+
+
 def test_cnig_export_skipped_with_a_warning_when_a_commune_name_is_missing(tmp_path, caplog):
     """A ZAE in a commune whose name is unknown: no CNIG export, the rest is built."""
     import logging
