@@ -424,7 +424,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
         for name in ("carte", "zae"):
             views.pop(name, None)
         if "zae_unites" in outputs:
-            outputs["zae_unites"] = outputs["zae_unites"].iloc[:0]
+            outputs["zae_unites"] = outputs["zae_unites"].iloc[:0].copy()
         trim()
     if territory.options.get("rapport", True):
         say("Rapport…")

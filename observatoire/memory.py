@@ -5,7 +5,8 @@ later allocations: the resident memory of a process stays at the high-water mark
 of its earlier stages. A build by partition reads the context (hundreds of MB at
 a département's scale), hands it to the worker processes and lets it go; without
 this the main process would keep those pages while the workers hold their own
-copy.
+copy. Arrow (pyogrio's reads and writes) has its own allocator, which keeps freed
+blocks as well.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ctypes
 import functools
 import gc
 import logging
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +29,16 @@ def _malloc_trim() -> object | None:
 
 
 def trim() -> None:
-    """Collect garbage, then return the allocator's free pages to the system (glibc).
+    """Collect garbage, then return the allocators' free pages to the system.
+
+    Arrow's memory pool, then glibc's heap (other C libraries: nothing is done).
 
     It walks the heap (a fraction of a second to a few seconds on a heap of
     gigabytes): call it between stages, not in loops.
     """
     gc.collect()
+    if "pyarrow" in sys.modules:  # only if already in use: no import for nothing
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
     fn = _malloc_trim()
     if fn is not None:
         fn(0)

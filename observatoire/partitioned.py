@@ -475,7 +475,7 @@ class TopScores:
     def _prune(self) -> None:
         frame = pd.concat(self.frames)
         if self.score not in frame:
-            self.frames, self.rows = [frame.iloc[:0]], 0
+            self.frames, self.rows = [frame.iloc[:0].copy()], 0
             return
         frame = frame[frame[self.score].notna()]
         order = np.lexsort((frame["_gid"].to_numpy(),
@@ -629,7 +629,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     classes = dict(ctx.profiles[0].classes)
     # Written by the caller; from now on held by the context only (indexed for the
     # distances), and not at all in this process once the context is sent to workers.
-    layers.routes = layers.routes.iloc[:0]
+    layers.routes = layers.routes.iloc[:0].copy()
     owners_table = extra.proprietaires
     absents = extra.proprietaires_absents
 
@@ -720,7 +720,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         both = need[local[0]] & need[local[1]]
         if both.any():
             pair_lists.append(gid[local[:, both]])
-        empty = scored.iloc[:0]
+        empty = scored.iloc[:0].copy()
         del done, task, scored
     del results
     executor.release()  # the workers and their copies of the context are done

@@ -331,3 +331,17 @@ def test_rates_stay_in_range(cells):
         assert 0.0 <= z["taux_vacance_surface"] <= 1.0 + 1e-9
         assert (zu["part_dans_zae"] >= 0.5).all()
         assert z["surface_disponible_m2"] <= zu["surface_dans_zae_m2"].sum() + 1e-6
+
+
+def test_overlap_areas_leaves_the_callers_geometries_unprepared():
+    """Prepared indexes live on the geometry objects: a département's units would keep them."""
+    from observatoire.analysis.zae_inventory import overlap_areas
+
+    a = np.array([box(0, 0, 10, 10), box(20, 0, 30, 10), box(2, 2, 4, 4)], dtype=object)
+    b = np.array([box(5, 0, 25, 10), box(1, 1, 5, 5)], dtype=object)
+    shapely.prepare(b[1])  # prepared by the caller: stays so
+    ia, ib, area = overlap_areas(a, b)
+    pairs = {(int(i), int(j)): float(s) for i, j, s in zip(ia, ib, area, strict=True)}
+    assert pairs == {(0, 0): 50.0, (1, 0): 50.0, (0, 1): 16.0, (2, 1): 4.0}
+    assert not shapely.is_prepared(a).any()
+    assert shapely.is_prepared(b).tolist() == [False, True]

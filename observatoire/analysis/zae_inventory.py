@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from observatoire.analysis.geometry import prepared
 from observatoire.errors import ConfigError, SchemaError
 
 log = logging.getLogger(__name__)
@@ -214,10 +215,11 @@ def overlap_areas(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     ia, ib = tree.query(a, predicate="intersects")
     ga, gb = a[ia], b[ib]
     area_a, area_b = shapely.area(ga), shapely.area(gb)
-    shapely.prepare(gb)
-    shapely.prepare(ga)
-    inside_b = shapely.contains_properly(gb, ga)
-    inside_a = shapely.contains_properly(ga, gb) & ~inside_b
+    # Prepared for these tests only: the caller's geometries (a département's ZAE units)
+    # would otherwise keep their indexes for the rest of the build.
+    with prepared(ga, gb):
+        inside_b = shapely.contains_properly(gb, ga)
+        inside_a = shapely.contains_properly(ga, gb) & ~inside_b
     cross = ~(inside_a | inside_b)
     area = np.where(inside_b, area_a, np.where(inside_a, area_b, 0.0))
     if cross.any():
