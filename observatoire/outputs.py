@@ -1,8 +1,10 @@
 """Staged output files: written beside their destination, published by an atomic rename.
 
 A build killed by SIGKILL cannot clean up after itself: its temporary files stay
-next to the outputs (``.carte.html.<pid>.tmp``). They never replace an output, and
-the next build removes those of dead processes (:func:`remove_stale`).
+next to the outputs (``.carte.html.<pid>.tmp``, and the staging folder of a build by
+partition, ``.observatoire-partitions-<pid>-…``). They never replace an output, and
+the next build removes those of dead processes (:func:`remove_stale`,
+:func:`remove_stale_folders`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,33 @@ def remove_stale(dest: Path) -> list[Path]:
                     removed.append(Path(entry.path))
     if removed:
         log.info("fichiers temporaires d'une exécution interrompue supprimés : %s",
+                 ", ".join(p.name for p in removed))
+    return removed
+
+
+def remove_stale_folders(parent: Path, prefix: str) -> list[Path]:
+    """Remove the folders ``<prefix><pid>-…`` of ``parent`` whose process is gone.
+
+    A build by partition stages its parcels in such a folder (gigabytes for a
+    département); a build killed by SIGKILL leaves it behind.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The folders removed.
+    """
+    import shutil
+
+    pattern = re.compile(re.escape(prefix) + r"(\d+)-")
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(parent):
+            m = pattern.match(entry.name)
+            if m and entry.is_dir(follow_symlinks=False) and not _pid_alive(int(m.group(1))):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(Path(entry.path))
+    if removed:
+        log.info("dossiers temporaires d'une exécution interrompue supprimés : %s",
                  ", ".join(p.name for p in removed))
     return removed
 

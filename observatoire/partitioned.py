@@ -36,6 +36,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import os
 import pickle
 import tempfile
 import time
@@ -1107,10 +1108,21 @@ def _same_categories(parts: list[pd.DataFrame], coded: list[str]) -> None:
             p[c] = p[c].cat.set_categories(cats)
 
 
+#: Start of the name of a staging folder, followed by the build's process id.
+STAGING_PREFIX = ".observatoire-partitions-"
+
+
 def staging_folder(territory: Territory) -> tempfile.TemporaryDirectory[str]:
-    """Return a temporary folder beside the outputs for the staged parcels."""
+    """Return a temporary folder beside the outputs for the staged parcels.
+
+    Named after this process (``.observatoire-partitions-<pid>-…``): the folders
+    that killed builds left behind are removed first.
+    """
+    from observatoire.outputs import remove_stale_folders
+
     territory.output_dir.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(prefix=".observatoire-partitions-",
+    remove_stale_folders(territory.output_dir, STAGING_PREFIX)
+    return tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-",
                                        dir=territory.output_dir)
 
 

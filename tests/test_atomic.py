@@ -163,3 +163,27 @@ def test_stale_files_of_live_processes_are_kept(tmp_path):
     staged = StagedFile(dest)
     staged.tmp.write_text("<html></html>", encoding="utf-8")
     assert staged.publish() == dest and dest.read_text(encoding="utf-8") == "<html></html>"
+
+
+def test_staging_folders_of_killed_builds_are_removed(tmp_path):
+    """A killed build by partition leaves its staging folder (gigabytes): the next removes it."""
+    from observatoire.config import load_territory
+    from observatoire.outputs import remove_stale_folders
+    from observatoire.partitioned import STAGING_PREFIX, staging_folder
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "out"
+    theirs = out / f"{STAGING_PREFIX}{dead.pid}-k2j4"
+    mine = out / f"{STAGING_PREFIX}{os.getpid()}-a1b2"
+    unnamed = out / f"{STAGING_PREFIX}x7wq"  # no process id (older builds): left alone
+    for folder in (theirs, mine, unnamed):
+        (folder / "sous-dossier").mkdir(parents=True)
+        (folder / "sous-dossier" / "parcelles-000001.parquet").write_bytes(b"x" * 100)
+    territory = load_territory("data/sample/territoire.toml", output_dir=out)
+    with staging_folder(territory) as folder:
+        assert Path(folder).name.startswith(f"{STAGING_PREFIX}{os.getpid()}-")
+        assert not theirs.exists()
+        assert mine.exists() and unnamed.exists()
+    assert not Path(folder).exists()
+    assert remove_stale_folders(out, STAGING_PREFIX) == []
