@@ -511,10 +511,10 @@ def test_export_by_groups_of_sites_is_the_export_made_at_once(tmp_path):
               date_observation=OBS, parcelles=parcelles)
     whole = cnig.build_cnig_layers(z, zu, etabs, **kw)
     parts = list(cnig.cnig_parts(z, zu, etabs, chunk_units=4, **kw))
-    # Groups of whole sites: 3 units a site, at least 4 a group → 3 groups.
-    assert [sorted(p) for p in parts] == [["terrain_eco"], ["terrain_eco"],
-                                          sorted(cnig.CLASSES)]
-    assert [len(p["terrain_eco"]) for p in parts] == [6, 6, 6]
+    # Groups of whole sites: 3 units a site, at least 4 a group → 3 groups, then the rest.
+    assert [sorted(p) for p in parts] == [["terrain_eco"]] * 3 + [
+        ["etablissement", "pole_eco", "site_eco"]]
+    assert [len(p["terrain_eco"]) for p in parts[:3]] == [6, 6, 6]
     for name in cnig.CLASSES:
         joined = pd.concat([p[name] for p in parts if name in p], ignore_index=True)
         pd.testing.assert_frame_equal(pd.DataFrame(joined), pd.DataFrame(whole[name]))

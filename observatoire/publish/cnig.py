@@ -802,9 +802,9 @@ def build_cnig_layers(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
                            producteur=producteur):
         for name, frame in part.items():
             parts.setdefault(name, []).append(frame)
-    return {name: frames[0] if len(frames) == 1 else
-            gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
-            for name, frames in parts.items()}
+    return {name: parts[name][0] if len(parts[name]) == 1 else
+            gpd.GeoDataFrame(pd.concat(parts[name], ignore_index=True), crs=parts[name][0].crs)
+            for name in CLASSES}
 
 
 #: Land units of the sites whose terrains are made at once by :func:`cnig_parts`.
@@ -825,8 +825,8 @@ def cnig_parts(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
     units: their terrains (clipped, cut into pieces, matched to their parcels) are
     made for groups of whole sites of about ``chunk_units`` units, in identifier
     order, so the parts concatenated are the export made at once. Each part but
-    the last holds ``terrain_eco``; the last holds the terrains left,
-    ``site_eco``, ``etablissement`` and ``pole_eco``.
+    the last holds the ``terrain_eco`` of a group; the last holds ``site_eco``,
+    ``etablissement`` and ``pole_eco``.
     """
     if not epci_nom or not epci_siren:
         key = "territoire.epci_nom" if not epci_nom else "territoire.epci_siren"
@@ -860,8 +860,8 @@ def cnig_parts(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
     numbered: dict[str, int] = {}
     utile: list[pd.Series] = []
     etabs: list[gpd.GeoDataFrame] = []
-    bounds = _chunk_bounds(zu["zae_id"].to_numpy(), chunk_units)
-    for k, (lo, hi) in enumerate(bounds):
+    # No unit at all: one empty part, so that every layer is given.
+    for lo, hi in _chunk_bounds(zu["zae_id"].to_numpy(), chunk_units) or [(0, 0)]:
         part = zu.iloc[lo:hi].reset_index(drop=True)
         terrains = _terrains(zae, part, _parcels_of(parcelles, part), site_of=site_of,
                              insee_of=insee_of, day=day, epci_siren=epci_siren, rule=rule,
@@ -873,26 +873,20 @@ def cnig_parts(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
             communes=communes, insee_of=insee_of)
         if rows is not None and len(rows):
             etabs.append(rows)
-        layers = {"terrain_eco": terrains}
-        if k < len(bounds) - 1:
-            yield {name: _to_template(frame, name, crs) for name, frame in layers.items()}
-    if not bounds:
-        layers = {"terrain_eco": _terrains(zae, zu, None, site_of=site_of, insee_of=insee_of,
-                                           day=day, epci_siren=epci_siren, rule=rule, crs=crs,
-                                           numbered=numbered)}
+        yield {"terrain_eco": _to_template(terrains, "terrain_eco", crs)}
     etab = _empty_etablissements(crs)
     if etabs:
         # In SIRET order, ties in the order the establishments were kept.
         etab = gpd.GeoDataFrame(pd.concat(etabs).sort_index(kind="stable").sort_values(
             "siret", kind="stable").reset_index(drop=True), crs=crs)
-    sites = _sites(zae, zu, pd.concat(utile) if utile else pd.Series(dtype=float),
+    sites = _sites(zae, zu, pd.concat(utile),
                    site_id=site_id, insee=insee, communes=communes, day=day,
                    epci_nom=epci_nom, epci_siren=epci_siren, rule=rule,
                    producteur=producteur or epci_nom)
     poles = _poles(sites, insee=insee, day=day)
     sites["pole_id"] = poles["pole_id"].to_numpy()
-    layers.update({"site_eco": sites, "etablissement": etab, "pole_eco": poles})
-    yield {name: _to_template(layers[name], name, crs) for name in CLASSES}
+    layers = {"site_eco": sites, "etablissement": etab, "pole_eco": poles}
+    yield {name: _to_template(frame, name, crs) for name, frame in layers.items()}
 
 
 def _chunk_bounds(zae_id: np.ndarray, size: int) -> list[tuple[int, int]]:
