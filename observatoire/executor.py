@@ -249,7 +249,9 @@ class DaskExecutor:
     @property
     def workers(self) -> int:
         """Workers of the cluster (partitions run at once)."""
-        return max(1, len(self.client.scheduler_info().get("workers", {})))
+        # Asked of the scheduler: scheduler_info() may return the client's periodic
+        # summary, whose worker list is empty.
+        return max(1, len(self.client.nthreads()))
 
     def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None
             ) -> list[Any]:

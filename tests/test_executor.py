@@ -106,7 +106,7 @@ def test_dask_map_sends_the_shared_object_once_and_keeps_the_order(dask_executor
     assert [r[0] for r in out] == items
     assert [r[1] for r in out] == [float(i) for i in items]
     assert {r[2] for r in out} == {float(values.sum())}
-    workers = len(dask_executor.client.scheduler_info()["workers"])
+    workers = len(dask_executor.client.nthreads())
     # Pickled once for the cluster (at most once per worker), not once per task…
     assert 1 <= Shared.pickled <= workers < len(items)
     # … and each worker unpickled one copy that all its tasks read.
