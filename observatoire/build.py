@@ -499,10 +499,9 @@ def map_units_and_sites(layers: dict[str, gpd.GeoDataFrame], say: Progress, *,
 
 
 def _surface_m2(frame: gpd.GeoDataFrame) -> np.ndarray:
-    if "surface_m2" in frame:
-        return pd.to_numeric(frame["surface_m2"], errors="coerce").fillna(0.0).to_numpy(
-            dtype=float)
-    return np.asarray(frame.geometry.area, dtype=float)
+    from observatoire.publish.rapport import surface_m2
+
+    return surface_m2(frame).fillna(0.0).to_numpy(dtype=float)
 
 
 def _map_message(drawn: int, total: int, territory: Territory) -> str:

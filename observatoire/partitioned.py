@@ -34,6 +34,7 @@ those of a one-pass build of the same inputs.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import logging
 import os
@@ -1034,16 +1035,22 @@ def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: Any
     return merge_reports(reports)
 
 
+@contextlib.contextmanager
+def _reading_unpublished() -> Iterator[None]:
+    """Read the GeoPackage being written: named *.tmp until published, GDAL warns of it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "File .* non conformant file extension",
+                                RuntimeWarning)
+        yield
+
+
 def layer_reader(path: Path, layer: str) -> Callable[[tuple[float, float, float, float]],
                                                       gpd.GeoDataFrame]:
     """Read the features of a GeoPackage layer meeting a box (its R-tree), geometry only."""
     import pyogrio
 
     def read(bounds: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
-        with warnings.catch_warnings():
-            # The GeoPackage being written is named *.tmp until it is published.
-            warnings.filterwarnings("ignore", "File .* non conformant file extension",
-                                    RuntimeWarning)
+        with _reading_unpublished():
             return pyogrio.read_dataframe(path, layer=layer, bbox=bounds, columns=[],
                                           use_arrow=True, fid_as_index=True)
 
@@ -1071,10 +1078,7 @@ def report_columns(path: Path, layer: str = "parcelles") -> pd.DataFrame:
     """
     import pyogrio
 
-    with warnings.catch_warnings():
-        # The GeoPackage being written is named *.tmp until it is published.
-        warnings.filterwarnings("ignore", "File .* non conformant file extension",
-                                RuntimeWarning)
+    with _reading_unpublished():
         fields = pyogrio.read_info(path, layer=layer)["fields"]
         keep = [str(c) for c in fields if c in ("code_insee", "surface_m2")
                 or str(c).startswith(("score_", "classe_", "fiabilite_", "exclu_"))]

@@ -220,7 +220,8 @@ def _commune_names(layers: Mapping[str, gpd.GeoDataFrame]) -> dict[str, str]:
     return names
 
 
-def _surface(frame: pd.DataFrame) -> pd.Series:
+def surface_m2(frame: pd.DataFrame) -> pd.Series:
+    """Return the area of each feature (m²): its ``surface_m2``, else its geometry's."""
     if "surface_m2" in frame.columns:
         return pd.to_numeric(frame["surface_m2"], errors="coerce")
     return pd.Series(frame.geometry.area, index=frame.index)
@@ -235,7 +236,7 @@ def _key_figures(layers: Mapping[str, gpd.GeoDataFrame],
     out: list[tuple[str, str, str]] = []
     parcelles = layers.get("parcelles")
     if parcelles is not None:
-        area = _surface(parcelles)
+        area = surface_m2(parcelles)
         out.append(("Parcelles", number(len(parcelles)), f"{hectares(area.sum())} au total"))
         main = profiles[0] if profiles else None
         if main and main.score:
@@ -246,7 +247,7 @@ def _key_figures(layers: Mapping[str, gpd.GeoDataFrame],
                         f"{hectares(area[good].sum())} en classes A ou B"))
     gisements = layers.get("gisements")
     if gisements is not None:
-        area = _surface(gisements)
+        area = surface_m2(gisements)
         out.append(("Gisements fonciers", number(len(gisements)),
                     f"{hectares(area.sum())}, le plus grand : {hectares(area.max())}"
                     if len(gisements) else "aucun site candidat"))
@@ -284,7 +285,7 @@ def _available_land(parcelles: gpd.GeoDataFrame | None, profiles: Sequence[Scori
         f"Surface des parcelles non exclues par le profil « {main.label} », par classe de "
         "score (A : très favorable … E : défavorable) ; les parcelles exclues (zones "
         "naturelles, risques, pente…) sont comptées à part.")
-    area = _surface(parcelles) / 10_000
+    area = surface_m2(parcelles) / 10_000
     commune = (parcelles["code_insee"].astype(str) if "code_insee" in parcelles.columns
                else pd.Series("territoire", index=parcelles.index))
     classes = parcelles[main.classe].astype(object).where(parcelles[main.classe].notna(),
@@ -327,7 +328,7 @@ def _best_sites(gisements: gpd.GeoDataFrame | None) -> Section:
         section.missing = "Aucun gisement foncier (site candidat) n'a été identifié."
         return section
     frame = gisements.copy()
-    frame["_surface"] = _surface(frame)
+    frame["_surface"] = surface_m2(frame)
     keys = [c for c in ("score_moyen", "_surface") if c in frame.columns]
     frame = frame.sort_values(keys, ascending=False, kind="stable").head(TOP_SITES)
     section.paragraphs.append(
