@@ -966,7 +966,7 @@ def _restrict(pairs: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
 
 
 def _write_units(out: LayerBuffer, units: gpd.GeoDataFrame, zae_tree: shapely.STRtree | None,
-                 keep: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame | None:
+                 keep: Spilled) -> gpd.GeoDataFrame | None:
     """Queue ``units``; keep (and return) those meeting a ZAE, for the inventory."""
     out.add(units)
     if zae_tree is not None and len(units):
@@ -979,7 +979,7 @@ def _write_units(out: LayerBuffer, units: gpd.GeoDataFrame, zae_tree: shapely.ST
 
 
 def _buildings_on(units: gpd.GeoDataFrame | None, batiments: gpd.GeoDataFrame | None,
-                  keep: list[gpd.GeoDataFrame]) -> None:
+                  keep: Spilled) -> None:
     """Keep the buildings meeting ``units`` (the inventory measures their built area)."""
     if units is None or batiments is None or not len(batiments):
         return
