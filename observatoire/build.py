@@ -220,7 +220,7 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
     t = time.perf_counter()
     say("Lecture et normalisation des parcelles, commune par commune…")
     with _stager(executor) as stager:
-        staged = stage_parcels(territory, folder, executor=stager)
+        staged = stage_parcels(territory, folder, executor=stager, progress=say)
     timings["lecture_parcelles"] = time.perf_counter() - t
     t = time.perf_counter()
     say("Lecture et normalisation des autres sources…")
@@ -240,7 +240,8 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
         say("Bâtiments, tuile par tuile…")
         written["batiments"] = LayerSum()
         report = stream_batiments(territory, writer, context_extent(staged.bounds),
-                                  written["batiments"], executor=_local(executor))
+                                  written["batiments"], executor=_local(executor),
+                                  progress=say)
         layers.reports[[r.kind for r in layers.reports].index("batiments")] = report
         buildings = layer_reader(writer.tmp, "batiments")
         timings["lecture_batiments"] = time.perf_counter() - t
@@ -370,14 +371,19 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
     parcel, the report's columns only, read back from the GeoPackage) and
     ``nb_parcelles``.
     """
+    from observatoire.analysis.scoring import load_profiles
     from observatoire.analysis.zae_inventory import vacancy_rule
     from observatoire.publish.carte import stage_map
     from observatoire.publish.cnig import stage_cnig_export
     from observatoire.publish.consultation import stage_consultation
+    from observatoire.publish.meilleurs_sites import best_sites_table
     from observatoire.publish.rapport import stage_report
 
     for name, table in tables.items():
         csv = StagedFile(territory.output_dir / f"{name}.csv")
+        if name == "meilleurs_sites":  # French headers with units, rounded values
+            table = best_sites_table(table, profile=load_profiles(territory.profiles)[0].name,
+                                     crs=territory.crs)
         table.to_csv(csv.tmp, index=False, sep=";", decimal=",", encoding="utf-8-sig")
         staged.append(csv)
     zae = outputs.get("zae")
@@ -386,7 +392,8 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
         say("Fichiers de consultation des ZAE…")
         staged.extend(stage_consultation(zae, outputs["zae_unites"],
                                          output_dir=territory.output_dir,
-                                         territory=territory.name, date_observation=date))
+                                         territory=territory.name, date_observation=date,
+                                         progress=say))
         explicit = "export_cnig" in territory.options
         names = commune_names(territory, layers)
         unnamed = sorted(set(zae["comm_insee"].dropna()) - set(names)) \

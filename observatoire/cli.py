@@ -10,26 +10,133 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from observatoire import __version__
 from observatoire.errors import ConfigError, ObservatoireError
 
-DEFAULT_CONFIG = Path("data/sample/territoire.toml")
+EXAMPLE_CONFIG = "data/sample/territoire.toml"
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 3
+CONFIG_HELP = f"fichier de territoire TOML, par exemple {EXAMPLE_CONFIG} (l'exemple livré)"
+
+#: argparse's own English messages (its gettext message ids) and their French wording;
+#: the placeholders are filled in the same order.
+ARGPARSE_FRENCH = {
+    "argument %(argument_name)s: %(message)s": "argument %s : %s",
+    "unrecognized arguments: %s": "argument(s) non reconnu(s) : %s",
+    "invalid choice: %(value)r (choose from %(choices)s)":
+        "choix invalide : %s (choix possibles : %s)",
+    "invalid %(type)s value: %(value)r": "valeur invalide (%s) : %s",
+    "expected one argument": "une valeur est attendue",
+    "expected at most one argument": "une valeur au plus est attendue",
+    "expected at least one argument": "une valeur au moins est attendue",
+    "expected %s argument": "%s valeur attendue",
+    "expected %s arguments": "%s valeurs attendues",
+    "ambiguous option: %(option)s could match %(matches)s":
+        "option ambiguë : %s peut désigner %s",
+    "ignored explicit argument %r": "valeur %s ignorée",
+    "not allowed with argument %s": "incompatible avec l'argument %s",
+    "one of the arguments %s is required": "l'un des arguments %s est obligatoire",
+    "unknown parser %(parser_name)r (choices: %(choices)s)":
+        "commande inconnue : %s (choix possibles : %s)",
+}
+_PLACEHOLDER = re.compile(r"%\\\(\w+\\\)[sr]|%[sr]")
+_REQUIRED = re.compile(r"the following arguments are required: (.+)", re.DOTALL)
+
+
+def french_message(message: str) -> str:
+    """Return an error message of argparse in French (unchanged when it is not known)."""
+    for english, french in ARGPARSE_FRENCH.items():
+        found = re.fullmatch(_PLACEHOLDER.sub("(.+?)", re.escape(english)), message, re.DOTALL)
+        if found:
+            return french % tuple(french_message(part) for part in found.groups())
+    return message
+
+
+#: French punctuation kept with its word when the help is wrapped (a no-break space).
+_NO_BREAK = str.maketrans({" ": "\u00a0"})
+
+
+def _no_break(text: str) -> str:
+    return re.sub(r"« | [:;»?!]", lambda m: m.group(0).translate(_NO_BREAK), text)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help in French: « utilisation : », « options : », no line starting with a colon.
+
+    Each line of a description is wrapped alone; indented lines (examples) are kept
+    as they are.
+    """
+
+    def add_usage(self, usage: str | None, actions: Iterable[argparse.Action],
+                  groups: Iterable[argparse._MutuallyExclusiveGroup],
+                  prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, "utilisation : " if prefix is None else prefix)
+
+    def start_section(self, heading: str | None) -> None:
+        # argparse writes « heading: »; French puts a space before the colon.
+        super().start_section(f"{heading} " if heading else heading)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return super()._split_lines(_no_break(text), width)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(indent + line if line.startswith(" ") or not line
+                         else super(_HelpFormatter, self)._fill_text(_no_break(line), width,
+                                                                     indent)
+                         for line in text.splitlines())
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that speaks French: usage, help, group titles and errors.
+
+    argparse writes its own words in English (« usage: », « options », « show this
+    help message and exit », its error messages): they are replaced here, and
+    ``-h``/``--aide`` (``--help`` kept for habit) shows the help.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self._positionals.title = "arguments"
+        self._optionals.title = "options"
+        self.add_argument("-h", "--aide", "--help", action="help", default=argparse.SUPPRESS,
+                          help="afficher cette aide et quitter")
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and one French error line; exit with status 2."""
+        missing = _REQUIRED.fullmatch(message)
+        if missing:
+            helps = {"/".join(a.option_strings) or str(a.metavar or a.dest): a.help
+                     for a in self._actions}
+            message = " ; ".join(f"{name} est obligatoire" + (f" : {helps[name]}"
+                                                               if helps.get(name) else "")
+                                 for name in missing.group(1).split(", "))
+        else:
+            message = french_message(message)
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USER_ERROR, f"erreur : {self.prog} : {message}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="observatoire",
         description="Observatoire du foncier économique : construit, à partir des données "
                     "ouvertes d'un territoire, un GeoPackage, une carte et un rapport.",
+        epilog="exemples :\n"
+               f"  observatoire build --config {EXAMPLE_CONFIG}\n"
+               "  observatoire validate --config mon_territoire.toml\n"
+               "  observatoire build --aide        (l'aide d'une commande)",
     )
-    parser.add_argument("--version", action="version", version=f"observatoire {__version__}")
+    parser.add_argument("--version", action="version", version=f"observatoire {__version__}",
+                        help="afficher la version et quitter")
     # -v/-q are accepted before or after the command (observatoire -q build, build -q).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -38,13 +145,19 @@ def _parser() -> argparse.ArgumentParser:
                         help="n'afficher que les erreurs")
     parser.add_argument("-v", "--verbose", action="store_true", help="messages détaillés")
     parser.add_argument("-q", "--quiet", action="store_true", help="n'afficher que les erreurs")
-    sub = parser.add_subparsers(dest="command", metavar="COMMANDE")
+    sub = parser.add_subparsers(dest="command", metavar="COMMANDE", title="commandes")
 
     b = sub.add_parser("build", parents=[common], help="construire l'observatoire d'un territoire",
                        description="Lit les sources, calcule les indicateurs et les scores, "
-                                   "écrit le GeoPackage, la carte et le rapport.")
-    b.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                   help=f"fichier de territoire TOML (défaut : {DEFAULT_CONFIG})")
+                                   "écrit le GeoPackage, la carte, le rapport et les exports ; "
+                                   "les sorties précédentes ne sont remplacées qu'une fois "
+                                   "toutes les nouvelles écrites.",
+                       epilog="exemples :\n"
+                              f"  observatoire build --config {EXAMPLE_CONFIG}\n"
+                              "  observatoire build --config dep25.toml --partition commune "
+                              "--out /srv/observatoire/25")
+    b.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
+                   help=CONFIG_HELP)
     b.add_argument("--partition", choices=("auto", "commune", "aucune"), default=None,
                    help="construire par partitions de communes (mémoire bornée) ou en une "
                         "passe ; remplace options.partition (défaut : auto, par partitions "
@@ -57,14 +170,22 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--scheduler", default=None, metavar="tcp://HÔTE:PORT",
                    help="ordonnanceur Dask à utiliser (défaut avec --executeur dask : un "
                         "cluster local)")
-    b.add_argument("--out", type=Path, default=None,
+    b.add_argument("--out", type=Path, default=None, metavar="DOSSIER",
                    help="dossier de sortie (défaut : sorties.dossier du fichier, sinon "
                         "data/out/<territoire>)")
 
     v = sub.add_parser("validate", parents=[common],
-                       help="vérifier un fichier de territoire et ses sources sans rien construire")
-    v.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                   help=f"fichier de territoire TOML (défaut : {DEFAULT_CONFIG})")
+                       help="vérifier un fichier de territoire et ses sources sans rien construire",
+                       description="Lit le fichier de territoire et chacune de ses sources comme "
+                                   "la construction les lirait, sans rien écrire : une ligne par "
+                                   "source (LU, RÉPARÉ, REFUSÉ avec la raison et la correction, "
+                                   "ou IGNORÉ). Code de sortie 0 si la construction peut se "
+                                   "faire, 2 sinon.",
+                       epilog="exemples :\n"
+                              f"  observatoire validate --config {EXAMPLE_CONFIG}\n"
+                              "  observatoire validate --config mon_territoire.toml")
+    v.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
+                   help=CONFIG_HELP)
 
     f = sub.add_parser("fusion", parents=[common],
                        help="fusionner les observatoires de plusieurs départements",
@@ -72,16 +193,23 @@ def _parser() -> argparse.ArgumentParser:
                                    "observatoire.gpkg (un par département) dans un seul "
                                    "GeoPackage, sans les entités de contexte lues en double "
                                    "dans les marges de 5 km ; la fusion est notée dans la "
-                                   "table « fusion ».")
+                                   "table « fusion ».",
+                       epilog="exemple :\n"
+                              "  observatoire fusion -o france.gpkg dep-*/observatoire.gpkg")
     f.add_argument("entrees", nargs="+", type=Path, metavar="OBSERVATOIRE.gpkg",
                    help="GeoPackages produits par « observatoire build »")
-    f.add_argument("-o", "--out", type=Path, required=True,
+    f.add_argument("-o", "--out", type=Path, required=True, metavar="FUSION.gpkg",
                    help="GeoPackage fusionné à produire (remplacé seulement si la fusion "
                         "réussit)")
 
     d = sub.add_parser("deps", parents=[common],
-                       help="lister les fichiers d'entrée d'un territoire (pour make)")
-    d.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+                       help="lister les fichiers d'entrée d'un territoire (pour make)",
+                       description="Écrit le chemin de chaque fichier source du territoire, un "
+                                   "par ligne : le Makefile reconstruit quand l'un d'eux change.",
+                       epilog="exemple :\n"
+                              f"  observatoire deps --config {EXAMPLE_CONFIG}")
+    d.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
+                   help=CONFIG_HELP)
     return parser
 
 
@@ -104,11 +232,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
-    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.WARNING
     handler = logging.StreamHandler()
     handler.setFormatter(_FrenchFormatter())
-    logging.basicConfig(level=level, handlers=[handler])
-    if not getattr(args, "verbose", False):
+    # Other libraries say only their warnings: at DEBUG, matplotlib, PIL, fontTools,
+    # urllib3 or pyogrio write hundreds of lines of their own a build. -v details the
+    # observatoire's own stages.
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    if args.verbose and not args.quiet:
+        logging.getLogger("observatoire").setLevel(logging.DEBUG)
+    else:
         # dask.distributed logs every worker start and stop at INFO.
         for name in ("distributed", "dask"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -151,11 +283,8 @@ def _build(args: argparse.Namespace) -> int:
         territory = dataclasses.replace(
             territory, options={**territory.options, "partition": args.partition})
     quiet = args.quiet
-    start = time.perf_counter()
-
-    def progress(msg: str) -> None:
-        if not quiet:
-            print(f"[{time.perf_counter() - start:6.1f} s] {msg}", flush=True)
+    progress = Progress(quiet=quiet, bars=sys.stderr.isatty())
+    start = progress.start
 
     progress(f"Territoire : {territory.name} ({len(territory.communes)} commune(s), "
              f"{territory.crs})")
@@ -183,10 +312,83 @@ def _build(args: argparse.Namespace) -> int:
         for name, n in result.layer_counts.items():
             print(f"  {name:<20} {n:>8}  {result.checksums[name]}")
         print("Sorties :")
-        for path in result.outputs:
-            print(f"  {_display(path)}")
+        for line in output_lines(result.outputs, territory.output_dir):
+            print(f"  {line}")
         print(f"Terminé en {time.perf_counter() - start:.1f} s.")
     return 0
+
+
+class Progress:
+    """The build's progress: a timed line per stage; a bar over the long loops on a terminal.
+
+    Parameters
+    ----------
+    quiet
+        Print nothing.
+    bars
+        Draw a bar (tqdm, on standard error) over the loops the build counts
+        (:func:`observatoire.progress.track`): when standard error is a terminal.
+        The stage lines are the same either way.
+    stream
+        Where the bars go.
+    """
+
+    def __init__(self, *, quiet: bool, bars: bool, stream: Any = None) -> None:
+        self.quiet = quiet
+        self.bars = bars and not quiet
+        self.stream = stream
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        """Print ``message`` after the time elapsed since the start."""
+        if self.quiet:
+            return
+        line = f"[{time.perf_counter() - self.start:6.1f} s] {message}"
+        if self.bars:
+            from tqdm import tqdm
+
+            tqdm.write(line, file=sys.stdout)  # above a bar being drawn
+            sys.stdout.flush()
+        else:
+            print(line, flush=True)
+
+    def track(self, items: Iterable[Any], *, total: int, label: str) -> Iterable[Any]:
+        """Return ``items``, drawn as a bar while they are consumed when bars are on."""
+        return self._bar(items, total, label) if self.bars else items
+
+    def _bar(self, items: Iterable[Any], total: int, label: str) -> Iterator[Any]:
+        from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        # Warnings logged during the loop are written above the bar, not through it.
+        with logging_redirect_tqdm(), tqdm(
+                items, total=total, desc=f"  {label}", leave=False, dynamic_ncols=True,
+                file=self.stream or sys.stderr, mininterval=0.5,
+                bar_format="{desc} : {n_fmt}/{total_fmt} |{bar}| {elapsed} écoulé, "
+                           "reste {remaining}") as bar:
+            yield from bar
+
+
+def output_lines(outputs: Sequence[Path], output_dir: Path) -> list[str]:
+    """One line per output, but one for all the consultation files (one pair per ZAE).
+
+    A département has hundreds of ZAE: their files are summed up as « Consultation :
+    12 fichiers XLSX et 12 CSV dans …/consultation/ », where the first of them was.
+    """
+    folder = output_dir / "consultation"
+    files = [p for p in outputs if p.parent == folder]
+    lines = [_display(p) for p in outputs if p.parent != folder]
+    if files:
+        xlsx = sum(p.suffix == ".xlsx" for p in files)
+        csv = sum(p.suffix == ".csv" for p in files)
+        at = next(i for i, p in enumerate(outputs) if p.parent == folder)
+        lines.insert(at, f"Consultation : {_count(xlsx, 'fichier XLSX', 'fichiers XLSX')} et "
+                         f"{csv} CSV dans {_display(folder)}/")
+    return lines
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _fusion(args: argparse.Namespace) -> int:

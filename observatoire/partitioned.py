@@ -57,6 +57,7 @@ from observatoire.config import Territory
 from observatoire.errors import ConfigError, SourceError
 from observatoire.geopackage import GeoPackageWriter, combine_checksum, row_hashes
 from observatoire.memory import trim
+from observatoire.progress import Progress, track
 from observatoire.readers.cadastre import dedupe_parcels, read_parcelles
 from observatoire.readers.common import SourceReport, checksum_files, merge_reports
 from observatoire.schema import LINEAGE, PARCELLES, conform
@@ -219,11 +220,13 @@ def stage_group(task: tuple[int, tuple[Path, ...]], shared: tuple[Any, ...]) -> 
                        idu=frame["idu"].to_numpy(dtype=object).astype(IDU_BYTES), files=files)
 
 
-def stage_parcels(territory: Territory, folder: Path, *, executor: Any = None) -> Staged:
+def stage_parcels(territory: Territory, folder: Path, *, executor: Any = None,
+                  progress: Progress | None = None) -> Staged:
     """Read the parcel files by groups, split them by commune into GeoParquet files.
 
     ``executor`` reads the groups (:func:`stage_group`), in worker processes or
-    here (serial when ``None``); the result does not depend on it.
+    here (serial when ``None``); the result does not depend on it. ``progress``
+    counts the groups read (:func:`observatoire.progress.track`).
 
     Raises
     ------
@@ -238,10 +241,11 @@ def stage_parcels(territory: Territory, folder: Path, *, executor: Any = None) -
     reports: list[SourceReport] = []
     idus: list[np.ndarray] = []
     executor = executor or SerialExecutor()
-    groups = enumerate(_file_groups(source.paths, STAGE_BYTES))
+    groups = _file_groups(source.paths, STAGE_BYTES)
     shared = (_portable(source), territory.crs, territory.path.parent,
               tuple(territory.communes), folder)
-    for done in executor.imap(stage_group, groups, shared=shared):
+    for done in track(progress, executor.imap(stage_group, enumerate(groups), shared=shared),
+                      total=len(groups), label="fichiers de parcelles"):
         reports.append(done.report)
         if len(done.idu):
             idus.append(done.idu)
@@ -330,12 +334,14 @@ def _geometries(staged: Staged, commune: Commune, idu: np.ndarray) -> gpd.GeoDat
 CACHE_COMMUNES = 32
 
 
-def cross_pairs(staged: Staged, *, tolerance: float) -> Graph:
+def cross_pairs(staged: Staged, *, tolerance: float, progress: Progress | None = None
+                ) -> Graph:
     """Contiguous parcels of different communes, on global ids.
 
     The candidates come from the GeoParquet bounding boxes of neighbouring
     communes (no geometry decoded); only they are read and tested, with the same
     test as the one-pass build (:func:`~observatoire.analysis.units.contiguity_pairs`).
+    ``progress`` counts the communes.
     """
     from observatoire.analysis.units import contiguity_pairs
 
@@ -345,7 +351,8 @@ def cross_pairs(staged: Staged, *, tolerance: float) -> Graph:
     tree = shapely.STRtree(shapely.box(*bounds.T))
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     pairs: list[np.ndarray] = []
-    for k, commune in enumerate(staged.communes):
+    for k, commune in enumerate(track(progress, staged.communes, total=len(staged.communes),
+                                      label="communes")):
         later = [int(j) for j in np.sort(tree.query(shapely.box(*bounds[k]))) if j > k]
         if not later:
             cache.pop(k, None)
@@ -637,7 +644,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
 
     t = clock()
     say("Contiguïté des parcelles entre communes…")
-    cross = cross_pairs(staged, tolerance=tolerance)
+    cross = cross_pairs(staged, tolerance=tolerance, progress=say)
     timings["contiguite"] = clock() - t
 
     sums = {"parcelles": LayerSum(), "unites_foncieres": LayerSum()}
@@ -665,7 +672,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
 
     def tasks() -> Iterator[GroupTask]:
         # Read here, in this process, as the executor asks for the next group.
-        for group in partition_groups(staged.communes):
+        for group in groups:
             part = staged.group(group, staged.report)
             given = {}
             if buildings is not None:
@@ -684,10 +691,11 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     t = clock()
     say(f"Indicateurs, notation, unités foncières et gisements : {len(staged.communes)} "
         f"communes…")
+    groups = partition_groups(staged.communes)
     results = executor.imap(analyse_group, tasks(), shared=(ctx, settings))
     del ctx  # kept by the executor as long as it needs it (serial), or sent (workers)
     trim()
-    for done in results:
+    for done in track(say, results, total=len(groups), label="groupes de communes"):
         task = submitted.popleft()
         scored, local, wait, wait_site = done.scored, done.local, done.wait, done.wait_site
         gid, owners = task.gid, task.owners
@@ -1008,13 +1016,14 @@ def read_tile(tile: Any, shared: tuple[Any, ...]) -> tuple[gpd.GeoDataFrame, Sou
 
 
 def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: Any,
-                     total: LayerSum, *, executor: Any = None) -> SourceReport:
+                     total: LayerSum, *, executor: Any = None,
+                     progress: Progress | None = None) -> SourceReport:
     """Read the buildings tile by tile into the ``batiments`` layer; return their report.
 
     Each building is read once (the tile holding the corner of its box), kept when
     it meets ``extent`` (as the one-pass build does) and appended as it comes. The
     tiles are read through ``executor`` (a worker process reads the next tiles
-    while this one writes), serially when ``None``.
+    while this one writes), serially when ``None``. ``progress`` counts the tiles.
     """
     from observatoire.executor import SerialExecutor
     from observatoire.readers.common import tile_grid
@@ -1026,8 +1035,9 @@ def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: Any
     reports = []
     executor = executor or SerialExecutor()
     shared = (_portable(source), territory.crs, territory.path.parent, box, extent)
-    for frame, report in executor.imap(read_tile, tile_grid(box, size=TILE_SIZE),
-                                       shared=shared):
+    tiles = tile_grid(box, size=TILE_SIZE)
+    for frame, report in track(progress, executor.imap(read_tile, tiles, shared=shared),
+                               total=len(tiles), label="tuiles de bâtiments"):
         out.add(frame)
         reports.append(report)
     executor.release()

@@ -15,6 +15,7 @@ becomes markup or code.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import html
 import json
@@ -338,3 +339,31 @@ def scoring_profiles(columns: Iterable[str], texts: ProfileTexts | None = None
 def _criterion_label(stem: str) -> str:
     text = stem.replace("_", " ").strip()
     return text[:1].upper() + text[1:]
+
+
+#: Months in French, for :func:`french_date`.
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+          "septembre", "octobre", "novembre", "décembre")
+
+
+def french_date(value: dt.date | str) -> str:
+    """Format a date the French way: ``3 décembre 2026``, ``1er janvier 2026``.
+
+    Parameters
+    ----------
+    value
+        A date, or an ISO 8601 date or date-time (``2026-12-03``,
+        ``2026-12-03T18:48:10+00:00``: the date as written).
+
+    Returns
+    -------
+    str
+        Day (``1er`` for the first), month in letters, year.
+
+    Raises
+    ------
+    ValueError
+        When ``value`` is a text that is not an ISO 8601 date.
+    """
+    day = dt.datetime.fromisoformat(value).date() if isinstance(value, str) else value
+    return f"{'1er' if day.day == 1 else day.day} {MONTHS[day.month - 1]} {day.year}"

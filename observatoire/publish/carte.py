@@ -59,6 +59,7 @@ from observatoire.publish.assets import (
     ProfileTexts,
     ScoringProfile,
     escape,
+    french_date,
     json_for_script,
     leaflet_css,
     leaflet_js,
@@ -201,7 +202,7 @@ def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory) -> S
         ``carte.html`` in the output folder, to publish with the other outputs.
     """
     staged = StagedFile(territory.output_dir / "carte.html")
-    date = str(territory.options.get("date_observation") or dt.date.today().isoformat())
+    date = french_date(territory.options.get("date_observation") or dt.date.today())
     page = render_map(
         layers,
         title=f"Observatoire du foncier économique — {territory.name}",

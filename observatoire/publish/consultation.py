@@ -30,6 +30,7 @@ from openpyxl.utils import get_column_letter
 
 from observatoire.analysis.zae_inventory import observation_date
 from observatoire.outputs import StagedFile
+from observatoire.progress import Progress, track
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,8 @@ def _percent(value: Any) -> str | None:
 
 def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
                        output_dir: str | Path, territory: str,
-                       date_observation: dt.date | str | None) -> list[StagedFile]:
+                       date_observation: dt.date | str | None,
+                       progress: Progress | None = None) -> list[StagedFile]:
     """Write each zone's consultation XLSX and CSV to staged files.
 
     Parameters
@@ -254,6 +256,8 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
         The territory's name.
     date_observation
         ``options.date_observation`` (``None``: today).
+    progress
+        The build's progress: counts the zones (:func:`observatoire.progress.track`).
 
     Returns
     -------
@@ -270,7 +274,9 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
                table.groupby(HEADERS[0], sort=False, dropna=True).indices.items()}
     empty = table.iloc[:0]
     try:
-        for _, zone in zae.sort_values("zae_id", kind="stable").iterrows():
+        zones = zae.sort_values("zae_id", kind="stable")
+        for _, zone in track(progress, zones.iterrows(), total=len(zones),
+                             label="zones (fichiers de consultation)"):
             name = safe_file_name(zone["zae_id"])
             while name in used:
                 name += "_"

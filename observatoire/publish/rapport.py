@@ -42,6 +42,7 @@ from observatoire.publish.assets import (
     VACANCY_CLASSES,
     ProfileTexts,
     ScoringProfile,
+    french_date,
     profile_texts,
     scoring_profiles,
     template_text,
@@ -117,7 +118,7 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
         layers, reports,
         territory_name=territory.name,
         communes=list(territory.communes),
-        date=str(territory.options.get("date_observation") or dt.date.today().isoformat()),
+        date=french_date(territory.options.get("date_observation") or dt.date.today()),
         profiles=profile_texts(territory),
         base=territory.path.parent,
     )
@@ -135,7 +136,8 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
     layers, reports
         As for :func:`stage_report`.
     territory_name, communes, date
-        Shown in the header.
+        Shown in the header (the date as written: :func:`stage_report` gives the
+        observation date in French, « 1er janvier 2026 »).
     profiles
         Order and labels of the scoring profiles; the first is the main one.
     base
@@ -165,7 +167,7 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
         territory=territory_name,
         communes=", ".join(f"{names.get(c, c)} ({c})" if names.get(c) else c for c in communes),
         date=date,
-        produced=dt.date.today().isoformat(),
+        produced=french_date(dt.date.today()),
         version=__version__,
         figures=_key_figures(layers, found),
         sections=sections,
@@ -472,7 +474,8 @@ def _sources(reports: Sequence[SourceReport], parcelles: gpd.GeoDataFrame | None
             paths = " ; ".join(relative_name(p, base) for p in r.paths)
             repairs = "; ".join(f"{k} : {v}" for k, v in sorted(r.repairs.items())) or "—"
             rows.append([r.kind, paths, r.format, number(r.features_read),
-                         number(r.features_kept), _text(r.crs_in), repairs, r.read_at[:10]])
+                         number(r.features_kept), _text(r.crs_in), repairs,
+                         french_date(r.read_at) if r.read_at else "—"])
         # The date is aligned (and kept on one line) like a number.
         section.tables.append(Table(["Source", "Fichier", "Format", "Lues", "Gardées", "CRS",
                                      "Réparations", "Lue le"], rows,
