@@ -6,6 +6,7 @@ Also the territory file as data (never code) and a build without network access.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -166,3 +167,152 @@ def test_build_needs_no_network(tmp_path, monkeypatch, capsys):
     assert code == 0, err
     assert (tmp_path / "out" / "observatoire.gpkg").is_file()
     assert "Couches" in stdout
+
+
+# --- help, errors and output in French -------------------------------------------------------
+
+#: argparse's own English words, none of which may reach a user.
+ENGLISH = ("usage:", "positional arguments", "optional arguments", "options:",
+           "show this help", "show program's version", "error:", "required:",
+           "invalid choice", "choose from", "unrecognized arguments", "expected one argument")
+COMMANDS = ("build", "validate", "fusion", "deps")
+
+
+def help_text(capsys, *args: str) -> str:
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--aide"])
+    assert info.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_is_all_french_with_a_description_and_an_example(command, capsys):
+    args = [command] if command else []
+    text = help_text(capsys, *args)
+    assert text.startswith(f"utilisation : observatoire{' ' + command if command else ''} ")
+    for word in ENGLISH:
+        assert word not in text.lower(), (command, word)
+    assert "afficher cette aide et quitter" in text
+    assert "options :" in text
+    # A description: the paragraph after the usage, a sentence of the command's own.
+    description = text.split("\n\n")[1]
+    assert len(description.split()) >= 10 and description.rstrip().endswith("."), description
+    # An example to copy.
+    example = text.split("exemple")[-1]
+    assert f"  observatoire {command}".rstrip() in example
+
+
+def test_help_long_option_and_subcommand_list(capsys):
+    text = help_text(capsys)
+    assert "commandes :" in text
+    for command in COMMANDS:
+        assert f"    {command} " in text
+    with pytest.raises(SystemExit):
+        main(["--help"])  # kept for habit
+    assert capsys.readouterr().out == text
+
+
+@pytest.mark.parametrize("command", ["build", "validate", "deps"])
+def test_config_is_required_and_the_error_names_the_file(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"utilisation : observatoire {command} ")
+    line = assert_one_error_line(err, f"observatoire {command}", "--config est obligatoire",
+                                 "fichier de territoire TOML", "data/sample/territoire.toml")
+    assert line == (f"erreur : observatoire {command} : --config est obligatoire : fichier de "
+                    "territoire TOML, par exemple data/sample/territoire.toml (l'exemple "
+                    "livré)")
+
+
+def test_build_without_config_in_a_real_process():
+    """The sample is never rebuilt silently: ``observatoire build`` alone is an error."""
+    proc = subprocess.run([sys.executable, "-m", "observatoire", "build"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert_one_error_line(proc.stderr, "--config est obligatoire", "data/sample/territoire.toml")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["build", "--config", "t.toml", "--partition", "toutes"],
+     "erreur : observatoire build : argument --partition : choix invalide : 'toutes' (choix "
+     "possibles : 'auto', 'commune', 'aucune')"),
+    (["construire"], "erreur : observatoire : argument COMMANDE : choix invalide : "
+                     "'construire' (choix possibles : 'build', 'validate', 'fusion', 'deps')"),
+    (["validate", "--config", "t.toml", "--vite"],
+     "erreur : observatoire : argument(s) non reconnu(s) : --vite"),
+    (["build", "--config"], "erreur : observatoire build : argument --config : une valeur est "
+                            "attendue"),
+    (["fusion", "a.gpkg"], "erreur : observatoire fusion : -o/--out est obligatoire : "
+                           "GeoPackage fusionné à produire (remplacé seulement si la fusion "
+                           "réussit)"),
+])
+def test_usage_errors_in_french(args, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert assert_one_error_line(err) == message
+    for word in ENGLISH:
+        assert word not in err
+
+
+def test_unknown_argparse_message_is_left_as_is():
+    from observatoire.cli import french_message
+
+    assert french_message("argument -x: expected 2 arguments") == \
+        "argument -x : 2 valeurs attendues"
+    assert french_message("quelque chose d'autre") == "quelque chose d'autre"
+
+
+def test_output_lines_sum_up_the_consultation_files(tmp_path):
+    from observatoire.cli import output_lines
+
+    out = tmp_path / "out"
+    files = [out / "observatoire.gpkg", out / "meilleurs_sites.csv"]
+    files += [out / "consultation" / f"Z{i}.{ext}" for i in range(200) for ext in ("xlsx", "csv")]
+    files += [out / "carte.html"]
+    lines = output_lines(files, out)
+    assert lines == [str(out / "observatoire.gpkg"), str(out / "meilleurs_sites.csv"),
+                     f"Consultation : 200 fichiers XLSX et 200 CSV dans {out / 'consultation'}/",
+                     str(out / "carte.html")]
+    one = output_lines([out / "consultation" / "Z.xlsx", out / "consultation" / "Z.csv"], out)
+    assert one == [f"Consultation : 1 fichier XLSX et 1 CSV dans {out / 'consultation'}/"]
+    assert output_lines([out / "carte.html"], out) == [str(out / "carte.html")]
+
+
+@pytest.fixture(scope="module")
+def verbose_build(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """``observatoire -v build`` of the sample, in a real process (its own logging)."""
+    out = tmp_path_factory.mktemp("bavard")
+    proc = subprocess.run([sys.executable, "-m", "observatoire", "-v", "build", "--config",
+                           str(ROOT / "data" / "sample" / "territoire.toml"), "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc, out
+
+
+def test_verbose_shows_the_observatoire_only(verbose_build):
+    proc, _ = verbose_build
+    lines = proc.stderr.splitlines()
+    assert any(line.startswith("détail (observatoire.") for line in lines)
+    assert any(line.startswith("info (observatoire.") for line in lines)
+    for name in ("matplotlib", "PIL", "fontTools", "urllib3", "pyogrio", "asyncio"):
+        assert not [line for line in lines if f"({name}" in line], name
+    # Every line is one of the observatoire's, in French.
+    assert all(re.match(r"(détail|info|avertissement) \(observatoire[.\w]*\) : ", line)
+               or line.startswith("avertissement : ") for line in lines), lines
+
+
+def test_one_line_for_the_consultation_files(verbose_build):
+    proc, out = verbose_build
+    outputs = proc.stdout.split("Sorties :\n")[1].split("Terminé")[0].splitlines()
+    written = sorted((out / "consultation").iterdir())
+    assert len(written) == 2  # the sample's one ZAE: its XLSX and its CSV
+    assert [line for line in outputs if "onsultation" in line] == [
+        f"  Consultation : 1 fichier XLSX et 1 CSV dans {out / 'consultation'}/"]
+    assert not [line for line in outputs if line.endswith((".xlsx", ".csv"))
+                and "meilleurs_sites" not in line]
+    assert len(outputs) == 6  # GeoPackage, CSV, consultation, CNIG, map, report

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import datetime as dt
 import re
 from html import escape, unescape
 from html.parser import HTMLParser
@@ -195,3 +197,39 @@ def test_report_is_deterministic_apart_from_dates(sample):
     a = render_report(layers, reports, territory_name="G", communes=["25267"], date="d")
     b = render_report(layers, reports, territory_name="G", communes=["25267"], date="d")
     assert a == b
+
+
+def test_french_dates():
+    from observatoire.publish.assets import french_date
+
+    assert french_date("2026-12-03") == "3 décembre 2026"
+    assert french_date("2026-01-01") == "1er janvier 2026"
+    assert french_date("2026-08-15T23:10:00+00:00") == "15 août 2026"
+    assert french_date(dt.date(2025, 2, 28)) == "28 février 2025"
+    with pytest.raises(ValueError):
+        french_date("03/12/2026")
+
+
+def test_every_date_of_the_report_is_french(sample):
+    """The header and the sources table: « 1er janvier 2026 », never 2026-01-01."""
+    from observatoire.publish.assets import french_date
+
+    layers, _, territory, reports = sample
+    territory = dataclasses.replace(
+        territory, options={**territory.options, "date_observation": "2026-01-01"})
+    staged = stage_report(layers, reports, territory)
+    try:
+        page = Page()
+        page.feed(staged.tmp.read_text(encoding="utf-8"))
+    finally:
+        staged.discard()
+    text = unescape(" ".join(page.text))
+    today = french_date(dt.date.today())
+    assert f"Données au 1er janvier 2026 — rapport produit le {today} " in text
+    read = {french_date(r.read_at) for r in reports}
+    assert read and read <= set(page.cells)
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", text)
+    months = "|".join(("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+                       "septembre", "octobre", "novembre", "décembre"))
+    long_form = re.findall(rf"\b(?:1er|\d{{1,2}}) (?:{months}) \d{{4}}\b", text)
+    assert len(long_form) == 2 + len(reports)
