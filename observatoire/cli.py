@@ -1,8 +1,9 @@
-"""Command line: ``observatoire build``, ``validate``, ``fusion``.
+"""Command line: ``observatoire build``, ``validate``, ``fusion``, ``deps``.
 
-The only module that configures logging output, prints and chooses exit codes.
-A user error (bad territory file, unreadable source) prints one French line and
-exits with status 2; no traceback.
+The only module that configures logging output, progress bars, prints and chooses
+exit codes. A user error (bad territory file, unreadable source, bad arguments)
+prints one French line and exits with status 2; no traceback. Everything argparse
+writes is French too: usage, help, group titles and its error messages.
 """
 
 from __future__ import annotations
@@ -87,10 +88,12 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super()._split_lines(_no_break(text), width)
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        return "\n".join(indent + line if line.startswith(" ") or not line
-                         else super(_HelpFormatter, self)._fill_text(_no_break(line), width,
-                                                                     indent)
-                         for line in text.splitlines())
+        lines = []
+        for line in text.splitlines():
+            kept = line.startswith(" ") or not line
+            lines.append(indent + line if kept
+                         else super()._fill_text(_no_break(line), width, indent))
+        return "\n".join(lines)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -669,6 +669,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
 
     # The tasks given to the executor, in order: its results come back in that order.
     submitted: collections.deque[GroupTask] = collections.deque()
+    groups = partition_groups(staged.communes)
 
     def tasks() -> Iterator[GroupTask]:
         # Read here, in this process, as the executor asks for the next group.
@@ -691,7 +692,6 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     t = clock()
     say(f"Indicateurs, notation, unités foncières et gisements : {len(staged.communes)} "
         f"communes…")
-    groups = partition_groups(staged.communes)
     results = executor.imap(analyse_group, tasks(), shared=(ctx, settings))
     del ctx  # kept by the executor as long as it needs it (serial), or sent (workers)
     trim()
