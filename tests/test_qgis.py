@@ -195,6 +195,10 @@ def test_lineage_in_gpkg_contents(built):
     assert desc["parcelles"].startswith("Parcelles cadastrales normalisées. Sources : ")
     assert "Sources : parcel.gpkg (bdparcellaire, lu le " in desc["parcelles"]
     assert "cartofriches_subset_gennes_25267_5km.geojson (cartofriches" in desc["friches"]
+    # Each source credits its producer and the date of its data (Licence Ouverte 2.0).
+    assert " ; producteur : IGN, DGFiP (BD PARCELLAIRE), données du 2021-11-23)" in \
+        desc["parcelles"]
+    assert "producteur : Cerema (Cartofriches), données du 2022-10-10)" in desc["friches"]
     assert desc["gisements"].startswith(f"{GISEMENTS.description}. Sources : ")
     for name, schema in LAYERS.items():
         assert desc[name].startswith(f"{schema.description}.")

@@ -917,18 +917,23 @@ def write_lineage(con: sqlite3.Connection, territory: Territory) -> None:
     """Complete ``gpkg_contents.description`` with each layer's sources and date.
 
     The sources come from the ``sources`` table of the GeoPackage (file, format,
-    reading date); layers without a description get one from
-    :data:`LAYER_DESCRIPTIONS`.
+    reading date, producer and date of the data); layers without a description get
+    one from :data:`LAYER_DESCRIPTIONS`.
     """
     has_sources = con.execute("SELECT count(*) FROM gpkg_contents "
                               "WHERE table_name = 'sources'").fetchone()[0]
     by_kind: dict[str, list[str]] = {}
     if has_sources:
-        for kind, path, fmt, date in con.execute(
-                "SELECT type_source, chemin, format, date_lecture FROM sources"):
+        columns = {r[1] for r in con.execute("PRAGMA table_info(sources)")}
+        credit = ("producteur, date_donnees" if {"producteur", "date_donnees"} <= columns
+                  else "NULL, NULL")
+        for kind, path, fmt, date, producer, data_date in con.execute(
+                f"SELECT type_source, chemin, format, date_lecture, {credit} FROM sources"):
             day = (date or "")[:10]
+            credited = "".join([f" ; producteur : {producer}" if producer else "",
+                                f", données du {data_date}" if data_date else ""])
             by_kind.setdefault(kind, []).append(
-                f"{path} ({fmt}{', lu le ' + day if day else ''})")
+                f"{path} ({fmt}{', lu le ' + day if day else ''}{credited})")
     stamp = (f"Produit par l'observatoire {__version__} pour le territoire « {territory.name} »"
              f" ({', '.join(territory.communes)}), système de coordonnées {territory.crs}.")
     rows = con.execute("SELECT table_name, description FROM gpkg_contents "
