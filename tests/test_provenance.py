@@ -48,6 +48,11 @@ def territory_file(folder: Path, extra: str = "", *, commune: str = "25267",
     return path
 
 
+def read_only(path: Path) -> str:
+    """SQLite URI reading a file without writing anything beside it."""
+    return f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+
+
 def days(n: int) -> str:
     """The date ``n`` days after 1970-01-01 (R's dates, as Cartofriches stores them)."""
     return (dt.date(1970, 1, 1) + dt.timedelta(days=n)).isoformat()
@@ -76,7 +81,7 @@ def test_sample_build_credits_every_source():
                               ("routes", "road.gpkg", "roadSS")):
         assert table[kind][2] == ("dernière modification de la couche (métadonnées du "
                                   f"GeoPackage {name})")
-        with sqlite3.connect(SAMPLE / name) as con:
+        with sqlite3.connect(read_only(SAMPLE / name), uri=True) as con:
             change = con.execute("SELECT last_change FROM gpkg_contents WHERE table_name = ?",
                                  (layer,)).fetchone()[0]
         assert change[:10] == table[kind][1]
@@ -109,7 +114,7 @@ chemin = "{path}"
 format = "cartofriches"
 """))
     result = read_friches(territory.source("friches"), crs=territory.crs)
-    with sqlite3.connect(path) as con:
+    with sqlite3.connect(read_only(path), uri=True) as con:
         (latest,) = con.execute("SELECT max(site_actu_date) FROM friches").fetchone()
     assert result.report.data_date == days(int(latest)) == "2024-02-13"  # March 2024 snapshot
 
@@ -259,6 +264,30 @@ type = "inondation"
     assert report.data_date == "2023-05-17"
     assert report.data_date_origin == ("date de modification du fichier ppri.geojson (aucune "
                                        "date dans les données)")
+
+
+def test_geopackage_metadata_date_leaves_no_file_beside_the_source(tmp_path):
+    layer = tmp_path / "ppri.gpkg"
+    gpd.GeoDataFrame({"zone": ["rouge"]}, geometry=[shapely.box(0, 0, 1, 1)],
+                     crs="EPSG:2154").to_file(layer, layer="ppri", driver="GPKG")
+    with sqlite3.connect(layer) as con:  # a GeoPackage in WAL mode, as some tools write them
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("UPDATE gpkg_contents SET last_change = '2022-03-25T08:00:00.000Z'")
+    con.close()
+    territory = load_territory(territory_file(tmp_path, f"""
+[[sources.contraintes]]
+chemin = "{layer}"
+nom = "PPRI"
+type = "inondation"
+producteur = "DDT du Doubs"
+"""))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    report = SourceReport("contraintes", [layer], "auto", layer="ppri")
+    attribute_sources([report], territory, {})
+    assert (report.producer, report.data_date) == ("DDT du Doubs", "2022-03-25")
+    assert report.data_date_origin == ("dernière modification de la couche (métadonnées du "
+                                       "GeoPackage ppri.gpkg)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no -wal, no -shm
 
 
 def test_two_constraints_each_get_their_own_credit(tmp_path):

@@ -333,8 +333,10 @@ def _gpkg_last_change(path: Path, layer: str | None) -> str | None:
     if path.suffix.lower() != ".gpkg":
         return None
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
-                                                uri=True)) as con:
+        # immutable: no lock and no -wal/-shm file written beside the source (a GeoPackage
+        # in WAL mode would get them), which may sit in a read-only folder.
+        uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as con:
             rows = con.execute("SELECT table_name, last_change FROM gpkg_contents "
                                "WHERE data_type IN ('features', 'attributes', "
                                "'2d-gridded-coverage') ORDER BY table_name").fetchall()
