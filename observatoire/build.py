@@ -30,6 +30,7 @@ from observatoire.outputs import StagedFile
 from observatoire.publish.qgis import finalize_gpkg
 from observatoire.readers.common import SourceReport, checksum_files
 from observatoire.readers.etablissements import ETABLISSEMENTS
+from observatoire.readers.provenance import attribute_sources
 from observatoire.schema import LAYERS
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,11 @@ class BuildResult:
 
 
 def sources_table(reports: list[SourceReport], base: Path) -> pd.DataFrame:
-    """Return the ``sources`` table: one row per source (checksum, counts, CRS, repairs)."""
+    """Return the ``sources`` table: one row per source (checksum, counts, CRS, repairs).
+
+    ``producteur``, ``date_donnees`` and ``date_donnees_origine`` credit each source
+    (Licence Ouverte 2.0): see :mod:`observatoire.readers.provenance`.
+    """
     rows = []
     for r in reports:
         rows.append({
@@ -64,10 +69,14 @@ def sources_table(reports: list[SourceReport], base: Path) -> pd.DataFrame:
             "crs_origine": r.crs_in,
             "reparations": "; ".join(f"{k} : {v}" for k, v in sorted(r.repairs.items())) or None,
             "date_lecture": r.read_at,
+            "producteur": r.producer or None,
+            "date_donnees": r.data_date or None,
+            "date_donnees_origine": r.data_date_origin or None,
         })
     return pd.DataFrame(rows, columns=["type_source", "chemin", "format", "couche", "sha256",
                                        "entites_lues", "entites_gardees", "crs_origine",
-                                       "reparations", "date_lecture"])
+                                       "reparations", "date_lecture", "producteur",
+                                       "date_donnees", "date_donnees_origine"])
 
 
 def _rel(path: Path, base: Path) -> str:
@@ -123,9 +132,13 @@ def build(territory: Territory, *, progress: Progress | None = None,
         else:
             built = _build_whole(territory, writer, say, timings, executor)
         layers, outputs = built.layers, built.outputs
+        attribute_sources(layers.reports, territory, {
+            "zonage": layers.zonage, "friches": layers.friches,
+            "etablissements": layers.etablissements})
         writer.write("sources", sources_table(layers.reports, base),
                      description="Sources lues : chemin, format, empreinte SHA-256, "
-                                 "entités lues et gardées, CRS d'origine, réparations")
+                                 "entités lues et gardées, CRS d'origine, réparations, "
+                                 "producteur et date des données")
         writer.write("execution", _run_table(territory, built.checksums),
                      description="Exécution : date, version, territoire, empreintes des couches")
         timings["ecriture"] = time.perf_counter() - built.write_start
@@ -423,7 +436,8 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
         else:
             drawn = {**outputs, "parcelles": views["carte"]}
             say(_map_message(len(views["carte"]), views["nb_parcelles"], territory))
-        staged.append(stage_map(map_units_and_sites(drawn, say), territory))
+        staged.append(stage_map(map_units_and_sites(drawn, say), territory,
+                                reports=layers.reports))
         del drawn
     if views is not None:
         # A build by partition lets go what the report does not read: memory for its

@@ -83,7 +83,8 @@ CONSTRAINT_TYPES = (
     "autre",
 )
 
-_SOURCE_KEYS = {"chemin", "format", "couche", "crs", "champs", "encodage", "filtre"}
+_SOURCE_KEYS = {"chemin", "format", "couche", "crs", "champs", "encodage", "filtre",
+                "producteur", "date"}
 _CONSTRAINT_KEYS = _SOURCE_KEYS | {"nom", "type", "stricte"}
 _INSEE = re.compile(r"^(\d{2}|2A|2B)\d{3}$")
 
@@ -117,6 +118,11 @@ class Source:
         For constraint layers: their kind (``inondation``, ``nature``…).
     strict
         For constraint layers: a parcel inside is excluded.
+    producer
+        Producer of the data, credited in the outputs (``producteur``); found from
+        the format and the file when ``None``.
+    date
+        Date of the data (``date``, ``AAAA-MM-JJ``); read from the file when ``None``.
     """
 
     kind: str
@@ -130,6 +136,8 @@ class Source:
     name: str | None = None
     constraint_type: str | None = None
     strict: bool = False
+    producer: str | None = None
+    date: str | None = None
 
     @property
     def path(self) -> Path:
@@ -302,6 +310,14 @@ def _parse_source(kind: str, raw: Any, key: str, base: Path, path: Path) -> Sour
             )
         extra["constraint_type"] = ctype
         extra["strict"] = _typed(raw.get("stricte", False), bool, f"{key}.stricte", path)
+    if "producteur" in raw:
+        producer = _typed(raw["producteur"], str, f"{key}.producteur", path).strip()
+        if not producer:
+            raise ConfigError(f"{path} : « {key}.producteur » est vide ; nommez le producteur "
+                              f"des données (ex. \"IGN\") ou retirez la clé")
+        extra["producer"] = producer
+    if "date" in raw:
+        extra["date"] = _source_date(raw["date"], f"{key}.date", path)
     return Source(
         kind=kind,
         paths=paths,
@@ -316,6 +332,21 @@ def _parse_source(kind: str, raw: Any, key: str, base: Path, path: Path) -> Sour
         key=key,
         **extra,
     )
+
+
+def _source_date(value: Any, key: str, path: Path) -> str:
+    """Read a date written as text (``"2024-03-01"``) or as a TOML date (``2024-03-01``)."""
+    import datetime as dt
+
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{path} : valeur invalide pour « {key} » : {value!r} (date attendue, "
+            f"AAAA-MM-JJ, ex. \"2024-03-01\")"
+        )
+    _check_date(value, key, path)
+    return dt.date.fromisoformat(value).isoformat()
 
 
 def _check_encoding(value: str, key: str, path: Path) -> str:

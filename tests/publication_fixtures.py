@@ -61,6 +61,12 @@ def _sample_build() -> tuple[dict[str, gpd.GeoDataFrame], list]:
 _BUILD_DIR = tempfile.TemporaryDirectory(prefix="observatoire-publication-")
 
 
+def sample_gpkg() -> Path:
+    """The GeoPackage of the sample build itself (built once; copy it before changing it)."""
+    _sample_build()
+    return Path(_BUILD_DIR.name) / "observatoire.gpkg"
+
+
 def sample_layers(out: Path) -> tuple[dict[str, gpd.GeoDataFrame], object, list]:
     """Return the sample territory's layers (built once), its territory (outputs in ``out``)
     and the reports of its sources."""

@@ -15,6 +15,7 @@ from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers, sampl
 
 from observatoire.publish.assets import profile_texts
 from observatoire.publish.carte import render_map
+from observatoire.readers.provenance import credits
 
 pytestmark = pytest.mark.browser
 
@@ -35,10 +36,11 @@ def chromium_paths() -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> tuple[Path, dict]:
-    layers, territory, _ = sample_layers(tmp_path_factory.mktemp("navigateur"))
+    layers, territory, reports = sample_layers(tmp_path_factory.mktemp("navigateur"))
     layers = analysed(layers)
     page = render_map(layers, title="Observatoire — Gennes", subtitle="1 commune",
-                      crs="EPSG:2154", profiles=profile_texts(territory))
+                      crs="EPSG:2154", profiles=profile_texts(territory),
+                      credits=[*credits(reports), (HOSTILE[0], "2024-01-01", "contraintes")])
     path = tmp_path_factory.mktemp("page") / "carte.html"
     path.write_text(page, encoding="utf-8")
     return path, layers
@@ -304,3 +306,23 @@ def test_link_to_a_zae_view_and_broken_links(browser, map_file, sample):
             "const o = window.observatoire; return o.map.hasLayer(o.groups.zae_unites)")
         assert shown is expected
         assert severe_errors(browser) == []
+
+
+def test_attribution_credits_producers_and_dates(opened):
+    """Licence Ouverte 2.0: each producer and the date of its data, on the map itself."""
+    from selenium.webdriver.common.by import By
+
+    box = opened.find_element(By.CSS_SELECTOR, ".leaflet-control-attribution")
+    assert box.is_displayed()
+    # One line over the map (whole on hover and in its title): the text, clipped or not.
+    text = opened.execute_script("return arguments[0].textContent", box)
+    title = box.get_attribute("title")
+    assert title.startswith("Sources : ") and title in text
+    assert "Sources : IGN, DGFiP (BD PARCELLAIRE), données du 23/11/2021" in text
+    assert "Cerema (Cartofriches), données du 10/10/2022" in text
+    assert "IGN (BD TOPO), données du 02/09/2021" in text
+    assert "Géoportail de l'Urbanisme, données du 25/03/2022" in text
+    # A producer named in a territory file is text, never markup.
+    assert HOSTILE[0] in text
+    assert not box.find_elements(By.CSS_SELECTOR, "img")
+    assert opened.execute_script("return window.__pwned") is None

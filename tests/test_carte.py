@@ -358,6 +358,25 @@ def test_profile_texts_of_the_sample(sample):
     assert texts.labels["contrib_industrie_desserte"] == "desserte routière"
 
 
+def test_map_credits_the_producers_and_dates_of_the_sources(tmp_path):
+    layers, territory, reports = sample_layers(tmp_path)
+    staged = stage_map(layers, territory, reports=reports)
+    try:
+        html = staged.tmp.read_text(encoding="utf-8")
+    finally:
+        staged.discard()
+    sources = embedded_data(html)["meta"]["sources"]
+    # One entry per producer and date of the sample build's sources.
+    assert {"producteur": "IGN, DGFiP (BD PARCELLAIRE)", "date": "2021-11-23",
+            "donnees": "parcelles"} in sources
+    assert {"producteur": "Cerema (Cartofriches)", "date": "2022-10-10",
+            "donnees": "friches"} in sources
+    assert [s["producteur"] for s in sources].count("IGN (BD TOPO)") == 2  # two dates
+    assert len(sources) == len(reports) == 5
+    assert "Sources : " in html  # the page's script writes them in the attribution
+    assert embedded_data(render_map(layers, title="t"))["meta"]["sources"] == []
+
+
 def test_stage_map_writes_a_staged_file(sample):
     layers, territory = sample
     staged = stage_map(analysed(layers), territory)

@@ -115,6 +115,24 @@ def test_source_options(tmp_path):
         "PPRI", "inondation", True, "sources.contraintes[0]")
 
 
+def test_producer_and_date_of_a_source(tmp_path):
+    text = BASE + ('producteur = " DGFiP / Etalab "\ndate = 2024-01-01\n'
+                   '[sources.zonage]\nchemin = "zoning.gpkg"\ndate = "2022-03-25"\n'
+                   '[[sources.contraintes]]\nchemin = "ppri.gpkg"\nnom = "PPRI"\n'
+                   'type = "inondation"\nproducteur = "DDT du Doubs"\n')
+    territory = load_territory(write(tmp_path, text))
+    parcelles, zonage = territory.source("parcelles"), territory.source("zonage")
+    assert (parcelles.producer, parcelles.date) == ("DGFiP / Etalab", "2024-01-01")
+    assert (zonage.producer, zonage.date) == (None, "2022-03-25")
+    assert (territory.constraints[0].producer, territory.constraints[0].date) == (
+        "DDT du Doubs", None)
+
+
+def test_unknown_source_key_lists_producteur_and_date(tmp_path):
+    message = _check(tmp_path, BASE + "producer = 'IGN'\n", "sources.parcelles.producer")
+    assert "producteur" in message and "date" in message
+
+
 # (text added to or replacing parts of BASE, key that must be named)
 UNKNOWN = [
     ("foo = 1\n" + BASE, "foo"),
@@ -125,6 +143,7 @@ UNKNOWN = [
     (BASE + "[sorties]\nfichier = 'x'\n", "sorties.fichier"),
     (BASE + "[[sources.contraintes]]\nchemin = 'c.gpkg'\nnom = 'a'\ntype = 'nature'\n"
             "strict = true\n", "sources.contraintes[0].strict"),
+    (BASE + "producer = 'IGN'\n", "sources.parcelles.producer"),
 ]
 
 MISSING = [
@@ -173,6 +192,13 @@ BAD_VALUES = [
     (BASE + "[[sources.contraintes]]\nchemin = 'c.gpkg'\nnom = 'a'\ntype = 'nature'\n"
             "[[sources.contraintes]]\nchemin = 'd.gpkg'\nnom = 'a'\ntype = 'nature'\n",
      "sources.contraintes"),
+    (BASE + "producteur = ''\n", "sources.parcelles.producteur"),
+    (BASE + "producteur = 3\n", "sources.parcelles.producteur"),
+    (BASE + "date = '31/12/2024'\n", "sources.parcelles.date"),
+    (BASE + "date = 2024\n", "sources.parcelles.date"),
+    (BASE + "date = 2024-03-01T10:00:00\n", "sources.parcelles.date"),
+    (BASE + "[[sources.contraintes]]\nchemin = 'c.gpkg'\nnom = 'a'\ntype = 'nature'\n"
+            "date = '2024-13-01'\n", "sources.contraintes[0].date"),
     (BASE + "[options]\ncarte = 'oui'\n", "options.carte"),
     (BASE + "[options]\nseuil_bati_gisement = true\n", "options.seuil_bati_gisement"),
     (BASE + "[options]\ndate_observation = '31/12/2024'\n", "options.date_observation"),

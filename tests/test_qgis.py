@@ -13,9 +13,16 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
-from publication_fixtures import analysed, sample_layers, without_analysis, write_gpkg
+from publication_fixtures import (
+    analysed,
+    sample_gpkg,
+    sample_layers,
+    without_analysis,
+    write_gpkg,
+)
 
 from observatoire.errors import BuildError
+from observatoire.publish.fields import field_alias, value_map
 from observatoire.publish.qgis import (
     PROJECT_NAME,
     STYLE_NAME,
@@ -25,6 +32,7 @@ from observatoire.publish.qgis import (
     read_project,
     spatial_tables,
 )
+from observatoire.readers.etablissements import ETABLISSEMENTS
 from observatoire.schema import GISEMENTS, LAYERS
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -187,6 +195,10 @@ def test_lineage_in_gpkg_contents(built):
     assert desc["parcelles"].startswith("Parcelles cadastrales normalisées. Sources : ")
     assert "Sources : parcel.gpkg (bdparcellaire, lu le " in desc["parcelles"]
     assert "cartofriches_subset_gennes_25267_5km.geojson (cartofriches" in desc["friches"]
+    # Each source credits its producer and the date of its data (Licence Ouverte 2.0).
+    assert " ; producteur : IGN, DGFiP (BD PARCELLAIRE), données du 2021-11-23)" in \
+        desc["parcelles"]
+    assert "producteur : Cerema (Cartofriches), données du 2022-10-10)" in desc["friches"]
     assert desc["gisements"].startswith(f"{GISEMENTS.description}. Sources : ")
     for name, schema in LAYERS.items():
         assert desc[name].startswith(f"{schema.description}.")
@@ -251,17 +263,25 @@ QGIS_CHECK = textwrap.dedent("""
     app.initQgis()
     gpkg, png = sys.argv[1], sys.argv[2]
     project = QgsProject.instance()
-    out = {"read": project.read(f"geopackage:{gpkg}?projectName=observatoire"), "layers": {}}
+    out = {"read": project.read(f"geopackage:{gpkg}?projectName=observatoire"), "layers": {},
+           "fields": {}}
+    out["crs"] = [project.crs().authid(), project.crs().isValid()]
     for layer in project.mapLayers().values():
         renderer = layer.renderer()
-        out["layers"][layer.source().split("layername=")[-1]] = [
+        name = layer.source().split("layername=")[-1]
+        out["layers"][name] = [
             layer.isValid(), layer.featureCount(), renderer.type() if renderer else None,
             layer.labelsEnabled()]
+        out["fields"][name] = {
+            f.name(): [f.alias(), layer.editorWidgetSetup(i).type(),
+                       layer.editorWidgetSetup(i).config().get("map")]
+            for i, f in enumerate(layer.fields())}
     defaults = {}
     for name in out["layers"]:
         layer = QgsVectorLayer(f"{gpkg}|layername={name}", name, "ogr")
         message, ok = layer.loadDefaultStyle()
-        defaults[name] = [ok, layer.renderer().type() if layer.renderer() else None]
+        defaults[name] = [ok, layer.renderer().type() if layer.renderer() else None,
+                          [f.name() for f in layer.fields() if not f.alias()]]
     out["defaults"] = defaults
     root = project.layerTreeRoot()
     settings = QgsMapSettings()
@@ -284,22 +304,132 @@ QGIS_CHECK = textwrap.dedent("""
 """)
 
 
-def test_qgis_opens_the_stored_project_styled(built, tmp_path):
+def qgis_check(gpkg: Path, tmp_path: Path) -> dict:
+    """Open the project stored in ``gpkg`` with the real QGIS (Debian's), as a user would."""
     python = system_python_with("qgis.core")
     script = tmp_path / "verifier.py"
     script.write_text(QGIS_CHECK, encoding="utf-8")
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
-    run = subprocess.run([python, str(script), str(built[0]), str(tmp_path / "rendu.png")],
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    run = subprocess.run([python, str(script), str(gpkg), str(tmp_path / "rendu.png")],
                          capture_output=True, text=True, check=False, timeout=300, env=env)
     assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_qgis_opens_the_stored_project_styled(built, tmp_path):
+    out = qgis_check(built[0], tmp_path)
     assert out["read"] is True and out["errors"] == []
+    # The territory's CRS, as QGIS 3.22 reads it (a WGS 84 basemap then lines up).
+    assert out["crs"] == ["EPSG:2154", True]
     layers = out["layers"]
     assert layers["parcelles"] == [True, 828, "categorizedSymbol", False]
     assert layers["zae"] == [True, 1, "RuleRenderer", True]
     assert layers["friches"][:3] == [True, 8, "categorizedSymbol"]
     assert layers["gisements"][:3] == [True, 3, "singleSymbol"]
     assert all(valid and renderer for valid, _, renderer, _ in layers.values())
-    assert all(ok and renderer for ok, renderer in out["defaults"].values())
+    assert all(ok and renderer and not unnamed
+               for ok, renderer, unnamed in out["defaults"].values())
     # The parcels fill most of the default view.
     assert out["painted"] > 0.4 * (600 // 5) * (450 // 5)
+
+
+def test_qgis_reads_the_sample_build_crs_aliases_and_value_maps(tmp_path):
+    """The GeoPackage of the real sample build, opened in QGIS 3.22 as a new user would."""
+    out = qgis_check(sample_gpkg(), tmp_path)
+    assert out["read"] is True and out["errors"] == []
+    assert out["crs"] == ["EPSG:2154", True]
+    fields = out["fields"]
+    assert set(fields) >= {"parcelles", "zae", "zae_unites", "friches", "gisements", "routes"}
+    unnamed = {name: [f for f, (alias, _, _) in layer.items() if not alias]
+               for name, layer in fields.items()}
+    assert all(not missing for missing in unnamed.values()), unnamed
+    assert fields["parcelles"]["idu"][0] == "Identifiant de parcelle (IDU)"
+    assert fields["parcelles"]["score_industrie"][0] == "Score « Industrie » (0 à 100)"
+    assert fields["routes"]["numero"][0] == "Numéro de route"
+
+    def labels(layer: str, field: str) -> dict[str, str]:
+        alias, widget, entries = fields[layer][field]
+        assert widget == "ValueMap", (layer, field, widget)
+        # QGIS keeps a value map as a list of {label: value}.
+        return {value: label for entry in entries for label, value in entry.items()}
+
+    assert labels("zae_unites", "statut_vacance")["présumée vacante"] == "Présumée vacante"
+    assert labels("zae", "zae_origine")["derivee_plu"] == "Dérivée des zones d'activités du PLU"
+    classes = labels("parcelles", "classe_industrie")
+    assert classes["A"] == "A — très favorable" and classes["exclue"] == "Exclue"
+    assert classes["non déterminée"] == "Non déterminée"
+    assert labels("routes", "classe")["principale"] == "Route principale"
+    assert fields["parcelles"]["surface_m2"][1] != "ValueMap"
+    assert all(not unnamed for _, _, unnamed in out["defaults"].values())
+
+
+def test_stored_project_enables_the_territory_crs():
+    with sqlite3.connect(sample_gpkg()) as con:
+        project = ET.fromstring(read_project(con).split("\n", 1)[1])
+    assert project.findtext("properties/SpatialRefSys/ProjectionsEnabled") == "1"
+    assert project.find("properties/SpatialRefSys/ProjectionsEnabled").get("type") == "int"
+    assert project.findtext("properties/SpatialRefSys/ProjectCrs") == "EPSG:2154"
+    assert project.findtext("projectCrs/spatialrefsys/authid") == "EPSG:2154"
+
+
+def test_every_written_field_has_an_alias():
+    """Every column of every layer of the sample build, in its QML style and in the project."""
+    gpkg = sample_gpkg()
+    with sqlite3.connect(gpkg) as con:
+        tables = spatial_tables(con)
+        project = ET.fromstring(read_project(con).split("\n", 1)[1])
+    qml = styles(gpkg)
+    layers = {m.findtext("datasource").split("layername=")[-1]: m
+              for m in project.iter("maplayer")}
+    assert len(tables) >= 9
+    for table in tables:
+        columns = [c for c in table.columns if c != table.geometry_column]
+        for where in (qml[table.name], layers[table.name]):
+            aliases = {a.get("field"): a.get("name") for a in where.iter("alias")}
+            assert list(aliases) == columns, table.name
+            missing = [c for c, alias in aliases.items() if not alias]
+            assert not missing, f"{table.name} : champs sans alias {missing}"
+
+
+def test_every_canonical_field_has_an_alias():
+    missing = [(schema.name, f.name) for schema in [*LAYERS.values(), ETABLISSEMENTS]
+               for f in schema.fields if field_alias(schema.name, f.name) is None]
+    assert missing == []
+    # Fields being added to the layers (issue #13), named in advance.
+    for layer, name in (("friches", "dans_territoire"), ("friches", "idu_absents"),
+                        ("friches", "appariement"), ("friches", "zae_id"),
+                        ("zae", "nb_friches"), ("zae", "surface_friches_m2")):
+        assert field_alias(layer, name), (layer, name)
+    assert field_alias("parcelles", "nouvelle_colonne") is None  # no silent fallback
+    assert field_alias("parcelles", "dist_route_autoroute_m") == "Distance à une autoroute (m)"
+    assert field_alias("parcelles", "part_contrainte_ppri",
+                       constraints={"part_contrainte_ppri": "PPRI du Doubs"}) == (
+        "Part sous la contrainte « PPRI du Doubs »")
+
+
+def test_value_maps_cover_the_coded_values():
+    from observatoire.analysis.zae_inventory import OCCUPATIONS, STATUTS
+    from observatoire.publish.assets import SCORE_CLASSES
+
+    assert list(value_map("zae_unites", "statut_vacance")) == list(STATUTS)
+    assert set(value_map("zae_unites", "occupation")) == set(OCCUPATIONS)
+    assert set(value_map("zae", "zae_origine")) == {"cnig", "couche", "derivee_plu"}
+    assert set(value_map("parcelles", "classe_logistique")) == {
+        *SCORE_CLASSES, "exclue", "non déterminée"}
+    assert value_map("parcelles", "surface_m2") is None
+    assert value_map("zae", "classe") is None  # a road class only in the roads
+
+
+def test_a_missing_alias_is_logged(built, caplog):
+    from observatoire.publish.qgis import SpatialTable, layer_style
+
+    table = SpatialTable("parcelles", "geom", "MULTIPOLYGON", 2154,
+                         ("fid", "geom", "idu", "colonne_inconnue"), None, 0)
+    with caplog.at_level("WARNING", logger="observatoire.publish.qgis"):
+        style = layer_style(table)
+    assert "colonne_inconnue" in caplog.text and "sans alias" in caplog.text
+    aliases = {a.get("field"): a.get("name") for a in style.fields[1]}
+    assert aliases == {"fid": "Identifiant interne", "idu": "Identifiant de parcelle (IDU)",
+                       "colonne_inconnue": ""}

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import datetime as dt
 import re
+from dataclasses import replace
 from html import escape, unescape
 from html.parser import HTMLParser
 
@@ -180,6 +181,30 @@ def test_report_sources_table(sample, page):
     assert kinds[0] == "parcelles"
     assert "parcel.gpkg" in page.cells and "bdparcellaire" in page.cells
     assert "parcelles hors des communes du territoire écartées : 23" in page.cells
+
+
+def test_report_credits_producers_and_dates(sample, page, html):
+    *_, reports = sample
+    assert "Sources et producteurs" in page.text
+    # One row per source: producer, source, file, date of the data, where it was read.
+    assert ["IGN, DGFiP (BD PARCELLAIRE)", "parcelles", "parcel.gpkg", "2021-11-23"] == \
+        page.cells[page.cells.index("IGN, DGFiP (BD PARCELLAIRE)"):][:4]
+    assert "Cerema (Cartofriches)" in page.cells and "2022-10-10" in page.cells
+    assert ("champ « site_actu_date » de cartofriches_subset_gennes_25267_5km.geojson "
+            "(date la plus récente)") in page.cells
+    assert page.cells.count("IGN (BD TOPO)") == 2
+    text = unescape(" ".join(page.text))
+    assert "Licence Ouverte / Open Licence 2.0" in text
+    assert "Géoportail de l'Urbanisme — zonage, données du 2022-03-25" in text
+    assert all(r.producer and r.data_date for r in reports)
+
+
+def test_report_credits_escape_the_producer(sample):
+    layers, _, territory, reports = sample
+    hostile = [replace(reports[0], producer=HOSTILE[0])]
+    page = render_report(layers, hostile, territory_name="G", communes=["25267"], date="d")
+    assert HOSTILE[0] not in page
+    assert unescape(page).count(HOSTILE[0]) == 2  # shown as text: paragraph and table
 
 
 def test_stage_report(sample):

@@ -69,6 +69,8 @@ from observatoire.publish.assets import (
     style_block,
     template_text,
 )
+from observatoire.readers.common import SourceReport
+from observatoire.readers.provenance import credits as source_credits
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +187,8 @@ MAP_LAYERS: tuple[MapLayer, ...] = (
 )
 
 
-def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory) -> StagedFile:
+def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory, *,
+              reports: Sequence[SourceReport] = ()) -> StagedFile:
     """Write ``carte.html`` (overview and per-ZAE views) to a staged file.
 
     Parameters
@@ -195,6 +198,9 @@ def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory) -> S
         in the territory's CRS; absent layers and columns are left out.
     territory
         The territory: name, communes, CRS, output folder, profiles.
+    reports
+        The sources read: their producers and data dates are credited in the
+        map's attribution (Licence Ouverte 2.0).
 
     Returns
     -------
@@ -210,6 +216,7 @@ def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory) -> S
                   f"observatoire {__version__}"),
         crs=territory.crs,
         profiles=profile_texts(territory),
+        credits=source_credits(reports),
     )
     staged.tmp.write_text(page, encoding="utf-8")
     log.info("Carte écrite (%.1f Mo)", len(page.encode("utf-8")) / 1e6)
@@ -217,7 +224,8 @@ def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory) -> S
 
 
 def render_map(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: str = "",
-               crs: str | None = None, profiles: ProfileTexts | None = None) -> str:
+               crs: str | None = None, profiles: ProfileTexts | None = None,
+               credits: Sequence[tuple[str, str, str]] = ()) -> str:
     """Return the HTML page of the map.
 
     Parameters
@@ -231,6 +239,9 @@ def render_map(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: 
     profiles
         Order and labels of the scoring profiles; the first colours the parcels
         when the page opens.
+    credits
+        ``(producer, data date, source kinds)`` of the sources, shown in the map's
+        attribution (:func:`observatoire.readers.provenance.credits`).
 
     Returns
     -------
@@ -238,7 +249,7 @@ def render_map(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: 
         A complete, self-contained HTML document.
     """
     data = map_data(layers, title=title, subtitle=subtitle, crs=crs,
-                    profiles=profiles)
+                    profiles=profiles, credits=credits)
     west, south, east, north = data["meta"]["emprise"]
     fmap = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=13,
                       tiles=None, prefer_canvas=True, zoom_control=True)
@@ -285,12 +296,13 @@ class _Application(MacroElement):
 
 
 def map_data(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: str = "",
-             crs: str | None = None, profiles: ProfileTexts | None = None) -> dict:
+             crs: str | None = None, profiles: ProfileTexts | None = None,
+             credits: Sequence[tuple[str, str, str]] = ()) -> dict:
     """Return the data embedded in the map page (JSON-serialisable).
 
     Parameters
     ----------
-    layers, title, subtitle, crs, profiles
+    layers, title, subtitle, crs, profiles, credits
         As for :func:`render_map`.
 
     Returns
@@ -332,6 +344,8 @@ def map_data(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: st
         "libelle_exclue": f"{EXCLUDED_LABEL} (hors critères)",
         "communes": _communes(layers, crs),
         "zae": zae_views,
+        "sources": [{"producteur": producer, "date": date, "donnees": kinds}
+                    for producer, date, kinds in credits],
         "palettes": {
             "classes": {k: list(v) for k, v in SCORE_CLASSES.items()},
             "exclue": EXCLUDED_COLOUR,

@@ -34,7 +34,7 @@ import sqlite3
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from xml.etree import ElementTree as ET
 
 import geopandas as gpd
@@ -62,6 +62,7 @@ from observatoire.publish.assets import (
     profile_texts,
     scoring_profiles,
 )
+from observatoire.publish.fields import field_alias, value_map
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,8 @@ def finalize_gpkg(con: sqlite3.Connection, layers: Mapping[str, gpd.GeoDataFrame
     if not tables:
         raise BuildError(f"{territory.gpkg_path} : aucune couche spatiale à styler")
     texts = profile_texts(territory)
-    styles = {t.name: layer_style(t, profiles=texts) for t in tables}
+    constraints = constraint_names(territory)
+    styles = {t.name: layer_style(t, profiles=texts, constraints=constraints) for t in tables}
     write_layer_styles(con, tables, styles)
     project = project_xml(tables, styles, title=f"Observatoire du foncier économique — "
                                                 f"{territory.name}",
@@ -398,6 +400,7 @@ class LayerStyle:
     opacity: float = 1.0
     description: str = ""
     title: str | None = None
+    fields: tuple[ET.Element, ...] = ()
 
     def elements(self) -> list[ET.Element]:
         """Return the children of a QML document or of a project's ``maplayer``."""
@@ -409,13 +412,15 @@ class LayerStyle:
             el = ET.Element(tag)
             el.text = text
             out.append(el)
+        out.extend(self.fields)
         preview = ET.Element("previewExpression")
         preview.text = self.display
         out.append(preview)
         return out
 
 
-def layer_style(table: SpatialTable, *, profiles: ProfileTexts | None = None) -> LayerStyle:
+def layer_style(table: SpatialTable, *, profiles: ProfileTexts | None = None,
+                constraints: Mapping[str, str] | None = None) -> LayerStyle:
     """Choose the style of one spatial table from its name and columns.
 
     Parameters
@@ -425,12 +430,21 @@ def layer_style(table: SpatialTable, *, profiles: ProfileTexts | None = None) ->
     profiles
         Order and labels of the scoring profiles: parcels are coloured by the
         first one found.
+    constraints
+        Name of each constraint by its ``part_contrainte_<…>`` column (aliases).
 
     Returns
     -------
     LayerStyle
-        A categorised, rule-based or single-symbol style, with labels where useful.
+        A categorised, rule-based or single-symbol style, with labels where useful,
+        the French alias of every field and the labels of coded values
+        (:func:`field_elements`).
     """
+    return replace(_symbology(table, profiles),
+                   fields=field_elements(table, profiles=profiles, constraints=constraints))
+
+
+def _symbology(table: SpatialTable, profiles: ProfileTexts | None) -> LayerStyle:
     cols = set(table.columns)
     kind = table.kind
     name = table.name
@@ -545,6 +559,50 @@ def _zae_style(table: SpatialTable) -> LayerStyle:
     return LayerStyle(rule_renderer(rules), simple_labeling(label, placement=1, size=8.5,
                                                             colour=ZAE_COLOUR, bold=True),
                       name_expr)
+
+
+def field_elements(table: SpatialTable, *, profiles: ProfileTexts | None = None,
+                   constraints: Mapping[str, str] | None = None
+                   ) -> tuple[ET.Element, ...]:
+    """Return the ``fieldConfiguration`` and ``aliases`` elements of a layer.
+
+    Every field gets its French alias (:func:`observatoire.publish.fields.field_alias`);
+    coded fields (score classes, vacancy status, ZAE origin…) get a *value map*
+    widget, so that QGIS shows the label of each value. A field without alias is
+    logged (and left to its name).
+    """
+    found = scoring_profiles(table.columns, profiles) if table.name == "parcelles" else []
+    columns = [c for c in table.columns if c != table.geometry_column]
+    configuration = ET.Element("fieldConfiguration")
+    aliases = ET.Element("aliases")
+    missing = []
+    for index, column in enumerate(columns):
+        alias = field_alias(table.name, column, profiles=found, constraints=constraints)
+        if alias is None:
+            missing.append(column)
+        ET.SubElement(aliases, "alias", field=column, index=str(index), name=alias or "")
+        values = value_map(table.name, column)
+        if values:
+            field = ET.SubElement(configuration, "field", name=column,
+                                  configurationFlags="None")
+            widget = ET.SubElement(field, "editWidget", type="ValueMap")
+            options = ET.SubElement(ET.SubElement(widget, "config"), "Option", type="Map")
+            entries = ET.SubElement(options, "Option", type="List", name="map")
+            for value, label in values.items():
+                entry = ET.SubElement(entries, "Option", type="Map")
+                ET.SubElement(entry, "Option", type="QString", name=label, value=value)
+    if missing:
+        log.warning("couche %s : champ(s) sans alias français : %s", table.name,
+                    ", ".join(missing))
+    return configuration, aliases
+
+
+def constraint_names(territory: Territory) -> dict[str, str]:
+    """Name of each constraint layer of ``territory`` by its ``part_contrainte_<…>`` column."""
+    from observatoire.analysis.indicators import identifier
+
+    return {f"part_contrainte_{identifier(c.name)}": c.name for c in territory.constraints
+            if c.name}
 
 
 # --------------------------------------------------------------------------- QML, styles
@@ -764,6 +822,13 @@ def project_xml(tables: Sequence[SpatialTable], styles: Mapping[str, LayerStyle]
     for table in ordered:
         ET.SubElement(order, "layer", id=_layer_id(table.name))
     props = ET.SubElement(root, "properties")
+    # QGIS 3.22 reads <projectCrs> only when ProjectionsEnabled is 1: without it the
+    # project opens with no CRS and a WGS 84 basemap added by the user is misplaced.
+    srs = ET.SubElement(props, "SpatialRefSys")
+    ET.SubElement(srs, "ProjectionsEnabled", type="int").text = "1"
+    epsg = project_crs.to_epsg()
+    if epsg:
+        ET.SubElement(srs, "ProjectCrs", type="QString").text = f"EPSG:{epsg}"
     paths = ET.SubElement(props, "Paths")
     ET.SubElement(paths, "Absolute", type="bool").text = "false"
     measure = ET.SubElement(props, "Measurement")
@@ -852,18 +917,23 @@ def write_lineage(con: sqlite3.Connection, territory: Territory) -> None:
     """Complete ``gpkg_contents.description`` with each layer's sources and date.
 
     The sources come from the ``sources`` table of the GeoPackage (file, format,
-    reading date); layers without a description get one from
-    :data:`LAYER_DESCRIPTIONS`.
+    reading date, producer and date of the data); layers without a description get
+    one from :data:`LAYER_DESCRIPTIONS`.
     """
     has_sources = con.execute("SELECT count(*) FROM gpkg_contents "
                               "WHERE table_name = 'sources'").fetchone()[0]
     by_kind: dict[str, list[str]] = {}
     if has_sources:
-        for kind, path, fmt, date in con.execute(
-                "SELECT type_source, chemin, format, date_lecture FROM sources"):
+        columns = {r[1] for r in con.execute("PRAGMA table_info(sources)")}
+        credit = ("producteur, date_donnees" if {"producteur", "date_donnees"} <= columns
+                  else "NULL, NULL")
+        for kind, path, fmt, date, producer, data_date in con.execute(
+                f"SELECT type_source, chemin, format, date_lecture, {credit} FROM sources"):
             day = (date or "")[:10]
+            credited = "".join([f" ; producteur : {producer}" if producer else "",
+                                f", données du {data_date}" if data_date else ""])
             by_kind.setdefault(kind, []).append(
-                f"{path} ({fmt}{', lu le ' + day if day else ''})")
+                f"{path} ({fmt}{', lu le ' + day if day else ''}{credited})")
     stamp = (f"Produit par l'observatoire {__version__} pour le territoire « {territory.name} »"
              f" ({', '.join(territory.communes)}), système de coordonnées {territory.crs}.")
     rows = con.execute("SELECT table_name, description FROM gpkg_contents "

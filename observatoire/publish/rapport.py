@@ -48,6 +48,7 @@ from observatoire.publish.assets import (
     template_text,
 )
 from observatoire.readers.common import SourceReport, relative_name
+from observatoire.readers.provenance import UNKNOWN_PRODUCER, credits
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
             _friches(layers.get("friches")),
             _vacancy(layers.get("zae")),
             _scores(parcelles, found),
+            _producers(reports, base),
             _sources(reports, parcelles, found, base),
         ]
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
@@ -462,6 +464,26 @@ def _scores(parcelles: gpd.GeoDataFrame | None, profiles: Sequence[ScoringProfil
     section.tables.append(Table(["Profil", "Parcelles notées", "Parcelles exclues",
                                  "Score médian", "9e décile"], rows,
                                 [False, True, True, True, True]))
+    return section
+
+
+def _producers(reports: Sequence[SourceReport], base: Path | None) -> Section:
+    """Credit of each source: its producer and the date of its data (Licence Ouverte 2.0)."""
+    section = Section("Sources et producteurs")
+    if not reports:
+        section.missing = "Aucune source n'est décrite."
+        return section
+    section.paragraphs.append(
+        "Données publiques réutilisées sous Licence Ouverte / Open Licence 2.0 (Etalab) "
+        "lorsque leur producteur les publie ainsi : chaque producteur est cité avec la date "
+        "de ses données. " + " ; ".join(
+            f"{producer} — {kinds}, données du {date or 'date inconnue'}"
+            for producer, date, kinds in credits(reports)) + ".")
+    rows = [[r.producer or UNKNOWN_PRODUCER, r.kind,
+             " ; ".join(relative_name(p, base) for p in r.paths),
+             r.data_date or "—", r.data_date_origin or "—"] for r in reports]
+    section.tables.append(Table(["Producteur", "Source", "Fichier", "Date des données",
+                                 "Date lue dans"], rows, [False, False, False, True, False]))
     return section
 
 

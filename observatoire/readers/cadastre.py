@@ -47,6 +47,7 @@ from observatoire.readers.common import (
     text,
     to_territory_crs,
 )
+from observatoire.readers.provenance import note_provenance
 from observatoire.schema import LINEAGE, PARCELLES, conform
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,7 @@ def _read_table(path: Path, source: Source, fmt: str, report: SourceReport) -> g
         raw = read_vector(path, layer, encoding=source.encoding, key=source.key or None)
     raw = ensure_geometry(raw, path=path, layer=source.layer)
     report.features_read += len(raw)
+    note_provenance(report, raw, path=path)
     if fmt == "etalab":
         mapping = ETALAB_FIELDS
     elif fmt in ("bdparcellaire", "couche"):

@@ -102,6 +102,13 @@ class SourceReport:
         What was repaired or dropped, and how many: ``{"géométries réparées": 3}``.
     read_at
         When the source was read (ISO 8601, UTC).
+    producer
+        Producer of the data, to credit (Licence Ouverte 2.0); see
+        :mod:`observatoire.readers.provenance`.
+    data_date
+        Date of the data (``AAAA-MM-JJ``), and ``data_date_origin``: where it was
+        found (a field of the file, its metadata, the territory file, or the
+        file's modification date).
     """
 
     kind: str
@@ -114,6 +121,9 @@ class SourceReport:
     crs_in: str | None = None
     repairs: dict[str, int] = field(default_factory=dict)
     read_at: str = ""
+    producer: str = ""
+    data_date: str = ""
+    data_date_origin: str = ""
 
     def count(self, what: str, n: int) -> None:
         """Add ``n`` to the repair counter ``what`` (nothing when ``n`` is 0)."""
@@ -198,7 +208,7 @@ def merge_reports(reports: Sequence[SourceReport]) -> SourceReport:
         Kind, format, checksum of the first report; its layer and input CRS (the
         first known, when a piece read nothing); the files of all, each once, in
         order; features read and kept and each repair counter summed; the earliest
-        reading time.
+        reading time; the first producer found and the latest data date.
 
     Raises
     ------
@@ -215,6 +225,7 @@ def merge_reports(reports: Sequence[SourceReport]) -> SourceReport:
         for what, n in r.repairs.items():
             repairs[what] = repairs.get(what, 0) + int(n)
     times = [r.read_at for r in reports if r.read_at]
+    latest = max(reports, key=lambda r: r.data_date)
     return SourceReport(
         kind=first.kind,
         paths=paths,
@@ -226,6 +237,9 @@ def merge_reports(reports: Sequence[SourceReport]) -> SourceReport:
         crs_in=next((r.crs_in for r in reports if r.crs_in is not None), None),
         repairs=repairs,
         read_at=min(times, key=dt.datetime.fromisoformat) if times else "",
+        producer=next((r.producer for r in reports if r.producer), ""),
+        data_date=latest.data_date,
+        data_date_origin=latest.data_date_origin,
     )
 
 

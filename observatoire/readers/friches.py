@@ -38,6 +38,7 @@ from observatoire.readers.common import (
     to_territory_crs,
 )
 from observatoire.readers.layers import stable_sort
+from observatoire.readers.provenance import note_provenance
 from observatoire.schema import FRICHES, FRICHES_SURFACES, LINEAGE, conform
 
 FRICHES_FIELDS = {
@@ -205,6 +206,7 @@ def _read_cnig_csv(path: Path, source: Source, report: SourceReport
     if len(df) == 0:
         raise SourceError(f"{path} : CSV sans aucune friche")
     df = df.replace(list(CSV_MISSING), None)
+    note_provenance(report, df, path=path)
     fields = map_fields(df, FRICHES_FIELDS | {"geompoint": ["geompoint"], "geomsurf": ["geomsurf"]},
                         source.fields, path=path, layer=None, required=["site_id"],
                         key=source.key or None)
@@ -252,6 +254,7 @@ def _read_vector_friches(path: Path, source: Source, report: SourceReport
     report.layer = layer
     if len(raw) == 0:
         raise SourceError(f"{where(path, layer)} : couche vide (aucune friche)")
+    note_provenance(report, raw, path=path)
     fields = map_fields(raw, FRICHES_FIELDS, source.fields, path=path, layer=layer,
                         required=["site_id"], key=source.key or None)
     attrs = _normalise_attrs(pd.DataFrame(fields.drop(columns="geometry")), path, layer, report)

@@ -35,6 +35,7 @@ from observatoire.readers.common import (
     text,
     to_territory_crs,
 )
+from observatoire.readers.provenance import note_provenance
 from observatoire.schema import BATIMENTS, LINEAGE, ROUTES, ZONAGE, LayerSchema, conform
 
 ZONAGE_FIELDS = {
@@ -124,6 +125,7 @@ def read_simple(source: Source, schema: LayerSchema, mapping: Mapping[str, list[
                                    encoding=source.encoding, key=source.key or None)
         raw = ensure_geometry(raw, path=path, layer=layer)
         report.layer = layer
+        note_provenance(report, raw, path=path)
         if len(raw) == 0 and ((bbox is None and tile is None) or layer_is_empty(path, layer)):
             raise SourceError(f"{where(path, layer)} : couche vide ; vérifiez le fichier")
         if bbox is not None:

@@ -33,6 +33,7 @@ from observatoire.readers.common import (
     to_territory_crs,
 )
 from observatoire.readers.layers import stable_sort
+from observatoire.readers.provenance import note_provenance
 from observatoire.schema import LINEAGE, ZAE, conform
 
 ZAE_FIELDS = {
@@ -104,6 +105,7 @@ def _read_zae_files(source: Source, *, crs: str, base: Path | None, bbox: BBox |
                                           key=source.key or None, bbox=file_bbox),
                               path=path, layer=layer)
         report.features_read += len(raw)
+        note_provenance(report, raw, path=path, producer_field="source_producteur")
         if len(raw) == 0 and (bbox is None or layer_is_empty(path, layer)):
             # The CNIG template ships an empty site_eco: say so rather than build an
             # inventory of nothing.

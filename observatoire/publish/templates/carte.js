@@ -386,6 +386,21 @@ function observatoireCarte(map, dataElementId) {
   L.control.scale({imperial: false, metric: true, position: "bottomleft"}).addTo(map);
   map.attributionControl.setPrefix(escapeHtml("Leaflet"));
 
+  /* ---- credits: producer and date of the data of each source (Licence Ouverte 2.0) ---- */
+
+  function frenchDate(iso) {
+    var parts = /^(\d{4})-(\d{2})-(\d{2})$/.exec(iso || "");
+    return parts ? parts[3] + "/" + parts[2] + "/" + parts[1] : "date inconnue";
+  }
+  var credits = (meta.sources || []).map(function (s) {
+    return s.producteur + ", données du " + frenchDate(s.date);
+  });
+  if (credits.length) {
+    var creditText = "Sources : " + credits.join(" · ");
+    map.attributionControl.addAttribution(escapeHtml(creditText));
+    map.attributionControl.getContainer().title = creditText;  // plain text
+  }
+
   /* ---- header (title) ---- */
 
   var header = L.control({position: "topleft"});
