@@ -14,6 +14,7 @@ import pytest
 from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers, without_analysis
 
 from observatoire.publish.rapport import hectares, number, percent, render_report, stage_report
+from observatoire.readers import provenance
 
 
 class Page(HTMLParser):
@@ -187,15 +188,15 @@ def test_report_credits_producers_and_dates(sample, page, html):
     *_, reports = sample
     assert "Sources et producteurs" in page.text
     # One row per source: producer, source, file, date of the data, where it was read.
-    assert ["IGN, DGFiP (BD PARCELLAIRE)", "parcelles", "parcel.gpkg", "2021-11-23"] == \
+    assert ["IGN, DGFiP (BD PARCELLAIRE)", "parcelles", "parcel.gpkg", "23 novembre 2021"] == \
         page.cells[page.cells.index("IGN, DGFiP (BD PARCELLAIRE)"):][:4]
-    assert "Cerema (Cartofriches)" in page.cells and "2022-10-10" in page.cells
+    assert "Cerema (Cartofriches)" in page.cells and "10 octobre 2022" in page.cells
     assert ("champ « site_actu_date » de cartofriches_subset_gennes_25267_5km.geojson "
             "(date la plus récente)") in page.cells
     assert page.cells.count("IGN (BD TOPO)") == 2
     text = unescape(" ".join(page.text))
     assert "Licence Ouverte / Open Licence 2.0" in text
-    assert "Géoportail de l'Urbanisme — zonage, données du 2022-03-25" in text
+    assert "Géoportail de l'Urbanisme — zonage, données du 25 mars 2022" in text
     assert all(r.producer and r.data_date for r in reports)
 
 
@@ -257,4 +258,5 @@ def test_every_date_of_the_report_is_french(sample):
     months = "|".join(("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
                        "septembre", "octobre", "novembre", "décembre"))
     long_form = re.findall(rf"\b(?:1er|\d{{1,2}}) (?:{months}) \d{{4}}\b", text)
-    assert len(long_form) == 2 + len(reports)
+    # Header (2), the date each source was read, the date of its data, and the credits.
+    assert len(long_form) == 2 + 2 * len(reports) + len(provenance.credits(reports))

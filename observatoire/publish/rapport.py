@@ -477,11 +477,12 @@ def _producers(reports: Sequence[SourceReport], base: Path | None) -> Section:
         "Données publiques réutilisées sous Licence Ouverte / Open Licence 2.0 (Etalab) "
         "lorsque leur producteur les publie ainsi : chaque producteur est cité avec la date "
         "de ses données. " + " ; ".join(
-            f"{producer} — {kinds}, données du {date or 'date inconnue'}"
+            f"{producer} — {kinds}, données du {french_date(date) if date else 'date inconnue'}"
             for producer, date, kinds in credits(reports)) + ".")
     rows = [[r.producer or UNKNOWN_PRODUCER, r.kind,
              " ; ".join(relative_name(p, base) for p in r.paths),
-             r.data_date or "—", r.data_date_origin or "—"] for r in reports]
+             french_date(r.data_date) if r.data_date else "—", r.data_date_origin or "—"]
+            for r in reports]
     section.tables.append(Table(["Producteur", "Source", "Fichier", "Date des données",
                                  "Date lue dans"], rows, [False, False, False, True, False]))
     return section
