@@ -34,7 +34,9 @@ zone, and ``surface_friches_m2`` adds their surfaces so that no land counts twic
 the area of the union of their perimeters, plus the ``unite_fonciere_surface`` of
 each distinct land unit (friches listing the same parcels count once), plus the
 area of each distinct parcel the others are attached to (friches sharing a point
-share its parcel).
+share its parcel), but for the parcels that a friche counted before lists or
+covers with its perimeter. The surface is the friches' whole surface, also
+outside the zone.
 
 Pure functions: frames in, frames out, inputs never modified, no I/O.
 """
@@ -51,6 +53,7 @@ import shapely
 
 from observatoire.analysis.indicators import (
     LINK_IDU,
+    LINK_POINT,
     friche_sites,
     geoms,
     listed_idus,
@@ -84,12 +87,15 @@ class AttachedFriches:
     parcels
         The parcels each friche's ``surface_m2`` comes from, when they do
         (``site_id``, ``idu``, ``surface_m2``).
+    links
+        The links between parcels and friches (each once).
     """
 
     friches: gpd.GeoDataFrame
     friches_surfaces: gpd.GeoDataFrame
     sites: pd.DataFrame
     parcels: pd.DataFrame
+    links: pd.DataFrame
 
 
 def attach_friches(friches: gpd.GeoDataFrame, friches_surfaces: gpd.GeoDataFrame, *,
@@ -165,7 +171,7 @@ def attach_friches(friches: gpd.GeoDataFrame, friches_surfaces: gpd.GeoDataFrame
     return AttachedFriches(friches=_with_fields(friches, fields),
                            friches_surfaces=_with_fields(friches_surfaces, fields),
                            sites=out_sites.rename_axis("site_id").reset_index(),
-                           parcels=parcels)
+                           parcels=parcels, links=links)
 
 
 def _insee(code: object) -> str:
@@ -304,11 +310,17 @@ def zae_friches(zae: gpd.GeoDataFrame, attached: AttachedFriches | None) -> pd.D
         units = with_uf.assign(_key=key).sort_values("site_id", kind="stable").drop_duplicates(
             ["zae_id", "_key"])
         total = total.add(units.groupby("zae_id")["surface_m2"].sum(), fill_value=0.0)
-    # Parcels: each distinct parcel once per zone.
+    # Parcels: each distinct parcel once per zone, unless a friche counted above lists it
+    # or covers it with its perimeter (its land is already counted).
     parcels = attached.parcels
     if len(parcels):
+        links = attached.links
+        counted = set(with_perimeter["site_id"]) | set(with_uf["site_id"])
+        claimed = set(links.loc[links["site_id"].isin(counted)
+                                & (links["rang"] != LINK_POINT), "idu"])
         parcels = parcels.assign(zae_id=parcels["site_id"].map(zone_of)).dropna(
             subset=["zae_id"]).drop_duplicates(["zae_id", "idu"])
+        parcels = parcels[~parcels["idu"].isin(claimed)]
         total = total.add(parcels.groupby("zae_id")["surface_m2"].sum(), fill_value=0.0)
 
     ids = zae["zae_id"].astype(str).to_numpy(dtype=object)
