@@ -33,6 +33,7 @@ from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.executor import SerialExecutor
 from observatoire.ingest import CONTEXT_MARGIN
+from observatoire.publish.carte import map_data
 from observatoire.readers.friches import parse_idu_list
 from observatoire.schema import FRICHES, FRICHES_SURFACES, conform, empty_layer
 
@@ -568,3 +569,18 @@ def test_two_communes_by_hand(two_paths):
         assert "identifiants de parcelle absents du cadastre : 2" in sources.loc[
             "friches", "reparations"]
 
+
+
+def test_map_draws_the_territory_s_friches_apart_and_shows_them_in_the_zae(two_paths):
+    whole, _ = two_paths
+    layers = {name: pyogrio.read_dataframe(whole.gpkg, layer=name)
+              for name in ("zae", "friches", "friches_surfaces")}
+    data = map_data(layers, title="Gennes et Montfaucon", crs=CRS)
+    shown = {layer["id"]: layer for layer in data["layers"]}
+    inside = int(layers["friches"]["dans_territoire"].sum())
+    assert (shown["friches"]["n"], shown["friches_proximite"]["n"]) == (
+        inside, len(layers["friches"]) - inside) == (4, 13)
+    assert shown["friches"]["libelle"] == "Friches du territoire"
+    assert ["nb_friches", "Friches du territoire", "int"] in shown["zae"]["champs"]
+    assert ["surface_friches_m2", "Surface des friches", "m2"] in shown["zae"]["champs"]
+    assert ["idu_absents", "Parcelles absentes du cadastre", "list"] in shown["friches"]["champs"]
