@@ -25,7 +25,9 @@ from observatoire import partitioned
 from observatoire.analysis.friches import (
     FRICHES_COLUMNS,
     attach_friches,
+    communes_of,
     friche_counts,
+    in_sorted,
     zae_friches,
 )
 from observatoire.analysis.indicators import friche, friche_links
@@ -76,7 +78,7 @@ def zones(rows: dict[str, shapely.Polygon]) -> gpd.GeoDataFrame:
 def attach(parcelles, points, perimeters=None, zae=None, communes=("25267",)):
     perimeters = empty_layer(FRICHES_SURFACES, CRS) if perimeters is None else perimeters
     links = friche_links(parcelles, points, perimeters)
-    return attach_friches(points, perimeters, links=links, idu=parcelles["idu"].to_numpy(),
+    return attach_friches(points, perimeters, links=links, idu=np.sort(parcelles["idu"].to_numpy()),
                           communes=communes, zae=zae)
 
 
@@ -276,6 +278,16 @@ def test_links_of_parts_add_up_to_those_of_all():
 
     assert rows(whole) == rows(parts) == [("F1", P_A, 0), ("F1", P_A, 2), ("F1", P_C, 0),
                                           ("F2", P_C, 2), ("F3", P_B, 1)]
+
+
+@pytest.mark.parametrize("dtype", [object, "S14", "U14"])
+def test_parcel_ids_looked_up_in_the_sorted_cadastre(dtype):
+    # The partitioned build holds the cadastre's IDUs as sorted bytes (S14): never copied.
+    cadastre = np.sort(np.array(list(PARCELS), dtype=object)).astype(dtype)
+    listed = np.array([P_B, P_B + "7", "25267000AB000", "", "2526700ÉAB0001", P_C],
+                      dtype=object)
+    assert in_sorted(listed, cadastre).tolist() == [True, False, False, False, False, True]
+    assert communes_of(cadastre) == {"25267", "25268"}
 
 
 def test_columns_without_any_friche():

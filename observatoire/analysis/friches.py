@@ -114,7 +114,8 @@ def attach_friches(friches: gpd.GeoDataFrame, friches_surfaces: gpd.GeoDataFrame
         partition by partition and concatenated: ``idu``, ``surface_m2``,
         ``site_id``, ``rang``).
     idu
-        Every IDU of the territory's cadastre.
+        Every IDU of the territory's cadastre, sorted (text or bytes: the staged
+        IDUs of a partitioned build are ``S14``, not copied).
     communes
         INSEE codes of the territory's communes.
     zae
@@ -128,11 +129,10 @@ def attach_friches(friches: gpd.GeoDataFrame, friches_surfaces: gpd.GeoDataFrame
     sites = friche_sites(friches, friches_surfaces)
     site_ids = pd.Index(sites["site_id"].astype(str).to_numpy(dtype=object))
     links = links.drop_duplicates(["site_id", "idu", "rang"])
-    values = np.asarray(idu if isinstance(idu, np.ndarray) else list(idu)).astype(str)
-    cadastre = pd.Index(values)
+    cadastre = np.asarray(idu) if isinstance(idu, np.ndarray) else np.sort(
+        np.asarray(list(idu), dtype=object))
     territory = {_insee(c) for c in communes}
-    # The communes whose parcels the cadastre holds (an IDU begins with its commune).
-    covered = territory | set(np.unique(values.astype("U5")).tolist())
+    covered = territory | communes_of(cadastre)
 
     linked = pd.Index(links["site_id"].unique())
     comm = sites["comm_insee"].map(_insee, na_action="ignore") if "comm_insee" in sites \
@@ -141,7 +141,7 @@ def attach_friches(friches: gpd.GeoDataFrame, friches_surfaces: gpd.GeoDataFrame
                       site_ids.isin(linked))
 
     listed = listed_idus(sites)
-    found = cadastre.get_indexer(listed["idu"].to_numpy(dtype=object)) >= 0
+    found = in_sorted(listed["idu"].to_numpy(dtype=object), cadastre)
     site_row = site_ids.get_indexer(listed["site_id"].to_numpy(dtype=object))
     prefix = listed["idu"].str[:5]
     absent = ~found & (prefix.isin(covered).to_numpy() | inside[site_row])
@@ -172,6 +172,49 @@ def attach_friches(friches: gpd.GeoDataFrame, friches_surfaces: gpd.GeoDataFrame
                            friches_surfaces=_with_fields(friches_surfaces, fields),
                            sites=out_sites.rename_axis("site_id").reset_index(),
                            parcels=parcels, links=links)
+
+
+def _text(value: object) -> str:
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _key(text: str, dtype: np.dtype) -> object:
+    """``text`` as an element comparable with a sorted array of ``dtype``."""
+    return text.encode("ascii", "replace") if dtype.kind == "S" else text
+
+
+def in_sorted(values: np.ndarray, sorted_idu: np.ndarray) -> np.ndarray:
+    """Whether each IDU of ``values`` (text) is in ``sorted_idu`` (sorted text or bytes).
+
+    A binary search for each of the few listed IDUs, not a copy of the cadastre.
+    """
+    if len(values) == 0 or len(sorted_idu) == 0:
+        return np.zeros(len(values), dtype=bool)
+    keys = np.empty(len(values), dtype=object)
+    keys[:] = [_key(str(v), sorted_idu.dtype) for v in values]
+    if sorted_idu.dtype.kind in "SU":
+        # Longer than the array's width: truncated by the conversion, never found.
+        fits = np.fromiter((len(k) <= sorted_idu.dtype.itemsize // (
+            4 if sorted_idu.dtype.kind == "U" else 1) for k in keys), dtype=bool,
+            count=len(keys))
+        keys = keys.astype(sorted_idu.dtype)
+    else:
+        fits = np.ones(len(values), dtype=bool)
+    pos = np.searchsorted(sorted_idu, keys).clip(max=len(sorted_idu) - 1)
+    return fits & (sorted_idu[pos] == keys)
+
+
+def communes_of(sorted_idu: np.ndarray) -> set[str]:
+    """Return the communes (first 5 characters) of sorted IDUs: one search per commune."""
+    out: set[str] = set()
+    i, n = 0, len(sorted_idu)
+    while i < n:
+        prefix = _text(sorted_idu[i])[:5]
+        out.add(prefix)
+        # Every IDU of the commune sorts before its code followed by DEL (IDUs are ASCII).
+        end = int(np.searchsorted(sorted_idu, _key(prefix + "\x7f", sorted_idu.dtype)))
+        i = max(end, i + 1)
+    return out
 
 
 def _insee(code: object) -> str:
