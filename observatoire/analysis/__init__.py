@@ -33,7 +33,12 @@ in one run over the whole territory:
 - :func:`~observatoire.analysis.scoring.score_parcels` given those indicators:
   scores, classes, contributions, reliability and texts are per row (every value
   rendered in a text is formatted on its own);
-- :func:`~observatoire.analysis.units.parcel_owners` given the owner table.
+- :func:`~observatoire.analysis.units.parcel_owners` given the owner table;
+- :func:`~observatoire.analysis.indicators.friche_links` given the friches of
+  :meth:`AnalysisContext.friches_around`: the links of the partitions, concatenated,
+  are those of the territory. :func:`~observatoire.analysis.friches.attach_friches`
+  then runs once, on every IDU of the territory: an IDU is absent only when no
+  partition holds it.
 
 What links parcels across partition edges is the contiguity graph. Compute it by
 partition with :func:`~observatoire.analysis.units.contiguity_pairs_idu` on the

@@ -83,7 +83,7 @@ class AttachedFriches:
         The input layers with the columns added.
     sites
         One row per ``site_id`` (points and perimeters together): the added
-        columns, ``unite_fonciere_refcad`` and ``nb_idu_absents``.
+        columns and ``unite_fonciere_refcad``.
     parcels
         The parcels each friche's ``surface_m2`` comes from, when they do
         (``site_id``, ``idu``, ``surface_m2``).
@@ -162,12 +162,8 @@ def attach_friches(friches: gpd.GeoDataFrame, friches_surfaces: gpd.GeoDataFrame
         "surface_m2": surface,
         "surface_origine": origin,
     }, index=site_ids)
-    out_sites = pd.concat([
-        fields,
-        pd.DataFrame({"unite_fonciere_refcad": sites.get("unite_fonciere_refcad", pd.Series(
-            None, index=sites.index)).to_numpy(dtype=object),
-                      "nb_idu_absents": gone.size().reindex(site_ids).fillna(0)
-                      .astype(np.int64).to_numpy()}, index=site_ids)], axis=1)
+    out_sites = fields.assign(unite_fonciere_refcad=sites.get(
+        "unite_fonciere_refcad", pd.Series(None, index=sites.index)).to_numpy(dtype=object))
     return AttachedFriches(friches=_with_fields(friches, fields),
                            friches_surfaces=_with_fields(friches_surfaces, fields),
                            sites=out_sites.rename_axis("site_id").reset_index(),
