@@ -202,6 +202,7 @@ def _build_whole(territory: Territory, writer: GeoPackageWriter, say: Progress,
     timings["lecture"] = time.perf_counter() - t0
 
     outputs, tables = _analyse(layers, territory, say, timings, executor)
+    count_friches(outputs, layers.reports, say)
 
     t = time.perf_counter()
     say("Écriture du GeoPackage…")
@@ -290,7 +291,9 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
     outputs = {name: frame for name, frame in layers.spatial().items()
                if name not in ("parcelles", "routes") and name not in streamed}
     outputs.update({"zae": zae, "gisements": result.outputs["gisements"],
-                    "zae_unites": zae_unites})
+                    "zae_unites": zae_unites, "friches": result.outputs["friches"],
+                    "friches_surfaces": result.outputs["friches_surfaces"]})
+    count_friches(outputs, layers.reports, say)
     if layers.etablissements is not None:
         outputs["etablissements"] = mask_natural_persons(layers.etablissements)
     checksums = {name: total.checksum() for name, total in written.items()}
@@ -352,7 +355,8 @@ def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[
     result = analyse(layers, extra=extra_inputs(
         mnt=extra.mnt, contraintes=extra.contraintes, voies_ferrees=extra.voies_ferrees,
         postes_electriques=extra.postes_electriques, proprietaires=extra.proprietaires),
-        profiles=territory.profiles, options=territory.options, executor=executor)
+        profiles=territory.profiles, options=territory.options, executor=executor,
+        communes=territory.communes)
     timings["analyse"] = time.perf_counter() - t
     timings.update({f"analyse.{k}": v for k, v in result.timings.items()})
     outputs = dict(layers.spatial())
@@ -371,6 +375,36 @@ def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[
         outputs["etablissements"] = mask_natural_persons(layers.etablissements)
     timings["inventaire_zae"] = time.perf_counter() - t
     return outputs, {"meilleurs_sites": result.meilleurs_sites}
+
+
+def count_friches(outputs: dict[str, gpd.GeoDataFrame], reports: list[SourceReport],
+                  say: Progress) -> None:
+    """Say how many friches are in the territory and nearby, and count absent parcel ids.
+
+    The parcel ids of the friches that the territory's cadastre lacks (an older
+    vintage, renumbered since) are counted in the friches' report (the
+    ``reparations`` of the ``sources`` table) and said in the build output.
+    """
+    from observatoire.analysis.friches import friche_counts
+
+    report = next((r for r in reports if r.kind == "friches"), None)
+    if report is None or "friches" not in outputs:
+        return
+    n = friche_counts(outputs["friches"], outputs["friches_surfaces"])
+    say(f"Friches : {n['dans_territoire']} dans le territoire, {n['a_proximite']} à proximité "
+        f"(à moins de 5 km, hors du territoire)")
+    if not n["idu_absents"]:
+        return
+    report.count("identifiants de parcelle absents du cadastre", n["idu_absents"])
+    report.count("friches listant des parcelles absentes du cadastre",
+                 n["friches_idu_absents"])
+    how = [f"{n['par_geometrie']} rattachée(s) par géométrie (point ou périmètre)",
+           f"{n['par_identifiant']} par leurs autres identifiants",
+           f"{n['sans_parcelle']} à aucune parcelle du territoire"]
+    kept = [text for text, k in zip(how, ("par_geometrie", "par_identifiant", "sans_parcelle"),
+                                    strict=True) if n[k]]
+    say(f"friches : {n['idu_absents']} identifiant(s) de parcelle absent(s) du cadastre "
+        f"({n['friches_idu_absents']} friche(s)) ; " + ", ".join(kept))
 
 
 def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],

@@ -16,6 +16,8 @@ then appends every layer of these ``observatoire.gpkg`` files into one file:
 - the ZAE inventory of a commune is computed by the build of the territory
   holding it: the ZAE rows of a commune built by another input (a ZAE in the
   margin, counted without its parcels) are dropped in favour of that input's;
+  likewise the friches, whose fields (``dans_territoire``, ``appariement``…)
+  depend on the territory that read them;
 - per-commune layers (:data:`PER_COMMUNE_LAYERS`) are appended without
   comparison, after checking that no commune was built by two inputs;
 - ``sources`` and ``execution`` rows are appended as they are, and the merge is
@@ -60,7 +62,8 @@ BATCH_ROWS = 50_000
 PER_COMMUNE_LAYERS = frozenset({"parcelles", "unites_foncieres", "gisements", "zae_unites"})
 
 #: Layers computed per territory, by the column naming the commune of each row.
-COMMUNE_COLUMNS = {"zae": "comm_insee"}
+COMMUNE_COLUMNS = {"zae": "comm_insee", "friches": "comm_insee",
+                   "friches_surfaces": "comm_insee"}
 
 #: Tables copied otherwise (styles) or not at all (QGIS project), or written by the merge.
 _NOT_STREAMED = frozenset({"layer_styles", "qgis_projects"})
@@ -98,7 +101,8 @@ class MergeResult:
     duplicates
         Rows dropped because an earlier input held the same row, by layer.
     other_territory
-        ZAE rows dropped because their commune was built by another input, by layer.
+        Rows (ZAE, friches) dropped because their commune was built by another input,
+        by layer.
     checksums
         Content checksum of each layer of the output, as
         :func:`~observatoire.geopackage.layer_checksum` gives for the layer read back.
@@ -225,7 +229,8 @@ def merge_geopackages(inputs: Sequence[str | Path], dest: str | Path, *,
             result.other_territory[name] = other
             result.checksums[name] = sums[name].checksum()
             extra = f", {dup} doublon(s) retiré(s)" if dup else ""
-            extra += f", {other} ZAE d'un autre territoire retirée(s)" if other else ""
+            what = "ZAE" if name == "zae" else "entité(s)"
+            extra += f", {other} {what} d'un autre territoire retirée(s)" if other else ""
             say(f"Couche « {name} » : {kept} entités{extra}")
 
         table = _fusion_rows(sources, sha, tallies, result.checksums)

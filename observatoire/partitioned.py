@@ -612,11 +612,12 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     -------
     Partitioned
         Checksums of the layers written, the other analysis layers (``gisements``,
-        ``zae``), the views of the parcels needed by the publication (the best for
-        the map, those of the ZAE for the CNIG export, a light table for the
-        report) and the table of the best sites.
+        ``zae``, ``friches``, ``friches_surfaces``), the views of the parcels needed
+        by the publication (the best for the map, those of the ZAE for the CNIG
+        export, a light table for the report) and the table of the best sites.
     """
-    from observatoire.analysis import AnalysisOptions, analysis_context
+    from observatoire.analysis import AnalysisOptions, analysis_context, friches_of_territory
+    from observatoire.analysis.friches import zae_friches
     from observatoire.analysis.units import (
         gisements,
         largest_available,
@@ -636,6 +637,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     ctx = analysis_context(layers, extra=extra, profiles=territory.profiles, options=opts)
     first = ctx.profiles[0].name
     classes = dict(ctx.profiles[0].classes)
+    has_friches = ctx.friches is not None
     # Written by the caller; from now on held by the context only (indexed for the
     # distances), and not at all in this process once the context is sent to workers.
     layers.routes = layers.routes.iloc[:0].copy()
@@ -663,6 +665,9 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     zae_parcels = Spilled(staged.folder, "zae_parcelles")
     zae_rows: list[pd.DataFrame] = []
     zae_buildings = Spilled(staged.folder, "zae_batiments")
+    # Links between parcels and friches: decided on the whole territory at the end (an
+    # IDU is absent only when no partition holds it).
+    friche_links: list[pd.DataFrame] = []
     settings = GroupSettings(tolerance=tolerance, profile=first,
                              seuil_bati=opts.seuil_bati_gisement,
                              score_min=opts.score_min_gisement)
@@ -712,6 +717,8 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
             out_parcels.add(scored)
             best.add(scored, gid)
         sites.append(done.sites)
+        if done.friche_links is not None:
+            friche_links.append(done.friche_links)
         if wait_site.any():
             open_sites.add(scored, owners, gid, wait_site)
 
@@ -772,6 +779,15 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         z["inside"].to_numpy(dtype="float64"), graph.within(z["_gid"].to_numpy()), zae)
     timings["unites_gisements"] = clock() - t
 
+    t = clock()
+    # Every group gives its links (maybe none) when the territory has friches.
+    links = pd.concat(friche_links, ignore_index=True) if has_friches else None
+    attached = friches_of_territory(layers, links, idu=staged.idu,
+                                    communes=territory.communes)
+    for name, values in zae_friches(zae, attached if has_friches else None).items():
+        zae[name] = values
+    timings["friches"] = clock() - t
+
     views: dict[str, Any] = {
         "carte": best.result(),
         "nb_parcelles": best.seen,
@@ -788,7 +804,9 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     log.info("analyse par commune : %d parcelles, %d unités foncières, %d gisements "
              "(profil %s)", sums["parcelles"].rows, sums["unites_foncieres"].rows,
              len(layer_sites), first)
-    return Partitioned(written=sums, outputs={"gisements": layer_sites, "zae": zae},
+    return Partitioned(written=sums, outputs={"gisements": layer_sites, "zae": zae,
+                                              "friches": attached.friches,
+                                              "friches_surfaces": attached.friches_surfaces},
                        views=views,
                        tables={"meilleurs_sites": meilleurs_sites(
                            layer_sites, classes=classes)},
@@ -839,6 +857,8 @@ class GroupDone:
     #: Parcels of units, and of sites, that may reach across the group's edge.
     wait: np.ndarray
     wait_site: np.ndarray
+    #: Links between the group's parcels and the friches (``None`` without friches).
+    friche_links: pd.DataFrame | None = None
 
 
 def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDone:
@@ -850,7 +870,7 @@ def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDo
     its edge (a component holding a ``touching`` parcel) are marked to be held.
     """
     from observatoire.analysis import partition_task, scored_frame
-    from observatoire.analysis.indicators import geoms
+    from observatoire.analysis.indicators import friche_links, geoms
     from observatoire.analysis.units import (
         contiguity_pairs,
         eligible,
@@ -881,8 +901,13 @@ def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDo
     sites = gisements(scored.iloc[rows], pairs=_restrict(local, rows, len(part)),
                       owners=owners.iloc[rows] if owners is not None else None,
                       **settings.sites())
+    links = None
+    if ctx.friches is not None:
+        friches, surfaces = ctx.friches_around(task.bounds,
+                                               idu=part["idu"].astype(str).to_numpy())
+        links = friche_links(part, friches, surfaces).drop(columns="parcelle")
     return GroupDone(scored=scored, units=units, sites=sites, local=local,
-                     wait=wait, wait_site=wait_site)
+                     wait=wait, wait_site=wait_site, friche_links=links)
 
 
 class Spilled:

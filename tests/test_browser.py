@@ -326,3 +326,33 @@ def test_attribution_credits_producers_and_dates(opened):
     assert HOSTILE[0] in text
     assert not box.find_elements(By.CSS_SELECTOR, "img")
     assert opened.execute_script("return window.__pwned") is None
+
+
+def test_friches_nearby_drawn_apart(browser, tmp_path):
+    """The sample's own build: its 8 friches are all within 5 km, none in Gennes."""
+    layers, territory, _ = sample_layers(tmp_path)
+    assert not layers["friches"]["dans_territoire"].any()
+    path = tmp_path / "carte.html"
+    path.write_text(render_map(layers, title="Gennes", crs="EPSG:2154",
+                               profiles=profile_texts(territory)), encoding="utf-8")
+    browser.get(path.as_uri())
+    deadline = time.monotonic() + 30
+    while not browser.execute_script("return !!(window.observatoire && window.observatoire.ready)"):
+        assert time.monotonic() < deadline, browser.get_log("browser")
+        time.sleep(0.05)
+    stats = browser.execute_script("return window.observatoire.stats")
+    assert stats["friches_proximite"] == 8 and "friches" not in stats
+    control = browser.find_element("css selector", ".leaflet-control-layers").get_attribute(
+        "textContent")
+    assert "Friches à proximité, hors territoire (5 km) (8)" in control
+    assert "Friches du territoire" not in control
+    legend = browser.find_element("css selector", ".obs-legende").text
+    assert "Friches à proximité, hors territoire (5 km)" in legend
+    assert "Friche sans projet" in legend
+    name = layers["friches"]["site_nom"].iloc[0]
+    browser.execute_script(
+        "const o = window.observatoire;"
+        "o.map.fitBounds(o.groups.friches_proximite.getBounds(), {animate: false});")
+    lines = click_feature(browser, "friches_proximite", 0).split("\n")
+    assert f"Friche hors territoire {name}" in lines
+    assert severe_errors(browser) == []

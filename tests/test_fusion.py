@@ -139,10 +139,19 @@ def test_friches_union(builds, merged):
     a, b = builds
     fa, fb = read(a, "friches"), read(b, "friches")
     assert (len(fa), len(fb)) == (8, 14)
-    # The 8 friches within 5 km of Gennes are also within 5 km of Montfaucon.
-    assert result.layer_counts["friches"] == distinct_rows(fa, fb) == 14
-    assert result.duplicates["friches"] == 8
-    assert set(read(result.gpkg, "friches")["site_id"]) == set(fb["site_id"])
+    # The 8 friches within 5 km of Gennes are also within 5 km of Montfaucon. One of
+    # them is in Montfaucon: nearby for Gennes' build, in the territory for
+    # Montfaucon's, whose row is kept; the 7 others are the same rows in both.
+    mine = fa["comm_insee"] == "25395"
+    assert fa.loc[mine, "site_id"].tolist() == ["25395_6245"]
+    assert not fa["dans_territoire"].any()
+    assert distinct_rows(fa[~mine], fb) == 14
+    assert result.layer_counts["friches"] == 14
+    assert result.duplicates["friches"] == 7
+    assert result.other_territory["friches"] == 1
+    out = read(result.gpkg, "friches")
+    assert set(out["site_id"]) == set(fb["site_id"])
+    assert out.loc[out["site_id"] == "25395_6245", "dans_territoire"].tolist() == [True]
 
 
 def test_a_different_building_is_kept(builds, tmp_path):

@@ -33,7 +33,12 @@ in one run over the whole territory:
 - :func:`~observatoire.analysis.scoring.score_parcels` given those indicators:
   scores, classes, contributions, reliability and texts are per row (every value
   rendered in a text is formatted on its own);
-- :func:`~observatoire.analysis.units.parcel_owners` given the owner table.
+- :func:`~observatoire.analysis.units.parcel_owners` given the owner table;
+- :func:`~observatoire.analysis.indicators.friche_links` given the friches of
+  :meth:`AnalysisContext.friches_around`: the links of the partitions, concatenated,
+  are those of the territory. :func:`~observatoire.analysis.friches.attach_friches`
+  then runs once, on every IDU of the territory: an IDU is absent only when no
+  partition holds it.
 
 What links parcels across partition edges is the contiguity graph. Compute it by
 partition with :func:`~observatoire.analysis.units.contiguity_pairs_idu` on the
@@ -67,6 +72,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from observatoire.analysis.friches import AttachedFriches, attach_friches, zae_friches
 from observatoire.analysis.indicators import (
     ROAD_CLASSES,
     Constraint,
@@ -74,6 +80,7 @@ from observatoire.analysis.indicators import (
     Indicators,
     compute_indicators,
     distance_targets,
+    friche_links,
     geoms,
 )
 from observatoire.analysis.scoring import Profile, load_profiles, score_parcels
@@ -246,6 +253,9 @@ class AnalysisResult:
         Indicators whose input was available.
     timings
         Seconds per step.
+    friches, friches_surfaces
+        The friche layers with :data:`~observatoire.analysis.friches.FRICHES_COLUMNS`
+        (:func:`~observatoire.analysis.friches.attach_friches`).
     """
 
     parcelles: gpd.GeoDataFrame
@@ -256,11 +266,16 @@ class AnalysisResult:
     profiles: tuple[Profile, ...]
     available: frozenset[str]
     timings: dict[str, float] = field(default_factory=dict)
+    friches: gpd.GeoDataFrame | None = None
+    friches_surfaces: gpd.GeoDataFrame | None = None
 
     def layers(self) -> dict[str, gpd.GeoDataFrame]:
-        """Return the layers to write in the GeoPackage (replacing ``parcelles`` and ``zae``)."""
-        return {"parcelles": self.parcelles, "unites_foncieres": self.unites_foncieres,
-                "gisements": self.gisements, "zae": self.zae}
+        """Return the layers to write in the GeoPackage (replacing those read)."""
+        out = {"parcelles": self.parcelles, "unites_foncieres": self.unites_foncieres,
+               "gisements": self.gisements, "zae": self.zae}
+        if self.friches is not None and self.friches_surfaces is not None:
+            out.update(friches=self.friches, friches_surfaces=self.friches_surfaces)
+        return out
 
 
 def sort_by_idu(parcelles: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -272,7 +287,8 @@ def sort_by_idu(parcelles: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def analyse(layers: Any, *, extra: ExtraInputs | None = None,
             profiles: Mapping[str, Any] | Sequence[Profile] | None = None,
             options: Mapping[str, Any] | AnalysisOptions | None = None,
-            executor: Any = None, partition_by: str = "code_insee") -> AnalysisResult:
+            executor: Any = None, partition_by: str = "code_insee",
+            communes: Sequence[str] | None = None) -> AnalysisResult:
     """Compute the indicators, scores, land units and candidate sites of a territory.
 
     Parameters
@@ -295,6 +311,10 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
         with the same values as in one run.
     partition_by
         Column of the parcels that defines the partitions (the commune by default).
+    communes
+        INSEE codes of the territory's communes, which tell its friches from those
+        nearby (:func:`~observatoire.analysis.friches.attach_friches`); default: the
+        communes of the parcels.
 
     Returns
     -------
@@ -338,11 +358,37 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
         scored, zae, profile=first.name, pairs=pairs, seuil_bati=opts.seuil_bati_gisement)
     best = meilleurs_sites(sites, classes=dict(first.classes))
     timings["unites_gisements"] = clock() - t
+
+    t = clock()
+    links = (friche_links(parcelles, context.friches, context.friches_surfaces)
+             if context.friches is not None else None)
+    attached = friches_of_territory(
+        layers, links, idu=parcelles["idu"].astype(str).to_numpy(),
+        communes=communes if communes is not None else parcelles["code_insee"].dropna()
+        .astype(str).unique())
+    for name, values in zae_friches(zae, attached if links is not None else None).items():
+        zae[name] = values
+    timings["friches"] = clock() - t
     log.info("analyse : %d parcelles, %d unités foncières, %d gisements (profil %s)",
              len(scored), len(unites), len(sites), first.name)
     return AnalysisResult(parcelles=scored, unites_foncieres=unites, gisements=sites, zae=zae,
                           meilleurs_sites=best, profiles=profs,
-                          available=indicators.available, timings=timings)
+                          available=indicators.available, timings=timings,
+                          friches=attached.friches, friches_surfaces=attached.friches_surfaces)
+
+
+def friches_of_territory(layers: Any, links: pd.DataFrame | None, *, idu: np.ndarray,
+                         communes: Sequence[str]) -> AttachedFriches:
+    """Attach the friches of ``layers`` (both build paths call it, with every parcel's links).
+
+    ``links`` is ``None`` when the territory has no friche source: the layers (empty)
+    still get the columns, so that every observatory has the same ones.
+    """
+    if links is None:
+        links = friche_links(layers.parcelles.iloc[:0], layers.friches.iloc[:0],
+                             layers.friches_surfaces.iloc[:0])
+    return attach_friches(layers.friches, layers.friches_surfaces, links=links, idu=idu,
+                          communes=communes, zae=layers.zae)
 
 
 def analysis_context(layers: Any, *, extra: ExtraInputs | None = None,
@@ -437,6 +483,27 @@ class AnalysisContext:
     cibles: Mapping[str, DistanceTargets] = field(default_factory=dict)
     friche_refs: pd.DataFrame | None = None
 
+    def friches_around(self, bounds: tuple[float, float, float, float], *,
+                       idu: Sequence[str] | None = None
+                       ) -> tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None]:
+        """Return the friche points and perimeters of a partition (see :meth:`around`)."""
+        box = shapely.box(*bounds)
+        surfaces = self.friches_surfaces
+        if surfaces is not None and len(surfaces):
+            surfaces = surfaces.iloc[np.sort(surfaces.sindex.query(box, predicate="intersects"))]
+        friches = self.friches
+        if idu is not None and friches is not None and len(friches):
+            rows = friches.sindex.query(box, predicate="intersects")
+            if self.friche_refs is not None and len(self.friche_refs):
+                listed = pd.Index(np.asarray(idu, dtype=object)).get_indexer(
+                    self.friche_refs["idu"].to_numpy(dtype=object)) >= 0
+                rows = np.concatenate([rows, self.friche_refs["row"].to_numpy()[listed]])
+            if surfaces is not None and len(surfaces):
+                same = friches["site_id"].isin(set(surfaces["site_id"])).to_numpy()
+                rows = np.concatenate([rows, np.flatnonzero(same)])
+            friches = friches.iloc[np.unique(rows)]
+        return friches, surfaces
+
     def around(self, bounds: tuple[float, float, float, float], *,
                idu: Sequence[str] | None = None) -> AnalysisContext:
         """Return the context of a partition around ``bounds``.
@@ -456,18 +523,7 @@ class AnalysisContext:
             rows = np.sort(frame.sindex.query(box, predicate="intersects"))
             return frame.iloc[rows]
 
-        surfaces = select(self.friches_surfaces)
-        friches = self.friches
-        if idu is not None and friches is not None and len(friches):
-            rows = friches.sindex.query(box, predicate="intersects")
-            if self.friche_refs is not None and len(self.friche_refs):
-                listed = pd.Index(np.asarray(idu, dtype=object)).get_indexer(
-                    self.friche_refs["idu"].to_numpy(dtype=object)) >= 0
-                rows = np.concatenate([rows, self.friche_refs["row"].to_numpy()[listed]])
-            if surfaces is not None and len(surfaces):
-                same = friches["site_id"].isin(set(surfaces["site_id"])).to_numpy()
-                rows = np.concatenate([rows, np.flatnonzero(same)])
-            friches = friches.iloc[np.unique(rows)]
+        friches, surfaces = self.friches_around(bounds, idu=idu)
         return replace(
             self, zonage=select(self.zonage), zae=select(self.zae),
             batiments=select(self.batiments), friches=friches, friches_surfaces=surfaces,
@@ -562,7 +618,8 @@ def extra_inputs(*, mnt: Any = None, contraintes: Sequence[tuple[Any, Any]] = ()
 
 
 __all__ = ["AnalysisContext", "AnalysisOptions", "AnalysisResult", "Constraint", "ExtraInputs",
-           "analyse", "analysis_context", "partition_task", "scored_frame",
+           "analyse", "analysis_context", "friches_of_territory", "partition_task",
+           "scored_frame",
            "component_labels", "connected_components", "contiguity_pairs",
            "contiguity_pairs_idu", "extra_inputs", "pairs_from_idu", "road_classes",
            "sort_by_idu"]

@@ -115,6 +115,12 @@ class MapLayer:
         ``pts``, ``pct`` (0–1), ``m``, ``m2`` and ``bool``.
     tooltip
         ``(column, French label or "", format)`` shown on hover.
+    source
+        GeoPackage layer drawn, when not ``name`` (two map layers drawn from one).
+    territoire
+        ``True``: only the features of the territory (``dans_territoire``);
+        ``False``: only those nearby; ``None``: all. A layer without the column is
+        taken as the territory's.
     """
 
     name: str
@@ -126,7 +132,19 @@ class MapLayer:
     title: str
     fields: tuple[tuple[str, str, str], ...]
     tooltip: tuple[tuple[str, str, str], ...]
+    source: str | None = None
+    territoire: bool | None = None
 
+
+#: Popup fields of a friche (points and perimeters).
+_FRICHE_FIELDS = (
+    ("site_id", "Identifiant", "text"), ("site_type", "Type", "text"),
+    ("site_statut", "Statut", "text"), ("site_occupation", "Occupation", "text"),
+    ("comm_nom", "Commune", "text"), ("unite_fonciere_surface", "Surface", "m2"),
+    ("zae_id", "Zone d'activités", "text"),
+    ("appariement", "Rattachement aux parcelles", "text"),
+    ("idu_absents", "Parcelles absentes du cadastre", "list"),
+    ("source_nom", "Source", "text"))
 
 #: Layers of the map, from bottom to top.
 MAP_LAYERS: tuple[MapLayer, ...] = (
@@ -150,13 +168,13 @@ MAP_LAYERS: tuple[MapLayer, ...] = (
               ("proprietaire_nom", "Personne morale", "text"),
               ("nb_occupants", "Établissements", "int"), ("idus", "Parcelles", "list")),
              (("occupation", "", "text"), ("surface_m2", "", "m2"))),
-    MapLayer("friches_surfaces", "Friches (périmètres)", "polygon", 0.5, True, "site_nom",
-             "Friche",
-             (("site_id", "Identifiant", "text"), ("site_type", "Type", "text"),
-              ("site_statut", "Statut", "text"), ("site_occupation", "Occupation", "text"),
-              ("comm_nom", "Commune", "text"), ("unite_fonciere_surface", "Surface", "m2"),
-              ("source_nom", "Source", "text")),
-             (("site_nom", "", "text"), ("site_statut", "", "text"))),
+    MapLayer("friches_surfaces_proximite", "Friches à proximité, hors territoire (périmètres)",
+             "polygon", 0.5, True, "site_nom", "Friche hors territoire", _FRICHE_FIELDS,
+             (("site_nom", "", "text"), ("comm_nom", "", "text")), source="friches_surfaces",
+             territoire=False),
+    MapLayer("friches_surfaces", "Friches du territoire (périmètres)", "polygon", 0.5, True,
+             "site_nom", "Friche", _FRICHE_FIELDS,
+             (("site_nom", "", "text"), ("site_statut", "", "text")), territoire=True),
     MapLayer("zae", "Zones d'activités (vacance)", "polygon", 0.5, True, "zae_nom",
              "Zone d'activités",
              (("zae_id", "Identifiant", "text"), ("zae_type", "Type", "text"),
@@ -167,6 +185,8 @@ MAP_LAYERS: tuple[MapLayer, ...] = (
               ("nb_unites_vacantes", "Unités vacantes", "int"),
               ("surface_disponible_m2", "Surface disponible", "m2"),
               ("plus_grande_surface_dispo_m2", "Plus grande surface disponible", "m2"),
+              ("nb_friches", "Friches du territoire", "int"),
+              ("surface_friches_m2", "Surface des friches", "m2"),
               ("regle_vacance", "Règle de vacance", "phrases"), ("zae_origine", "Origine", "text")),
              (("zae_nom", "", "text"), ("taux_vacance", "vacance", "pct"))),
     MapLayer("gisements", "Gisements fonciers", "polygon", 0.5, True, "gisement_id",
@@ -178,12 +198,13 @@ MAP_LAYERS: tuple[MapLayer, ...] = (
               ("communes", "Communes (INSEE)", "text"), ("idus", "Parcelles (IDU)", "list")),
              (("gisement_id", "Gisement", "text"), ("surface_m2", "", "m2"),
               ("score_moyen", "score", "score"))),
-    MapLayer("friches", "Friches", "point", 0.0, True, "site_nom", "Friche",
-             (("site_id", "Identifiant", "text"), ("site_type", "Type", "text"),
-              ("site_statut", "Statut", "text"), ("site_occupation", "Occupation", "text"),
-              ("comm_nom", "Commune", "text"), ("unite_fonciere_surface", "Surface", "m2"),
-              ("source_nom", "Source", "text")),
-             (("site_nom", "", "text"), ("site_statut", "", "text"))),
+    MapLayer("friches_proximite", "Friches à proximité, hors territoire (5 km)", "point", 0.0,
+             True, "site_nom", "Friche hors territoire", _FRICHE_FIELDS,
+             (("site_nom", "", "text"), ("comm_nom", "", "text")), source="friches",
+             territoire=False),
+    MapLayer("friches", "Friches du territoire", "point", 0.0, True, "site_nom", "Friche",
+             _FRICHE_FIELDS, (("site_nom", "", "text"), ("site_statut", "", "text")),
+             territoire=True),
 )
 
 
@@ -317,7 +338,7 @@ def map_data(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: st
     bounds: list[np.ndarray] = []
     zae_views: list[dict] = []
     for spec in MAP_LAYERS:
-        frame = layers.get(spec.name)
+        frame = _features(layers.get(spec.source or spec.name), spec)
         if frame is None or len(frame) == 0 or frame.geometry.isna().all():
             continue
         display = _display_frame(frame, spec, crs, found)
@@ -360,6 +381,16 @@ def map_data(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: st
         },
     }
     return {"meta": meta, "layers": shown}
+
+
+def _features(frame: gpd.GeoDataFrame | None, spec: MapLayer) -> gpd.GeoDataFrame | None:
+    """Return the features of ``frame`` that ``spec`` draws: the territory's, those nearby, all."""
+    if frame is None or spec.territoire is None:
+        return frame
+    if "dans_territoire" not in frame.columns:
+        return frame if spec.territoire else frame.iloc[:0]
+    inside = frame["dans_territoire"].fillna(False).astype(bool).to_numpy()
+    return frame[inside if spec.territoire else ~inside]
 
 
 def _display_columns(frame: pd.DataFrame, spec: MapLayer,

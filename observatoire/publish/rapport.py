@@ -257,11 +257,17 @@ def _key_figures(layers: Mapping[str, gpd.GeoDataFrame],
                     if len(gisements) else "aucun site candidat"))
     friches = layers.get("friches")
     if friches is not None:
-        detail = ""
-        if "site_statut" in friches.columns:
-            n = int((friches["site_statut"] == "friche sans projet").sum())
-            detail = f"dont {number(n)} sans projet"
-        out.append(("Friches recensées", number(len(friches)), detail))
+        ours, nearby = split_friches(friches)
+        details = []
+        if "site_statut" in ours.columns:
+            n = int((ours["site_statut"] == "friche sans projet").sum())
+            details.append(f"dont {number(n)} sans projet")
+        if "zae_id" in ours.columns:
+            details.append(f"{number(int(ours['zae_id'].notna().sum()))} en zone d'activités")
+        out.append(("Friches recensées", number(len(ours)), " ; ".join(details)))
+        if "dans_territoire" in friches.columns:
+            out.append(("Friches à proximité", number(len(nearby)),
+                        "à moins de 5 km, hors du territoire : contexte, non comptées"))
     zae = layers.get("zae")
     if zae is not None:
         detail = ""
@@ -352,10 +358,29 @@ def _best_sites(gisements: gpd.GeoDataFrame | None) -> Section:
     return section
 
 
+def split_friches(friches: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the friches of the territory and those nearby (``dans_territoire``).
+
+    The friches are read with a margin of 5 km: only those of the territory count.
+    A layer without ``dans_territoire`` (no analysis) is taken as the territory's.
+    """
+    if "dans_territoire" not in friches.columns:
+        return friches, friches.iloc[:0]
+    inside = friches["dans_territoire"].fillna(False).astype(bool).to_numpy()
+    return friches[inside], friches[~inside]
+
+
 def _friches(friches: gpd.GeoDataFrame | None) -> Section:
     section = Section("Friches par statut et par type")
     if friches is None or len(friches) == 0:
         section.missing = "Aucune friche n'est recensée pour ce territoire."
+        return section
+    friches, nearby = split_friches(friches)
+    if "dans_territoire" in nearby.columns:
+        _friches_context(section, friches, nearby)
+    if len(friches) == 0:
+        section.missing = "Aucune friche n'est recensée dans le territoire."
+        _nearby_table(section, nearby)
         return section
     status = (friches["site_statut"] if "site_statut" in friches.columns
               else pd.Series(None, index=friches.index)).fillna("non renseigné")
@@ -377,7 +402,57 @@ def _friches(friches: gpd.GeoDataFrame | None) -> Section:
         [[str(idx), *(number(v) for v in row), number(row.sum())]
          for idx, row in zip(cross.index, cross.to_numpy(), strict=True)],
         [False, *[True] * (len(cross.columns) + 1)]))
+    _nearby_table(section, nearby)
     return section
+
+
+def _friches_context(section: Section, ours: pd.DataFrame, nearby: pd.DataFrame) -> None:
+    """Add paragraphs on the friches of the territory, their parcels, and those nearby."""
+    if len(ours):
+        text = (f"{number(len(ours))} friche(s) dans le territoire : celles dont la commune est "
+                f"l'une des siennes (ou, commune inconnue, rattachées à ses parcelles)")
+        if "zae_id" in ours.columns:
+            text += (f", dont {number(int(ours['zae_id'].notna().sum()))} dans une zone "
+                     f"d'activités")
+        section.paragraphs.append(text + ".")
+    if "idu_absents" in ours.columns:
+        both = pd.concat([ours, nearby])
+        stale = both["idu_absents"].dropna().astype(str)
+        if len(stale):
+            ids = int((stale.str.count(r"\|") + 1).sum())
+            geometry = int((both.loc[stale.index, "appariement"] == "géométrie").sum()) \
+                if "appariement" in both.columns else 0
+            section.paragraphs.append(
+                f"{number(ids)} identifiant(s) de parcelle listé(s) par {number(len(stale))} "
+                f"friche(s) n'existent pas dans le cadastre du territoire (parcelles "
+                f"renumérotées depuis l'inventaire) ; {number(geometry)} de ces friches sont "
+                f"rattachées aux parcelles sous leur point ou leur périmètre (champ "
+                f"« appariement » : géométrie), la liste est dans le champ « idu_absents ».")
+    if len(nearby):
+        section.paragraphs.append(
+            f"{number(len(nearby))} autre(s) friche(s) à proximité, à moins de 5 km mais hors "
+            f"du territoire, sont montrées pour le contexte et ne sont pas comptées "
+            f"(dernier tableau).")
+
+
+def _nearby_table(section: Section, nearby: pd.DataFrame) -> None:
+    """Add the table of the friches nearby, by commune."""
+    if len(nearby) == 0:
+        return
+    commune = pd.Series(None, index=nearby.index, dtype=object)
+    for column in ("comm_insee", "comm_nom"):  # the name when known, else the code
+        if column in nearby.columns:
+            commune = nearby[column].astype(object).where(nearby[column].notna(), commune)
+    commune = commune.fillna("non renseignée")
+    no_project = (nearby["site_statut"] == "friche sans projet") if "site_statut" in \
+        nearby.columns else pd.Series(False, index=nearby.index)
+    table = pd.DataFrame({"commune": commune.astype(str), "n": 1,
+                          "sans": no_project.astype(int)}).groupby("commune").sum()
+    table = table.sort_values("n", ascending=False, kind="stable")
+    section.tables.append(Table(
+        ["Friches à proximité (hors territoire) : commune", "Friches", "Sans projet"],
+        [[str(c), number(r.n), number(r.sans)] for c, r in table.iterrows()],
+        [False, True, True]))
 
 
 def _vacancy(zae: gpd.GeoDataFrame | None) -> Section:
@@ -416,6 +491,8 @@ def _vacancy(zae: gpd.GeoDataFrame | None) -> Section:
             ("taux_vacance_surface", "Vacance (surface)", percent, True),
             ("surface_disponible_m2", "Disponible", hectares, True),
             ("plus_grande_surface_dispo_m2", "Plus grand lot", hectares, True),
+            ("nb_friches", "Friches", number, True),
+            ("surface_friches_m2", "Surface des friches", hectares, True),
             ("regle_vacance", "Règle appliquée", _text, False)]
     spec = [s for s in spec if s[0] in frame.columns]
     rows = [[fmt(v) for (_, _, fmt, _), v in zip(spec, values, strict=True)]

@@ -165,13 +165,20 @@ def _normalise_attrs(fields: pd.DataFrame, path: Path, layer: str | None,
 
 
 def parse_idu_list(value: str | None) -> str | None:
-    """Normalise a parcel list — ``{a,b}`` (Cartofriches), ``a|b`` or ``a,b`` — to ``a|b``."""
-    if value is None:
+    """Normalise a parcel list — ``{a,b}`` (Cartofriches), ``a|b`` or ``a,b`` — to ``a|b``.
+
+    A missing value (``None``, NaN: a text column of pandas 3) and the missing
+    markers (``NA``, ``NaN``… in any case) give ``None``.
+    """
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     s = str(value).strip().strip("{}[]")
     items = [i.strip().strip('"\'') for i in s.replace("|", ",").replace(";", ",").split(",")]
-    items = [i.upper() for i in items if i and i.upper() not in CSV_MISSING]
+    items = [i.upper() for i in items if i and i.upper() not in _MISSING_UPPER]
     return "|".join(dict.fromkeys(items)) or None
+
+
+_MISSING_UPPER = {m.upper() for m in CSV_MISSING}
 
 
 def _read_cnig_csv(path: Path, source: Source, report: SourceReport

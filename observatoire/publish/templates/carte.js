@@ -200,6 +200,18 @@ function observatoireCarte(map, dataElementId) {
                                       props.site_statut ? props.site_statut[i] : null,
                                       palettes.friche_autre),
                 weight: 2, fillOpacity: 0.25};
+      // Friches nearby (outside the territory): the same colours, paler and dashed.
+      case "friches_proximite":
+        return {radius: 5, color: "#636363", weight: 1, dashArray: "2 2",
+                fillColor: categoryColour(palettes.friches,
+                                          props.site_statut ? props.site_statut[i] : null,
+                                          palettes.friche_autre),
+                fillOpacity: 0.45};
+      case "friches_surfaces_proximite":
+        return {color: categoryColour(palettes.friches,
+                                      props.site_statut ? props.site_statut[i] : null,
+                                      palettes.friche_autre),
+                weight: 1, dashArray: "4 3", fillOpacity: 0.1};
       case "zonage":
         return {color: "#8c6d31", weight: 0.8,
                 fillColor: categoryColour(palettes.zonage, props.typezone ? props.typezone[i] : null,
@@ -347,7 +359,7 @@ function observatoireCarte(map, dataElementId) {
   });
 
   function bringPointsToFront() {
-    ["gisements", "friches"].forEach(function (id) {
+    ["gisements", "friches_proximite", "friches"].forEach(function (id) {
       if (groups[id] && map.hasLayer(groups[id])) { groups[id].bringToFront(); }
     });
   }
@@ -450,7 +462,7 @@ function observatoireCarte(map, dataElementId) {
         } else {
           legendItem(list, "#ffffff", "Parcelle (score non calculé)", "polygon", "#636363");
         }
-      } else if (layer.id === "friches" || layer.id === "friches_surfaces") {
+      } else if (/^friches(_surfaces)?(_proximite)?$/.test(layer.id)) {
         Object.keys(palettes.friches).forEach(function (k) {
           legendItem(list, palettes.friches[k][0], palettes.friches[k][1], layer.geom.type);
         });
