@@ -90,6 +90,7 @@ ALIASES: dict[str, str] = {
     "dans_territoire": "Dans le territoire",
     "idu_absents": "Parcelles citées absentes du cadastre",
     "appariement": "Rattachement aux parcelles",
+    "surface_origine": "Origine de la surface",
     # zae
     "zae_type": "Type de site économique",
     "zae_vocation": "Vocation dominante",
@@ -200,6 +201,11 @@ VALUE_MAPS: dict[str, dict[str, str]] = {
     "zone_typezone": {"AU": "AU — à urbaniser",
                       **{value: label for value, (_, label) in ZONE_TYPES.items()}},
     "etat": {"A": "Actif", "F": "Fermé"},
+    "appariement": {"identifiant": "Par identifiant de parcelle (IDU)",
+                    "géométrie": "Par géométrie (point ou périmètre)"},
+    "surface_origine": {"périmètre": "Aire du périmètre",
+                        "unité foncière": "Surface de l'unité foncière déclarée",
+                        "parcelles": "Aire des parcelles rattachées"},
 }
 #: Value maps that hold in one layer only.
 LAYER_VALUE_MAPS: dict[str, dict[str, dict[str, str]]] = {
