@@ -34,11 +34,23 @@ def test_validate_the_sample(capsys):
     assert parcelles.startswith("RÉPARÉ")
     assert "828 entités gardées sur 851 lues" in parcelles
     assert "parcelles hors des communes du territoire écartées : 23" in parcelles
-    assert "géométries vides : 1" in line_of(lines, "sources.zonage")
-    for key, n in (("sources.batiments", 325), ("sources.routes", 182),
-                   ("sources.friches", 14)):
+    # Read through the parcels' box, as the build reads it: the zone with an empty
+    # geometry has no box and is not read (26 features in the file).
+    assert "25 entités gardées sur 25 lues" in line_of(lines, "sources.zonage")
+    for key, n in (("sources.batiments", 325), ("sources.routes", 182)):
         line = line_of(lines, key)
         assert line.startswith("LU") and f"{n} entités gardées sur {n} lues" in line
+    # As the build: the friches beyond 5 km of the parcels are dropped, and counted.
+    assert ("8 entités gardées sur 14 lues (cartofriches, CRS EPSG:4326) — friches hors du "
+            "territoire (à plus de 5 km) écartées : 6") in line_of(lines, "sources.friches")
+    # No DEM and no constraint: what the results lose, with the reliability points.
+    warnings = [ln for ln in lines if ln.startswith("ATTENTION")]
+    assert warnings == [
+        "ATTENTION source mnt absente : la pente n'est pas notée (fiabilité des scores : "
+        "−10 points pour industrie, −15 points pour logistique)",
+        "ATTENTION source contraintes absente : aucune contrainte réglementaire (zone "
+        "inondable, espace protégé…) n'exclut ni ne pénalise de parcelle (fiabilité des "
+        "scores : −5 points pour industrie, −5 points pour logistique)"]
     assert lines[-1] == "Toutes les sources sont lisibles."
 
 

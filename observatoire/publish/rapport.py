@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from observatoire import __version__
+from observatoire.analysis.scoring import UNDETERMINED
 from observatoire.config import Territory
 from observatoire.outputs import StagedFile
 from observatoire.publish.assets import (
@@ -156,7 +157,7 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
             _friches(layers.get("friches")),
             _vacancy(layers.get("zae")),
             _scores(parcelles, found),
-            _sources(reports, parcelles, found, base),
+            _sources(reports, parcelles, found, base, profiles or ProfileTexts()),
         ]
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     template = env.from_string(template_text("rapport.html"))
@@ -167,7 +168,7 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
         date=date,
         produced=dt.date.today().isoformat(),
         version=__version__,
-        figures=_key_figures(layers, found),
+        figures=_key_figures(layers, found, profiles or ProfileTexts(), reports),
         sections=sections,
         css=template_text("rapport.css"),
     )
@@ -230,8 +231,9 @@ def surface_m2(frame: pd.DataFrame) -> pd.Series:
 # --------------------------------------------------------------------------- figures
 
 
-def _key_figures(layers: Mapping[str, gpd.GeoDataFrame],
-                 profiles: Sequence[ScoringProfile]) -> list[tuple[str, str, str]]:
+def _key_figures(layers: Mapping[str, gpd.GeoDataFrame], profiles: Sequence[ScoringProfile],
+                 texts: ProfileTexts, reports: Sequence[SourceReport]
+                 ) -> list[tuple[str, str, str]]:
     """``(label, value, detail)`` of the key figures."""
     out: list[tuple[str, str, str]] = []
     parcelles = layers.get("parcelles")
@@ -242,9 +244,15 @@ def _key_figures(layers: Mapping[str, gpd.GeoDataFrame],
         if main and main.score:
             ok = parcelles[main.score].notna()
             good = parcelles[main.classe].isin(["A", "B"]) if main.classe else ok & False
-            out.append((f"Parcelles évaluées ({main.label})", hectares(area[ok].sum()),
-                        f"{number(int(ok.sum()))} parcelles non exclues, dont "
-                        f"{hectares(area[good].sum())} en classes A ou B"))
+            unsure = (parcelles[main.classe] == UNDETERMINED).to_numpy(dtype=bool) \
+                if main.classe else np.zeros(len(parcelles), dtype=bool)
+            detail = (f"{number(int(ok.sum()))} parcelles non exclues, dont "
+                      f"{hectares(area[good].sum())} en classes A ou B")
+            if unsure.any():
+                detail += (f" ; {hectares(area[unsure].sum())} de classe non déterminée "
+                           f"({_why_undetermined(main, texts, reports)}), comptés dans "
+                           f"aucune classe")
+            out.append((f"Parcelles évaluées ({main.label})", hectares(area[ok].sum()), detail))
     gisements = layers.get("gisements")
     if gisements is not None:
         area = surface_m2(gisements)
@@ -271,6 +279,26 @@ def _key_figures(layers: Mapping[str, gpd.GeoDataFrame],
             detail += f" ; {hectares(free)} disponibles"
         out.append(("Zones d'activités", number(len(zae)), detail.strip(" ;")))
     return out
+
+
+def _why_undetermined(main: ScoringProfile, texts: ProfileTexts,
+                      reports: Sequence[SourceReport]) -> str:
+    """Why parcels of the main profile have no class: the threshold and the sources missing."""
+    threshold = texts.fiabilite_min.get(main.name)
+    head = (f"fiabilité sous {percent(threshold)}" if threshold is not None
+            else "fiabilité insuffisante")
+    present = {r.kind for r in reports
+               if (r.features_in_territory if r.features_in_territory is not None
+                   else r.features_kept)}
+    if "zonage" in present:
+        present.add("zae")  # the ZAE are derived from the zoning when not given
+    prefix = f"contrib_{main.name}_"
+    missing = [texts.labels.get(col, col[len(prefix):])
+               for col, kind in texts.sources.items()
+               if col.startswith(prefix) and kind and kind not in present]
+    if missing:
+        return f"{head} : sans donnée pour {', '.join(missing)}"
+    return f"{head} : données absentes pour ces parcelles (hors de l'emprise d'une source)"
 
 
 def _available_land(parcelles: gpd.GeoDataFrame | None, profiles: Sequence[ScoringProfile],
@@ -464,7 +492,8 @@ def _scores(parcelles: gpd.GeoDataFrame | None, profiles: Sequence[ScoringProfil
 
 
 def _sources(reports: Sequence[SourceReport], parcelles: gpd.GeoDataFrame | None,
-             profiles: Sequence[ScoringProfile], base: Path | None) -> Section:
+             profiles: Sequence[ScoringProfile], base: Path | None,
+             texts: ProfileTexts) -> Section:
     section = Section("Sources et fiabilité")
     if reports:
         rows = []
@@ -483,13 +512,22 @@ def _sources(reports: Sequence[SourceReport], parcelles: gpd.GeoDataFrame | None
     if parcelles is not None and reliable:
         section.paragraphs.append(
             "La fiabilité d'un score est la part du poids total des critères dont les données "
-            "étaient disponibles pour la parcelle (1 = toutes les données).")
+            "étaient disponibles pour la parcelle (1 = toutes les données). Sous le seuil du "
+            "profil, la parcelle garde son score mais sa classe est « non déterminée » : elle "
+            "n'est comptée dans aucune classe.")
         rows = []
         for p in reliable:
             values = pd.to_numeric(parcelles[p.fiabilite], errors="coerce").dropna()
+            threshold = texts.fiabilite_min.get(p.name)
+            unsure = (parcelles[p.classe] == UNDETERMINED).to_numpy(dtype=bool) if p.classe \
+                else np.zeros(len(parcelles), dtype=bool)
             rows.append([p.label, number(values.mean(), 2) if len(values) else "—",
                          percent((values >= 0.8).mean()) if len(values) else "—",
-                         number(values.min(), 2) if len(values) else "—"])
+                         number(values.min(), 2) if len(values) else "—",
+                         percent(threshold) if threshold is not None else "—",
+                         number(int(unsure.sum()))])
         section.tables.append(Table(["Profil", "Fiabilité moyenne", "Parcelles ≥ 0,8",
-                                     "Fiabilité minimale"], rows, [False, True, True, True]))
+                                     "Fiabilité minimale", "Seuil de classe",
+                                     "Classe non déterminée"], rows,
+                                    [False, True, True, True, True, True]))
     return section

@@ -102,6 +102,11 @@ class SourceReport:
         What was repaired or dropped, and how many: ``{"géométries réparées": 3}``.
     read_at
         When the source was read (ISO 8601, UTC).
+    features_in_territory
+        Features that can serve the territory's parcels, when fewer than
+        ``features_kept`` may (a layer read whole: zones meeting the parcels' box,
+        lines and points within 5 km of it, owner rows of the territory's communes);
+        ``None``: ``features_kept``.
     """
 
     kind: str
@@ -114,6 +119,14 @@ class SourceReport:
     crs_in: str | None = None
     repairs: dict[str, int] = field(default_factory=dict)
     read_at: str = ""
+    features_in_territory: int | None = None
+
+    @property
+    def in_territory(self) -> int:
+        """Features that can serve the territory's parcels (see ``features_in_territory``)."""
+        if self.features_in_territory is None:
+            return self.features_kept
+        return self.features_in_territory
 
     def count(self, what: str, n: int) -> None:
         """Add ``n`` to the repair counter ``what`` (nothing when ``n`` is 0)."""
@@ -226,6 +239,8 @@ def merge_reports(reports: Sequence[SourceReport]) -> SourceReport:
         crs_in=next((r.crs_in for r in reports if r.crs_in is not None), None),
         repairs=repairs,
         read_at=min(times, key=dt.datetime.fromisoformat) if times else "",
+        features_in_territory=None if all(r.features_in_territory is None for r in reports)
+        else sum(r.in_territory for r in reports),
     )
 
 
