@@ -249,9 +249,10 @@ def _key_figures(layers: Mapping[str, gpd.GeoDataFrame], profiles: Sequence[Scor
             detail = (f"{number(int(ok.sum()))} parcelles non exclues, dont "
                       f"{hectares(area[good].sum())} en classes A ou B")
             if unsure.any():
+                partial = bool((ok.to_numpy(dtype=bool) & ~unsure).any())
                 detail += (f" ; {hectares(area[unsure].sum())} de classe non déterminée "
-                           f"({_why_undetermined(main, texts, reports)}), comptés dans "
-                           f"aucune classe")
+                           f"({_why_undetermined(main, texts, reports, partial)}), comptés "
+                           f"dans aucune classe")
             out.append((f"Parcelles évaluées ({main.label})", hectares(area[ok].sum()), detail))
     gisements = layers.get("gisements")
     if gisements is not None:
@@ -282,14 +283,15 @@ def _key_figures(layers: Mapping[str, gpd.GeoDataFrame], profiles: Sequence[Scor
 
 
 def _why_undetermined(main: ScoringProfile, texts: ProfileTexts,
-                      reports: Sequence[SourceReport]) -> str:
-    """Why parcels of the main profile have no class: the threshold and the sources missing."""
+                      reports: Sequence[SourceReport], partial: bool) -> str:
+    """Why parcels of the main profile have no class: the threshold, the data missing.
+
+    ``partial``: other parcels of the profile have a class, so these lack data that
+    the sources give elsewhere (a parcel off the zoning or the DEM).
+    """
     threshold = texts.fiabilite_min.get(main.name)
-    head = (f"fiabilité sous {percent(threshold)}" if threshold is not None
-            else "fiabilité insuffisante")
-    present = {r.kind for r in reports
-               if (r.features_in_territory if r.features_in_territory is not None
-                   else r.features_kept)}
+    reasons = []
+    present = {r.kind for r in reports if r.in_territory}
     if "zonage" in present:
         present.add("zae")  # the ZAE are derived from the zoning when not given
     prefix = f"contrib_{main.name}_"
@@ -297,8 +299,12 @@ def _why_undetermined(main: ScoringProfile, texts: ProfileTexts,
                for col, kind in texts.sources.items()
                if col.startswith(prefix) and kind and kind not in present]
     if missing:
-        return f"{head} : sans donnée pour {', '.join(missing)}"
-    return f"{head} : données absentes pour ces parcelles (hors de l'emprise d'une source)"
+        reasons.append(f"critères sans donnée : {', '.join(missing)}")
+    if partial or not missing:
+        reasons.append("parcelles hors de l'emprise d'une source fournie (zonage, MNT…)")
+    head = (f"fiabilité sous {percent(threshold)}" if threshold is not None
+            else "fiabilité insuffisante")
+    return f"{head} ; {' ; '.join(reasons)}"
 
 
 def _available_land(parcelles: gpd.GeoDataFrame | None, profiles: Sequence[ScoringProfile],
@@ -311,8 +317,9 @@ def _available_land(parcelles: gpd.GeoDataFrame | None, profiles: Sequence[Scori
     main = profiles[0]
     section.paragraphs.append(
         f"Surface des parcelles non exclues par le profil « {main.label} », par classe de "
-        "score (A : très favorable … E : défavorable) ; les parcelles exclues (zones "
-        "naturelles, risques, pente…) sont comptées à part.")
+        "score (A : très favorable … E : défavorable) ; les parcelles notées sur trop peu "
+        "de critères (classe non déterminée) et les parcelles exclues (zones naturelles, "
+        "risques, pente…) sont comptées à part.")
     area = surface_m2(parcelles) / 10_000
     commune = (parcelles["code_insee"].astype(str) if "code_insee" in parcelles.columns
                else pd.Series("territoire", index=parcelles.index))
