@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from conftest import SAMPLE
 from shapely import Polygon
-from test_bad_inputs import CORPUS, X0, Y0, bdparcellaire, square, write_territory
+from test_bad_inputs import (
+    CORPUS,
+    TERRITORY_CORPUS,
+    X0,
+    Y0,
+    bdparcellaire,
+    square,
+    write_territory,
+)
 from test_cli import SAMPLE_SOURCES
 
 from observatoire.cli import main
-from observatoire.validate import validate_territory
+from observatoire.validate import check_territory, validate_territory
 
 
 def run(capsys, config: Path) -> tuple[int, list[str]]:
@@ -114,3 +123,49 @@ def test_validate_refuses_an_output_folder_that_is_a_file(tmp_path):
     assert not ok
     assert "n'est pas un dossier" in line_of(lines, "sorties.dossier")
     assert line_of(lines, "sources.parcelles").startswith("RÉPARÉ")
+
+
+# --- validate refuses what the build refuses ---------------------------------------------------
+
+
+def _refused_as(config: Path, error: type, match: str, names: str) -> str:
+    """Validate ``config``: refused, by an error of class ``error`` naming ``names``."""
+    result = check_territory(config)
+    assert not result.ok
+    same = [c for c in result.refused if isinstance(c.error, error)
+            and re.search(match, str(c.error)) and names in str(c.error)]
+    assert same, [c.line for c in result.refused]
+    (line,) = [ln for ln in result.lines() if ln == same[0].line]
+    assert line.startswith("REFUSÉ")
+    return line
+
+
+@pytest.mark.parametrize("case", sorted(CORPUS))
+def test_validate_refuses_every_bad_input(case, tmp_path):
+    """Each bad source the build refuses (test_cli.py), validate refuses the same way."""
+    bad = CORPUS[case]
+    table = bad.build(tmp_path)
+    config = write_territory(tmp_path, SAMPLE_SOURCES | {bad.kind: table})
+    line = _refused_as(config, bad.error, bad.match, bad.file)
+    key = "sources.parcelles" if bad.kind == "parcelles" else f"sources.{bad.kind}"
+    assert line.startswith(f"REFUSÉ  {key} : ")
+
+
+@pytest.mark.parametrize("case", sorted(TERRITORY_CORPUS))
+def test_validate_refuses_every_bad_territory(case, tmp_path):
+    """Settings and a DEM the build refuses (test_bad_inputs.py): validate refuses them."""
+    bad = TERRITORY_CORPUS[case]
+    out = tmp_path / "sorties"
+    _refused_as(bad.write(tmp_path, out), bad.error, bad.match, bad.names)
+    assert not out.exists()
+
+
+def test_validate_lists_every_refused_setting(tmp_path):
+    """The build stops on the first problem; validate names them all, and reads the sources."""
+    config = write_territory(tmp_path, {}, options={"partition": "departement",
+                                                    "export_cnig": True},
+                             profiles={"industrie": {"fiabilite_min": 2}})
+    result = check_territory(config)
+    assert [c.key for c in result.refused] == ["profils", "options", "options.export_cnig"]
+    assert [c.key for c in result.checks if c.status.strip() == "RÉPARÉ"] == [
+        "sources.parcelles"]
