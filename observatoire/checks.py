@@ -200,8 +200,10 @@ def missing_source_warnings(territory: Territory) -> list[str]:
 
 
 def _names(report: SourceReport) -> str:
+    """Name the files of a source, and its layer unless the file's name says it (GeoJSON)."""
     files = ", ".join(p.name for p in report.paths)
-    return f"« {files} »" + (f", couche « {report.layer} »" if report.layer else "")
+    layer = report.layer if report.layer not in {p.stem for p in report.paths} else None
+    return f"« {files} »" + (f", couche « {layer} »" if layer else "")
 
 
 def source_warnings(reports: Sequence[SourceReport], territory: Territory) -> list[str]:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pyogrio
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, zoning_without_u_zones
 from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers, without_analysis
 
 from observatoire.analysis import analyse
@@ -210,20 +209,6 @@ def test_report_is_deterministic_apart_from_dates(sample):
 # --------------------------------------------------------------------------- reliability
 
 
-def _zoning_without_u_zones(folder: Path) -> Path:
-    """The sample's real zoning less its mixed urban zones UA and UB, written here.
-
-    The parcels of those zones get no zone: their zoning criterion is not known
-    (reliability 0.55 for ``industrie``), while the activity zone UY, the AU and
-    the A/N zones stay.
-    """
-    zones = pyogrio.read_dataframe(SAMPLE / "zoning.gpkg", layer="zoning2")
-    kept = zones[~zones["LIBELLE"].isin(["UA", "UB"])]
-    assert 0 < len(kept) < len(zones)
-    pyogrio.write_dataframe(kept, folder / "zonage-sans-ua-ub.gpkg", layer="zonage")
-    return folder / "zonage-sans-ua-ub.gpkg"
-
-
 def _real_report(folder: Path, sources: str) -> tuple[gpd.GeoDataFrame, str]:
     """Analyse a territory of the sample's real files; its parcels and its report's text."""
     toml = folder / "territoire.toml"
@@ -253,7 +238,7 @@ chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
 
 
 def test_headline_counts_determined_classes_only(tmp_path):
-    zoning = _zoning_without_u_zones(tmp_path)
+    zoning = zoning_without_u_zones(tmp_path)
     p, text = _real_report(tmp_path, f"""
 [sources.zonage]
 chemin = "{zoning}"

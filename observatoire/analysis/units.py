@@ -307,7 +307,8 @@ def _groups(labels: np.ndarray, idu: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """Order parcels by (group, IDU): the order, the group starts and the group sizes."""
     order = np.lexsort((idu, labels))
     lab = labels[order]
-    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    # No parcel, no group (a ZAE layer that meets no parcel, in a build by partition).
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]]) if len(lab) else order
     sizes = np.diff(np.r_[starts, len(lab)])
     return order, starts, sizes
 
