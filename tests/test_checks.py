@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from html import unescape
 from pathlib import Path
 
 import geopandas as gpd
@@ -198,6 +199,9 @@ def test_the_zoning_of_another_commune(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="observatoire"):
         built = build(load_territory(config))
     assert expected in [r.getMessage() for r in caplog.records]
+    # The report's reader, who never saw the command line, reads it too.
+    page = unescape((built.gpkg.parent / "rapport.html").read_text(encoding="utf-8"))
+    assert f"Avertissement : {expected}." in page
     parcelles = gpd.read_file(built.gpkg, layer="parcelles")
     # Zoning known nowhere: 30 points of 100 for industrie, no class.
     scored = parcelles[~parcelles["exclu_industrie"].astype(bool)]

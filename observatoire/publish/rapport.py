@@ -113,6 +113,8 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
     StagedFile
         ``rapport.html`` in the output folder.
     """
+    from observatoire.checks import missing_source_warnings, source_warnings
+
     staged = StagedFile(territory.output_dir / "rapport.html")
     page = render_report(
         layers, reports,
@@ -121,6 +123,7 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
         date=str(territory.options.get("date_observation") or dt.date.today().isoformat()),
         profiles=profile_texts(territory),
         base=territory.path.parent,
+        warnings=[*missing_source_warnings(territory), *source_warnings(reports, territory)],
     )
     staged.tmp.write_text(page, encoding="utf-8")
     return staged
@@ -128,7 +131,8 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
 
 def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[SourceReport], *,
                   territory_name: str, communes: Sequence[str], date: str,
-                  profiles: ProfileTexts | None = None, base: Path | None = None) -> str:
+                  profiles: ProfileTexts | None = None, base: Path | None = None,
+                  warnings: Sequence[str] = ()) -> str:
     """Return the HTML of the report.
 
     Parameters
@@ -141,6 +145,9 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
         Order and labels of the scoring profiles; the first is the main one.
     base
         Folder that source paths are shown relative to (file names otherwise).
+    warnings
+        What the results lose (key sources missing, sources empty for the
+        territory: :mod:`observatoire.checks`), listed with the sources.
 
     Returns
     -------
@@ -157,7 +164,7 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
             _friches(layers.get("friches")),
             _vacancy(layers.get("zae")),
             _scores(parcelles, found),
-            _sources(reports, parcelles, found, base, profiles or ProfileTexts()),
+            _sources(reports, parcelles, found, base, profiles or ProfileTexts(), warnings),
         ]
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     template = env.from_string(template_text("rapport.html"))
@@ -500,8 +507,9 @@ def _scores(parcelles: gpd.GeoDataFrame | None, profiles: Sequence[ScoringProfil
 
 def _sources(reports: Sequence[SourceReport], parcelles: gpd.GeoDataFrame | None,
              profiles: Sequence[ScoringProfile], base: Path | None,
-             texts: ProfileTexts) -> Section:
+             texts: ProfileTexts, warnings: Sequence[str] = ()) -> Section:
     section = Section("Sources et fiabilité")
+    section.paragraphs += [f"Avertissement : {w}." for w in warnings]
     if reports:
         rows = []
         for r in reports:
