@@ -113,8 +113,11 @@ def build(territory: Territory, *, progress: Progress | None = None,
     ObservatoireError
         On bad input; no output is replaced.
     """
+    from observatoire.checks import check_settings, missing_source_warnings, warn
     from observatoire.partitioned import by_partition, staging_folder
 
+    check_settings(territory)
+    warn(missing_source_warnings(territory))
     say = progress or (lambda msg: log.info(msg))
     timings: dict[str, float] = {}
     dest = territory.gpkg_path
@@ -259,6 +262,7 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
         layers.reports[[r.kind for r in layers.reports].index("batiments")] = report
         buildings = layer_reader(writer.tmp, "batiments")
         timings["lecture_batiments"] = time.perf_counter() - t
+    _warn_sources(layers, territory)
 
     # Roads are written now: the analysis indexes them once for the distances, and the
     # build need not hold them beside that index (nor, with worker processes, at all).
@@ -309,6 +313,13 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
                   checksums=checksums, write_start=t, views=result.views)
 
 
+def _warn_sources(layers: Layers, territory: Territory) -> None:
+    """Warn of the sources read that hold nothing for the territory (all of them read)."""
+    from observatoire.checks import source_warnings, warn
+
+    warn(source_warnings(layers.reports, territory))
+
+
 def _local(executor: Any) -> Any:
     """Return ``executor`` when its workers run on this machine (they read local files)."""
     from observatoire.executor import ProcessExecutor
@@ -349,6 +360,7 @@ def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[
     layers.reports.extend(extra.reports())
     layers.available |= extra.available()
     timings["lecture_analyse"] = time.perf_counter() - t
+    _warn_sources(layers, territory)
 
     t = time.perf_counter()
     say("Indicateurs, notation, unités foncières et gisements…")

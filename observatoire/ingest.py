@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
 import shapely
 
-from observatoire.config import Territory
+from observatoire.config import Source, Territory
 from observatoire.readers.cadastre import read_parcelles
 from observatoire.readers.common import ReadResult, SourceReport, new_report
 from observatoire.readers.etablissements import read_etablissements
@@ -22,6 +23,22 @@ log = logging.getLogger(__name__)
 
 #: Context layers are kept within this distance of the territory's parcels (m).
 CONTEXT_MARGIN = 5_000.0
+
+#: Readers of the context sources (everything but the parcels and the analysis inputs).
+CONTEXT_READERS: dict[str, Callable[..., ReadResult]] = {
+    "zonage": read_zonage,
+    "friches": read_friches,
+    "zae": read_zae,
+    "batiments": read_batiments,
+    "routes": read_routes,
+    "etablissements": read_etablissements,
+}
+#: Context sources read through the box of the context (an R-tree query on a GeoPackage):
+#: a national buildings file costs what the territory holds.
+BOXED = frozenset({"zonage", "batiments", "routes"})
+#: Context sources whose features beyond the margin are dropped, and counted under this name.
+NEAR = {"friches": "friches", "batiments": "bâtiments", "routes": "routes",
+        "etablissements": "établissements"}
 
 
 @dataclass
@@ -87,42 +104,39 @@ def ingest(territory: Territory, *, parcelles: ReadResult | None = None,
     reports: list[SourceReport] = []
     available: set[str] = set()
 
-    def run(kind: str, reader, **kw) -> ReadResult | None:  # type: ignore[no-untyped-def]
-        source = territory.source(kind)
-        if source is None:
-            return None
-        if kind in streamed:
-            reports.append(new_report(kind, source.paths, source.format, source.layer))
-            available.add(kind)
-            return None
-        log.info("lecture de %s (%s)", kind, ", ".join(p.name for p in source.paths))
-        result = reader(source, crs=crs, base=base, **kw)
-        reports.append(result.report)
-        available.add(kind)
-        return result
-
     if parcelles is None:
-        parcelles = run("parcelles", read_parcelles, communes=territory.communes)
-        assert parcelles is not None  # required by the territory file
+        source = territory.source("parcelles")
+        assert source is not None  # required by the territory file
+        log.info("lecture de parcelles (%s)", ", ".join(p.name for p in source.paths))
+        parcelles = read_parcelles(source, crs=crs, base=base, communes=territory.communes)
         if len(parcelles.frame) == 0:
             from observatoire.errors import SourceError
 
             raise SourceError(
-                f"{territory.source('parcelles').path} : aucune parcelle des communes "  # type: ignore[union-attr]
+                f"{source.path} : aucune parcelle des communes "
                 f"{', '.join(territory.communes)} ; vérifiez territoire.communes et le fichier"
             )
-    else:
-        reports.append(parcelles.report)
-        available.add("parcelles")
-    extent = context_extent(bounds or tuple(parcelles.frame.total_bounds))
+    reports.append(parcelles.report)
+    available.add("parcelles")
+    box = bounds or tuple(parcelles.frame.total_bounds)
 
-    # Context layers are read through the territory's box (an R-tree query on a
-    # GeoPackage): a national buildings file costs what the territory holds.
-    box = tuple(extent.bounds)
-    zonage = run("zonage", read_zonage, bbox=box)
+    def run(kind: str) -> ReadResult | None:
+        source = territory.source(kind)
+        if source is None:
+            return None
+        available.add(kind)
+        if kind in streamed:
+            reports.append(new_report(kind, source.paths, source.format, source.layer))
+            return None
+        log.info("lecture de %s (%s)", kind, ", ".join(p.name for p in source.paths))
+        result = read_context_source(source, territory, bounds=box)
+        reports.append(result.report)
+        return result
+
+    zonage = run("zonage")
     zonage_frame = zonage.frame if zonage else empty_layer(ZONAGE, crs)
-    friches = run("friches", read_friches)
-    zae = run("zae", read_zae)
+    friches = run("friches")
+    zae = run("zae")
     if zae is not None:
         zae_frame = zae.frame
     elif zonage is not None:
@@ -130,38 +144,77 @@ def ingest(territory: Territory, *, parcelles: ReadResult | None = None,
         available.add("zae")
     else:
         zae_frame = empty_layer(ZAE, crs)
-    batiments = run("batiments", read_batiments, bbox=box)
-    routes = run("routes", read_routes, bbox=box)
-    etablissements = run("etablissements", read_etablissements)
-
-    def near(frame: gpd.GeoDataFrame, report: SourceReport | None, what: str
-             ) -> gpd.GeoDataFrame:
-        out = keep_near(frame, extent, report, what)
-        if len(frame) and not len(out):
-            log.warning("%s : aucune entité à moins de 5 km des parcelles : CRS erroné ?", what)
-        return out
-
-    fr_report = friches.report if friches else None
-    layers = Layers(
+    batiments = run("batiments")
+    routes = run("routes")
+    etablissements = run("etablissements")
+    return Layers(
         parcelles=parcelles.frame,
-        friches=near(friches.frame, fr_report, "friches") if friches
-        else empty_friches(crs),
-        friches_surfaces=near(friches.extra["friches_surfaces"], None, "") if friches
+        friches=friches.frame if friches else empty_friches(crs),
+        friches_surfaces=friches.extra["friches_surfaces"] if friches
         else empty_friches(crs, surfaces=True),
         zae=zae_frame,
         zonage=zonage_frame,
-        batiments=near(batiments.frame, batiments.report, "bâtiments") if batiments
-        else empty_layer(BATIMENTS, crs),
-        routes=near(routes.frame, routes.report, "routes") if routes
-        else empty_layer(ROUTES, crs),
-        etablissements=near(etablissements.frame, etablissements.report, "établissements")
-        if etablissements else None,
+        batiments=batiments.frame if batiments else empty_layer(BATIMENTS, crs),
+        routes=routes.frame if routes else empty_layer(ROUTES, crs),
+        etablissements=etablissements.frame if etablissements else None,
         reports=reports,
         available=available,
     )
-    if friches:
-        friches.report.features_kept = len(layers.friches)
-    return layers
+
+
+def read_context_source(source: Source, territory: Territory, *,
+                        bounds: tuple[float, float, float, float] | None) -> ReadResult:
+    """Read one context source as the build does, and count what serves the territory.
+
+    The build and ``validate`` both read through here, so that they keep the same
+    features and say the same counts.
+
+    Parameters
+    ----------
+    source
+        A source of a kind of :data:`CONTEXT_READERS`.
+    territory
+        The loaded territory file.
+    bounds
+        Box of the territory's parcels. Sources of :data:`BOXED` are read through
+        this box widened by :data:`CONTEXT_MARGIN`, those of :data:`NEAR` keep the
+        features within the margin (the others are dropped and counted); the zones
+        (``zonage``, ``zae``) meeting the box are counted in
+        ``report.features_in_territory``. ``None``: the whole file, nothing dropped
+        nor counted.
+
+    Returns
+    -------
+    ReadResult
+        The canonical layer and its report.
+
+    Raises
+    ------
+    ObservatoireError
+        The source cannot be read, with its file, layer and field.
+    """
+    kind = source.kind
+    read = CONTEXT_READERS[kind]
+    if bounds is None:
+        return read(source, crs=territory.crs, base=territory.path.parent)
+    extent = context_extent(bounds)
+    kw = {"bbox": tuple(extent.bounds)} if kind in BOXED else {}
+    result = read(source, crs=territory.crs, base=territory.path.parent, **kw)
+    if kind in NEAR:
+        result.frame = keep_near(result.frame, extent, result.report, NEAR[kind])
+    if kind == "friches":
+        result.extra["friches_surfaces"] = keep_near(result.extra["friches_surfaces"], extent,
+                                                     None, "")
+    if kind in ("zonage", "zae"):
+        result.report.features_in_territory = count_meeting(result.frame, shapely.box(*bounds))
+    return result
+
+
+def count_meeting(frame: gpd.GeoDataFrame, area: shapely.Geometry) -> int:
+    """Count the features of ``frame`` that meet ``area`` (an R-tree query, then the test)."""
+    if len(frame) == 0:
+        return 0
+    return len(frame.sindex.query(area, predicate="intersects"))
 
 
 def context_extent(bounds: tuple[float, float, float, float]) -> shapely.Geometry:
@@ -171,12 +224,18 @@ def context_extent(bounds: tuple[float, float, float, float]) -> shapely.Geometr
 
 def keep_near(frame: gpd.GeoDataFrame, extent: shapely.Geometry, report: SourceReport | None,
               what: str) -> gpd.GeoDataFrame:
-    """Keep the features meeting ``extent``; count the others in ``report``."""
+    """Keep the features meeting ``extent``; count the others in ``report``.
+
+    The report's ``features_kept`` loses the features dropped: it says what the
+    layer holds.
+    """
     if len(frame) == 0:
         return frame
     keep = frame.intersects(extent)
     if report is not None:
-        report.count(f"{what} hors du territoire (à plus de 5 km) écartées", int((~keep).sum()))
+        dropped = int((~keep).sum())
+        report.count(f"{what} hors du territoire (à plus de 5 km) écartées", dropped)
+        report.features_kept = max(report.features_kept - dropped, 0)
     return frame[keep].reset_index(drop=True)
 
 

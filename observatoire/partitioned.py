@@ -83,15 +83,27 @@ def by_partition(territory: Territory) -> bool:
     ConfigError
         An unknown mode.
     """
-    mode = territory.options.get("partition", "auto")
-    if mode not in PARTITION_MODES:
-        raise ConfigError(f"« options.partition » : valeur invalide {mode!r} ; choisissez "
-                          f"{', '.join(PARTITION_MODES)}")
+    mode = partition_mode(territory)
     if mode != "auto":
         return mode == "commune"
     source = territory.source("parcelles")
     size = sum(p.stat().st_size for p in source.paths) if source else 0
     return size > PARTITION_AUTO_BYTES
+
+
+def partition_mode(territory: Territory) -> str:
+    """Return ``options.partition`` (``auto`` by default), checked.
+
+    Raises
+    ------
+    ConfigError
+        An unknown mode.
+    """
+    mode = territory.options.get("partition", "auto")
+    if mode not in PARTITION_MODES:
+        raise ConfigError(f"« options.partition » : valeur invalide {mode!r} ; choisissez "
+                          f"{', '.join(PARTITION_MODES)}")
+    return str(mode)
 
 
 # --------------------------------------------------------------------------- staging

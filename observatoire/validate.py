@@ -1,53 +1,117 @@
 """Check a territory file and its sources without building anything.
 
-Every source is read exactly as the build would read it; nothing is written. Each
-source gets one line: ``LU`` (read as is), ``RÉPARÉ`` (read, with the repairs
-counted), ``REFUSÉ`` (the build would stop on it, with the reason and the fix) or
-``IGNORÉ`` (no reader for this kind of source).
+``validate`` runs the build's own code up to the analysis: the settings checks the
+build runs before it reads the parcels (:mod:`observatoire.checks`), then every
+source read exactly as the build reads it (through the parcels' box, the DEM over
+the parcels), so that it refuses what the build refuses and counts what the build
+keeps. Nothing is written. Each setting or source gets one line: ``LU`` (read as
+is), ``RÉPARÉ`` (read, with the repairs counted), ``REFUSÉ`` (the build would stop
+on it, with the reason and the fix) or ``IGNORÉ`` (no reader for this kind of
+source); then ``ATTENTION`` lines say what the results lose (a key source missing,
+a source holding nothing for the territory).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from observatoire.config import Territory, load_territory
+from observatoire.config import Source, Territory, load_territory
 from observatoire.errors import ObservatoireError
+from observatoire.ingest import CONTEXT_READERS, read_context_source
 from observatoire.readers.cadastre import read_parcelles
-from observatoire.readers.common import ReadResult
-from observatoire.readers.friches import read_friches
-from observatoire.readers.layers import read_batiments, read_routes, read_zonage
-from observatoire.readers.zae import read_zae
+from observatoire.readers.common import SourceReport
 
 log = logging.getLogger(__name__)
 
-READERS = {
-    "parcelles": read_parcelles,
-    "zonage": read_zonage,
-    "friches": read_friches,
-    "zae": read_zae,
-    "batiments": read_batiments,
-    "routes": read_routes,
-}
+#: Line statuses, padded so that the keys align.
+READ, REPAIRED, REFUSED, IGNORED = "LU     ", "RÉPARÉ ", "REFUSÉ ", "IGNORÉ "
 
 
-def _extra_readers() -> dict[str, object]:
+@dataclass
+class Check:
+    """The verdict on one setting or source.
+
+    Attributes
+    ----------
+    key
+        Its key in the territory file (``sources.zonage``, ``profils``…).
+    status
+        :data:`READ`, :data:`REPAIRED`, :data:`REFUSED` or :data:`IGNORED`.
+    message
+        French text after the key.
+    error
+        The error the build would raise, when refused.
+    report
+        How the source was read, when it was.
+    """
+
+    key: str
+    status: str
+    message: str
+    error: ObservatoireError | None = None
+    report: SourceReport | None = None
+
+    @property
+    def line(self) -> str:
+        """Return the line of the ``validate`` report."""
+        return f"{self.status} {self.key} : {self.message}"
+
+
+@dataclass
+class Validation:
+    """What ``validate`` found.
+
+    Attributes
+    ----------
+    territory
+        The loaded territory file (``None`` when it is refused).
+    checks
+        One verdict per setting refused and per source, in file order.
+    warnings
+        What the results would lose (French sentences).
+    header
+        The first line (territory, communes, CRS, output folder).
+    """
+
+    territory: Territory | None
+    checks: list[Check] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    header: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the build can start: nothing refused."""
+        return self.territory is not None and not self.refused
+
+    @property
+    def refused(self) -> list[Check]:
+        """Return the refused checks."""
+        return [c for c in self.checks if c.status == REFUSED]
+
+    def lines(self) -> list[str]:
+        """Return the French lines of the report."""
+        if self.territory is None:
+            return [f"REFUSÉ {c.key} : {c.message}" for c in self.checks]
+        out = [self.header] if self.header else []
+        out += [c.line for c in self.checks]
+        out += [f"ATTENTION {w}" for w in self.warnings]
+        out.append("Toutes les sources sont lisibles." if self.ok else
+                   "Des sources sont refusées : corrigez-les avant de construire.")
+        return out
+
+
+def _extra_readers() -> dict[str, Callable[..., Any]]:
     """Readers of the analysis inputs, when their modules are present."""
-    readers: dict[str, object] = {}
     try:
         from observatoire.readers.extra import EXTRA_READERS
     except ImportError:
-        pass
-    else:
-        readers.update(EXTRA_READERS)
-    try:
-        from observatoire.readers.etablissements import read_etablissements
-    except ImportError:
-        pass
-    else:
-        readers.setdefault("etablissements", read_etablissements)
-    return readers
+        return {}
+    return dict(EXTRA_READERS)
 
 
 def check_output_dir(folder: Path) -> str | None:
@@ -64,6 +128,58 @@ def check_output_dir(folder: Path) -> str | None:
     return None
 
 
+def check_territory(path: str | Path) -> Validation:
+    """Run every check of the build up to the analysis on a territory file.
+
+    Parameters
+    ----------
+    path
+        The territory file.
+
+    Returns
+    -------
+    Validation
+        The verdict on each setting refused and each source, and the warnings.
+    """
+    from observatoire.checks import (
+        missing_source_warnings,
+        settings_problems,
+        source_warnings,
+    )
+
+    try:
+        territory = load_territory(path)
+    except ObservatoireError as exc:
+        return Validation(None, [Check("fichier de territoire", REFUSED, str(exc), exc)])
+    out = Path(os.path.normpath(territory.output_dir.absolute()))
+    result = Validation(territory, header=(
+        f"Territoire « {territory.name} » : {len(territory.communes)} commune(s), "
+        f"{territory.crs}, sorties dans {out}"))
+    problem = check_output_dir(out)
+    if problem is not None:
+        result.checks.append(Check("sorties.dossier", REFUSED, problem))
+    for key, error in settings_problems(territory):
+        result.checks.append(Check(key, REFUSED, str(error), error))
+    result.warnings += missing_source_warnings(territory)
+
+    bounds: tuple[float, float, float, float] | None = None
+    extra = _extra_readers()
+    for source in territory.all_sources():
+        if source.kind not in CONTEXT_READERS and source.kind not in extra \
+                and source.kind != "parcelles":
+            result.checks.append(Check(source.key, IGNORED,
+                                       "pas de lecteur pour ce type de source"))
+            continue
+        check, box = _read(source, territory, bounds)
+        result.checks.append(check)
+        bounds = box or bounds
+    if bounds is not None:
+        # Without the parcels, nothing can be said of what the sources hold for them.
+        result.warnings += source_warnings(
+            [c.report for c in result.checks if c.report is not None], territory)
+    return result
+
+
 def validate_territory(path: str | Path) -> tuple[bool, list[str]]:
     """Read every source of a territory file and say what would be read, repaired or refused.
 
@@ -75,59 +191,47 @@ def validate_territory(path: str | Path) -> tuple[bool, list[str]]:
     Returns
     -------
     tuple
-        ``True`` when every source can be read, and the French lines of the report.
+        ``True`` when the build can start, and the French lines of the report.
     """
+    result = check_territory(path)
+    return result.ok, result.lines()
+
+
+def _read(source: Source, territory: Territory,
+          bounds: tuple[float, float, float, float] | None
+          ) -> tuple[Check, tuple[float, float, float, float] | None]:
+    """Read one source as the build does; the verdict, and the box of the parcels read."""
     try:
-        territory = load_territory(path)
+        if source.kind == "parcelles":
+            read = read_parcelles(source, crs=territory.crs, base=territory.path.parent,
+                                  communes=territory.communes)
+        elif source.kind in CONTEXT_READERS:
+            read = read_context_source(source, territory, bounds=bounds)
+        else:
+            from observatoire.readers.extra import read_extra_source
+
+            read = read_extra_source(source, territory, bounds=bounds)
     except ObservatoireError as exc:
-        return False, [f"REFUSÉ fichier de territoire : {exc}"]
-    out = Path(os.path.normpath(territory.output_dir.absolute()))
-    lines = [f"Territoire « {territory.name} » : {len(territory.communes)} commune(s), "
-             f"{territory.crs}, sorties dans {out}"]
-    ok = True
-    problem = check_output_dir(out)
-    if problem is not None:
-        ok = False
-        lines.append(f"REFUSÉ  sorties.dossier : {problem}")
-    readers = READERS | _extra_readers()
-    for source in territory.all_sources():
-        reader = readers.get(source.kind)
-        label = source.key
-        if reader is None:
-            lines.append(f"IGNORÉ  {label} : pas de lecteur pour ce type de source")
-            continue
-        try:
-            result: ReadResult = _run(reader, source, territory)
-        except ObservatoireError as exc:
-            ok = False
-            lines.append(f"REFUSÉ  {label} : {exc}")
-            continue
-        except Exception as exc:  # a reader bug must not hide the other sources
-            log.debug("erreur interne sur %s", label, exc_info=True)
-            ok = False
-            lines.append(f"REFUSÉ  {label} : erreur interne ({type(exc).__name__} : "
-                         f"{' '.join(str(exc).split())[:200]}) ; signalez-la avec ce fichier")
-            continue
-        r = result.report
-        if source.kind == "parcelles" and r.features_kept == 0:
-            ok = False
-            lines.append(f"REFUSÉ  {label} : aucune parcelle des communes "
-                         f"{', '.join(territory.communes)} sur {r.features_read} lues ; "
-                         f"vérifiez « territoire.communes » et le fichier")
-            continue
-        repairs = "; ".join(f"{k} : {v}" for k, v in sorted(r.repairs.items()))
-        status = "RÉPARÉ " if r.repairs else "LU     "
-        lines.append(
-            f"{status} {label} : {r.features_kept} entités gardées sur {r.features_read} lues "
-            f"({r.format}, CRS {r.crs_in})" + (f" — {repairs}" if repairs else "")
-        )
-    lines.append("Toutes les sources sont lisibles." if ok else
-                 "Des sources sont refusées : corrigez-les avant de construire.")
-    return ok, lines
-
-
-def _run(reader, source, territory: Territory) -> ReadResult:  # type: ignore[no-untyped-def]
-    kwargs = {"crs": territory.crs, "base": territory.path.parent}
+        return Check(source.key, REFUSED, str(exc), exc), None
+    except Exception as exc:  # a reader bug must not hide the other sources
+        log.debug("erreur interne sur %s", source.key, exc_info=True)
+        return Check(source.key, REFUSED, f"erreur interne ({type(exc).__name__} : "
+                     f"{' '.join(str(exc).split())[:200]}) ; signalez-la avec ce fichier"), None
+    r = read.report
     if source.kind == "parcelles":
-        kwargs["communes"] = territory.communes
-    return reader(source, **kwargs)
+        if r.features_kept == 0:
+            from observatoire.errors import SourceError
+
+            error = SourceError(f"{source.path} : aucune parcelle des communes "
+                                f"{', '.join(territory.communes)} sur {r.features_read} lues ; "
+                                f"vérifiez « territoire.communes » et le fichier")
+            return Check(source.key, REFUSED, str(error), error, r), None
+    repairs = "; ".join(f"{k} : {v}" for k, v in sorted(r.repairs.items()))
+    check = Check(source.key, REPAIRED if r.repairs else READ,
+                  f"{r.features_kept} entités gardées sur {r.features_read} lues "
+                  f"({r.format}, CRS {r.crs_in})" + (f" — {repairs}" if repairs else ""),
+                  report=r)
+    if source.kind == "parcelles":
+        xmin, ymin, xmax, ymax = (float(v) for v in read.frame.total_bounds)
+        return check, (xmin, ymin, xmax, ymax)
+    return check, None

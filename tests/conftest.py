@@ -55,3 +55,20 @@ chemin = "{SAMPLE / 'road.gpkg'}"
 chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
 format = "cartofriches"
 """
+
+
+def zoning_without_u_zones(folder: Path) -> Path:
+    """Write the sample's real zoning less its mixed urban zones UA and UB; return the file.
+
+    The parcels of those zones get no zone: their zoning criterion is unknown
+    (reliability 0.55 for ``industrie``, under the threshold), while the activity
+    zone UY, the AU and the A/N zones stay.
+    """
+    import pyogrio
+
+    zones = pyogrio.read_dataframe(SAMPLE / "zoning.gpkg", layer="zoning2")
+    kept = zones[~zones["LIBELLE"].isin(["UA", "UB"])]
+    assert 0 < len(kept) < len(zones)
+    path = folder / "zonage-sans-ua-ub.gpkg"
+    pyogrio.write_dataframe(kept, path, layer="zonage")
+    return path

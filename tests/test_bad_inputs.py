@@ -28,6 +28,7 @@ from shapely import LineString, MultiPolygon, Point, Polygon, box
 
 from observatoire.config import Source, Territory, load_territory
 from observatoire.errors import (
+    ConfigError,
     CRSError,
     GeometryError,
     ObservatoireError,
@@ -51,6 +52,8 @@ X0, Y0 = 935_000.0, 6_687_000.0
 def toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -58,20 +61,31 @@ def toml_value(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def write_territory(folder: Path, sources: dict[str, dict], *, out: Path | None = None,
-                    communes: tuple[str, ...] = ("25267",), name: str = "territoire.toml",
-                    options: dict | None = None) -> Path:
-    """A territory file; parcels default to the sample's BD PARCELLAIRE."""
+def write_territory(folder: Path, sources: dict[str, dict | list[dict]], *,
+                    out: Path | None = None, communes: tuple[str, ...] = ("25267",),
+                    name: str = "territoire.toml", options: dict | None = None,
+                    profiles: dict | None = None, territoire: dict | None = None) -> Path:
+    """A territory file; parcels default to the sample's BD PARCELLAIRE.
+
+    A list of tables (``contraintes``) is written as ``[[sources.<kind>]]``;
+    ``territoire`` adds keys to ``[territoire]`` (``epci_nom``…), ``profiles`` the
+    tables of ``[profils]``.
+    """
     sources = {"parcelles": {"chemin": str(SAMPLE / "parcel.gpkg"), "format": "bdparcellaire",
                              "couche": "parcel"}} | sources
     lines = ["[territoire]", 'nom = "Territoire d\'essai"', 'code = "essai"',
-             f"communes = {toml_value(list(communes))}", ""]
-    for kind, table in sources.items():
-        lines.append(f"[sources.{kind}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
-        lines.append("")
+             f"communes = {toml_value(list(communes))}"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in (territoire or {}).items()]
+    lines.append("")
+    for kind, tables in sources.items():
+        for table in tables if isinstance(tables, list) else [tables]:
+            lines.append(f"[[sources.{kind}]]" if isinstance(tables, list)
+                         else f"[sources.{kind}]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
+            lines.append("")
     lines += ["[sorties]", f"dossier = {toml_value(str(out or folder / 'out'))}", ""]
-    lines += ["[options]"] + [f"{k} = {toml_value(v)}" for k, v in (options or {}).items()]
+    lines += ["[profils]"] + [f"{k} = {toml_value(v)}" for k, v in (profiles or {}).items()]
+    lines += ["", "[options]"] + [f"{k} = {toml_value(v)}" for k, v in (options or {}).items()]
     path = folder / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -319,6 +333,97 @@ CORPUS: dict[str, Bad] = {
     "zae_en_points": Bad("zae", _unknown_zae_layer_type, GeometryError,
                          r"géométries de type Point.*attend MultiPolygon", "zae.gpkg"),
 }
+
+
+# --- the corpus of refused territory files ---------------------------------------------------
+#
+# What the build refuses beyond the readers: the settings (checked before any source is
+# read) and a DEM that misses the parcels (read over them). ``validate`` must refuse
+# each too (test_validate.py).
+
+
+@dataclass(frozen=True)
+class BadTerritory:
+    """A territory file the build refuses, and the error it must give."""
+
+    write: Callable[[Path, Path], Path]  # (folder, output folder) -> the territory file
+    error: type[ObservatoireError]
+    match: str
+    names: str  # what the message must name: a key of the territory file, or a file
+
+
+def _profiles(**tables: dict) -> Callable[[Path, Path], Path]:
+    return lambda d, out: write_territory(d, {}, out=out, profiles=tables)
+
+
+def _options(**options: object) -> Callable[[Path, Path], Path]:
+    return lambda d, out: write_territory(d, {}, out=out, options=options)
+
+
+def _dem_elsewhere(d: Path, out: Path) -> Path:
+    """The real DEM of Strasbourg-Neudorf (tests/data) for the parcels of Gennes."""
+    shutil.copy(TESTDATA / "MNT.asc", d / "mnt.asc")
+    return write_territory(d, {"mnt": {"chemin": "mnt.asc", "crs": "EPSG:2154"}}, out=out)
+
+
+def _same_constraint_column(d: Path, out: Path) -> Path:
+    """Two constraint layers (the sample's zoning, as a polygon layer) named alike."""
+    layer = {"chemin": str(SAMPLE / "zoning.gpkg"), "couche": "zoning2", "type": "inondation"}
+    return write_territory(d, {"contraintes": [layer | {"nom": "Zone rouge"},
+                                               layer | {"nom": "zone-rouge"}]}, out=out)
+
+
+_RAPIDE = {"indicateur": "dist_route_rapide_m", "poids": 5, "fonction": "lineaire",
+           "points": [[0, 1], [1000, 0]]}
+
+TERRITORY_CORPUS: dict[str, BadTerritory] = {
+    "poids_negatif": BadTerritory(
+        _profiles(industrie={"criteres": {"pente": {"poids": -1}}}), ConfigError,
+        r"poids négatif -1", "profils.industrie.criteres.pente.poids"),
+    "poids_en_texte": BadTerritory(
+        _profiles(logistique={"criteres": {"surface": {"poids": "lourd"}}}), ConfigError,
+        r"valeur invalide 'lourd' ; un nombre est attendu",
+        "profils.logistique.criteres.surface.poids"),
+    "fiabilite_min_en_pourcentage": BadTerritory(
+        _profiles(industrie={"fiabilite_min": 75}), ConfigError, r"75.0 hors de \[0, 1\]",
+        "profils.industrie.fiabilite_min"),
+    "route_de_profil_non_declaree": BadTerritory(
+        _profiles(industrie={"criteres": {"rapide": _RAPIDE}}), ConfigError,
+        r"déclarez le groupe « rapide » dans options\.classes_routes",
+        "profils.industrie.criteres.rapide.indicateur"),
+    "vacance_cle_inconnue": BadTerritory(
+        _options(vacance={"seuil": 1}), ConfigError, r"clé inconnue", "options.vacance.seuil"),
+    "score_min_hors_bornes": BadTerritory(
+        _options(score_min_gisement=150), ConfigError, r"150.0 hors de \[0, 100\]",
+        "options.score_min_gisement"),
+    "partition_inconnue": BadTerritory(
+        _options(partition="departement"), ConfigError, r"valeur invalide 'departement'",
+        "options.partition"),
+    "export_cnig_sans_epci": BadTerritory(
+        _options(export_cnig=True), ConfigError, r"export CNIG Sites Économiques",
+        "territoire.epci_nom"),
+    "contraintes_homonymes": BadTerritory(
+        _same_constraint_column, ConfigError, r"même identifiant « part_contrainte_zone_rouge »",
+        "zone-rouge"),
+    "mnt_hors_du_territoire": BadTerritory(
+        _dem_elsewhere, SourceError, r"le MNT ne couvre pas les parcelles du territoire",
+        "mnt.asc"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TERRITORY_CORPUS))
+def test_bad_territory_gives_a_clear_error(case, tmp_path):
+    from observatoire.build import build
+
+    bad = TERRITORY_CORPUS[case]
+    out = tmp_path / "sorties"
+    territory = load_territory(bad.write(tmp_path, out))
+    with pytest.raises(bad.error, match=bad.match) as info:
+        build(territory)
+    message = str(info.value)
+    assert bad.names in message
+    assert "\n" not in message
+    assert not out.exists() or not any(out.iterdir())  # nothing published
 
 
 @pytest.mark.parametrize("case", sorted(CORPUS))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import SAMPLE
 from publication_fixtures import (
     HOSTILE,
     PERSON,
@@ -20,7 +21,10 @@ from publication_fixtures import (
 )
 from shapely.geometry import MultiPolygon, Point, Polygon
 
+from observatoire.analysis import analyse
+from observatoire.config import load_territory
 from observatoire.errors import BuildError
+from observatoire.ingest import ingest
 from observatoire.publish.assets import (
     ProfileTexts,
     json_for_script,
@@ -388,3 +392,33 @@ def test_stage_map_writes_a_staged_file(sample):
         assert len(html.encode()) < 1_000_000
     finally:
         staged.discard()
+
+
+def test_map_of_parcels_scored_on_too_few_criteria(tmp_path):
+    """Parcels and friches alone: scored parcels drawn « non déterminée », in the legend."""
+    toml = tmp_path / "territoire.toml"
+    toml.write_text(f"""
+[territoire]
+nom = "Gennes"
+communes = ["25267"]
+
+[sources.parcelles]
+chemin = "{SAMPLE / 'parcel.gpkg'}"
+couche = "parcel"
+
+[sources.friches]
+chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
+""", encoding="utf-8")
+    territory = load_territory(toml)
+    layers = ingest(territory)
+    result = analyse(layers, profiles=territory.profiles)
+    data = map_data({**layers.spatial(), **result.layers()}, title="Gennes", crs="EPSG:2154",
+                    profiles=profile_texts(territory))
+    palette = data["meta"]["palettes"]["classes"]
+    assert list(palette) == ["A", "B", "C", "D", "E", "non déterminée"]
+    assert palette["non déterminée"] == ["#9ecae1", "Non déterminée — données insuffisantes"]
+    props = next(layer for layer in data["layers"] if layer["id"] == "parcelles")["props"]
+    shown = decode_column(props["classe_industrie"], len(result.parcelles))
+    assert {c for c in shown if c is not None} == {"non déterminée"}
+    scores = decode_column(props["score_industrie"], len(result.parcelles))
+    assert max(s for s in scores if s is not None) > 75  # the score is still shown

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, SAMPLE
-from test_bad_inputs import CORPUS, write_territory
+from test_bad_inputs import CORPUS, TERRITORY_CORPUS, write_territory
 
 from observatoire.cli import main
 
@@ -69,6 +69,16 @@ def test_bad_input_through_the_cli(case, previous, tmp_path, capsys):
     code, _, err = run_cli(capsys, "build", "--config", str(config))
     assert code == 2
     assert_one_error_line(err, bad.file)
+    assert snapshot(out) == before  # byte-identical
+
+
+@pytest.mark.parametrize("case", sorted(TERRITORY_CORPUS))
+def test_bad_territory_through_the_cli(case, previous, tmp_path, capsys):
+    out, before = previous
+    bad = TERRITORY_CORPUS[case]
+    code, _, err = run_cli(capsys, "build", "--config", str(bad.write(tmp_path, out)))
+    assert code == 2
+    assert_one_error_line(err, bad.names)
     assert snapshot(out) == before  # byte-identical
 
 

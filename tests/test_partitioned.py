@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
-from conftest import sample_context_sources
+from conftest import sample_context_sources, zoning_without_u_zones
 from geopandas.testing import assert_geodataframe_equal
 
 from observatoire import partitioned
@@ -301,3 +301,59 @@ def test_a_failed_write_in_the_writing_thread_stops_the_build(tmp_path, monkeypa
         build(territory)
     assert first.gpkg.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_undetermined_classes_are_the_same_in_both_builds(tmp_path):
+    """Parcels off a partial zoning (no class) in two communes: same classes, sites, report."""
+    _cut_sample(tmp_path)
+    zoning = zoning_without_u_zones(tmp_path)
+    texts = {}
+    for partition in ("aucune", "commune"):
+        toml = tmp_path / f"territoire-{partition}.toml"
+        toml.write_text(f"""
+[territoire]
+nom = "Gennes coupée en deux"
+communes = ["25267", "{CUT}"]
+
+[sources.parcelles]
+chemin = "parcel-*.gpkg"
+format = "bdparcellaire"
+couche = "parcel"
+
+[sources.zonage]
+chemin = "{zoning}"
+
+[sources.batiments]
+chemin = "{SAMPLE / 'building.gpkg'}"
+
+[sources.routes]
+chemin = "{SAMPLE / 'road.gpkg'}"
+
+[sorties]
+dossier = "{partition}"
+
+[options]
+partition = "{partition}"
+date_observation = "2026-01-01"
+rapport = true
+carte = false
+""", encoding="utf-8")
+        territory = load_territory(toml)
+        built = build(territory, executor=SerialExecutor() if partition == "commune" else None)
+        texts[partition] = (built, territory)
+    (whole, wt), (parts, pt) = texts["aucune"], texts["commune"]
+    cols = ["idu", "score_industrie", "classe_industrie", "fiabilite_industrie",
+            "classe_logistique", "fiabilite_logistique"]
+    a = _layer(whole.gpkg, "parcelles", ["idu"])[cols]
+    b = _layer(parts.gpkg, "parcelles", ["idu"])[cols]
+    pd.testing.assert_frame_equal(a, b)
+    unsure = a["classe_industrie"] == "non déterminée"
+    # No friches here: surface, width, shape, buildings and roads, 50 of the 100 points.
+    assert unsure.sum() > 50 and (a.loc[unsure, "fiabilite_industrie"] == 0.5).all()
+    assert a["classe_industrie"].isin(["A", "B"]).any()
+    assert whole.checksums["gisements"] == parts.checksums["gisements"]
+    # The report's key figures, undetermined hectares included, read the same.
+    pages = [re.sub(r"\d{4}-\d{2}-\d{2}", "…", (t.output_dir / "rapport.html").read_text())
+             for t in (wt, pt)]
+    assert "de classe non déterminée" in pages[0]
+    assert pages[0] == pages[1]

@@ -97,7 +97,9 @@ def test_styles_follow_the_columns(built):
     assert parcelles.get("type") == "categorizedSymbol"
     assert parcelles.get("attr") == "classe_industrie"  # first profile of the sample
     cats = [(c.get("value"), c.get("label")) for c in parcelles.iter("category")]
-    assert [v for v, _ in cats] == ["A", "B", "C", "D", "E", ""]  # "" = excluded (NULL)
+    # "" = excluded (NULL); "non déterminée": scored on too few criteria for a class.
+    assert [v for v, _ in cats] == ["A", "B", "C", "D", "E", "non déterminée", ""]
+    assert cats[-2][1] == "Non déterminée — données insuffisantes"
     assert cats[-1][1] == "Exclue"
     zae = qml["zae"].find("renderer-v2")
     assert zae.get("type") == "RuleRenderer"

@@ -9,10 +9,19 @@ import re
 from dataclasses import replace
 from html import escape, unescape
 from html.parser import HTMLParser
+from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
 import pytest
+from conftest import SAMPLE, zoning_without_u_zones
 from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers, without_analysis
 
+from observatoire.analysis import analyse
+from observatoire.analysis.scoring import UNDETERMINED
+from observatoire.config import load_territory
+from observatoire.ingest import ingest
+from observatoire.publish.assets import profile_texts
 from observatoire.publish.rapport import hectares, number, percent, render_report, stage_report
 from observatoire.readers import provenance
 
@@ -260,3 +269,78 @@ def test_every_date_of_the_report_is_french(sample):
     long_form = re.findall(rf"\b(?:1er|\d{{1,2}}) (?:{months}) \d{{4}}\b", text)
     # Header (2), the date each source was read, the date of its data, and the credits.
     assert len(long_form) == 2 + 2 * len(reports) + len(provenance.credits(reports))
+
+
+# --------------------------------------------------------------------------- reliability
+
+
+def _real_report(folder: Path, sources: str) -> tuple[gpd.GeoDataFrame, str]:
+    """Analyse a territory of the sample's real files; its parcels and its report's text."""
+    toml = folder / "territoire.toml"
+    toml.write_text(f"""
+[territoire]
+nom = "Gennes"
+communes = ["25267"]
+
+[sources.parcelles]
+chemin = "{SAMPLE / 'parcel.gpkg'}"
+couche = "parcel"
+
+[sources.friches]
+chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
+{sources}
+""", encoding="utf-8")
+    territory = load_territory(toml)
+    layers = ingest(territory)
+    result = analyse(layers, profiles=territory.profiles, options=territory.options)
+    frames = {**layers.spatial(), **result.layers()}
+    html = unescape(render_report(frames, layers.reports, territory_name="Gennes",
+                                  communes=["25267"], date="2026-01-01",
+                                  profiles=profile_texts(territory)))
+    parser = Page()
+    parser.feed(html)
+    return result.parcelles, re.sub(r"[ \t\n]+", " ", " ".join(parser.text))
+
+
+def test_headline_counts_determined_classes_only(tmp_path):
+    zoning = zoning_without_u_zones(tmp_path)
+    p, text = _real_report(tmp_path, f"""
+[sources.zonage]
+chemin = "{zoning}"
+
+[sources.batiments]
+chemin = "{SAMPLE / 'building.gpkg'}"
+
+[sources.routes]
+chemin = "{SAMPLE / 'road.gpkg'}"
+""")
+    scored = p[~p["exclu_industrie"]]
+    unsure = scored["classe_industrie"] == UNDETERMINED
+    # Exactly the parcels left without a zone: zoning, 25 of the 80 points, unknown.
+    assert unsure.sum() > 50
+    assert (unsure == scored["zone_typezone"].isna()).all()
+    np.testing.assert_allclose(scored.loc[unsure, "fiabilite_industrie"], 0.55)
+    np.testing.assert_allclose(scored.loc[~unsure, "fiabilite_industrie"], 0.80)
+    good = scored["classe_industrie"].isin(["A", "B"])
+    assert good.sum() > 0
+    # Undetermined parcels with a high score are not counted as A or B.
+    assert (scored.loc[unsure, "score_industrie"] >= 60).any()
+    assert (f"{number(len(scored))} parcelles non exclues, dont "
+            f"{hectares(scored.loc[good, 'surface_m2'].sum())} en classes A ou B ; "
+            f"{hectares(scored.loc[unsure, 'surface_m2'].sum())} de classe non déterminée "
+            f"(fiabilité sous 75\u00a0% ; critères sans donnée : pente, contraintes, réseau "
+            f"électrique ; parcelles hors de l'emprise d'une source fournie (zonage, MNT…)), "
+            f"comptés dans aucune classe") in text
+    # The reliability table: minimal reliability, threshold, parcels undetermined.
+    assert f"0,55 75\u00a0% {number(int(unsure.sum()))} Logistique" in text
+
+
+def test_headline_of_parcels_and_friches_alone(tmp_path):
+    p, text = _real_report(tmp_path, "")
+    scored = p[~p["exclu_industrie"]]
+    assert (scored["classe_industrie"] == UNDETERMINED).all()
+    assert (f"dont 0,0 ha en classes A ou B ; {hectares(scored['surface_m2'].sum())} de classe "
+            f"non déterminée (fiabilité sous 75\u00a0% ; critères sans donnée : zonage, pente, "
+            f"bâti existant, desserte routière, contraintes, réseau électrique), comptés dans "
+            f"aucune classe") in text
+    assert "Aucun gisement foncier" in text

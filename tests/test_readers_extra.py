@@ -335,10 +335,17 @@ stricte = true
     assert inputs.contraintes[0].strict and inputs.contraintes[0].kind == "inondation"
     assert inputs.proprietaires_absents == "personne physique"
     ok, lines = validate_territory(toml)
-    assert ok, lines
     text = "\n".join(lines)
-    assert "sources.mnt" in text and "sources.contraintes[0]" in text
     assert "IGNORÉ" not in text
+    # The DEM is of Strasbourg, the parcels of Gennes: the build reads the DEM over the
+    # parcels and refuses it; so does validate, which reads it the same way.
+    assert not ok
+    (dem,) = [ln for ln in lines if " sources.mnt :" in ln]
+    assert dem.startswith("REFUSÉ") and "mnt.asc : le MNT ne couvre pas les parcelles" in dem
+    (ppri,) = [ln for ln in lines if " sources.contraintes[0] :" in ln]
+    assert ppri.startswith("LU") and "1 entités gardées sur 1 lues" in ppri
+    (owners,) = [ln for ln in lines if " sources.proprietaires :" in ln]
+    assert owners.startswith("RÉPARÉ") or owners.startswith("LU")
 
 
 def test_extra_readers_cover_the_kinds():

@@ -13,19 +13,23 @@ import pandas as pd
 import pytest
 import shapely
 from affine import Affine
+from conftest import SAMPLE
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from observatoire.analysis import AnalysisOptions, ExtraInputs, analyse, road_classes
 from observatoire.analysis.indicators import Indicators
 from observatoire.analysis.scoring import (
+    UNDETERMINED,
     aggregate,
     default_profiles_table,
     format_values,
+    indicator_source,
     load_profiles,
     parse_profile,
     render,
     score_parcels,
+    source_weights,
 )
 from observatoire.errors import ConfigError
 
@@ -161,6 +165,81 @@ def test_class_thresholds():
     out = score_parcels(Indicators(frame, frozenset(frame.columns)),
                         [parse_profile("t", table)])
     assert out["classe_t"].tolist() == ["A", "A", "B", "B", "C", "D", "E", "E"]
+
+
+def _one_parcel(**context: object) -> Indicators:
+    """A real-looking parcel: 1 ha, 50 m wide, compact, on a friche; ``context`` adds columns."""
+    frame = pd.DataFrame({"surface_m2": [10_000.0], "largeur_utile_m": [50.0],
+                          "compacite": [0.7], "friche_id": ["F1"], "friche_statut":
+                          ["friche sans projet"], **{k: [v] for k, v in context.items()}})
+    return Indicators(frame=frame, available=frozenset(frame.columns))
+
+
+def test_parcels_and_friches_alone_give_no_class():
+    """Scored from the parcels and the friches only: the score stays, the class does not."""
+    profiles = load_profiles({})
+    assert [p.fiabilite_min for p in profiles] == [0.75, 0.75]
+    out = score_parcels(_one_parcel(), profiles)
+    # industrie: surface 1 ha → 0.8 × 15 = 12, width 50 m → 1 × 10, compacity 0.7 → 1 × 5,
+    # friche → 1 × 5: 32 points of the 15 + 10 + 5 + 5 = 35 known; reliability 35/100.
+    assert out.loc[0, "score_industrie"] == pytest.approx(100 * 32 / 35)
+    assert out.loc[0, "fiabilite_industrie"] == pytest.approx(0.35)
+    assert out.loc[0, "classe_industrie"] == UNDETERMINED == "non déterminée"
+    # logistique: surface 1 ha → 0.5 × 20 = 10, width 50 m → 0.5 × 10 = 5: 15 of 30 known.
+    assert out.loc[0, "score_logistique"] == pytest.approx(50)
+    assert out.loc[0, "fiabilite_logistique"] == pytest.approx(0.30)
+    assert out.loc[0, "classe_logistique"] == UNDETERMINED
+    assert not out.loc[0, "exclu_industrie"]
+
+
+def test_with_zoning_buildings_and_roads_the_class_is_determined():
+    ind = _one_parcel(zone_typezone="U", zone_activite=True, zone_libelle="UY",
+                      part_batie=0.0, dist_route_principale_m=100.0,
+                      dist_route_autoroute_m=3000.0)
+    out = score_parcels(ind, load_profiles({}))
+    # industrie: 32 + zoning 25 + no building 10 + main road 10 = 77 of 80 known → 96.25, A.
+    assert out.loc[0, "fiabilite_industrie"] == pytest.approx(0.80)
+    assert out.loc[0, "score_industrie"] == pytest.approx(100 * 77 / 80)
+    assert out.loc[0, "classe_industrie"] == "A"
+    # logistique: 15 + zoning 20 + building 5 + road 10 + motorway at 3 km 0.5 × 10 = 55
+    # of 75 known (exactly the threshold 0.75: determined) → 73.3, B.
+    assert out.loc[0, "fiabilite_logistique"] == pytest.approx(0.75)
+    assert out.loc[0, "score_logistique"] == pytest.approx(100 * 55 / 75)
+    assert out.loc[0, "classe_logistique"] == "B"
+
+
+def test_reliability_threshold_of_a_profile():
+    table = copy.deepcopy(PROFILE)
+    ind = five_parcels()
+    without_slope = Indicators(frame=ind.frame.assign(pente_moy_pct=np.nan),
+                               available=ind.available - {"pente_moy_pct"})
+    # Reliability 0.8 everywhere: determined at the default 0.75, not at 0.85.
+    assert parse_profile("t", table).fiabilite_min == 0.75
+    out = score_parcels(without_slope, [parse_profile("t", table)])
+    assert out["classe_t"].tolist() == ["A", "C", None, None, "E"]
+    table["fiabilite_min"] = 0.85
+    out = score_parcels(without_slope, [parse_profile("t", table)])
+    assert out["classe_t"].tolist() == [UNDETERMINED, UNDETERMINED, None, None, UNDETERMINED]
+    np.testing.assert_allclose(out["score_t"], [100, 100 * 40 / 80, np.nan, np.nan,
+                                                100 * 7.5 / 80])
+    for bad in (1.5, -0.1, "haute", True):
+        table["fiabilite_min"] = bad
+        with pytest.raises(ConfigError, match=r"profils\.t\.fiabilite_min"):
+            parse_profile("t", table)
+
+
+def test_source_weights_of_the_shipped_profiles():
+    ind, log_ = load_profiles({})
+    assert source_weights(ind) == pytest.approx({
+        "zonage": 0.25, "parcelles": 0.30, "mnt": 0.10, "batiments": 0.10, "routes": 0.10,
+        "friches": 0.05, "contraintes": 0.05, "postes_electriques": 0.05})
+    assert source_weights(log_) == pytest.approx({
+        "zonage": 0.20, "parcelles": 0.30, "mnt": 0.15, "routes": 0.20, "batiments": 0.05,
+        "contraintes": 0.05, "voies_ferrees": 0.05})
+    assert indicator_source("dist_route_rapide_m") == "routes"
+    assert indicator_source("part_contrainte_ppri") == "contraintes"
+    assert indicator_source("zonage_vocation") == "zonage"
+    assert indicator_source("altitude") is None
 
 
 def test_format_values_french():
@@ -541,3 +620,46 @@ def test_sample_reliability_falls_when_a_layer_is_removed(sample):
                                a.loc[both, "fiabilite_industrie"] - 0.10)
     assert b["part_batie"].isna().all()
     assert math.isclose(b["fiabilite_industrie"].max(), 0.7)
+
+
+def test_sample_classes_are_determined(sample):
+    """Zoning, buildings, roads and friches: 0.80 and 0.75, at or above the threshold."""
+    _, result = sample
+    p = result.parcelles
+    for name in ("industrie", "logistique"):
+        scored = p[~p[f"exclu_{name}"]]
+        assert len(scored) > 150
+        assert set(scored[f"classe_{name}"]) <= {"A", "B", "C", "D", "E"}
+    assert (p.loc[~p["exclu_logistique"], "fiabilite_logistique"] == 0.75).all()
+    assert len(result.gisements) > 0
+
+
+def test_sample_parcels_and_friches_only(tmp_path):
+    """The real parcels and friches of Gennes alone: every score kept, no class, no site."""
+    from observatoire.config import load_territory
+    from observatoire.ingest import ingest
+
+    toml = tmp_path / "territoire.toml"
+    toml.write_text(f"""
+[territoire]
+nom = "Gennes"
+communes = ["25267"]
+
+[sources.parcelles]
+chemin = "{SAMPLE / 'parcel.gpkg'}"
+couche = "parcel"
+
+[sources.friches]
+chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
+""", encoding="utf-8")
+    territory = load_territory(toml)
+    result = analyse(ingest(territory), profiles=territory.profiles)
+    p = result.parcelles
+    scored = p[~p["exclu_industrie"]]
+    # Only the minimal surface can exclude: zoning and buildings are unknown.
+    assert p["exclu_industrie"].sum() == (p["surface_m2"] < 300).sum()
+    assert len(scored) > 700 and scored["score_industrie"].notna().all()
+    np.testing.assert_allclose(scored["fiabilite_industrie"], 0.35)
+    assert (scored["classe_industrie"] == UNDETERMINED).all()
+    assert scored["score_industrie"].max() > 75  # what would have been an A
+    assert len(result.gisements) == 0 and len(result.meilleurs_sites) == 0

@@ -174,6 +174,12 @@ def test_units_without_owner_table():
     assert set(units.geom_type) == {"MultiPolygon"}
 
 
+def test_units_of_no_parcel():
+    """A build by partition asks the units of no parcel (a ZAE layer meeting none)."""
+    units = unites_foncieres(parcels([]))
+    assert len(units) == 0 and "uf_id" in units.columns
+
+
 # --------------------------------------------------------------------------- sites
 
 
@@ -211,6 +217,17 @@ def test_gisements_by_hand():
     # Lowering the minimum score lets parcel 2 join the first site.
     more = gisements(p, profile="industrie", score_min=30, seuil_bati=0.1)
     assert f"{idu[0]}|{idu[1]}|{idu[2]}" in more["idus"].tolist()
+
+
+def test_gisements_leave_out_undetermined_classes():
+    """A score on too few criteria (class « non déterminée ») makes no candidate site."""
+    p = scored_row()
+    idu = p["idu"].tolist()
+    p["classe_industrie"] = ["A", "B", "D", "non déterminée", "B", "A"]
+    sites = gisements(p, profile="industrie", score_min=50, seuil_bati=0.1)
+    # Parcel 3 (90, undetermined) is left out: 4 stands alone, with its 70.
+    assert sites["idus"].tolist() == [f"{idu[0]}|{idu[1]}", idu[4]]
+    assert sites["score_moyen"].tolist() == pytest.approx([70, 70])
 
 
 def test_gisements_owner_count():

@@ -79,6 +79,24 @@ class Constraint:
         return f"part_contrainte_{identifier(self.name)}"
 
 
+def check_constraint_names(names: Sequence[str]) -> None:
+    """Refuse two constraint names that give the same indicator column.
+
+    Raises
+    ------
+    ConfigError
+        Naming both constraints and their column.
+    """
+    seen: dict[str, str] = {}
+    for name in names:
+        column = f"part_contrainte_{identifier(name)}"
+        if column in seen:
+            raise ConfigError(
+                f"contraintes « {seen[column]} » et « {name} » : même identifiant "
+                f"« {column} » ; donnez-leur des noms plus distincts (sources.contraintes)")
+        seen[column] = name
+
+
 @dataclass
 class Indicators:
     """The indicators of every parcel and which of them had their input.
@@ -1167,13 +1185,8 @@ def compute_indicators(
     spent["distances"] = clock() - t
 
     t = clock()
-    seen: dict[str, str] = {}
+    check_constraint_names([c.name for c in contraintes])
     for c in contraintes:
-        if c.column in seen:
-            raise ConfigError(
-                f"contraintes « {seen[c.column]} » et « {c.name} » : même identifiant "
-                f"« {c.column} » ; donnez-leur des noms plus distincts (sources.contraintes)")
-        seen[c.column] = c.name
         cols[c.column] = part_contrainte(parcelles, c.frame, tree=tree)
         available.add(c.column)
     spent["contraintes"] = clock() - t
@@ -1185,7 +1198,8 @@ def compute_indicators(
 
 __all__ = [
     "DEFAULT_CLASSES_ROUTES", "INDICATOR_SOURCES", "ROAD_CLASSES", "Constraint",
-    "DistanceTargets", "Indicators", "bati", "compacite", "compute_indicators", "covered_share",
+    "DistanceTargets", "Indicators", "bati", "check_constraint_names", "compacite",
+    "compute_indicators", "covered_share",
     "distance_plus_proche", "distance_targets", "distances_routes", "emprise_possible", "friche",
     "friche_links", "friche_sites", "geoms", "identifier", "largeur_utile", "listed_idus",
     "nearest_distance", "overlap_pairs", "part_contrainte", "pente", "zae_dominante",

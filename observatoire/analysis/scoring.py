@@ -7,7 +7,10 @@ only its reasons) and *criteria*: each maps one indicator to a satisfaction in
 
 - ``score = 100 × Σ(w·s) / Σ(w of the criteria whose input is available)``;
 - ``contrib_<p>_<c> = 100 × w·s / Σ(w available)`` (the contributions add up to the score);
-- ``fiabilite = Σ(w available) / Σ(w)``.
+- ``fiabilite = Σ(w available) / Σ(w)``;
+- ``classe`` from the score by fixed thresholds (A–E), or ``non déterminée`` when
+  ``fiabilite`` is under the profile's ``fiabilite_min``: the score is kept, but a
+  class read on a third of the criteria would mean nothing.
 
 A criterion whose layer is absent, or whose value is unknown for a parcel (off the
 DEM), is left out of both sums: it lowers ``fiabilite``, never the score. Only a
@@ -42,6 +45,10 @@ WEAKNESS = 0.3
 #: Strengths and weaknesses cited per parcel, at most.
 MAX_REASONS = 3
 CLASS_NAMES = ("A", "B", "C", "D")
+#: Class of a scored parcel whose reliability is under the profile's threshold.
+UNDETERMINED = "non déterminée"
+#: Reliability threshold of a profile that does not set ``fiabilite_min`` (see docs/scoring.md).
+FIABILITE_MIN = 0.75
 FUNCTIONS = ("lineaire", "paliers", "classes")
 
 #: Indicators derived from the others for the profiles.
@@ -171,6 +178,8 @@ class Profile:
         (class, minimal score) pairs, decreasing; below the last: ``E``.
     exclusions, criteria
         The rules.
+    fiabilite_min
+        Reliability under which a scored parcel's class is :data:`UNDETERMINED`.
     """
 
     name: str
@@ -179,6 +188,7 @@ class Profile:
     classes: tuple[tuple[str, float], ...]
     exclusions: tuple[Exclusion, ...]
     criteria: tuple[Criterion, ...]
+    fiabilite_min: float = FIABILITE_MIN
 
     @property
     def total_weight(self) -> float:
@@ -242,6 +252,51 @@ def load_profiles(territory_profiles: Mapping[str, Any] | None = None, *,
             raise ConfigError(f"« profils.{name} » doit être une table ([profils.{name}])")
         merged[name] = merge_tables(merged.get(name, {}), table)
     return tuple(parse_profile(name, table) for name, table in merged.items())
+
+
+#: Source kind of the derived indicators (the others: ``INDICATOR_SOURCES``).
+_DERIVED_SOURCES = {"en_friche": "friches", "en_zae": "zae", "zonage_vocation": "zonage",
+                    "part_contraintes": "contraintes", "contrainte_principale": "contraintes",
+                    "part_contrainte_stricte": "contraintes",
+                    "contrainte_stricte": "contraintes"}
+
+
+def indicator_source(indicator: str) -> str | None:
+    """Return the source kind an indicator is computed from (``zonage``, ``mnt``…).
+
+    Parameters
+    ----------
+    indicator
+        A name :func:`known_indicator` accepts.
+
+    Returns
+    -------
+    str or None
+        The kind of the ``[sources.<kind>]`` table that feeds it; ``None`` for an
+        unknown name.
+    """
+    if indicator in INDICATOR_SOURCES:
+        return INDICATOR_SOURCES[indicator]
+    if indicator in _DERIVED_SOURCES:
+        return _DERIVED_SOURCES[indicator]
+    if indicator.startswith("dist_route_"):
+        return "routes"
+    if indicator.startswith("part_contrainte_"):
+        return "contraintes"
+    return None
+
+
+def source_weights(profile: Profile) -> dict[str, float]:
+    """Share of the profile's weight that each source kind feeds (criteria only).
+
+    Without the source, the reliability of every parcel loses at least this share:
+    ``{"zonage": 0.25, "parcelles": 0.30, …}`` for the shipped ``industrie``.
+    """
+    out: dict[str, float] = {}
+    for c in profile.criteria:
+        kind = indicator_source(c.indicator) or c.indicator
+        out[kind] = out.get(kind, 0.0) + c.weight / profile.total_weight
+    return out
 
 
 def _key(*parts: str) -> str:
@@ -316,11 +371,16 @@ def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
     """
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise _fail(_key(name), "nom de profil invalide ; lettres minuscules, chiffres et _")
-    _check_unknown(table, {"libelle", "description", "classes", "exclusions", "criteres"},
-                   _key(name))
+    _check_unknown(table, {"libelle", "description", "classes", "fiabilite_min", "exclusions",
+                           "criteres"}, _key(name))
     label = _text(table.get("libelle", name), _key(name, "libelle"))
     description = str(table.get("description", ""))
     classes = _parse_classes(table.get("classes", {"A": 75, "B": 60, "C": 45, "D": 30}), name)
+    fiabilite_min = _number(table.get("fiabilite_min", FIABILITE_MIN),
+                            _key(name, "fiabilite_min"))
+    if not 0 <= fiabilite_min <= 1:
+        raise _fail(_key(name, "fiabilite_min"), f"{fiabilite_min} hors de [0, 1] ; la "
+                    f"fiabilité est une part du poids des critères (0,75 : les trois quarts)")
     raw_ex = table.get("exclusions", {})
     if not isinstance(raw_ex, Mapping):
         raise _fail(_key(name, "exclusions"), "doit être une table de règles")
@@ -335,7 +395,7 @@ def parse_profile(name: str, table: Mapping[str, Any]) -> Profile:
         raise _fail(_key(name, "criteres"), "tous les critères ont un poids nul ; donnez à au "
                     "moins un critère un poids positif")
     return Profile(name=name, label=label, description=description, classes=classes,
-                   exclusions=exclusions, criteria=criteria)
+                   exclusions=exclusions, criteria=criteria, fiabilite_min=fiabilite_min)
 
 
 def _parse_classes(raw: Any, name: str) -> tuple[tuple[str, float], ...]:
@@ -782,6 +842,8 @@ def score_profile(frame: pd.DataFrame, available: frozenset[str], profile: Profi
     klass[scored] = "E"
     for name, threshold in reversed(profile.classes):
         klass[scored & (score >= threshold)] = name
+    # A small tolerance: 75 points known of 100 is 0.75, whatever the rounding of the sums.
+    klass[scored & (reliability < profile.fiabilite_min - 1e-9)] = UNDETERMINED
 
     out = {
         f"exclu_{p}": excluded,
@@ -915,8 +977,9 @@ def profile_names(profiles: Iterable[Profile]) -> list[str]:
 
 
 __all__ = [
-    "CLASS_NAMES", "DERIVED_INDICATORS", "Criterion", "Exclusion", "Profile", "aggregate",
-    "default_profiles_table", "format_values", "known_indicator", "load_profiles",
-    "merge_tables", "parse_profile", "profile_names", "render", "score_parcels",
-    "score_profile", "scoring_frame",
+    "CLASS_NAMES", "DERIVED_INDICATORS", "FIABILITE_MIN", "UNDETERMINED", "Criterion",
+    "Exclusion", "Profile", "aggregate", "default_profiles_table", "format_values",
+    "indicator_source", "known_indicator", "load_profiles", "merge_tables", "parse_profile",
+    "profile_names", "render", "score_parcels", "score_profile", "scoring_frame",
+    "source_weights",
 ]

@@ -32,6 +32,7 @@ import shapely
 
 from observatoire.analysis.geometry import chains, isin_sorted, ramp, unique_int
 from observatoire.analysis.indicators import geoms
+from observatoire.analysis.scoring import UNDETERMINED
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +307,8 @@ def _groups(labels: np.ndarray, idu: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """Order parcels by (group, IDU): the order, the group starts and the group sizes."""
     order = np.lexsort((idu, labels))
     lab = labels[order]
-    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    # No parcel, no group (a ZAE layer that meets no parcel, in a build by partition).
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]]) if len(lab) else order
     sizes = np.diff(np.r_[starts, len(lab)])
     return order, starts, sizes
 
@@ -538,13 +540,16 @@ def eligible(scored: pd.DataFrame, *, profile: str, seuil_bati: float = SEUIL_BA
              score_min: float = SCORE_MIN_GISEMENT) -> np.ndarray:
     """Parcels eligible to a candidate site for ``profile``.
 
-    Not excluded, score at least ``score_min``, built share under ``seuil_bati``.
+    Not excluded, score at least ``score_min``, a class determined (the score rests
+    on enough criteria: see ``fiabilite_min``), built share under ``seuil_bati``.
     When the buildings layer is absent (``part_batie`` NULL), the built-share test
     cannot be made and is skipped (logged).
     """
     score = scored[f"score_{profile}"].to_numpy(dtype="float64")
     ok = ~scored[f"exclu_{profile}"].to_numpy(dtype=bool) & (np.nan_to_num(score, nan=-1)
                                                              >= score_min)
+    if f"classe_{profile}" in scored:
+        ok &= (scored[f"classe_{profile}"] != UNDETERMINED).to_numpy(dtype=bool)
     built = scored["part_batie"].to_numpy(dtype="float64")
     unknown = np.isnan(built)
     if unknown.all() and len(built):

@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from observatoire.analysis.scoring import UNDETERMINED
 from observatoire.config import Territory
 from observatoire.errors import BuildError, ObservatoireError
 
@@ -39,6 +40,8 @@ SCORE_CLASSES: dict[str, tuple[str, str]] = {
     "C": ("#fee08b", "C — moyen"),
     "D": ("#fc8d59", "D — peu favorable"),
     "E": ("#d73027", "E — défavorable"),
+    # Scored, but on too few criteria for a class (reliability under the profile's threshold).
+    UNDETERMINED: ("#9ecae1", "Non déterminée — données insuffisantes"),
 }
 #: Colour of parcels excluded by the scoring profile.
 EXCLUDED_COLOUR = "#bdbdbd"
@@ -269,10 +272,16 @@ class ProfileTexts:
     labels
         French label of each profile (by name) and of each criterion (by its
         ``contrib_<profil>_<critere>`` column).
+    fiabilite_min
+        Reliability threshold of each profile's classes (by name).
+    sources
+        Source kind feeding each criterion (by its ``contrib_<profil>_<critere>`` column).
     """
 
     order: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    fiabilite_min: Mapping[str, float] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
 
 
 def profile_texts(territory: Territory) -> ProfileTexts:
@@ -281,7 +290,7 @@ def profile_texts(territory: Territory) -> ProfileTexts:
     A profile table the analysis refuses leaves the labels out (the build
     reports that error itself); the columns still name the profiles.
     """
-    from observatoire.analysis.scoring import load_profiles
+    from observatoire.analysis.scoring import indicator_source, load_profiles
 
     try:
         profiles = load_profiles(territory.profiles)
@@ -289,10 +298,14 @@ def profile_texts(territory: Territory) -> ProfileTexts:
         log.warning("libellés des profils indisponibles : %s", exc)
         return ProfileTexts(tuple(territory.profiles))
     labels: dict[str, str] = {}
+    sources: dict[str, str] = {}
     for p in profiles:
         labels[p.name] = p.label
         labels.update({f"contrib_{p.name}_{c.name}": c.label for c in p.criteria})
-    return ProfileTexts(tuple(p.name for p in profiles), labels)
+        sources.update({f"contrib_{p.name}_{c.name}": indicator_source(c.indicator) or ""
+                        for c in p.criteria})
+    return ProfileTexts(tuple(p.name for p in profiles), labels,
+                        {p.name: p.fiabilite_min for p in profiles}, sources)
 
 
 def scoring_profiles(columns: Iterable[str], texts: ProfileTexts | None = None

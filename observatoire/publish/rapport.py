@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from observatoire import __version__
+from observatoire.analysis.scoring import UNDETERMINED
 from observatoire.config import Territory
 from observatoire.outputs import StagedFile
 from observatoire.publish.assets import (
@@ -114,6 +115,8 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
     StagedFile
         ``rapport.html`` in the output folder.
     """
+    from observatoire.checks import missing_source_warnings, source_warnings
+
     staged = StagedFile(territory.output_dir / "rapport.html")
     page = render_report(
         layers, reports,
@@ -122,6 +125,7 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
         date=french_date(territory.options.get("date_observation") or dt.date.today()),
         profiles=profile_texts(territory),
         base=territory.path.parent,
+        warnings=[*missing_source_warnings(territory), *source_warnings(reports, territory)],
     )
     staged.tmp.write_text(page, encoding="utf-8")
     return staged
@@ -129,7 +133,8 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
 
 def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[SourceReport], *,
                   territory_name: str, communes: Sequence[str], date: str,
-                  profiles: ProfileTexts | None = None, base: Path | None = None) -> str:
+                  profiles: ProfileTexts | None = None, base: Path | None = None,
+                  warnings: Sequence[str] = ()) -> str:
     """Return the HTML of the report.
 
     Parameters
@@ -143,6 +148,9 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
         Order and labels of the scoring profiles; the first is the main one.
     base
         Folder that source paths are shown relative to (file names otherwise).
+    warnings
+        What the results lose (key sources missing, sources empty for the
+        territory: :mod:`observatoire.checks`), listed with the sources.
 
     Returns
     -------
@@ -160,7 +168,7 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
             _vacancy(layers.get("zae")),
             _scores(parcelles, found),
             _producers(reports, base),
-            _sources(reports, parcelles, found, base),
+            _sources(reports, parcelles, found, base, profiles or ProfileTexts(), warnings),
         ]
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     template = env.from_string(template_text("rapport.html"))
@@ -171,7 +179,7 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
         date=date,
         produced=french_date(dt.date.today()),
         version=__version__,
-        figures=_key_figures(layers, found),
+        figures=_key_figures(layers, found, profiles or ProfileTexts(), reports),
         sections=sections,
         css=template_text("rapport.css"),
     )
@@ -234,8 +242,9 @@ def surface_m2(frame: pd.DataFrame) -> pd.Series:
 # --------------------------------------------------------------------------- figures
 
 
-def _key_figures(layers: Mapping[str, gpd.GeoDataFrame],
-                 profiles: Sequence[ScoringProfile]) -> list[tuple[str, str, str]]:
+def _key_figures(layers: Mapping[str, gpd.GeoDataFrame], profiles: Sequence[ScoringProfile],
+                 texts: ProfileTexts, reports: Sequence[SourceReport]
+                 ) -> list[tuple[str, str, str]]:
     """``(label, value, detail)`` of the key figures."""
     out: list[tuple[str, str, str]] = []
     parcelles = layers.get("parcelles")
@@ -246,9 +255,16 @@ def _key_figures(layers: Mapping[str, gpd.GeoDataFrame],
         if main and main.score:
             ok = parcelles[main.score].notna()
             good = parcelles[main.classe].isin(["A", "B"]) if main.classe else ok & False
-            out.append((f"Parcelles évaluées ({main.label})", hectares(area[ok].sum()),
-                        f"{number(int(ok.sum()))} parcelles non exclues, dont "
-                        f"{hectares(area[good].sum())} en classes A ou B"))
+            unsure = (parcelles[main.classe] == UNDETERMINED).to_numpy(dtype=bool) \
+                if main.classe else np.zeros(len(parcelles), dtype=bool)
+            detail = (f"{number(int(ok.sum()))} parcelles non exclues, dont "
+                      f"{hectares(area[good].sum())} en classes A ou B")
+            if unsure.any():
+                partial = bool((ok.to_numpy(dtype=bool) & ~unsure).any())
+                detail += (f" ; {hectares(area[unsure].sum())} de classe non déterminée "
+                           f"({_why_undetermined(main, texts, reports, partial)}), comptés "
+                           f"dans aucune classe")
+            out.append((f"Parcelles évaluées ({main.label})", hectares(area[ok].sum()), detail))
     gisements = layers.get("gisements")
     if gisements is not None:
         area = surface_m2(gisements)
@@ -283,6 +299,31 @@ def _key_figures(layers: Mapping[str, gpd.GeoDataFrame],
     return out
 
 
+def _why_undetermined(main: ScoringProfile, texts: ProfileTexts,
+                      reports: Sequence[SourceReport], partial: bool) -> str:
+    """Why parcels of the main profile have no class: the threshold, the data missing.
+
+    ``partial``: other parcels of the profile have a class, so these lack data that
+    the sources give elsewhere (a parcel off the zoning or the DEM).
+    """
+    threshold = texts.fiabilite_min.get(main.name)
+    reasons = []
+    present = {r.kind for r in reports if r.in_territory}
+    if "zonage" in present:
+        present.add("zae")  # the ZAE are derived from the zoning when not given
+    prefix = f"contrib_{main.name}_"
+    missing = [texts.labels.get(col, col[len(prefix):])
+               for col, kind in texts.sources.items()
+               if col.startswith(prefix) and kind and kind not in present]
+    if missing:
+        reasons.append(f"critères sans donnée : {', '.join(missing)}")
+    if partial or not missing:
+        reasons.append("parcelles hors de l'emprise d'une source fournie (zonage, MNT…)")
+    head = (f"fiabilité sous {percent(threshold)}" if threshold is not None
+            else "fiabilité insuffisante")
+    return f"{head} ; {' ; '.join(reasons)}"
+
+
 def _available_land(parcelles: gpd.GeoDataFrame | None, profiles: Sequence[ScoringProfile],
                     names: Mapping[str, str]) -> Section:
     section = Section("Surfaces disponibles par classe de score et par commune")
@@ -293,8 +334,9 @@ def _available_land(parcelles: gpd.GeoDataFrame | None, profiles: Sequence[Scori
     main = profiles[0]
     section.paragraphs.append(
         f"Surface des parcelles non exclues par le profil « {main.label} », par classe de "
-        "score (A : très favorable … E : défavorable) ; les parcelles exclues (zones "
-        "naturelles, risques, pente…) sont comptées à part.")
+        "score (A : très favorable … E : défavorable) ; les parcelles notées sur trop peu "
+        "de critères (classe non déterminée) et les parcelles exclues (zones naturelles, "
+        "risques, pente…) sont comptées à part.")
     area = surface_m2(parcelles) / 10_000
     commune = (parcelles["code_insee"].astype(str) if "code_insee" in parcelles.columns
                else pd.Series("territoire", index=parcelles.index))
@@ -566,8 +608,10 @@ def _producers(reports: Sequence[SourceReport], base: Path | None) -> Section:
 
 
 def _sources(reports: Sequence[SourceReport], parcelles: gpd.GeoDataFrame | None,
-             profiles: Sequence[ScoringProfile], base: Path | None) -> Section:
+             profiles: Sequence[ScoringProfile], base: Path | None,
+             texts: ProfileTexts, warnings: Sequence[str] = ()) -> Section:
     section = Section("Sources et fiabilité")
+    section.paragraphs += [f"Avertissement : {w}." for w in warnings]
     if reports:
         rows = []
         for r in reports:
@@ -586,13 +630,22 @@ def _sources(reports: Sequence[SourceReport], parcelles: gpd.GeoDataFrame | None
     if parcelles is not None and reliable:
         section.paragraphs.append(
             "La fiabilité d'un score est la part du poids total des critères dont les données "
-            "étaient disponibles pour la parcelle (1 = toutes les données).")
+            "étaient disponibles pour la parcelle (1 = toutes les données). Sous le seuil du "
+            "profil, la parcelle garde son score mais sa classe est « non déterminée » : elle "
+            "n'est comptée dans aucune classe.")
         rows = []
         for p in reliable:
             values = pd.to_numeric(parcelles[p.fiabilite], errors="coerce").dropna()
+            threshold = texts.fiabilite_min.get(p.name)
+            unsure = (parcelles[p.classe] == UNDETERMINED).to_numpy(dtype=bool) if p.classe \
+                else np.zeros(len(parcelles), dtype=bool)
             rows.append([p.label, number(values.mean(), 2) if len(values) else "—",
                          percent((values >= 0.8).mean()) if len(values) else "—",
-                         number(values.min(), 2) if len(values) else "—"])
+                         number(values.min(), 2) if len(values) else "—",
+                         percent(threshold) if threshold is not None else "—",
+                         number(int(unsure.sum()))])
         section.tables.append(Table(["Profil", "Fiabilité moyenne", "Parcelles ≥ 0,8",
-                                     "Fiabilité minimale"], rows, [False, True, True, True]))
+                                     "Fiabilité minimale", "Seuil de classe",
+                                     "Classe non déterminée"], rows,
+                                    [False, True, True, True, True, True]))
     return section

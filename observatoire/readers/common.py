@@ -109,6 +109,11 @@ class SourceReport:
         Date of the data (``AAAA-MM-JJ``), and ``data_date_origin``: where it was
         found (a field of the file, its metadata, the territory file, or the
         file's modification date).
+    features_in_territory
+        Features that can serve the territory's parcels, when fewer than
+        ``features_kept`` may (a layer read whole: zones meeting the parcels' box,
+        lines and points within 5 km of it, owner rows of the territory's communes);
+        ``None``: ``features_kept``.
     """
 
     kind: str
@@ -124,6 +129,14 @@ class SourceReport:
     producer: str = ""
     data_date: str = ""
     data_date_origin: str = ""
+    features_in_territory: int | None = None
+
+    @property
+    def in_territory(self) -> int:
+        """Features that can serve the territory's parcels (see ``features_in_territory``)."""
+        if self.features_in_territory is None:
+            return self.features_kept
+        return self.features_in_territory
 
     def count(self, what: str, n: int) -> None:
         """Add ``n`` to the repair counter ``what`` (nothing when ``n`` is 0)."""
@@ -240,6 +253,8 @@ def merge_reports(reports: Sequence[SourceReport]) -> SourceReport:
         producer=next((r.producer for r in reports if r.producer), ""),
         data_date=latest.data_date,
         data_date_origin=latest.data_date_origin,
+        features_in_territory=None if all(r.features_in_territory is None for r in reports)
+        else sum(r.in_territory for r in reports),
     )
 
 

@@ -239,6 +239,7 @@ def read_mnt(source: Source, *, crs: str, base: Path | None = None,
         window_src = None
         if bounds is not None:
             window_src = _to_crs_bounds(bounds, target, src_crs, margin=_cell(datasets[0]) * 2)
+            _check_covers(datasets, window_src, source, bounds)
         if len(datasets) == 1 and window_src is None:
             ds = datasets[0]
             data = ds.read(1, masked=True)
@@ -275,6 +276,23 @@ def read_mnt(source: Source, *, crs: str, base: Path | None = None,
                           f"vérifiez le fichier et son emprise")
     return RasterResult(array=array, transform=transform, crs=crs,
                         nodata=float(nodata) if nodata is not None else None, report=report)
+
+
+def _check_covers(datasets: list[Any], window: tuple[float, float, float, float],
+                  source: Source, bounds: tuple[float, float, float, float]) -> None:
+    """Refuse a DEM none of whose files meets the parcels' box (``window``, file CRS)."""
+    for ds in datasets:
+        b = ds.bounds
+        if b.left < window[2] and b.right > window[0] and b.bottom < window[3] \
+                and b.top > window[1]:
+            return
+    b = datasets[0].bounds
+    raise SourceError(
+        f"{source.path} : le MNT ne couvre pas les parcelles du territoire (emprise du MNT "
+        f"{b.left:.0f}, {b.bottom:.0f}, {b.right:.0f}, {b.top:.0f} ; parcelles {bounds[0]:.0f}, "
+        f"{bounds[1]:.0f}, {bounds[2]:.0f}, {bounds[3]:.0f}) ; indiquez les dalles du MNT qui "
+        f"couvrent les communes du territoire, ou vérifiez son système de coordonnées "
+        f"(clé « {source.key or 'sources.mnt'}.crs »)")
 
 
 def _raster_crs(datasets: list[Any], source: Source) -> CRS:
@@ -695,23 +713,62 @@ def read_extra_sources(territory: Territory, *,
     ExtraSources
         The results; sources not configured are ``None`` (or an empty list).
     """
-    kw: dict[str, Any] = {"crs": territory.crs, "base": territory.path.parent}
     out = ExtraSources()
     if (src := territory.source("mnt")) is not None:
         log.info("lecture du MNT (%s)", ", ".join(p.name for p in src.paths))
-        out.mnt = read_mnt(src, bounds=bounds, **kw)
+        out.mnt = read_extra_source(src, territory, bounds=bounds)
     for src in territory.constraints:
         log.info("lecture de la contrainte « %s »", src.name)
-        out.contraintes.append((src, read_contrainte(src, **kw)))
-    for kind, reader in (("voies_ferrees", read_voies_ferrees),
-                         ("postes_electriques", read_postes_electriques),
-                         ("proprietaires", read_proprietaires)):
+        out.contraintes.append((src, read_extra_source(src, territory, bounds=bounds)))
+    for kind in ("voies_ferrees", "postes_electriques", "proprietaires"):
         if (src := territory.source(kind)) is not None:
             log.info("lecture de %s (%s)", kind, ", ".join(p.name for p in src.paths))
-            setattr(out, kind, reader(src, **kw))
+            setattr(out, kind, read_extra_source(src, territory, bounds=bounds))
     return out
 
 
+def read_extra_source(source: Source, territory: Territory, *,
+                      bounds: tuple[float, float, float, float] | None = None) -> Any:
+    """Read one analysis input as the build does, and count what serves the territory.
+
+    The build and ``validate`` both read through here.
+
+    Parameters
+    ----------
+    source
+        A source of a kind of :data:`EXTRA_READERS`.
+    territory
+        The loaded territory file.
+    bounds
+        Box of the territory's parcels: the DEM is read over it (and refused when it
+        does not meet it); the constraint zones meeting it, the railways and
+        substations within 5 km of it and the owner rows of the territory's
+        communes are counted in ``report.features_in_territory``. ``None``: the
+        whole source, nothing counted.
+
+    Returns
+    -------
+    RasterResult or ReadResult
+        As the source's reader.
+    """
+    kw: dict[str, Any] = {"crs": territory.crs, "base": territory.path.parent}
+    if source.kind == "mnt":
+        return read_mnt(source, bounds=bounds, **kw)
+    result = EXTRA_READERS[source.kind](source, **kw)
+    if bounds is None:
+        return result
+    report = result.report
+    if source.kind == "proprietaires":
+        insee = result.frame["idu"].astype(str).str[:5]
+        report.features_in_territory = int(insee.isin(territory.communes).sum())
+    else:
+        from observatoire.ingest import context_extent, count_meeting
+
+        area = shapely.box(*bounds) if source.kind == "contraintes" else context_extent(bounds)
+        report.features_in_territory = count_meeting(result.frame, area)
+    return result
+
+
 __all__ = ["EXTRA_READERS", "ExtraSources", "RasterResult", "normalise_name",
-           "read_contrainte", "read_extra_sources", "read_mnt", "read_postes_electriques",
-           "read_proprietaires", "read_voies_ferrees"]
+           "read_contrainte", "read_extra_source", "read_extra_sources", "read_mnt",
+           "read_postes_electriques", "read_proprietaires", "read_voies_ferrees"]

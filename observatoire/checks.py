@@ -1,0 +1,259 @@
+"""Checks that ``build`` and ``validate`` share: the same code, so they say the same things.
+
+- :func:`settings_problems` / :func:`check_settings`: everything the build refuses
+  before it reads the parcels (profiles, options, vacancy rule, partition mode,
+  constraint names, CNIG export prerequisites). The build stops on the first;
+  ``validate`` lists them all.
+- :func:`missing_source_warnings`: for each key source the territory does not give
+  (zoning, buildings, roads, DEM, constraints), what the results lose; and the
+  profiles whose classes cannot be determined with the sources given.
+- :func:`source_warnings`: a source read that holds nothing for the territory
+  (a zoning file of another commune), a DEM covering part of the parcels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from observatoire.config import Territory
+from observatoire.errors import ConfigError, ObservatoireError
+from observatoire.readers.common import SourceReport
+
+log = logging.getLogger(__name__)
+
+#: Key sources, and what the results lose without them.
+KEY_SOURCES: dict[str, str] = {
+    "zonage": "les zones A et N du PLU ne sont pas exclues et le critère zonage n'est pas noté",
+    "batiments": "les parcelles déjà bâties ne sont pas exclues, le bâti existant n'est pas "
+                 "noté et les gisements ne testent pas la part bâtie",
+    "routes": "la desserte routière (routes principales, autoroutes) n'est pas notée",
+    "mnt": "la pente n'est pas notée",
+    "contraintes": "aucune contrainte réglementaire (zone inondable, espace protégé…) "
+                   "n'exclut ni ne pénalise de parcelle",
+}
+
+#: What a source that holds nothing for the territory costs the results.
+EMPTY_SOURCE: dict[str, str] = {
+    "zonage": "le zonage ne s'applique à aucune parcelle (zones A et N non exclues, critère "
+              "zonage non noté)",
+    "zae": "aucune zone d'activités n'est inventoriée",
+    "friches": "aucune parcelle n'est reconnue comme friche",
+    "batiments": "aucun bâtiment n'est compté sur les parcelles",
+    "routes": "toutes les parcelles sont notées loin des routes",
+    "contraintes": "cette contrainte n'exclut ni ne pénalise aucune parcelle",
+    "voies_ferrees": "toutes les parcelles sont notées loin d'une voie ferrée",
+    "postes_electriques": "toutes les parcelles sont notées loin d'un poste électrique",
+    "etablissements": "aucun établissement n'occupe les zones d'activités (vacance surestimée)",
+    "proprietaires": "aucune parcelle n'a de propriétaire connu : chacune forme sa propre unité "
+                     "foncière",
+}
+#: Where a source's features must lie to serve the territory (see ``features_in_territory``).
+_WHERE = {"zonage": "ne recoupe l'emprise des parcelles",
+          "zae": "ne recoupe l'emprise des parcelles",
+          "contraintes": "ne recoupe l'emprise des parcelles",
+          "proprietaires": "ne porte sur les communes du territoire"}
+#: Below this share of the parcels' box with an elevation, the DEM is said to cover part of it.
+DEM_COVERAGE_MIN = 0.9
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _profiles(territory: Territory) -> None:
+    from observatoire.analysis import AnalysisOptions, road_classes
+    from observatoire.analysis.scoring import load_profiles
+
+    profiles = load_profiles(territory.profiles)
+    try:
+        options = AnalysisOptions.from_options(territory.options)
+    except ConfigError:
+        return  # reported under « options »
+    road_classes(options.classes_routes, profiles)
+
+
+def _options(territory: Territory) -> None:
+    from observatoire.analysis import AnalysisOptions
+    from observatoire.analysis.zae_inventory import observation_date, vacancy_rule
+    from observatoire.partitioned import partition_mode
+
+    AnalysisOptions.from_options(territory.options)
+    vacancy_rule(territory.options.get("vacance"))
+    observation_date(territory.options.get("date_observation"))
+    partition_mode(territory)
+
+
+def _constraints(territory: Territory) -> None:
+    from observatoire.analysis.indicators import check_constraint_names
+
+    check_constraint_names([str(c.name) for c in territory.constraints])
+
+
+def _cnig(territory: Territory) -> None:
+    if territory.options.get("export_cnig") is not True:
+        return  # without the option, a territory lacking the EPCI only gets a warning
+    for key, value in (("epci_nom", territory.epci_nom), ("epci_siren", territory.epci_siren)):
+        if not value:
+            raise ConfigError(
+                f"{territory.path} : clé « territoire.{key} » absente : l'export CNIG Sites "
+                f"Économiques (options.export_cnig = true) l'exige ; ajoutez-la au fichier de "
+                f"territoire, ou retirez options.export_cnig")
+
+
+#: The settings checks, in order, with the key each reports under.
+SETTINGS_CHECKS: tuple[tuple[str, Callable[[Territory], None]], ...] = (
+    ("profils", _profiles),
+    ("options", _options),
+    ("sources.contraintes", _constraints),
+    ("options.export_cnig", _cnig),
+)
+
+
+def settings_problems(territory: Territory) -> list[tuple[str, ObservatoireError]]:
+    """Run every settings check; return what each refuses.
+
+    Parameters
+    ----------
+    territory
+        The loaded territory file.
+
+    Returns
+    -------
+    list of (str, ObservatoireError)
+        The key of each failing check (``profils``, ``options``…) and its error, in
+        the order of :data:`SETTINGS_CHECKS`; empty when the build may start.
+    """
+    problems = []
+    for key, check in SETTINGS_CHECKS:
+        try:
+            check(territory)
+        except ObservatoireError as exc:
+            problems.append((key, exc))
+    return problems
+
+
+def check_settings(territory: Territory) -> None:
+    """Refuse, before any source is read, what the build would refuse later.
+
+    Raises
+    ------
+    ObservatoireError
+        The first problem of :func:`settings_problems`.
+    """
+    problems = settings_problems(territory)
+    if problems:
+        raise problems[0][1]
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def _points(share: float) -> str:
+    return f"{round(100 * share):d}"
+
+
+def missing_source_warnings(territory: Territory) -> list[str]:
+    """Say what the results lose for each key source the territory does not give.
+
+    Parameters
+    ----------
+    territory
+        The loaded territory file (its profiles are read; unreadable profiles give
+        no warning: :func:`settings_problems` reports them).
+
+    Returns
+    -------
+    list of str
+        One French sentence per missing key source (with the reliability points
+        each profile loses), then one per profile none of whose parcels can reach
+        its reliability threshold with the sources given.
+    """
+    from observatoire.analysis.scoring import load_profiles, source_weights
+
+    try:
+        profiles = load_profiles(territory.profiles)
+    except ObservatoireError:
+        profiles = ()
+    given = {s.kind for s in territory.all_sources()}
+    if "zonage" in given:
+        given.add("zae")  # the ZAE are derived from the zoning
+    weights = {p.name: source_weights(p) for p in profiles}
+    out = []
+    for kind, loss in KEY_SOURCES.items():
+        if kind in given:
+            continue
+        lost = [f"{_points(w[kind])} points pour {name}" for name, w in weights.items()
+                if w.get(kind)]
+        out.append(f"source {kind} absente : {loss}"
+                   + (f" (fiabilité des scores : −{', −'.join(lost)})" if lost else ""))
+    for p in profiles:
+        best = sum(share for kind, share in weights[p.name].items()
+                   if kind in given or kind == "parcelles")
+        if best < p.fiabilite_min - 1e-9:
+            absent = sorted(k for k in weights[p.name] if k not in given and k != "parcelles")
+            out.append(
+                f"profil {p.name} : avec ces sources, la fiabilité ne dépasse pas "
+                f"{_points(best)} % (seuil de classe : {_points(p.fiabilite_min)} %) ; toutes "
+                f"les parcelles auront une classe non déterminée ; ajoutez les sources "
+                f"{', '.join(absent)}")
+    return out
+
+
+def _names(report: SourceReport) -> str:
+    """Name the files of a source, and its layer unless the file's name says it (GeoJSON)."""
+    files = ", ".join(p.name for p in report.paths)
+    layer = report.layer if report.layer not in {p.stem for p in report.paths} else None
+    return f"« {files} »" + (f", couche « {layer} »" if layer else "")
+
+
+def source_warnings(reports: Sequence[SourceReport], territory: Territory) -> list[str]:
+    """Say which sources hold nothing for the territory, and how little the DEM covers.
+
+    Parameters
+    ----------
+    reports
+        The reports of the sources read with the parcels' box (the build's, or
+        ``validate``'s once the parcels are read).
+    territory
+        The loaded territory file.
+
+    Returns
+    -------
+    list of str
+        One French sentence per source whose ``in_territory`` count is 0, naming
+        its files and layer, and one for a DEM with an elevation on less than
+        :data:`DEM_COVERAGE_MIN` of the parcels' box.
+    """
+    out = []
+    communes = ", ".join(territory.communes)
+    for r in reports:
+        if r.kind == "parcelles":
+            continue
+        if r.kind == "mnt":
+            if r.features_read and r.features_kept < DEM_COVERAGE_MIN * r.features_read:
+                share = _points(r.features_kept / r.features_read)
+                out.append(
+                    f"source mnt {_names(r)} : une altitude sur {share} % seulement du "
+                    f"rectangle des parcelles (hors du MNT ou sans donnée) ; les parcelles "
+                    f"sans altitude n'ont pas de pente et leur fiabilité baisse")
+            continue
+        if r.in_territory:
+            continue
+        where = _WHERE.get(r.kind, "à moins de 5 km des parcelles")
+        read = f" ({r.features_read} lues)" if r.features_read else ""
+        out.append(
+            f"source {r.kind} {_names(r)} : aucune entité {where}{read} ; "
+            f"{EMPTY_SOURCE.get(r.kind, 'elle ne sert à rien')} ; vérifiez que le fichier "
+            f"porte sur les communes {communes} et son système de coordonnées")
+    return out
+
+
+def warn(messages: Sequence[str]) -> None:
+    """Log each message as a warning (the build's way of saying them)."""
+    for message in messages:
+        log.warning("%s", message)
+
+
+__all__ = ["DEM_COVERAGE_MIN", "EMPTY_SOURCE", "KEY_SOURCES", "SETTINGS_CHECKS",
+           "check_settings", "missing_source_warnings", "settings_problems",
+           "source_warnings", "warn"]
