@@ -161,6 +161,13 @@ class Staged:
             frame = frame.sort_values("idu", kind="stable").reset_index(drop=True)
         return conform(frame, PARCELLES)
 
+    def meeting(self, box: tuple[float, float, float, float]) -> Iterator[gpd.GeoDataFrame]:
+        """Yield, a commune at a time, the canonical parcels of the communes meeting ``box``."""
+        for commune in self.communes:
+            b = commune.bounds
+            if b[0] <= box[2] and box[0] <= b[2] and b[1] <= box[3] and box[1] <= b[3]:
+                yield self.parcels(commune)
+
 
 #: Parcel files read together while staging (bytes): few calls, bounded memory.
 STAGE_BYTES = 16 * 2**20

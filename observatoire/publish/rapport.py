@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from observatoire import __version__
+from observatoire.communes import commune_names
 from observatoire.config import Territory
 from observatoire.outputs import StagedFile
 from observatoire.publish.assets import (
@@ -94,7 +95,8 @@ class Section:
 
 
 def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[SourceReport],
-                 territory: Territory) -> StagedFile:
+                 territory: Territory, *, communes: Mapping[str, str] | None = None
+                 ) -> StagedFile:
     """Write ``rapport.html`` to a staged file next to the GeoPackage.
 
     Parameters
@@ -106,6 +108,9 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
         What reading each source did (``sources`` table).
     territory
         The territory: name, communes, output folder, profiles, observation date.
+    communes
+        INSEE code → commune name (default: the table of communes, then
+        ``[options.noms_communes]``).
 
     Returns
     -------
@@ -120,6 +125,8 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
         date=str(territory.options.get("date_observation") or dt.date.today().isoformat()),
         profiles=profile_texts(territory),
         base=territory.path.parent,
+        names=communes if communes is not None else commune_names(
+            territory.communes, overrides=territory.options.get("noms_communes")),
     )
     staged.tmp.write_text(page, encoding="utf-8")
     return staged
@@ -127,7 +134,8 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
 
 def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[SourceReport], *,
                   territory_name: str, communes: Sequence[str], date: str,
-                  profiles: ProfileTexts | None = None, base: Path | None = None) -> str:
+                  profiles: ProfileTexts | None = None, base: Path | None = None,
+                  names: Mapping[str, str] | None = None) -> str:
     """Return the HTML of the report.
 
     Parameters
@@ -140,6 +148,9 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
         Order and labels of the scoring profiles; the first is the main one.
     base
         Folder that source paths are shown relative to (file names otherwise).
+    names
+        INSEE code → commune name (default: the table of communes); a commune
+        whose name is unknown is shown by its code, as are the friches' names.
 
     Returns
     -------
@@ -148,7 +159,11 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
     """
     parcelles = layers.get("parcelles")
     found = scoring_profiles(parcelles.columns, profiles) if parcelles is not None else []
-    names = _commune_names(layers)
+    if names is None:
+        codes = [*communes, *(parcelles["code_insee"].dropna().astype(str).unique()
+                              if parcelles is not None and "code_insee" in parcelles else [])]
+        names = commune_names(codes)
+    names = {**_commune_names(layers), **names}
     with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
         sections = [
             _available_land(parcelles, found, names),
