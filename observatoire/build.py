@@ -402,8 +402,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
                     parcelles=views["zae"] if views else outputs["parcelles"],
                     rule=vacancy_rule(territory.options.get("vacance"))))
             else:
-                log.warning("export CNIG non produit : territoire.epci_nom et "
-                            "territoire.epci_siren absents")
+                log.warning("export CNIG non produit : %s", _missing_epci(territory, epci_siren))
 
     if territory.options.get("carte", True):
         say("Carte interactive…")
@@ -531,6 +530,14 @@ def commune_names(territory: Territory, layers: Layers,
                 friches.setdefault(code, str(name))
     names = {**friches, **official(codes)}
     names.update(territory.options.get("noms_communes", {}))
+    for code in territory.communes:
+        if code not in names:
+            from observatoire.communes import suggest_communes
+
+            close = ", ".join(c.label() for c in suggest_communes(code, n=3))
+            log.warning("commune %s absente de la table des communes : désignée par son code "
+                        "(nommez-la dans [options.noms_communes])%s", code,
+                        f" ; codes proches : {close}" if close else "")
     return names
 
 
@@ -553,6 +560,17 @@ def territory_epci(territory: Territory) -> tuple[str | None, str | None]:
             nom, siren = only.nom, only.siren
             log.info("EPCI du territoire d'après la table des communes : %s", only.label())
     return nom, siren
+
+
+def _missing_epci(territory: Territory, siren: str | None) -> str:
+    """Why the EPCI of the CNIG export is not known, and the fix (French)."""
+    if territory.epci_siren and not territory.epci_nom:
+        return (f"territoire.epci_nom absent et SIREN {territory.epci_siren} inconnu de la "
+                f"table des EPCI ; vérifiez territoire.epci_siren ou ajoutez territoire.epci_nom")
+    if territory.epci_nom and not siren:
+        return "territoire.epci_siren absent ; ajoutez-le au fichier de territoire"
+    return ("territoire.epci_siren absent, et les communes du territoire ne sont pas toutes "
+            "dans un même EPCI ; ajoutez territoire.epci_siren et territoire.epci_nom")
 
 
 def _description(name: str, schema: object) -> str:

@@ -156,3 +156,48 @@ def test_communes_and_epci_named_from_the_table_without_noms_communes(tmp_path):
     build(load(folder / "territoire.toml", output_dir=out))
     sites = pyogrio.read_dataframe(gpkg, layer="site_eco")
     assert list(sites["site_comm_nom"]) == ["Gennes (Doubs)"]
+
+
+def test_epci_of_the_territory_from_the_table():
+    import dataclasses
+
+    from observatoire.build import _missing_epci, territory_epci
+
+    sample = load_territory("data/sample/territoire.toml")
+    gbm = ("CU Grand Besançon Métropole", "242500361")
+    assert territory_epci(sample) == ("Grand Besançon Métropole", "242500361")  # as written
+    assert territory_epci(dataclasses.replace(sample, epci_nom=None)) == gbm
+    # Neither given: the EPCI holding every commune (Gennes and Montfaucon are in GBM).
+    bare = dataclasses.replace(sample, epci_nom=None, epci_siren=None,
+                               communes=("25267", "25395"))
+    assert territory_epci(bare) == gbm
+    # Luxiol is in the CC du Doubs Baumois: no single EPCI, and the warning says why.
+    mixed = dataclasses.replace(bare, communes=("25267", "25354"))
+    assert territory_epci(mixed) == (None, None)
+    assert "ne sont pas toutes dans un même EPCI" in _missing_epci(mixed, None)
+    unknown = dataclasses.replace(sample, epci_nom=None, epci_siren="242500360")
+    assert territory_epci(unknown) == (None, "242500360")
+    assert "SIREN 242500360 inconnu de la table des EPCI" in _missing_epci(unknown, "242500360")
+
+
+def test_commune_names_of_the_territory(caplog):
+    import dataclasses
+    import logging
+
+    from observatoire.build import commune_names
+    from observatoire.ingest import Layers, empty_friches
+    from observatoire.schema import BATIMENTS, PARCELLES, ROUTES, ZAE, ZONAGE, empty_layer
+
+    crs = "EPSG:2154"
+    layers = Layers(parcelles=empty_layer(PARCELLES, crs), friches=empty_friches(crs),
+                    friches_surfaces=empty_friches(crs, surfaces=True),
+                    zae=empty_layer(ZAE, crs), zonage=empty_layer(ZONAGE, crs),
+                    batiments=empty_layer(BATIMENTS, crs), routes=empty_layer(ROUTES, crs))
+    sample = load_territory("data/sample/territoire.toml")
+    territory = dataclasses.replace(sample, communes=("25267", "25354", "25999"), options={
+        **sample.options, "noms_communes": {"25354": "Luxiol (Doubs)"}})
+    with caplog.at_level(logging.WARNING, logger="observatoire.build"):
+        names = commune_names(territory, layers)
+    assert names == {"25267": "Gennes", "25354": "Luxiol (Doubs)"}
+    assert ("commune 25999 absente de la table des communes : désignée par son code "
+            "(nommez-la dans [options.noms_communes]) ; codes proches : ") in caplog.text
