@@ -402,7 +402,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
                     parcelles=views["zae"] if views else outputs["parcelles"],
                     rule=vacancy_rule(territory.options.get("vacance"))))
             else:
-                log.warning("export CNIG non produit : %s", _missing_epci(territory, epci_siren))
+                log.warning("export CNIG non produit : %s", _missing_epci(territory))
 
     if territory.options.get("carte", True):
         say("Carte interactive…")
@@ -542,35 +542,33 @@ def commune_names(territory: Territory, layers: Layers,
 
 
 def territory_epci(territory: Territory) -> tuple[str | None, str | None]:
-    """Name and SIREN of the territory's EPCI: the territory file's, else the table's.
+    """Name and SIREN of the territory's EPCI: the territory file's, the name from the table.
 
-    A SIREN without a name takes the table's name; without either, the EPCI
-    holding every commune of the territory, when there is one.
+    A SIREN without a name takes the name of the table of EPCI.
     """
-    from observatoire.communes import epci_of, find_epci
+    from observatoire.communes import find_epci
 
     nom, siren = territory.epci_nom, territory.epci_siren
     if siren and not nom:
         found = find_epci(siren)
         nom = found.nom if found else None
-    elif not siren and not nom:
-        held = {e.siren: e for e in map(epci_of, territory.communes) if e is not None}
-        if len(held) == 1 and all(epci_of(c) is not None for c in territory.communes):
-            only = next(iter(held.values()))
-            nom, siren = only.nom, only.siren
-            log.info("EPCI du territoire d'après la table des communes : %s", only.label())
     return nom, siren
 
 
-def _missing_epci(territory: Territory, siren: str | None) -> str:
+def _missing_epci(territory: Territory) -> str:
     """Why the EPCI of the CNIG export is not known, and the fix (French)."""
-    if territory.epci_siren and not territory.epci_nom:
+    from observatoire.communes import epci_of
+
+    if territory.epci_siren:
         return (f"territoire.epci_nom absent et SIREN {territory.epci_siren} inconnu de la "
                 f"table des EPCI ; vérifiez territoire.epci_siren ou ajoutez territoire.epci_nom")
-    if territory.epci_nom and not siren:
-        return "territoire.epci_siren absent ; ajoutez-le au fichier de territoire"
-    return ("territoire.epci_siren absent, et les communes du territoire ne sont pas toutes "
-            "dans un même EPCI ; ajoutez territoire.epci_siren et territoire.epci_nom")
+    held = {e.siren: e for e in map(epci_of, territory.communes) if e is not None}
+    hint = ""
+    if len(held) == 1:
+        only = next(iter(held.values()))
+        hint = (f" ; les communes du territoire sont dans {only.label()} : ajoutez "
+                f"epci_siren = \"{only.siren}\" à [territoire]")
+    return f"territoire.epci_siren absent{hint}"
 
 
 def _description(name: str, schema: object) -> str:

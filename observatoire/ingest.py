@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 #: Context layers are kept within this distance of the territory's parcels (m).
 CONTEXT_MARGIN = 5_000.0
 
-#: The territory's parcels meeting a box (territory CRS), in parts (see :func:`ingest`).
-ParcelParts = Callable[[tuple[float, float, float, float]], Iterable[gpd.GeoDataFrame]]
+#: The territory's parcels meeting some boxes (``(n, 4)`` bounds, territory CRS), in
+#: parts (see :func:`ingest`).
+ParcelParts = Callable[[np.ndarray], Iterable[gpd.GeoDataFrame]]
 
 
 @dataclass
@@ -77,7 +78,7 @@ def ingest(territory: Territory, *, parcelles: ReadResult | None = None,
         build streams ``batiments``): their layer is left empty but *available*,
         and their report is a placeholder at its place in ``reports``.
     parcel_parts
-        The parcels meeting a box, in parts (a commune at a time), when
+        The parcels meeting some boxes, in parts (a commune at a time), when
         ``parcelles`` does not hold them: the ZAE are placed on them
         (:func:`place_zae`).
 
@@ -138,9 +139,8 @@ def ingest(territory: Territory, *, parcelles: ReadResult | None = None,
         # ids [INSEE]_SITE-ECO_[n] need the commune, found from the parcels.
         from observatoire.analysis.zae_inventory import vacancy_rule
 
-        box = tuple(zones.total_bounds) if len(zones) else None
-        parts = (() if box is None else parcel_parts(box) if parcel_parts is not None
-                 else (parcelles.frame,))
+        parts = (() if len(zones) == 0 else (parcelles.frame,) if parcel_parts is None
+                 else parcel_parts(zones.geometry.bounds.to_numpy()))
         placed = place_zae(zones, parts, report=report,
                            part_min=vacancy_rule(territory.options.get("vacance")).part_min_zae)
         return assign_zae_ids(placed)

@@ -161,11 +161,16 @@ class Staged:
             frame = frame.sort_values("idu", kind="stable").reset_index(drop=True)
         return conform(frame, PARCELLES)
 
-    def meeting(self, box: tuple[float, float, float, float]) -> Iterator[gpd.GeoDataFrame]:
-        """Yield, a commune at a time, the canonical parcels of the communes meeting ``box``."""
+    def meeting(self, boxes: np.ndarray) -> Iterator[gpd.GeoDataFrame]:
+        """Yield, a commune at a time, the canonical parcels of the communes meeting ``boxes``.
+
+        ``boxes``: ``(n, 4)`` bounds (the ZAE's); a commune whose box meets none of
+        them is not read.
+        """
         for commune in self.communes:
             b = commune.bounds
-            if b[0] <= box[2] and box[0] <= b[2] and b[1] <= box[3] and box[1] <= b[3]:
+            if np.any((boxes[:, 0] <= b[2]) & (b[0] <= boxes[:, 2])
+                      & (boxes[:, 1] <= b[3]) & (b[1] <= boxes[:, 3])):
                 yield self.parcels(commune)
 
 

@@ -164,20 +164,22 @@ def test_epci_of_the_territory_from_the_table():
     from observatoire.build import _missing_epci, territory_epci
 
     sample = load_territory("data/sample/territoire.toml")
-    gbm = ("CU Grand Besançon Métropole", "242500361")
     assert territory_epci(sample) == ("Grand Besançon Métropole", "242500361")  # as written
-    assert territory_epci(dataclasses.replace(sample, epci_nom=None)) == gbm
-    # Neither given: the EPCI holding every commune (Gennes and Montfaucon are in GBM).
-    bare = dataclasses.replace(sample, epci_nom=None, epci_siren=None,
-                               communes=("25267", "25395"))
-    assert territory_epci(bare) == gbm
-    # Luxiol is in the CC du Doubs Baumois: no single EPCI, and the warning says why.
-    mixed = dataclasses.replace(bare, communes=("25267", "25354"))
-    assert territory_epci(mixed) == (None, None)
-    assert "ne sont pas toutes dans un même EPCI" in _missing_epci(mixed, None)
+    assert territory_epci(dataclasses.replace(sample, epci_nom=None)) == (
+        "CU Grand Besançon Métropole", "242500361")
     unknown = dataclasses.replace(sample, epci_nom=None, epci_siren="242500360")
     assert territory_epci(unknown) == (None, "242500360")
-    assert "SIREN 242500360 inconnu de la table des EPCI" in _missing_epci(unknown, "242500360")
+    assert "SIREN 242500360 inconnu de la table des EPCI" in _missing_epci(unknown)
+    # Neither given: no export, and the warning gives the SIREN when the communes share one.
+    bare = dataclasses.replace(sample, epci_nom=None, epci_siren=None,
+                               communes=("25267", "25395"))
+    assert territory_epci(bare) == (None, None)
+    assert _missing_epci(bare) == (
+        'territoire.epci_siren absent ; les communes du territoire sont dans CU Grand Besançon '
+        'Métropole (SIREN 242500361) : ajoutez epci_siren = "242500361" à [territoire]')
+    # Luxiol is in the CC du Doubs Baumois: no single EPCI to suggest.
+    mixed = dataclasses.replace(bare, communes=("25267", "25354"))
+    assert _missing_epci(mixed) == "territoire.epci_siren absent"
 
 
 def test_commune_names_of_the_territory(caplog):

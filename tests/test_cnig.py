@@ -392,11 +392,13 @@ def test_a_zone_without_commune_or_name_is_left_out_with_a_warning(tmp_path, cap
     zae, zu, etabs = make_fixture()
     zae = zae.copy()
     # ZA Nord (no unit) loses its commune; a copy of it moved east is in a commune
-    # the table of names does not hold.
+    # the table of names does not hold, another one has a code of 4 digits.
     zae.loc[zae["zae_id"] == "ZA-Nord", "comm_insee"] = None
     other = zae[zae["zae_id"] == "ZA-Nord"].assign(zae_id="ZA-Est", comm_insee="25999")
     other = other.set_geometry(other.geometry.translate(500, 0))
-    zae = pd.concat([zae, other], ignore_index=True)
+    bad = other.assign(zae_id="ZA-Sud", comm_insee="2526")
+    bad = bad.set_geometry(bad.geometry.translate(0, -500))
+    zae = pd.concat([zae, other, bad], ignore_index=True)
     with caplog.at_level(logging.WARNING, logger="observatoire.publish.cnig"):
         path = stage_cnig_export(zae, zu, etabs, output_dir=tmp_path, communes=COMMUNES,
                                  date_observation=OBS, **EPCI).publish()
@@ -407,7 +409,9 @@ def test_a_zone_without_commune_or_name_is_left_out_with_a_warning(tmp_path, cap
         "[options.noms_communes] du fichier de territoire",
         "export CNIG : zone « ZA-Nord » non exportée : champ site_comm_insee manquant (la zone "
         "n'a pas de comm_insee et aucune parcelle du territoire) ; renseignez le code INSEE de "
-        "sa commune dans la source zae"]
+        "sa commune dans la source zae",
+        "export CNIG : zone « ZA-Sud » non exportée : champ site_comm_insee invalide ('2526' "
+        "n'est pas un code INSEE à 5 caractères) ; corrigez comm_insee dans la source zae"]
     # The other zone is exported whole, and the file conforms to the standard.
     assert validate_geopackage(path) == {"site_eco": 1, "terrain_eco": 4, "etablissement": 2,
                                          "pole_eco": 1}

@@ -726,6 +726,8 @@ def _site_insee(zae: gpd.GeoDataFrame, unites: pd.DataFrame) -> pd.Series:
 
 #: Zones named at most in the warnings of :func:`_exportable` (then a count).
 MAX_ZONES_NAMED = 20
+#: An INSEE commune code (Corsica: 2A, 2B).
+INSEE_PATTERN = r"\d{5}|2[AB]\d{3}"
 
 
 def _exportable(zae: gpd.GeoDataFrame, insee: pd.Series, communes: Mapping[str, str]
@@ -737,15 +739,20 @@ def _exportable(zae: gpd.GeoDataFrame, insee: pd.Series, communes: Mapping[str, 
     exported.
     """
     no_code = insee.isna()
-    no_name = ~no_code & ~insee.map(lambda c: c in communes).astype(bool)
+    bad_code = ~no_code & ~insee.astype(str).str.fullmatch(INSEE_PATTERN)
+    no_name = ~no_code & ~bad_code & ~insee.map(lambda c: c in communes).astype(bool)
     problems = []
-    for zone, code, missing_code, missing_name in zip(zae["zae_id"], insee, no_code, no_name,
-                                                      strict=True):
+    for zone, code, missing_code, wrong_code, missing_name in zip(
+            zae["zae_id"], insee, no_code, bad_code, no_name, strict=True):
         if missing_code:
             problems.append(
                 f"zone « {zone} » non exportée : champ site_comm_insee manquant (la zone n'a "
                 f"pas de comm_insee et aucune parcelle du territoire) ; renseignez le code "
                 f"INSEE de sa commune dans la source zae")
+        elif wrong_code:
+            problems.append(
+                f"zone « {zone} » non exportée : champ site_comm_insee invalide ({code!r} n'est "
+                f"pas un code INSEE à 5 caractères) ; corrigez comm_insee dans la source zae")
         elif missing_name:
             problems.append(
                 f"zone « {zone} » non exportée : champ site_comm_nom manquant (commune {code} "
@@ -754,9 +761,9 @@ def _exportable(zae: gpd.GeoDataFrame, insee: pd.Series, communes: Mapping[str, 
     for message in problems[:MAX_ZONES_NAMED]:
         log.warning("export CNIG : %s", message)
     if len(problems) > MAX_ZONES_NAMED:
-        log.warning("export CNIG : %d autre(s) zone(s) non exportée(s) pour la même raison",
-                    len(problems) - MAX_ZONES_NAMED)
-    return ~(no_code | no_name)
+        log.warning("export CNIG : %d autre(s) zone(s) non exportée(s) (commune inconnue, code "
+                    "INSEE invalide ou nom de commune inconnu)", len(problems) - MAX_ZONES_NAMED)
+    return ~(no_code | bad_code | no_name)
 
 
 def _number_ids(insee: pd.Series, classe: str, numbered: dict[str, int] | None = None
@@ -871,7 +878,7 @@ def cnig_parts(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
         zae, insee = zae[ok].reset_index(drop=True), insee[ok].reset_index(drop=True)
         zu = zu[zu["zae_id"].isin(zae["zae_id"])].reset_index(drop=True)
     insee = insee.astype(str)
-    pattern = re.compile(r"^(\d{5}|2[AB]\d{3})_SITE-ECO_\d+$")
+    pattern = re.compile(rf"^({INSEE_PATTERN})_SITE-ECO_\d+$")
     given = zae["zae_id"].astype(str)
     renumber = ~given.str.match(pattern)
     new_ids = _number_ids(insee, "SITE-ECO")

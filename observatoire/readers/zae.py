@@ -128,6 +128,12 @@ def _read_zae_files(source: Source, *, crs: str, base: Path | None, bbox: BBox |
         for col in ("zae_id", "zae_nom", "zae_type", "zae_vocation", "comm_insee"):
             if col in frame:
                 frame[col] = text(frame[col])
+        if "comm_insee" in frame:
+            # A code stored as a number lost its leading zero (01015 → 1015).
+            code = frame["comm_insee"].astype(object)
+            short = code.map(lambda c: isinstance(c, str) and len(c) == 4 and c.isdigit())
+            frame["comm_insee"] = code.where(~short, code.str.zfill(5))
+            report.count("codes INSEE complétés d'un zéro initial", int(short.sum()))
         frame["zae_origine"] = origin
         frame[LINEAGE] = relative_name(path, base)
         frames.append(frame)
