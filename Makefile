@@ -36,7 +36,7 @@ install: $(STAMP) ## crée .venv et installe le projet et ses dépendances
 
 # Rebuild only when the code, the territory file or one of its sources changed.
 SOURCES := $(shell test -x $(PY) && $(PY) -m observatoire deps --config $(CONFIG) 2>/dev/null)
-CODE := $(shell find observatoire -type f \( -name '*.py' -o -name '*.toml' -o -name '*.html' -o -name '*.js' -o -name '*.css' -o -name '*.json' -o -name '*.gpkg' \) 2>/dev/null)
+CODE := $(shell find observatoire -type f \( -name '*.py' -o -name '*.toml' -o -name '*.html' -o -name '*.js' -o -name '*.css' -o -name '*.json' -o -name '*.gpkg' -o -name '*.csv' -o -name '*.gz' \) 2>/dev/null)
 
 $(OUT)/observatoire.gpkg: $(STAMP) $(CONFIG) $(SOURCES) $(CODE)
 	$(BIN)/observatoire build --config $(CONFIG)

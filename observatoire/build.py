@@ -244,7 +244,7 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
     streamed = ("batiments",) if territory.source("batiments") is not None else ()
     layers = ingest(territory, parcelles=ReadResult(empty_layer(PARCELLES, territory.crs),
                                                     staged.report), bounds=staged.bounds,
-                    streamed=streamed)
+                    streamed=streamed, parcel_parts=staged.meeting)
     extra = read_extra_sources(territory, bounds=staged.bounds)
     layers.reports.extend(extra.reports())
     layers.available |= extra.available()
@@ -445,6 +445,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
                                      crs=territory.crs)
         table.to_csv(csv.tmp, index=False, sep=";", decimal=",", encoding="utf-8-sig")
         staged.append(csv)
+    names = commune_names(territory, layers, outputs)
     zae = outputs.get("zae")
     if zae is not None and len(zae) and "zae_unites" in outputs:
         date = territory.options.get("date_observation")
@@ -452,28 +453,21 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
         staged.extend(stage_consultation(zae, outputs["zae_unites"],
                                          output_dir=territory.output_dir,
                                          territory=territory.name, date_observation=date,
-                                         progress=say))
+                                         progress=say, communes=names))
         explicit = "export_cnig" in territory.options
-        names = commune_names(territory, layers)
-        unnamed = sorted(set(zae["comm_insee"].dropna()) - set(names)) \
-            if "comm_insee" in zae else []
-        if territory.options.get("export_cnig", True) and unnamed and not explicit:
-            log.warning("export CNIG non produit : nom de commune inconnu pour %s (le standard "
-                        "exige site_comm_nom) ; ajoutez-le dans [options.noms_communes] du "
-                        "fichier de territoire", ", ".join(unnamed[:5]))
-        elif territory.options.get("export_cnig", True):
-            if (territory.epci_nom and territory.epci_siren) or explicit:
+        epci_nom, epci_siren = territory_epci(territory)
+        if territory.options.get("export_cnig", True):
+            if (epci_nom and epci_siren) or explicit:
                 say("Export CNIG Sites Économiques…")
                 staged.append(stage_cnig_export(
                     zae, outputs["zae_unites"], layers.etablissements,
-                    output_dir=territory.output_dir, epci_nom=territory.epci_nom,
-                    epci_siren=territory.epci_siren, communes=names,
+                    output_dir=territory.output_dir, epci_nom=epci_nom,
+                    epci_siren=epci_siren, communes=names,
                     date_observation=date,
                     parcelles=views["zae"] if views else outputs["parcelles"],
                     rule=vacancy_rule(territory.options.get("vacance"))))
             else:
-                log.warning("export CNIG non produit : territoire.epci_nom et "
-                            "territoire.epci_siren absents")
+                log.warning("export CNIG non produit : %s", _missing_epci(territory))
 
     if territory.options.get("carte", True):
         say("Carte interactive…")
@@ -483,7 +477,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
             drawn = {**outputs, "parcelles": views["carte"]}
             say(_map_message(len(views["carte"]), views["nb_parcelles"], territory))
         staged.append(stage_map(map_units_and_sites(drawn, say), territory,
-                                reports=layers.reports))
+                                reports=layers.reports, communes=names))
         del drawn
     if views is not None:
         # A build by partition lets go what the report does not read: memory for its
@@ -496,7 +490,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
     if territory.options.get("rapport", True):
         say("Rapport…")
         staged.append(stage_report({**outputs, "parcelles": views["rapport"]()} if views
-                                   else outputs, layers.reports, territory))
+                                   else outputs, layers.reports, territory, communes=names))
 
 
 #: Above this many parcels, the overview map keeps the parcels that matter (see map_layers).
@@ -579,17 +573,68 @@ def _map_message(drawn: int, total: int, territory: Territory) -> str:
             f"{first} ; toutes sont dans le GeoPackage)")
 
 
-def commune_names(territory: Territory, layers: Layers) -> dict[str, str]:
-    """INSEE code → commune name: friches, a single-commune territory, options.noms_communes."""
-    names: dict[str, str] = {}
-    fr = layers.friches
-    if {"comm_insee", "comm_nom"} <= set(fr.columns):
-        pairs = fr[["comm_insee", "comm_nom"]].dropna().drop_duplicates("comm_insee")
-        names.update(zip(pairs["comm_insee"], pairs["comm_nom"], strict=True))
-    if len(territory.communes) == 1:
-        names.setdefault(territory.communes[0], territory.name)
+def commune_names(territory: Territory, layers: Layers,
+                  outputs: dict[str, gpd.GeoDataFrame] | None = None) -> dict[str, str]:
+    """INSEE code → name of the communes the outputs show.
+
+    The territory's communes, the ZAE's and the friches': names from the table of
+    communes (:mod:`observatoire.communes`), else the friches' ``comm_nom``;
+    ``[options.noms_communes]`` overrides both.
+    """
+    from observatoire.communes import commune_names as official
+
+    codes = list(territory.communes)
+    friches: dict[str, str] = {}
+    for frame in (layers.friches, layers.friches_surfaces, (outputs or {}).get("zae")):
+        if frame is None or "comm_insee" not in frame:
+            continue
+        codes.extend(frame["comm_insee"].dropna().astype(str).unique())
+        if "comm_nom" in frame:
+            pairs = frame[["comm_insee", "comm_nom"]].dropna().drop_duplicates("comm_insee")
+            for code, name in zip(pairs["comm_insee"].astype(str), pairs["comm_nom"],
+                                  strict=True):
+                friches.setdefault(code, str(name))
+    names = {**friches, **official(codes)}
     names.update(territory.options.get("noms_communes", {}))
+    for code in territory.communes:
+        if code not in names:
+            from observatoire.communes import suggest_communes
+
+            close = ", ".join(c.label() for c in suggest_communes(code, n=3))
+            log.warning("commune %s absente de la table des communes : désignée par son code "
+                        "(nommez-la dans [options.noms_communes])%s", code,
+                        f" ; codes proches : {close}" if close else "")
     return names
+
+
+def territory_epci(territory: Territory) -> tuple[str | None, str | None]:
+    """Name and SIREN of the territory's EPCI: the territory file's, the name from the table.
+
+    A SIREN without a name takes the name of the table of EPCI.
+    """
+    from observatoire.communes import find_epci
+
+    nom, siren = territory.epci_nom, territory.epci_siren
+    if siren and not nom:
+        found = find_epci(siren)
+        nom = found.nom if found else None
+    return nom, siren
+
+
+def _missing_epci(territory: Territory) -> str:
+    """Why the EPCI of the CNIG export is not known, and the fix (French)."""
+    from observatoire.communes import epci_of
+
+    if territory.epci_siren:
+        return (f"territoire.epci_nom absent et SIREN {territory.epci_siren} inconnu de la "
+                f"table des EPCI ; vérifiez territoire.epci_siren ou ajoutez territoire.epci_nom")
+    held = {e.siren: e for e in map(epci_of, territory.communes) if e is not None}
+    hint = ""
+    if len(held) == 1:
+        only = next(iter(held.values()))
+        hint = (f" ; les communes du territoire sont dans {only.label()} : ajoutez "
+                f"epci_siren = \"{only.siren}\" à [territoire]")
+    return f"territoire.epci_siren absent{hint}"
 
 
 def _description(name: str, schema: object) -> str:

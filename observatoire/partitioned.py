@@ -174,6 +174,18 @@ class Staged:
             frame = frame.sort_values("idu", kind="stable").reset_index(drop=True)
         return conform(frame, PARCELLES)
 
+    def meeting(self, boxes: np.ndarray) -> Iterator[gpd.GeoDataFrame]:
+        """Yield, a commune at a time, the canonical parcels of the communes meeting ``boxes``.
+
+        ``boxes``: ``(n, 4)`` bounds (the ZAE's); a commune whose box meets none of
+        them is not read.
+        """
+        for commune in self.communes:
+            b = commune.bounds
+            if np.any((boxes[:, 0] <= b[2]) & (b[0] <= boxes[:, 2])
+                      & (boxes[:, 1] <= b[3]) & (b[1] <= boxes[:, 3])):
+                yield self.parcels(commune)
+
 
 #: Parcel files read together while staging (bytes): few calls, bounded memory.
 STAGE_BYTES = 16 * 2**20

@@ -286,10 +286,14 @@ def test_commune_search(opened):
     opened.execute_script("window.observatoire.map.setView([47.0, 5.0], 8, {animate: false})")
     box = opened.find_element(By.CSS_SELECTOR, ".obs-recherche input")
     box.send_keys("25267", Keys.ENTER)
-    assert opened.find_element(By.CSS_SELECTOR, ".obs-resultat").text == "Commune 25267"
+    assert opened.find_element(By.CSS_SELECTOR, ".obs-resultat").text == "Commune Gennes"
     centre = opened.execute_script("const c = window.observatoire.map.getCenter();"
                                    "return [c.lat, c.lng]")
     assert 47.2 < centre[0] < 47.3 and 6.0 < centre[1] < 6.2  # Gennes
+    # By its name too (from the table of communes), accents and case ignored.
+    box.clear()
+    box.send_keys("gennes", Keys.ENTER)
+    assert opened.find_element(By.CSS_SELECTOR, ".obs-resultat").text == "Commune Gennes"
 
 
 def test_link_to_a_zae_view_and_broken_links(browser, map_file, sample):

@@ -116,9 +116,8 @@ def test_map_keeps_the_best_sites_and_the_vacant_units_beyond_the_limits(built):
     assert same["gisements"] is sites and same["zae_unites"] is units and len(messages) == 2
 
 
-def test_cnig_export_skipped_with_a_warning_when_a_commune_name_is_missing(tmp_path, caplog):
-    """A ZAE in a commune whose name is unknown: no CNIG export, the rest is built."""
-    import logging
+def test_communes_and_epci_named_from_the_table_without_noms_communes(tmp_path):
+    """Names come from the shipped table; [options.noms_communes] overrides them."""
     import shutil
 
     from observatoire.config import load_territory as load
@@ -126,19 +125,81 @@ def test_cnig_export_skipped_with_a_warning_when_a_commune_name_is_missing(tmp_p
     folder = tmp_path / "t"
     shutil.copytree("data/sample", folder, ignore=shutil.ignore_patterns("territoire.toml"))
     text = Path("data/sample/territoire.toml").read_text(encoding="utf-8")
-    # A territory named after its intercommunality: the single commune's name is not known.
+    # A territory named after its intercommunality, written as a new user would: codes
+    # and the EPCI's SIREN only (no commune names, no EPCI name).
+    text = text.replace('nom = "Gennes"', 'nom = "Grand Besançon, extrait"')
     text = text.replace('communes = ["25267"]', 'communes = ["25267", "25395"]')
+    text = text.replace('epci_nom = "Grand Besançon Métropole"\n', "")
+    assert "noms_communes" not in text and "epci_nom" not in text
     (folder / "territoire.toml").write_text(text, encoding="utf-8")
-    territory = load(folder / "territoire.toml", output_dir=tmp_path / "out")
-    with caplog.at_level(logging.WARNING, logger="observatoire.build"):
-        result = build(territory)
-    assert not (tmp_path / "out" / "cnig").exists()
-    assert "noms_communes" in caplog.text and "25267" in caplog.text
-    assert (tmp_path / "out" / "carte.html").exists()
-    assert result.layer_counts["zae"] == 1
+    out = tmp_path / "out"
+    build(load(folder / "territoire.toml", output_dir=out))
+    gpkg = out / "cnig" / "sites_economiques.gpkg"
+    sites = pyogrio.read_dataframe(gpkg, layer="site_eco")
+    assert list(sites["site_comm_nom"]) == ["Gennes"]
+    assert list(sites["site_comm_insee"]) == ["25267"]
+    assert list(sites["site_epci_nom"]) == ["CU Grand Besançon Métropole"]
+    report = (out / "rapport.html").read_text(encoding="utf-8")
+    assert "communes : Gennes (25267), Montfaucon (25395)" in report
+    assert "<td>Montfaucon</td>" in report
+    page = (out / "carte.html").read_text(encoding="utf-8")
+    assert '"code":"25395","nom":"Montfaucon"' in page
+    import openpyxl
 
-    # With the name given, the export is produced.
-    text += '\n[options.noms_communes]\n"25267" = "Gennes"\n'
+    book = openpyxl.load_workbook(out / "consultation" / "25267_SITE-ECO_00001.xlsx")
+    info = {r[0]: r[1] for r in book["Zone"].iter_rows(values_only=True)}
+    assert info["Commune"] == "Gennes (25267)"
+
+    # The option overrides the table.
+    text += '\n[options.noms_communes]\n"25267" = "Gennes (Doubs)"\n'
     (folder / "territoire.toml").write_text(text, encoding="utf-8")
-    build(load(folder / "territoire.toml", output_dir=tmp_path / "out"))
-    assert (tmp_path / "out" / "cnig" / "sites_economiques.gpkg").exists()
+    build(load(folder / "territoire.toml", output_dir=out))
+    sites = pyogrio.read_dataframe(gpkg, layer="site_eco")
+    assert list(sites["site_comm_nom"]) == ["Gennes (Doubs)"]
+
+
+def test_epci_of_the_territory_from_the_table():
+    import dataclasses
+
+    from observatoire.build import _missing_epci, territory_epci
+
+    sample = load_territory("data/sample/territoire.toml")
+    assert territory_epci(sample) == ("Grand Besançon Métropole", "242500361")  # as written
+    assert territory_epci(dataclasses.replace(sample, epci_nom=None)) == (
+        "CU Grand Besançon Métropole", "242500361")
+    unknown = dataclasses.replace(sample, epci_nom=None, epci_siren="242500360")
+    assert territory_epci(unknown) == (None, "242500360")
+    assert "SIREN 242500360 inconnu de la table des EPCI" in _missing_epci(unknown)
+    # Neither given: no export, and the warning gives the SIREN when the communes share one.
+    bare = dataclasses.replace(sample, epci_nom=None, epci_siren=None,
+                               communes=("25267", "25395"))
+    assert territory_epci(bare) == (None, None)
+    assert _missing_epci(bare) == (
+        'territoire.epci_siren absent ; les communes du territoire sont dans CU Grand Besançon '
+        'Métropole (SIREN 242500361) : ajoutez epci_siren = "242500361" à [territoire]')
+    # Luxiol is in the CC du Doubs Baumois: no single EPCI to suggest.
+    mixed = dataclasses.replace(bare, communes=("25267", "25354"))
+    assert _missing_epci(mixed) == "territoire.epci_siren absent"
+
+
+def test_commune_names_of_the_territory(caplog):
+    import dataclasses
+    import logging
+
+    from observatoire.build import commune_names
+    from observatoire.ingest import Layers, empty_friches
+    from observatoire.schema import BATIMENTS, PARCELLES, ROUTES, ZAE, ZONAGE, empty_layer
+
+    crs = "EPSG:2154"
+    layers = Layers(parcelles=empty_layer(PARCELLES, crs), friches=empty_friches(crs),
+                    friches_surfaces=empty_friches(crs, surfaces=True),
+                    zae=empty_layer(ZAE, crs), zonage=empty_layer(ZONAGE, crs),
+                    batiments=empty_layer(BATIMENTS, crs), routes=empty_layer(ROUTES, crs))
+    sample = load_territory("data/sample/territoire.toml")
+    territory = dataclasses.replace(sample, communes=("25267", "25354", "25999"), options={
+        **sample.options, "noms_communes": {"25354": "Luxiol (Doubs)"}})
+    with caplog.at_level(logging.WARNING, logger="observatoire.build"):
+        names = commune_names(territory, layers)
+    assert names == {"25267": "Gennes", "25354": "Luxiol (Doubs)"}
+    assert ("commune 25999 absente de la table des communes : désignée par son code "
+            "(nommez-la dans [options.noms_communes]) ; codes proches : ") in caplog.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -191,7 +192,8 @@ def make_fixture(x0: float = X0, y0: float = Y0, crs: str = CRS):
     zae = gpd.GeoDataFrame({
         "zae_id": ["25267_SITE-ECO_00001", "ZA-Nord"], "zae_nom": ["ZA des Essarts", "ZA Nord"],
         "zae_type": ["zone d'activité économique", None], "zae_vocation": ["Artisanale", None],
-        "comm_insee": ["25267", None], "zae_origine": ["couche", "couche"]},
+        # The build gives a zone without comm_insee the commune of its parcels.
+        "comm_insee": ["25267", "25267"], "zae_origine": ["couche", "couche"]},
         geometry=[box(0, 0, 100, 100), box(300, 0, 400, 100)], crs=crs)
     unites = gpd.GeoDataFrame({
         "uf_id": ["U1", "U2", "U3", "U4"],
@@ -382,10 +384,40 @@ def test_invalid_export_leaves_nothing(tmp_path):
     with pytest.raises(ConfigError, match=r"territoire\.epci_siren"):
         stage_cnig_export(zae, zu, etabs, output_dir=tmp_path, communes=COMMUNES,
                           date_observation=OBS, epci_nom="X", epci_siren=None)
-    with pytest.raises(SchemaError, match="nom de la commune 25267 inconnu"):
-        stage_cnig_export(zae, zu, etabs, output_dir=tmp_path, communes={"25268": "Autre"},
-                          date_observation=OBS, **EPCI)
     assert list((tmp_path / "cnig").iterdir()) == []
+
+
+def test_a_zone_without_commune_or_name_is_left_out_with_a_warning(tmp_path, caplog):
+    """One zone's missing commune never stops the export: it is named, the rest exported."""
+    zae, zu, etabs = make_fixture()
+    zae = zae.copy()
+    # ZA Nord (no unit) loses its commune; a copy of it moved east is in a commune
+    # the table of names does not hold, another one has a code of 4 digits.
+    zae.loc[zae["zae_id"] == "ZA-Nord", "comm_insee"] = None
+    other = zae[zae["zae_id"] == "ZA-Nord"].assign(zae_id="ZA-Est", comm_insee="25999")
+    other = other.set_geometry(other.geometry.translate(500, 0))
+    bad = other.assign(zae_id="ZA-Sud", comm_insee="2526")
+    bad = bad.set_geometry(bad.geometry.translate(0, -500))
+    zae = pd.concat([zae, other, bad], ignore_index=True)
+    with caplog.at_level(logging.WARNING, logger="observatoire.publish.cnig"):
+        path = stage_cnig_export(zae, zu, etabs, output_dir=tmp_path, communes=COMMUNES,
+                                 date_observation=OBS, **EPCI).publish()
+    warned = [r.getMessage() for r in caplog.records if "non exportée" in r.getMessage()]
+    assert warned == [
+        "export CNIG : zone « ZA-Est » non exportée : champ site_comm_nom manquant (commune "
+        "25999 absente de la table des communes) ; ajoutez son nom dans "
+        "[options.noms_communes] du fichier de territoire",
+        "export CNIG : zone « ZA-Nord » non exportée : champ site_comm_insee manquant (la zone "
+        "n'a pas de comm_insee et aucune parcelle du territoire) ; renseignez le code INSEE de "
+        "sa commune dans la source zae",
+        "export CNIG : zone « ZA-Sud » non exportée : champ site_comm_insee invalide ('2526' "
+        "n'est pas un code INSEE à 5 caractères) ; corrigez comm_insee dans la source zae"]
+    # The other zone is exported whole, and the file conforms to the standard.
+    assert validate_geopackage(path) == {"site_eco": 1, "terrain_eco": 4, "etablissement": 2,
+                                         "pole_eco": 1}
+    sites = read(path, "site_eco")
+    assert list(sites["site_nom"]) == ["ZA des Essarts"]
+    assert list(sites["site_comm_nom"]) == ["Gennes"]
 
 
 def test_sample_territory_end_to_end(tmp_path, sample_config):

@@ -170,15 +170,26 @@ def test_a_different_building_is_kept(builds, tmp_path):
     assert result.checksums["batiments"] == layer_checksum(out)
 
 
-def test_zae_counted_by_the_territory_of_its_commune(builds, merged):
+def test_zae_counted_by_the_territory_of_its_commune(builds, merged, tmp_path):
     result, _ = merged
     a, b = builds
-    # Montfaucon's build sees Gennes' activity zone in its 5 km margin, without its parcels.
-    assert read(b, "zae")[["comm_insee", "nb_unites"]].values.tolist() == [["25267", 0]]
+    # Montfaucon's build sees Gennes' activity zone in its 5 km margin, off its parcels:
+    # it leaves the zone out, and says so.
+    assert len(read(b, "zae")) == 0
+    sources = read(b, "sources").set_index("type_source")
+    assert "zones hors du territoire : 1" in sources.loc["zonage", "reparations"]
     zae = read(result.gpkg, "zae")
     assert_geodataframe_equal(zae, read(a, "zae"))
     assert zae["nb_unites"].tolist() == [10]
-    assert result.other_territory["zae"] == 1
+    assert result.other_territory["zae"] == 0
+    # A build that kept a zone of another territory (an older version did): the merge
+    # keeps the zone of the build whose territory holds its commune.
+    changed = copy_of(b, tmp_path / "ancien")
+    pyogrio.write_dataframe(read(a, "zae").assign(nb_unites=0), changed, layer="zae",
+                            driver="GPKG")
+    older = merge_geopackages([a, changed], tmp_path / "fusion.gpkg")
+    assert_geodataframe_equal(read(older.gpkg, "zae"), read(a, "zae"))
+    assert older.other_territory["zae"] == 1
 
 
 def test_sources_and_execution_appended(builds, merged):
@@ -204,7 +215,7 @@ def test_fusion_table(builds, merged):
     row = table[(table["rang"] == 2) & (table["couche"] == "batiments")].iloc[0]
     assert (row["entites_lues"], row["entites_gardees"], row["doublons_retires"]) == (325, 0, 325)
     row = table[(table["rang"] == 2) & (table["couche"] == "zae")].iloc[0]
-    assert (row["entites_lues"], row["entites_gardees"], row["zae_autre_territoire"]) == (1, 0, 1)
+    assert (row["entites_lues"], row["entites_gardees"], row["zae_autre_territoire"]) == (0, 0, 0)
     assert (table.groupby("couche")["entites_gardees"].sum().to_dict()
             == {k: v for k, v in result.layer_counts.items() if k != "fusion"})
     assert (dict(zip(table["couche"], table["empreinte_couche"], strict=True))

@@ -101,9 +101,24 @@ def test_available_hectares_by_class(sample, page):
     layers, *_ = sample
     p = layers["parcelles"]
     ha = (p.groupby(p["classe_industrie"].fillna("Exclue"))["surface_m2"].sum() / 10_000)
-    row = page.cells[page.cells.index("25267"):][:8]
-    assert row == ["25267", *(number(ha[c], 1) for c in ["A", "B", "C", "D", "E", "Exclue"]),
+    # The commune by its name, from the table of communes (no names given).
+    row = page.cells[page.cells.index("Gennes"):][:8]
+    assert row == ["Gennes", *(number(ha[c], 1) for c in ["A", "B", "C", "D", "E", "Exclue"]),
                    number(ha.sum(), 1)]
+    assert "communes : Gennes (25267)" in " ".join(page.text)
+
+
+def test_commune_names_given_and_unknown(sample):
+    layers, _, territory, reports = sample
+    p = layers["parcelles"].copy()
+    p.loc[p.index % 2 == 0, "code_insee"] = "25999"  # not in the table of communes
+    html = render_report({**layers, "parcelles": p}, reports, territory_name="Gennes",
+                         communes=["25267", "25999"], date="2026-01-01",
+                         names={"25267": "Gennes (Doubs)"})
+    page = Page()
+    page.feed(html)
+    assert "communes : Gennes (Doubs) (25267), 25999" in " ".join(page.text)
+    assert "Gennes (Doubs)" in page.cells and "25999" in page.cells
 
 
 def test_best_sites_sorted_by_score(page):

@@ -881,6 +881,18 @@ def test_bbox_read_of_zae_with_and_without_ids(tmp_path):
     assert part["zae_id"].str.fullmatch(r"25267_SITE-ECO_\d{5}").all()
 
 
+def test_zae_insee_codes_stored_as_numbers_get_their_leading_zero(tmp_path):
+    zoning = pyogrio.read_dataframe(SAMPLE / "zoning.gpkg", layer="zoning2").head(3)
+    # Codes of the Ain (01) written as integers by a spreadsheet, and one left empty.
+    gpd.GeoDataFrame({"insee": [1015, 25267, None]}, geometry=zoning.geometry.values,
+                     crs=zoning.crs).to_file(tmp_path / "zae.gpkg", layer="zones")
+    result = read_zae(Source(kind="zae", paths=(tmp_path / "zae.gpkg",), key="sources.zae"),
+                      crs="EPSG:2154", assign_ids=False)
+    assert sorted(result.frame["comm_insee"].dropna()) == ["01015", "25267"]
+    assert result.frame["zae_id"].isna().all()
+    assert result.report.repairs == {"codes INSEE complétés d'un zéro initial": 1}
+
+
 def test_bbox_in_file_crs_holds_the_box(tmp_path):
     box = (934_700.0, 6_686_400.0, 935_600.0, 6_687_300.0)
     zoning = pyogrio.read_dataframe(SAMPLE / "zoning.gpkg", layer="zoning2").to_crs(4326)

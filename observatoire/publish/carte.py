@@ -42,6 +42,7 @@ from branca.element import Element, Figure, MacroElement
 from jinja2 import Template
 
 from observatoire import __version__
+from observatoire.communes import commune_names
 from observatoire.config import Territory
 from observatoire.outputs import StagedFile
 from observatoire.publish.assets import (
@@ -155,7 +156,8 @@ MAP_LAYERS: tuple[MapLayer, ...] = (
               ("idurba", "Document d'urbanisme", "text")),
              (("libelle", "Zone", "text"), ("typezone", "", "text"))),
     MapLayer("parcelles", "Parcelles", "polygon", 1.0, True, "idu", "Parcelle",
-             (("code_insee", "Commune (INSEE)", "text"), ("surface_m2", "Surface", "m2"),
+             (("comm_nom", "Commune", "text"), ("code_insee", "Commune (INSEE)", "text"),
+              ("surface_m2", "Surface", "m2"),
               ("zone_libelle", "Zone du PLU", "text"), ("zae_id", "Zone d'activités", "text"),
               ("friche_id", "Friche", "text")),
              (("idu", "", "idu"), ("surface_m2", "", "m2"))),
@@ -178,7 +180,8 @@ MAP_LAYERS: tuple[MapLayer, ...] = (
     MapLayer("zae", "Zones d'activités (vacance)", "polygon", 0.5, True, "zae_nom",
              "Zone d'activités",
              (("zae_id", "Identifiant", "text"), ("zae_type", "Type", "text"),
-              ("zae_vocation", "Vocation", "text"), ("comm_insee", "Commune (INSEE)", "text"),
+              ("zae_vocation", "Vocation", "text"), ("comm_nom", "Commune", "text"),
+              ("comm_insee", "Commune (INSEE)", "text"),
               ("taux_vacance", "Taux de vacance (unités)", "pct"),
               ("taux_vacance_surface", "Taux de vacance (surface)", "pct"),
               ("nb_unites", "Unités foncières", "int"),
@@ -195,7 +198,8 @@ MAP_LAYERS: tuple[MapLayer, ...] = (
               ("nb_proprietaires", "Propriétaires", "int"),
               ("score_moyen", "Score moyen", "score"), ("score_min", "Score minimal", "score"),
               ("zae_id", "Zone d'activités", "text"), ("friche_id", "Friche", "text"),
-              ("communes", "Communes (INSEE)", "text"), ("idus", "Parcelles (IDU)", "list")),
+              ("communes_noms", "Communes", "text"), ("communes", "Communes (INSEE)", "text"),
+              ("idus", "Parcelles (IDU)", "list")),
              (("gisement_id", "Gisement", "text"), ("surface_m2", "", "m2"),
               ("score_moyen", "score", "score"))),
     MapLayer("friches_proximite", "Friches à proximité, hors territoire (5 km)", "point", 0.0,
@@ -209,7 +213,8 @@ MAP_LAYERS: tuple[MapLayer, ...] = (
 
 
 def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory, *,
-              reports: Sequence[SourceReport] = ()) -> StagedFile:
+              reports: Sequence[SourceReport] = (),
+              communes: Mapping[str, str] | None = None) -> StagedFile:
     """Write ``carte.html`` (overview and per-ZAE views) to a staged file.
 
     Parameters
@@ -222,6 +227,9 @@ def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory, *,
     reports
         The sources read: their producers and data dates are credited in the
         map's attribution (Licence Ouverte 2.0).
+    communes
+        INSEE code → commune name (default: the table of communes, then
+        ``[options.noms_communes]``).
 
     Returns
     -------
@@ -238,6 +246,8 @@ def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory, *,
         crs=territory.crs,
         profiles=profile_texts(territory),
         credits=source_credits(reports),
+        communes=communes if communes is not None else commune_names(
+            territory.communes, overrides=territory.options.get("noms_communes")),
     )
     staged.tmp.write_text(page, encoding="utf-8")
     log.info("Carte écrite (%.1f Mo)", len(page.encode("utf-8")) / 1e6)
@@ -246,7 +256,8 @@ def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory, *,
 
 def render_map(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: str = "",
                crs: str | None = None, profiles: ProfileTexts | None = None,
-               credits: Sequence[tuple[str, str, str]] = ()) -> str:
+               credits: Sequence[tuple[str, str, str]] = (),
+               communes: Mapping[str, str] | None = None) -> str:
     """Return the HTML page of the map.
 
     Parameters
@@ -263,6 +274,9 @@ def render_map(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: 
     credits
         ``(producer, data date, source kinds)`` of the sources, shown in the map's
         attribution (:func:`observatoire.readers.provenance.credits`).
+    communes
+        INSEE code → commune name, shown in popups and found by the search;
+        codes it lacks are named from the table of communes.
 
     Returns
     -------
@@ -270,7 +284,7 @@ def render_map(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: 
         A complete, self-contained HTML document.
     """
     data = map_data(layers, title=title, subtitle=subtitle, crs=crs,
-                    profiles=profiles, credits=credits)
+                    profiles=profiles, credits=credits, communes=communes)
     west, south, east, north = data["meta"]["emprise"]
     fmap = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=13,
                       tiles=None, prefer_canvas=True, zoom_control=True)
@@ -318,12 +332,13 @@ class _Application(MacroElement):
 
 def map_data(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: str = "",
              crs: str | None = None, profiles: ProfileTexts | None = None,
-             credits: Sequence[tuple[str, str, str]] = ()) -> dict:
+             credits: Sequence[tuple[str, str, str]] = (),
+             communes: Mapping[str, str] | None = None) -> dict:
     """Return the data embedded in the map page (JSON-serialisable).
 
     Parameters
     ----------
-    layers, title, subtitle, crs, profiles, credits
+    layers, title, subtitle, crs, profiles, credits, communes
         As for :func:`render_map`.
 
     Returns
@@ -337,11 +352,12 @@ def map_data(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: st
     shown: list[dict] = []
     bounds: list[np.ndarray] = []
     zae_views: list[dict] = []
+    names = _names(layers, communes)
     for spec in MAP_LAYERS:
         frame = _features(layers.get(spec.source or spec.name), spec)
         if frame is None or len(frame) == 0 or frame.geometry.isna().all():
             continue
-        display = _display_frame(frame, spec, crs, found)
+        display = _display_frame(_named(frame, spec.name, names), spec, crs, found)
         entry = _encode_layer(display, spec, found if spec.name == "parcelles" else [])
         shown.append(entry)
         if not display.geometry.is_empty.all():
@@ -363,7 +379,7 @@ def map_data(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: st
         "emprise": [round(float(v), 6) for v in extent],
         "profils": [_profile_meta(p) for p in found],
         "libelle_exclue": f"{EXCLUDED_LABEL} (hors critères)",
-        "communes": _communes(layers, crs),
+        "communes": _communes(layers, crs, names),
         "zae": zae_views,
         "sources": [{"producteur": producer, "date": date, "donnees": kinds}
                     for producer, date, kinds in credits],
@@ -632,8 +648,38 @@ def _zae_views(display: gpd.GeoDataFrame) -> list[dict]:
             for r in views.to_dict("records")]
 
 
-def _communes(layers: Mapping[str, gpd.GeoDataFrame], crs: str | None) -> list[dict]:
-    """Communes of the parcels: INSEE code, name when a layer gives it, bounds (WGS 84)."""
+def _names(layers: Mapping[str, gpd.GeoDataFrame], given: Mapping[str, str] | None
+           ) -> dict[str, str]:
+    """INSEE code → name of every commune the layers show: ``given``, else the table's."""
+    codes: list[str] = []
+    for name, column in (("parcelles", "code_insee"), ("zae", "comm_insee")):
+        frame = layers.get(name)
+        if frame is not None and column in frame:
+            codes.extend(frame[column].dropna().astype(str).unique())
+    sites = layers.get("gisements")
+    if sites is not None and "communes" in sites:
+        codes.extend(sites["communes"].dropna().astype(str).str.split(",").explode()
+                     .str.strip().unique())
+    return {**commune_names(codes), **(given or {})}
+
+
+def _named(frame: gpd.GeoDataFrame, layer: str, names: Mapping[str, str]) -> gpd.GeoDataFrame:
+    """Add the names of the communes a layer gives by code (``comm_nom``, ``communes_noms``)."""
+    if layer in ("parcelles", "zae"):
+        code = "code_insee" if layer == "parcelles" else "comm_insee"
+        if code in frame and "comm_nom" not in frame:
+            return frame.assign(comm_nom=frame[code].map(names))
+    if layer == "gisements" and "communes" in frame:
+        listed = frame["communes"].astype("string").str.split(",")
+        return frame.assign(communes_noms=listed.map(
+            lambda codes: ", ".join(names.get(c.strip(), c.strip()) for c in codes)
+            if isinstance(codes, list) else None))
+    return frame
+
+
+def _communes(layers: Mapping[str, gpd.GeoDataFrame], crs: str | None,
+              names: Mapping[str, str]) -> list[dict]:
+    """Communes of the parcels: INSEE code, name, bounds (WGS 84)."""
     parcelles = layers.get("parcelles")
     if parcelles is None or len(parcelles) == 0 or "code_insee" not in parcelles:
         return []
@@ -651,13 +697,6 @@ def _communes(layers: Mapping[str, gpd.GeoDataFrame], crs: str | None) -> list[d
         corners = corners.to_crs(4326)
     xy = shapely.get_coordinates(np.asarray(corners.values)).round(6)
     m = len(extent)
-    names: dict[str, str] = {}
-    for name in ("friches", "friches_surfaces"):
-        frame = layers.get(name)
-        if frame is not None and {"comm_insee", "comm_nom"} <= set(frame.columns):
-            pairs = frame[["comm_insee", "comm_nom"]].dropna().drop_duplicates("comm_insee")
-            names.update(dict(zip(pairs["comm_insee"].astype(str), pairs["comm_nom"].astype(str),
-                                  strict=True)))
     return [{"code": str(code), "nom": names.get(str(code)),
              "bbox": [xy[i, 0], xy[i, 1], xy[m + i, 0], xy[m + i, 1]]}
             for i, code in enumerate(extent.index)]

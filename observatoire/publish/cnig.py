@@ -711,9 +711,8 @@ def _match(value: Any, allowed: Iterable[str]) -> str | None:
     return next((a for a in allowed if a.casefold() == v), None)
 
 
-def _site_insee(zae: gpd.GeoDataFrame, unites: pd.DataFrame,
-                communes: Mapping[str, str]) -> pd.Series:
-    """INSEE code of each site: the zone's, else the commune of most of its parcels."""
+def _site_insee(zae: gpd.GeoDataFrame, unites: pd.DataFrame) -> pd.Series:
+    """INSEE code of each site: the zone's, else the commune of most of its parcels (or None)."""
     insee = zae["comm_insee"].astype(object) if "comm_insee" in zae else pd.Series(
         None, index=zae.index, dtype=object)
     # Only the zones without a commune need their parcels read.
@@ -722,15 +721,49 @@ def _site_insee(zae: gpd.GeoDataFrame, unites: pd.DataFrame,
     first = first[first["c"].str.len() >= 5]
     by_parcels = first.groupby("zae_id")["c"].agg(lambda s: s.str[:5].mode().iloc[0])
     insee = insee.where(insee.notna(), _lookup(zae["zae_id"], by_parcels))
-    if len(communes) == 1:
-        insee = insee.fillna(next(iter(communes)))
-    bad = insee.isna()
-    if bad.any():
-        raise SchemaError(
-            f"zone {zae.loc[bad, 'zae_id'].iloc[0]!r} : commune inconnue (pas de comm_insee ni "
-            f"de parcelle) ; le standard CNIG exige site_comm_insee"
-        )
-    return insee.astype(str)
+    return insee.astype(object).where(insee.notna(), None)
+
+
+#: Zones named at most in the warnings of :func:`_exportable` (then a count).
+MAX_ZONES_NAMED = 20
+#: An INSEE commune code (Corsica: 2A, 2B).
+INSEE_PATTERN = r"\d{5}|2[AB]\d{3}"
+
+
+def _exportable(zae: gpd.GeoDataFrame, insee: pd.Series, communes: Mapping[str, str]
+                ) -> pd.Series:
+    """Whether each zone can be exported; warn of each one that cannot, naming the field.
+
+    The standard requires ``site_comm_insee`` and ``site_comm_nom``: a zone whose
+    commune or commune name is unknown is left out of the export, the others are
+    exported.
+    """
+    no_code = insee.isna()
+    bad_code = ~no_code & ~insee.astype(str).str.fullmatch(INSEE_PATTERN)
+    no_name = ~no_code & ~bad_code & ~insee.map(lambda c: c in communes).astype(bool)
+    problems = []
+    for zone, code, missing_code, wrong_code, missing_name in zip(
+            zae["zae_id"], insee, no_code, bad_code, no_name, strict=True):
+        if missing_code:
+            problems.append(
+                f"zone « {zone} » non exportée : champ site_comm_insee manquant (la zone n'a "
+                f"pas de comm_insee et aucune parcelle du territoire) ; renseignez le code "
+                f"INSEE de sa commune dans la source zae")
+        elif wrong_code:
+            problems.append(
+                f"zone « {zone} » non exportée : champ site_comm_insee invalide ({code!r} n'est "
+                f"pas un code INSEE à 5 caractères) ; corrigez comm_insee dans la source zae")
+        elif missing_name:
+            problems.append(
+                f"zone « {zone} » non exportée : champ site_comm_nom manquant (commune {code} "
+                f"absente de la table des communes) ; ajoutez son nom dans "
+                f"[options.noms_communes] du fichier de territoire")
+    for message in problems[:MAX_ZONES_NAMED]:
+        log.warning("export CNIG : %s", message)
+    if len(problems) > MAX_ZONES_NAMED:
+        log.warning("export CNIG : %d autre(s) zone(s) non exportée(s) (commune inconnue, code "
+                    "INSEE invalide ou nom de commune inconnu)", len(problems) - MAX_ZONES_NAMED)
+    return ~(no_code | bad_code | no_name)
 
 
 def _number_ids(insee: pd.Series, classe: str, numbered: dict[str, int] | None = None
@@ -770,7 +803,9 @@ def build_cnig_layers(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
     epci_nom, epci_siren
         The intercommunality (``territoire.epci_nom``, ``territoire.epci_siren``).
     communes
-        INSEE code → commune name.
+        INSEE code → commune name (:func:`observatoire.communes.commune_names`). A
+        zone whose commune, or its name, is unknown is not exported: a warning
+        names it and the missing field.
     date_observation
         The inventory's date: identification and update dates of the objects.
     parcelles
@@ -792,8 +827,6 @@ def build_cnig_layers(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
     ------
     ConfigError
         When the EPCI's name or SIREN is missing.
-    SchemaError
-        When a site's commune cannot be known.
     """
     parts: dict[str, list[gpd.GeoDataFrame]] = {}
     for part in cnig_parts(zae, zae_unites, etablissements, epci_nom=epci_nom,
@@ -839,8 +872,13 @@ def cnig_parts(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
     zu = pd.DataFrame(zae_unites[zae_unites["zae_id"].isin(zae["zae_id"])])
     zu = zu.sort_values(["zae_id", "uf_id"], kind="stable").reset_index(drop=True)
 
-    insee = _site_insee(zae, zu, communes)
-    pattern = re.compile(r"^(\d{5}|2[AB]\d{3})_SITE-ECO_\d+$")
+    insee = _site_insee(zae, zu)
+    ok = _exportable(zae, insee, communes)
+    if not ok.all():
+        zae, insee = zae[ok].reset_index(drop=True), insee[ok].reset_index(drop=True)
+        zu = zu[zu["zae_id"].isin(zae["zae_id"])].reset_index(drop=True)
+    insee = insee.astype(str)
+    pattern = re.compile(rf"^({INSEE_PATTERN})_SITE-ECO_\d+$")
     given = zae["zae_id"].astype(str)
     renumber = ~given.str.match(pattern)
     new_ids = _number_ids(insee, "SITE-ECO")
@@ -849,12 +887,6 @@ def cnig_parts(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
         site_id = new_ids
     site_of = dict(zip(zae["zae_id"], site_id, strict=True))
     insee_of = dict(zip(zae["zae_id"], insee, strict=True))
-    unknown = sorted(set(insee) - set(communes))
-    if unknown:
-        raise SchemaError(
-            f"nom de la commune {unknown[0]} inconnu : le standard CNIG exige site_comm_nom ; "
-            f"fournissez les noms des communes (paramètre « communes »)"
-        )
 
     kept = _etablissements_kept(etablissements, zu, obs=obs, rule=rule, crs=crs)
     numbered: dict[str, int] = {}

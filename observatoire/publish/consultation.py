@@ -157,7 +157,8 @@ def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any]
     path
         The file to write.
     zone
-        The zone's row of the ``zae`` layer (name, counts, rates, rule).
+        The zone's row of the ``zae`` layer (name, commune, counts, rates, rule),
+        with ``comm_nom`` the name of its commune when known.
     territory
         The territory's name, for the title.
     date_observation
@@ -198,6 +199,7 @@ def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any]
         ("Article", "L318-8-2 du code de l'urbanisme"),
         ("Zone", zone.get("zae_nom") or zone.get("zae_id")),
         ("Identifiant", zone.get("zae_id")),
+        ("Commune", _commune(zone)),
         ("Date d'observation", date_observation.strftime("%d/%m/%Y")),
         ("Unités foncières", _number(zone.get("nb_unites"))),
         ("Unités vacantes", _number(zone.get("nb_unites_vacantes"))),
@@ -225,6 +227,14 @@ def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any]
     return Path(path)
 
 
+def _commune(zone: Mapping[str, Any]) -> str | None:
+    """``Gennes (25267)``: the zone's commune, by name when known."""
+    code, name = zone.get("comm_insee"), zone.get("comm_nom")
+    if code is None or pd.isna(code):
+        return None
+    return f"{name} ({code})" if isinstance(name, str) and name else str(code)
+
+
 def _number(value: Any, *, digits: int | None = None) -> Any:
     if value is None or pd.isna(value):
         return None
@@ -240,7 +250,8 @@ def _percent(value: Any) -> str | None:
 def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
                        output_dir: str | Path, territory: str,
                        date_observation: dt.date | str | None,
-                       progress: Progress | None = None) -> list[StagedFile]:
+                       progress: Progress | None = None,
+                       communes: Mapping[str, str] | None = None) -> list[StagedFile]:
     """Write each zone's consultation XLSX and CSV to staged files.
 
     Parameters
@@ -258,6 +269,8 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
         ``options.date_observation`` (``None``: today).
     progress
         The build's progress: counts the zones (:func:`observatoire.progress.track`).
+    communes
+        INSEE code → commune name: the zone's commune is named in its workbook.
 
     Returns
     -------
@@ -273,6 +286,7 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
     by_zone = {key: table.iloc[rows] for key, rows in
                table.groupby(HEADERS[0], sort=False, dropna=True).indices.items()}
     empty = table.iloc[:0]
+    names = communes or {}
     try:
         zones = zae.sort_values("zae_id", kind="stable")
         for _, zone in track(progress, zones.iterrows(), total=len(zones),
@@ -284,8 +298,8 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
             rows = by_zone.get(zone["zae_id"], empty)
             xlsx = StagedFile(folder / f"{name}.xlsx")
             staged.append(xlsx)
-            write_xlsx(rows, xlsx.tmp, zone=zone.to_dict(), territory=territory,
-                       date_observation=obs)
+            info = {**zone.to_dict(), "comm_nom": names.get(zone.get("comm_insee"))}
+            write_xlsx(rows, xlsx.tmp, zone=info, territory=territory, date_observation=obs)
             csv_file = StagedFile(folder / f"{name}.csv")
             staged.append(csv_file)
             write_csv(rows, csv_file.tmp)

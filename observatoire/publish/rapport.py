@@ -32,6 +32,7 @@ from matplotlib.ticker import MaxNLocator
 
 from observatoire import __version__
 from observatoire.analysis.scoring import UNDETERMINED
+from observatoire.communes import commune_names
 from observatoire.config import Territory
 from observatoire.outputs import StagedFile
 from observatoire.publish.assets import (
@@ -97,7 +98,8 @@ class Section:
 
 
 def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[SourceReport],
-                 territory: Territory) -> StagedFile:
+                 territory: Territory, *, communes: Mapping[str, str] | None = None
+                 ) -> StagedFile:
     """Write ``rapport.html`` to a staged file next to the GeoPackage.
 
     Parameters
@@ -109,6 +111,9 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
         What reading each source did (``sources`` table).
     territory
         The territory: name, communes, output folder, profiles, observation date.
+    communes
+        INSEE code → commune name (default: the table of communes, then
+        ``[options.noms_communes]``).
 
     Returns
     -------
@@ -126,6 +131,8 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
         profiles=profile_texts(territory),
         base=territory.path.parent,
         warnings=[*missing_source_warnings(territory), *source_warnings(reports, territory)],
+        names=communes if communes is not None else commune_names(
+            territory.communes, overrides=territory.options.get("noms_communes")),
     )
     staged.tmp.write_text(page, encoding="utf-8")
     return staged
@@ -134,7 +141,8 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
 def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[SourceReport], *,
                   territory_name: str, communes: Sequence[str], date: str,
                   profiles: ProfileTexts | None = None, base: Path | None = None,
-                  warnings: Sequence[str] = ()) -> str:
+                  warnings: Sequence[str] = (),
+                  names: Mapping[str, str] | None = None) -> str:
     """Return the HTML of the report.
 
     Parameters
@@ -151,6 +159,9 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
     warnings
         What the results lose (key sources missing, sources empty for the
         territory: :mod:`observatoire.checks`), listed with the sources.
+    names
+        INSEE code → commune name (default: the table of communes); a commune
+        whose name is unknown is shown by its code, as are the friches' names.
 
     Returns
     -------
@@ -159,7 +170,11 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
     """
     parcelles = layers.get("parcelles")
     found = scoring_profiles(parcelles.columns, profiles) if parcelles is not None else []
-    names = _commune_names(layers)
+    if names is None:
+        codes = [*communes, *(parcelles["code_insee"].dropna().astype(str).unique()
+                              if parcelles is not None and "code_insee" in parcelles else [])]
+        names = commune_names(codes)
+    names = {**_commune_names(layers), **names}
     with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
         sections = [
             _available_land(parcelles, found, names),

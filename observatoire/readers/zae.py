@@ -46,7 +46,7 @@ ZAE_FIELDS = {
 
 
 def read_zae(source: Source, *, crs: str, base: Path | None = None,
-             bbox: BBox | None = None) -> ReadResult:
+             bbox: BBox | None = None, assign_ids: bool = True) -> ReadResult:
     """Read ZAE perimeters (CNIG ``site_eco`` or a mapped polygon layer) into ``zae``.
 
     Parameters
@@ -62,6 +62,12 @@ def read_zae(source: Source, *, crs: str, base: Path | None = None,
         file's spatial index. When some zones have no identifier, the whole layer
         is read, since their numbering (``[INSEE]_SITE-ECO_[n]``) depends on every
         zone of the commune.
+    assign_ids
+        Give the zones without an identifier one (``[INSEE]_SITE-ECO_[n]``). The
+        build leaves them without, places the zones on the territory
+        (:func:`observatoire.ingest.place_zae`: zones outside it are left out,
+        their commune found from the parcels) and numbers them then
+        (:func:`assign_zae_ids`).
 
     Returns
     -------
@@ -76,10 +82,11 @@ def read_zae(source: Source, *, crs: str, base: Path | None = None,
     frame, report = _read_zae_files(source, crs=crs, base=base, bbox=bbox)
     if bbox is not None and ("zae_id" not in frame or frame["zae_id"].isna().any()):
         frame, report = _read_zae_files(source, crs=crs, base=base, bbox=None)
-    if "zae_id" not in frame or frame["zae_id"].isna().any():
-        # Ids follow the CNIG pattern [INSEE]_SITE-ECO_[n] when the source has none.
-        frame = _assign_ids(frame, prefix="SITE-ECO")
-    dup = frame["zae_id"].duplicated()
+    if assign_ids:
+        frame = assign_zae_ids(frame)
+    elif "zae_id" not in frame:
+        frame["zae_id"] = pd.Series(None, index=frame.index, dtype=object)
+    dup = frame["zae_id"].duplicated() & frame["zae_id"].notna()
     if dup.any():
         raise SourceError(
             f"{where(source.path, report.layer, 'zae_id')} : identifiant de zone en double "
@@ -123,6 +130,12 @@ def _read_zae_files(source: Source, *, crs: str, base: Path | None, bbox: BBox |
         for col in ("zae_id", "zae_nom", "zae_type", "zae_vocation", "comm_insee"):
             if col in frame:
                 frame[col] = text(frame[col])
+        if "comm_insee" in frame:
+            # A code stored as a number lost its leading zero (01015 → 1015).
+            code = frame["comm_insee"].astype(object)
+            short = code.map(lambda c: isinstance(c, str) and len(c) == 4 and c.isdigit())
+            frame["comm_insee"] = code.where(~short, code.str.zfill(5))
+            report.count("codes INSEE complétés d'un zéro initial", int(short.sum()))
         frame["zae_origine"] = origin
         frame[LINEAGE] = relative_name(path, base)
         frames.append(frame)
@@ -130,8 +143,8 @@ def _read_zae_files(source: Source, *, crs: str, base: Path | None, bbox: BBox |
     return frame, report
 
 
-def derive_zae_from_zonage(zonage: gpd.GeoDataFrame, *, report: SourceReport | None = None
-                           ) -> gpd.GeoDataFrame:
+def derive_zae_from_zonage(zonage: gpd.GeoDataFrame, *, report: SourceReport | None = None,
+                           assign_ids: bool = True) -> gpd.GeoDataFrame:
     """Derive candidate ZAE from the PLU's activity zones (marked ``derivee_plu``).
 
     Touching activity zones are merged into one candidate zone; each gets an id
@@ -143,6 +156,8 @@ def derive_zae_from_zonage(zonage: gpd.GeoDataFrame, *, report: SourceReport | N
         The canonical ``zonage`` layer.
     report
         Counts how many zones were derived.
+    assign_ids
+        Number the zones; ``False`` leaves ``zae_id`` empty (see :func:`read_zae`).
 
     Returns
     -------
@@ -179,13 +194,18 @@ def derive_zae_from_zonage(zonage: gpd.GeoDataFrame, *, report: SourceReport | N
     out[LINEAGE] = "zonage (" + ", ".join(sorted(set(act[LINEAGE]))) + ")"
     out = out.set_geometry(out.geometry.map(
         lambda g: g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g])))
-    out = _assign_ids(out, prefix="SITE-ECO")
+    out = assign_zae_ids(out) if assign_ids else out.assign(zae_id=None)
     if report is not None:
         report.count("zones dérivées du PLU", len(out))
     return conform(out, ZAE)
 
 
-def _assign_ids(frame: gpd.GeoDataFrame, *, prefix: str) -> gpd.GeoDataFrame:
+def assign_zae_ids(frame: gpd.GeoDataFrame, *, prefix: str = "SITE-ECO") -> gpd.GeoDataFrame:
+    """Give the zones without ``zae_id`` the CNIG pattern ``[INSEE]_SITE-ECO_[n]``.
+
+    Zones are numbered per commune (``comm_insee``; ``00000`` when unknown) from
+    west to east; given identifiers are kept.
+    """
     out = frame.copy()
     c = out.geometry.centroid
     order = pd.DataFrame({"x": c.x.round(1), "y": c.y.round(1)}).sort_values(["x", "y"]).index
