@@ -56,6 +56,8 @@ SOURCE_KINDS: dict[str, tuple[bool, bool]] = {
     "postes_electriques": (False, False),
     "proprietaires": (False, False),
     "etablissements": (False, False),
+    "mairies": (False, False),
+    "chefs_lieux": (False, False),
     "contraintes": (True, False),
 }
 
@@ -72,6 +74,8 @@ SOURCE_FORMATS: dict[str, tuple[str, ...]] = {
     "postes_electriques": ("auto", "couche"),
     "proprietaires": ("auto", "personnes_morales", "table"),
     "etablissements": ("auto", "sirene", "couche"),
+    "mairies": ("auto", "couche"),
+    "chefs_lieux": ("auto", "couche"),
     "contraintes": ("auto", "couche"),
 }
 

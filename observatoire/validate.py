@@ -47,6 +47,9 @@ def _extra_readers() -> dict[str, object]:
         pass
     else:
         readers.setdefault("etablissements", read_etablissements)
+    from observatoire.readers.mairies import read_mairies
+
+    readers.update({"mairies": read_mairies, "chefs_lieux": read_mairies})
     return readers
 
 
