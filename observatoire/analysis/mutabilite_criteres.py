@@ -1149,3 +1149,32 @@ def avis_industrie(score: np.ndarray, classes: dict[str, float], potentiel: np.n
     out = np.where((good & mf_bad) | (bad & mf_good), "divergent", "concordant").astype(object)
     out[~known] = None
     return out
+
+
+def _fr(x: float) -> str:
+    return f"{x:.1f}".replace(".", ",")
+
+
+def ecart_industrie(avis: np.ndarray, score: np.ndarray, classes: dict[str, float],
+                    indice: np.ndarray, potentiel: np.ndarray, rang: np.ndarray,
+                    meilleur: np.ndarray, labels: dict[str, str]) -> np.ndarray:
+    """Say, per site, how Mutafriches' industry index and the observatory's score compare.
+
+    Returns
+    -------
+    numpy.ndarray
+        French text (NULL where ``avis`` is NULL), e.g. « divergent : l'observatoire
+        classe le site A (80,0/100) ; Mutafriches donne à l'industrie 46,4 (Moyen,
+        rang 4 sur 7), usage préféré : renaturation ».
+    """
+    cls = project_class(score, classes)
+    out = np.full(len(avis), None, dtype=object)
+    for i in np.flatnonzero(pd.notna(avis)):
+        obs = ("exclut le site" if cls[i] == "exclue"
+               else f"classe le site {cls[i]} ({_fr(score[i])}/100)")
+        text = (f"{avis[i]} : l'observatoire {obs} ; Mutafriches donne à l'industrie "
+                f"{_fr(indice[i])} ({potentiel[i]}, rang {int(rang[i])} sur 7)")
+        if meilleur[i] != "industrie":
+            text += f", usage préféré : {labels.get(meilleur[i], meilleur[i]).lower()}"
+        out[i] = text
+    return out
