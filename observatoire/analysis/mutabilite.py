@@ -348,10 +348,15 @@ def _numeric_column(values: Any, crit: Critere, n: int) -> _Column:
     series = pd.Series(values) if not isinstance(values, pd.Series) else values
     if series.dtype == object or isinstance(series.dtype, pd.StringDtype | pd.CategoricalDtype):
         obj = series.astype(object).to_numpy(dtype=object)
-        number = pd.to_numeric(pd.Series(obj), errors="coerce").to_numpy(dtype=float)
         missing = _is_missing(obj)
         ne_sait_pas = ~missing & (obj == NE_SAIT_PAS)
         aucun = ~missing & (obj == AUCUN_RESULTAT)
+        plain = obj.copy()
+        plain[missing | ne_sait_pas | aucun] = np.nan
+        try:
+            number = plain.astype(float)
+        except (TypeError, ValueError):
+            number = pd.to_numeric(pd.Series(plain), errors="coerce").to_numpy(dtype=float)
         # A value that is not a number (the reference compares it as NaN).
         not_number = ~missing & ~ne_sait_pas & ~aucun & np.isnan(number)
     else:
@@ -387,7 +392,7 @@ def _keyed_column(values: Any, crit: Critere, n: int) -> _Column:
                                                                             -1)
     labels = [crit.libelles.get(k, k) for k in keys]
     series = pd.Series(values) if not isinstance(values, pd.Series) else values
-    codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
     codes = np.asarray(codes, dtype=np.int64)
     position = {k: i for i, k in enumerate(keys)}
     # Per distinct value: its row (−1: no row), and its state.
@@ -446,8 +451,8 @@ class Evaluation:
         The reference's ``A`` and ``C`` per site × usage.
     rangs
         Rank 1–7 per site × usage.
-    potentiels
-        Potential label per site × usage.
+    potentiel_codes
+        Level of the potential per site × usage (position in ``algorithm.potentiels``).
     fiabilite
         Reliability note /10 (steps of 0.5).
     niveaux
@@ -461,11 +466,17 @@ class Evaluation:
     avantages: np.ndarray
     contraintes: np.ndarray
     rangs: np.ndarray
-    potentiels: np.ndarray
+    potentiel_codes: np.ndarray
     fiabilite: np.ndarray
     niveaux: np.ndarray
     poids_renseignes: np.ndarray
     criteres_renseignes: np.ndarray
+
+    @property
+    def potentiels(self) -> np.ndarray:
+        """Potential label per site × usage (``Excellent`` … ``Faible``)."""
+        labels = np.array([p[0] for p in self.algorithm.potentiels], dtype=object)
+        return labels[self.potentiel_codes]
 
     @property
     def meilleur_usage(self) -> np.ndarray:
@@ -489,10 +500,11 @@ class Evaluation:
         n = len(self.fiabilite)
         index = pd.RangeIndex(n) if index is None else index
         cols: dict[str, Any] = {}
+        labels = np.array([p[0] for p in self.algorithm.potentiels], dtype=object)
         for j, u in enumerate(self.algorithm.usages):
             cols[f"mutabilite_{u}"] = self.indices[:, j]
             cols[f"mutabilite_{u}_rang"] = pd.array(self.rangs[:, j], dtype="Int64")
-            cols[f"mutabilite_{u}_potentiel"] = self.potentiels[:, j]
+            cols[f"mutabilite_{u}_potentiel"] = labels[self.potentiel_codes[:, j]]
         cols["mutabilite_meilleur_usage"] = self.meilleur_usage
         cols["mutabilite_fiabilite"] = self.fiabilite
         cols["mutabilite_fiabilite_niveau"] = self.niveaux
@@ -500,18 +512,30 @@ class Evaluation:
         return pd.DataFrame(cols, index=index)
 
 
-def _potentiel(indices: np.ndarray, algo: Algorithme) -> np.ndarray:
-    out = np.full(indices.shape, algo.potentiels[-1][0], dtype=object)
+#: Largest table of a group of criteria combined for one lookup per site (:func:`evaluate`).
+_GROUP_ROWS = 4096
+
+
+def _potentiel_codes(indices: np.ndarray, algo: Algorithme) -> np.ndarray:
+    """Potential level of each index: the first level of the reference's chain that holds."""
+    last = len(algo.potentiels) - 1
+    code = np.full(indices.shape, last, dtype=np.int8)
     done = np.zeros(indices.shape, dtype=bool)
-    for label, low, low_inc, high, high_inc in algo.potentiels:
+    for k, (_, low, low_inc, high, high_inc) in enumerate(algo.potentiels):
         ok = ~done
         if low is not None:
             ok &= (indices >= low) if low_inc else (indices > low)
         if high is not None:
             ok &= (indices <= high) if high_inc else (indices < high)
-        out[ok] = label
+        code[ok] = k
         done |= ok
-    return out
+    return code
+
+
+def _potentiel(indices: np.ndarray, algo: Algorithme) -> np.ndarray:
+    """Potential label of each index."""
+    return np.array([p[0] for p in algo.potentiels], dtype=object)[_potentiel_codes(indices,
+                                                                                    algo)]
 
 
 def evaluate(criteria: pd.DataFrame, algorithm: Algorithme) -> Evaluation:
@@ -534,24 +558,36 @@ def evaluate(criteria: pd.DataFrame, algorithm: Algorithme) -> Evaluation:
     n = len(criteria)
     algo = algorithm
     nu = len(algo.usages)
-    avantages = np.zeros((n, nu))
-    contraintes = np.zeros((n, nu))
+    # A and C side by side: the gain of each row of a criterion's table, as the reference
+    # splits it (a neutral 0.5 counts on both sides), with a last row of zeros that the
+    # sites not scored (row −1) read. Criteria are gathered in groups whose combined
+    # table stays small, so that each group costs one lookup per site: every value is a
+    # multiple of 0.25, so the sums are exact in any order.
+    gains = np.zeros((n, 2 * nu))
     poids = np.zeros(n)
     count = np.zeros(n, dtype=np.int64)
+    group_table = np.zeros((1, 2 * nu))
+    group_code = np.zeros(n, dtype=np.int32)
     for crit in algo.criteres:
         col = _column(criteria, crit, n)
         w = crit.weight
-        # The weighted score of each row of the table, split as the reference does.
-        s = col.table
-        neutral = s == 0.5
-        plus = np.where(neutral, 0.5 * w, np.where(s * w > 0, s * w, 0.0))
-        minus = np.where(neutral, 0.5 * w, np.where(s * w > 0, 0.0, np.abs(s * w)))
-        ok = col.row >= 0
-        if ok.any():
-            avantages[ok] += plus[col.row[ok]]
-            contraintes[ok] += minus[col.row[ok]]
+        sw = col.table * w
+        neutral = col.table == 0.5
+        plus = np.where(neutral, 0.5 * w, np.where(sw > 0, sw, 0.0))
+        minus = np.where(neutral, 0.5 * w, np.where(sw > 0, 0.0, np.abs(sw)))
+        table = np.vstack([np.hstack([plus, minus]), np.zeros((1, 2 * nu))])
+        rows = len(table)
+        if len(group_table) * rows > _GROUP_ROWS:
+            gains += np.take(group_table, group_code, axis=0)
+            group_table = np.zeros((1, 2 * nu))
+            group_code[:] = 0
+        group_table = (group_table[:, None, :] + table[None, :, :]).reshape(-1, 2 * nu)
+        group_code *= rows
+        group_code += np.where(col.row >= 0, col.row, rows - 1).astype(np.int32)
         poids += np.where(col.renseigne, w, 0.0)
         count += col.renseigne
+    gains += np.take(group_table, group_code, axis=0)
+    avantages, contraintes = gains[:, :nu], gains[:, nu:]
     total = avantages + contraintes
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(total == 0, 0.0, avantages / np.where(total == 0, 1.0, total))
@@ -569,7 +605,8 @@ def evaluate(criteria: pd.DataFrame, algorithm: Algorithme) -> Evaluation:
         niveaux[ok] = text
         done |= ok
     return Evaluation(algorithm=algo, indices=indices, avantages=avantages,
-                      contraintes=contraintes, rangs=rangs, potentiels=_potentiel(indices, algo),
+                      contraintes=contraintes, rangs=rangs,
+                      potentiel_codes=_potentiel_codes(indices, algo),
                       fiabilite=note, niveaux=niveaux, poids_renseignes=poids,
                       criteres_renseignes=count)
 
