@@ -27,20 +27,24 @@ from observatoire.analysis.indicators import geoms
 from observatoire.analysis.mutabilite import Algorithme, criteria_details, evaluate
 from observatoire.analysis.mutabilite_criteres import (
     CriteriaLayers,
+    Derived,
     avis_industrie,
     derive_criteria,
     ecart_industrie,
     friche_sites,
     gisement_sites,
     nombre_batiments,
+    surface_bati,
     zone_dominante,
 )
 from observatoire.config import Territory, mutabilite_algorithm
 
 log = logging.getLogger(__name__)
 
-#: Size of the cells grouping sites for reading buildings around them (m).
+#: Size of the cells grouping points for reading the parcels under them (m).
 READ_CELL = 2_000.0
+#: Size of the cells grouping sites for reading the buildings around them (m).
+BUILDING_CELL = 5_000.0
 
 
 @contextlib.contextmanager
@@ -150,15 +154,25 @@ def _cells(g: np.ndarray, size: float = READ_CELL
     return out
 
 
-def _buildings_around(gpkg: Path, sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Read the buildings of the GeoPackage meeting the sites (cell by cell), each once."""
-    parts = [_read(gpkg, "batiments", columns=[], bbox=box, fid_as_index=True)
-             for _, box in _cells(geoms(sites))]
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return _read(gpkg, "batiments", columns=[], max_features=0)
-    found = pd.concat(parts)
-    return gpd.GeoDataFrame(found[~found.index.duplicated()].sort_index(), geometry="geometry")
+def _built_by_cells(gpkg: Path, sites: gpd.GeoDataFrame) -> tuple[Derived, pd.Series]:
+    """Measure the built area and buildings of the sites, reading the buildings cell by cell.
+
+    Each group of sites reads the buildings meeting its box from the GeoPackage being
+    written: the same values as with every building in memory, without holding them.
+    """
+    values = np.full(len(sites), None, dtype=object)
+    sources = np.full(len(sites), "site connu par son seul point", dtype=object)
+    counts = pd.array([pd.NA] * len(sites), dtype="Int64")
+    for rows, box in _cells(geoms(sites), BUILDING_CELL):
+        part = sites.iloc[rows]
+        found = _read(gpkg, "batiments", columns=[], bbox=box)
+        d = surface_bati(part, found)
+        values[rows] = d.values.to_numpy(dtype=object)
+        sources[rows] = d.sources.to_numpy(dtype=object)
+        counts[rows] = nombre_batiments(part, found).array
+    return (Derived(pd.Series(values, index=sites.index, dtype=object),
+                    pd.Series(sources, index=sites.index, dtype=object)),
+            pd.Series(counts, index=sites.index))
 
 
 def _main_roads(gpkg: Path) -> gpd.GeoDataFrame:
@@ -323,18 +337,22 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
                              crs=territory.crs)
     nf = len(fsites)
 
-    batiments = None
+    batiments = built = None
     if "batiments" in available:
         if gpkg is not None and _has_layer(gpkg, "batiments"):
-            batiments = _buildings_around(gpkg, sites)
+            built, count = _built_by_cells(gpkg, sites)
         else:
             batiments = layers.batiments
+            count = nombre_batiments(sites, batiments)
+    else:
+        count = nombre_batiments(sites, None)
     routes = None
     if "routes" in available:
         routes = _main_roads(gpkg) if gpkg is not None and _has_layer(gpkg, "routes") \
             else layers.routes
     context = CriteriaLayers(
         batiments=batiments,
+        surfaces_baties=built,
         routes=routes,
         zonage=layers.zonage if "zonage" in available else None,
         contraintes=inputs.contraintes,
@@ -370,9 +388,8 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
     areal = shapely.get_dimensions(geoms(fs)) == 2
     _fill(out_friches, "unite_fonciere_surface",
           np.where(areal, values["surfaceSite"].to_numpy(dtype=object)[:nf], None))
-    count = nombre_batiments(fs, batiments)
     _fill(out_friches, "bati_nombre", np.array([None if pd.isna(v) else str(int(v))
-                                                for v in count], dtype=object))
+                                                for v in count.iloc[:nf]], dtype=object))
     if context.zonage is not None and nf:
         best = zone_dominante(fs, context.zonage)
         for column, field in (("urba_zone_type", "typezone"), ("urba_zone_lib", "libelle")):

@@ -888,13 +888,17 @@ NON_DISPONIBLES = {
 class CriteriaLayers:
     """The layers the criteria read; ``None`` for a source the territory lacks.
 
-    ``mairies``: points with ``code_insee`` and ``mairie_type``; ``proprietaires``:
+    ``surfaces_baties``: the built areas of the sites when already measured (a build
+    by partition measures them around each group of sites, not holding every
+    building), used instead of ``batiments``. ``mairies``: points with
+    ``code_insee`` and ``mairie_type``; ``proprietaires``:
     the owner table (``idu``, ``proprietaire_cle``, ``proprietaire_type``,
     ``proprietaire_groupe``) and ``proprietaires_absents`` the type of the parcels it
     does not list.
     """
 
     batiments: gpd.GeoDataFrame | None = None
+    surfaces_baties: Derived | None = None
     routes: gpd.GeoDataFrame | None = None
     zonage: gpd.GeoDataFrame | None = None
     contraintes: tuple[Constraint, ...] = ()
@@ -926,7 +930,8 @@ def derive_criteria(sites: gpd.GeoDataFrame, layers: CriteriaLayers
     """
     out: dict[str, Derived] = {}
     out["surfaceSite"] = surface_site(sites)
-    out["surfaceBati"] = surface_bati(sites, layers.batiments)
+    out["surfaceBati"] = (layers.surfaces_baties if layers.surfaces_baties is not None
+                          else surface_bati(sites, layers.batiments))
     out["siteEnCentreVille"] = site_en_centre_ville(sites, layers.mairies)
     out["distanceAutoroute"] = distance_autoroute(sites, layers.routes)
     out["proximiteCommercesServices"] = proximite_commerces_services(sites,
