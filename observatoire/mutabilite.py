@@ -108,8 +108,36 @@ class ParcelLookup:
         return _read(self.gpkg, "parcelles", columns=[c for c in want if c in have],
                      where="friche_id IS NOT NULL")
 
+    def extent(self) -> tuple[float, float, float, float] | None:
+        """Return the box of the parcels (``None`` without parcels)."""
+        if self.frame is not None:
+            return tuple(float(v) for v in self.frame.total_bounds) if len(self.frame) else None
+        if self.gpkg is None or not _has_layer(self.gpkg, "parcelles"):
+            return None
+        import pyogrio
+
+        with _reading_unpublished():
+            info = pyogrio.read_info(self.gpkg, layer="parcelles", force_total_bounds=True)
+        bounds = info.get("total_bounds")
+        return tuple(float(v) for v in bounds) if bounds is not None and info["features"] \
+            else None
+
     def communes_at(self, points: np.ndarray) -> np.ndarray:
         """Return the ``code_insee`` of the parcel under each point (``None`` off the parcels)."""
+        out = np.full(len(points), None, dtype=object)
+        box = self.extent()
+        if len(points) == 0 or box is None:
+            return out
+        # Only the points within the parcels' box can lie on one (a national file of town
+        # halls is not read parcel by parcel).
+        inside = np.flatnonzero(shapely.intersects(shapely.box(*box), points))
+        if len(inside) < len(points):
+            out[inside] = self.communes_at_all(points[inside])
+            return out
+        return self.communes_at_all(points)
+
+    def communes_at_all(self, points: np.ndarray) -> np.ndarray:
+        """Return the ``code_insee`` of the parcel under each point, every point looked up."""
         out = np.full(len(points), None, dtype=object)
         if len(points) == 0:
             return out
