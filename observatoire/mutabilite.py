@@ -300,7 +300,9 @@ def criteria_table(sites: pd.DataFrame, values: pd.DataFrame, sources: pd.DataFr
 def _fill(frame: pd.DataFrame, column: str, values: np.ndarray) -> None:
     """Write ``values`` into ``column`` where the source left it empty (CNIG fields)."""
     new = pd.Series(values, index=frame.index, dtype=object)
-    if column in frame:
+    if column in frame and pd.api.types.is_numeric_dtype(frame[column]):
+        frame[column] = frame[column].fillna(pd.to_numeric(new, errors="coerce"))
+    elif column in frame:
         old = frame[column].astype(object)
         frame[column] = old.where(old.notna() & old.astype(str).str.strip().ne(""), new)
     else:

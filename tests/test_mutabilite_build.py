@@ -149,7 +149,8 @@ def test_friches_get_the_seven_usages(builds):
     assert f.loc["25267_2", "urba_zone_type"] == "AU"
     assert f.loc["25267_2", "urba_zone_lib"] == "AU2"
     assert f.loc["25267_1", "bati_nombre"] == "1"
-    assert float(f.loc["25267_2", "unite_fonciere_surface"]) == 56729
+    assert f.loc["25267_2", "unite_fonciere_surface"] == 56729
+    assert f["unite_fonciere_surface"].dtype == "float64"
     assert f["mutabilite_score_observatoire"].notna().all()
     assert set(f["mutabilite_avis_industrie"]) <= {"concordant", "divergent"}
 

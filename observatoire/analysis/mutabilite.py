@@ -473,6 +473,12 @@ class Evaluation:
     criteres_renseignes: np.ndarray
 
     @property
+    def descriptions(self) -> np.ndarray:
+        """Description of each site's reliability level (the reference's text)."""
+        table = {text: desc for _, text, desc in self.algorithm.niveaux_fiabilite}
+        return np.array([table.get(t, "") for t in self.niveaux], dtype=object)
+
+    @property
     def potentiels(self) -> np.ndarray:
         """Potential label per site × usage (``Excellent`` … ``Faible``)."""
         labels = np.array([p[0] for p in self.algorithm.potentiels], dtype=object)
