@@ -39,6 +39,7 @@ from observatoire.analysis.mutabilite_criteres import (
     surface_site,
     type_proprietaire,
     valeur_architecturale,
+    zonage_cnig,
     zonage_reglementaire,
     zonages_proteges,
     zone_to_mutafriches,
@@ -131,7 +132,9 @@ def test_zonage_reglementaire_of_the_sample_zones(sites, layers):
     ("AUs", None, "2AU", None, "zone-a-urbaniser-au"),
     ("Ah", None, "Ah", None, "zone-agricole-a"),
     ("Nh", None, "Nh", None, "zone-naturelle-n"),
-    ("ZC", None, "ZC", None, NE_SAIT_PAS),
+    ("Zc", None, "Zc", None, "secteur-ouvert-a-la-construction"),
+    ("ZnC", None, "ZnC", None, "secteur-non-ouvert-a-la-construction"),
+    ("RNU", None, None, None, NE_SAIT_PAS),
     (None, None, None, None, NE_SAIT_PAS),
 ])
 def test_zone_mapping_follows_the_reference(typezone, destdomi, libelle, libelong, expected):
@@ -315,6 +318,26 @@ def test_cnig_friche_fields_map_to_mutafriches(cnig):
     assert _values(pollution(f)) == ["oui-autres-composes", NE_SAIT_PAS, NE_SAIT_PAS]
     assert _values(proprietaire_cnig(f)) == ["public", "prive", None]
     assert _values(valeur_architecturale(f, no_built)) == [NE_SAIT_PAS] * 3
+
+
+def test_zone_of_a_friche_from_its_cnig_fields(cnig, layers):
+    # Real friches outside the sample's PLU: their own urba_zone_type and urba_zone_lib.
+    ids = ["01004_27423", "10387_21150", "01303_17890", "01032_27571"]
+    f = cnig.loc[ids].reset_index()
+    assert f["urba_zone_lib"].tolist()[:2] == [
+        "UBa - Secteur urbain d'intensification de la ville le long des axes stratégiques",
+        "1AUAA - Future zone UAA"]
+    sites = gpd.GeoDataFrame(f, geometry=f.geometry, crs=CRS)
+    d = zonage_cnig(sites, zonage_reglementaire(sites, layers.zonage))
+    assert _values(d) == ["zone-urbaine-u-habitat", "zone-a-urbaniser-au", "zone-naturelle-n",
+                          "zone-agricole-a"]
+    assert d.sources.iloc[1] == ("source des friches : urba_zone_type AUc, urba_zone_lib "
+                                 "1AUAA - Future zone UAA")
+    cc = pd.DataFrame({"urba_zone_type": ["Zc", "ZnC", "RNU", None]})
+    assert _values(zonage_cnig(cc, zonage_reglementaire(
+        gpd.GeoDataFrame(cc, geometry=[shapely.Point(0, 0)] * 4, crs=CRS), None))) == [
+        "secteur-ouvert-a-la-construction", "secteur-non-ouvert-a-la-construction",
+        NE_SAIT_PAS, None]
 
 
 def test_cnig_values_and_no_building():

@@ -574,6 +574,11 @@ def zone_to_mutafriches(typezone: object, destdomi: object, libelle: object,
         if re.match(r"^U[XYZI]", code):
             return "zone-urbaine-u-activite"
         return "zone-urbaine-u"
+    # Carte communale sectors (CNIG typezone Zc, ZCa, ZnC), as the reference maps them.
+    if kind in ("ZC", "ZCA"):
+        return "secteur-ouvert-a-la-construction"
+    if kind == "ZNC":
+        return "secteur-non-ouvert-a-la-construction"
     if kind.startswith("AU"):
         return "zone-a-urbaniser-au"
     if kind.startswith("A"):
@@ -634,6 +639,28 @@ def zonage_reglementaire(sites: gpd.GeoDataFrame, zonage: gpd.GeoDataFrame | Non
     src[ok] = label[best[ok]]
     return _derived(values, src, sites.index)
 
+
+def zonage_cnig(sites: pd.DataFrame, zonage: Derived) -> Derived:
+    """Complete ``zonageReglementaire`` with a friche's CNIG ``urba_zone_type`` / ``urba_zone_lib``.
+
+    Where the PLU layer gives no zone (layer absent, site outside it), the zone the
+    friche source gives is mapped by the same rules (its label serves as short and
+    long label).
+    """
+    if "urba_zone_type" not in sites:
+        return zonage
+    kind = sites["urba_zone_type"].astype(object)
+    label = (sites["urba_zone_lib"].astype(object) if "urba_zone_lib" in sites
+             else pd.Series(None, index=sites.index, dtype=object))
+    values = zonage.values.to_numpy(dtype=object).copy()
+    src = zonage.sources.to_numpy(dtype=object).copy()
+    todo = (pd.isna(values) | (values == NE_SAIT_PAS)) & kind.notna().to_numpy()
+    for i in np.flatnonzero(todo):
+        lib = label.iloc[i] if isinstance(label.iloc[i], str) else None
+        values[i] = zone_to_mutafriches(kind.iloc[i], None, lib, lib)
+        src[i] = (f"source des friches : urba_zone_type {kind.iloc[i]}"
+                  + (f", urba_zone_lib {lib}" if lib else ""))
+    return _derived(values, src, sites.index)
 
 # --------------------------------------------------------------------------- owners
 
@@ -939,7 +966,7 @@ def derive_criteria(sites: gpd.GeoDataFrame, layers: CriteriaLayers
     out["risqueInondation"] = risque_inondation(sites, layers.contraintes)
     out["presenceRisquesTechnologiques"] = risques_technologiques(sites, layers.contraintes)
     out.update(zonages_proteges(sites, layers.contraintes))
-    out["zonageReglementaire"] = zonage_reglementaire(sites, layers.zonage)
+    out["zonageReglementaire"] = zonage_cnig(sites, zonage_reglementaire(sites, layers.zonage))
     out["distanceIte"] = distance_ite(sites, layers.voies_ferrees)
     out["typeProprietaire"] = type_proprietaire(sites, layers.proprietaires,
                                                 absents=layers.proprietaires_absents)
