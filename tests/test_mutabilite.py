@@ -371,7 +371,7 @@ def test_criteria_details_explain_the_index(algo):
             assert pub5.loc[key, f"impact_{u}"] == score, (u, key)
 
 
-def test_a_million_sites_are_vectorised(algo):
+def test_a_large_frame_of_mixed_types_in_one_call(algo):
     # Not a timing: the engine handles a large frame of mixed types in one call.
     rng = np.random.default_rng(0)
     n = 20_000

@@ -8,6 +8,7 @@ flood zone and a town hall. Both builds (one pass, by partition) run on it.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -215,3 +216,40 @@ def test_mutabilite_can_be_turned_off(tmp_path):
     assert "mutabilite_criteres" not in result.layer_counts
     f = pyogrio.read_dataframe(result.gpkg, layer="friches")
     assert not [c for c in f.columns if c.startswith("mutabilite_")]
+
+
+@pytest.mark.browser
+def test_popups_show_the_seven_usages_beside_the_score(builds):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from test_browser import chromium_paths, click_feature
+
+    chromium, driver_path = chromium_paths()
+    _, (whole_t, whole), _ = builds
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
+                 "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(driver_path)), options=options)
+    try:
+        driver.get((whole_t.output_dir / "carte.html").as_uri())
+        for _ in range(600):
+            if driver.execute_script("return !!(window.observatoire && "
+                                     "window.observatoire.ready)"):
+                break
+            time.sleep(0.05)
+        sites = pyogrio.read_dataframe(whole.gpkg, layer="gisements")
+        lines = click_feature(driver, "gisements", 0).split("\n")
+        first = sites.iloc[0]
+        industry = lines.index("Mutafriches — industrie, logistique")
+        assert lines[industry + 1] == f"{first['mutabilite_industrie']:.1f}".replace(".", ",")
+        for label in ("Mutafriches — résidentiel", "Mutafriches — photovoltaïque au sol",
+                      "Mutafriches — fiabilité (sur 10)", "Score industriel de l'observatoire"):
+            assert label in lines
+        agree = lines[lines.index("Industrie : Mutafriches et observatoire") + 1]
+        assert agree.startswith(first["mutabilite_avis_industrie"])
+        lines = click_feature(driver, "friches", 0).split("\n")
+        assert "Mutafriches — meilleur usage" in lines
+    finally:
+        driver.quit()
