@@ -23,6 +23,7 @@ from geopandas.testing import assert_geodataframe_equal
 from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.ingest import ingest
+from observatoire.schema import MUTABILITE_FIELDS
 
 CRS = "EPSG:2154"
 #: Gennes parcels of the friche given by its parcel list, and of the one given by its point.
@@ -145,6 +146,11 @@ def test_friches_get_the_seven_usages(builds):
     ranks = f[[c for c in f.columns if c.endswith("_rang")]].to_numpy()
     assert (np.sort(ranks, axis=1) == np.arange(1, 8)).all()
     assert set(f["mutabilite_version"]) == {"v1.11"}
+    # The columns are those observatoire/schema.py describes, in its order, on both layers.
+    g = pyogrio.read_dataframe(whole.gpkg, layer="gisements")
+    for frame in (f, g):
+        assert [c for c in frame.columns if c.startswith("mutabilite_")] == [
+            field.name for field in MUTABILITE_FIELDS]
     # CNIG fields: the source's urba_zone_type is kept; the empty one is filled from the PLU.
     assert f.loc["25267_1", "urba_zone_type"] == "N"
     assert f.loc["25267_2", "urba_zone_type"] == "AU"
