@@ -34,6 +34,7 @@ from observatoire.analysis.mutabilite_criteres import (
     friche_sites,
     gisement_sites,
     nombre_batiments,
+    proprio_personne,
     surface_bati,
     zone_dominante,
 )
@@ -420,6 +421,8 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
           np.where(areal, values["surfaceSite"].to_numpy(dtype=object)[:nf], None))
     _fill(out_friches, "bati_nombre", np.array([None if pd.isna(v) else str(int(v))
                                                 for v in count.iloc[:nf]], dtype=object))
+    _fill(out_friches, "proprio_personne", proprio_personne(
+        fs, context.proprietaires, absents=context.proprietaires_absents))
     if context.zonage is not None and nf:
         best = zone_dominante(fs, context.zonage)
         for column, field in (("urba_zone_type", "typezone"), ("urba_zone_lib", "libelle")):

@@ -30,6 +30,7 @@ from observatoire.analysis.mutabilite_criteres import (
     grande_circulation,
     pollution,
     proprietaire_cnig,
+    proprio_personne,
     proximite_commerces_services,
     raccordement_eau,
     risque_inondation,
@@ -297,6 +298,12 @@ def test_owner_type_from_the_dgfip_groups():
     assert _values(d) == ["public", "public", "mixte", "prive", "copro-indivision", "mixte",
                           None, None]
     assert _values(type_proprietaire(sites, None)) == [None] * 8
+    # The CNIG field proprio_personne, as Cartofriches writes it.
+    assert proprio_personne(sites, owners, absents="personne physique").tolist() == [
+        "personne morale", "personne morale", "personne morale",
+        "personne physique, personne morale", "personne morale", "personne morale",
+        "personne morale", None]
+    assert proprio_personne(sites, owners).tolist()[3] is None
 
 
 @pytest.fixture(scope="module")

@@ -1210,3 +1210,34 @@ def ecart_industrie(avis: np.ndarray, score: np.ndarray, classes: dict[str, floa
             text += f", usage préféré : {labels.get(meilleur[i], meilleur[i]).lower()}"
         out[i] = text
     return out
+
+
+def proprio_personne(sites: pd.DataFrame, proprietaires: pd.DataFrame | None, *,
+                     absents: str = "inconnu") -> np.ndarray:
+    """CNIG Friches ``proprio_personne`` of each site from the owners of its parcels.
+
+    « personne physique », « personne morale », or both as Cartofriches writes it
+    (« personne physique, personne morale »); NULL without owner table, without
+    parcels, or when an owner's type is unknown.
+    """
+    out = np.full(len(sites), None, dtype=object)
+    if proprietaires is None or "idus" not in sites:
+        return out
+    lists = sites["idus"].astype(object).where(sites["idus"].notna(), "")
+    parcels = lists.astype(str).str.split("|").explode()
+    parcels = parcels[parcels.str.len() > 0]
+    if len(parcels) == 0:
+        return out
+    site = pd.Index(sites.index).get_indexer(parcels.index)
+    rows = proprietaires.drop_duplicates(["idu", "proprietaire_cle"])
+    kinds = rows.groupby(rows["idu"].astype(str))["proprietaire_type"].agg(
+        lambda v: frozenset(v.dropna()))
+    found = kinds.reindex(parcels.to_numpy(dtype=object))
+    types = [k if isinstance(k, frozenset) and k else frozenset({absents}) for k in found]
+    per_site: dict[int, set[str]] = {}
+    for s, t in zip(site, types, strict=True):
+        per_site.setdefault(int(s), set()).update(t)
+    for s, t in per_site.items():
+        if t <= {"personne physique", "personne morale"} and t:
+            out[s] = ", ".join(k for k in ("personne physique", "personne morale") if k in t)
+    return out
