@@ -31,7 +31,7 @@ from observatoire.publish.qgis import finalize_gpkg
 from observatoire.readers.common import SourceReport, checksum_files
 from observatoire.readers.etablissements import ETABLISSEMENTS
 from observatoire.readers.provenance import attribute_sources
-from observatoire.schema import LAYERS
+from observatoire.schema import LAYERS, TABLES
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,8 @@ class _Built:
 
 def _write_layers(writer: GeoPackageWriter, outputs: dict[str, gpd.GeoDataFrame]) -> None:
     for name, frame in outputs.items():
-        schema = LAYERS.get(name) or (ETABLISSEMENTS if name == "etablissements" else None)
+        schema = LAYERS.get(name) or TABLES.get(name) or (
+            ETABLISSEMENTS if name == "etablissements" else None)
         writer.write(name, frame, description=_description(name, schema),
                      geometry_type=schema.geometry_type if schema else None)
 
@@ -300,6 +301,7 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
     count_friches(outputs, layers.reports, say)
     if layers.etablissements is not None:
         outputs["etablissements"] = mask_natural_persons(layers.etablissements)
+    _mutabilite(outputs, layers, extra, territory, say, timings, gpkg=writer.tmp)
     checksums = {name: total.checksum() for name, total in written.items()}
     checksums.update({name: layer_checksum(frame) for name, frame in outputs.items()})
     counts = {name: total.rows for name, total in written.items()}
@@ -373,6 +375,7 @@ def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[
     timings.update({f"analyse.{k}": v for k, v in result.timings.items()})
     outputs = dict(layers.spatial())
     outputs.update(result.layers())
+    _mutabilite(outputs, layers, extra, territory, say, timings)
 
     t = time.perf_counter()
     say("Inventaire des ZAE (art. L318-8-2 du code de l'urbanisme)…")
@@ -417,6 +420,21 @@ def count_friches(outputs: dict[str, gpd.GeoDataFrame], reports: list[SourceRepo
                                     strict=True) if n[k]]
     say(f"friches : {n['idu_absents']} identifiant(s) de parcelle absent(s) du cadastre "
         f"({n['friches_idu_absents']} friche(s)) ; " + ", ".join(kept))
+
+
+def _mutabilite(outputs: dict[str, Any], layers: Layers, extra: Any, territory: Territory,
+                say: Progress, timings: dict[str, float], *, gpkg: Path | None = None) -> None:
+    """Add the mutabilité (Mutafriches) of friches and candidate sites to ``outputs``.
+
+    Both builds call it once ``friches`` and ``gisements`` are whole; a build by
+    partition gives the GeoPackage being written, where its parcels, buildings and
+    roads are.
+    """
+    from observatoire.mutabilite import mutabilite_layers
+
+    t = time.perf_counter()
+    outputs.update(mutabilite_layers(outputs, layers, extra, territory, gpkg=gpkg, say=say))
+    timings["mutabilite"] = time.perf_counter() - t
 
 
 def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],

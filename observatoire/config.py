@@ -56,6 +56,8 @@ SOURCE_KINDS: dict[str, tuple[bool, bool]] = {
     "postes_electriques": (False, False),
     "proprietaires": (False, False),
     "etablissements": (False, False),
+    "mairies": (False, False),
+    "chefs_lieux": (False, False),
     "contraintes": (True, False),
 }
 
@@ -72,6 +74,8 @@ SOURCE_FORMATS: dict[str, tuple[str, ...]] = {
     "postes_electriques": ("auto", "couche"),
     "proprietaires": ("auto", "personnes_morales", "table"),
     "etablissements": ("auto", "sirene", "couche"),
+    "mairies": ("auto", "couche"),
+    "chefs_lieux": ("auto", "couche"),
     "contraintes": ("auto", "couche"),
 }
 
@@ -213,6 +217,7 @@ _OPTIONS: dict[str, type | tuple[type, ...]] = {
     "vacance": dict,
     "export_cnig": bool,
     "noms_communes": dict,
+    "mutabilite": dict,
 }
 
 
@@ -495,6 +500,8 @@ def load_territory(path: str | Path, *, output_dir: str | Path | None = None) ->
             _typed(options[key], typ, f"options.{key}", path)
     if "date_observation" in options:
         _check_date(options["date_observation"], "options.date_observation", path)
+    if "mutabilite" in options:
+        _mutabilite_tables(options["mutabilite"], base, path)
 
     profiles = _typed(doc.get("profils", {}), dict, "profils", path)
     for pname, prof in profiles.items():
@@ -525,3 +532,85 @@ def _check_date(value: str, key: str, path: Path) -> None:
         raise ConfigError(
             f"{path} : valeur invalide pour « {key} » : {value!r} (format attendu AAAA-MM-JJ)"
         ) from None
+
+
+#: Version of the Mutafriches algorithm used when the territory file names none.
+MUTABILITE_VERSION = "v1.11"
+_MUTABILITE_KEYS = {"version", "tables", "actif"}
+#: The Mutafriches tables shipped with the package, one folder per version.
+_MUTAFRICHES_DATA = Path(__file__).resolve().parent / "data" / "mutafriches"
+
+
+def shipped_mutabilite_versions() -> list[str]:
+    """Versions of the Mutafriches tables shipped in ``observatoire/data/mutafriches``."""
+    return sorted(d.name for d in _MUTAFRICHES_DATA.iterdir()
+                  if d.is_dir() and (d / "algorithme.json").is_file())
+
+
+def _mutabilite_tables(raw: Any, base: Path, path: Path) -> Any:
+    """Check ``[options.mutabilite]`` and return the parsed algorithm (``None``: disabled)."""
+    import json
+
+    from observatoire.analysis.mutabilite import load_algorithm
+
+    key = "options.mutabilite"
+    raw = _typed(raw, dict, key, path)
+    _check_keys(raw, _MUTABILITE_KEYS, f"{key}.", path)
+    if not _typed(raw.get("actif", True), bool, f"{key}.actif", path):
+        return None
+    version = raw.get("version")
+    if version is not None:
+        version = _typed(version, str, f"{key}.version", path)
+    if "tables" in raw:
+        where = f"{key}.tables"
+        file = Path(_typed(raw["tables"], str, where, path)).expanduser()
+        file = file if file.is_absolute() else base / file
+        if not file.is_file():
+            raise ConfigError(f"{path} : « {where} » : fichier introuvable ({file}) ; indiquez "
+                              f"le fichier JSON des tables de l'algorithme Mutafriches (même "
+                              f"format que observatoire/data/mutafriches/v1.11/algorithme.json)")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path} : « {where} » : {file} illisible ({exc})") from None
+    else:
+        where = f"{key}.version"
+        name = version or MUTABILITE_VERSION
+        shipped = shipped_mutabilite_versions()
+        if name not in shipped:
+            raise ConfigError(
+                f"{path} : valeur invalide pour « {where} » : {name!r} n'est pas livrée avec "
+                f"l'observatoire (versions livrées : {', '.join(shipped)}) ; pour une autre "
+                f"version, fournissez ses tables avec « {key}.tables »")
+        file = _MUTAFRICHES_DATA / name / "algorithme.json"
+        text = file.read_text(encoding="utf-8")
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{path} : « {where} » : JSON invalide dans {file} ({exc}) ; "
+                          f"corrigez le fichier") from None
+    try:
+        algorithm = load_algorithm(doc)
+    except ConfigError as exc:
+        raise ConfigError(f"{path} : « {where} » ({file}) : {exc} ; corrigez les tables") from None
+    if version is not None and algorithm.version != version:
+        raise ConfigError(
+            f"{path} : « {key}.version » vaut {version!r} mais les tables {file} sont celles "
+            f"de la version {algorithm.version!r} ; accordez les deux")
+    return algorithm
+
+
+def mutabilite_algorithm(territory: Territory) -> Any:
+    """Return the Mutafriches algorithm the territory selects (``None`` when disabled).
+
+    ``[options.mutabilite]``: ``version`` (default :data:`MUTABILITE_VERSION`, shipped
+    with the package), ``tables`` (a JSON file of another version, relative to the
+    territory file), ``actif`` (``false`` turns the computation off).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``options.mutabilite.<key>`` when the tables are missing or bad.
+    """
+    return _mutabilite_tables(territory.options.get("mutabilite", {}), territory.path.parent,
+                              territory.path)

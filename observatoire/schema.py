@@ -211,6 +211,57 @@ LAYERS: dict[str, LayerSchema] = {
 }
 
 
+#: Usages of Mutafriches (keys of the reference), in its order.
+MUTABILITE_USAGES = ("residentiel", "equipements", "culture", "tertiaire", "industrie",
+                     "renaturation", "photovoltaique")
+
+#: Columns the mutabilité (Mutafriches) adds to ``friches`` and ``gisements``.
+MUTABILITE_FIELDS: tuple[Field, ...] = (
+    *(f for u in MUTABILITE_USAGES for f in (
+        Field(f"mutabilite_{u}", "float", False,
+              f"Indice de mutabilité Mutafriches pour l'usage {u} (0–100)"),
+        Field(f"mutabilite_{u}_rang", "int", False, f"Rang de l'usage {u} (1 à 7)"),
+        Field(f"mutabilite_{u}_potentiel", "str", False,
+              f"Potentiel Mutafriches pour l'usage {u} (Excellent … Faible)"))),
+    Field("mutabilite_meilleur_usage", "str", False, "Usage de rang 1 selon Mutafriches"),
+    Field("mutabilite_fiabilite", "float", False, "Fiabilité de l'indice, note sur 10"),
+    Field("mutabilite_fiabilite_niveau", "str", False, "Niveau de fiabilité (Très fiable …)"),
+    Field("mutabilite_version", "str", False, "Version de l'algorithme Mutafriches"),
+    Field("mutabilite_avis_industrie", "str", False,
+          "concordant ou divergent : indice industrie de Mutafriches et score de l'observatoire"),
+    Field("mutabilite_ecart_industrie", "str", False,
+          "Ce que disent l'un et l'autre de l'industrie, et le meilleur usage selon Mutafriches"),
+    Field("mutabilite_score_observatoire", "float", False,
+          "Score industriel de l'observatoire du site (moyenne pondérée de ses parcelles)"),
+)
+
+MUTABILITE_CRITERES = LayerSchema(
+    "mutabilite_criteres",
+    None,
+    (
+        Field("site_type", "str", True, "friche ou gisement"),
+        Field("site_id", "str", True, "site_id de la friche ou gisement_id du gisement"),
+        Field("critere", "str", True, "Critère Mutafriches (nom de l'algorithme de référence)"),
+        Field("critere_libelle", "str", True, "Libellé du critère"),
+        Field("valeur", "str", False, "Valeur du critère pour le site (vide : non renseigné)"),
+        Field("source", "str", False, "Couche et fait d'où vient la valeur"),
+        Field("etat", "str", True, "noté, non renseigné, ne sait pas, recherche sans résultat, "
+                                   "valeur sans score"),
+        Field("classe", "str", False, "Tranche ou modalité de la matrice lue"),
+        Field("poids", "float", True, "Poids du critère"),
+        Field("renseigne", "bool", True, "Compté comme renseigné par la fiabilité"),
+        *(Field(f"impact_{u}", "float", False,
+                f"Impact pour l'usage {u} : -2, -1, 0,5 (neutre), 1, 2 ; vide si non noté")
+          for u in MUTABILITE_USAGES),
+        Field("version", "str", True, "Version de l'algorithme Mutafriches"),
+    ),
+    "Mutabilité (Mutafriches) : chaque critère de chaque friche et gisement, sa valeur, sa "
+    "source et son impact par usage",
+)
+
+#: Attribute tables of the observatory (no geometry), by name.
+TABLES: dict[str, LayerSchema] = {MUTABILITE_CRITERES.name: MUTABILITE_CRITERES}
+
 def empty_layer(schema: LayerSchema, crs: str) -> gpd.GeoDataFrame:
     """Return an empty GeoDataFrame with the columns and types of ``schema``."""
     data = {f.name: pd.Series([], dtype=_pandas_dtype(f.dtype)) for f in schema.fields}

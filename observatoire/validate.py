@@ -106,11 +106,9 @@ class Validation:
 
 
 def _extra_readers() -> dict[str, Callable[..., Any]]:
-    """Readers of the analysis inputs, when their modules are present."""
-    try:
-        from observatoire.readers.extra import EXTRA_READERS
-    except ImportError:
-        return {}
+    """Readers of the analysis inputs (and of the mutabilité's town halls)."""
+    from observatoire.readers.extra import EXTRA_READERS
+
     return dict(EXTRA_READERS)
 
 

@@ -100,6 +100,9 @@ def without_analysis(layers: dict[str, gpd.GeoDataFrame]) -> dict[str, gpd.GeoDa
         if name in ANALYSIS_LAYERS:
             continue
         schema = LAYERS.get(name)
+        if not isinstance(frame, gpd.GeoDataFrame):  # an attribute table: kept as it is
+            out[name] = frame.copy()
+            continue
         cols = [*schema.columns, frame.geometry.name] if schema else list(frame.columns)
         out[name] = frame[cols].copy()
     return out

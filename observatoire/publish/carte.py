@@ -26,6 +26,7 @@ category, legal entities by name.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
@@ -210,6 +211,23 @@ MAP_LAYERS: tuple[MapLayer, ...] = (
              _FRICHE_FIELDS, (("site_nom", "", "text"), ("site_statut", "", "text")),
              territoire=True),
 )
+
+
+#: Popup rows of the mutabilité (Mutafriches) of friches and candidate sites: the seven
+#: usages side by side with the observatory's industrial score, and whether they agree.
+MUTABILITE_POPUP: tuple[tuple[str, str, str], ...] = (
+    *((f"mutabilite_{u}", f"Mutafriches — {label}", "num1") for u, label in (
+        ("residentiel", "résidentiel"), ("equipements", "équipements publics"),
+        ("culture", "culture, tourisme"), ("tertiaire", "tertiaire"),
+        ("industrie", "industrie, logistique"), ("renaturation", "renaturation"),
+        ("photovoltaique", "photovoltaïque au sol"))),
+    ("mutabilite_meilleur_usage", "Mutafriches — meilleur usage", "text"),
+    ("mutabilite_fiabilite", "Mutafriches — fiabilité (sur 10)", "num1"),
+    ("mutabilite_score_observatoire", "Score industriel de l'observatoire", "score"),
+    ("mutabilite_ecart_industrie", "Industrie : Mutafriches et observatoire", "phrases"),
+)
+MAP_LAYERS = tuple(dataclasses.replace(spec, fields=spec.fields + MUTABILITE_POPUP)
+                   if spec.name in ("friches", "gisements") else spec for spec in MAP_LAYERS)
 
 
 def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory, *,

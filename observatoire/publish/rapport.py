@@ -180,6 +180,7 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
             _available_land(parcelles, found, names),
             _best_sites(layers.get("gisements")),
             _friches(layers.get("friches")),
+            _mutabilite(layers.get("friches"), layers.get("gisements")),
             _vacancy(layers.get("zae")),
             _scores(parcelles, found),
             _producers(reports, base),
@@ -511,6 +512,82 @@ def _nearby_table(section: Section, nearby: pd.DataFrame) -> None:
         [[str(c), number(r.n), number(r.sans)] for c, r in table.iterrows()],
         [False, True, True]))
 
+
+#: Mutafriches usages: column suffix and short French label, in the reference's order.
+MUTABILITE_USAGES = (("residentiel", "Résidentiel"), ("equipements", "Équipements"),
+                     ("culture", "Culture"), ("tertiaire", "Tertiaire"),
+                     ("industrie", "Industrie"), ("renaturation", "Renaturation"),
+                     ("photovoltaique", "Photovoltaïque"))
+#: Sites listed in the mutabilité table of the report, per layer.
+TOP_MUTABILITE = 20
+
+
+def _mutabilite(friches: gpd.GeoDataFrame | None,
+                gisements: gpd.GeoDataFrame | None) -> Section:
+    """Report the mutabilité (Mutafriches) of friches and sites beside the observatory."""
+    section = Section("Mutabilité des friches et des gisements (Mutafriches, ADEME)")
+    parts = []
+    for label, frame, key, name in (("friche", friches, "site_id", "site_nom"),
+                                    ("gisement", gisements, "gisement_id", None)):
+        if frame is not None and len(frame) and "mutabilite_industrie" in frame.columns:
+            f = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+            f["_site"] = label
+            f["_id"] = f[key].astype(str)
+            f["_nom"] = f[name].astype(object) if name and name in f else None
+            parts.append(f)
+    if not parts:
+        section.missing = ("La mutabilité n'a pas été calculée (aucune friche ni aucun gisement, "
+                           "ou options.mutabilite.actif = false).")
+        return section
+    frame = pd.concat(parts, ignore_index=True)
+    version = frame["mutabilite_version"].dropna().iloc[0] \
+        if frame["mutabilite_version"].notna().any() else "—"
+    section.paragraphs.append(
+        f"Indice de mutabilité de l'outil Mutafriches de l'ADEME (algorithme {version}), calculé "
+        "pour chaque friche et chaque gisement à partir des couches de l'observatoire : pour "
+        "chacun des sept usages, de 0 à 100 (Excellent à partir de 70, Très bon 60, Bon 50, "
+        "Moyen 40, Faible en dessous), avec une fiabilité sur 10 qui dit quelle part des 28 "
+        "critères était connue. Un critère inconnu n'est jamais compté comme défavorable : il "
+        "abaisse la fiabilité. Le score industriel de l'observatoire est donné à côté ; "
+        "« divergent » signale un site que l'un juge favorable à l'industrie (classe A ou B ; "
+        "Excellent ou Très bon) et l'autre non (Faible ou Moyen ; classe D, E ou exclu). Le "
+        "détail de chaque critère est dans la table mutabilite_criteres du GeoPackage.")
+    best = frame["mutabilite_meilleur_usage"].astype(object)
+    labels = dict(MUTABILITE_USAGES)
+    counts = pd.crosstab(best.map(labels).fillna("—"), frame["_site"])
+    counts = counts.reindex([lab for _, lab in MUTABILITE_USAGES if lab in counts.index])
+    section.tables.append(Table(
+        ["Meilleur usage selon Mutafriches", *[f"{c}s" for c in counts.columns]],
+        [[str(idx), *(number(v) for v in row)]
+         for idx, row in zip(counts.index, counts.to_numpy(), strict=True)],
+        [False, *[True] * len(counts.columns)]))
+    avis = frame.get("mutabilite_avis_industrie", pd.Series(None, index=frame.index))
+    divergent = frame[avis.eq("divergent")]
+    section.paragraphs.append(
+        f"Avis sur l'industrie : {number(int(avis.eq('concordant').sum()))} sites concordants, "
+        f"{number(len(divergent))} divergents, {number(int(avis.isna().sum()))} sans score de "
+        "l'observatoire (friches hors des parcelles du territoire).")
+    for _, row in divergent.head(TOP_MUTABILITE).iterrows():
+        name = f" « {row['_nom']} »" if isinstance(row["_nom"], str) else ""
+        section.paragraphs.append(f"{row['_site'].capitalize()} {row['_id']}{name} — "
+                                  f"{_text(row.get('mutabilite_ecart_industrie'))}.")
+    shown = pd.concat([g.sort_values(["mutabilite_score_observatoire", "_id"],
+                                     ascending=[False, True], kind="stable",
+                                     na_position="last").head(TOP_MUTABILITE)
+                       for _, g in frame.groupby("_site", sort=True)])
+    header = ["Site", "Identifiant", *[lab for _, lab in MUTABILITE_USAGES], "Meilleur usage",
+              "Fiabilité /10", "Score obs.", "Avis industrie"]
+    rows = []
+    for _, row in shown.iterrows():
+        rows.append([row["_site"], row["_id"],
+                     *(number(row.get(f"mutabilite_{u}"), 1) for u, _ in MUTABILITE_USAGES),
+                     labels.get(row["mutabilite_meilleur_usage"], "—"),
+                     number(row["mutabilite_fiabilite"], 1),
+                     number(row.get("mutabilite_score_observatoire"), 1),
+                     _text(row.get("mutabilite_avis_industrie"))])
+    section.tables.append(Table(header, rows,
+                                [False, False, *[True] * 7, False, True, True, False]))
+    return section
 
 def _vacancy(zae: gpd.GeoDataFrame | None) -> Section:
     section = Section("Vacance des zones d'activités économiques")

@@ -56,6 +56,7 @@ from observatoire.readers.common import (
     to_territory_crs,
 )
 from observatoire.readers.layers import read_simple, stable_sort
+from observatoire.readers.mairies import read_mairies
 from observatoire.schema import LINEAGE, Field, LayerSchema, conform
 
 log = logging.getLogger(__name__)
@@ -662,6 +663,9 @@ EXTRA_READERS: dict[str, Callable[..., Any]] = {
     "voies_ferrees": read_voies_ferrees,
     "postes_electriques": read_postes_electriques,
     "proprietaires": read_proprietaires,
+    # Read for the mutabilité (observatoire.mutabilite), checked here by validate.
+    "mairies": read_mairies,
+    "chefs_lieux": read_mairies,
 }
 
 

@@ -53,6 +53,14 @@ FRICHES_FIELDS = {
     "unite_fonciere_refcad": ["unite_fonciere_refcad", "l_idpar"],
     "source_nom": ["source_nom"],
 }
+#: CNIG Friches fields kept when the source has them: they answer Mutafriches' questions
+#: (building state, pollution, heritage, owner) and are completed by the observatory.
+FRICHES_MUTABILITE_FIELDS = {
+    name: [name] for name in (
+        "bati_nombre", "bati_etat", "bati_pollution", "bati_patrimoine",
+        "sol_pollution_existe", "proprio_type", "proprio_personne", "urba_zone_type",
+        "urba_zone_lib")
+}
 CSV_MISSING = {"", "NA", "NaN", "N/A"}
 
 
@@ -140,7 +148,7 @@ def _finish(frames: list[gpd.GeoDataFrame], crs: str, schema: object, report: So
 def _normalise_attrs(fields: pd.DataFrame, path: Path, layer: str | None,
                      report: SourceReport | None = None) -> pd.DataFrame:
     out = pd.DataFrame(index=fields.index)
-    for canon in FRICHES_FIELDS:
+    for canon in (*FRICHES_FIELDS, *FRICHES_MUTABILITE_FIELDS):
         if canon in fields:
             out[canon] = text(fields[canon])
     if "site_id" not in out:
@@ -214,7 +222,8 @@ def _read_cnig_csv(path: Path, source: Source, report: SourceReport
         raise SourceError(f"{path} : CSV sans aucune friche")
     df = df.replace(list(CSV_MISSING), None)
     note_provenance(report, df, path=path)
-    fields = map_fields(df, FRICHES_FIELDS | {"geompoint": ["geompoint"], "geomsurf": ["geomsurf"]},
+    fields = map_fields(df, FRICHES_FIELDS | FRICHES_MUTABILITE_FIELDS
+                        | {"geompoint": ["geompoint"], "geomsurf": ["geomsurf"]},
                         source.fields, path=path, layer=None, required=["site_id"],
                         key=source.key or None)
     if "geompoint" not in fields and "geomsurf" not in fields:
@@ -262,8 +271,8 @@ def _read_vector_friches(path: Path, source: Source, report: SourceReport
     if len(raw) == 0:
         raise SourceError(f"{where(path, layer)} : couche vide (aucune friche)")
     note_provenance(report, raw, path=path)
-    fields = map_fields(raw, FRICHES_FIELDS, source.fields, path=path, layer=layer,
-                        required=["site_id"], key=source.key or None)
+    fields = map_fields(raw, FRICHES_FIELDS | FRICHES_MUTABILITE_FIELDS, source.fields,
+                        path=path, layer=layer, required=["site_id"], key=source.key or None)
     attrs = _normalise_attrs(pd.DataFrame(fields.drop(columns="geometry")), path, layer, report)
     geoms = raw.geometry.values
     ids = shapely.get_type_id(geoms)
