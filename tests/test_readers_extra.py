@@ -350,4 +350,4 @@ stricte = true
 
 def test_extra_readers_cover_the_kinds():
     assert set(EXTRA_READERS) == {"mnt", "contraintes", "voies_ferrees", "postes_electriques",
-                                  "proprietaires"}
+                                  "proprietaires", "mairies", "chefs_lieux"}

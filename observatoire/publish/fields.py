@@ -31,6 +31,12 @@ from observatoire.publish.assets import (
 )
 
 #: French alias of each column, whatever the layer holding it.
+#: Mutafriches usages (the reference's keys) and their French labels.
+MUTABILITE_USAGE_LABELS: dict[str, str] = {
+    "residentiel": "résidentiel", "equipements": "équipements publics",
+    "culture": "culture, tourisme", "tertiaire": "tertiaire",
+    "industrie": "industrie, logistique", "renaturation": "renaturation",
+    "photovoltaique": "photovoltaïque au sol"}
 ALIASES: dict[str, str] = {
     # Shared
     "fid": "Identifiant interne",
@@ -91,6 +97,26 @@ ALIASES: dict[str, str] = {
     "idu_absents": "Parcelles citées absentes du cadastre",
     "appariement": "Rattachement aux parcelles",
     "surface_origine": "Origine de la surface",
+    "bati_nombre": "Nombre de bâtiments",
+    "bati_pollution": "Pollution connue des bâtiments",
+    "bati_patrimoine": "Présence de bâti patrimonial",
+    "bati_etat": "Dégradation des bâtiments",
+    "proprio_type": "Type de propriétaire",
+    "proprio_personne": "Type de personne (physique ou morale)",
+    "sol_pollution_existe": "Existence de pollution du sol",
+    "urba_zone_type": "Type de zone d'urbanisme",
+    "urba_zone_lib": "Libellé de la zone d'urbanisme",
+    "mutabilite_meilleur_usage": "Mutafriches : meilleur usage",
+    "mutabilite_fiabilite": "Mutafriches : fiabilité (sur 10)",
+    "mutabilite_fiabilite_niveau": "Mutafriches : niveau de fiabilité",
+    "mutabilite_version": "Mutafriches : version de l'algorithme",
+    "mutabilite_avis_industrie": "Industrie : Mutafriches et observatoire (avis)",
+    "mutabilite_ecart_industrie": "Industrie : Mutafriches et observatoire",
+    "mutabilite_score_observatoire": "Score industriel de l'observatoire",
+    **{key: text for usage, label in MUTABILITE_USAGE_LABELS.items() for key, text in (
+        (f"mutabilite_{usage}", f"Mutafriches : indice {label} (0–100)"),
+        (f"mutabilite_{usage}_rang", f"Mutafriches : rang {label} (1 à 7)"),
+        (f"mutabilite_{usage}_potentiel", f"Mutafriches : potentiel {label}"))},
     # zae
     "zae_type": "Type de site économique",
     "zae_vocation": "Vocation dominante",
@@ -203,6 +229,9 @@ VALUE_MAPS: dict[str, dict[str, str]] = {
     "etat": {"A": "Actif", "F": "Fermé"},
     "appariement": {"identifiant": "Par identifiant de parcelle (IDU)",
                     "géométrie": "Par géométrie (point ou périmètre)"},
+    "mutabilite_meilleur_usage": {usage: label.capitalize()
+                                  for usage, label in MUTABILITE_USAGE_LABELS.items()},
+    "mutabilite_avis_industrie": {"concordant": "Concordant", "divergent": "Divergent"},
     "surface_origine": {"périmètre": "Aire du périmètre",
                         "unité foncière": "Surface de l'unité foncière déclarée",
                         "parcelles": "Aire des parcelles rattachées"},
