@@ -422,6 +422,14 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
                 log.warning("export CNIG non produit : territoire.epci_nom et "
                             "territoire.epci_siren absents")
 
+    if territory.options.get("atlas", True) and zae is not None and len(zae) \
+            and "zae_unites" in outputs:
+        from observatoire.publish.atlas import stage_atlas
+
+        say("Atlas des ZAE (une fiche par zone, HTML et PDF)…")
+        staged.extend(stage_atlas({**outputs, "routes": layers.routes}, layers.reports,
+                                  territory, communes=commune_names(territory, layers),
+                                  progress=say))
     if territory.options.get("carte", True):
         say("Carte interactive…")
         if views is None:
