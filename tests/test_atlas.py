@@ -392,3 +392,30 @@ def test_chromium_prints_every_sheet_on_a4(sample_atlas, tmp_path):
         text = pdf_text(pdf)
         assert "Zone d'activité du PLU (UY)" in text
         assert plain(percent(zone["taux_vacance"])) in text
+
+
+def test_zone_without_units_and_with_a_hostile_name(tmp_path, sample_config):
+    crs = "EPSG:2154"
+    zae = gpd.GeoDataFrame({
+        "zae_id": ["A", "B"], "zae_nom": [HOSTILE[1], "ZA vide"], "comm_insee": "25267",
+        "zae_origine": "couche"}, geometry=[box(0, 0, 100, 100), box(300, 0, 400, 100)],
+        crs=crs)
+    unites = gpd.GeoDataFrame({
+        "uf_id": ["U1"], "idus": ["25267000AB0001"], "nb_parcelles": 1, "surface_m2": 10_000.0,
+        "proprietaire_type": "inconnu", "proprietaire_nom": None, "proprietaire_siren": None,
+    }, geometry=[box(0, 0, 100, 100)], crs=crs)
+    zae_out, zu = inventory(zae, unites, None, None, date_observation="2025-03-01")
+    territory = load_territory(sample_config, output_dir=tmp_path)
+    files = {p.name: p for p in (s.publish() for s in stage_atlas(
+        {"zae": zae_out, "zae_unites": zu}, [], territory, communes=COMMUNES))}
+    assert sorted(files) == sorted(["A.html", "A.pdf", "B.html", "B.pdf", f"{COVER}.html",
+                                    f"{COVER}.pdf"])
+    empty = files["B.html"].read_text(encoding="utf-8")
+    assert "Aucune unité foncière n'est rattachée à cette zone." in empty
+    assert parse(files["B.html"]).cards["nb_unites"] == ("0", "0")
+    assert "Aucune unité foncière" in pdf_text(files["B.pdf"])
+    hostile = files["A.html"].read_text(encoding="utf-8")
+    assert HOSTILE[1] not in hostile and "&lt;/script&gt;&lt;script&gt;" in hostile
+    assert "</script><script>window.__pwned=2</script>" in pdf_text(files["A.pdf"])
+    # Unknown occupancy (neither establishments nor buildings): said, not guessed.
+    assert parse(files["A.html"]).cards["taux_vacance"] == ("", "—")
