@@ -61,6 +61,12 @@ def _sample_build() -> tuple[dict[str, gpd.GeoDataFrame], list]:
 _BUILD_DIR = tempfile.TemporaryDirectory(prefix="observatoire-publication-")
 
 
+def sample_outputs() -> Path:
+    """Return the output folder of the sample territory's build (built once per process)."""
+    _sample_build()
+    return Path(_BUILD_DIR.name)
+
+
 def sample_layers(out: Path) -> tuple[dict[str, gpd.GeoDataFrame], object, list]:
     """Return the sample territory's layers (built once), its territory (outputs in ``out``)
     and the reports of its sources."""

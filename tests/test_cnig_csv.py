@@ -232,3 +232,22 @@ chemin = ["friches/carto.geojson", "friches/cnig.csv", "friches/autre.gpkg"]
     territory = load_territory(toml)
     # Format « auto »: every file but the CSV is a Cartofriches export.
     assert cartofriches_files(territory) == {"friches/carto.geojson", "friches/autre.gpkg"}
+
+
+def test_sample_build_writes_valid_csv_files():
+    """Gennes: the build writes the four CSV files beside the CNIG GeoPackage, all valid."""
+    from publication_fixtures import sample_outputs
+
+    folder = sample_outputs() / "cnig"
+    gpkg = folder / "sites_economiques.gpkg"
+    for layer in CLASSES:
+        path = folder / f"{layer}.csv"
+        report = frictionless_report(path, layer)
+        assert report.valid, report.flatten(["rowNumber", "fieldName", "type", "note"])
+        rows = report.tasks[0].stats.get("rows", 0)  # absent for a file of headers only
+        assert rows == len(pyogrio.read_dataframe(gpkg, layer=layer))
+    terr = read_csv(folder / "terrain_eco.csv")
+    assert len(terr) >= 10 and (terr["site_id"] == "25267_SITE-ECO_00001").all()
+    # The sample's Cartofriches friches all lie outside its ZAE: no terrain on a friche.
+    assert (terr["terr_url_cartofriches"] == "").all()
+    assert (terr["terr_etat_occup"] != "friche").all()
