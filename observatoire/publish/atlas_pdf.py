@@ -27,6 +27,7 @@ from xml.sax.saxutils import escape
 
 import matplotlib
 from reportlab import rl_config
+from reportlab.graphics.shapes import Drawing, Line, Polygon, Rect
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -223,19 +224,44 @@ def _figures(figures: Sequence[KeyFigure], per_row: int = 5) -> Table:
     return table
 
 
-def _legend(items: Sequence[tuple[str, str]], *, per_row: int = 4) -> Table:
-    """``(colour, label)`` pairs as a legend: a coloured band, then the label."""
-    cells = [_p(label, "legende") for _, label in items]
+def _symbol(kind: str, colour: str) -> Drawing:
+    """Draw a legend symbol as on the maps: box, outline, dashes, hatches, triangle, line."""
+    c = colors.HexColor(colour)
+    d = Drawing(11, 7)
+    if kind == "fill":
+        d.add(Rect(0.5, 0.5, 10, 6, fillColor=c, strokeColor=GREY, strokeWidth=0.4))
+    elif kind in ("outline", "dashed"):
+        d.add(Rect(1, 1, 9, 5, fillColor=None, strokeColor=c, strokeWidth=1.4,
+                   strokeDashArray=[2, 1] if kind == "dashed" else None))
+    elif kind == "hatch":
+        d.add(Rect(1, 1, 9, 5, fillColor=None, strokeColor=c, strokeWidth=0.8))
+        for x in (1, 4, 7):
+            d.add(Line(x, 1, x + 3, 6, strokeColor=c, strokeWidth=0.5))
+    elif kind == "point":
+        d.add(Polygon([2, 0.5, 9, 0.5, 5.5, 6.5], fillColor=c, strokeColor=colors.black,
+                      strokeWidth=0.4))
+    else:
+        d.add(Line(0.5, 3.5, 10.5, 3.5, strokeColor=c, strokeWidth=1))
+    return d
+
+
+def _legend(items: Sequence[tuple[str, str, str]], *, per_row: int = 4) -> Table:
+    """``(kind, colour, label)`` items as a legend: the map's symbol, then the label."""
+    cells: list[Any] = []
+    for kind, colour, label in items:
+        cell = Table([[_symbol(kind, colour), _p(label, "legende")]], colWidths=[13, None])
+        cell.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                                  ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                                  ("RIGHTPADDING", (0, 0), (-1, -1), 0),
+                                  ("TOPPADDING", (0, 0), (-1, -1), 0),
+                                  ("BOTTOMPADDING", (0, 0), (-1, -1), 0)]))
+        cells.append(cell)
     rows = [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
     rows[-1] += [""] * (per_row - len(rows[-1]))
     table = Table(rows, colWidths=[WIDTH / per_row] * per_row)
-    commands: list[tuple[Any, ...]] = [("LEFTPADDING", (0, 0), (-1, -1), 6),
-                                       ("TOPPADDING", (0, 0), (-1, -1), 1),
-                                       ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]
-    for i, (colour, _) in enumerate(items):
-        r, c = divmod(i, per_row)
-        commands.append(("LINEBEFORE", (c, r), (c, r), 4, colors.HexColor(colour)))
-    table.setStyle(TableStyle(commands))
+    table.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0),
+                               ("TOPPADDING", (0, 0), (-1, -1), 1),
+                               ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
     return table
 
 
@@ -293,7 +319,6 @@ def write_sheet_pdf(sheet: Sheet, context: AtlasContext, path: str | Path) -> Pa
         ``path``.
     """
     path = Path(path)
-    legend = [(colour, label) for kind, colour, label in context.legend]
     story: list[Any] = [
         _p("Inventaire des zones d'activité économique (art. L318-8-2 du code de l'urbanisme) "
            f"— {context.territory}" + (f" — {context.epci}" if context.epci else ""),
@@ -304,7 +329,7 @@ def write_sheet_pdf(sheet: Sheet, context: AtlasContext, path: str | Path) -> Pa
         Spacer(1, 2 * mm),
         _map(sheet.map_png, 115),
         Spacer(1, 1 * mm),
-        _legend(legend),
+        _legend(context.legend),
         KeepTogether([_p("Chiffres clés", "h2"), _figures(sheet.figures)]),
         _p(f"Statut de vacance — {sheet.rule}", "texte"),
         _p(f"Unités foncières ({len(sheet.units.rows)})", "h2"),
@@ -376,7 +401,7 @@ def write_cover_pdf(cover: Cover, context: AtlasContext, path: str | Path) -> Pa
         Spacer(1, 2 * mm),
         _map(cover.map_png, 157),
         Spacer(1, 1 * mm),
-        _legend([(c, f"vacance : {label}") for c, label in cover.vacancy], per_row=5),
+        _legend([("fill", c, f"vacance : {label}") for c, label in cover.vacancy], per_row=5),
         KeepTogether([_p("Chiffres clés du territoire", "h2"), _figures(cover.figures)]),
         _p("Les zones d'activité", "h2"),
         _table(cover.columns, cover.rows, [True, False, False, *[True] * 7],
