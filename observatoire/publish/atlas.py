@@ -164,7 +164,6 @@ class Sheet:
 
     zae_id: str
     name: str
-    file: str
     subtitle: list[str]
     figures: list[KeyFigure]
     map_png: bytes
@@ -795,7 +794,6 @@ class _Chunk:
     """Zones whose sheets one task writes, with the features their maps and lists need."""
 
     zones: gpd.GeoDataFrame
-    files: list[str]
     angles: list[float]
     units: pd.DataFrame
     layers: dict[str, gpd.GeoDataFrame]
@@ -876,10 +874,10 @@ def stage_atlas(layers: Mapping[str, gpd.GeoDataFrame | None],
         n = workers if workers is not None else (
             available_cores() if len(zones) >= PARALLEL_MIN_ZONES else 1)
         if n <= 1:
-            _render_zones(_Chunk(zones, files, list(angles), units, {
+            _render_zones(_Chunk(zones, list(angles), units, {
                 k: v for k, v in drawn.items() if v is not None}, names, targets), context)
         else:
-            chunks = list(_chunks(zones, files, angles, units, drawn, names, targets))
+            chunks = list(_chunks(zones, angles, units, drawn, names, targets))
             with ProcessExecutor(n) as pool:
                 for _ in track(progress, pool.imap(_render_zones, chunks, shared=context),
                                total=len(chunks), label="groupes de zones (atlas)"):
@@ -897,7 +895,7 @@ def stage_atlas(layers: Mapping[str, gpd.GeoDataFrame | None],
     return staged
 
 
-def _chunks(zones: gpd.GeoDataFrame, files: list[str], angles: np.ndarray,
+def _chunks(zones: gpd.GeoDataFrame, angles: np.ndarray,
             units: pd.DataFrame, layers: Mapping[str, gpd.GeoDataFrame | None],
             names: dict[str, str], targets: list[tuple[Path, Path]]) -> Iterator[_Chunk]:
     """Cut the atlas into tasks of :data:`CHUNK_ZONES` zones, each with the features it draws."""
@@ -913,7 +911,7 @@ def _chunks(zones: gpd.GeoDataFrame, files: list[str], angles: np.ndarray,
             assert frame is not None
             subset[k] = frame.iloc[np.unique(tree.query(boxes)[1])]
         ids = set(part["zae_id"])
-        yield _Chunk(part, files[lo:lo + CHUNK_ZONES], list(angles[lo:lo + CHUNK_ZONES]),
+        yield _Chunk(part, list(angles[lo:lo + CHUNK_ZONES]),
                      units[units["zae_id"].isin(ids)], subset,
                      {k: v for k, v in names.items() if k in set(part.get("comm_insee", []))},
                      targets[lo:lo + CHUNK_ZONES])
@@ -948,7 +946,7 @@ def _render_zones(chunk: _Chunk, context: AtlasContext) -> int:
         commune = (f"{chunk.names[insee]} ({insee})" if insee in chunk.names else insee) \
             if isinstance(insee, str) else None
         sheet = Sheet(
-            zae_id=str(zone["zae_id"]), name=_zone_name(zone), file=chunk.files[i],
+            zae_id=str(zone["zae_id"]), name=_zone_name(zone),
             subtitle=_subtitle(zone, commune),
             figures=zone_figures(zone, zone_units, area_m2=float(shapely.area(geom)),
                                  n_sites=len(in_sites),
