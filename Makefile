@@ -23,7 +23,9 @@ all: build ## installe l'environnement et construit l'observatoire de l'exemple
 	@echo "  Rapport                          : $(OUT)/rapport.html"
 	@echo "  Meilleurs sites (CSV)            : $(OUT)/meilleurs_sites.csv"
 	@test -d $(OUT)/cnig && echo "  Export CNIG Sites Économiques    : $(OUT)/cnig/sites_economiques.gpkg" || true
+	@test -d $(OUT)/cnig && echo "  Export CNIG en CSV (data.gouv.fr) : $(OUT)/cnig/*.csv" || true
 	@test -d $(OUT)/consultation && echo "  Consultation des ZAE (XLSX, CSV) : $(OUT)/consultation/" || true
+	@test -d $(OUT)/atlas && echo "  Atlas des ZAE (HTML, PDF)        : $(OUT)/atlas/couverture.html" || true
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 ou plus est nécessaire ($(PYTHON))"; exit 1; }

@@ -452,6 +452,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
     from observatoire.analysis.zae_inventory import vacancy_rule
     from observatoire.publish.carte import stage_map
     from observatoire.publish.cnig import stage_cnig_export
+    from observatoire.publish.cnig_csv import cartofriches_files, stage_cnig_csv
     from observatoire.publish.consultation import stage_consultation
     from observatoire.publish.meilleurs_sites import best_sites_table
     from observatoire.publish.rapport import stage_report
@@ -484,9 +485,22 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
                     date_observation=date,
                     parcelles=views["zae"] if views else outputs["parcelles"],
                     rule=vacancy_rule(territory.options.get("vacance"))))
+                staged.extend(stage_cnig_csv(
+                    staged[-1].tmp, output_dir=territory.output_dir,
+                    parcelles=views["zae"] if views else outputs["parcelles"],
+                    friches=(layers.friches, layers.friches_surfaces),
+                    cartofriches=cartofriches_files(territory)))
             else:
                 log.warning("export CNIG non produit : %s", _missing_epci(territory))
 
+    if territory.options.get("atlas", True) and zae is not None and len(zae) \
+            and "zae_unites" in outputs:
+        from observatoire.publish.atlas import stage_atlas
+
+        say("Atlas des ZAE (une fiche par zone, HTML et PDF)…")
+        staged.extend(stage_atlas({**outputs, "routes": layers.routes}, layers.reports,
+                                  territory, communes=commune_names(territory, layers),
+                                  progress=say))
     if territory.options.get("carte", True):
         say("Carte interactive…")
         if views is None:

@@ -14,6 +14,7 @@ import logging
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -373,20 +374,45 @@ class Progress:
 
 
 def output_lines(outputs: Sequence[Path], output_dir: Path) -> list[str]:
-    """One line per output, but one for all the consultation files (one pair per ZAE).
+    """One line per output, but one for each group of files made per ZAE or per class.
 
-    A département has hundreds of ZAE: their files are summed up as « Consultation :
-    12 fichiers XLSX et 12 CSV dans …/consultation/ », where the first of them was.
+    A département has hundreds of ZAE: their consultation files are summed up as
+    « Consultation : 12 fichiers XLSX et 12 CSV dans …/consultation/ », their
+    atlas sheets as « Atlas des ZAE : 13 fiches HTML et 13 PDF dans …/atlas/ »
+    (cover included), and the CSV files of the CNIG export as one line, each
+    where the first of its files was.
     """
-    folder = output_dir / "consultation"
-    files = [p for p in outputs if p.parent == folder]
-    lines = [_display(p) for p in outputs if p.parent != folder]
-    if files:
-        xlsx = sum(p.suffix == ".xlsx" for p in files)
-        csv = sum(p.suffix == ".csv" for p in files)
-        at = next(i for i, p in enumerate(outputs) if p.parent == folder)
-        lines.insert(at, f"Consultation : {_count(xlsx, 'fichier XLSX', 'fichiers XLSX')} et "
-                         f"{csv} CSV dans {_display(folder)}/")
+    def consultation(n: Counter[str]) -> str:
+        return (f"Consultation : {_count(n['.xlsx'], 'fichier XLSX', 'fichiers XLSX')} et "
+                f"{n['.csv']} CSV")
+
+    def atlas(n: Counter[str]) -> str:
+        return (f"Atlas des ZAE : {_count(n['.html'], 'fiche HTML', 'fiches HTML')} et "
+                f"{n['.pdf']} PDF")
+
+    def cnig_csv(n: Counter[str]) -> str:
+        return f"Export CNIG en CSV (data.gouv.fr) : {_count(n['.csv'], 'fichier', 'fichiers')}"
+
+    def group(path: Path) -> tuple[Path, Any] | None:
+        if path.parent == output_dir / "consultation":
+            return path.parent, consultation
+        if path.parent == output_dir / "atlas":
+            return path.parent, atlas
+        if path.parent == output_dir / "cnig" and path.suffix == ".csv":
+            return path.parent, cnig_csv
+        return None
+
+    lines: list[str] = []
+    done: set[Path] = set()
+    for path in outputs:
+        found = group(path)
+        if found is None:
+            lines.append(_display(path))
+        elif found[0] not in done:
+            folder, describe = found
+            done.add(folder)
+            counts = Counter(p.suffix for p in outputs if group(p) == found)
+            lines.append(f"{describe(counts)} dans {_display(folder)}/")
     return lines
 
 

@@ -210,6 +210,7 @@ _OPTIONS: dict[str, type | tuple[type, ...]] = {
     "date_observation": str,
     "carte": bool,
     "rapport": bool,
+    "atlas": bool,
     "partition": str,
     "classes_routes": dict,
     "seuil_bati_gisement": (int, float),

@@ -61,10 +61,15 @@ def _sample_build() -> tuple[dict[str, gpd.GeoDataFrame], list]:
 _BUILD_DIR = tempfile.TemporaryDirectory(prefix="observatoire-publication-")
 
 
+def sample_outputs() -> Path:
+    """Return the output folder of the sample territory's build (built once per process)."""
+    _sample_build()
+    return Path(_BUILD_DIR.name)
+
+
 def sample_gpkg() -> Path:
     """The GeoPackage of the sample build itself (built once; copy it before changing it)."""
-    _sample_build()
-    return Path(_BUILD_DIR.name) / "observatoire.gpkg"
+    return sample_outputs() / "observatoire.gpkg"
 
 
 def sample_layers(out: Path) -> tuple[dict[str, gpd.GeoDataFrame], object, list]:

@@ -293,6 +293,21 @@ def test_output_lines_sum_up_the_consultation_files(tmp_path):
     assert output_lines([out / "carte.html"], out) == [str(out / "carte.html")]
 
 
+def test_output_lines_sum_up_the_atlas_and_the_cnig_csv_files(tmp_path):
+    from observatoire.cli import output_lines
+
+    out = tmp_path / "out"
+    files = [out / "cnig" / "sites_economiques.gpkg"]
+    files += [out / "cnig" / f"{c}.csv" for c in ("site_eco", "terrain_eco", "pole_eco")]
+    files += [out / "atlas" / f"Z{i}.{ext}" for i in range(3) for ext in ("html", "pdf")]
+    files += [out / "atlas" / "couverture.html", out / "rapport.html"]
+    assert output_lines(files, out) == [
+        str(out / "cnig" / "sites_economiques.gpkg"),
+        f"Export CNIG en CSV (data.gouv.fr) : 3 fichiers dans {out / 'cnig'}/",
+        f"Atlas des ZAE : 4 fiches HTML et 3 PDF dans {out / 'atlas'}/",
+        str(out / "rapport.html")]
+
+
 @pytest.fixture(scope="module")
 def verbose_build(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     """``observatoire -v build`` of the sample, in a real process (its own logging)."""
@@ -325,4 +340,5 @@ def test_one_line_for_the_consultation_files(verbose_build):
         f"  Consultation : 1 fichier XLSX et 1 CSV dans {out / 'consultation'}/"]
     assert not [line for line in outputs if line.endswith((".xlsx", ".csv"))
                 and "meilleurs_sites" not in line]
-    assert len(outputs) == 6  # GeoPackage, CSV, consultation, CNIG, map, report
+    # GeoPackage, CSV, consultation, CNIG and its CSV files, atlas, map, report
+    assert len(outputs) == 8
