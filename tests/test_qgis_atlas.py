@@ -154,7 +154,7 @@ def test_layout_atlas_over_the_zones(hand_made):
     ids = {m.findtext("id") for m in project.iter("maplayer")}
     assert "observatoire_zae" in ids and "observatoire_zae_unites" in ids
     found = items(layout)
-    assert {"titre", "sous-titre", "carte", "nord", "echelle", "legende", "chiffres",
+    assert {"atlas", "titre", "sous-titre", "carte", "nord", "echelle", "legende", "chiffres",
             "sources", "titre-unites", "unites-cadre"} <= set(found)
     carte = found["carte"]
     assert carte.find("AtlasMap").attrib == {"atlasDriven": "1", "scalingMode": "2",

@@ -348,9 +348,13 @@ class _Sheet:
         left, inner = MARGIN_MM, width - 2 * MARGIN_MM
         map_uuid = _uuid("carte")
         # Page 1: the zone, its map, key figures, legend and sources.
-        layout.append(self._label("titre", (left, 9, inner, 10), self._title(),
-                                  size=15, bold=True))
-        layout.append(self._label("sous-titre", (left, 19.5, inner, 6), self._subtitle(),
+        layout.append(self._label("atlas", (left, 6, inner, 4.5),
+                                  "Atlas des zones d'activités — "
+                                  f"{_static(self.context.territory)}", size=7.5,
+                                  colour="#444444"))
+        layout.append(self._label("titre", (left, 10.5, inner, 9), self._title(),
+                                  size=14, bold=True))
+        layout.append(self._label("sous-titre", (left, 20, inner, 6), self._subtitle(),
                                   size=9, colour="#444444"))
         layout.append(self._map(map_uuid, (left, 27, inner, MAP_HEIGHT_MM)))
         layout.append(self._north_arrow(map_uuid, (left + inner - 12, 29, 10, 13)))
@@ -606,7 +610,6 @@ class _Sheet:
                        f" || \"comm_insee\" || ')', \"comm_insee\", 'non renseignée')")
             parts.append(f"Commune : [% {commune} %]")
         parts.append("zone [% \"zae_id\" %]")
-        parts.append(f"Atlas des zones d'activités — {_static(self.context.territory)}")
         return " — ".join(parts)
 
     def _key_figures(self) -> str:
