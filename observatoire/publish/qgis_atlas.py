@@ -374,8 +374,8 @@ class _Sheet:
             frame, table = self._units_table((left, 19, inner, height - 19 - MARGIN_MM))
             layout.append(frame)
             layout.append(table)
-        # PDF text as text (« Toujours exporter le texte en tant qu'objets texte »): the
-        # sheets can be searched and copied, like the HTML atlas.
+        # The layout's default for PDF export in QGIS: text as text objects (1), not as
+        # paths (0): the sheets can be searched and copied, like the HTML atlas.
         props = ET.SubElement(ET.SubElement(layout, "customproperties"), "Option", type="Map")
         ET.SubElement(props, "Option", name="pdfTextFormat", type="int", value="1")
         layout.append(self._atlas())
