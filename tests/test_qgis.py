@@ -157,14 +157,16 @@ def test_project_is_stored_as_qgis_stores_it(built):
     sources = {m.findtext("datasource") for m in layers.values()}
     # friches_surfaces is empty in the sample but typed: it stays in the project.
     assert sources == {f"./observatoire.gpkg|layername={t}" for t in tables}
-    tree_ids = [n.get("id") for n in project.iter("layer-tree-layer")]
+    # The project's layer tree (the atlas's legend has its own, inside the layout).
+    tree = project.find("layer-tree-group")
+    tree_ids = [n.get("id") for n in tree.iter("layer-tree-layer")]
     order = [n.get("id") for n in project.find("layerorder")]
     assert sorted(tree_ids) == sorted(layers) and order == tree_ids
     groups = [g.get("name") for g in project.find("layer-tree-group").findall("layer-tree-group")]
     assert groups == ["Friches", "Analyse", "Zones d'activités", "Référentiels"]
-    names = [n.get("name") for n in project.iter("layer-tree-layer")]
+    names = [n.get("name") for n in tree.iter("layer-tree-layer")]
     assert names[:3] == ["Friches", "Friches (périmètres)", "Gisements fonciers"]
-    visible = {n.get("name"): n.get("checked") for n in project.iter("layer-tree-layer")}
+    visible = {n.get("name"): n.get("checked") for n in tree.iter("layer-tree-layer")}
     assert visible["Zonage du PLU"] == "Qt::Unchecked"
     assert visible["Friches (périmètres)"] == "Qt::Unchecked"  # empty
     assert visible["Parcelles — score « Industrie »"] == "Qt::Checked"

@@ -35,6 +35,7 @@ import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
 import geopandas as gpd
@@ -63,6 +64,9 @@ from observatoire.publish.assets import (
     scoring_profiles,
 )
 from observatoire.publish.fields import field_alias, value_map
+
+if TYPE_CHECKING:
+    from observatoire.publish.qgis_atlas import AtlasContext
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +169,12 @@ def finalize_gpkg(con: sqlite3.Connection, layers: Mapping[str, gpd.GeoDataFrame
     constraints = constraint_names(territory)
     styles = {t.name: layer_style(t, profiles=texts, constraints=constraints) for t in tables}
     write_layer_styles(con, tables, styles)
+    from observatoire.publish.qgis_atlas import atlas_context
+
     project = project_xml(tables, styles, title=f"Observatoire du foncier économique — "
                                                 f"{territory.name}",
-                          gpkg_name=territory.gpkg_path.name, crs=territory.crs)
+                          gpkg_name=territory.gpkg_path.name, crs=territory.crs,
+                          atlas=atlas_context(con, territory))
     write_project(con, project, name=PROJECT_NAME)
     write_lineage(con, territory)
     log.info("Styles QGIS (%d couches) et projet « %s » écrits", len(tables), PROJECT_NAME)
@@ -725,7 +732,7 @@ def _wkb_type(table: SpatialTable) -> str:
 
 
 def project_xml(tables: Sequence[SpatialTable], styles: Mapping[str, LayerStyle], *, title: str,
-                gpkg_name: str, crs: str) -> str:
+                gpkg_name: str, crs: str, atlas: AtlasContext | None = None) -> str:
     """Return the ``.qgs`` XML of the project: groups, order, visibility and styles.
 
     Parameters
@@ -741,6 +748,11 @@ def project_xml(tables: Sequence[SpatialTable], styles: Mapping[str, LayerStyle]
         ``./<gpkg_name>|layername=<table>``, relative to the GeoPackage's folder.
     crs
         CRS of the project (the territory's).
+    atlas
+        Communes and sources of the atlas of the ZAE: when given (and the project
+        has a ``zae`` layer), the project gets the print layout « Atlas des ZAE »,
+        its map theme and the ``atlas`` styles of its layers
+        (:mod:`observatoire.publish.qgis_atlas`).
 
     Returns
     -------
@@ -783,6 +795,11 @@ def project_xml(tables: Sequence[SpatialTable], styles: Mapping[str, LayerStyle]
     extents = extents or [t.extent for t in tables if t.extent]
     full = (min(e[0] for e in extents), min(e[1] for e in extents),
             max(e[2] for e in extents), max(e[3] for e in extents)) if extents else None
+    parts = None
+    if atlas is not None:
+        from observatoire.publish.qgis_atlas import ATLAS_STYLE, atlas_parts, style_document
+
+        parts = atlas_parts(ordered, context=atlas, gpkg_name=gpkg_name, extent=full)
     canvas = ET.SubElement(root, "mapcanvas", name="theMapCanvas", annotationsVisible="1")
     ET.SubElement(canvas, "units").text = "meters"
     if full:
@@ -814,6 +831,10 @@ def project_xml(tables: Sequence[SpatialTable], styles: Mapping[str, LayerStyle]
         ET.SubElement(ml, "srs").append(_spatialrefsys(_table_crs(table, project_crs)))
         ET.SubElement(ml, "provider", encoding="UTF-8").text = "ogr"
         manager = ET.SubElement(ml, "map-layer-style-manager", current="default")
+        if parts is not None and table.name in parts.styles:
+            # The same aliases and value maps as the default style.
+            ET.SubElement(manager, "map-layer-style", name=ATLAS_STYLE).append(
+                style_document(replace(parts.styles[table.name], fields=style.fields)))
         ET.SubElement(manager, "map-layer-style", name="default")
         for el in style.elements():
             ml.append(el)
@@ -841,6 +862,9 @@ def project_xml(tables: Sequence[SpatialTable], styles: Mapping[str, LayerStyle]
             "xmin": repr(full[0]), "ymin": repr(full[1]), "xmax": repr(full[2]),
             "ymax": repr(full[3])})
         default_view.append(_spatialrefsys(project_crs))
+    if parts is not None:
+        root.append(parts.themes)
+        root.append(parts.layouts)
     return _DOCTYPE + ET.tostring(root, encoding="unicode")
 
 
