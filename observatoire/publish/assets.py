@@ -85,6 +85,16 @@ OCCUPATIONS: dict[str, tuple[str, str]] = {
     "présumée occupée": ("#abd9e9", "Présumée occupée"),
     "occupée": ("#4575b4", "Occupée"),
 }
+#: Vacancy status of a land unit (``statut_vacance``): colour (those of the map's
+#: occupations) and French label, for the atlas sheets and the QGIS atlas.
+VACANCY_STATUTS: dict[str, tuple[str, str]] = {
+    "vacante": (OCCUPATIONS["vacante"][0], "Vacante"),
+    "présumée vacante": (OCCUPATIONS["présumée vacante"][0], "Présumée vacante"),
+    "présumée non vacante": (OCCUPATIONS["présumée occupée"][0],
+                             "Présumée non vacante (occupée)"),
+    "non vacante": (OCCUPATIONS["occupée"][0], "Non vacante (occupée)"),
+    "inconnue": ("#d9d9d9", "Statut inconnu"),
+}
 
 #: Owner categories of land units (``proprietaire_type``).
 OWNER_TYPES: dict[str, tuple[str, str]] = {

@@ -71,9 +71,9 @@ from observatoire.progress import Progress, track
 from observatoire.publish.assets import (
     FRICHE_STATUTS,
     GISEMENT_COLOUR,
-    OCCUPATIONS,
     ROAD_CLASSES,
     VACANCY_CLASSES,
+    VACANCY_STATUTS,
     VACANCY_UNKNOWN_COLOUR,
     ZAE_COLOUR,
     french_date,
@@ -89,16 +89,8 @@ log = logging.getLogger(__name__)
 #: Name of the cover sheet's files (``couverture.html``, ``couverture.pdf``).
 COVER = "couverture"
 
-#: Vacancy status of a land unit (``statut_vacance``): colour (those of the map's
-#: occupations) and French label.
-STATUTS: dict[str, tuple[str, str]] = {
-    "vacante": (OCCUPATIONS["vacante"][0], "Vacante"),
-    "présumée vacante": (OCCUPATIONS["présumée vacante"][0], "Présumée vacante"),
-    "présumée non vacante": (OCCUPATIONS["présumée occupée"][0],
-                             "Présumée non vacante (occupée)"),
-    "non vacante": (OCCUPATIONS["occupée"][0], "Non vacante (occupée)"),
-    "inconnue": ("#d9d9d9", "Statut inconnu"),
-}
+#: Vacancy status of a land unit: colour and label.
+STATUTS = VACANCY_STATUTS
 #: Colour of friches on the maps.
 FRICHE_COLOUR = FRICHE_STATUTS["friche sans projet"][0]
 #: Colour of roads on the maps.

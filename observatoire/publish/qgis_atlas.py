@@ -36,7 +36,7 @@ from xml.etree import ElementTree as ET
 from observatoire import __version__
 from observatoire.communes import commune_names
 from observatoire.config import Territory
-from observatoire.publish.assets import OCCUPATIONS, ZAE_COLOUR, french_date
+from observatoire.publish.assets import VACANCY_STATUTS, ZAE_COLOUR, french_date
 from observatoire.publish.fields import value_map
 from observatoire.publish.qgis import (
     QGIS_VERSION,
@@ -67,15 +67,6 @@ ATLAS_LAYERS: dict[str, str] = {
     "zae_unites": "Unités foncières (statut de vacance)",
     "routes": "Routes",
 }
-#: Colour of each vacancy status of a land unit (those of the occupations on the maps).
-STATUT_COLOURS: dict[str, str] = {
-    "vacante": OCCUPATIONS["vacante"][0],
-    "présumée vacante": OCCUPATIONS["présumée vacante"][0],
-    "présumée non vacante": OCCUPATIONS["présumée occupée"][0],
-    "non vacante": OCCUPATIONS["occupée"][0],
-}
-#: Colour of a land unit whose status is unknown.
-STATUT_UNKNOWN_COLOUR = "#d9d9d9"
 
 #: Page (A4 portrait), margin and map margin around the zone (share of its extent).
 PAGE_MM = (210.0, 297.0)
@@ -224,13 +215,13 @@ def _zae_atlas_style() -> LayerStyle:
 
 
 def _units_atlas_style(table: SpatialTable) -> LayerStyle:
-    unknown = fill_symbol("", STATUT_UNKNOWN_COLOUR, "#252525", fill_alpha=210, width=0.2)
+    unknown = fill_symbol("", VACANCY_STATUTS["inconnue"][0], "#252525", fill_alpha=210, width=0.2)
     if "statut_vacance" not in table.columns:
         return LayerStyle(single_renderer(unknown), None, _field("uf_id"))
     labels = value_map("zae_unites", "statut_vacance") or {}
     cats = [(value, labels.get(value, value),
              fill_symbol("", colour, "#252525", fill_alpha=210, width=0.2))
-            for value, colour in STATUT_COLOURS.items()]
+            for value, (colour, _) in VACANCY_STATUTS.items() if value != "inconnue"]
     cats.append(("", "Statut inconnu", unknown))
     return LayerStyle(categorized_renderer("statut_vacance", cats), None, _field("uf_id"))
 
