@@ -57,6 +57,28 @@ format = "cartofriches"
 """
 
 
+def gennes_parcels_and_friches(folder: Path, sources: str = "") -> Path:
+    """Write a territory file of the sample's real parcels and friches alone; return it.
+
+    ``sources`` (TOML) adds other sources: without them, every parcel is scored
+    on too few criteria for a class.
+    """
+    toml = folder / "territoire.toml"
+    toml.write_text(f"""
+[territoire]
+nom = "Gennes"
+communes = ["25267"]
+
+[sources.parcelles]
+chemin = "{SAMPLE / 'parcel.gpkg'}"
+couche = "parcel"
+
+[sources.friches]
+chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
+{sources}""", encoding="utf-8")
+    return toml
+
+
 def zoning_without_u_zones(folder: Path) -> Path:
     """Write the sample's real zoning less its mixed urban zones UA and UB; return the file.
 

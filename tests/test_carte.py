@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from conftest import SAMPLE
+from conftest import gennes_parcels_and_friches
 from publication_fixtures import (
     HOSTILE,
     PERSON,
@@ -396,19 +396,7 @@ def test_stage_map_writes_a_staged_file(sample):
 
 def test_map_of_parcels_scored_on_too_few_criteria(tmp_path):
     """Parcels and friches alone: scored parcels drawn « non déterminée », in the legend."""
-    toml = tmp_path / "territoire.toml"
-    toml.write_text(f"""
-[territoire]
-nom = "Gennes"
-communes = ["25267"]
-
-[sources.parcelles]
-chemin = "{SAMPLE / 'parcel.gpkg'}"
-couche = "parcel"
-
-[sources.friches]
-chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
-""", encoding="utf-8")
+    toml = gennes_parcels_and_friches(tmp_path)
     territory = load_territory(toml)
     layers = ingest(territory)
     result = analyse(layers, profiles=territory.profiles)

@@ -14,7 +14,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
-from conftest import SAMPLE, zoning_without_u_zones
+from conftest import SAMPLE, gennes_parcels_and_friches, zoning_without_u_zones
 from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers, without_analysis
 
 from observatoire.analysis import analyse
@@ -291,20 +291,7 @@ def test_every_date_of_the_report_is_french(sample):
 
 def _real_report(folder: Path, sources: str) -> tuple[gpd.GeoDataFrame, str]:
     """Analyse a territory of the sample's real files; its parcels and its report's text."""
-    toml = folder / "territoire.toml"
-    toml.write_text(f"""
-[territoire]
-nom = "Gennes"
-communes = ["25267"]
-
-[sources.parcelles]
-chemin = "{SAMPLE / 'parcel.gpkg'}"
-couche = "parcel"
-
-[sources.friches]
-chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
-{sources}
-""", encoding="utf-8")
+    toml = gennes_parcels_and_friches(folder, sources)
     territory = load_territory(toml)
     layers = ingest(territory)
     result = analyse(layers, profiles=territory.profiles, options=territory.options)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import shapely
 from affine import Affine
-from conftest import SAMPLE
+from conftest import gennes_parcels_and_friches
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -639,19 +639,7 @@ def test_sample_parcels_and_friches_only(tmp_path):
     from observatoire.config import load_territory
     from observatoire.ingest import ingest
 
-    toml = tmp_path / "territoire.toml"
-    toml.write_text(f"""
-[territoire]
-nom = "Gennes"
-communes = ["25267"]
-
-[sources.parcelles]
-chemin = "{SAMPLE / 'parcel.gpkg'}"
-couche = "parcel"
-
-[sources.friches]
-chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
-""", encoding="utf-8")
+    toml = gennes_parcels_and_friches(tmp_path)
     territory = load_territory(toml)
     result = analyse(ingest(territory), profiles=territory.profiles)
     p = result.parcelles
