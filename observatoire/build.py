@@ -93,7 +93,8 @@ def build(territory: Territory, *, progress: Progress | None = None,
     Parameters
     ----------
     territory
-        The loaded territory file.
+        The loaded territory file (:func:`observatoire.config.load_territory`: its
+        settings are checked).
     progress
         Called with a French message at each stage.
     executor
@@ -113,10 +114,9 @@ def build(territory: Territory, *, progress: Progress | None = None,
     ObservatoireError
         On bad input; no output is replaced.
     """
-    from observatoire.checks import check_settings, missing_source_warnings, warn
+    from observatoire.checks import missing_source_warnings, warn
     from observatoire.partitioned import by_partition, staging_folder
 
-    check_settings(territory)
     warn(missing_source_warnings(territory))
     say = progress or (lambda msg: log.info(msg))
     timings: dict[str, float] = {}
@@ -221,7 +221,7 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
                         say: Progress, timings: dict[str, float], executor: Any) -> _Built:
     """Stage the parcels, analyse and write them commune by commune, then the rest."""
     from observatoire.analysis import extra_inputs
-    from observatoire.analysis.zae_inventory import inventory, vacancy_rule
+    from observatoire.analysis.zae_inventory import inventory
     from observatoire.ingest import context_extent
     from observatoire.partitioned import (
         LayerSum,
@@ -287,8 +287,8 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
         result.outputs["zae"], result.views["zae_unites_candidates"],
         result.views["batiments_zae"] if streamed else None,
         layers.etablissements,
-        date_observation=territory.options.get("date_observation"),
-        rule=vacancy_rule(territory.options.get("vacance")))
+        date_observation=territory.options.date_observation,
+        rule=territory.options.vacance)
     timings["inventaire_zae"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -352,7 +352,7 @@ def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[
         The layers to write (by name, in order) and the tables to publish as CSV.
     """
     from observatoire.analysis import analyse, extra_inputs
-    from observatoire.analysis.zae_inventory import inventory, vacancy_rule
+    from observatoire.analysis.zae_inventory import inventory
     from observatoire.readers.etablissements import mask_natural_persons
     from observatoire.readers.extra import read_extra_sources
 
@@ -369,7 +369,7 @@ def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[
     result = analyse(layers, extra=extra_inputs(
         mnt=extra.mnt, contraintes=extra.contraintes, voies_ferrees=extra.voies_ferrees,
         postes_electriques=extra.postes_electriques, proprietaires=extra.proprietaires),
-        profiles=territory.profiles, options=territory.options, executor=executor,
+        profiles=territory.profiles, options=territory.options.analysis, executor=executor,
         communes=territory.communes)
     timings["analyse"] = time.perf_counter() - t
     timings.update({f"analyse.{k}": v for k, v in result.timings.items()})
@@ -383,8 +383,8 @@ def _analyse(layers: Layers, territory: Territory, say: Progress, timings: dict[
         outputs["zae"], outputs["unites_foncieres"],
         layers.batiments if "batiments" in layers.available else None,
         layers.etablissements,
-        date_observation=territory.options.get("date_observation"),
-        rule=vacancy_rule(territory.options.get("vacance")))
+        date_observation=territory.options.date_observation,
+        rule=territory.options.vacance)
     outputs["zae"], outputs["zae_unites"] = zae, zae_unites
     if layers.etablissements is not None:
         outputs["etablissements"] = mask_natural_persons(layers.etablissements)
@@ -448,8 +448,6 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
     parcel, the report's columns only, read back from the GeoPackage) and
     ``nb_parcelles``.
     """
-    from observatoire.analysis.scoring import load_profiles
-    from observatoire.analysis.zae_inventory import vacancy_rule
     from observatoire.publish.carte import stage_map
     from observatoire.publish.cnig import stage_cnig_export
     from observatoire.publish.cnig_csv import cartofriches_files, stage_cnig_csv
@@ -460,22 +458,22 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
     for name, table in tables.items():
         csv = StagedFile(territory.output_dir / f"{name}.csv")
         if name == "meilleurs_sites":  # French headers with units, rounded values
-            table = best_sites_table(table, profile=load_profiles(territory.profiles)[0].name,
+            table = best_sites_table(table, profile=territory.profiles[0].name,
                                      crs=territory.crs)
         table.to_csv(csv.tmp, index=False, sep=";", decimal=",", encoding="utf-8-sig")
         staged.append(csv)
     names = commune_names(territory, layers, outputs)
     zae = outputs.get("zae")
     if zae is not None and len(zae) and "zae_unites" in outputs:
-        date = territory.options.get("date_observation")
+        date = territory.options.date_observation
         say("Fichiers de consultation des ZAE…")
         staged.extend(stage_consultation(zae, outputs["zae_unites"],
                                          output_dir=territory.output_dir,
                                          territory=territory.name, date_observation=date,
                                          progress=say, communes=names))
-        explicit = "export_cnig" in territory.options
+        explicit = territory.options.export_cnig is not None
         epci_nom, epci_siren = territory_epci(territory)
-        if territory.options.get("export_cnig", True):
+        if territory.options.export_cnig is not False:
             if (epci_nom and epci_siren) or explicit:
                 say("Export CNIG Sites Économiques…")
                 staged.append(stage_cnig_export(
@@ -484,7 +482,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
                     epci_siren=epci_siren, communes=names,
                     date_observation=date,
                     parcelles=views["zae"] if views else outputs["parcelles"],
-                    rule=vacancy_rule(territory.options.get("vacance"))))
+                    rule=territory.options.vacance))
                 staged.extend(stage_cnig_csv(
                     staged[-1].tmp, output_dir=territory.output_dir,
                     parcelles=views["zae"] if views else outputs["parcelles"],
@@ -493,7 +491,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
             else:
                 log.warning("export CNIG non produit : %s", _missing_epci(territory))
 
-    if territory.options.get("atlas", True) and zae is not None and len(zae) \
+    if territory.options.atlas and zae is not None and len(zae) \
             and "zae_unites" in outputs:
         from observatoire.publish.atlas import stage_atlas
 
@@ -501,7 +499,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
         staged.extend(stage_atlas({**outputs, "routes": layers.routes}, layers.reports,
                                   territory, communes=commune_names(territory, layers),
                                   progress=say))
-    if territory.options.get("carte", True):
+    if territory.options.carte:
         say("Carte interactive…")
         if views is None:
             drawn = map_layers(outputs, territory, say)
@@ -519,7 +517,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
         if "zae_unites" in outputs:
             outputs["zae_unites"] = outputs["zae_unites"].iloc[:0].copy()
         trim()
-    if territory.options.get("rapport", True):
+    if territory.options.rapport:
         say("Rapport…")
         staged.append(stage_report({**outputs, "parcelles": views["rapport"]()} if views
                                    else outputs, layers.reports, territory, communes=names))
@@ -541,10 +539,9 @@ def map_layers(outputs: dict[str, gpd.GeoDataFrame], territory: Territory, say: 
     parcels = outputs["parcelles"]
     if len(parcels) <= limit:
         return outputs
-    from observatoire.analysis.scoring import load_profiles
     from observatoire.partitioned import TopScores
 
-    score = f"score_{load_profiles(territory.profiles)[0].name}"
+    score = f"score_{territory.profiles[0].name}"
     top = TopScores(score, limit)
     top.add(pd.DataFrame(parcels[[score]] if score in parcels else {}, index=parcels.index),
             np.arange(len(parcels)))
@@ -598,9 +595,7 @@ def _surface_m2(frame: gpd.GeoDataFrame) -> np.ndarray:
 
 
 def _map_message(drawn: int, total: int, territory: Territory) -> str:
-    from observatoire.analysis.scoring import load_profiles
-
-    first = load_profiles(territory.profiles)[0].name
+    first = territory.profiles[0].name
     return (f"Carte : {drawn} parcelles dessinées sur {total} (les mieux notées pour le profil "
             f"{first} ; toutes sont dans le GeoPackage)")
 
@@ -627,7 +622,7 @@ def commune_names(territory: Territory, layers: Layers,
                                   strict=True):
                 friches.setdefault(code, str(name))
     names = {**friches, **official(codes)}
-    names.update(territory.options.get("noms_communes", {}))
+    names.update(territory.options.noms_communes)
     for code in territory.communes:
         if code not in names:
             from observatoire.communes import suggest_communes

@@ -1,8 +1,9 @@
 """Checks that ``build`` and ``validate`` share: the same code, so they say the same things.
 
-- :func:`settings_problems` / :func:`check_settings`: everything the build refuses
-  before it reads the parcels (profiles, options, vacancy rule, partition mode,
-  constraint names, CNIG export prerequisites). The build stops on the first;
+- The settings (profiles, options, vacancy rule, partition mode, constraint
+  names, CNIG export prerequisites) are checked where they are parsed:
+  :func:`observatoire.config.read_territory` collects each section's problem,
+  :func:`~observatoire.config.load_territory` (the build) raises the first, and
   ``validate`` lists them all.
 - :func:`missing_source_warnings`: for each key source the territory does not give
   (zoning, buildings, roads, DEM, constraints), what the results lose; and the
@@ -14,10 +15,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from observatoire.config import Territory
-from observatoire.errors import ConfigError, ObservatoireError
 from observatoire.readers.common import SourceReport
 
 log = logging.getLogger(__name__)
@@ -57,94 +57,6 @@ _WHERE = {"zonage": "ne recoupe l'emprise des parcelles",
 DEM_COVERAGE_MIN = 0.9
 
 
-# --------------------------------------------------------------------------- settings
-
-
-def _profiles(territory: Territory) -> None:
-    from observatoire.analysis import AnalysisOptions, road_classes
-    from observatoire.analysis.scoring import load_profiles
-
-    profiles = load_profiles(territory.profiles)
-    try:
-        options = AnalysisOptions.from_options(territory.options)
-    except ConfigError:
-        return  # reported under « options »
-    road_classes(options.classes_routes, profiles)
-
-
-def _options(territory: Territory) -> None:
-    from observatoire.analysis import AnalysisOptions
-    from observatoire.analysis.zae_inventory import observation_date, vacancy_rule
-    from observatoire.partitioned import partition_mode
-
-    AnalysisOptions.from_options(territory.options)
-    vacancy_rule(territory.options.get("vacance"))
-    observation_date(territory.options.get("date_observation"))
-    partition_mode(territory)
-
-
-def _constraints(territory: Territory) -> None:
-    from observatoire.analysis.indicators import check_constraint_names
-
-    check_constraint_names([str(c.name) for c in territory.constraints])
-
-
-def _cnig(territory: Territory) -> None:
-    if territory.options.get("export_cnig") is not True:
-        return  # without the option, a territory lacking the EPCI only gets a warning
-    for key, value in (("epci_nom", territory.epci_nom), ("epci_siren", territory.epci_siren)):
-        if not value:
-            raise ConfigError(
-                f"{territory.path} : clé « territoire.{key} » absente : l'export CNIG Sites "
-                f"Économiques (options.export_cnig = true) l'exige ; ajoutez-la au fichier de "
-                f"territoire, ou retirez options.export_cnig")
-
-
-#: The settings checks, in order, with the key each reports under.
-SETTINGS_CHECKS: tuple[tuple[str, Callable[[Territory], None]], ...] = (
-    ("profils", _profiles),
-    ("options", _options),
-    ("sources.contraintes", _constraints),
-    ("options.export_cnig", _cnig),
-)
-
-
-def settings_problems(territory: Territory) -> list[tuple[str, ObservatoireError]]:
-    """Run every settings check; return what each refuses.
-
-    Parameters
-    ----------
-    territory
-        The loaded territory file.
-
-    Returns
-    -------
-    list of (str, ObservatoireError)
-        The key of each failing check (``profils``, ``options``…) and its error, in
-        the order of :data:`SETTINGS_CHECKS`; empty when the build may start.
-    """
-    problems = []
-    for key, check in SETTINGS_CHECKS:
-        try:
-            check(territory)
-        except ObservatoireError as exc:
-            problems.append((key, exc))
-    return problems
-
-
-def check_settings(territory: Territory) -> None:
-    """Refuse, before any source is read, what the build would refuse later.
-
-    Raises
-    ------
-    ObservatoireError
-        The first problem of :func:`settings_problems`.
-    """
-    problems = settings_problems(territory)
-    if problems:
-        raise problems[0][1]
-
-
 # --------------------------------------------------------------------------- warnings
 
 
@@ -158,8 +70,7 @@ def missing_source_warnings(territory: Territory) -> list[str]:
     Parameters
     ----------
     territory
-        The loaded territory file (its profiles are read; unreadable profiles give
-        no warning: :func:`settings_problems` reports them).
+        The loaded territory file (its profiles are read).
 
     Returns
     -------
@@ -168,12 +79,9 @@ def missing_source_warnings(territory: Territory) -> list[str]:
         each profile loses), then one per profile none of whose parcels can reach
         its reliability threshold with the sources given.
     """
-    from observatoire.analysis.scoring import load_profiles, source_weights
+    from observatoire.analysis.scoring import source_weights
 
-    try:
-        profiles = load_profiles(territory.profiles)
-    except ObservatoireError:
-        profiles = ()
+    profiles = territory.profiles
     given = {s.kind for s in territory.all_sources()}
     if "zonage" in given:
         given.add("zae")  # the ZAE are derived from the zoning
@@ -254,6 +162,5 @@ def warn(messages: Sequence[str]) -> None:
         log.warning("%s", message)
 
 
-__all__ = ["DEM_COVERAGE_MIN", "EMPTY_SOURCE", "KEY_SOURCES", "SETTINGS_CHECKS",
-           "check_settings", "missing_source_warnings", "settings_problems",
+__all__ = ["DEM_COVERAGE_MIN", "EMPTY_SOURCE", "KEY_SOURCES", "missing_source_warnings",
            "source_warnings", "warn"]

@@ -285,7 +285,7 @@ def _build(args: argparse.Namespace) -> int:
     territory = load_territory(args.config, output_dir=args.out)
     if args.partition is not None:
         territory = dataclasses.replace(
-            territory, options={**territory.options, "partition": args.partition})
+            territory, options=dataclasses.replace(territory.options, partition=args.partition))
     quiet = args.quiet
     progress = Progress(quiet=quiet, bars=sys.stderr.isatty())
     start = progress.start

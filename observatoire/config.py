@@ -5,6 +5,13 @@ key. Unknown keys, missing keys and bad values raise :class:`ConfigError` naming
 the key (``sources.parcelles.chemin``) and how to fix it. Source paths are
 resolved against the territory file's folder.
 
+Everything the file sets is parsed here, once: ``[options]`` into :class:`Options`
+(with the analysis options, the vacancy rule, the Mutafriches tables and the
+partition mode), ``[profils]`` merged with the shipped profiles into
+:class:`~observatoire.profiles.Profile` objects. The rest of the package reads
+these typed, frozen objects and never a TOML table; so ``validate`` refuses what
+``build`` would refuse, before any source is read (:func:`read_territory`).
+
 Example
 -------
 .. code-block:: toml
@@ -21,17 +28,24 @@ Example
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from observatoire.errors import ConfigError
+from observatoire.profiles import Profile, load_profiles
+
+if TYPE_CHECKING:
+    from observatoire.analysis import AnalysisOptions
+    from observatoire.analysis.mutabilite import Algorithm
+    from observatoire.analysis.zae_inventory import VacancyRule
 
 #: Legal projected CRS of French territories (metropole and overseas).
 LEGAL_CRS = {
@@ -149,6 +163,48 @@ class Source:
         return self.paths[0]
 
 
+#: ``options.partition``: ``auto`` builds by partition when the parcel files are large.
+PARTITION_MODES = ("auto", "commune", "aucune")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The ``[options]`` table of a territory file, checked; defaults for the keys not set.
+
+    Attributes
+    ----------
+    analysis
+        Road classes and thresholds of the candidate sites (``classes_routes``,
+        ``seuil_bati_gisement``, ``score_min_gisement``).
+    vacance
+        Thresholds of the ZAE inventory (``[options.vacance]``).
+    mutabilite
+        The Mutafriches tables (``[options.mutabilite]``); ``None`` when turned off.
+    date_observation
+        Date of the observation; ``None``: the day of the build.
+    carte, rapport, atlas
+        Whether to publish the map, the report, the ZAE atlas.
+    export_cnig
+        ``options.export_cnig`` as written: ``True`` requires the EPCI, ``False``
+        turns the export off, ``None`` (not written) exports when the EPCI is known.
+    partition
+        One of :data:`PARTITION_MODES`.
+    noms_communes
+        INSEE code → name overriding the official names.
+    """
+
+    analysis: AnalysisOptions
+    vacance: VacancyRule
+    mutabilite: Algorithm | None
+    date_observation: dt.date | None = None
+    carte: bool = True
+    rapport: bool = True
+    atlas: bool = True
+    export_cnig: bool | None = None
+    partition: str = "auto"
+    noms_communes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
 @dataclass(frozen=True)
 class Territory:
     """A territory file, loaded and checked.
@@ -170,9 +226,11 @@ class Territory:
     output_dir
         Folder of the outputs.
     options
-        Free options (``date_observation``, ``carte``…), checked by their users.
+        The ``[options]`` table, parsed.
     profiles
-        Scoring profiles as written in the file (validated by the analysis).
+        The scoring profiles: the shipped ones (``observatoire/data/profils.toml``)
+        overridden and completed by ``[profils]``, in order (the first one draws the
+        candidate sites).
     path
         The territory file itself.
     epci_nom, epci_siren
@@ -186,8 +244,8 @@ class Territory:
     sources: Mapping[str, Source]
     constraints: tuple[Source, ...]
     output_dir: Path
-    options: Mapping[str, Any]
-    profiles: Mapping[str, Any]
+    options: Options
+    profiles: tuple[Profile, ...]
     path: Path
     epci_nom: str | None = None
     epci_siren: str | None = None
@@ -407,6 +465,44 @@ def load_territory(path: str | Path, *, output_dir: str | Path | None = None) ->
     Raises
     ------
     ConfigError
+        When the file is missing, not TOML, or a key is unknown, missing or wrong;
+        for the settings, the first of :func:`read_territory`'s problems.
+    """
+    territory, problems = read_territory(path, output_dir=output_dir)
+    if problems:
+        raise problems[0][1]
+    return territory
+
+
+def read_territory(path: str | Path, *, output_dir: str | Path | None = None
+                   ) -> tuple[Territory, list[tuple[str, ConfigError]]]:
+    """Read a territory file, collecting every settings problem rather than the first.
+
+    The file's shape (unknown keys, types, sources, dates, Mutafriches tables) is
+    checked as it is read, and its first fault raised. The settings are then
+    checked section by section — the profiles (``profils``), the options
+    (``options``), the constraint names (``sources.contraintes``) and the CNIG
+    export's prerequisites (``options.export_cnig``) — and each section's first
+    problem is returned: :func:`load_territory` (the build) raises the first one,
+    ``validate`` lists them all and still reads the sources. A section at fault is
+    given its defaults in the territory returned.
+
+    Parameters
+    ----------
+    path
+        The TOML territory file.
+    output_dir
+        Overrides ``sorties.dossier``.
+
+    Returns
+    -------
+    tuple
+        The territory, and the key and error of each section at fault, in the
+        order above (empty when the build may start).
+
+    Raises
+    ------
+    ConfigError
         When the file is missing, not TOML, or a key is unknown, missing or wrong.
     """
     path = Path(path)
@@ -499,16 +595,37 @@ def load_territory(path: str | Path, *, output_dir: str | Path | None = None) ->
     for key, typ in _OPTIONS.items():
         if key in options:
             _typed(options[key], typ, f"options.{key}", path)
+    date_observation = None
     if "date_observation" in options:
         _check_date(options["date_observation"], "options.date_observation", path)
-    if "mutabilite" in options:
-        _mutabilite_tables(options["mutabilite"], base, path)
+        date_observation = dt.date.fromisoformat(options["date_observation"])
+    algorithm = _mutabilite_tables(options.get("mutabilite", {}), base, path)
 
-    profiles = _typed(doc.get("profils", {}), dict, "profils", path)
-    for pname, prof in profiles.items():
+    raw_profiles = _typed(doc.get("profils", {}), dict, "profils", path)
+    for pname, prof in raw_profiles.items():
         _typed(prof, dict, f"profils.{pname}", path)
 
-    return Territory(
+    problems: dict[str, ConfigError] = {}
+    settings = _settings(options, raw_profiles, problems)
+    constraint_names = [str(c.name) for c in constraints]
+    try:
+        from observatoire.analysis.indicators import check_constraint_names
+
+        check_constraint_names(constraint_names)
+    except ConfigError as exc:
+        problems["sources.contraintes"] = exc
+    epci_nom = terr.get("epci_nom")
+    if options.get("export_cnig") is True:
+        # Without the option, a territory lacking the EPCI only gets a warning.
+        for key, value in (("epci_nom", epci_nom), ("epci_siren", epci_siren)):
+            if not value:
+                problems["options.export_cnig"] = ConfigError(
+                    f"{path.resolve()} : clé « territoire.{key} » absente : l'export CNIG Sites "
+                    f"Économiques (options.export_cnig = true) l'exige ; ajoutez-la au fichier "
+                    f"de territoire, ou retirez options.export_cnig")
+                break
+
+    territory = Territory(
         name=name,
         slug=slug,
         communes=tuple(communes),
@@ -516,12 +633,182 @@ def load_territory(path: str | Path, *, output_dir: str | Path | None = None) ->
         sources=MappingProxyType(sources),
         constraints=tuple(constraints),
         output_dir=out,
-        options=MappingProxyType(dict(options)),
-        profiles=MappingProxyType(dict(profiles)),
+        options=Options(
+            analysis=settings.analysis,
+            vacance=settings.vacance,
+            mutabilite=algorithm,
+            date_observation=date_observation,
+            carte=options.get("carte", True),
+            rapport=options.get("rapport", True),
+            atlas=options.get("atlas", True),
+            export_cnig=options.get("export_cnig"),
+            partition=settings.partition,
+            noms_communes=MappingProxyType(dict(options.get("noms_communes", {}))),
+        ),
+        profiles=settings.profiles,
         path=path.resolve(),
-        epci_nom=terr.get("epci_nom"),
+        epci_nom=epci_nom,
         epci_siren=epci_siren,
     )
+    order = ("profils", "options", "sources.contraintes", "options.export_cnig")
+    return territory, [(key, problems[key]) for key in order if key in problems]
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The settings of :func:`read_territory` whose problems are collected."""
+
+    profiles: tuple[Profile, ...]
+    analysis: AnalysisOptions
+    vacance: VacancyRule
+    partition: str
+
+
+def _settings(options: Mapping[str, Any], raw_profiles: Mapping[str, Any],
+              problems: dict[str, ConfigError]) -> _Settings:
+    """Parse the profiles and the options the analysis reads; record each section's problem.
+
+    A section at fault gets its defaults (the shipped profiles, the default options).
+    """
+    from observatoire.analysis import AnalysisOptions, road_classes
+    from observatoire.analysis.zae_inventory import VacancyRule
+
+    analysis, vacance, partition = AnalysisOptions(), VacancyRule(), "auto"
+    parsed_analysis = None
+    try:
+        parsed_analysis = analysis_options(options)
+        vacance = vacancy_rule(options.get("vacance"))
+        partition = options.get("partition", "auto")
+        if partition not in PARTITION_MODES:
+            raise ConfigError(f"« options.partition » : valeur invalide {partition!r} ; "
+                              f"choisissez {', '.join(PARTITION_MODES)}")
+        analysis = parsed_analysis
+    except ConfigError as exc:
+        problems["options"] = exc
+        vacance, partition = VacancyRule(), "auto"
+    try:
+        profiles = load_profiles(raw_profiles)
+        if parsed_analysis is not None:  # else reported under « options »
+            road_classes(parsed_analysis.classes_routes, profiles)
+    except ConfigError as exc:
+        problems["profils"] = exc
+        profiles = load_profiles()
+    return _Settings(profiles=profiles, analysis=analysis, vacance=vacance,
+                     partition=partition)
+
+
+def analysis_options(options: Mapping[str, Any]) -> AnalysisOptions:
+    """Read and check the analysis options of ``[options]``.
+
+    Parameters
+    ----------
+    options
+        The ``[options]`` table.
+
+    Returns
+    -------
+    AnalysisOptions
+        The road classes and the thresholds of the candidate sites.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key, e.g. ``options.classes_routes.principale``.
+    """
+    from observatoire.analysis import SCORE_MIN_GISEMENT, SEUIL_BATI_GISEMENT, AnalysisOptions
+    from observatoire.analysis.indicators import ROAD_CLASSES
+
+    classes: dict[str, tuple[str, ...]] | None = None
+    raw = options.get("classes_routes")
+    if raw is not None:
+        if not isinstance(raw, Mapping) or not raw:
+            raise ConfigError("« options.classes_routes » : table { suffixe = [classes] } "
+                              "attendue, ex. { principale = [\"autoroute\", \"principale\"] }")
+        classes = {}
+        for key, value in raw.items():
+            where = f"options.classes_routes.{key}"
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", str(key)):
+                raise ConfigError(f"« {where} » : nom invalide ; lettres minuscules, "
+                                  f"chiffres et _")
+            members = [value] if isinstance(value, str) else value
+            if (not isinstance(members, list) or not members
+                    or any(m not in ROAD_CLASSES for m in members)):
+                raise ConfigError(f"« {where} » : valeur invalide {value!r} ; liste de "
+                                  f"classes parmi {', '.join(ROAD_CLASSES)}")
+            classes[str(key)] = tuple(members)
+    seuil = _fraction(options, "seuil_bati_gisement", SEUIL_BATI_GISEMENT)
+    score_min = float(options.get("score_min_gisement", SCORE_MIN_GISEMENT))
+    if not 0 <= score_min <= 100:
+        raise ConfigError(f"« options.score_min_gisement » : {score_min} hors de [0, 100]")
+    return AnalysisOptions(classes_routes=classes, seuil_bati_gisement=seuil,
+                           score_min_gisement=score_min)
+
+
+def _fraction(options: Mapping[str, Any], key: str, default: float) -> float:
+    value = options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"« options.{key} » : valeur invalide {value!r} ; une part entre 0 et 1")
+    return float(value)
+
+
+#: Shares (0–1) among the keys of ``[options.vacance]``.
+_SHARES = ("part_batie_min", "part_min_zae", "tolerance_limite")
+
+
+def vacancy_rule(options: Mapping[str, Any] | None = None) -> VacancyRule:
+    """Build the :class:`~observatoire.analysis.zae_inventory.VacancyRule` of ``[options.vacance]``.
+
+    Parameters
+    ----------
+    options
+        The ``[options.vacance]`` table (keys are the attribute names of
+        ``VacancyRule``), or ``None`` for the defaults.
+
+    Returns
+    -------
+    VacancyRule
+        The thresholds.
+
+    Raises
+    ------
+    ConfigError
+        Unknown key, value of the wrong type, share outside 0–1, negative distance.
+    """
+    import math
+
+    from observatoire.analysis.zae_inventory import VacancyRule
+
+    if not options:
+        return VacancyRule()
+    known = {f.name: f for f in fields(VacancyRule)}
+    values: dict[str, Any] = {}
+    for key, value in options.items():
+        if key not in known:
+            raise ConfigError(
+                f"clé inconnue « options.vacance.{key} » ; clés possibles : "
+                f"{', '.join(sorted(known))}"
+            )
+        if key in ("naf_exclus", "categories_exclues"):
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(
+                    f"valeur invalide pour « options.vacance.{key} » : {value!r} (liste de "
+                    f"textes attendue, ex. [\"68.20B\"])"
+                )
+            values[key] = tuple(value)
+            continue
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value)):
+            raise ConfigError(
+                f"valeur invalide pour « options.vacance.{key} » : {value!r} (nombre attendu)"
+            )
+        if value < 0 or (key in _SHARES and value > 1):
+            bounds = "entre 0 et 1" if key in _SHARES else "positif"
+            raise ConfigError(
+                f"valeur invalide pour « options.vacance.{key} » : {value!r} (nombre {bounds} "
+                f"attendu)"
+            )
+        values[key] = float(value)
+    return VacancyRule(**values)
 
 
 def _check_date(value: str, key: str, path: Path) -> None:
@@ -548,7 +835,7 @@ def shipped_mutabilite_versions() -> list[str]:
                   if d.is_dir() and (d / "algorithme.json").is_file())
 
 
-def _mutabilite_tables(raw: Any, base: Path, path: Path) -> Any:
+def _mutabilite_tables(raw: Any, base: Path, path: Path) -> Algorithm | None:
     """Check ``[options.mutabilite]`` and return the parsed algorithm (``None``: disabled)."""
     import json
 
@@ -599,19 +886,3 @@ def _mutabilite_tables(raw: Any, base: Path, path: Path) -> Any:
             f"{path} : « {key}.version » vaut {version!r} mais les tables {file} sont celles "
             f"de la version {algorithm.version!r} ; accordez les deux")
     return algorithm
-
-
-def mutabilite_algorithm(territory: Territory) -> Any:
-    """Return the Mutafriches algorithm the territory selects (``None`` when disabled).
-
-    ``[options.mutabilite]``: ``version`` (default :data:`MUTABILITE_VERSION`, shipped
-    with the package), ``tables`` (a JSON file of another version, relative to the
-    territory file), ``actif`` (``false`` turns the computation off).
-
-    Raises
-    ------
-    ConfigError
-        Naming ``options.mutabilite.<key>`` when the tables are missing or bad.
-    """
-    return _mutabilite_tables(territory.options.get("mutabilite", {}), territory.path.parent,
-                              territory.path)

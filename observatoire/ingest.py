@@ -150,12 +150,10 @@ def ingest(territory: Territory, *, parcelles: ReadResult | None = None,
     def on_territory(zones: gpd.GeoDataFrame, report: SourceReport) -> gpd.GeoDataFrame:
         # Zones outside the territory are left out before the others are numbered:
         # ids [INSEE]_SITE-ECO_[n] need the commune, found from the parcels.
-        from observatoire.analysis.zae_inventory import vacancy_rule
-
         parts = (() if len(zones) == 0 else (parcelles.frame,) if parcel_parts is None
                  else parcel_parts(zones.geometry.bounds.to_numpy()))
         placed = place_zae(zones, parts, report=report,
-                           part_min=vacancy_rule(territory.options.get("vacance")).part_min_zae)
+                           part_min=territory.options.vacance.part_min_zae)
         return assign_zae_ids(placed)
 
     zae = run("zae", assign_ids=False)

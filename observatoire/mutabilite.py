@@ -38,7 +38,7 @@ from observatoire.analysis.mutabilite_criteres import (
     surface_bati,
     zone_dominante,
 )
-from observatoire.config import Territory, mutabilite_algorithm
+from observatoire.config import Territory
 
 log = logging.getLogger(__name__)
 
@@ -342,9 +342,7 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
         ``mutabilite_criteres`` table; empty when the territory turns it off.
     """
     from observatoire.analysis import extra_inputs
-    from observatoire.analysis.scoring import load_profiles
-
-    algo = mutabilite_algorithm(territory)
+    algo = territory.options.mutabilite
     if algo is None:
         return {}
     if say is not None:
@@ -353,7 +351,7 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
     gisements = outputs.get("gisements")
     if friches is None or gisements is None:
         return {}
-    profile = load_profiles(territory.profiles)[0]
+    profile = territory.profiles[0]
     score = f"score_{profile.name}"
     inputs = extra_inputs(contraintes=extra.contraintes, voies_ferrees=extra.voies_ferrees,
                           proprietaires=extra.proprietaires)

@@ -54,7 +54,7 @@ import shapely
 
 from observatoire.analysis.geometry import isin_sorted, unique_int
 from observatoire.config import Territory
-from observatoire.errors import ConfigError, SourceError
+from observatoire.errors import SourceError
 from observatoire.geopackage import GeoPackageWriter, combine_checksum, row_hashes
 from observatoire.memory import trim
 from observatoire.progress import Progress, track
@@ -66,7 +66,6 @@ log = logging.getLogger(__name__)
 
 #: ``options.partition = "auto"`` builds by partition when the parcel files weigh more.
 PARTITION_AUTO_BYTES = 16 * 2**20
-PARTITION_MODES = ("auto", "commune", "aucune")
 #: Parcels of the map (the best scored), as in the one-pass build.
 IDU_BYTES = "S14"
 
@@ -77,33 +76,13 @@ def by_partition(territory: Territory) -> bool:
     ``commune`` always, ``aucune`` never, ``auto`` (the default) when the parcel
     files weigh more than :data:`PARTITION_AUTO_BYTES` (about 200,000 parcels of
     gzipped Etalab GeoJSON: beyond an intercommunality).
-
-    Raises
-    ------
-    ConfigError
-        An unknown mode.
     """
-    mode = partition_mode(territory)
+    mode = territory.options.partition
     if mode != "auto":
         return mode == "commune"
     source = territory.source("parcelles")
     size = sum(p.stat().st_size for p in source.paths) if source else 0
     return size > PARTITION_AUTO_BYTES
-
-
-def partition_mode(territory: Territory) -> str:
-    """Return ``options.partition`` (``auto`` by default), checked.
-
-    Raises
-    ------
-    ConfigError
-        An unknown mode.
-    """
-    mode = territory.options.get("partition", "auto")
-    if mode not in PARTITION_MODES:
-        raise ConfigError(f"« options.partition » : valeur invalide {mode!r} ; choisissez "
-                          f"{', '.join(PARTITION_MODES)}")
-    return str(mode)
 
 
 # --------------------------------------------------------------------------- staging
@@ -640,7 +619,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         by the publication (the best for the map, those of the ZAE for the CNIG
         export, a light table for the report) and the table of the best sites.
     """
-    from observatoire.analysis import AnalysisOptions, analysis_context, friches_of_territory
+    from observatoire.analysis import analysis_context, friches_of_territory
     from observatoire.analysis.friches import zae_friches
     from observatoire.analysis.units import (
         gisements,
@@ -656,7 +635,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
 
     clock = time.perf_counter
     timings: dict[str, float] = {}
-    opts = AnalysisOptions.from_options(territory.options)
+    opts = territory.options.analysis
     tolerance = opts.tolerance_contiguite
     ctx = analysis_context(layers, extra=extra, profiles=territory.profiles, options=opts)
     first = ctx.profiles[0].name

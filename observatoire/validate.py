@@ -1,7 +1,8 @@
 """Check a territory file and its sources without building anything.
 
-``validate`` runs the build's own code up to the analysis: the settings checks the
-build runs before it reads the parcels (:mod:`observatoire.checks`), then every
+``validate`` runs the build's own code up to the analysis: the territory file read
+as the build reads it (:func:`observatoire.config.read_territory`, every settings
+problem listed where the build stops on the first), then every
 source read exactly as the build reads it (through the parcels' box, the DEM over
 the parcels), so that it refuses what the build refuses and counts what the build
 keeps. Nothing is written. Each setting or source gets one line: ``LU`` (read as
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from observatoire.config import Source, Territory, load_territory
+from observatoire.config import Source, Territory, read_territory
 from observatoire.errors import ObservatoireError
 from observatoire.ingest import CONTEXT_READERS, read_context_source
 from observatoire.readers.cadastre import read_parcelles
@@ -139,14 +140,10 @@ def check_territory(path: str | Path) -> Validation:
     Validation
         The verdict on each setting refused and each source, and the warnings.
     """
-    from observatoire.checks import (
-        missing_source_warnings,
-        settings_problems,
-        source_warnings,
-    )
+    from observatoire.checks import missing_source_warnings, source_warnings
 
     try:
-        territory = load_territory(path)
+        territory, problems = read_territory(path)
     except ObservatoireError as exc:
         return Validation(None, [Check("fichier de territoire", REFUSED, str(exc), exc)])
     out = Path(os.path.normpath(territory.output_dir.absolute()))
@@ -156,7 +153,7 @@ def check_territory(path: str | Path) -> Validation:
     problem = check_output_dir(out)
     if problem is not None:
         result.checks.append(Check("sorties.dossier", REFUSED, problem))
-    for key, error in settings_problems(territory):
+    for key, error in problems:
         result.checks.append(Check(key, REFUSED, str(error), error))
     result.warnings += missing_source_warnings(territory)
 

@@ -7,7 +7,7 @@ simple, documented rules (:func:`analysed`), so that every expected number can
 be computed by hand and hostile strings are planted in the fields a user could
 fill. The profiles and criteria of those rules are the real ones
 (``observatoire/data/profils.toml``, through
-:func:`observatoire.analysis.scoring.load_profiles`).
+:func:`observatoire.profiles.load_profiles`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from observatoire.analysis.scoring import Profile, load_profiles
+from observatoire.analysis.scoring import Profile
 from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.geopackage import read_layer
@@ -83,7 +83,7 @@ def sample_layers(out: Path) -> tuple[dict[str, gpd.GeoDataFrame], object, list]
 @functools.cache
 def sample_profiles() -> dict[str, Profile]:
     """The scoring profiles of the sample territory (shipped ones and its own), by name."""
-    return {p.name: p for p in load_profiles(load_territory(SAMPLE).profiles)}
+    return {p.name: p for p in load_territory(SAMPLE).profiles}
 
 
 def score_class(score: pd.Series, profile: Profile) -> pd.Series:

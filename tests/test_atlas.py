@@ -362,7 +362,7 @@ def test_atlas_option(tmp_path, sample_config):
     config.write_text(text.replace('chemin = "', f'chemin = "{sample_config.parent}/'),
                       encoding="utf-8")
     territory = load_territory(config, output_dir=tmp_path / "out")
-    assert territory.options["atlas"] is False
+    assert territory.options.atlas is False
     from observatoire.build import build
 
     result = build(territory)

@@ -196,8 +196,9 @@ def test_commune_names_of_the_territory(caplog):
                     zae=empty_layer(ZAE, crs), zonage=empty_layer(ZONAGE, crs),
                     batiments=empty_layer(BATIMENTS, crs), routes=empty_layer(ROUTES, crs))
     sample = load_territory("data/sample/territoire.toml")
-    territory = dataclasses.replace(sample, communes=("25267", "25354", "25999"), options={
-        **sample.options, "noms_communes": {"25354": "Luxiol (Doubs)"}})
+    territory = dataclasses.replace(sample, communes=("25267", "25354", "25999"),
+                                    options=dataclasses.replace(sample.options, noms_communes={
+                                        "25354": "Luxiol (Doubs)"}))
     with caplog.at_level(logging.WARNING, logger="observatoire.build"):
         names = commune_names(territory, layers)
     assert names == {"25267": "Gennes", "25354": "Luxiol (Doubs)"}

@@ -9,6 +9,7 @@ parcels is synthetic (a plane, written here): no real DEM of Épinay is at hand.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 from html import unescape
 from pathlib import Path
@@ -167,8 +168,8 @@ def test_validate_warns_of_every_source_empty_for_the_territory(epinay_with_genn
 def test_build_warns_of_every_source_empty_for_the_territory(epinay_with_gennes_sources,
                                                              partition, caplog, tmp_path):
     territory = load_territory(epinay_with_gennes_sources, output_dir=tmp_path / partition)
-    territory = type(territory)(**{**territory.__dict__,
-                                   "options": {**territory.options, "partition": partition}})
+    territory = dataclasses.replace(
+        territory, options=dataclasses.replace(territory.options, partition=partition))
     with caplog.at_level(logging.WARNING, logger="observatoire"):
         result = build(territory)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING

@@ -20,7 +20,7 @@ from observatoire.analysis.mutabilite import (
     reference_frame,
     round_half_up,
 )
-from observatoire.config import load_territory, mutabilite_algorithm
+from observatoire.config import load_territory
 from observatoire.errors import ConfigError
 from tests.conftest import STANDARDS, standard_file
 
@@ -408,9 +408,9 @@ chemin = "p.gpkg"
 
 def test_default_version_is_shipped(tmp_path):
     t = load_territory(_territory(tmp_path, ""))
-    assert mutabilite_algorithm(t).version == "v1.11"
+    assert t.options.mutabilite.version == "v1.11"
     t = load_territory(_territory(tmp_path, "[options.mutabilite]\nactif = false\n"))
-    assert mutabilite_algorithm(t) is None
+    assert t.options.mutabilite is None
 
 
 def test_territory_selects_other_tables(tmp_path, doc):
@@ -420,7 +420,7 @@ def test_territory_selects_other_tables(tmp_path, doc):
     (tmp_path / "v9.json").write_text(json.dumps(other), encoding="utf-8")
     t = load_territory(_territory(tmp_path, '[options.mutabilite]\nversion = "v9.9"\n'
                                             'tables = "v9.json"\n'))
-    algo = mutabilite_algorithm(t)
+    algo = t.options.mutabilite
     assert algo.version == "v9.9" and algo.poids_total == 32
     ev = evaluate(reference_frame([{"surfaceSite": 60000}]), algo)
     assert ev.poids_renseignes[0] == 4 and ev.fiabilite[0] == 1.5

@@ -286,7 +286,8 @@ def test_a_failed_write_in_the_writing_thread_stops_the_build(tmp_path, monkeypa
     from observatoire.geopackage import GeoPackageWriter
 
     territory = load_territory(SAMPLE / "territoire.toml", output_dir=tmp_path)
-    territory = dataclasses.replace(territory, options={"partition": "commune"})
+    territory = dataclasses.replace(
+        territory, options=dataclasses.replace(territory.options, partition="commune"))
     first = build(territory)
     before = first.gpkg.read_bytes()
     write = GeoPackageWriter.write

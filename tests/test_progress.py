@@ -78,7 +78,8 @@ def test_no_bar_off_a_terminal_or_when_quiet(quiet, bars, capsys):
 def test_the_build_by_partition_counts_its_long_loops(tmp_path, monkeypatch):
     """Each loop is given with its true length; counting it changes no result."""
     territory = load_territory(SAMPLE / "territoire.toml", output_dir=tmp_path / "a")
-    territory = dataclasses.replace(territory, options={"partition": "commune"})
+    territory = dataclasses.replace(
+        territory, options=dataclasses.replace(territory.options, partition="commune"))
     monkeypatch.setattr(partitioned, "TILE_SIZE", 1000.0)
     recorder = Recorder()
     counted = build(territory, progress=recorder, executor=SerialExecutor())

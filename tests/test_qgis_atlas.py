@@ -114,7 +114,7 @@ def build(tmp_path_factory, name: str, make, territoire: str | None = None,
     layers, territory, reports = sample_layers(tmp_path_factory.mktemp(f"{name}_source"))
     territory = replace(territory, output_dir=tmp_path_factory.mktemp(name),
                         name=territoire or territory.name,
-                        options={**territory.options, **options})
+                        options=replace(territory.options, **options))
     return write_gpkg(make(layers), territory, reports)
 
 

@@ -266,7 +266,8 @@ def test_every_date_of_the_report_is_french(sample):
 
     layers, _, territory, reports = sample
     territory = dataclasses.replace(
-        territory, options={**territory.options, "date_observation": "2026-01-01"})
+        territory, options=dataclasses.replace(territory.options,
+                                               date_observation=dt.date(2026, 1, 1)))
     staged = stage_report(layers, reports, territory)
     try:
         page = Page()
@@ -294,7 +295,7 @@ def _real_report(folder: Path, sources: str) -> tuple[gpd.GeoDataFrame, str]:
     toml = gennes_parcels_and_friches(folder, sources)
     territory = load_territory(toml)
     layers = ingest(territory)
-    result = analyse(layers, profiles=territory.profiles, options=territory.options)
+    result = analyse(layers, profiles=territory.profiles, options=territory.options.analysis)
     frames = {**layers.spatial(), **result.layers()}
     html = unescape(render_report(frames, layers.reports, territory_name="Gennes",
                                   communes=["25267"], date="2026-01-01",

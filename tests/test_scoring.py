@@ -17,21 +17,20 @@ from conftest import gennes_parcels_and_friches
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from observatoire.analysis import AnalysisOptions, ExtraInputs, analyse, road_classes
+from observatoire.analysis import ExtraInputs, analyse, road_classes
 from observatoire.analysis.indicators import Indicators
 from observatoire.analysis.scoring import (
     UNDETERMINED,
     aggregate,
-    default_profiles_table,
     format_values,
     indicator_source,
-    load_profiles,
-    parse_profile,
     render,
     score_parcels,
     source_weights,
 )
+from observatoire.config import analysis_options
 from observatoire.errors import ConfigError
+from observatoire.profiles import default_profiles_table, load_profiles, parse_profile
 
 # --------------------------------------------------------------------------- by hand
 
@@ -529,16 +528,17 @@ def test_several_profiles_and_options():
     extra = {"fret": {"criteres": {"route": {"indicateur": "dist_route_rapide_m", "poids": 1,
                                              "fonction": "lineaire",
                                              "points": [[0, 1], [1000, 0]]}}}}
-    out = analyse(scene, extra=ExtraInputs(mnt=dem), profiles=extra,
-                  options={"classes_routes": {"rapide": ["principale", "autoroute"]},
-                           "score_min_gisement": 0})
+    out = analyse(scene, extra=ExtraInputs(mnt=dem), profiles=load_profiles(extra),
+                  options=analysis_options({
+                      "classes_routes": {"rapide": ["principale", "autoroute"]},
+                      "score_min_gisement": 0}))
     assert [p.name for p in out.profiles] == ["industrie", "logistique", "fret"]
     assert "dist_route_rapide_m" in out.parcelles
     assert out.parcelles["score_fret"].notna().any()
     with pytest.raises(ConfigError, match="options.classes_routes.rapide"):
-        AnalysisOptions.from_options({"classes_routes": {"rapide": ["tgv"]}})
+        analysis_options({"classes_routes": {"rapide": ["tgv"]}})
     with pytest.raises(ConfigError, match="options.seuil_bati_gisement"):
-        AnalysisOptions.from_options({"seuil_bati_gisement": 3})
+        analysis_options({"seuil_bati_gisement": 3})
 
 
 def test_road_distances_computed_are_those_used_or_configured():
@@ -567,7 +567,7 @@ def sample():
 
     territory = load_territory("data/sample/territoire.toml")
     layers = ingest(territory)
-    return layers, analyse(layers, profiles=territory.profiles, options=territory.options)
+    return layers, analyse(layers, profiles=territory.profiles, options=territory.options.analysis)
 
 
 def test_sample_activity_zone_is_among_the_best(sample):

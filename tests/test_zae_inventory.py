@@ -20,8 +20,8 @@ from observatoire.analysis.zae_inventory import (
     inventory,
     observation_date,
     occupant_label,
-    vacancy_rule,
 )
+from observatoire.config import vacancy_rule
 from observatoire.errors import ConfigError, SchemaError
 
 CRS = "EPSG:2154"

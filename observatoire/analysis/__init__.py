@@ -4,7 +4,7 @@ Pure functions: GeoDataFrames in, GeoDataFrames out, inputs never modified, no
 I/O. :func:`analyse` runs the whole stage on the canonical layers of a territory::
 
     result = analyse(layers, extra=extra_inputs(...), profiles=territory.profiles,
-                     options=territory.options)
+                     options=territory.options.analysis)
     result.layers()          # parcelles (scored), unites_foncieres, gisements, zae
     result.meilleurs_sites   # table of the best sites, for the CSV
 
@@ -83,7 +83,7 @@ from observatoire.analysis.indicators import (
     friche_links,
     geoms,
 )
-from observatoire.analysis.scoring import Profile, load_profiles, score_parcels
+from observatoire.analysis.scoring import Profile, score_parcels
 from observatoire.analysis.slope import RasterLike, raster_window
 from observatoire.analysis.units import (
     SCORE_MIN_GISEMENT,
@@ -102,6 +102,7 @@ from observatoire.analysis.units import (
     unites_foncieres,
 )
 from observatoire.errors import ConfigError
+from observatoire.profiles import load_profiles
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,8 @@ class ExtraInputs:
 class AnalysisOptions:
     """Options of the analysis, from the ``[options]`` table of the territory file.
 
+    Read by :func:`observatoire.config.analysis_options` (``Territory.options.analysis``).
+
     Attributes
     ----------
     classes_routes
@@ -155,41 +158,6 @@ class AnalysisOptions:
     seuil_bati_gisement: float = SEUIL_BATI_GISEMENT
     score_min_gisement: float = SCORE_MIN_GISEMENT
     tolerance_contiguite: float = TOLERANCE
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any] | None) -> AnalysisOptions:
-        """Read and check the analysis options of ``[options]``.
-
-        Raises
-        ------
-        ConfigError
-            Naming the key, e.g. ``options.classes_routes.principale``.
-        """
-        options = options or {}
-        classes: dict[str, tuple[str, ...]] | None = None
-        raw = options.get("classes_routes")
-        if raw is not None:
-            if not isinstance(raw, Mapping) or not raw:
-                raise ConfigError("« options.classes_routes » : table { suffixe = [classes] } "
-                                  "attendue, ex. { principale = [\"autoroute\", \"principale\"] }")
-            classes = {}
-            for key, value in raw.items():
-                where = f"options.classes_routes.{key}"
-                if not re.fullmatch(r"[a-z][a-z0-9_]*", str(key)):
-                    raise ConfigError(f"« {where} » : nom invalide ; lettres minuscules, "
-                                      f"chiffres et _")
-                members = [value] if isinstance(value, str) else value
-                if (not isinstance(members, list) or not members
-                        or any(m not in ROAD_CLASSES for m in members)):
-                    raise ConfigError(f"« {where} » : valeur invalide {value!r} ; liste de "
-                                      f"classes parmi {', '.join(ROAD_CLASSES)}")
-                classes[str(key)] = tuple(members)
-        seuil = _fraction(options, "seuil_bati_gisement", SEUIL_BATI_GISEMENT)
-        score_min = float(options.get("score_min_gisement", SCORE_MIN_GISEMENT))
-        if not 0 <= score_min <= 100:
-            raise ConfigError(f"« options.score_min_gisement » : {score_min} hors de [0, 100]")
-        return cls(classes_routes=classes, seuil_bati_gisement=seuil,
-                   score_min_gisement=score_min)
 
 
 def road_classes(configured: Mapping[str, Sequence[str]] | None,
@@ -221,13 +189,6 @@ def road_classes(configured: Mapping[str, Sequence[str]] | None,
                     f"« {m.group(1)} » dans options.classes_routes")
             out[m.group(1)] = (m.group(1),)
     return out
-
-
-def _fraction(options: Mapping[str, Any], key: str, default: float) -> float:
-    value = options.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ConfigError(f"« options.{key} » : valeur invalide {value!r} ; une part entre 0 et 1")
-    return float(value)
 
 
 @dataclass
@@ -285,8 +246,8 @@ def sort_by_idu(parcelles: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def analyse(layers: Any, *, extra: ExtraInputs | None = None,
-            profiles: Mapping[str, Any] | Sequence[Profile] | None = None,
-            options: Mapping[str, Any] | AnalysisOptions | None = None,
+            profiles: Sequence[Profile] | None = None,
+            options: AnalysisOptions | None = None,
             executor: Any = None, partition_by: str = "code_insee",
             communes: Sequence[str] | None = None) -> AnalysisResult:
     """Compute the indicators, scores, land units and candidate sites of a territory.
@@ -300,10 +261,9 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
     extra
         DEM, constraints, railways, substations and owners, when configured.
     profiles
-        The ``[profils]`` table of the territory (merged with the shipped profiles),
-        or already parsed profiles.
+        The profiles (``Territory.profiles``); ``None``: the shipped ones.
     options
-        The ``[options]`` table of the territory, or parsed options.
+        The analysis options (``Territory.options.analysis``); ``None``: the defaults.
     executor
         When given (:mod:`observatoire.executor`), indicators and scores are computed
         partition by partition through ``executor.map`` — each partition gets its
@@ -329,8 +289,7 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
     clock = time.perf_counter
     timings: dict[str, float] = {}
     extra = extra or ExtraInputs()
-    opts = options if isinstance(options, AnalysisOptions) else AnalysisOptions.from_options(
-        options)
+    opts = options if options is not None else AnalysisOptions()
     t = clock()
     parcelles = sort_by_idu(layers.parcelles)
     context = analysis_context(layers, extra=extra, profiles=profiles, options=opts)
@@ -392,8 +351,8 @@ def friches_of_territory(layers: Any, links: pd.DataFrame | None, *, idu: np.nda
 
 
 def analysis_context(layers: Any, *, extra: ExtraInputs | None = None,
-                     profiles: Mapping[str, Any] | Sequence[Profile] | None = None,
-                     options: Mapping[str, Any] | AnalysisOptions | None = None
+                     profiles: Sequence[Profile] | None = None,
+                     options: AnalysisOptions | None = None
                      ) -> AnalysisContext:
     """Everything but the parcels that indicators and scores read, indexed once.
 
@@ -409,12 +368,8 @@ def analysis_context(layers: Any, *, extra: ExtraInputs | None = None,
         indexed once, the road classes and the profiles.
     """
     extra = extra or ExtraInputs()
-    opts = options if isinstance(options, AnalysisOptions) else AnalysisOptions.from_options(
-        options)
-    if profiles is None or isinstance(profiles, Mapping):
-        profs = load_profiles(profiles or {})
-    else:
-        profs = tuple(profiles)
+    opts = options if options is not None else AnalysisOptions()
+    profs = tuple(profiles) if profiles is not None else load_profiles()
     have = set(getattr(layers, "available", set()))
 
     def layer(kind: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:

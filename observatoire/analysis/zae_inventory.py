@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -65,6 +63,8 @@ _UNIT_REQUIRED = ("uf_id", "idus", "surface_m2", "proprietaire_type", "proprieta
 class VacancyRule:
     """Thresholds of the inventory, from the territory option ``[options.vacance]``.
 
+    Read by :func:`observatoire.config.vacancy_rule` (``Territory.options.vacance``).
+
     Attributes
     ----------
     surface_batie_min_m2
@@ -99,60 +99,6 @@ class VacancyRule:
 
 #: The default thresholds.
 DEFAULT_RULE = VacancyRule()
-
-_SHARES = ("part_batie_min", "part_min_zae", "tolerance_limite")
-
-
-def vacancy_rule(options: Mapping[str, Any] | None = None) -> VacancyRule:
-    """Build the :class:`VacancyRule` from the territory option table ``vacance``.
-
-    Parameters
-    ----------
-    options
-        The ``[options.vacance]`` table (keys are the attribute names of
-        :class:`VacancyRule`), or ``None`` for the defaults.
-
-    Returns
-    -------
-    VacancyRule
-        The thresholds.
-
-    Raises
-    ------
-    ConfigError
-        Unknown key, value of the wrong type, share outside 0–1, negative distance.
-    """
-    if not options:
-        return VacancyRule()
-    known = {f.name: f for f in fields(VacancyRule)}
-    values: dict[str, Any] = {}
-    for key, value in options.items():
-        if key not in known:
-            raise ConfigError(
-                f"clé inconnue « options.vacance.{key} » ; clés possibles : "
-                f"{', '.join(sorted(known))}"
-            )
-        if key in ("naf_exclus", "categories_exclues"):
-            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(
-                    f"valeur invalide pour « options.vacance.{key} » : {value!r} (liste de "
-                    f"textes attendue, ex. [\"68.20B\"])"
-                )
-            values[key] = tuple(value)
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-            raise ConfigError(
-                f"valeur invalide pour « options.vacance.{key} » : {value!r} (nombre attendu)"
-            )
-        if value < 0 or (key in _SHARES and value > 1):
-            bounds = "entre 0 et 1" if key in _SHARES else "positif"
-            raise ConfigError(
-                f"valeur invalide pour « options.vacance.{key} » : {value!r} (nombre {bounds} "
-                f"attendu)"
-            )
-        values[key] = float(value)
-    return VacancyRule(**values)
-
 
 def observation_date(value: str | dt.date | None) -> tuple[dt.date, bool]:
     """Parse the option ``date_observation`` (ISO date); default to today.
@@ -469,7 +415,7 @@ def inventory(zae: gpd.GeoDataFrame, unites: gpd.GeoDataFrame,
     date_observation
         Observation date (ISO text or date); ``None``: today, said in ``regle_vacance``.
     rule
-        Thresholds (see :func:`vacancy_rule`).
+        Thresholds (``Territory.options.vacance``).
 
     Returns
     -------

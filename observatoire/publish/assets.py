@@ -19,7 +19,6 @@ import datetime as dt
 import functools
 import html
 import json
-import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,9 +28,7 @@ from typing import Any
 
 from observatoire.analysis.scoring import UNDETERMINED
 from observatoire.config import Territory
-from observatoire.errors import BuildError, ObservatoireError
-
-log = logging.getLogger(__name__)
+from observatoire.errors import BuildError
 
 #: Colours shared by the map, the QGIS styles and the report.
 SCORE_CLASSES: dict[str, tuple[str, str]] = {
@@ -295,18 +292,10 @@ class ProfileTexts:
 
 
 def profile_texts(territory: Territory) -> ProfileTexts:
-    """Read the order and labels of the territory's profiles (shipped ones included).
+    """Read the order and labels of the territory's profiles (shipped ones included)."""
+    from observatoire.analysis.scoring import indicator_source
 
-    A profile table the analysis refuses leaves the labels out (the build
-    reports that error itself); the columns still name the profiles.
-    """
-    from observatoire.analysis.scoring import indicator_source, load_profiles
-
-    try:
-        profiles = load_profiles(territory.profiles)
-    except ObservatoireError as exc:
-        log.warning("libellés des profils indisponibles : %s", exc)
-        return ProfileTexts(tuple(territory.profiles))
+    profiles = territory.profiles
     labels: dict[str, str] = {}
     sources: dict[str, str] = {}
     for p in profiles:

@@ -832,7 +832,7 @@ def stage_atlas(layers: Mapping[str, gpd.GeoDataFrame | None],
     zu = zu if zu is not None else gpd.GeoDataFrame({"zae_id": [], "uf_id": []},
                                                    geometry=[], crs=zae.crs)
     folder = Path(territory.output_dir) / "atlas"
-    obs, default_date = observation_date(territory.options.get("date_observation"))
+    obs, default_date = observation_date(territory.options.date_observation)
     context = AtlasContext(
         territory=territory.name, epci=territory.epci_nom,
         observation=french_date(obs) + (" (date du jour)" if default_date else ""),

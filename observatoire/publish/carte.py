@@ -255,7 +255,7 @@ def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory, *,
         ``carte.html`` in the output folder, to publish with the other outputs.
     """
     staged = StagedFile(territory.output_dir / "carte.html")
-    date = french_date(territory.options.get("date_observation") or dt.date.today())
+    date = french_date(territory.options.date_observation or dt.date.today())
     page = render_map(
         layers,
         title=f"Observatoire du foncier économique — {territory.name}",
@@ -265,7 +265,7 @@ def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory, *,
         profiles=profile_texts(territory),
         credits=source_credits(reports),
         communes=communes if communes is not None else commune_names(
-            territory.communes, overrides=territory.options.get("noms_communes")),
+            territory.communes, overrides=territory.options.noms_communes),
     )
     staged.tmp.write_text(page, encoding="utf-8")
     log.info("Carte écrite (%.1f Mo)", len(page.encode("utf-8")) / 1e6)

@@ -145,7 +145,7 @@ def atlas_context(con: sqlite3.Connection, territory: Territory) -> AtlasContext
         codes += [r[0] for r in con.execute(
             "SELECT DISTINCT comm_insee FROM zae WHERE comm_insee IS NOT NULL "
             "ORDER BY comm_insee")]
-    names = commune_names(codes, overrides=territory.options.get("noms_communes"))
+    names = commune_names(codes, overrides=territory.options.noms_communes)
     sources: list[tuple[str, str | None, str | None]] = []
     read_on = None
     if "sources" in tables:

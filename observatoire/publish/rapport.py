@@ -127,12 +127,12 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
         layers, reports,
         territory_name=territory.name,
         communes=list(territory.communes),
-        date=french_date(territory.options.get("date_observation") or dt.date.today()),
+        date=french_date(territory.options.date_observation or dt.date.today()),
         profiles=profile_texts(territory),
         base=territory.path.parent,
         warnings=[*missing_source_warnings(territory), *source_warnings(reports, territory)],
         names=communes if communes is not None else commune_names(
-            territory.communes, overrides=territory.options.get("noms_communes")),
+            territory.communes, overrides=territory.options.noms_communes),
     )
     staged.tmp.write_text(page, encoding="utf-8")
     return staged

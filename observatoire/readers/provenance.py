@@ -281,7 +281,7 @@ def _authorities(idurba: pd.Series, territory: Territory) -> str | None:
             who = (f"{territory.epci_nom} (SIREN {code})" if code == territory.epci_siren
                    and territory.epci_nom else f"EPCI SIREN {code}")
         else:
-            commune = dict(territory.options.get("noms_communes", {})).get(code)
+            commune = territory.options.noms_communes.get(code)
             who = f"Commune de {commune} ({code})" if commune else f"Commune {code}"
         text = f"{who}, {doc}"
         if text not in names:
