@@ -11,6 +11,7 @@ parses a table.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import tomllib
@@ -231,6 +232,12 @@ def load_profiles(territory_profiles: Mapping[str, Any] | None = None, *,
             raise ConfigError(f"« profils.{name} » doit être une table ([profils.{name}])")
         merged[name] = merge_tables(merged.get(name, {}), table)
     return tuple(parse_profile(name, table) for name, table in merged.items())
+
+
+@functools.cache
+def shipped_profiles() -> tuple[Profile, ...]:
+    """Return the profiles shipped with the package, parsed (the analysis's default)."""
+    return load_profiles()
 
 
 def _key(*parts: str) -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import re
 from pathlib import Path
 
 import pytest
 from conftest import SAMPLE
 
-from observatoire.config import LEGAL_CRS, load_territory
+from observatoire.config import LEGAL_CRS, load_territory, read_territory
 from observatoire.errors import ConfigError
 
 BASE = """\
@@ -252,3 +254,82 @@ def test_unreadable_territory_files(tmp_path):
     binary.write_bytes(bytes(range(256)))
     with pytest.raises(ConfigError):
         load_territory(binary)
+
+
+# --- every setting parsed at load, into typed objects ------------------------------------------
+
+def test_options_and_profiles_are_parsed_at_load(tmp_path):
+    territory = load_territory(write(tmp_path, BASE + """
+[options]
+date_observation = "2025-01-01"
+carte = false
+score_min_gisement = 40
+partition = "commune"
+noms_communes = { "25267" = "Gennes (Doubs)" }
+classes_routes = { rapide = ["autoroute", "principale"] }
+
+[options.vacance]
+part_min_zae = 0.6
+
+[options.mutabilite]
+actif = false
+
+[profils.industrie]
+fiabilite_min = 0.5
+"""))
+    options = territory.options
+    assert options.date_observation == dt.date(2025, 1, 1)
+    assert (options.carte, options.rapport, options.atlas) == (False, True, True)
+    assert options.export_cnig is None  # not written: exported when the EPCI is known
+    assert options.partition == "commune" and options.mutabilite is None
+    assert dict(options.noms_communes) == {"25267": "Gennes (Doubs)"}
+    assert options.analysis.score_min_gisement == 40.0
+    assert options.analysis.seuil_bati_gisement == 0.1  # the default
+    assert dict(options.analysis.classes_routes) == {"rapide": ("autoroute", "principale")}
+    assert options.vacance.part_min_zae == 0.6 and options.vacance.surface_batie_min_m2 == 50.0
+    # The shipped profiles, the territory's override merged key by key.
+    names = [p.name for p in territory.profiles]
+    assert names == ["industrie", "logistique"]
+    assert territory.profiles[0].fiabilite_min == 0.5
+    assert territory.profiles[1].fiabilite_min == 0.75
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.carte = True  # type: ignore[misc]
+
+
+def test_defaults_without_options(tmp_path):
+    options = load_territory(write(tmp_path, BASE)).options
+    assert options.date_observation is None and options.partition == "auto"
+    assert options.mutabilite is not None and options.mutabilite.version == "v1.11"
+    assert options.analysis.classes_routes is None and options.vacance.part_min_zae == 0.5
+
+
+def test_settings_problems_are_collected_and_the_first_raised(tmp_path):
+    """``read_territory`` lists each section at fault; ``load_territory`` raises the first."""
+    config = write(tmp_path, BASE + """
+[options]
+partition = "departement"
+
+[profils.industrie]
+fiabilite_min = 2
+""")
+    territory, problems = read_territory(config)
+    assert [key for key, _ in problems] == ["profils", "options"]
+    assert "profils.industrie.fiabilite_min" in str(problems[0][1])
+    assert "options.partition" in str(problems[1][1])
+    # The sections at fault get their defaults, so validate can read the sources.
+    assert territory.options.partition == "auto"
+    assert territory.profiles[0].fiabilite_min == 0.75
+    with pytest.raises(ConfigError, match=r"profils\.industrie\.fiabilite_min"):
+        load_territory(config)
+
+
+def test_only_config_parses_the_territory_file():
+    """The rest of the package reads ``Territory``'s typed objects, never a TOML table."""
+    root = Path(__file__).resolve().parents[1] / "observatoire"
+    parsers = {root / "config.py", root / "profiles.py"}
+    found = [f"{path.relative_to(root)}:{n}" for path in sorted(root.rglob("*.py"))
+             if path not in parsers
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search(r"tomllib|options\.get\(|options\[\"|load_profiles\(|vacancy_rule\(",
+                          line)]
+    assert found == []

@@ -102,7 +102,7 @@ from observatoire.analysis.units import (
     unites_foncieres,
 )
 from observatoire.errors import ConfigError
-from observatoire.profiles import load_profiles
+from observatoire.profiles import shipped_profiles
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +369,7 @@ def analysis_context(layers: Any, *, extra: ExtraInputs | None = None,
     """
     extra = extra or ExtraInputs()
     opts = options if options is not None else AnalysisOptions()
-    profs = tuple(profiles) if profiles is not None else load_profiles()
+    profs = tuple(profiles) if profiles is not None else shipped_profiles()
     have = set(getattr(layers, "available", set()))
 
     def layer(kind: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
