@@ -44,7 +44,7 @@ from observatoire.profiles import Profile, load_profiles
 
 if TYPE_CHECKING:
     from observatoire.analysis import AnalysisOptions
-    from observatoire.analysis.mutabilite import Algorithm
+    from observatoire.analysis.mutabilite import Algorithme
     from observatoire.analysis.zae_inventory import VacancyRule
 
 #: Legal projected CRS of French territories (metropole and overseas).
@@ -195,7 +195,7 @@ class Options:
 
     analysis: AnalysisOptions
     vacance: VacancyRule
-    mutabilite: Algorithm | None
+    mutabilite: Algorithme | None
     date_observation: dt.date | None = None
     carte: bool = True
     rapport: bool = True
@@ -835,7 +835,7 @@ def shipped_mutabilite_versions() -> list[str]:
                   if d.is_dir() and (d / "algorithme.json").is_file())
 
 
-def _mutabilite_tables(raw: Any, base: Path, path: Path) -> Algorithm | None:
+def _mutabilite_tables(raw: Any, base: Path, path: Path) -> Algorithme | None:
     """Check ``[options.mutabilite]`` and return the parsed algorithm (``None``: disabled)."""
     import json
 
