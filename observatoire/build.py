@@ -28,8 +28,8 @@ from observatoire.ingest import Layers, ingest
 from observatoire.memory import trim
 from observatoire.outputs import StagedFile
 from observatoire.publish.qgis import finalize_gpkg
-from observatoire.readers.common import SourceReport, checksum_files
 from observatoire.readers.etablissements import ETABLISSEMENTS
+from observatoire.readers.lineage import SourceReport, checksum_files
 from observatoire.readers.provenance import attribute_sources
 from observatoire.schema import LAYERS, TABLES
 
@@ -230,9 +230,9 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
         stage_parcels,
         stream_batiments,
     )
-    from observatoire.readers.common import ReadResult
     from observatoire.readers.etablissements import mask_natural_persons
     from observatoire.readers.extra import read_extra_sources
+    from observatoire.readers.lineage import ReadResult
     from observatoire.schema import PARCELLES, empty_layer
 
     t = time.perf_counter()

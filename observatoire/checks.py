@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from observatoire.config import Territory
 from observatoire.errors import ConfigError, ObservatoireError
-from observatoire.readers.common import SourceReport
+from observatoire.readers.lineage import SourceReport
 
 log = logging.getLogger(__name__)
 

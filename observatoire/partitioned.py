@@ -59,7 +59,7 @@ from observatoire.geopackage import GeoPackageWriter, combine_checksum, row_hash
 from observatoire.memory import trim
 from observatoire.progress import Progress, track
 from observatoire.readers.cadastre import dedupe_parcels, read_parcelles
-from observatoire.readers.common import SourceReport, checksum_files, merge_reports
+from observatoire.readers.lineage import SourceReport, checksum_files, merge_reports
 from observatoire.schema import LINEAGE, PARCELLES, conform
 
 log = logging.getLogger(__name__)
@@ -1075,7 +1075,7 @@ def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: Any
     while this one writes), serially when ``None``. ``progress`` counts the tiles.
     """
     from observatoire.executor import SerialExecutor
-    from observatoire.readers.common import tile_grid
+    from observatoire.readers.tiles import tile_grid
 
     source = territory.source("batiments")
     assert source is not None

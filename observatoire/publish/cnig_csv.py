@@ -76,8 +76,8 @@ def cartofriches_files(territory: Territory) -> set[str]:
     (``format = "cartofriches"``) or, with ``format = "auto"``, when it is not a
     CSV (see :func:`observatoire.readers.friches.detect_format`).
     """
-    from observatoire.readers.common import relative_name
     from observatoire.readers.friches import detect_format
+    from observatoire.readers.lineage import relative_name
 
     source = territory.source("friches")
     if source is None:

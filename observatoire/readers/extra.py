@@ -37,26 +37,14 @@ from pyproj import CRS
 
 from observatoire.config import Source, Territory
 from observatoire.errors import CRSError, GeometryError, SchemaError, SourceError, where
-from observatoire.readers.common import (
-    CRS_BOUNDS,
-    BBox,
-    ReadResult,
-    SourceReport,
-    bbox_in_file_crs,
-    check_file,
-    clean_geometries,
-    clip_to_bbox,
-    layer_is_empty,
-    map_fields,
-    new_report,
-    pick_layer,
-    read_vector,
-    relative_name,
-    text,
-    to_territory_crs,
-)
+from observatoire.readers.crs import CRS_BOUNDS, to_territory_crs
+from observatoire.readers.fields import map_fields, text
+from observatoire.readers.gdal import check_file, layer_is_empty, pick_layer, read_vector
+from observatoire.readers.geometry import clean_geometries
 from observatoire.readers.layers import read_simple, stable_sort
+from observatoire.readers.lineage import ReadResult, SourceReport, new_report, relative_name
 from observatoire.readers.mairies import read_mairies
+from observatoire.readers.tiles import BBox, bbox_in_file_crs, clip_to_bbox
 from observatoire.schema import LINEAGE, Field, LayerSchema, conform
 
 log = logging.getLogger(__name__)
