@@ -894,7 +894,8 @@ def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDo
     its edge (a component holding a ``touching`` parcel) are marked to be held.
     """
     from observatoire.analysis import partition_task, scored_frame
-    from observatoire.analysis.indicators import friche_links, geoms
+    from observatoire.analysis.friche_links import friche_links
+    from observatoire.analysis.geometry import geoms
     from observatoire.analysis.units import (
         contiguity_pairs,
         eligible,
