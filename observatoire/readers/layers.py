@@ -15,12 +15,7 @@ from observatoire.config import Source
 from observatoire.errors import GeometryError, SourceError, where
 from observatoire.readers.crs import to_territory_crs
 from observatoire.readers.fields import map_fields, numbers, text
-from observatoire.readers.gdal import (
-    ensure_geometry,
-    layer_is_empty,
-    pick_layer,
-    read_vector,
-)
+from observatoire.readers.gdal import ensure_geometry, layer_is_empty, pick_layer, read_vector
 from observatoire.readers.geometry import clean_geometries, layer_declares
 from observatoire.readers.lineage import (
     ReadResult,
