@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 
 from observatoire import __version__
@@ -28,8 +27,8 @@ from observatoire.ingest import Layers, ingest
 from observatoire.memory import trim
 from observatoire.outputs import StagedFile
 from observatoire.publish.qgis import finalize_gpkg
-from observatoire.readers.common import SourceReport, checksum_files
 from observatoire.readers.etablissements import ETABLISSEMENTS
+from observatoire.readers.lineage import SourceReport, checksum_files
 from observatoire.readers.provenance import attribute_sources
 from observatoire.schema import LAYERS, TABLES
 
@@ -230,9 +229,9 @@ def _build_by_partition(territory: Territory, writer: GeoPackageWriter, folder: 
         stage_parcels,
         stream_batiments,
     )
-    from observatoire.readers.common import ReadResult
     from observatoire.readers.etablissements import mask_natural_persons
     from observatoire.readers.extra import read_extra_sources
+    from observatoire.readers.lineage import ReadResult
     from observatoire.schema import PARCELLES, empty_layer
 
     t = time.perf_counter()
@@ -449,6 +448,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
     ``nb_parcelles``.
     """
     from observatoire.publish.carte import stage_map
+    from observatoire.publish.carte_selection import map_layers, map_message, map_units_and_sites
     from observatoire.publish.cnig import stage_cnig_export
     from observatoire.publish.cnig_csv import cartofriches_files, stage_cnig_csv
     from observatoire.publish.consultation import stage_consultation
@@ -505,7 +505,7 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
             drawn = map_layers(outputs, territory, say)
         else:
             drawn = {**outputs, "parcelles": views["carte"]}
-            say(_map_message(len(views["carte"]), views["nb_parcelles"], territory))
+            say(map_message(len(views["carte"]), views["nb_parcelles"], territory))
         staged.append(stage_map(map_units_and_sites(drawn, say), territory,
                                 reports=layers.reports, communes=names))
         del drawn
@@ -521,83 +521,6 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
         say("Rapport…")
         staged.append(stage_report({**outputs, "parcelles": views["rapport"]()} if views
                                    else outputs, layers.reports, territory, communes=names))
-
-
-#: Above this many parcels, the overview map keeps the parcels that matter (see map_layers).
-MAP_MAX_PARCELS = 50_000
-
-
-def map_layers(outputs: dict[str, gpd.GeoDataFrame], territory: Territory, say: Progress,
-               *, limit: int = MAP_MAX_PARCELS) -> dict[str, gpd.GeoDataFrame]:
-    """Return the layers drawn on the map: every layer, but at most ``limit`` parcels.
-
-    A département holds hundreds of thousands of parcels: drawing them all makes a
-    page of tens of MB that a browser cannot open. Beyond ``limit``, the map keeps
-    the parcels not excluded by the first profile, best scores first; the
-    GeoPackage keeps them all.
-    """
-    parcels = outputs["parcelles"]
-    if len(parcels) <= limit:
-        return outputs
-    from observatoire.partitioned import TopScores
-
-    score = f"score_{territory.profiles[0].name}"
-    top = TopScores(score, limit)
-    top.add(pd.DataFrame(parcels[[score]] if score in parcels else {}, index=parcels.index),
-            np.arange(len(parcels)))
-    keep = top.ids()
-    say(_map_message(len(keep), len(parcels), territory))
-    return {**outputs, "parcelles": parcels.iloc[keep]}
-
-
-#: Above these many features, the overview map keeps those that matter (see
-#: map_units_and_sites); the GeoPackage keeps them all.
-MAP_MAX_FEATURES = {"gisements": 20_000, "zae_unites": 20_000}
-
-
-def map_units_and_sites(layers: dict[str, gpd.GeoDataFrame], say: Progress, *,
-                        limits: dict[str, int] | None = None) -> dict[str, gpd.GeoDataFrame]:
-    """Return the layers drawn on the map, with at most so many sites and ZAE units.
-
-    A département holds a hundred thousand candidate sites and ZAE units: the map
-    of them all is a page of tens of MB. Beyond ``limits``
-    (:data:`MAP_MAX_FEATURES`), the map keeps the best candidate sites (mean
-    score, then area) and the ZAE units that matter to a newcomer (vacant ones
-    first, then the largest); the GeoPackage and the exports keep them all.
-    """
-    limits = MAP_MAX_FEATURES if limits is None else limits
-    out = dict(layers)
-    sites = out.get("gisements")
-    if sites is not None and len(sites) > limits["gisements"]:
-        score = pd.to_numeric(sites.get("score_moyen"), errors="coerce").fillna(-np.inf)
-        order = np.lexsort((-_surface_m2(sites), -score.to_numpy(dtype=float)))
-        out["gisements"] = sites.iloc[np.sort(order[:limits["gisements"]])]
-        say(f"Carte : {limits['gisements']} gisements dessinés sur {len(sites)} (les mieux "
-            f"notés, puis les plus grands ; tous sont dans le GeoPackage)")
-    units = out.get("zae_unites")
-    if units is not None and len(units) > limits["zae_unites"]:
-        from observatoire.analysis.zae_inventory import VACANT_STATUTS
-
-        vacant = units["statut_vacance"].isin(VACANT_STATUTS).to_numpy() \
-            if "statut_vacance" in units else np.zeros(len(units), dtype=bool)
-        order = np.lexsort((-_surface_m2(units), ~vacant))
-        out["zae_unites"] = units.iloc[np.sort(order[:limits["zae_unites"]])]
-        say(f"Carte : {limits['zae_unites']} unités foncières de ZAE dessinées sur "
-            f"{len(units)} (les vacantes d'abord, puis les plus grandes ; toutes sont dans "
-            f"le GeoPackage)")
-    return out
-
-
-def _surface_m2(frame: gpd.GeoDataFrame) -> np.ndarray:
-    from observatoire.publish.rapport import surface_m2
-
-    return surface_m2(frame).fillna(0.0).to_numpy(dtype=float)
-
-
-def _map_message(drawn: int, total: int, territory: Territory) -> str:
-    first = territory.profiles[0].name
-    return (f"Carte : {drawn} parcelles dessinées sur {total} (les mieux notées pour le profil "
-            f"{first} ; toutes sont dans le GeoPackage)")
 
 
 def commune_names(territory: Territory, layers: Layers,

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 
 from observatoire.config import Territory
-from observatoire.readers.common import SourceReport
+from observatoire.readers.lineage import SourceReport
 
 log = logging.getLogger(__name__)
 

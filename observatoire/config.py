@@ -716,7 +716,7 @@ def analysis_options(options: Mapping[str, Any]) -> AnalysisOptions:
         Naming the key, e.g. ``options.classes_routes.principale``.
     """
     from observatoire.analysis import SCORE_MIN_GISEMENT, SEUIL_BATI_GISEMENT, AnalysisOptions
-    from observatoire.analysis.indicators import ROAD_CLASSES
+    from observatoire.analysis.distances import ROAD_CLASSES
 
     classes: dict[str, tuple[str, ...]] | None = None
     raw = options.get("classes_routes")

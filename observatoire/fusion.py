@@ -51,7 +51,7 @@ import pyogrio
 from observatoire import __version__
 from observatoire.errors import BuildError, ConfigError, CRSError, SchemaError, SourceError
 from observatoire.geopackage import GeoPackageWriter, combine_checksum, row_hashes
-from observatoire.readers.common import checksum_files
+from observatoire.readers.lineage import checksum_files
 
 log = logging.getLogger(__name__)
 

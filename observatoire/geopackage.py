@@ -1,10 +1,12 @@
-"""The only code that writes the observatory GeoPackage.
+"""The only code that writes GeoPackages: the observatory file, and copies of templates.
 
 Layers are written with pyogrio (Arrow) into a temporary file in the destination
 folder, checked, then moved over the previous file with :func:`os.replace`, so a
 build killed at any moment leaves the previous GeoPackage intact. The file is a
 GeoPackage 1.2 (QGIS 3.22 opens it without warnings), every spatial layer has an
-R-tree index, and ``gpkg_contents.description`` says what each layer is.
+R-tree index, and ``gpkg_contents.description`` says what each layer is. A
+standard's export (CNIG Sites Économiques) is a copy of its official template
+with rows appended (:func:`append_to_template`).
 """
 
 from __future__ import annotations
@@ -12,19 +14,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import shutil
 import sqlite3
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
+from pyproj import CRS
 
-from observatoire.errors import BuildError
+from observatoire.errors import BuildError, ConfigError
 from observatoire.outputs import prepare_output, publish_file, staging_path
 
 log = logging.getLogger(__name__)
@@ -344,3 +349,77 @@ def _text_values(values: pd.Series) -> np.ndarray:
 def read_layer(path: str | Path, layer: str) -> gpd.GeoDataFrame:
     """Read one layer of an observatory GeoPackage (Arrow)."""
     return pyogrio.read_dataframe(path, layer=layer, use_arrow=True)
+
+
+def append_to_template(template: Path, layers: Mapping[str, gpd.GeoDataFrame]
+                       | Iterable[Mapping[str, gpd.GeoDataFrame]], path: str | Path, *,
+                       tables: Sequence[str], what: str) -> Path:
+    """Copy a GeoPackage template to ``path`` and append the layers' rows.
+
+    The copy keeps the template's tables, fields and styles; its layers are
+    declared in the CRS of the first layer that has one (:func:`declare_srs`).
+
+    Parameters
+    ----------
+    template
+        The GeoPackage to copy (a standard's official template).
+    layers
+        Layer name → rows, or several such parts (appended as they come: one part
+        in memory at a time).
+    path
+        The file to write (replaced).
+    tables
+        The template's layers, in the order their rows are appended.
+    what
+        What the file is, for messages (« l'export CNIG »).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    shutil.copyfile(template, path)
+    parts = [layers] if isinstance(layers, Mapping) else layers
+    declared = False
+    for part in parts:
+        if not declared:
+            crs = next((f.crs for f in part.values() if f.crs is not None), None)
+            if crs is not None:
+                declare_srs(path, crs, tables=tables, what=what)
+            declared = True
+        for name in tables:
+            frame = part.get(name)
+            if frame is None or len(frame) == 0:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                pyogrio.write_dataframe(frame, path, layer=name, driver="GPKG", append=True)
+        del part
+    return path
+
+
+def declare_srs(path: Path, crs: Any, *, tables: Sequence[str], what: str) -> None:
+    """Declare the layers ``tables`` of a template copy in ``crs`` (templates say EPSG:2154).
+
+    Raises
+    ------
+    ConfigError
+        When ``crs`` has no EPSG code.
+    """
+    target = CRS.from_user_input(crs)
+    epsg = target.to_epsg()
+    if epsg == 2154:
+        return
+    if epsg is None:
+        raise ConfigError(f"CRS {crs} sans code EPSG : {what} exige un CRS légal EPSG")
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        con.execute(
+            "INSERT OR IGNORE INTO gpkg_spatial_ref_sys (srs_name, srs_id, organization, "
+            "organization_coordsys_id, definition, description) VALUES (?, ?, 'EPSG', ?, ?, ?)",
+            (target.name, epsg, epsg, target.to_wkt("WKT1_GDAL"), target.name))
+        for table in tables:
+            con.execute("UPDATE gpkg_geometry_columns SET srs_id = ? WHERE table_name = ?",
+                        (epsg, table))
+            con.execute("UPDATE gpkg_contents SET srs_id = ? WHERE table_name = ?",
+                        (epsg, table))

@@ -15,10 +15,10 @@ import shapely
 
 from observatoire.config import Source, Territory
 from observatoire.readers.cadastre import read_parcelles
-from observatoire.readers.common import ReadResult, SourceReport, new_report
 from observatoire.readers.etablissements import read_etablissements
 from observatoire.readers.friches import read_friches
 from observatoire.readers.layers import read_batiments, read_routes, read_zonage, stable_sort
+from observatoire.readers.lineage import ReadResult, SourceReport, new_report
 from observatoire.readers.zae import assign_zae_ids, derive_zae_from_zonage, read_zae
 from observatoire.schema import BATIMENTS, ROUTES, ZAE, ZONAGE, empty_layer
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from observatoire.analysis.indicators import geoms
+from observatoire.analysis.geometry import geoms
 from observatoire.analysis.mutabilite import Algorithme, criteria_details, evaluate
 from observatoire.analysis.mutabilite_criteres import (
     CriteriaLayers,

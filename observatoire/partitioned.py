@@ -59,7 +59,7 @@ from observatoire.geopackage import GeoPackageWriter, combine_checksum, row_hash
 from observatoire.memory import trim
 from observatoire.progress import Progress, track
 from observatoire.readers.cadastre import dedupe_parcels, read_parcelles
-from observatoire.readers.common import SourceReport, checksum_files, merge_reports
+from observatoire.readers.lineage import SourceReport, checksum_files, merge_reports
 from observatoire.schema import LINEAGE, PARCELLES, conform
 
 log = logging.getLogger(__name__)
@@ -455,64 +455,6 @@ class LayerBuffer:
 FLUSH_ROWS = 50_000
 
 
-class TopScores:
-    """The parcels of the map: every parcel up to ``limit``, beyond the best scored.
-
-    Ties go to the smallest global id (IDU order), as in the one-pass selection,
-    whatever the order the partitions come in. The pool is pruned when it doubles,
-    so each parcel is copied O(1) times.
-    """
-
-    def __init__(self, score: str, limit: int) -> None:
-        self.score, self.limit = score, limit
-        self.frames: list[gpd.GeoDataFrame] = []
-        self.rows = 0
-        self.seen = 0
-        self.threshold = -np.inf
-
-    def add(self, frame: gpd.GeoDataFrame, gid: np.ndarray) -> None:
-        """Offer the parcels of a partition (global ids ``gid``), in any order."""
-        self.seen += len(frame)
-        if self.seen > self.limit:
-            if self.score not in frame:
-                return
-            values = frame[self.score].to_numpy(dtype="float64")
-            keep = np.flatnonzero(values >= self.threshold)
-            frame, gid = frame.iloc[keep], gid[keep]
-        self.frames.append(frame.assign(_gid=gid))
-        self.rows += len(frame)
-        if self.seen > self.limit and self.rows > 2 * self.limit:
-            self._prune()
-
-    def _prune(self) -> None:
-        frame = pd.concat(self.frames)
-        if self.score not in frame:
-            self.frames, self.rows = [frame.iloc[:0].copy()], 0
-            return
-        frame = frame[frame[self.score].notna()]
-        order = np.lexsort((frame["_gid"].to_numpy(),
-                            -frame[self.score].to_numpy(dtype="float64")))
-        frame = frame.iloc[order[:self.limit]]
-        if len(frame) == self.limit:
-            self.threshold = float(frame[self.score].iloc[-1])
-        self.frames, self.rows = [frame], len(frame)
-
-    def _kept(self) -> pd.DataFrame:
-        if not self.frames:  # nothing offered, or no score column beyond the limit
-            return pd.DataFrame({"_gid": np.zeros(0, np.int64)})
-        if self.seen > self.limit:
-            self._prune()
-        return pd.concat(self.frames).sort_values("_gid", kind="stable")
-
-    def result(self) -> gpd.GeoDataFrame:
-        """Return the parcels kept, in IDU order."""
-        return self._kept().drop(columns="_gid").reset_index(drop=True)
-
-    def ids(self) -> np.ndarray:
-        """Return the global ids of the parcels kept, in increasing order."""
-        return self._kept()["_gid"].to_numpy()
-
-
 @dataclass
 class LayerSum:
     """Row count and hash sum of a layer written in pieces (its checksum)."""
@@ -630,8 +572,8 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         unit_of_parcel,
         unites_foncieres,
     )
-    from observatoire.build import MAP_MAX_PARCELS
     from observatoire.executor import SerialExecutor
+    from observatoire.publish.carte_selection import MAP_MAX_PARCELS, TopScores
 
     clock = time.perf_counter
     timings: dict[str, float] = {}
@@ -873,7 +815,8 @@ def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDo
     its edge (a component holding a ``touching`` parcel) are marked to be held.
     """
     from observatoire.analysis import partition_task, scored_frame
-    from observatoire.analysis.indicators import friche_links, geoms
+    from observatoire.analysis.friche_links import friche_links
+    from observatoire.analysis.geometry import geoms
     from observatoire.analysis.units import (
         contiguity_pairs,
         eligible,
@@ -1054,7 +997,7 @@ def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: Any
     while this one writes), serially when ``None``. ``progress`` counts the tiles.
     """
     from observatoire.executor import SerialExecutor
-    from observatoire.readers.common import tile_grid
+    from observatoire.readers.tiles import tile_grid
 
     source = territory.source("batiments")
     assert source is not None

@@ -1,8 +1,7 @@
 """Canonical layers of the observatory: names, types, geometry, required fields.
 
 Readers turn every real format into these layers; the analysis and the
-publication rely on them only. :func:`validate_layer` collects every problem of a
-layer and raises once.
+publication rely on them only.
 """
 
 from __future__ import annotations
@@ -12,8 +11,6 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-
-from observatoire.errors import SchemaError
 
 
 @dataclass(frozen=True)
@@ -328,40 +325,3 @@ def _str_values(col: pd.Series) -> np.ndarray:
                                         count=len(values))
         values[other] = [str(v) for v in values[other]]
     return values
-
-
-def validate_layer(frame: gpd.GeoDataFrame, schema: LayerSchema, *, origin: str = "") -> None:
-    """Check a layer against its schema, collecting every problem.
-
-    Parameters
-    ----------
-    frame
-        The layer.
-    schema
-        The canonical layer it must follow.
-    origin
-        Where the layer comes from, for the message.
-
-    Raises
-    ------
-    SchemaError
-        Listing every missing field, empty required value and duplicated key.
-    """
-    problems: list[str] = []
-    for f in schema.fields:
-        if f.name not in frame.columns:
-            problems.append(f"champ « {f.name} » absent")
-        elif f.required:
-            n = int(frame[f.name].isna().sum())
-            if n:
-                first = frame.index[frame[f.name].isna()][0]
-                problems.append(f"champ « {f.name} » vide pour {n} entité(s) (ex. ligne {first})")
-    if schema.key and schema.key in frame.columns:
-        dup = frame[schema.key][frame[schema.key].duplicated()]
-        if len(dup):
-            problems.append(
-                f"identifiant « {schema.key} » en double : {len(dup)} (ex. {dup.iloc[0]!r})"
-            )
-    if problems:
-        where = f"{origin} : " if origin else ""
-        raise SchemaError(f"{where}couche « {schema.name} » non conforme : " + " ; ".join(problems))

@@ -25,7 +25,7 @@ from observatoire.config import Source, Territory, read_territory
 from observatoire.errors import ObservatoireError
 from observatoire.ingest import CONTEXT_READERS, read_context_source
 from observatoire.readers.cadastre import read_parcelles
-from observatoire.readers.common import SourceReport
+from observatoire.readers.lineage import SourceReport
 
 log = logging.getLogger(__name__)
 

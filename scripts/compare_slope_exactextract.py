@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     if args.real:
         from observatoire.config import Source
-        from observatoire.readers.extra import read_mnt
+        from observatoire.readers.mnt import read_mnt
 
         dem = read_mnt(Source(kind="mnt", paths=(args.real,), crs="EPSG:2154",
                               key="--real"), crs="EPSG:2154")

@@ -68,7 +68,7 @@ def test_map_written(built):
 
 
 def test_map_keeps_the_best_parcels_beyond_the_limit(built):
-    from observatoire.build import map_layers
+    from observatoire.publish.carte_selection import map_layers
 
     _, out = built
     parcels = pyogrio.read_dataframe(out / "observatoire.gpkg", layer="parcelles")
@@ -85,7 +85,7 @@ def test_map_keeps_the_best_parcels_beyond_the_limit(built):
 
 
 def test_map_keeps_the_best_sites_and_the_vacant_units_beyond_the_limits(built):
-    from observatoire.build import map_units_and_sites
+    from observatoire.publish.carte_selection import map_units_and_sites
 
     _, out = built
     gpkg = out / "observatoire.gpkg"

@@ -18,14 +18,14 @@ from conftest import standard_file
 
 from observatoire.analysis.zae_inventory import inventory
 from observatoire.errors import ConfigError, SchemaError
-from observatoire.publish import cnig
-from observatoire.publish.cnig import (
+from observatoire.publish import cnig, cnig_schema
+from observatoire.publish.cnig import stage_cnig_export
+from observatoire.publish.cnig_schema import (
     CLASSES,
     CNIG_DIR,
     LISTES_PDF,
     VALEURS_CONVENTIONNELLES,
     json_schema,
-    stage_cnig_export,
     table_schema,
     validate_csv,
     validate_geopackage,
@@ -346,7 +346,7 @@ def test_validation_reads_the_layers_by_batches(tmp_path, monkeypatch):
     # across batches, with the row of its first use.
     path = export(tmp_path)
     counts = validate_geopackage(path)
-    monkeypatch.setattr(cnig, "VALIDATION_BATCH", 1)
+    monkeypatch.setattr(cnig_schema, "VALIDATION_BATCH", 1)
     assert validate_geopackage(path) == counts
     with contextlib.closing(sqlite3.connect(path)) as con:
         # The R-tree triggers name these GDAL SQL functions; the fid does not change,
@@ -369,7 +369,8 @@ def test_export_in_an_overseas_crs(tmp_path):
         assert pyogrio.read_info(path, layer=layer)["crs"] == "EPSG:2975"
     assert validate_geopackage(path)["terrain_eco"] == 4
     poles = read(path, "pole_eco")
-    lon, lat = (float(v) for v in cnig.gpkg_rows(poles, "pole_eco")[0]["pole_geompoint"].split(","))
+    point = cnig_schema.gpkg_rows(poles, "pole_eco")[0]["pole_geompoint"]
+    lon, lat = (float(v) for v in point.split(","))
     assert 55 < lon < 56 and -21.5 < lat < -20.5
 
 
@@ -547,7 +548,7 @@ def test_export_by_groups_of_sites_is_the_export_made_at_once(tmp_path):
     assert [sorted(p) for p in parts] == [["terrain_eco"]] * 3 + [
         ["etablissement", "pole_eco", "site_eco"]]
     assert [len(p["terrain_eco"]) for p in parts[:3]] == [6, 6, 6]
-    for name in cnig.CLASSES:
+    for name in cnig_schema.CLASSES:
         joined = pd.concat([p[name] for p in parts if name in p], ignore_index=True)
         pd.testing.assert_frame_equal(pd.DataFrame(joined), pd.DataFrame(whole[name]))
     terr = whole["terrain_eco"]

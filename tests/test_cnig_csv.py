@@ -22,13 +22,14 @@ from conftest import standard_file
 from observatoire.analysis.zae_inventory import inventory
 from observatoire.config import load_territory
 from observatoire.errors import SchemaError
-from observatoire.publish.cnig import CLASSES, stage_cnig_export, table_schema
+from observatoire.publish.cnig import stage_cnig_export
 from observatoire.publish.cnig_csv import (
     CARTOFRICHES_URL,
     cartofriches_files,
     stage_cnig_csv,
     validate_csv_file,
 )
+from observatoire.publish.cnig_schema import CLASSES, table_schema
 
 frictionless = pytest.importorskip("frictionless")
 

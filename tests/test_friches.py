@@ -22,6 +22,7 @@ from conftest import SAMPLE, shared_file
 from geopandas.testing import assert_geodataframe_equal
 
 from observatoire import partitioned
+from observatoire.analysis.friche_links import friche, friche_links
 from observatoire.analysis.friches import (
     FRICHES_COLUMNS,
     attach_friches,
@@ -30,7 +31,6 @@ from observatoire.analysis.friches import (
     in_sorted,
     zae_friches,
 )
-from observatoire.analysis.indicators import friche, friche_links
 from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.executor import SerialExecutor

@@ -20,7 +20,7 @@ import shapely
 
 from observatoire.config import load_territory
 from observatoire.ingest import ingest
-from observatoire.readers.common import CRS_BOUNDS
+from observatoire.readers.crs import CRS_BOUNDS
 
 ROOT = Path(__file__).resolve().parents[1]
 N_PARCELS = 1500

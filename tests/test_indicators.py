@@ -15,25 +15,13 @@ from geopandas.testing import assert_geodataframe_equal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from observatoire.analysis.indicators import (
-    Constraint,
-    DistanceTargets,
-    bati,
-    compacite,
-    compute_indicators,
-    covered_share,
-    distance_plus_proche,
-    distance_targets,
-    distances_routes,
-    emprise_possible,
-    friche,
-    largeur_utile,
-    nearest_distance,
-    overlap_pairs,
-    part_contrainte,
-    zae_dominante,
-    zonage_dominant,
-)
+from observatoire.analysis.coverage import bati, part_contrainte, zae_dominante, zonage_dominant
+from observatoire.analysis.distances import distance_plus_proche, distance_targets, distances_routes
+from observatoire.analysis.friche_links import friche
+from observatoire.analysis.indicators import Constraint, compute_indicators
+from observatoire.analysis.nearest import DistanceTargets, nearest_distance
+from observatoire.analysis.overlay import covered_share, overlap_pairs
+from observatoire.analysis.shape import compacite, emprise_possible, largeur_utile
 from observatoire.config import load_territory
 from observatoire.errors import ConfigError
 from observatoire.ingest import ingest

@@ -27,6 +27,7 @@ from observatoire.config import load_territory
 from observatoire.errors import ConfigError
 from observatoire.executor import SerialExecutor, make_executor
 from observatoire.partitioned import by_partition
+from observatoire.publish.carte_selection import TopScores
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 #: The fictitious commune given to the sections of the cut (a test of the logic, not data).
@@ -230,15 +231,15 @@ def test_map_keeps_the_best_scores_in_idu_order():
     frame = gpd.GeoDataFrame({"idu": [f"P{i:03d}" for i in range(12)],
                               "score_x": [5, np.nan, 7, 7, 1, 9, 7, np.nan, 3, 7, 8, 2.0]},
                              geometry=gpd.points_from_xy(range(12), range(12)))
-    top = partitioned.TopScores("score_x", 4)
+    top = TopScores("score_x", 4)
     for rows in (slice(0, 3), slice(3, 7), slice(7, 12)):
         top.add(frame.iloc[rows], np.arange(12)[rows])
     # 9, 8 then the first two 7 by IDU (P002, P003), in IDU order.
     assert top.result()["idu"].tolist() == ["P002", "P003", "P005", "P010"]
-    unscored = partitioned.TopScores("score_y", 4)  # no such score beyond the limit: none
+    unscored = TopScores("score_y", 4)  # no such score beyond the limit: none
     unscored.add(frame, np.arange(12))
     assert len(unscored.ids()) == 0
-    few = partitioned.TopScores("score_x", 20)
+    few = TopScores("score_x", 20)
     few.add(frame, np.arange(12))
     assert len(few.result()) == 12  # under the limit: every parcel, scored or not
 

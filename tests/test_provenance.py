@@ -19,9 +19,9 @@ from publication_fixtures import sample_gpkg
 from observatoire.config import load_territory
 from observatoire.ingest import ingest
 from observatoire.readers.cadastre import read_parcelles
-from observatoire.readers.common import SourceReport, merge_reports
 from observatoire.readers.friches import read_friches
 from observatoire.readers.layers import read_zonage
+from observatoire.readers.lineage import SourceReport, merge_reports
 from observatoire.readers.provenance import (
     UNKNOWN_PRODUCER,
     attribute_sources,

@@ -32,16 +32,13 @@ from observatoire.readers.cadastre import (
     read_parcelles,
     split_idu,
 )
-from observatoire.readers.common import (
-    SourceReport,
-    bbox_in_file_crs,
-    numbers,
-    python_text,
-    text,
-    to_territory_crs,
-)
+from observatoire.readers.crs import to_territory_crs
+from observatoire.readers.fields import numbers, text
 from observatoire.readers.friches import parse_idu_list, read_friches
+from observatoire.readers.gdal import python_text
 from observatoire.readers.layers import read_batiments, read_routes, read_zonage, stable_sort
+from observatoire.readers.lineage import SourceReport
+from observatoire.readers.tiles import bbox_in_file_crs
 from observatoire.readers.zae import read_zae
 from observatoire.schema import PARCELLES, conform
 

@@ -16,16 +16,11 @@ from affine import Affine
 
 from observatoire.config import Source, load_territory
 from observatoire.errors import CRSError, SchemaError, SourceError
-from observatoire.readers.extra import (
-    EXTRA_READERS,
-    normalise_name,
-    read_contrainte,
-    read_extra_sources,
-    read_mnt,
-    read_postes_electriques,
-    read_proprietaires,
-    read_voies_ferrees,
-)
+from observatoire.readers.contraintes import read_contrainte
+from observatoire.readers.extra import EXTRA_READERS, read_extra_sources
+from observatoire.readers.mnt import read_mnt
+from observatoire.readers.proprietaires import normalise_name, read_proprietaires
+from observatoire.readers.reseaux import read_postes_electriques, read_voies_ferrees
 from observatoire.validate import validate_territory
 
 TESTDATA = Path(__file__).resolve().parent / "data"

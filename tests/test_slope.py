@@ -22,7 +22,7 @@ from observatoire.analysis.slope import (
     zonal_stats,
 )
 from observatoire.config import Source
-from observatoire.readers.extra import RasterResult, read_mnt
+from observatoire.readers.mnt import RasterResult, read_mnt
 
 TESTDATA = Path(__file__).resolve().parent / "data"
 

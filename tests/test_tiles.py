@@ -22,16 +22,15 @@ from hypothesis import strategies as st
 
 from observatoire.config import Source, load_territory
 from observatoire.errors import ConfigError, SourceError
-from observatoire.readers.common import (
+from observatoire.readers.layers import read_batiments, read_routes
+from observatoire.readers.lineage import SourceReport, merge_reports
+from observatoire.readers.tiles import (
     BBOX_MARGIN_M,
-    SourceReport,
     Tile,
     max_feature_extent,
-    merge_reports,
     tile_grid,
     tile_read_box,
 )
-from observatoire.readers.layers import read_batiments, read_routes
 
 L93 = "EPSG:2154"
 X0, Y0 = 900_000.0, 6_700_000.0

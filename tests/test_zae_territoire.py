@@ -35,7 +35,7 @@ from geopandas.testing import assert_geodataframe_equal
 from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.executor import SerialExecutor
-from observatoire.publish.cnig import validate_geopackage
+from observatoire.publish.cnig_schema import validate_geopackage
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 NAMES = ["Montfaucon", "UY", "Ailleurs", "À cheval", "Extension"]

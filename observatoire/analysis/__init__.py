@@ -34,7 +34,7 @@ in one run over the whole territory:
   scores, classes, contributions, reliability and texts are per row (every value
   rendered in a text is formatted on its own);
 - :func:`~observatoire.analysis.units.parcel_owners` given the owner table;
-- :func:`~observatoire.analysis.indicators.friche_links` given the friches of
+- :func:`~observatoire.analysis.friche_links.friche_links` given the friches of
   :meth:`AnalysisContext.friches_around`: the links of the partitions, concatenated,
   are those of the territory. :func:`~observatoire.analysis.friches.attach_friches`
   then runs once, on every IDU of the territory: an IDU is absent only when no
@@ -72,17 +72,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from observatoire.analysis.distances import ROAD_CLASSES, distance_targets
+from observatoire.analysis.friche_links import friche_links
 from observatoire.analysis.friches import AttachedFriches, attach_friches, zae_friches
-from observatoire.analysis.indicators import (
-    ROAD_CLASSES,
-    Constraint,
-    DistanceTargets,
-    Indicators,
-    compute_indicators,
-    distance_targets,
-    friche_links,
-    geoms,
-)
+from observatoire.analysis.geometry import geoms
+from observatoire.analysis.indicators import Constraint, Indicators, compute_indicators
+from observatoire.analysis.nearest import DistanceTargets
 from observatoire.analysis.scoring import Profile, score_parcels
 from observatoire.analysis.slope import RasterLike, raster_window
 from observatoire.analysis.units import (

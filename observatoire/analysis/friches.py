@@ -8,7 +8,7 @@ territory's friches of each ZAE. Rules:
 - **in the territory** (``dans_territoire``): the friche's ``comm_insee`` is one
   of the territory's communes, when the source gives it (the CNIG standard
   requires it: the main commune of the site); else the friche is linked to a
-  parcel of the territory (:func:`~observatoire.analysis.indicators.friche_links`:
+  parcel of the territory (:func:`~observatoire.analysis.friche_links.friche_links`:
   an IDU of its ``unite_fonciere_refcad``, its perimeter or its point);
 - **absent parcel ids** (``idu_absents``): the IDUs of a friche's
   ``unite_fonciere_refcad`` that the territory's cadastre does not hold, when the
@@ -51,14 +51,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from observatoire.analysis.indicators import (
-    LINK_IDU,
-    LINK_POINT,
-    friche_sites,
-    geoms,
-    listed_idus,
-    overlap_pairs,
-)
+from observatoire.analysis.friche_links import LINK_IDU, LINK_POINT, friche_sites, listed_idus
+from observatoire.analysis.geometry import geoms
+from observatoire.analysis.overlay import overlap_pairs
 
 #: Columns the analysis adds to ``friches`` and ``friches_surfaces``, in order.
 FRICHES_COLUMNS = ("dans_territoire", "appariement", "idu_absents", "zae_id", "surface_m2",
@@ -110,7 +105,7 @@ def attach_friches(friches: gpd.GeoDataFrame, friches_surfaces: gpd.GeoDataFrame
         Friche points and perimeters (canonical layers, territory CRS).
     links
         Every link between a parcel of the territory and a friche
-        (:func:`~observatoire.analysis.indicators.friche_links`, possibly found
+        (:func:`~observatoire.analysis.friche_links.friche_links`, possibly found
         partition by partition and concatenated: ``idu``, ``surface_m2``,
         ``site_id``, ``rang``).
     idu

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import geopandas as gpd
 import numpy as np
 import shapely
 
@@ -174,3 +175,9 @@ def prepared(*arrays: np.ndarray) -> Iterator[None]:
 
 
 __all__ = ["chains", "edges", "isin_sorted", "prepared", "ramp", "unique_int"]
+
+
+def geoms(frame: gpd.GeoDataFrame | gpd.GeoSeries) -> np.ndarray:
+    """Return the geometries of a layer as a plain array of shapely objects."""
+    series = frame.geometry if isinstance(frame, gpd.GeoDataFrame) else frame
+    return np.asarray(series.array, dtype=object)

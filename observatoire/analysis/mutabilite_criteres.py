@@ -35,8 +35,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from observatoire.analysis.indicators import Constraint, geoms, nearest_distance, overlap_pairs
+from observatoire.analysis.geometry import geoms
+from observatoire.analysis.indicators import Constraint
 from observatoire.analysis.mutabilite import NE_SAIT_PAS, round_half_up
+from observatoire.analysis.nearest import nearest_distance
+from observatoire.analysis.overlay import overlap_pairs
 
 #: Town centre: town hall nearer than this (m), excluded (``SEUIL_CENTRE_VILLE_M``).
 SEUIL_CENTRE_VILLE_M = 1000.0

@@ -30,8 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from observatoire.analysis.geometry import chains, isin_sorted, ramp, unique_int
-from observatoire.analysis.indicators import geoms
+from observatoire.analysis.geometry import chains, geoms, isin_sorted, ramp, unique_int
 from observatoire.analysis.scoring import UNDETERMINED
 
 log = logging.getLogger(__name__)

@@ -82,7 +82,7 @@ from observatoire.publish.assets import (
 from observatoire.publish.atlas_pdf import write_cover_pdf, write_sheet_pdf
 from observatoire.publish.consultation import safe_file_name
 from observatoire.publish.rapport import hectares, number, percent, surface_m2
-from observatoire.readers.common import SourceReport, relative_name
+from observatoire.readers.lineage import SourceReport, relative_name
 
 log = logging.getLogger(__name__)
 

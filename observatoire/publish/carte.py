@@ -71,7 +71,7 @@ from observatoire.publish.assets import (
     style_block,
     template_text,
 )
-from observatoire.readers.common import SourceReport
+from observatoire.readers.lineage import SourceReport
 from observatoire.readers.provenance import credits as source_credits
 
 log = logging.getLogger(__name__)

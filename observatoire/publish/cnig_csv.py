@@ -46,7 +46,7 @@ import shapely
 from observatoire.config import Territory
 from observatoire.errors import SchemaError, SourceError
 from observatoire.outputs import StagedFile
-from observatoire.publish.cnig import (
+from observatoire.publish.cnig_schema import (
     CLASSES,
     GEOMETRY_FIELDS,
     GPKG_TO_SCHEMA,
@@ -76,8 +76,8 @@ def cartofriches_files(territory: Territory) -> set[str]:
     (``format = "cartofriches"``) or, with ``format = "auto"``, when it is not a
     CSV (see :func:`observatoire.readers.friches.detect_format`).
     """
-    from observatoire.readers.common import relative_name
     from observatoire.readers.friches import detect_format
+    from observatoire.readers.lineage import relative_name
 
     source = territory.source("friches")
     if source is None:
@@ -272,7 +272,7 @@ def validate_csv_file(path: str | Path, layer: str, *, batch: int = CSV_BATCH) -
     """Validate a CSV file of a class against its ``schema.json``, by batches of rows.
 
     The header must hold the fields of ``schema.json``, in its order; each row is
-    checked by :func:`observatoire.publish.cnig.validate_rows` (types, required
+    checked by :func:`observatoire.publish.cnig_schema.validate_rows` (types, required
     values, patterns, lists, dates, GeoJSON, geopoints, unique identifiers).
 
     Parameters

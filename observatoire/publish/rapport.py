@@ -49,7 +49,7 @@ from observatoire.publish.assets import (
     scoring_profiles,
     template_text,
 )
-from observatoire.readers.common import SourceReport, relative_name
+from observatoire.readers.lineage import SourceReport, relative_name
 from observatoire.readers.provenance import UNKNOWN_PRODUCER, credits
 
 log = logging.getLogger(__name__)

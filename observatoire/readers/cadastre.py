@@ -29,24 +29,18 @@ import shapely
 
 from observatoire.config import Source
 from observatoire.errors import ObservatoireError, SchemaError, SourceError, where
-from observatoire.readers.common import (
-    TEXT_DTYPE,
-    ReadResult,
-    SourceReport,
+from observatoire.readers.crs import to_territory_crs
+from observatoire.readers.fields import TEXT_DTYPE, map_fields, numbers, text
+from observatoire.readers.gdal import (
     check_file,
-    clean_geometries,
     ensure_geometry,
     first_line,
-    map_fields,
-    new_report,
-    numbers,
     pick_layer,
     python_text,
     read_vector,
-    relative_name,
-    text,
-    to_territory_crs,
 )
+from observatoire.readers.geometry import clean_geometries
+from observatoire.readers.lineage import ReadResult, SourceReport, new_report, relative_name
 from observatoire.readers.provenance import note_provenance
 from observatoire.schema import LINEAGE, PARCELLES, conform
 

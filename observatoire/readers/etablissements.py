@@ -36,23 +36,18 @@ import pandas as pd
 
 from observatoire.config import Source
 from observatoire.errors import CRSError, SchemaError, SourceError, where
-from observatoire.readers.common import (
-    ReadResult,
-    SourceReport,
+from observatoire.readers.crs import to_territory_crs
+from observatoire.readers.fields import map_fields, numbers, text
+from observatoire.readers.gdal import (
     check_file,
-    clean_geometries,
     ensure_geometry,
     first_line,
-    map_fields,
-    new_report,
-    numbers,
     pick_layer,
     read_vector,
-    relative_name,
-    text,
-    to_territory_crs,
 )
+from observatoire.readers.geometry import clean_geometries
 from observatoire.readers.layers import stable_sort
+from observatoire.readers.lineage import ReadResult, SourceReport, new_report, relative_name
 from observatoire.schema import LINEAGE, Field, LayerSchema, conform
 
 log = logging.getLogger(__name__)

@@ -19,26 +19,20 @@ import shapely
 
 from observatoire.config import Source
 from observatoire.errors import SchemaError, SourceError, where
-from observatoire.readers.common import (
-    BBox,
-    ReadResult,
-    SourceReport,
+from observatoire.readers.crs import to_territory_crs
+from observatoire.readers.fields import map_fields, numbers, text
+from observatoire.readers.gdal import (
     check_file,
-    clean_geometries,
-    clip_to_bbox,
     ensure_geometry,
     first_line,
-    map_fields,
-    new_report,
-    numbers,
     pick_layer,
     read_vector,
-    relative_name,
-    text,
-    to_territory_crs,
 )
+from observatoire.readers.geometry import clean_geometries
 from observatoire.readers.layers import stable_sort
+from observatoire.readers.lineage import ReadResult, SourceReport, new_report, relative_name
 from observatoire.readers.provenance import note_provenance
+from observatoire.readers.tiles import BBox, clip_to_bbox
 from observatoire.schema import FRICHES, FRICHES_SURFACES, LINEAGE, conform
 
 FRICHES_FIELDS = {

@@ -13,29 +13,19 @@ import shapely
 
 from observatoire.config import Source
 from observatoire.errors import GeometryError, SourceError, where
-from observatoire.readers.common import (
-    BBox,
+from observatoire.readers.crs import to_territory_crs
+from observatoire.readers.fields import map_fields, numbers, text
+from observatoire.readers.gdal import ensure_geometry, layer_is_empty, pick_layer, read_vector
+from observatoire.readers.geometry import clean_geometries, layer_declares
+from observatoire.readers.lineage import (
     ReadResult,
     SourceReport,
-    Tile,
-    bbox_in_file_crs,
-    clean_geometries,
-    clip_to_bbox,
-    ensure_geometry,
-    layer_declares,
-    layer_is_empty,
-    map_fields,
     new_report,
     new_tile_report,
-    numbers,
-    pick_layer,
-    read_tile_vector,
-    read_vector,
     relative_name,
-    text,
-    to_territory_crs,
 )
 from observatoire.readers.provenance import note_provenance
+from observatoire.readers.tiles import BBox, Tile, bbox_in_file_crs, clip_to_bbox, read_tile_vector
 from observatoire.schema import BATIMENTS, LINEAGE, ROUTES, ZONAGE, LayerSchema, conform
 
 ZONAGE_FIELDS = {
@@ -93,11 +83,11 @@ def read_simple(source: Source, schema: LayerSchema, mapping: Mapping[str, list[
         features without geometry are not read.
     tile
         Only the features assigned to this tile of a :func:`~observatoire.readers.
-        common.tile_grid` (the lower-left corner of their bounds, territory CRS, in
+        tiles.tile_grid` (the lower-left corner of their bounds, territory CRS, in
         its assignment box): GDAL reads around the tile, the features are
         reprojected, and those of other tiles dropped before any repair, so that
         the tiles of a grid read, between them, each feature once, and their
-        reports (:func:`~observatoire.readers.common.merge_reports`) count each
+        reports (:func:`~observatoire.readers.lineage.merge_reports`) count each
         feature and repair once. Features dropped for absurd coordinates and the
         per-file counts are reported by the first tile. With ``bbox`` as well, the
         union over the tiles equals the read of ``bbox``.

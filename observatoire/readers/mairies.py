@@ -24,17 +24,11 @@ import shapely
 
 from observatoire.config import Source
 from observatoire.errors import GeometryError, SourceError, where
-from observatoire.readers.common import (
-    ReadResult,
-    clean_geometries,
-    map_fields,
-    new_report,
-    pick_layer,
-    read_vector,
-    relative_name,
-    text,
-    to_territory_crs,
-)
+from observatoire.readers.crs import to_territory_crs
+from observatoire.readers.fields import map_fields, text
+from observatoire.readers.gdal import pick_layer, read_vector
+from observatoire.readers.geometry import clean_geometries
+from observatoire.readers.lineage import ReadResult, new_report, relative_name
 from observatoire.schema import LINEAGE
 
 MAIRIES_FIELDS = {

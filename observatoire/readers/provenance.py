@@ -2,7 +2,7 @@
 
 The Licence Ouverte / Open Licence 2.0 (Etalab) asks whoever reuses the data to
 name its producer and the date of its last update. Each source's report
-(:class:`~observatoire.readers.common.SourceReport`) gets both, for the ``sources``
+(:class:`~observatoire.readers.lineage.SourceReport`) gets both, for the ``sources``
 table, the report and the map:
 
 - **producer**: the ``producteur`` key of the source in the territory file when
@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from observatoire.config import Source, Territory
-from observatoire.readers.common import SourceReport
+from observatoire.readers.lineage import SourceReport
 
 log = logging.getLogger(__name__)
 

@@ -15,25 +15,14 @@ import shapely
 
 from observatoire.config import Source
 from observatoire.errors import SourceError, where
-from observatoire.readers.common import (
-    BBox,
-    ReadResult,
-    SourceReport,
-    bbox_in_file_crs,
-    clean_geometries,
-    clip_to_bbox,
-    ensure_geometry,
-    layer_is_empty,
-    map_fields,
-    new_report,
-    pick_layer,
-    read_vector,
-    relative_name,
-    text,
-    to_territory_crs,
-)
+from observatoire.readers.crs import to_territory_crs
+from observatoire.readers.fields import map_fields, text
+from observatoire.readers.gdal import ensure_geometry, layer_is_empty, pick_layer, read_vector
+from observatoire.readers.geometry import clean_geometries
 from observatoire.readers.layers import stable_sort
+from observatoire.readers.lineage import ReadResult, SourceReport, new_report, relative_name
 from observatoire.readers.provenance import note_provenance
+from observatoire.readers.tiles import BBox, bbox_in_file_crs, clip_to_bbox
 from observatoire.schema import LINEAGE, ZAE, conform
 
 ZAE_FIELDS = {
