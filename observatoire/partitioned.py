@@ -653,6 +653,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     )
     from observatoire.build import MAP_MAX_PARCELS
     from observatoire.executor import SerialExecutor
+    from observatoire.publish.fond import read_background
 
     clock = time.perf_counter
     timings: dict[str, float] = {}
@@ -692,6 +693,8 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     # Links between parcels and friches: decided on the whole territory at the end (an
     # IDU is absent only when no partition holds it).
     friche_links: list[pd.DataFrame] = []
+    # Outlines of the communes, for the map's background: a commune is whole in its group.
+    outlines: list[gpd.GeoDataFrame] = []
     settings = GroupSettings(tolerance=tolerance, profile=first,
                              seuil_bati=opts.seuil_bati_gisement,
                              score_min=opts.score_min_gisement)
@@ -743,6 +746,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         sites.append(done.sites)
         if done.friche_links is not None:
             friche_links.append(done.friche_links)
+        outlines.append(done.outlines)
         if wait_site.any():
             open_sites.add(scored, owners, gid, wait_site)
 
@@ -818,6 +822,8 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         "zae": pd.concat(zae_parcels.load(), ignore_index=True) if zae_parcels else None,
         # Read back from the GeoPackage when the report is made, not held till then.
         "rapport": functools.partial(report_columns, writer.tmp),
+        # The map's background: communes, and roads and buildings read back when drawn.
+        "fond": functools.partial(read_background, writer.tmp, limites=_concat(outlines)),
         "zae_unites_candidates": (pd.concat(zae_units.load(), ignore_index=True) if zae_units
                                   else unites_foncieres(empty)),
     }
@@ -835,6 +841,13 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
                        tables={"meilleurs_sites": meilleurs_sites(
                            layer_sites, classes=classes)},
                        timings=timings)
+
+
+def _concat(frames: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame | None:
+    found = [f for f in frames if f is not None and len(f)]
+    if not found:
+        return None
+    return gpd.GeoDataFrame(pd.concat(found, ignore_index=True), crs=found[0].crs)
 
 
 @dataclass(frozen=True)
@@ -883,6 +896,8 @@ class GroupDone:
     wait_site: np.ndarray
     #: Links between the group's parcels and the friches (``None`` without friches).
     friche_links: pd.DataFrame | None = None
+    #: Outlines of the group's communes (:func:`observatoire.analysis.limites.commune_outlines`).
+    outlines: gpd.GeoDataFrame | None = None
 
 
 def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDone:
@@ -895,6 +910,7 @@ def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDo
     """
     from observatoire.analysis import partition_task, scored_frame
     from observatoire.analysis.indicators import friche_links, geoms
+    from observatoire.analysis.limites import commune_outlines
     from observatoire.analysis.units import (
         contiguity_pairs,
         eligible,
@@ -931,7 +947,8 @@ def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDo
                                                idu=part["idu"].astype(str).to_numpy())
         links = friche_links(part, friches, surfaces).drop(columns="parcelle")
     return GroupDone(scored=scored, units=units, sites=sites, local=local,
-                     wait=wait, wait_site=wait_site, friche_links=links)
+                     wait=wait, wait_site=wait_site, friche_links=links,
+                     outlines=commune_outlines(part))
 
 
 class Spilled:
