@@ -3,8 +3,10 @@
 The page is a folium map whose assets are all inlined (Leaflet from
 ``xstatic-leaflet``, the application script and style sheet from
 ``templates/``): it opens from an e-mail attachment on a workstation without
-network. An OpenStreetMap basemap is offered when the network is there; the
-layers are drawn without it.
+network. Under the layers, a light background drawn from the observatory's own
+layers (commune outlines and names, roads by class, buildings close up:
+:mod:`observatoire.publish.fond`) shows where things are without network; an
+OpenStreetMap basemap is an option when the network is there.
 
 Layers (from bottom to top): PLU zoning, parcels coloured by score class
 (excluded parcels grey), land units of the ZAE by occupation, friche
@@ -17,7 +19,10 @@ Data are embedded once, as JSON in a ``<script type="application/json">``
 element (see :func:`observatoire.publish.assets.json_for_script`), in a compact
 form: coordinates simplified in the territory's metric CRS, converted to
 WGS 84, rounded to 6 decimals and delta-encoded as integers; attribute columns
-dictionary-encoded (text) or scaled to integers (numbers). Popups and tooltips
+dictionary-encoded (text) or scaled to integers (numbers). Beyond
+:data:`COMPRESS_ABOVE` bytes (a territory of hundreds of thousands of parcels),
+the JSON is deflated and sent in base64, and the page inflates it
+(``DecompressionStream``) before drawing. Popups and tooltips
 are built by the page's script with DOM nodes and ``textContent`` only, so a
 hostile value (``<img src=x onerror=…>``, ``</script>``, ``${…}``) shows as
 text and runs nothing. Natural persons are never shown: owners appear by
