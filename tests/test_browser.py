@@ -527,3 +527,22 @@ def test_zae_popup_names_its_origin(background_opened):
     lines = popup_text(page, "pas de fenêtre pour la ZAE").split("\n")
     assert lines[lines.index("Origine") + 1] == "Dérivée des zones d'activités du PLU"
     assert "derivee_plu" not in "\n".join(lines)
+
+
+def test_a_browser_that_cannot_inflate_the_data_says_so(browser, background_map):
+    """Without DecompressionStream (Firefox before 113…), a French message, not a blank map."""
+    added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                    {"source": "delete window.DecompressionStream;"})
+    try:
+        browser.get(background_map[0].as_uri())
+        deadline = time.monotonic() + 10
+        while not browser.find_elements("css selector", ".obs-erreur"):
+            assert time.monotonic() < deadline, browser.get_log("browser")
+            time.sleep(0.05)
+        text = browser.find_element("css selector", ".obs-erreur").text
+        assert text.startswith("Ce navigateur ne sait pas lire cette carte")
+        assert "Firefox 113" in text
+        assert browser.execute_script("return window.observatoire") is None
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
+                                {"identifier": added["identifier"]})

@@ -166,6 +166,39 @@ def test_caps_keep_the_largest_buildings_whatever_the_order():
     assert MAX_FEATURES["batiments"] >= 100_000
 
 
+def test_read_back_in_batches_keeps_what_the_one_pass_keeps(sample, tmp_path, monkeypatch):
+    """A build by partition reads roads and buildings back by batches: the same features."""
+    import pyogrio
+
+    from observatoire.publish import fond
+
+    gpkg = tmp_path / "observatoire.gpkg"
+    # Written in another order than the one-pass build holds them.
+    pyogrio.write_dataframe(sample["batiments"].iloc[::-1], gpkg, layer="batiments")
+    pyogrio.write_dataframe(sample["routes"], gpkg, layer="routes")
+    limits = {"batiments": 40, "routes": 25}
+    monkeypatch.setattr(fond, "MAX_FEATURES", limits)
+    monkeypatch.setattr(fond, "BATCH_ROWS", 30)  # 11 batches of buildings, 7 of roads
+    outlines = commune_outlines(sample["parcelles"])
+    read = fond.read_background(gpkg, limites=outlines)
+    assert read["limites_communes"] is outlines
+    whole = select_background({"batiments": sample["batiments"], "routes": sample["routes"]})
+    for name, limit in limits.items():
+        assert len(read[name]) == len(whole[name]) == limit
+        a = sorted(shapely.to_wkb(read[name].geometry.values))
+        b = sorted(shapely.to_wkb(whole[name].geometry.values))
+        assert a == b, name
+    assert set(read["routes"]["classe"]) <= {"autoroute", "principale", "secondaire", "locale"}
+    # The roads kept are the most important: no local road while a main one is left out.
+    ranks = {c: i for i, c in enumerate(fond.ROAD_ORDER)}
+    kept = read["routes"]["classe"].map(ranks)
+    left = sample["routes"]["classe"].map(ranks).sort_values().iloc[limits["routes"]:]
+    assert kept.max() <= left.min()
+    # The same background on the page, whichever way the layers came.
+    assert background_data(read, crs=CRS) == background_data({**whole, "limites_communes":
+                                                               outlines}, crs=CRS)
+
+
 # --------------------------------------------------------------------------- popups
 
 

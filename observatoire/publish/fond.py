@@ -232,20 +232,29 @@ def read_background(gpkg: Path, *, limites: gpd.GeoDataFrame | None = None
 
 
 def _read_largest(gpkg: Path, layer: str, columns: list[str], limit: int) -> gpd.GeoDataFrame:
+    """Stream ``layer`` in batches, keeping the ``limit`` first of :func:`_ranking`."""
     import pyogrio
 
-    with _reading_unpublished():
-        total = int(pyogrio.read_info(gpkg, layer=layer)["features"])
     kept: gpd.GeoDataFrame | None = None
-    for start in range(0, max(total, 1), BATCH_ROWS):
-        with _reading_unpublished():
-            batch = pyogrio.read_dataframe(gpkg, layer=layer, columns=columns, use_arrow=True,
-                                           skip_features=start, max_features=BATCH_ROWS)
-        kept = batch if kept is None else gpd.GeoDataFrame(
-            pd.concat([kept, batch], ignore_index=True), crs=batch.crs)
-        if len(kept) > 2 * limit:
-            kept = kept.iloc[np.sort(_ranking(kept, layer)[:limit])].reset_index(drop=True)
-    assert kept is not None
+    with _reading_unpublished(), pyogrio.open_arrow(gpkg, layer=layer, columns=columns,
+                                                    batch_size=BATCH_ROWS,
+                                                    use_pyarrow=True) as (meta, reader):
+        for batch in reader:
+            geoms = shapely.from_wkb(batch.column(meta["geometry_name"]).to_numpy(
+                zero_copy_only=False))
+            frame = gpd.GeoDataFrame(
+                {c: batch.column(c).to_pandas() for c in columns}, geometry=geoms,
+                crs=meta["crs"])
+            kept = frame if kept is None else gpd.GeoDataFrame(
+                pd.concat([kept, frame], ignore_index=True), crs=meta["crs"])
+            if len(kept) > 2 * limit:
+                kept = kept.iloc[np.sort(_ranking(kept, layer)[:limit])].reset_index(drop=True)
+        if kept is None:  # an empty layer
+            kept = gpd.GeoDataFrame({c: pd.Series([], dtype=object) for c in columns},
+                                    geometry=gpd.GeoSeries([], crs=meta["crs"]),
+                                    crs=meta["crs"])
+    if len(kept) > limit:
+        kept = kept.iloc[np.sort(_ranking(kept, layer)[:limit])].reset_index(drop=True)
     return kept
 
 
