@@ -87,6 +87,25 @@ def test_outline_keeps_a_wide_river_open():
     assert outline.area == pytest.approx(2 * 100 * 100, rel=1e-9)
 
 
+def test_background_does_not_depend_on_the_order_of_the_communes():
+    x, y = 925_000.0, 6_690_000.0
+    parcels = _parcels([("25001000A0001", "25001", (x, y, x + 900, y + 600)),
+                        ("25002000A0001", "25002", (x + 900, y, x + 1500, y + 600))])
+    outlines = commune_outlines(parcels)
+    names = {"25001": "Amont", "25002": "Aval"}
+    data = background_data({"limites_communes": outlines}, crs=CRS, names=names)
+    # A build by partition gives the communes in the order of its groups.
+    assert data == background_data({"limites_communes": outlines.iloc[::-1]}, crs=CRS,
+                                   names=names)
+    (amont, aval) = data["etiquettes"]
+    assert amont[0] == "Amont" and aval[0] == "Aval"
+    # A point inside each commune, and its width in degrees of longitude (900 m, 600 m;
+    # Lambert-93 is a little turned from the meridians).
+    assert amont[1] < aval[1]
+    assert 1.4 < amont[3] / aval[3] < 1.6
+    assert [level["id"] for level in data["niveaux"]] == ["communes_loin", "communes"]
+
+
 def test_outline_of_the_real_sample_is_one_commune(sample):
     parcels = sample["parcelles"]
     out = commune_outlines(parcels)

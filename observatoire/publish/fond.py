@@ -361,6 +361,9 @@ def _labels(outlines: gpd.GeoDataFrame | None, crs: str | None,
     if outlines is None or len(outlines) == 0 or "code_insee" not in outlines:
         return []
     outlines = outlines[~(outlines.geometry.isna() | outlines.geometry.is_empty)]
+    # By code: the same list whatever the order the partitions gave their communes in.
+    outlines = outlines.iloc[np.argsort(outlines["code_insee"].astype(str).to_numpy(),
+                                        kind="stable")]
     shapes = gpd.GeoSeries(np.asarray(outlines.geometry.values), crs=outlines.crs or crs)
     points = gpd.GeoSeries(shapely.point_on_surface(np.asarray(shapes.values)), crs=shapes.crs)
     if shapes.crs is not None and shapes.crs.to_epsg() != 4326:
