@@ -642,6 +642,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     """
     from observatoire.analysis import AnalysisOptions, analysis_context, friches_of_territory
     from observatoire.analysis.friches import zae_friches
+    from observatoire.analysis.limites import commune_outlines
     from observatoire.analysis.units import (
         gisements,
         largest_available,
@@ -693,7 +694,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     # Links between parcels and friches: decided on the whole territory at the end (an
     # IDU is absent only when no partition holds it).
     friche_links: list[pd.DataFrame] = []
-    # Outlines of the communes, for the map's background: a commune is whole in its group.
+    # Outlines of the communes, for the map's background.
     outlines: list[gpd.GeoDataFrame] = []
     settings = GroupSettings(tolerance=tolerance, profile=first,
                              seuil_bati=opts.seuil_bati_gisement,
@@ -746,7 +747,8 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         sites.append(done.sites)
         if done.friche_links is not None:
             friche_links.append(done.friche_links)
-        outlines.append(done.outlines)
+        # Here, while the workers analyse the next groups (a commune is whole in its group).
+        outlines.append(commune_outlines(task.part))
         if wait_site.any():
             open_sites.add(scored, owners, gid, wait_site)
 
@@ -896,8 +898,6 @@ class GroupDone:
     wait_site: np.ndarray
     #: Links between the group's parcels and the friches (``None`` without friches).
     friche_links: pd.DataFrame | None = None
-    #: Outlines of the group's communes (:func:`observatoire.analysis.limites.commune_outlines`).
-    outlines: gpd.GeoDataFrame | None = None
 
 
 def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDone:
@@ -910,7 +910,6 @@ def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDo
     """
     from observatoire.analysis import partition_task, scored_frame
     from observatoire.analysis.indicators import friche_links, geoms
-    from observatoire.analysis.limites import commune_outlines
     from observatoire.analysis.units import (
         contiguity_pairs,
         eligible,
@@ -947,8 +946,7 @@ def analyse_group(task: GroupTask, shared: tuple[Any, GroupSettings]) -> GroupDo
                                                idu=part["idu"].astype(str).to_numpy())
         links = friche_links(part, friches, surfaces).drop(columns="parcelle")
     return GroupDone(scored=scored, units=units, sites=sites, local=local,
-                     wait=wait, wait_site=wait_site, friche_links=links,
-                     outlines=commune_outlines(part))
+                     wait=wait, wait_site=wait_site, friche_links=links)
 
 
 class Spilled:
