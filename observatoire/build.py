@@ -444,9 +444,11 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
     ``views`` replaces the ``parcelles`` layer when the build went by partition and
     holds no layer of every parcel: ``carte`` (the best scored, for the map),
     ``zae`` (those met by a ZAE, for the CNIG export), ``rapport`` (returns every
-    parcel, the report's columns only, read back from the GeoPackage) and
-    ``nb_parcelles``.
+    parcel, the report's columns only, read back from the GeoPackage),
+    ``fond`` (returns the map's background: outlines of the communes, roads and
+    buildings read back) and ``nb_parcelles``.
     """
+    from observatoire.analysis.limites import commune_outlines
     from observatoire.publish.carte import stage_map
     from observatoire.publish.carte_selection import map_layers, map_message, map_units_and_sites
     from observatoire.publish.cnig import stage_cnig_export
@@ -503,11 +505,13 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
         say("Carte interactive…")
         if views is None:
             drawn = map_layers(outputs, territory, say)
+            fond = {"limites_communes": commune_outlines(outputs["parcelles"])}
         else:
             drawn = {**outputs, "parcelles": views["carte"]}
+            fond = views["fond"]()  # roads and buildings read back from the GeoPackage
             say(map_message(len(views["carte"]), views["nb_parcelles"], territory))
         staged.append(stage_map(map_units_and_sites(drawn, say), territory,
-                                reports=layers.reports, communes=names))
+                                reports=layers.reports, communes=names, background=fond))
         del drawn
     if views is not None:
         # A build by partition lets go what the report does not read: memory for its

@@ -563,6 +563,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     """
     from observatoire.analysis import analysis_context, friches_of_territory
     from observatoire.analysis.friches import zae_friches
+    from observatoire.analysis.limites import commune_outlines
     from observatoire.analysis.units import (
         gisements,
         largest_available,
@@ -574,6 +575,7 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     )
     from observatoire.executor import SerialExecutor
     from observatoire.publish.carte_selection import MAP_MAX_PARCELS, TopScores
+    from observatoire.publish.fond import read_background
 
     clock = time.perf_counter
     timings: dict[str, float] = {}
@@ -613,6 +615,8 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
     # Links between parcels and friches: decided on the whole territory at the end (an
     # IDU is absent only when no partition holds it).
     friche_links: list[pd.DataFrame] = []
+    # Outlines of the communes, for the map's background.
+    outlines: list[gpd.GeoDataFrame] = []
     settings = GroupSettings(tolerance=tolerance, profile=first,
                              seuil_bati=opts.seuil_bati_gisement,
                              score_min=opts.score_min_gisement)
@@ -664,6 +668,8 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         sites.append(done.sites)
         if done.friche_links is not None:
             friche_links.append(done.friche_links)
+        # Here, while the workers analyse the next groups (a commune is whole in its group).
+        outlines.append(commune_outlines(task.part))
         if wait_site.any():
             open_sites.add(scored, owners, gid, wait_site)
 
@@ -739,6 +745,8 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
         "zae": pd.concat(zae_parcels.load(), ignore_index=True) if zae_parcels else None,
         # Read back from the GeoPackage when the report is made, not held till then.
         "rapport": functools.partial(report_columns, writer.tmp),
+        # The map's background: communes, and roads and buildings read back when drawn.
+        "fond": functools.partial(read_background, writer.tmp, limites=_concat(outlines)),
         "zae_unites_candidates": (pd.concat(zae_units.load(), ignore_index=True) if zae_units
                                   else unites_foncieres(empty)),
     }
@@ -756,6 +764,13 @@ def analyse_partitions(staged: Staged, layers: Any, extra: Any, territory: Terri
                        tables={"meilleurs_sites": meilleurs_sites(
                            layer_sites, classes=classes)},
                        timings=timings)
+
+
+def _concat(frames: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame | None:
+    found = [f for f in frames if f is not None and len(f)]
+    if not found:
+        return None
+    return gpd.GeoDataFrame(pd.concat(found, ignore_index=True), crs=found[0].crs)
 
 
 @dataclass(frozen=True)

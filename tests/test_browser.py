@@ -10,7 +10,9 @@ import shutil
 import time
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
+import shapely
 from publication_fixtures import HOSTILE, PERSON, analysed, sample_layers, sample_profiles
 
 from observatoire.publish.assets import profile_texts
@@ -360,3 +362,187 @@ def test_friches_nearby_drawn_apart(browser, tmp_path):
     lines = click_feature(browser, "friches_proximite", 0).split("\n")
     assert f"Friche hors territoire {name}" in lines
     assert severe_errors(browser) == []
+
+
+# --------------------------------------------------------------------------- background
+
+
+@pytest.fixture(scope="module")
+def background_map(tmp_path_factory) -> tuple[Path, dict]:
+    """The sample with its commune's outline, roads and buildings, and real Cartofriches
+    sites around Genlis (21) as friches; the page's data compressed."""
+    from conftest import shared_file
+
+    from observatoire.analysis.limites import commune_outlines
+    from observatoire.config import Source
+    from observatoire.readers.friches import read_friches
+
+    layers, territory, reports = sample_layers(tmp_path_factory.mktemp("fond"))
+    layers = analysed(layers)
+    national = shared_file("cartofriches/cartofriches_fxy_2024-03.gpkg")
+    genlis = gpd.GeoSeries([shapely.Point(5.21939, 47.24258)], crs=4326).to_crs(2154)
+    friches = read_friches(Source(kind="friches", paths=(national,)), crs="EPSG:2154",
+                           bbox=tuple(genlis.buffer(2000).total_bounds)).frame
+    layers["friches"] = friches
+    page = render_map(layers, title="Observatoire — Gennes", crs="EPSG:2154",
+                      profiles=profile_texts(territory), credits=credits(reports),
+                      background={"limites_communes": commune_outlines(layers["parcelles"])},
+                      compress=True)
+    assert 'data-encodage="deflate-base64"' in page
+    path = tmp_path_factory.mktemp("page_fond") / "carte.html"
+    path.write_text(page, encoding="utf-8")
+    return path, layers
+
+
+@pytest.fixture
+def background_opened(browser, background_map):
+    browser.get(background_map[0].as_uri())
+    deadline = time.monotonic() + 30
+    while not browser.execute_script("return !!(window.observatoire && window.observatoire.ready)"):
+        if time.monotonic() > deadline:
+            pytest.fail(f"la carte n'a pas démarré ; console : {browser.get_log('browser')}")
+        time.sleep(0.05)
+    return browser
+
+
+_PAINTED = """
+    const c = document.querySelector('.leaflet-' + arguments[0] + '-pane canvas');
+    if (!c) return 0;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n;"""
+
+_DRAWN = """
+    const o = window.observatoire, out = {};
+    o.fondNiveaux.forEach(e => {
+        let n = 0;
+        Object.values(e.groups).forEach(g => {
+            if (o.fond.hasLayer(g)) n += g.getLayers().length;
+        });
+        out[e.level.id] = n;
+    });
+    return out;"""
+
+
+def test_background_drawn_offline(background_opened, tmp_path):
+    """Without network, the commune's outline, its roads and (close up) buildings are drawn."""
+    page = background_opened
+    assert page.execute_script("const o = window.observatoire; return o.map.hasLayer(o.fond)")
+    assert page.execute_script("return window.observatoire.map.getZoom()") == 14
+    drawn = page.execute_script(_DRAWN)
+    # Zoom 14: the near outline (one commune), main and local roads; no buildings yet.
+    assert drawn["communes"] == 1 and drawn["communes_loin"] == 0
+    assert drawn["routes_principales"] > 0 and drawn["routes_locales"] > 0
+    assert drawn["batiments"] == 0
+    assert page.execute_script(_PAINTED, "obs-fond-communes") > 1000
+    assert page.execute_script(_PAINTED, "obs-fond-routes") > 1000
+    names = page.execute_script(
+        "return [...document.querySelectorAll('.obs-commune-nom')].map(e => e.textContent)")
+    assert names == ["Gennes"]
+    legend = page.find_element("css selector", ".obs-legende [data-couche='fond']")
+    assert legend.get_attribute("textContent").startswith("Fond de carte")
+    entries = page.execute_script(
+        "return [...arguments[0].querySelectorAll('li')].map(e => e.textContent)", legend)
+    assert entries == ["Limite de commune", "Route principale", "Route secondaire",
+                       "Route locale", "Bâtiment (à partir du zoom 16)"]
+    page.save_screenshot(str(tmp_path / "fond_z14.png"))
+    # Close up: the buildings of the cells around the view, and the outline still there.
+    page.execute_script("window.observatoire.map.setView([47.2495, 6.128], 17, "
+                        "{animate: false})")
+    time.sleep(0.3)
+    drawn = page.execute_script(_DRAWN)
+    assert 0 < drawn["batiments"] <= 325 and drawn["communes"] == 1
+    assert page.execute_script(_PAINTED, "obs-fond-batiments") > 1000
+    page.save_screenshot(str(tmp_path / "fond_z17.png"))
+    # Far: the coarse outline and main roads only.
+    page.execute_script("window.observatoire.map.setZoom(11, {animate: false})")
+    time.sleep(0.3)
+    drawn = page.execute_script(_DRAWN)
+    assert drawn["communes_loin"] == 1 and drawn["communes"] == 0
+    assert drawn["routes_locales"] == drawn["batiments"] == drawn["routes_secondaires"] == 0
+    # Its name hides when the commune is small on screen (about 60 px wide here).
+    assert page.execute_script("return document.querySelectorAll('.obs-commune-nom').length") == 0
+    # No address was asked for: no basemap tile, no error.
+    assert severe_errors(page) == []
+    assert not [e for e in page.get_log("browser") if TILES in e["message"]]
+
+
+_SWATCHES = """
+    return [...document.querySelectorAll(
+        ".obs-legende [data-couche='" + arguments[0] + "'] li svg > *")].map(s => ({
+            color: s.getAttribute('stroke'), weight: Number(s.getAttribute('stroke-width')),
+            dashArray: s.getAttribute('stroke-dasharray'), fillColor: s.getAttribute('fill'),
+            fillOpacity: Number(s.getAttribute('fill-opacity'))}));"""
+
+_SYMBOLS = """
+    const out = [];
+    window.observatoire.groups[arguments[0]].eachLayer(l => out.push({
+        color: l.options.color, weight: l.options.weight, dashArray: l.options.dashArray || null,
+        fillColor: l.options.fillColor || l.options.color, fillOpacity: l.options.fillOpacity}));
+    return out;"""
+
+
+def _styles(items: list[dict]) -> set[tuple]:
+    return {tuple(sorted(item.items())) for item in items}
+
+
+def test_legend_shows_the_symbols_drawn(background_opened):
+    """Candidate sites and ZAE: each drawn symbol is one of the legend's, stroke and fill."""
+    page = background_opened
+    sites = _styles(page.execute_script(_SYMBOLS, "gisements"))
+    assert sites == _styles(page.execute_script(_SWATCHES, "gisements"))
+    assert sites == {(("color", "#0050b4"), ("dashArray", "6 4"), ("fillColor", "#0050b4"),
+                      ("fillOpacity", 0.08), ("weight", 3))}
+    zae = _styles(page.execute_script(_SYMBOLS, "zae"))
+    legend = page.execute_script(_SWATCHES, "zae")
+    assert zae and zae <= _styles(legend)
+    # The ZAE of the sample: 50 % vacant, the last class: its outline and veil.
+    assert zae == {(("color", "#d7301f"), ("dashArray", None), ("fillColor", "#d7301f"),
+                    ("fillOpacity", 0.12), ("weight", 4))}
+    assert len(legend) == 5  # four classes and « non calculée »
+
+
+def test_friche_popup_links_to_cartofriches(background_opened, background_map):
+    page = background_opened
+    ids = list(background_map[1]["friches"]["site_id"])
+    i = ids.index("21292_23082")  # Genlis: the national table gives its address
+    assert page.execute_script("return window.observatoire.openFeature('friches', arguments[0])",
+                               i)
+    lines = popup_text(page, "pas de fenêtre pour la friche").split("\n")
+    assert lines[lines.index("Adresse") + 1] == "15 Cours Martyrs de la Resistance 21110 Genlis"
+    assert lines[lines.index("Statut") + 1] == "Friche sans projet"
+    link = page.find_element("css selector", ".leaflet-popup-content a")
+    assert link.get_attribute("href") == (
+        "https://cartofriches.cerema.fr/cartofriches/?site=21292_23082")
+    assert link.text == "Voir la fiche du site"
+    assert link.get_attribute("target") == "_blank"
+    assert "noopener" in link.get_attribute("rel")
+    assert severe_errors(page) == []
+
+
+def test_zae_popup_names_its_origin(background_opened):
+    page = background_opened
+    assert page.execute_script("return window.observatoire.openFeature('zae', 0)")
+    lines = popup_text(page, "pas de fenêtre pour la ZAE").split("\n")
+    assert lines[lines.index("Origine") + 1] == "Dérivée des zones d'activités du PLU"
+    assert "derivee_plu" not in "\n".join(lines)
+
+
+def test_a_browser_that_cannot_inflate_the_data_says_so(browser, background_map):
+    """Without DecompressionStream (Firefox before 113…), a French message, not a blank map."""
+    added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                    {"source": "delete window.DecompressionStream;"})
+    try:
+        browser.get(background_map[0].as_uri())
+        deadline = time.monotonic() + 10
+        while not browser.find_elements("css selector", ".obs-erreur"):
+            assert time.monotonic() < deadline, browser.get_log("browser")
+            time.sleep(0.05)
+        text = browser.find_element("css selector", ".obs-erreur").text
+        assert text.startswith("Ce navigateur ne sait pas lire cette carte")
+        assert "Firefox 113" in text
+        assert browser.execute_script("return window.observatoire") is None
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
+                                {"identifier": added["identifier"]})

@@ -3,8 +3,10 @@
 The page is a folium map whose assets are all inlined (Leaflet from
 ``xstatic-leaflet``, the application script and style sheet from
 ``templates/``): it opens from an e-mail attachment on a workstation without
-network. An OpenStreetMap basemap is offered when the network is there; the
-layers are drawn without it.
+network. Under the layers, a light background drawn from the observatory's own
+layers (commune outlines and names, roads by class, buildings close up:
+:mod:`observatoire.publish.fond`) shows where things are without network; an
+OpenStreetMap basemap is an option when the network is there.
 
 Layers (from bottom to top): PLU zoning, parcels coloured by score class
 (excluded parcels grey), land units of the ZAE by occupation, friche
@@ -17,7 +19,10 @@ Data are embedded once, as JSON in a ``<script type="application/json">``
 element (see :func:`observatoire.publish.assets.json_for_script`), in a compact
 form: coordinates simplified in the territory's metric CRS, converted to
 WGS 84, rounded to 6 decimals and delta-encoded as integers; attribute columns
-dictionary-encoded (text) or scaled to integers (numbers). Popups and tooltips
+dictionary-encoded (text) or scaled to integers (numbers). Beyond
+:data:`COMPRESS_ABOVE` bytes (a territory of hundreds of thousands of parcels),
+the JSON is deflated and sent in base64, and the page inflates it
+(``DecompressionStream``) before drawing. Popups and tooltips
 are built by the page's script with DOM nodes and ``textContent`` only, so a
 hostile value (``<img src=x onerror=…>``, ``</script>``, ``${…}``) shows as
 text and runs nothing. Natural persons are never shown: owners appear by
@@ -26,9 +31,12 @@ category, legal entities by name.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import logging
+import re
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -71,6 +79,7 @@ from observatoire.publish.assets import (
     style_block,
     template_text,
 )
+from observatoire.publish.fields import value_map
 from observatoire.readers.lineage import SourceReport
 from observatoire.readers.provenance import credits as source_credits
 
@@ -80,11 +89,20 @@ log = logging.getLogger(__name__)
 COORD_SCALE = 1_000_000
 #: Id of the JSON element holding the map's data.
 DATA_ELEMENT_ID = "observatoire-donnees"
+#: Above this many bytes of JSON, the page's data are compressed (zlib, then base64) and
+#: the page inflates them (``DecompressionStream``): 15 MB of data for a territory of
+#: 300,000 parcels become 5 MB, a file that an e-mail can carry.
+COMPRESS_ABOVE = 2_000_000
+#: Web page of a site on Cartofriches (Cerema), by its ``site_id``.
+CARTOFRICHES_URL = "https://cartofriches.cerema.fr/cartofriches/?site={}"
+#: A Cartofriches site id: the commune's INSEE code and Cartofriches' number (``25056_21052``).
+#: The CNIG standard's ids of local inventories (``12083_22-12.0017``) do not match.
+CARTOFRICHES_ID = r"^(?:\d{5}|2[AB]\d{3})_\d+$"
 
 # Decimals kept for each display format of a number.
 _DECIMALS = {"int": 0, "m": 0, "m2": 0, "num1": 1, "num2": 2, "score": 1, "pts": 1,
              "pct": 2, "bool": 0}
-_TEXT_FORMATS = {"text", "list", "idu", "phrases"}
+_TEXT_FORMATS = {"text", "list", "idu", "phrases", "lien"}
 # Long generated texts (reasons, exclusions) repeat their phrases: split after "; ", ". ", ": ".
 _PHRASE_BREAK = r"(?<=[;.:] )"
 # Parcel identifiers: commune and prefix (8 characters), then section and number.
@@ -114,7 +132,9 @@ class MapLayer:
     fields
         ``(column, French label, format)`` shown in popups, in order; formats are
         ``text``, ``list`` (``|``-joined), ``int``, ``num1``, ``num2``, ``score``,
-        ``pts``, ``pct`` (0–1), ``m``, ``m2`` and ``bool``.
+        ``pts``, ``pct`` (0–1), ``m``, ``m2``, ``bool`` and ``lien`` (a web address,
+        shown as a link). Coded values are shown by their French label
+        (:func:`observatoire.publish.fields.value_map`).
     tooltip
         ``(column, French label or "", format)`` shown on hover.
     source
@@ -142,11 +162,12 @@ class MapLayer:
 _FRICHE_FIELDS = (
     ("site_id", "Identifiant", "text"), ("site_type", "Type", "text"),
     ("site_statut", "Statut", "text"), ("site_occupation", "Occupation", "text"),
-    ("comm_nom", "Commune", "text"), ("unite_fonciere_surface", "Surface", "m2"),
+    ("comm_nom", "Commune", "text"), ("site_adresse", "Adresse", "text"),
+    ("unite_fonciere_surface", "Surface", "m2"),
     ("zae_id", "Zone d'activités", "text"),
     ("appariement", "Rattachement aux parcelles", "text"),
     ("idu_absents", "Parcelles absentes du cadastre", "list"),
-    ("source_nom", "Source", "text"))
+    ("source_nom", "Source", "text"), ("lien_cartofriches", "Cartofriches", "lien"))
 
 #: Layers of the map, from bottom to top.
 MAP_LAYERS: tuple[MapLayer, ...] = (
@@ -232,7 +253,8 @@ MAP_LAYERS = tuple(dataclasses.replace(spec, fields=spec.fields + MUTABILITE_POP
 
 def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory, *,
               reports: Sequence[SourceReport] = (),
-              communes: Mapping[str, str] | None = None) -> StagedFile:
+              communes: Mapping[str, str] | None = None,
+              background: Mapping[str, gpd.GeoDataFrame] | None = None) -> StagedFile:
     """Write ``carte.html`` (overview and per-ZAE views) to a staged file.
 
     Parameters
@@ -248,6 +270,10 @@ def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory, *,
     communes
         INSEE code → commune name (default: the table of communes, then
         ``[options.noms_communes]``).
+    background
+        Layers of the background not in ``layers``: ``limites_communes`` (the
+        outlines of :func:`observatoire.analysis.limites.commune_outlines`), and
+        ``routes`` and ``batiments`` when ``layers`` lacks them.
 
     Returns
     -------
@@ -266,6 +292,7 @@ def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory, *,
         credits=source_credits(reports),
         communes=communes if communes is not None else commune_names(
             territory.communes, overrides=territory.options.noms_communes),
+        background=background,
     )
     staged.tmp.write_text(page, encoding="utf-8")
     log.info("Carte écrite (%.1f Mo)", len(page.encode("utf-8")) / 1e6)
@@ -275,7 +302,9 @@ def stage_map(layers: Mapping[str, gpd.GeoDataFrame], territory: Territory, *,
 def render_map(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: str = "",
                crs: str | None = None, profiles: ProfileTexts | None = None,
                credits: Sequence[tuple[str, str, str]] = (),
-               communes: Mapping[str, str] | None = None) -> str:
+               communes: Mapping[str, str] | None = None,
+               background: Mapping[str, gpd.GeoDataFrame] | None = None,
+               compress: bool | None = None) -> str:
     """Return the HTML page of the map.
 
     Parameters
@@ -295,6 +324,12 @@ def render_map(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: 
     communes
         INSEE code → commune name, shown in popups and found by the search;
         codes it lacks are named from the table of communes.
+    background
+        The layers of the background when not in ``layers``
+        (:func:`observatoire.publish.fond.background_data`).
+    compress
+        Compress the data in the page (zlib, base64); ``None``: above
+        :data:`COMPRESS_ABOVE` bytes of JSON.
 
     Returns
     -------
@@ -302,7 +337,8 @@ def render_map(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: 
         A complete, self-contained HTML document.
     """
     data = map_data(layers, title=title, subtitle=subtitle, crs=crs,
-                    profiles=profiles, credits=credits, communes=communes)
+                    profiles=profiles, credits=credits, communes=communes,
+                    background=background)
     west, south, east, north = data["meta"]["emprise"]
     fmap = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=13,
                       tiles=None, prefer_canvas=True, zoom_control=True)
@@ -316,11 +352,41 @@ def render_map(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: 
     root.header.add_child(_Raw(script_block(leaflet_js())), name="leaflet_js")
     root.header.add_child(_Raw(style_block(template_text("carte.css"))), name="obs_css")
     root.header.add_child(_Raw(script_block(template_text("carte.js"))), name="obs_js")
-    root.html.add_child(_Raw(
-        f'<script type="application/json" id="{DATA_ELEMENT_ID}">{json_for_script(data)}</script>'
-    ), name="obs_data")
+    root.html.add_child(_Raw(data_element(json_for_script(data), compress=compress)),
+                        name="obs_data")
     fmap.add_child(_Application())
     return root.render()
+
+
+def data_element(text: str, *, compress: bool | None = None) -> str:
+    """Return the ``<script>`` element holding the map's data (JSON text, escaped).
+
+    Compressed (``compress``, or ``None`` and more than :data:`COMPRESS_ABOVE`
+    bytes): the UTF-8 JSON deflated by zlib, in base64, marked
+    ``data-encodage="deflate-base64"``; the page inflates it before drawing.
+    """
+    raw = text.encode("utf-8")
+    if compress is None:
+        compress = len(raw) > COMPRESS_ABOVE
+    if not compress:
+        return f'<script type="application/json" id="{DATA_ELEMENT_ID}">{text}</script>'
+    payload = base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+    return (f'<script type="application/octet-stream" id="{DATA_ELEMENT_ID}" '
+            f'data-encodage="deflate-base64">{payload}</script>')
+
+
+def page_data(html: str) -> dict:
+    """Return the data embedded in a map page (compressed or not): what the page draws."""
+    import json
+
+    m = re.search(rf'<script type="[^"]+" id="{DATA_ELEMENT_ID}"( data-encodage="[^"]+")?>'
+                  r"(.*?)</script>", html, flags=re.S)
+    if m is None:
+        raise ValueError("page sans données de carte")
+    text = m.group(2)
+    if m.group(1):
+        text = zlib.decompress(base64.b64decode(text)).decode("utf-8")
+    return json.loads(text)
 
 
 class _Raw(Element):
@@ -351,20 +417,25 @@ class _Application(MacroElement):
 def map_data(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: str = "",
              crs: str | None = None, profiles: ProfileTexts | None = None,
              credits: Sequence[tuple[str, str, str]] = (),
-             communes: Mapping[str, str] | None = None) -> dict:
+             communes: Mapping[str, str] | None = None,
+             background: Mapping[str, gpd.GeoDataFrame] | None = None) -> dict:
     """Return the data embedded in the map page (JSON-serialisable).
 
     Parameters
     ----------
-    layers, title, subtitle, crs, profiles, credits, communes
+    layers, title, subtitle, crs, profiles, credits, communes, background
         As for :func:`render_map`.
 
     Returns
     -------
     dict
-        ``meta`` (titles, palettes, profiles, communes, ZAE views, extent) and
-        ``layers`` (one compact entry per non-empty layer of :data:`MAP_LAYERS`).
+        ``meta`` (titles, palettes, profiles, communes, ZAE views, extent),
+        ``layers`` (one compact entry per non-empty layer of :data:`MAP_LAYERS`)
+        and, when the layers give one, ``fond``: the background drawn from the
+        communes, roads and buildings (:mod:`observatoire.publish.fond`).
     """
+    from observatoire.publish.fond import background_data
+
     parcelles = layers.get("parcelles")
     found = scoring_profiles(parcelles.columns, profiles) if parcelles is not None else []
     shown: list[dict] = []
@@ -375,7 +446,7 @@ def map_data(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: st
         frame = _features(layers.get(spec.source or spec.name), spec)
         if frame is None or len(frame) == 0 or frame.geometry.isna().all():
             continue
-        display = _display_frame(_named(frame, spec.name, names), spec, crs, found)
+        display = _display_frame(_linked(_named(frame, spec.name, names)), spec, crs, found)
         entry = _encode_layer(display, spec, found if spec.name == "parcelles" else [])
         shown.append(entry)
         if not display.geometry.is_empty.all():
@@ -414,7 +485,22 @@ def map_data(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: st
             "zae": ZAE_COLOUR,
         },
     }
-    return {"meta": meta, "layers": shown}
+    out = {"meta": meta, "layers": shown}
+    fond = background_data({**layers, **(background or {})}, crs=crs, names=names)
+    if fond is not None:
+        out["fond"] = fond
+    return out
+
+
+def _linked(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Add the web page of the friches that are Cartofriches sites (``lien_cartofriches``)."""
+    if "site_id" not in frame or "lien_cartofriches" in frame:
+        return frame
+    ids = frame["site_id"].astype("string").str.strip()
+    ours = ids.str.fullmatch(CARTOFRICHES_ID).fillna(False).astype(bool)
+    links = pd.Series(None, index=frame.index, dtype=object)
+    links[ours.to_numpy()] = [CARTOFRICHES_URL.format(i) for i in ids[ours]]
+    return frame.assign(lien_cartofriches=links)
 
 
 def _features(frame: gpd.GeoDataFrame | None, spec: MapLayer) -> gpd.GeoDataFrame | None:
@@ -485,6 +571,8 @@ def _encode_layer(display: gpd.GeoDataFrame, spec: MapLayer,
     geometry = (encode_points(display.geometry) if spec.kind == "point"
                 else encode_polygons(display.geometry))
     present = set(props)
+    shown = [f for f in (*spec.fields, *spec.tooltip) if f[0] in present and f[2] == "text"]
+    labels = {c: value_map(spec.source or spec.name, c) for c, _, _ in shown}
     return {
         "id": spec.name,
         "libelle": spec.label,
@@ -494,6 +582,8 @@ def _encode_layer(display: gpd.GeoDataFrame, spec: MapLayer,
         "n": len(display),
         "champs": [list(f) for f in spec.fields if f[0] in present],
         "infobulle": [list(f) for f in spec.tooltip if f[0] in present],
+        # Coded values: their French labels, shown in popups and tooltips.
+        "valeurs": {c: labels[c] for c in sorted(labels) if labels[c]},
         "props": props,
         "geom": geometry,
     }
@@ -563,8 +653,8 @@ def encode_column(values: pd.Series, fmt: str) -> dict:
     return {"t": "n", "k": k, "v": ",".join(digits.tolist())}
 
 
-def _quantize(coords: np.ndarray) -> np.ndarray:
-    return np.rint(coords * COORD_SCALE).astype(np.int64)
+def _quantize(coords: np.ndarray, scale: int = COORD_SCALE) -> np.ndarray:
+    return np.rint(coords * scale).astype(np.int64)
 
 
 def encode_points(geoms: gpd.GeoSeries) -> dict:
@@ -584,16 +674,18 @@ def encode_points(geoms: gpd.GeoSeries) -> dict:
             "c": deltas.ravel().tolist()}
 
 
-def encode_polygons(geoms: gpd.GeoSeries) -> dict:
+def encode_polygons(geoms: gpd.GeoSeries, *, scale: int = COORD_SCALE) -> dict:
     """Encode (multi)polygons (WGS 84) compactly, without a loop over features.
+
+    Coordinates are rounded to ``1 / scale`` degree (:data:`COORD_SCALE` by default).
 
     Returns
     -------
     dict
         ``f``: polygons per feature, ``p``: rings per polygon (each a list, or
         ``1`` when all are 1), ``r``: vertices per ring (closing vertex
-        dropped), ``c``: flat ``[dx, dy, …]`` integer deltas in 1e-6 degree from
-        the previous vertex of the layer, ``s``: the scale.
+        dropped), ``c``: flat ``[dx, dy, …]`` integer deltas in ``1 / s`` degree
+        from the previous vertex of the layer, ``s``: the scale.
     """
     values = np.asarray(geoms.values)
     n = len(values)
@@ -602,7 +694,7 @@ def encode_polygons(geoms: gpd.GeoSeries) -> dict:
     parts, feature_of_part = parts[polygon], feature_of_part[polygon]
     rings, part_of_ring = shapely.get_rings(parts, return_index=True)
     coords, ring_of_vertex = shapely.get_coordinates(rings, return_index=True)
-    q = _quantize(coords)
+    q = _quantize(coords, scale)
     keep = np.ones(len(q), dtype=bool)
     if len(q):
         per_ring = np.bincount(ring_of_vertex, minlength=len(rings))
@@ -626,7 +718,7 @@ def encode_polygons(geoms: gpd.GeoSeries) -> dict:
     rings_per_part = np.bincount(part_of_ring[ring_ok], minlength=len(parts))[part_ok]
     parts_per_feature = np.bincount(feature_of_part[part_ok], minlength=n)
     deltas = np.diff(q, axis=0, prepend=np.zeros((1, 2), dtype=np.int64))
-    return {"type": "polygon", "s": COORD_SCALE, "f": _counts(parts_per_feature),
+    return {"type": "polygon", "s": scale, "f": _counts(parts_per_feature),
             "p": _counts(rings_per_part), "r": ring_len[ring_ok].tolist(),
             "c": deltas.ravel().tolist()}
 

@@ -90,6 +90,7 @@ ALIASES: dict[str, str] = {
     "site_type": "Type de friche",
     "site_statut": "Statut de la friche",
     "site_occupation": "Occupation du site",
+    "site_adresse": "Adresse du site",
     "unite_fonciere_surface": "Surface de l'unité foncière (m²)",
     "unite_fonciere_refcad": "Parcelles du site (IDU)",
     "source_nom": "Producteur de la donnée d'origine",

@@ -46,6 +46,8 @@ FRICHES_FIELDS = {
     "unite_fonciere_surface": ["unite_fonciere_surface"],
     "unite_fonciere_refcad": ["unite_fonciere_refcad", "l_idpar"],
     "source_nom": ["source_nom"],
+    # Kept when the source has it (CNIG Friches, Cartofriches): shown in the map's popups.
+    "site_adresse": ["site_adresse"],
 }
 #: CNIG Friches fields kept when the source has them: they answer Mutafriches' questions
 #: (building state, pollution, heritage, owner) and are completed by the observatory.

@@ -1,8 +1,10 @@
 /* Carte de l'observatoire du foncier économique.
  *
- * Reads the data embedded as JSON in the element "observatoire-donnees",
- * draws the layers with Leaflet (canvas renderer) and builds popups, tooltips,
- * legend, search, ZAE selector and print button.
+ * Reads the data embedded as JSON in the element "observatoire-donnees" (inflated
+ * first when the page compressed them: data-encodage="deflate-base64"), draws the
+ * background made from the observatory's own layers (communes, roads, buildings)
+ * and the thematic layers with Leaflet (canvas renderers) and builds popups,
+ * tooltips, legend, search, ZAE selector and print button.
  *
  * Security: every attribute value is rendered with textContent or as the value of
  * a DOM property; no data ever goes through innerHTML, and the only strings given
@@ -12,7 +14,33 @@
 "use strict";
 
 function observatoireCarte(map, dataElementId) {
-  var data = JSON.parse(document.getElementById(dataElementId).textContent);
+  var node = document.getElementById(dataElementId);
+  if (node.getAttribute("data-encodage") !== "deflate-base64") {
+    return observatoireDessin(map, JSON.parse(node.textContent));
+  }
+  function failure(text) {
+    var box = document.createElement("div");
+    box.className = "obs-erreur";
+    box.textContent = text;
+    map.getContainer().appendChild(box);
+  }
+  if (typeof DecompressionStream === "undefined") {
+    failure("Ce navigateur ne sait pas lire cette carte (données compressées) : ouvrez-la " +
+            "avec Firefox 113, Chrome ou Edge 80, Safari 16.4 ou plus récent.");
+    return null;
+  }
+  var binary = atob(node.textContent.trim());
+  var bytes = new Uint8Array(binary.length);
+  for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
+  binary = null;
+  new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate")))
+    .text()
+    .then(function (text) { observatoireDessin(map, JSON.parse(text)); })
+    .catch(function (e) { failure("Données de la carte illisibles : " + e); });
+  return null;
+}
+
+function observatoireDessin(map, data) {
   var meta = data.meta;
   var palettes = meta.palettes;
   var NBSP = "\u00a0";
@@ -96,11 +124,29 @@ function observatoireCarte(map, dataElementId) {
         }
       });
     });
-    var g = layer.geom, c = g.c, scale = g.s;
+    return {props: props, shapes: decodeShapes(layer.geom, n)};
+  }
+
+  function decodeShapes(g, n) {
+    var c = g.c, scale = g.s;
     var x = 0, y = 0, k = 0;
     var shapes = new Array(n);
     function count(list, i) { return typeof list === "number" ? list : list[i]; }
-    if (g.type === "point") {
+    if (g.type === "line") {
+      var li = 0;
+      for (var fl = 0; fl < n; fl++) {
+        var lines = [];
+        for (var m = 0, nl = count(g.f, fl); m < nl; m++, li++) {
+          var line = new Array(g.r[li]);
+          for (var w = 0; w < g.r[li]; w++) {
+            x += c[k]; y += c[k + 1]; k += 2;
+            line[w] = new L.LatLng(y / scale, x / scale);
+          }
+          lines.push(line);
+        }
+        shapes[fl] = lines.length ? lines : null;
+      }
+    } else if (g.type === "point") {
       for (var i = 0; i < n; i++) {
         if (!g.f[i]) { shapes[i] = null; continue; }
         x += c[k]; y += c[k + 1]; k += 2;
@@ -125,7 +171,7 @@ function observatoireCarte(map, dataElementId) {
         shapes[fi] = polys.length ? polys : null;
       }
     }
-    return {props: props, shapes: shapes};
+    return shapes;
   }
 
   /* ---- styles ---- */
@@ -161,6 +207,59 @@ function observatoireCarte(map, dataElementId) {
     return null;
   }
 
+  /* One function per layer gives the style of a feature from its value: the map and
+     the legend both call it, so that the legend shows the symbols drawn. */
+
+  function parcelStyle(cls) {
+    var fill = cls === null ? palettes.exclue : categoryColour(palettes.classes, cls, palettes.exclue);
+    return {color: "#4d4d4d", weight: 0.4, stroke: parcelOutlines, fillColor: fill,
+            fillOpacity: 0.7};
+  }
+
+  function gisementStyle() {
+    return {color: palettes.gisement, weight: 3, fillColor: palettes.gisement, fillOpacity: 0.08,
+            dashArray: "6 4"};
+  }
+
+  // The vacancy colour draws the outline and a light veil, so that the score
+  // classes of the parcels underneath stay readable.
+  function zaeStyle(taux) {
+    var known = taux !== null && taux !== undefined;
+    var colour = vacancyColour(known ? taux : null);
+    return {color: known ? colour : palettes.zae, weight: 4, fillColor: colour,
+            fillOpacity: known ? 0.12 : 0.05};
+  }
+
+  function unitStyle(occupation) {
+    return {color: "#252525", weight: 0.6,
+            fillColor: categoryColour(palettes.occupation, occupation, "#f0f0f0"), fillOpacity: 0.75};
+  }
+
+  function zoneStyle(typezone) {
+    return {color: "#8c6d31", weight: 0.8,
+            fillColor: categoryColour(palettes.zonage, typezone, "#dddddd"), fillOpacity: 0.25};
+  }
+
+  function fricheStyle(id, statut) {
+    var colour = categoryColour(palettes.friches, statut, palettes.friche_autre);
+    switch (id) {
+      case "friches":
+        return {radius: 7, color: "#000000", weight: 1, fillColor: colour, fillOpacity: 0.95};
+      case "friches_surfaces":
+        return {color: colour, weight: 2, fillColor: colour, fillOpacity: 0.25};
+      // Friches nearby (outside the territory): the same colours, paler and dashed.
+      case "friches_proximite":
+        return {radius: 5, color: "#636363", weight: 1, dashArray: "2 2", fillColor: colour,
+                fillOpacity: 0.45};
+      default:  // friches_surfaces_proximite
+        return {color: colour, weight: 1, dashArray: "4 3", fillColor: colour, fillOpacity: 0.1};
+    }
+  }
+
+  function value(props, column, i) {
+    return props[column] ? props[column][i] : null;
+  }
+
   function styleFor(layer, props, i) {
     switch (layer.id) {
       case "parcelles": {
@@ -168,55 +267,17 @@ function observatoireCarte(map, dataElementId) {
         if (!prof) {
           return {color: "#636363", weight: 0.5, fillColor: "#ffffff", fillOpacity: 0.05};
         }
-        var cls = props[prof.colonnes.classe] ? props[prof.colonnes.classe][i] : null;
-        var fill = cls === null ? palettes.exclue : categoryColour(palettes.classes, cls, palettes.exclue);
-        return {color: "#4d4d4d", weight: 0.4, stroke: parcelOutlines, fillColor: fill,
-                fillOpacity: 0.7};
+        return parcelStyle(value(props, prof.colonnes.classe, i));
       }
-      case "gisements":
-        return {color: palettes.gisement, weight: 3, fillColor: palettes.gisement, fillOpacity: 0.08,
-                dashArray: "6 4"};
-      case "zae": {
-        // The vacancy colour draws the outline and a light veil, so that the score
-        // classes of the parcels underneath stay readable.
-        const known = props.taux_vacance && props.taux_vacance[i] !== null;
-        const colour = vacancyColour(known ? props.taux_vacance[i] : null);
-        return {color: known ? colour : palettes.zae, weight: 4, fillColor: colour,
-                fillOpacity: known ? 0.12 : 0.05};
-      }
-      case "zae_unites":
-        return {color: "#252525", weight: 0.6,
-                fillColor: categoryColour(palettes.occupation,
-                                          props.occupation ? props.occupation[i] : null, "#f0f0f0"),
-                fillOpacity: 0.75};
+      case "gisements": return gisementStyle();
+      case "zae": return zaeStyle(value(props, "taux_vacance", i));
+      case "zae_unites": return unitStyle(value(props, "occupation", i));
       case "friches":
-        return {radius: 7, color: "#000000", weight: 1,
-                fillColor: categoryColour(palettes.friches,
-                                          props.site_statut ? props.site_statut[i] : null,
-                                          palettes.friche_autre),
-                fillOpacity: 0.95};
       case "friches_surfaces":
-        return {color: categoryColour(palettes.friches,
-                                      props.site_statut ? props.site_statut[i] : null,
-                                      palettes.friche_autre),
-                weight: 2, fillOpacity: 0.25};
-      // Friches nearby (outside the territory): the same colours, paler and dashed.
       case "friches_proximite":
-        return {radius: 5, color: "#636363", weight: 1, dashArray: "2 2",
-                fillColor: categoryColour(palettes.friches,
-                                          props.site_statut ? props.site_statut[i] : null,
-                                          palettes.friche_autre),
-                fillOpacity: 0.45};
       case "friches_surfaces_proximite":
-        return {color: categoryColour(palettes.friches,
-                                      props.site_statut ? props.site_statut[i] : null,
-                                      palettes.friche_autre),
-                weight: 1, dashArray: "4 3", fillOpacity: 0.1};
-      case "zonage":
-        return {color: "#8c6d31", weight: 0.8,
-                fillColor: categoryColour(palettes.zonage, props.typezone ? props.typezone[i] : null,
-                                          "#dddddd"),
-                fillOpacity: 0.25};
+        return fricheStyle(layer.id, value(props, "site_statut", i));
+      case "zonage": return zoneStyle(value(props, "typezone", i));
       default:
         return {color: "#555555", weight: 1, fillOpacity: 0.1};
     }
@@ -224,12 +285,32 @@ function observatoireCarte(map, dataElementId) {
 
   /* ---- popups and tooltips (DOM nodes only) ---- */
 
-  function addRow(table, label, text) {
+  function addRow(table, label, text, link) {
     if (text === null || text === undefined) { return; }
     var tr = el("tr");
     tr.appendChild(el("th", null, label));
-    tr.appendChild(el("td", null, text));
+    var td = el("td");
+    if (link) {
+      // Only web addresses made by the page's data (https), opened in a new tab.
+      var a = el("a", null, text);
+      a.href = link;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      td.appendChild(a);
+    } else {
+      td.textContent = String(text);
+    }
+    tr.appendChild(td);
     table.appendChild(tr);
+  }
+
+  // A coded value by its French label (layer.valeurs), else as it is.
+  function shown(layer, column, v) {
+    var labels = layer.valeurs && layer.valeurs[column];
+    if (labels && v !== null && Object.prototype.hasOwnProperty.call(labels, v)) {
+      return labels[v];
+    }
+    return v;
   }
 
   function profileSection(root, prof, props, i) {
@@ -278,7 +359,12 @@ function observatoireCarte(map, dataElementId) {
     layer.champs.forEach(function (f) {
       var values = props[f[0]];
       if (!values) { return; }
-      addRow(table, f[1], formatValue(f[2], values[i]));
+      if (f[2] === "lien") {
+        var url = values[i];
+        if (url && /^https:\/\//.test(url)) { addRow(table, f[1], "Voir la fiche du site", url); }
+        return;
+      }
+      addRow(table, f[1], formatValue(f[2], shown(layer, f[0], values[i])));
     });
     root.appendChild(table);
     if (layer.id === "parcelles") {
@@ -293,7 +379,7 @@ function observatoireCarte(map, dataElementId) {
     layer.infobulle.forEach(function (f) {
       var values = props[f[0]];
       if (!values) { return; }
-      var text = formatValue(f[2], values[i]);
+      var text = formatValue(f[2], shown(layer, f[0], values[i]));
       if (text !== null) { parts.push(f[1] ? f[1] + NBSP + ": " + text : text); }
     });
     if (layer.id === "parcelles") {
@@ -366,7 +452,123 @@ function observatoireCarte(map, dataElementId) {
   map.on("overlayadd", bringPointsToFront);
   bringPointsToFront();
 
-  /* ---- base layers: OpenStreetMap when online, none otherwise ---- */
+  /* ---- background drawn from the observatory's own layers (offline) ---- */
+
+  // Levels of the background (see observatoire/publish/fond.py): each drawn between
+  // its zooms; the tiled ones (local roads, buildings) only in the cells around the
+  // view. Shapes are decoded and Leaflet layers made on first need: the page opens
+  // without them.
+  var fondData = data.fond || null;
+  var fond = L.layerGroup();
+  var fondLevels = [];
+  var fondLabels = L.layerGroup();
+  var fondNames = [];
+  // Panes between the tiles (200) and the thematic layers (400), bottom to top.
+  var FOND_PANES = {batiment: ["obs-fond-batiments", 350], commune: ["obs-fond-communes", 370]};
+  var fondRenderers = {};
+  function fondRenderer(style) {
+    var pane = FOND_PANES[style] || ["obs-fond-routes", 360];
+    if (!fondRenderers[pane[0]]) {
+      map.createPane(pane[0]).style.zIndex = pane[1];
+      fondRenderers[pane[0]] = L.canvas({pane: pane[0], padding: 0.3});
+    }
+    return fondRenderers[pane[0]];
+  }
+
+  function fondStyle(level) {
+    var s = fondData.styles[level.style];
+    return {color: s.color, weight: s.weight, dashArray: s.dashArray || null,
+            fill: s.fill === undefined ? level.geom.type === "polygon" : s.fill,
+            fillColor: s.fillColor || s.color, fillOpacity: s.fillOpacity || 0,
+            interactive: false, renderer: fondRenderer(level.style)};
+  }
+
+  if (fondData) {
+    fondData.niveaux.forEach(function (level) {
+      fondLevels.push({level: level, shapes: null, groups: {}, style: fondStyle(level)});
+    });
+    fondData.etiquettes.forEach(function (e) {
+      var tip = L.tooltip({permanent: true, direction: "center", className: "obs-commune-nom",
+                           interactive: false});
+      tip.setLatLng([e[2], e[1]]);
+      tip.setContent(el("span", null, e[0]));
+      tip.obsWidth = e[3];
+      fondNames.push(tip);
+    });
+  }
+  // A commune's name shows once the commune is this wide on screen (pixels): the names
+  // of small communes would otherwise cover each other in the overview.
+  var LABEL_WIDTH = 120;
+
+  function fondGroup(entry, key, from, to) {
+    if (!entry.groups[key]) {
+      var level = entry.level;
+      if (!entry.shapes) { entry.shapes = decodeShapes(level.geom, level.n); }
+      var group = L.layerGroup();
+      for (var i = from; i < to; i++) {
+        var shape = entry.shapes[i];
+        if (shape === null) { continue; }
+        group.addLayer(level.geom.type === "polygon" ? L.polygon(shape, entry.style)
+                                                     : L.polyline(shape, entry.style));
+      }
+      entry.groups[key] = group;
+    }
+    return entry.groups[key];
+  }
+
+  function syncFond() {
+    var on = map.hasLayer(fond), z = map.getZoom();
+    var view = map.getBounds().pad(0.5);
+    var added = false;
+    fondLevels.forEach(function (entry) {
+      var level = entry.level, wanted = {};
+      if (on && z >= level.zmin && z <= level.zmax) {
+        if (level.cellules) {
+          // Features are filed by the cell of their south-west corner: a cell's
+          // features reach at most one cell beyond it to the north-east.
+          var c = level.cellules.c, size = level.cellules.taille, start = 0;
+          for (var k = 0; k < c.length; k += 3) {
+            var cell = L.latLngBounds([c[k + 1] * size, c[k] * size],
+                                      [(c[k + 1] + 2) * size, (c[k] + 2) * size]);
+            if (view.intersects(cell)) { wanted[k] = [start, start + c[k + 2]]; }
+            start += c[k + 2];
+          }
+        } else {
+          wanted.tout = [0, level.n];
+        }
+      }
+      Object.keys(entry.groups).forEach(function (key) {
+        if (!wanted[key] && fond.hasLayer(entry.groups[key])) { fond.removeLayer(entry.groups[key]); }
+      });
+      Object.keys(wanted).forEach(function (key) {
+        var group = fondGroup(entry, key, wanted[key][0], wanted[key][1]);
+        if (!fond.hasLayer(group)) { fond.addLayer(group); added = true; }
+      });
+    });
+    if (added) {
+      // Levels share a canvas per pane: the later levels (more important roads) on top.
+      fondLevels.forEach(function (entry) {
+        Object.keys(entry.groups).forEach(function (key) {
+          if (fond.hasLayer(entry.groups[key])) {
+            entry.groups[key].eachLayer(function (l) { l.bringToFront(); });
+          }
+        });
+      });
+    }
+    if (on !== fond.hasLayer(fondLabels)) {
+      if (on) { fond.addLayer(fondLabels); } else { fond.removeLayer(fondLabels); }
+    }
+    var degree = 256 * Math.pow(2, z) / 360;  // pixels per degree of longitude
+    fondNames.forEach(function (tip) {
+      var wanted = on && tip.obsWidth * degree >= LABEL_WIDTH;
+      if (wanted !== fondLabels.hasLayer(tip)) {
+        if (wanted) { fondLabels.addLayer(tip); } else { fondLabels.removeLayer(tip); }
+      }
+    });
+  }
+  map.on("zoomend moveend baselayerchange", syncFond);
+
+  /* ---- base layers: the observatory's background, OpenStreetMap when online, none ---- */
 
   var noBase = L.layerGroup();
   var osm = L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {
@@ -374,9 +576,14 @@ function observatoireCarte(map, dataElementId) {
     attribution: "© contributeurs OpenStreetMap"
   });
   var bases = {};
+  if (fondData) { bases[escapeHtml("Fond de l'observatoire (communes, routes, bâtiments)")] = fond; }
   bases[escapeHtml("Fond OpenStreetMap (en ligne)")] = osm;
   bases[escapeHtml("Sans fond de carte")] = noBase;
-  (navigator.onLine === false ? noBase : osm).addTo(map);
+  // The observatory's background reads without network (an e-mailed file): it is the
+  // one shown at first; without it, OpenStreetMap when online.
+  var offlineBase = fondData ? fond : noBase;
+  (fondData || navigator.onLine === false ? offlineBase : osm).addTo(map);
+  syncFond();
   // Offline: after a few failed tiles and none loaded, stop asking for the basemap.
   var tileErrors = 0, tilesLoaded = 0;
   osm.on("tileload", function () { tilesLoaded += 1; });
@@ -384,7 +591,8 @@ function observatoireCarte(map, dataElementId) {
     tileErrors += 1;
     if (tileErrors >= 4 && tilesLoaded === 0 && map.hasLayer(osm)) {
       map.removeLayer(osm);
-      noBase.addTo(map);
+      offlineBase.addTo(map);
+      syncFond();
       map.attributionControl.addAttribution(escapeHtml("fond de carte indisponible (hors ligne)"));
     }
   });
@@ -427,16 +635,51 @@ function observatoireCarte(map, dataElementId) {
 
   /* ---- legend ---- */
 
-  function legendSwatch(colour, kind, outline) {
-    var s = el("span", "obs-pastille" + (kind === "point" ? " obs-rond" : ""));
-    s.style.backgroundColor = colour;
-    if (outline) { s.style.borderColor = outline; }
-    return s;
+  var SVG_NS = "http://www.w3.org/2000/svg";
+
+  // The swatch of a legend entry: the style given to Leaflet for the features it
+  // stands for, drawn in SVG (stroke, dashes, fill and its opacity).
+  function legendSwatch(style, kind) {
+    var svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("class", "obs-pastille");
+    svg.setAttribute("width", "26");
+    svg.setAttribute("height", "16");
+    var shape;
+    if (kind === "point") {
+      shape = document.createElementNS(SVG_NS, "circle");
+      shape.setAttribute("cx", "13");
+      shape.setAttribute("cy", "8");
+      shape.setAttribute("r", String(Math.min(style.radius || 5, 7)));
+    } else if (kind === "line") {
+      shape = document.createElementNS(SVG_NS, "line");
+      shape.setAttribute("x1", "1");
+      shape.setAttribute("y1", "8");
+      shape.setAttribute("x2", "25");
+      shape.setAttribute("y2", "8");
+    } else {
+      shape = document.createElementNS(SVG_NS, "rect");
+      shape.setAttribute("x", "2");
+      shape.setAttribute("y", "2");
+      shape.setAttribute("width", "22");
+      shape.setAttribute("height", "12");
+    }
+    shape.setAttribute("stroke", style.stroke === false ? "none" : style.color);
+    shape.setAttribute("stroke-width", String(style.weight));
+    if (style.dashArray) { shape.setAttribute("stroke-dasharray", style.dashArray); }
+    var filled = kind !== "line" && style.fill !== false;
+    shape.setAttribute("fill", filled ? (style.fillColor || style.color) : "none");
+    if (filled) {
+      // Leaflet's default fill opacity is 0.2.
+      shape.setAttribute("fill-opacity",
+                         String(style.fillOpacity === undefined ? 0.2 : style.fillOpacity));
+    }
+    svg.appendChild(shape);
+    return svg;
   }
 
-  function legendItem(list, colour, label, kind, outline) {
+  function legendItem(list, style, label, kind) {
     var li = el("li");
-    li.appendChild(legendSwatch(colour, kind, outline));
+    li.appendChild(legendSwatch(style, kind || "polygon"));
     li.appendChild(el("span", null, label));
     list.appendChild(li);
   }
@@ -448,6 +691,7 @@ function observatoireCarte(map, dataElementId) {
     box.appendChild(el("div", "obs-legende-titre", "Légende"));
     data.layers.forEach(function (layer) {
       var sec = el("div", "obs-legende-section");
+      sec.setAttribute("data-couche", layer.id);
       var title = el("div", "obs-legende-couche", layer.libelle);
       sec.appendChild(title);
       var list = el("ul");
@@ -455,40 +699,69 @@ function observatoireCarte(map, dataElementId) {
         var prof = profileOf(currentProfile);
         if (prof) {
           title.textContent = layer.libelle + " — score « " + prof.libelle + " »";
+          // As drawn at close zoom (outlines from zoom 15 on for large territories).
+          var outlined = parcelOutlines;
+          parcelOutlines = true;
           Object.keys(palettes.classes).forEach(function (k) {
-            legendItem(list, palettes.classes[k][0], palettes.classes[k][1]);
+            legendItem(list, parcelStyle(k), palettes.classes[k][1]);
           });
-          legendItem(list, palettes.exclue, meta.libelle_exclue);
+          legendItem(list, parcelStyle(null), meta.libelle_exclue);
+          parcelOutlines = outlined;
         } else {
-          legendItem(list, "#ffffff", "Parcelle (score non calculé)", "polygon", "#636363");
+          legendItem(list, styleFor(layer, {}, 0), "Parcelle (score non calculé)");
         }
       } else if (/^friches(_surfaces)?(_proximite)?$/.test(layer.id)) {
         Object.keys(palettes.friches).forEach(function (k) {
-          legendItem(list, palettes.friches[k][0], palettes.friches[k][1], layer.geom.type);
+          legendItem(list, fricheStyle(layer.id, k), palettes.friches[k][1], layer.geom.type);
         });
       } else if (layer.id === "zae") {
         if (layer.props.taux_vacance) {
-          palettes.vacance.forEach(function (c) { legendItem(list, c[1], "Vacance " + c[2]); });
-          legendItem(list, palettes.vacance_inconnue, "Vacance non calculée", "polygon", palettes.zae);
+          palettes.vacance.forEach(function (c, i) {
+            // The lowest rate of the class gives its style.
+            legendItem(list, zaeStyle(i === 0 ? 0 : palettes.vacance[i - 1][0]), "Vacance " + c[2]);
+          });
+          legendItem(list, zaeStyle(null), "Vacance non calculée");
         } else {
-          legendItem(list, "#ffffff", "Zone d'activités", "polygon", palettes.zae);
+          legendItem(list, zaeStyle(null), "Zone d'activités");
         }
       } else if (layer.id === "zae_unites") {
         Object.keys(palettes.occupation).forEach(function (k) {
-          legendItem(list, palettes.occupation[k][0], palettes.occupation[k][1]);
+          legendItem(list, unitStyle(k), palettes.occupation[k][1]);
         });
       } else if (layer.id === "zonage") {
         Object.keys(palettes.zonage).forEach(function (k) {
-          legendItem(list, palettes.zonage[k][0], palettes.zonage[k][1]);
+          legendItem(list, zoneStyle(k), palettes.zonage[k][1]);
         });
       } else if (layer.id === "gisements") {
-        legendItem(list, "#ffffff", "Gisement foncier (site candidat)", "polygon", palettes.gisement);
+        legendItem(list, gisementStyle(), "Gisement foncier (site candidat)");
       }
       sec.appendChild(list);
-      legendSections[layer.id] = {section: sec, title: title, list: list, baseTitle: layer.libelle};
+      legendSections[layer.id] = {section: sec, title: title, list: list, baseTitle: layer.libelle,
+                                  layer: groups[layer.id]};
       sec.style.display = map.hasLayer(groups[layer.id]) ? "" : "none";
       box.appendChild(sec);
     });
+    if (fondData) {
+      // The background: one entry per kind of feature it holds, in its styles.
+      var sec = el("div", "obs-legende-section");
+      sec.setAttribute("data-couche", "fond");
+      var title = el("div", "obs-legende-couche", "Fond de carte (données de l'observatoire)");
+      sec.appendChild(title);
+      var list = el("ul");
+      var seen = {};
+      ["commune", "autoroute", "principale", "secondaire", "locale", "batiment"].forEach(function (key) {
+        fondLevels.forEach(function (entry) {
+          if (entry.level.style === key && !seen[key]) {
+            seen[key] = true;
+            legendItem(list, entry.style, fondData.styles[key].libelle, entry.level.geom.type);
+          }
+        });
+      });
+      sec.appendChild(list);
+      legendSections.fond = {section: sec, title: title, list: list, layer: fond};
+      sec.style.display = map.hasLayer(fond) ? "" : "none";
+      box.appendChild(sec);
+    }
     L.DomEvent.disableClickPropagation(box);
     L.DomEvent.disableScrollPropagation(box);
     return box;
@@ -497,10 +770,10 @@ function observatoireCarte(map, dataElementId) {
 
   function syncLegend() {
     Object.keys(legendSections).forEach(function (id) {
-      legendSections[id].section.style.display = map.hasLayer(groups[id]) ? "" : "none";
+      legendSections[id].section.style.display = map.hasLayer(legendSections[id].layer) ? "" : "none";
     });
   }
-  map.on("overlayadd overlayremove", syncLegend);
+  map.on("overlayadd overlayremove baselayerchange", syncLegend);
 
   /* ---- tools: search, ZAE view, profile, print ---- */
 
@@ -711,6 +984,7 @@ function observatoireCarte(map, dataElementId) {
 
   window.observatoire = {
     map: map, groups: groups, stats: stats, openFeature: openFeature, showZae: showZae,
+    fond: fond, fondNiveaux: fondLevels,
     ready: true, readyMs: Math.round(performance.now())
   };
   return window.observatoire;
