@@ -29,7 +29,6 @@ value lists) before it can be published (:func:`validate_csv_file`).
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import re
 import warnings
@@ -50,6 +49,7 @@ from observatoire.publish.cnig_schema import (
     CLASSES,
     GEOMETRY_FIELDS,
     GPKG_TO_SCHEMA,
+    cast_cell,
     table_schema,
     validate_rows,
 )
@@ -254,20 +254,6 @@ def write_csv_layer(gpkg: str | Path, layer: str, path: str | Path, *,
     return rows
 
 
-def _cast(value: str, ftype: str) -> Any:
-    """Read a CSV cell as its Table Schema type does (left as text when it does not parse)."""
-    try:
-        if ftype == "number":
-            return float(value)
-        if ftype == "integer":
-            return int(value)
-        if ftype == "geojson":
-            return json.loads(value)
-    except ValueError:
-        return value
-    return value
-
-
 def validate_csv_file(path: str | Path, layer: str, *, batch: int = CSV_BATCH) -> int:
     """Validate a CSV file of a class against its ``schema.json``, by batches of rows.
 
@@ -319,7 +305,7 @@ def validate_csv_file(path: str | Path, layer: str, *, batch: int = CSV_BATCH) -
                         f"{path}, couche « {layer} », ligne {reader.line_num} : {len(line)} "
                         f"champ(s) au lieu de {len(names)}"
                     )
-                chunk.append({n: None if v in missing else _cast(v, f.get("type", "string"))
+                chunk.append({n: cast_cell(v, f, missing)
                               for n, f, v in zip(names, fields, line, strict=True)})
                 if len(chunk) == batch:
                     validate_rows(chunk, layer, origin=str(path), first_row=count + 2, seen=seen)

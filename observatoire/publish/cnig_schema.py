@@ -427,7 +427,7 @@ def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists
         )
 
 
-def _cast(value: str | None, field: Mapping[str, Any], missing: Iterable[str]) -> Any:
+def cast_cell(value: str | None, field: Mapping[str, Any], missing: Iterable[str]) -> Any:
     """Cast a CSV cell to its Table Schema type (left as text when it does not parse)."""
     if value is None or value in missing:
         return None
@@ -487,7 +487,7 @@ def validate_csv(path: str | Path, classe: str, *, value_lists: bool = True) -> 
             f"{path}, couche « {layer} » : champ(s) inconnu(s) du standard : "
             f"{', '.join(unknown)}"
         )
-    rows = [{name: _cast(r.get(name), fields[name], missing) for name in fields} for r in raw]
+    rows = [{name: cast_cell(r.get(name), fields[name], missing) for name in fields} for r in raw]
     validate_rows(rows, layer, value_lists=value_lists, origin=str(path), first_row=2)
     return len(rows)
 
