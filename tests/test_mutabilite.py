@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import STANDARDS, standard_file
 
 from observatoire.analysis.mutabilite import (
     AUCUN_RESULTAT,
@@ -22,7 +23,6 @@ from observatoire.analysis.mutabilite import (
 )
 from observatoire.config import load_territory
 from observatoire.errors import ConfigError
-from tests.conftest import STANDARDS, standard_file
 
 DATA = resources.files("observatoire") / "data" / "mutafriches" / "v1.11"
 

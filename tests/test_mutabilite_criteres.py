@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import SAMPLE, shared_file
 
 from observatoire.analysis.indicators import Constraint
 from observatoire.analysis.mutabilite import NE_SAIT_PAS, evaluate, load_algorithm
@@ -48,7 +49,6 @@ from observatoire.analysis.mutabilite_criteres import (
 from observatoire.config import Source, load_territory
 from observatoire.ingest import ingest
 from observatoire.readers.friches import read_friches
-from tests.conftest import SAMPLE, shared_file
 
 CRS = "EPSG:2154"
 #: Sample parcels: zone, area (m²), built area inside (m²), distance from the centroid to
