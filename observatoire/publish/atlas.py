@@ -51,7 +51,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import shapely
-from jinja2 import Environment, select_autoescape
+from jinja2 import Environment, FunctionLoader, select_autoescape
 from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PathCollection
@@ -723,8 +723,10 @@ def png_uri(png: bytes) -> str:
 
 @functools.cache
 def _template(name: str) -> Any:
-    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-    return env.from_string(template_text(name))
+    # The loader lets a sheet include the parts it shares with the cover.
+    env = Environment(loader=FunctionLoader(template_text),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    return env.get_template(name)
 
 
 def render_sheet(sheet: Sheet, context: AtlasContext) -> str:
