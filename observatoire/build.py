@@ -501,14 +501,18 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
         staged.extend(stage_atlas({**outputs, "routes": layers.routes}, layers.reports,
                                   territory, communes=commune_names(territory, layers),
                                   progress=say))
+    fond: dict[str, gpd.GeoDataFrame] = {}
+    if territory.options.carte or territory.options.rapport:
+        if views is None:
+            fond = {"limites_communes": commune_outlines(outputs["parcelles"])}
+        else:
+            fond = views["fond"]()  # roads and buildings read back from the GeoPackage
     if territory.options.carte:
         say("Carte interactive…")
         if views is None:
             drawn = map_layers(outputs, territory, say)
-            fond = {"limites_communes": commune_outlines(outputs["parcelles"])}
         else:
             drawn = {**outputs, "parcelles": views["carte"]}
-            fond = views["fond"]()  # roads and buildings read back from the GeoPackage
             say(map_message(len(views["carte"]), views["nb_parcelles"], territory))
         staged.append(stage_map(map_units_and_sites(drawn, say), territory,
                                 reports=layers.reports, communes=names, background=fond))
@@ -524,7 +528,8 @@ def _publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
     if territory.options.rapport:
         say("Rapport…")
         staged.append(stage_report({**outputs, "parcelles": views["rapport"]()} if views
-                                   else outputs, layers.reports, territory, communes=names))
+                                   else outputs, layers.reports, territory, communes=names,
+                                   background={"routes": layers.routes, **fond}))
 
 
 def commune_names(territory: Territory, layers: Layers,

@@ -29,6 +29,7 @@ from pyproj import Transformer
 from observatoire.analysis.zae_inventory import inventory
 from observatoire.config import load_territory
 from observatoire.errors import ConfigError
+from observatoire.publish.assets import hectares, number, percent
 from observatoire.publish.atlas import (
     COVER,
     STATUTS,
@@ -40,7 +41,6 @@ from observatoire.publish.atlas import (
     stage_atlas,
     units_table,
 )
-from observatoire.publish.rapport import hectares, number, percent
 
 A4 = (595.28, 841.89)  # points
 COMMUNES = {"25267": "Gennes"}

@@ -21,8 +21,8 @@ from observatoire.analysis import analyse
 from observatoire.analysis.scoring import UNDETERMINED
 from observatoire.config import load_territory
 from observatoire.ingest import ingest
-from observatoire.publish.assets import profile_texts
-from observatoire.publish.rapport import hectares, number, percent, render_report, stage_report
+from observatoire.publish.assets import hectares, number, percent, profile_texts
+from observatoire.publish.rapport import render_report, stage_report
 from observatoire.readers import provenance
 
 
@@ -35,6 +35,7 @@ class Page(HTMLParser):
         self.images: list[dict] = []
         self.text: list[str] = []
         self.cells: list[str] = []
+        self.key_figures = 0  # index in ``cells`` where the key figures begin
         self._cell = False
 
     def handle_starttag(self, tag, attrs):
@@ -48,6 +49,8 @@ class Page(HTMLParser):
 
     def handle_data(self, data):
         self.text.append(data)
+        if data.strip() == "Chiffres clés":
+            self.key_figures = len(self.cells)
         if self._cell and data.strip():
             self.cells.append(data.strip())
 
@@ -102,7 +105,8 @@ def test_available_hectares_by_class(sample, page):
     p = layers["parcelles"]
     ha = (p.groupby(p["classe_industrie"].fillna("Exclue"))["surface_m2"].sum() / 10_000)
     # The commune by its name, from the table of communes (no names given).
-    row = page.cells[page.cells.index("Gennes"):][:8]
+    cells = page.cells[page.key_figures:]  # after the territory map and the atlas cover
+    row = cells[cells.index("Gennes"):][:8]
     assert row == ["Gennes", *(number(ha[c], 1) for c in ["A", "B", "C", "D", "E", "Exclue"]),
                    number(ha.sum(), 1)]
     assert "communes : Gennes (25267)" in " ".join(page.text)
@@ -147,8 +151,11 @@ def test_every_value_is_escaped(html, page):
 
 
 def test_charts_are_inline_svg(page):
-    assert len(page.images) == 4  # classes, friches, vacancy, score histograms
-    for img in page.images:
+    # The territory map and the atlas cover's map (PNG), then the charts: classes,
+    # friches, vacancy, score histograms.
+    assert len(page.images) == 6
+    assert all(img["src"].startswith("data:image/png;base64,") for img in page.images[:2])
+    for img in page.images[2:]:
         assert img["src"].startswith("data:image/svg+xml;base64,")
         svg = base64.b64decode(img["src"].split(",", 1)[1]).decode("utf-8")
         assert svg.lstrip().startswith("<?xml") and "<svg" in svg

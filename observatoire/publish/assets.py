@@ -26,6 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from observatoire.analysis.scoring import UNDETERMINED
 from observatoire.config import Territory
 from observatoire.errors import BuildError
@@ -379,3 +382,41 @@ def french_date(value: dt.date | str) -> str:
     """
     day = dt.datetime.fromisoformat(value).date() if isinstance(value, str) else value
     return f"{'1er' if day.day == 1 else day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def number(value: float | int | None, decimals: int = 0) -> str:
+    """Format a number the French way (``12 345,6``); ``—`` for a missing value."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)) or pd.isna(value):
+        return "—"
+    text = f"{float(value):,.{decimals}f}"
+    return text.replace(",", "\u202f").replace(".", ",")
+
+
+def hectares(m2: float | None) -> str:
+    """Format square metres as hectares (``12,3 ha``)."""
+    return "—" if m2 is None or pd.isna(m2) else f"{number(m2 / 10_000, 1)} ha"
+
+
+def percent(share: float | None) -> str:
+    """Format a share (0–1) as a percentage (``12 %``)."""
+    return "—" if share is None or pd.isna(share) else f"{number(share * 100, 0)}\u00a0%"
+
+
+def surface_m2(frame: pd.DataFrame) -> pd.Series:
+    """Return the area of each feature (m²): its ``surface_m2``, else its geometry's."""
+    if "surface_m2" in frame.columns:
+        return pd.to_numeric(frame["surface_m2"], errors="coerce")
+    return pd.Series(frame.geometry.area, index=frame.index)
+
+
+def vacancy_colour(rate: float | None) -> str:
+    """Colour of a zone's vacancy rate (0–1), by the map's classes."""
+    if rate is None or pd.isna(rate):
+        return VACANCY_UNKNOWN_COLOUR
+    for upper, colour, _ in VACANCY_CLASSES:
+        if rate < upper:
+            return colour
+    return VACANCY_CLASSES[-1][1]

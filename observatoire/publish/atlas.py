@@ -41,7 +41,7 @@ import functools
 import io
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,15 +77,22 @@ from observatoire.publish.assets import (
     VACANCY_UNKNOWN_COLOUR,
     ZAE_COLOUR,
     french_date,
+    hectares,
+    number,
+    percent,
+    surface_m2,
     template_text,
+    vacancy_colour,
 )
 from observatoire.publish.atlas_pdf import write_cover_pdf, write_sheet_pdf
 from observatoire.publish.consultation import safe_file_name
-from observatoire.publish.rapport import hectares, number, percent, surface_m2
+from observatoire.publish.fond import STYLES
 from observatoire.readers.lineage import SourceReport, relative_name
 
 log = logging.getLogger(__name__)
 
+#: Folder of the atlas in the outputs.
+ATLAS_FOLDER = "atlas"
 #: Name of the cover sheet's files (``couverture.html``, ``couverture.pdf``).
 COVER = "couverture"
 
@@ -109,6 +116,12 @@ MAX_LABELS = 150
 LABEL_MIN_PX = 18
 #: Zones numbered on the cover map up to this many.
 MAX_COVER_LABELS = 80
+#: Local roads drawn on the territory map up to this many roads in all (beyond, the
+#: main classes only: a national road network would hide everything else).
+MAX_LOCAL_ROADS = 30_000
+#: Roads and commune outlines of the territory map: the colours of ``carte.html``'s background.
+BACKGROUND_ROAD_COLOURS = {c: STYLES[c]["color"] for c in ROAD_CLASSES}
+COMMUNE_COLOUR = STYLES["commune"]["color"]
 
 _RC: dict[str, Any] = {
     "text.parse_math": False,
@@ -451,7 +464,7 @@ class MapDrawer:
     ----------
     layers
         ``zae``, ``zae_unites``, ``gisements``, ``friches``, ``friches_surfaces``,
-        ``routes`` (any may be absent), in the territory CRS.
+        ``routes`` and ``limites_communes`` (any may be absent), in the territory CRS.
     crs
         The territory CRS.
     dpi
@@ -463,7 +476,8 @@ class MapDrawer:
         self.crs = crs
         self.dpi = dpi
         self.layers: dict[str, _Layer] = {}
-        for name in ("zae", "zae_unites", "gisements", "friches", "friches_surfaces", "routes"):
+        for name in ("zae", "zae_unites", "gisements", "friches", "friches_surfaces", "routes",
+                     "limites_communes"):
             frame = layers.get(name)
             if frame is None or not len(frame):
                 continue
@@ -513,22 +527,25 @@ class MapDrawer:
             spine.set_linewidth(0.8)
         return fig, ax
 
-    def _roads(self, ax: Any, box: shapely.Geometry, *, classes: Sequence[str] | None = None
-               ) -> None:
+    def _roads(self, ax: Any, box: shapely.Geometry, *, classes: Sequence[str] | None = None,
+               colours: Mapping[str, str] | None = None) -> None:
+        """Draw the roads meeting ``box``: grey, or by class with ``colours``."""
         geoms, frame = self._in("routes", box)
         if not len(geoms):
             return
         cls = frame["classe"].to_numpy() if "classe" in frame else np.full(len(frame), "locale")
+        cls = np.where(np.isin(cls, list(ROAD_CLASSES)), cls, "locale")
         if classes is not None:
             keep = np.isin(cls, classes)
             geoms, cls = geoms[keep], cls[keep]
         segments, part_of = line_segments(geoms)
         if not segments:
             return
-        widths = np.array([ROAD_CLASSES.get(c, ROAD_CLASSES["locale"])[1] for c in cls])
-        ax.add_collection(LineCollection(segments, colors=ROAD_COLOUR,
-                                         linewidths=widths[part_of] * 1.6, zorder=1,
-                                         capstyle="round"))
+        widths = np.array([ROAD_CLASSES[c][1] for c in cls])
+        ax.add_collection(LineCollection(
+            segments, colors=ROAD_COLOUR if colours is None else
+            [colours[c] for c in cls[part_of]], linewidths=widths[part_of] * 1.6, zorder=1,
+            capstyle="round"))
 
     def _finish(self, fig: Figure, ax: Any, ext: Sequence[float], angle: float) -> bytes:
         length = nice_length(ext[2] - ext[0])
@@ -669,6 +686,81 @@ class MapDrawer:
             return self._finish(fig, ax, ext, angle)
 
 
+    def territory_map(self, *, angle: float = 0.0, names: Mapping[str, str] | None = None
+                      ) -> bytes:
+        """Draw the map of the whole territory on the map's offline background (PNG).
+
+        The background of ``carte.html`` (:mod:`observatoire.publish.fond`): commune
+        outlines and roads by class with the same colours; local roads only up to
+        :data:`MAX_LOCAL_ROADS` of them. On it, the zones coloured by vacancy rate,
+        the candidate sites and the friches of the territory.
+
+        Parameters
+        ----------
+        angle
+            Direction of true north on the map.
+        names
+            INSEE code → commune name, written on each commune (``limites_communes``
+            with a ``code_insee`` column).
+        """
+        bounds = [shapely.total_bounds(self.layers[n].geoms) for n in
+                  ("limites_communes", "zae", "gisements") if n in self.layers]
+        if not bounds:
+            raise ValueError("rien à dessiner : ni communes, ni zones, ni gisements")
+        b = np.array(bounds)
+        ext = self.extent((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()),
+                          COVER_MAP_SIZE)
+        box = shapely.box(*ext)
+        with matplotlib.rc_context(_RC):
+            fig, ax = self._figure(COVER_MAP_SIZE, ext)
+            roads = self.layers.get("routes")
+            many = roads is not None and len(roads.geoms) > MAX_LOCAL_ROADS
+            self._roads(ax, box, classes=("autoroute", "principale", "secondaire")
+                        if many else None, colours=BACKGROUND_ROAD_COLOURS)
+            geoms, frame = self._in("limites_communes", box)
+            if len(geoms):
+                segments, _ = line_segments(shapely.boundary(geoms))
+                ax.add_collection(LineCollection(segments, colors=COMMUNE_COLOUR,
+                                                 linewidths=1.0, linestyles=(0, (6, 3, 1.5, 3)),
+                                                 zorder=2))
+            zae = self.layers.get("zae")
+            if zae is not None:
+                rate = pd.to_numeric(zae.frame["taux_vacance"], errors="coerce") \
+                    if "taux_vacance" in zae.frame else pd.Series(np.nan, index=zae.frame.index)
+                ax.add_collection(PathCollection(
+                    polygon_paths(zae.geoms), facecolors=[vacancy_colour(v) for v in rate],
+                    edgecolors=ZAE_COLOUR, linewidths=0.9, zorder=3))
+            geoms, _ = self._in("gisements", box)
+            if len(geoms):
+                ax.add_collection(PathCollection(
+                    polygon_paths(geoms), facecolors="none", edgecolors=GISEMENT_COLOUR,
+                    linewidths=1.0, zorder=4))
+            geoms, _ = self._in("friches", box)
+            if len(geoms):
+                ax.scatter(shapely.get_x(geoms), shapely.get_y(geoms), marker="^", s=30,
+                           c=FRICHE_COLOUR, edgecolors="black", linewidths=0.5, zorder=7)
+            communes = self.layers.get("limites_communes")
+            if names and communes is not None and "code_insee" in communes.frame:
+                for point, code in zip(shapely.point_on_surface(communes.geoms),
+                                       communes.frame["code_insee"], strict=True):
+                    ax.text(shapely.get_x(point), shapely.get_y(point), names.get(code, code),
+                            ha="center", va="center", fontsize=8, color="#333333",
+                            zorder=9, clip_on=True, path_effects=[
+                                patheffects.withStroke(linewidth=2.5, foreground="white")])
+            return self._finish(fig, ax, ext, angle)
+
+
+def territory_legend() -> list[tuple[str, str, str]]:
+    """Legend of :meth:`MapDrawer.territory_map`: (kind of symbol, colour, label)."""
+    return [("tirets", COMMUNE_COLOUR, "Limite de commune"),
+            *[("ligne", BACKGROUND_ROAD_COLOURS[c], STYLES[c]["libelle"]) for c in ROAD_CLASSES],
+            ("contour", GISEMENT_COLOUR, "Gisement foncier (site candidat)"),
+            ("triangle", FRICHE_COLOUR, "Friche"),
+            *[("surface", colour, f"Zone d'activités : vacance {label}")
+              for _, colour, label in VACANCY_CLASSES],
+            ("surface", VACANCY_UNKNOWN_COLOUR, "Zone d'activités : vacance inconnue")]
+
+
 @functools.cache
 def _glyphs(text: str) -> MplPath:
     """Return the outline of ``text`` in DejaVu Sans Bold, of size 1, centred on (0, 0)."""
@@ -701,16 +793,6 @@ def label_colour(fill: str) -> str:
     """Black or white, whichever reads better on ``fill`` (``#rrggbb``)."""
     r, g, b = (int(fill[i:i + 2], 16) / 255 for i in (1, 3, 5))
     return "#111111" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "#ffffff"
-
-
-def vacancy_colour(rate: float | None) -> str:
-    """Colour of a zone's vacancy rate (0–1), by the map's classes."""
-    if rate is None or pd.isna(rate):
-        return VACANCY_UNKNOWN_COLOUR
-    for upper, colour, _ in VACANCY_CLASSES:
-        if rate < upper:
-            return colour
-    return VACANCY_CLASSES[-1][1]
 
 
 def png_uri(png: bytes) -> str:
@@ -833,7 +915,7 @@ def stage_atlas(layers: Mapping[str, gpd.GeoDataFrame | None],
     zu = layers.get("zae_unites")
     zu = zu if zu is not None else gpd.GeoDataFrame({"zae_id": [], "uf_id": []},
                                                    geometry=[], crs=zae.crs)
-    folder = Path(territory.output_dir) / "atlas"
+    folder = Path(territory.output_dir) / ATLAS_FOLDER
     obs, default_date = observation_date(territory.options.date_observation)
     context = AtlasContext(
         territory=territory.name, epci=territory.epci_nom,
@@ -850,14 +932,7 @@ def stage_atlas(layers: Mapping[str, gpd.GeoDataFrame | None],
     drawn = {name: layers.get(name) for name in MAP_LAYERS}
     drawn["zae_unites"] = zu
 
-    files: list[str] = []
-    used = {COVER}
-    for zid in zones["zae_id"]:
-        name = safe_file_name(zid)
-        while name in used:
-            name += "_"
-        used.add(name)
-        files.append(name)
+    files = sheet_names(zones["zae_id"])
     staged: list[StagedFile] = []
     try:
         targets = []
@@ -887,6 +962,23 @@ def stage_atlas(layers: Mapping[str, gpd.GeoDataFrame | None],
         raise
     log.info("atlas des ZAE : %d fiche(s) et une couverture", len(zones))
     return staged
+
+
+def sheet_names(zae_ids: Iterable[str]) -> list[str]:
+    """Name of each zone's sheet in ``atlas/`` (without extension), in the order given.
+
+    The zone's identifier made safe as a file name, unique (``_`` appended) and
+    never the cover's.
+    """
+    files: list[str] = []
+    used = {COVER}
+    for zid in zae_ids:
+        name = safe_file_name(zid)
+        while name in used:
+            name += "_"
+        used.add(name)
+        files.append(name)
+    return files
 
 
 def _chunks(zones: gpd.GeoDataFrame, angles: np.ndarray,

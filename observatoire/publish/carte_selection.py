@@ -82,7 +82,7 @@ def map_units_and_sites(layers: dict[str, gpd.GeoDataFrame], say: Progress, *,
 
 
 def _surface_m2(frame: gpd.GeoDataFrame) -> np.ndarray:
-    from observatoire.publish.rapport import surface_m2
+    from observatoire.publish.assets import surface_m2
 
     return surface_m2(frame).fillna(0.0).to_numpy(dtype=float)
 

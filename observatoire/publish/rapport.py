@@ -25,6 +25,7 @@ import geopandas as gpd
 import matplotlib
 import numpy as np
 import pandas as pd
+import shapely
 from jinja2 import Environment, select_autoescape
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -41,13 +42,26 @@ from observatoire.publish.assets import (
     FRICHE_OTHER_COLOUR,
     FRICHE_STATUTS,
     SCORE_CLASSES,
-    VACANCY_CLASSES,
     ProfileTexts,
     ScoringProfile,
     french_date,
+    hectares,
+    number,
+    percent,
     profile_texts,
     scoring_profiles,
+    surface_m2,
     template_text,
+    vacancy_colour,
+)
+from observatoire.publish.atlas import (
+    ATLAS_FOLDER,
+    MapDrawer,
+    cover_sheet,
+    north_angles,
+    png_uri,
+    sheet_names,
+    territory_legend,
 )
 from observatoire.readers.lineage import SourceReport, relative_name
 from observatoire.readers.provenance import UNKNOWN_PRODUCER, credits
@@ -97,9 +111,29 @@ class Section:
     missing: str | None = None
 
 
+@dataclass
+class Overview:
+    """The report's opening: the territory on the map's background, and the atlas cover.
+
+    ``territory`` and ``cover`` are PNG images as data URIs (``None`` when there is
+    nothing to draw); ``legend`` lists the territory map's symbols (kind, colour,
+    label), ``vacancy`` the cover map's classes (colour, label); ``columns`` and
+    ``rows`` are the atlas cover's table of zones, ``links`` the sheet of each zone
+    (``None`` when the atlas was not produced).
+    """
+
+    territory: str | None = None
+    legend: list[tuple[str, str, str]] = field(default_factory=list)
+    cover: str | None = None
+    vacancy: list[tuple[str, str]] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    links: list[str] | None = None
+
+
 def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[SourceReport],
-                 territory: Territory, *, communes: Mapping[str, str] | None = None
-                 ) -> StagedFile:
+                 territory: Territory, *, communes: Mapping[str, str] | None = None,
+                 background: Mapping[str, gpd.GeoDataFrame] | None = None) -> StagedFile:
     """Write ``rapport.html`` to a staged file next to the GeoPackage.
 
     Parameters
@@ -114,6 +148,9 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
     communes
         INSEE code → commune name (default: the table of communes, then
         ``[options.noms_communes]``).
+    background
+        The map's background (:mod:`observatoire.publish.fond`): ``limites_communes``
+        and ``routes``, drawn under the territory map that opens the report.
 
     Returns
     -------
@@ -133,6 +170,8 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
         warnings=[*missing_source_warnings(territory), *source_warnings(reports, territory)],
         names=communes if communes is not None else commune_names(
             territory.communes, overrides=territory.options.noms_communes),
+        background=background, crs=territory.crs,
+        atlas=f"{ATLAS_FOLDER}/" if territory.options.atlas else None,
     )
     staged.tmp.write_text(page, encoding="utf-8")
     return staged
@@ -142,7 +181,9 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
                   territory_name: str, communes: Sequence[str], date: str,
                   profiles: ProfileTexts | None = None, base: Path | None = None,
                   warnings: Sequence[str] = (),
-                  names: Mapping[str, str] | None = None) -> str:
+                  names: Mapping[str, str] | None = None,
+                  background: Mapping[str, gpd.GeoDataFrame] | None = None,
+                  crs: Any = None, atlas: str | None = None) -> str:
     """Return the HTML of the report.
 
     Parameters
@@ -162,6 +203,14 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
     names
         INSEE code → commune name (default: the table of communes); a commune
         whose name is unknown is shown by its code, as are the friches' names.
+    background
+        As for :func:`stage_report`; without it the territory map has no commune
+        outlines nor roads.
+    crs
+        The territory CRS (default: the parcels'), for the maps' north arrow.
+    atlas
+        Folder of the atlas sheets, relative to the report (``atlas/``): the table of
+        zones links to them; ``None`` when the atlas is not produced.
 
     Returns
     -------
@@ -175,13 +224,15 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
                               if parcelles is not None and "code_insee" in parcelles else [])]
         names = commune_names(codes)
     names = {**_commune_names(layers), **names}
+    overview = _overview(layers, background or {}, names,
+                         crs if crs is not None else getattr(parcelles, "crs", None), atlas)
     with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
         sections = [
             _available_land(parcelles, found, names),
             _best_sites(layers.get("gisements")),
             _friches(layers.get("friches")),
             _mutabilite(layers.get("friches"), layers.get("gisements")),
-            _vacancy(layers.get("zae")),
+            _vacancy(layers.get("zae"), cover=bool(overview.rows)),
             _scores(parcelles, found),
             _producers(reports, base),
             _sources(reports, parcelles, found, base, profiles or ProfileTexts(), warnings),
@@ -196,30 +247,13 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
         produced=french_date(dt.date.today()),
         version=__version__,
         figures=_key_figures(layers, found, profiles or ProfileTexts(), reports),
+        overview=overview,
         sections=sections,
         css=template_text("rapport.css"),
     )
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def number(value: float | int | None, decimals: int = 0) -> str:
-    """Format a number the French way (``12 345,6``); ``—`` for a missing value."""
-    if value is None or (isinstance(value, float) and not np.isfinite(value)) or pd.isna(value):
-        return "—"
-    text = f"{float(value):,.{decimals}f}"
-    return text.replace(",", "\u202f").replace(".", ",")
-
-
-def hectares(m2: float | None) -> str:
-    """Format square metres as hectares (``12,3 ha``)."""
-    return "—" if m2 is None or pd.isna(m2) else f"{number(m2 / 10_000, 1)} ha"
-
-
-def percent(share: float | None) -> str:
-    """Format a share (0–1) as a percentage (``12 %``)."""
-    return "—" if share is None or pd.isna(share) else f"{number(share * 100, 0)}\u00a0%"
 
 
 def _svg_uri(fig: Figure) -> str:
@@ -248,11 +282,41 @@ def _commune_names(layers: Mapping[str, gpd.GeoDataFrame]) -> dict[str, str]:
     return names
 
 
-def surface_m2(frame: pd.DataFrame) -> pd.Series:
-    """Return the area of each feature (m²): its ``surface_m2``, else its geometry's."""
-    if "surface_m2" in frame.columns:
-        return pd.to_numeric(frame["surface_m2"], errors="coerce")
-    return pd.Series(frame.geometry.area, index=frame.index)
+# --------------------------------------------------------------------------- overview
+
+
+def _overview(layers: Mapping[str, gpd.GeoDataFrame], background: Mapping[str, gpd.GeoDataFrame],
+              names: Mapping[str, str], crs: Any, atlas: str | None) -> Overview:
+    """Draw the territory map and the atlas cover (map and table of zones)."""
+    friches = layers.get("friches")
+    drawn = {
+        "zae": layers.get("zae"), "gisements": layers.get("gisements"),
+        # Only the territory's own friches: the nearby ones are listed, not mapped.
+        "friches": split_friches(friches)[0] if friches is not None else None,
+        "routes": background.get("routes"),
+        "limites_communes": background.get("limites_communes"),
+    }
+    drawer = MapDrawer({k: v for k, v in drawn.items() if v is not None}, crs=crs)
+    if not drawer.layers:
+        return Overview()
+    centre = shapely.points(np.array([[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2] for b in [
+        shapely.total_bounds(next(iter(drawer.layers.values())).geoms)]]))
+    angle = float(north_angles(centre, crs)[0]) if crs is not None else 0.0
+    overview = Overview(territory=png_uri(drawer.territory_map(angle=angle, names=names)),
+                        legend=territory_legend())
+    zae = layers.get("zae")
+    if zae is None or not len(zae) or "zae_id" not in zae:
+        return overview
+    zones = zae.sort_values("zae_id", kind="stable").reset_index(drop=True)
+    files = sheet_names(zones["zae_id"])
+    cover = cover_sheet(zones, np.asarray(zones.geometry.values), files, drawer, names,
+                        angle=angle)
+    overview.cover = png_uri(cover.map_png)
+    overview.vacancy = cover.vacancy
+    overview.columns, overview.rows = cover.columns, cover.rows
+    if atlas is not None:
+        overview.links = [f"{atlas}{f}.html" for f in files]
+    return overview
 
 
 # --------------------------------------------------------------------------- figures
@@ -589,7 +653,8 @@ def _mutabilite(friches: gpd.GeoDataFrame | None,
                                 [False, False, *[True] * 7, False, True, True, False]))
     return section
 
-def _vacancy(zae: gpd.GeoDataFrame | None) -> Section:
+def _vacancy(zae: gpd.GeoDataFrame | None, *, cover: bool = False) -> Section:
+    """Vacancy of the zones: chart and table (without the atlas cover's columns if ``cover``)."""
     section = Section("Vacance des zones d'activités économiques")
     if zae is None or len(zae) == 0:
         section.missing = "Aucune zone d'activités économiques n'est connue pour ce territoire."
@@ -610,7 +675,7 @@ def _vacancy(zae: gpd.GeoDataFrame | None) -> Section:
     fig = Figure(figsize=(7.5, 0.6 + 0.35 * len(shown)))
     ax = fig.add_subplot()
     rates = shown["_taux"].fillna(0).to_numpy() * 100
-    colours = [_vacancy_colour(v) for v in shown["_taux"]]
+    colours = [vacancy_colour(v) for v in shown["_taux"]]
     ax.barh([_short(n) for n in shown["_nom"]], rates, color=colours, edgecolor="#6a3d9a",
             linewidth=0.5)
     ax.invert_yaxis()
@@ -628,20 +693,14 @@ def _vacancy(zae: gpd.GeoDataFrame | None) -> Section:
             ("nb_friches", "Friches", number, True),
             ("surface_friches_m2", "Surface des friches", hectares, True),
             ("regle_vacance", "Règle appliquée", _text, False)]
+    if cover:  # the report's atlas cover already lists the zones' figures
+        spec = [s for s in spec if s[0] in ("_nom", "nb_friches", "surface_friches_m2",
+                                             "regle_vacance")]
     spec = [s for s in spec if s[0] in frame.columns]
     rows = [[fmt(v) for (_, _, fmt, _), v in zip(spec, values, strict=True)]
             for values in frame[[s[0] for s in spec]].itertuples(index=False)]
     section.tables.append(Table([s[1] for s in spec], rows, [s[3] for s in spec]))
     return section
-
-
-def _vacancy_colour(rate: float | None) -> str:
-    if rate is None or pd.isna(rate):
-        return "#ffffff"
-    for upper, colour, _ in VACANCY_CLASSES:
-        if rate < upper:
-            return colour
-    return VACANCY_CLASSES[-1][1]
 
 
 def _short(text: str, width: int = 40) -> str:
