@@ -31,10 +31,9 @@ from observatoire.publish.atlas import (
     MAX_LOCAL_ROADS,
     MapDrawer,
     sheet_names,
-    territory_legend,
 )
 from observatoire.publish.fond import STYLES
-from observatoire.publish.rapport import render_report
+from observatoire.publish.rapport import render_report, split_friches
 
 CRS = "EPSG:2154"
 COMMUNES = {"25267": "Gennes"}
@@ -121,7 +120,8 @@ def report(sample):
                          background=background, crs=CRS, atlas="atlas/")
 
 
-def test_the_report_opens_with_the_territory_then_the_atlas_cover(report):
+def test_the_report_opens_with_the_territory_then_the_atlas_cover(sample, report):
+    layers, _, _, background = sample
     page = parse(report)
     assert page.titles[:3] == ["Le territoire", "Atlas des zones d'activités économiques",
                                "Chiffres clés"]
@@ -130,9 +130,28 @@ def test_the_report_opens_with_the_territory_then_the_atlas_cover(report):
         assert image["alt"]
         assert len(data_png(image["src"])) > 10_000
     # The legend lists the symbols drawn, in the map's colours.
-    for kind, colour, label in territory_legend():
+    ours, nearby = split_friches(layers["friches"])
+    drawer = MapDrawer({**background, "zae": layers["zae"], "gisements": layers["gisements"],
+                        "friches": ours}, crs=CRS)
+    legend = drawer.territory_legend()
+    for kind, colour, label in legend:
         assert f'class="symbole {kind}" style="--couleur: {colour}"></span>{escape(label)}' in \
             re.sub(r"\s*\n\s*", "", report)
+    labels = [label for _, _, label in legend]
+    assert "Limite de commune" in labels and "Gisement foncier (site candidat)" in labels
+    assert "Autoroute" not in labels  # none in Gennes: not drawn, not in the legend
+    # Gennes' friches all lie near it, outside: listed in the report, not mapped.
+    assert len(ours) == 0 and len(nearby) and "Friche" not in labels
+
+
+def test_the_legend_lists_only_what_is_drawn():
+    outline = gpd.GeoDataFrame({"code_insee": ["91216"]},
+                               geometry=[shapely.box(0, 0, 1_000, 1_000)], crs=CRS)
+    drawer = MapDrawer({"limites_communes": outline}, crs=CRS)
+    assert drawer.territory_legend() == [("tirets", COMMUNE_COLOUR, "Limite de commune")]
+    roads = road_network(MAX_LOCAL_ROADS + 1)
+    labels = [label for _, _, label in MapDrawer({"routes": roads}, crs=CRS).territory_legend()]
+    assert labels == ["Route principale"]  # too many local roads: not drawn
 
 
 def test_the_atlas_cover_links_each_zone_to_its_sheet(sample, report):

@@ -686,6 +686,35 @@ class MapDrawer:
             return self._finish(fig, ax, ext, angle)
 
 
+    def _territory_roads(self) -> tuple[str, ...]:
+        """Road classes drawn on the territory map (local ones only while few)."""
+        roads = self.layers.get("routes")
+        if roads is None:
+            return ()
+        cls = roads.frame["classe"] if "classe" in roads.frame else pd.Series(["locale"])
+        present = set(cls.where(cls.isin(list(ROAD_CLASSES)), "locale"))
+        if len(roads.geoms) > MAX_LOCAL_ROADS:
+            present.discard("locale")
+        return tuple(c for c in ROAD_CLASSES if c in present)
+
+    def territory_legend(self) -> list[tuple[str, str, str]]:
+        """Legend of :meth:`territory_map`, what it draws only: (kind of symbol, colour, label)."""
+        legend = []
+        if "limites_communes" in self.layers:
+            legend.append(("tirets", COMMUNE_COLOUR, "Limite de commune"))
+        legend += [("ligne", BACKGROUND_ROAD_COLOURS[c], STYLES[c]["libelle"])
+                   for c in self._territory_roads()]
+        if "gisements" in self.layers:
+            legend.append(("contour", GISEMENT_COLOUR, "Gisement foncier (site candidat)"))
+        if "friches" in self.layers:
+            legend.append(("triangle", FRICHE_COLOUR, "Friche"))
+        if "zae" in self.layers:
+            legend += [("surface", colour, f"Zone d'activités : vacance {label}")
+                       for _, colour, label in VACANCY_CLASSES]
+            legend.append(("surface", VACANCY_UNKNOWN_COLOUR,
+                           "Zone d'activités : vacance inconnue"))
+        return legend
+
     def territory_map(self, *, angle: float = 0.0, names: Mapping[str, str] | None = None
                       ) -> bytes:
         """Draw the map of the whole territory on the map's offline background (PNG).
@@ -713,10 +742,8 @@ class MapDrawer:
         box = shapely.box(*ext)
         with matplotlib.rc_context(_RC):
             fig, ax = self._figure(COVER_MAP_SIZE, ext)
-            roads = self.layers.get("routes")
-            many = roads is not None and len(roads.geoms) > MAX_LOCAL_ROADS
-            self._roads(ax, box, classes=("autoroute", "principale", "secondaire")
-                        if many else None, colours=BACKGROUND_ROAD_COLOURS)
+            self._roads(ax, box, classes=self._territory_roads(),
+                        colours=BACKGROUND_ROAD_COLOURS)
             geoms, frame = self._in("limites_communes", box)
             if len(geoms):
                 segments, _ = line_segments(shapely.boundary(geoms))
@@ -748,17 +775,6 @@ class MapDrawer:
                             zorder=9, clip_on=True, path_effects=[
                                 patheffects.withStroke(linewidth=2.5, foreground="white")])
             return self._finish(fig, ax, ext, angle)
-
-
-def territory_legend() -> list[tuple[str, str, str]]:
-    """Legend of :meth:`MapDrawer.territory_map`: (kind of symbol, colour, label)."""
-    return [("tirets", COMMUNE_COLOUR, "Limite de commune"),
-            *[("ligne", BACKGROUND_ROAD_COLOURS[c], STYLES[c]["libelle"]) for c in ROAD_CLASSES],
-            ("contour", GISEMENT_COLOUR, "Gisement foncier (site candidat)"),
-            ("triangle", FRICHE_COLOUR, "Friche"),
-            *[("surface", colour, f"Zone d'activités : vacance {label}")
-              for _, colour, label in VACANCY_CLASSES],
-            ("surface", VACANCY_UNKNOWN_COLOUR, "Zone d'activités : vacance inconnue")]
 
 
 @functools.cache

@@ -61,7 +61,6 @@ from observatoire.publish.atlas import (
     north_angles,
     png_uri,
     sheet_names,
-    territory_legend,
 )
 from observatoire.readers.lineage import SourceReport, relative_name
 from observatoire.readers.provenance import UNKNOWN_PRODUCER, credits
@@ -303,7 +302,7 @@ def _overview(layers: Mapping[str, gpd.GeoDataFrame], background: Mapping[str, g
         shapely.total_bounds(next(iter(drawer.layers.values())).geoms)]]))
     angle = float(north_angles(centre, crs)[0]) if crs is not None else 0.0
     overview = Overview(territory=png_uri(drawer.territory_map(angle=angle, names=names)),
-                        legend=territory_legend())
+                        legend=drawer.territory_legend())
     zae = layers.get("zae")
     if zae is None or not len(zae) or "zae_id" not in zae:
         return overview
