@@ -129,6 +129,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"erreur : {self.prog} : {message}\n")
 
 
+def _positive(value: str) -> int:
+    """Parse a whole number of at least 1 (argparse type; its error is in French)."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} : donnez un nombre entier, au moins 1")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="observatoire",
@@ -158,19 +169,20 @@ def _parser() -> argparse.ArgumentParser:
                                    "toutes les nouvelles écrites.",
                        epilog="exemples :\n"
                               f"  observatoire build --config {EXAMPLE_CONFIG}\n"
-                              "  observatoire build --config dep25.toml --partition commune "
+                              "  observatoire build --config dep25.toml --executeur processus "
                               "--out /srv/observatoire/25")
     b.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
                    help=CONFIG_HELP)
-    b.add_argument("--partition", choices=("auto", "commune", "aucune"), default=None,
-                   help="construire par partitions de communes (mémoire bornée) ou en une "
-                        "passe ; remplace options.partition (défaut : auto, par partitions "
-                        "au-delà de 16 Mo de fichiers de parcelles)")
+    b.add_argument("--parcelles-par-partition", type=_positive, default=None, metavar="N",
+                   help="parcelles analysées ensemble (communes voisines regroupées jusqu'à N "
+                        "parcelles, une commune n'est jamais coupée) ; remplace "
+                        "options.parcelles_par_partition (défaut : 40 000 ; un petit "
+                        "territoire est une seule partition)")
     b.add_argument("--executeur", choices=("serie", "processus", "dask"), default=None,
-                   help="calculer indicateurs et scores partition par partition : en série, "
-                        "dans des processus de cette machine (un par cœur, moins un), ou sur "
-                        "un cluster Dask (défaut : une construction par partitions calcule "
-                        "dans un second processus quand la machine a deux cœurs ou plus)")
+                   help="analyser les partitions en série, dans des processus de cette "
+                        "machine (un par cœur, moins un), ou sur un cluster Dask (défaut : "
+                        "dans un second processus quand les fichiers de parcelles dépassent "
+                        "16 Mo et que la machine a deux cœurs ou plus, en série sinon)")
     b.add_argument("--scheduler", default=None, metavar="tcp://HÔTE:PORT",
                    help="ordonnanceur Dask à utiliser (défaut avec --executeur dask : un "
                         "cluster local)")
@@ -279,13 +291,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from observatoire.build import build
     from observatoire.config import load_territory
+    from observatoire.pipeline import build
 
     territory = load_territory(args.config, output_dir=args.out)
-    if args.partition is not None:
-        territory = dataclasses.replace(
-            territory, options=dataclasses.replace(territory.options, partition=args.partition))
+    if args.parcelles_par_partition is not None:
+        territory = dataclasses.replace(territory, options=dataclasses.replace(
+            territory.options, parcelles_par_partition=args.parcelles_par_partition))
     quiet = args.quiet
     progress = Progress(quiet=quiet, bars=sys.stderr.isatty())
     start = progress.start

@@ -7,7 +7,7 @@ resolved against the territory file's folder.
 
 Everything the file sets is parsed here, once: ``[options]`` into :class:`Options`
 (with the analysis options, the vacancy rule, the Mutafriches tables and the
-partition mode), ``[profils]`` merged with the shipped profiles into
+partition size), ``[profils]`` merged with the shipped profiles into
 :class:`~observatoire.profiles.Profile` objects. The rest of the package reads
 these typed, frozen objects and never a TOML table; so ``validate`` refuses what
 ``build`` would refuse, before any source is read (:func:`read_territory`).
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import logging
 import re
 import tomllib
 import unicodedata
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from observatoire.analysis import AnalysisOptions
     from observatoire.analysis.mutabilite import Algorithme
     from observatoire.analysis.zae_inventory import VacancyRule
+
+log = logging.getLogger(__name__)
 
 #: Legal projected CRS of French territories (metropole and overseas).
 LEGAL_CRS = {
@@ -163,7 +166,10 @@ class Source:
         return self.paths[0]
 
 
-#: ``options.partition``: ``auto`` builds by partition when the parcel files are large.
+#: ``options.parcelles_par_partition`` by default: parcels analysed together (few calls,
+#: each costs a fixed overhead; memory bounded by the partition).
+PARCELLES_PAR_PARTITION = 40_000
+#: ``options.partition`` of earlier versions (one pass or by partition): read, without effect.
 PARTITION_MODES = ("auto", "commune", "aucune")
 
 
@@ -187,8 +193,10 @@ class Options:
     export_cnig
         ``options.export_cnig`` as written: ``True`` requires the EPCI, ``False``
         turns the export off, ``None`` (not written) exports when the EPCI is known.
-    partition
-        One of :data:`PARTITION_MODES`.
+    parcelles_par_partition
+        Parcels analysed together (neighbouring communes grouped up to this
+        number; a commune is never cut): every territory is built by partitions, a
+        small one is a single partition.
     noms_communes
         INSEE code → name overriding the official names.
     """
@@ -201,7 +209,7 @@ class Options:
     rapport: bool = True
     atlas: bool = True
     export_cnig: bool | None = None
-    partition: str = "auto"
+    parcelles_par_partition: int = PARCELLES_PAR_PARTITION
     noms_communes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -270,6 +278,7 @@ _OPTIONS: dict[str, type | tuple[type, ...]] = {
     "rapport": bool,
     "atlas": bool,
     "partition": str,
+    "parcelles_par_partition": int,
     "classes_routes": dict,
     "seuil_bati_gisement": (int, float),
     "score_min_gisement": (int, float),
@@ -642,7 +651,7 @@ def read_territory(path: str | Path, *, output_dir: str | Path | None = None
             rapport=options.get("rapport", True),
             atlas=options.get("atlas", True),
             export_cnig=options.get("export_cnig"),
-            partition=settings.partition,
+            parcelles_par_partition=settings.parcelles_par_partition,
             noms_communes=MappingProxyType(dict(options.get("noms_communes", {}))),
         ),
         profiles=settings.profiles,
@@ -661,7 +670,7 @@ class _Settings:
     profiles: tuple[Profile, ...]
     analysis: AnalysisOptions
     vacance: VacancyRule
-    partition: str
+    parcelles_par_partition: int
 
 
 def _settings(options: Mapping[str, Any], raw_profiles: Mapping[str, Any],
@@ -673,19 +682,16 @@ def _settings(options: Mapping[str, Any], raw_profiles: Mapping[str, Any],
     from observatoire.analysis import AnalysisOptions, road_classes
     from observatoire.analysis.zae_inventory import VacancyRule
 
-    analysis, vacance, partition = AnalysisOptions(), VacancyRule(), "auto"
+    analysis, vacance, per_partition = AnalysisOptions(), VacancyRule(), PARCELLES_PAR_PARTITION
     parsed_analysis = None
     try:
         parsed_analysis = analysis_options(options)
         vacance = vacancy_rule(options.get("vacance"))
-        partition = options.get("partition", "auto")
-        if partition not in PARTITION_MODES:
-            raise ConfigError(f"« options.partition » : valeur invalide {partition!r} ; "
-                              f"choisissez {', '.join(PARTITION_MODES)}")
+        per_partition = partition_size(options)
         analysis = parsed_analysis
     except ConfigError as exc:
         problems["options"] = exc
-        vacance, partition = VacancyRule(), "auto"
+        vacance, per_partition = VacancyRule(), PARCELLES_PAR_PARTITION
     try:
         profiles = load_profiles(raw_profiles)
         if parsed_analysis is not None:  # else reported under « options »
@@ -694,7 +700,29 @@ def _settings(options: Mapping[str, Any], raw_profiles: Mapping[str, Any],
         problems["profils"] = exc
         profiles = load_profiles()
     return _Settings(profiles=profiles, analysis=analysis, vacance=vacance,
-                     partition=partition)
+                     parcelles_par_partition=per_partition)
+
+
+def partition_size(options: Mapping[str, Any]) -> int:
+    """Return ``options.parcelles_par_partition`` (checked), or its default.
+
+    ``options.partition`` (``auto``, ``commune``, ``aucune``), from the versions
+    that built small territories in one pass, is still accepted: every territory is
+    now built by partitions, a small one being a single partition.
+    """
+    mode = options.get("partition")
+    if mode is not None:
+        if mode not in PARTITION_MODES:
+            raise ConfigError(f"« options.partition » : valeur invalide {mode!r} ; "
+                              f"choisissez {', '.join(PARTITION_MODES)}, ou retirez la clé "
+                              f"(réglez plutôt options.parcelles_par_partition)")
+        log.info("options.partition = %r est sans effet : tout territoire est construit par "
+                 "partitions (taille : options.parcelles_par_partition)", mode)
+    size = options.get("parcelles_par_partition", PARCELLES_PAR_PARTITION)
+    if isinstance(size, bool) or size < 1:
+        raise ConfigError(f"« options.parcelles_par_partition » : {size!r} ; donnez un nombre "
+                          f"entier de parcelles, au moins 1 (défaut {PARCELLES_PAR_PARTITION})")
+    return int(size)
 
 
 def analysis_options(options: Mapping[str, Any]) -> AnalysisOptions:

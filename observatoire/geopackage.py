@@ -17,7 +17,8 @@ import logging
 import shutil
 import sqlite3
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -423,3 +424,129 @@ def declare_srs(path: Path, crs: Any, *, tables: Sequence[str], what: str) -> No
                         (epsg, table))
             con.execute("UPDATE gpkg_contents SET srs_id = ? WHERE table_name = ?",
                         (epsg, table))
+
+
+class LayerBuffer:
+    """Rows of a layer gathered from the partitions, appended to the GeoPackage in batches.
+
+    One append per partition would reopen the file hundreds of times; one append
+    per :data:`FLUSH_ROWS` rows bounds the memory as well.
+    """
+
+    def __init__(self, writer: GeoPackageWriter, name: str, total: LayerSum) -> None:
+        from observatoire.schema import LAYERS
+
+        self.writer, self.name, self.total = writer, name, total
+        self.schema = LAYERS[name]
+        self.frames: list[gpd.GeoDataFrame] = []
+        self.rows = 0
+
+    def add(self, frame: gpd.GeoDataFrame) -> None:
+        """Queue ``frame``; write the queue once it holds :data:`FLUSH_ROWS` rows."""
+        if len(frame) or not self.total.columns:
+            self.frames.append(frame)
+            self.rows += len(frame)
+        if self.rows >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the queued rows (the first time, create the layer even if empty)."""
+        if not self.frames:
+            return
+        frames = [f for f in self.frames if len(f)] or self.frames[:1]
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=frames[0].crs)
+        self.writer.write(self.name, frame, description=self.schema.description,
+                          geometry_type=self.schema.geometry_type, append=True)
+        self.total.add(frame)
+        self.frames, self.rows = [], 0
+
+
+#: Rows gathered before an append to the GeoPackage.
+FLUSH_ROWS = 50_000
+
+
+@dataclass
+class LayerSum:
+    """Row count and hash sum of a layer written in pieces (its checksum)."""
+
+    rows: int = 0
+    total: int = 0
+    columns: list[str] = field(default_factory=list)
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Count the rows of ``frame``."""
+        self.rows += len(frame)
+        self.total = (self.total + int(row_hashes(frame).sum(dtype=np.uint64))) % 2**64
+        self.columns = [str(c) for c in frame.columns]
+
+    def checksum(self) -> str:
+        """Return the checksum of the whole layer."""
+        return combine_checksum(self.total, self.rows, self.columns)
+
+
+@contextlib.contextmanager
+def reading_unpublished() -> Iterator[None]:
+    """Read the GeoPackage being written: named *.tmp until published, GDAL warns of it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "File .* non conformant file extension",
+                                RuntimeWarning)
+        yield
+
+
+def layer_reader(path: Path, layer: str) -> Callable[[tuple[float, float, float, float]],
+                                                      gpd.GeoDataFrame]:
+    """Read the features of a GeoPackage layer meeting a box (its R-tree), geometry only."""
+    import pyogrio
+
+    def read(bounds: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+        with reading_unpublished():
+            return pyogrio.read_dataframe(path, layer=layer, bbox=bounds, columns=[],
+                                          use_arrow=True, fid_as_index=True)
+
+    return read
+
+
+def report_columns(path: Path, layer: str = "parcelles") -> pd.DataFrame:
+    """Read the columns of the parcels that the report reads (no geometry) from a GeoPackage.
+
+    A build by partition does not hold every parcel: the report reads these few
+    columns back from the GeoPackage being written, once the other publications
+    are done with their memory.
+    """
+    import pyogrio
+
+    with reading_unpublished():
+        fields = pyogrio.read_info(path, layer=layer)["fields"]
+        keep = [str(c) for c in fields if c in ("code_insee", "surface_m2")
+                or str(c).startswith(("score_", "classe_", "fiabilite_", "exclu_"))]
+        coded = [c for c in keep if c.startswith("classe_") or c == "code_insee"]
+        # By batches, texts coded as categories as they come: a few bytes a parcel.
+        parts = []
+        with pyogrio.open_arrow(path, layer=layer, columns=keep, read_geometry=False,
+                                use_pyarrow=True, batch_size=REPORT_BATCH) as (_, batches):
+            for batch in batches:
+                part = batch.to_pandas()
+                parts.append(part.astype(dict.fromkeys(coded, "category")))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="category" if c in coded else "float64")
+                             for c in keep})
+    if len(parts) > 1:
+        _same_categories(parts, coded)
+    return pd.concat(parts, ignore_index=True)
+
+
+#: Parcels read at once by :func:`report_columns`.
+REPORT_BATCH = 200_000
+
+
+def _same_categories(parts: list[pd.DataFrame], coded: list[str]) -> None:
+    """Give every part the same categories in each coded column (concatenated as codes)."""
+    from pandas.api.types import union_categoricals
+
+    for c in coded:
+        cats = union_categoricals([p[c] for p in parts]).categories
+        for p in parts:
+            p[c] = p[c].cat.set_categories(cats)
+
+

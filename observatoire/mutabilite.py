@@ -11,10 +11,8 @@ their ``mutabilite_*`` columns and the ``mutabilite_criteres`` table.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from observatoire.analysis.mutabilite_criteres import (
     zone_dominante,
 )
 from observatoire.config import Territory
+from observatoire.geopackage import reading_unpublished
 
 log = logging.getLogger(__name__)
 
@@ -48,33 +47,26 @@ READ_CELL = 2_000.0
 BUILDING_CELL = 5_000.0
 
 
-@contextlib.contextmanager
-def _reading_unpublished() -> Iterator[None]:
-    """Read the GeoPackage being written: named *.tmp until published, GDAL warns of it."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "File .* non conformant file extension",
-                                RuntimeWarning)
-        yield
 
 
 def _read(path: Path, layer: str, **kwargs: Any) -> gpd.GeoDataFrame:
     import pyogrio
 
-    with _reading_unpublished():
+    with reading_unpublished():
         return pyogrio.read_dataframe(path, layer=layer, use_arrow=True, **kwargs)
 
 
 def _fields(path: Path, layer: str) -> list[str]:
     import pyogrio
 
-    with _reading_unpublished():
+    with reading_unpublished():
         return [str(f) for f in pyogrio.read_info(path, layer=layer)["fields"]]
 
 
 def _has_layer(path: Path, layer: str) -> bool:
     import pyogrio
 
-    with _reading_unpublished():
+    with reading_unpublished():
         return layer in {str(name) for name, _ in pyogrio.list_layers(path)}
 
 
@@ -117,7 +109,7 @@ class ParcelLookup:
             return None
         import pyogrio
 
-        with _reading_unpublished():
+        with reading_unpublished():
             info = pyogrio.read_info(self.gpkg, layer="parcelles", force_total_bounds=True)
         bounds = info.get("total_bounds")
         return tuple(float(v) for v in bounds) if bounds is not None and info["features"] \

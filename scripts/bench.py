@@ -4,7 +4,7 @@ For each size (number of parcels), in one run:
 
 1. generate the territory with ``scripts/generate_territory.py`` (cached in the work
    folder by size and seed, regenerated when the generator changes);
-2. run the whole build (``observatoire.build.build``, what ``observatoire build``
+2. run the whole build (``observatoire.pipeline.build``, what ``observatoire build``
    calls) in its own process: total time, time of each stage, peak memory of each
    stage and of the process, read from the operating system (``VmHWM``);
 3. measure the I/O floor in another process: read every input with the fastest
@@ -274,12 +274,13 @@ def run_floor(toml: Path, gpkg: Path | None, *, workdir: Path, n: int) -> dict[s
 def _executor_used(territory: Any) -> str:
     """How the build ran: in one pass, or by partition with which executor."""
     from observatoire.executor import default_executor
-    from observatoire.partitioned import by_partition
+    from observatoire.pipeline.build import WORKER_BYTES
 
-    if not by_partition(territory):
-        return "une passe"
+    source = territory.source("parcelles")
+    if sum(p.stat().st_size for p in source.paths) <= WORKER_BYTES:
+        return "par partitions, en série"
     executor = default_executor()
-    return f"par partition, {executor.name} ({executor.workers} processus de calcul)"
+    return f"par partitions, {executor.name} ({executor.workers} processus de calcul)"
 
 
 def _driver_build(argv: list[str]) -> int:
@@ -292,8 +293,8 @@ def _driver_build(argv: list[str]) -> int:
     args = p.parse_args(argv)
     meter = PeakMeter()
     sys.path.insert(0, str(ROOT))
-    from observatoire.build import build
     from observatoire.config import load_territory
+    from observatoire.pipeline import build
 
     territory = load_territory(args.config, output_dir=args.out)
     startup_peak = meter.lap()
@@ -628,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         toml, generation = ensure_territory(n, seed=args.seed, workdir=workdir)
         out = toml.parent / "out"
         shutil.rmtree(out, ignore_errors=True)
-        print("  construction (observatoire.build.build)…", flush=True)
+        print("  construction (observatoire.pipeline.build)…", flush=True)
         build = run_build(toml, out, workdir=workdir, n=n, profile=args.profile)
         print("  plancher E/S (pyogrio Arrow)…", flush=True)
         gpkg = Path(build["gpkg"]) if build.get("ok") else None

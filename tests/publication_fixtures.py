@@ -22,9 +22,9 @@ import pandas as pd
 import shapely
 
 from observatoire.analysis.scoring import Profile
-from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.geopackage import read_layer
+from observatoire.pipeline import build
 from observatoire.schema import LAYERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -234,8 +234,8 @@ def write_gpkg(layers: dict[str, gpd.GeoDataFrame], territory, reports=(), *,
     With ``finalize``, styles, the QGIS project and the lineage are added as the
     build does, through :meth:`GeoPackageWriter.commit`.
     """
-    from observatoire.build import sources_table
     from observatoire.geopackage import GeoPackageWriter
+    from observatoire.pipeline.build import sources_table
     from observatoire.publish.qgis import finalize_gpkg
 
     with GeoPackageWriter(territory.gpkg_path) as writer:

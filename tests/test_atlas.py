@@ -363,7 +363,7 @@ def test_atlas_option(tmp_path, sample_config):
                       encoding="utf-8")
     territory = load_territory(config, output_dir=tmp_path / "out")
     assert territory.options.atlas is False
-    from observatoire.build import build
+    from observatoire.pipeline import build
 
     result = build(territory)
     assert not (tmp_path / "out" / "atlas").exists()

@@ -169,7 +169,7 @@ def test_staging_folders_of_killed_builds_are_removed(tmp_path):
     """A killed build by partition leaves its staging folder (gigabytes): the next removes it."""
     from observatoire.config import load_territory
     from observatoire.outputs import remove_stale_folders
-    from observatoire.partitioned import STAGING_PREFIX, staging_folder
+    from observatoire.pipeline.staging import STAGING_PREFIX, staging_folder
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

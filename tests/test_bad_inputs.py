@@ -413,7 +413,7 @@ TERRITORY_CORPUS: dict[str, BadTerritory] = {
 
 @pytest.mark.parametrize("case", sorted(TERRITORY_CORPUS))
 def test_bad_territory_gives_a_clear_error(case, tmp_path):
-    from observatoire.build import build
+    from observatoire.pipeline import build
 
     bad = TERRITORY_CORPUS[case]
     out = tmp_path / "sorties"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pyogrio
 import pytest
 
-from observatoire.build import build
 from observatoire.config import load_territory
+from observatoire.pipeline import build
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,7 @@ def test_communes_and_epci_named_from_the_table_without_noms_communes(tmp_path):
 def test_epci_of_the_territory_from_the_table():
     import dataclasses
 
-    from observatoire.build import _missing_epci, territory_epci
+    from observatoire.pipeline.publication import missing_epci, territory_epci
 
     sample = load_territory("data/sample/territoire.toml")
     assert territory_epci(sample) == ("Grand Besançon Métropole", "242500361")  # as written
@@ -169,25 +169,25 @@ def test_epci_of_the_territory_from_the_table():
         "CU Grand Besançon Métropole", "242500361")
     unknown = dataclasses.replace(sample, epci_nom=None, epci_siren="242500360")
     assert territory_epci(unknown) == (None, "242500360")
-    assert "SIREN 242500360 inconnu de la table des EPCI" in _missing_epci(unknown)
+    assert "SIREN 242500360 inconnu de la table des EPCI" in missing_epci(unknown)
     # Neither given: no export, and the warning gives the SIREN when the communes share one.
     bare = dataclasses.replace(sample, epci_nom=None, epci_siren=None,
                                communes=("25267", "25395"))
     assert territory_epci(bare) == (None, None)
-    assert _missing_epci(bare) == (
+    assert missing_epci(bare) == (
         'territoire.epci_siren absent ; les communes du territoire sont dans CU Grand Besançon '
         'Métropole (SIREN 242500361) : ajoutez epci_siren = "242500361" à [territoire]')
     # Luxiol is in the CC du Doubs Baumois: no single EPCI to suggest.
     mixed = dataclasses.replace(bare, communes=("25267", "25354"))
-    assert _missing_epci(mixed) == "territoire.epci_siren absent"
+    assert missing_epci(mixed) == "territoire.epci_siren absent"
 
 
 def test_commune_names_of_the_territory(caplog):
     import dataclasses
     import logging
 
-    from observatoire.build import commune_names
     from observatoire.ingest import Layers, empty_friches
+    from observatoire.pipeline.publication import commune_names
     from observatoire.schema import BATIMENTS, PARCELLES, ROUTES, ZAE, ZONAGE, empty_layer
 
     crs = "EPSG:2154"
@@ -199,7 +199,7 @@ def test_commune_names_of_the_territory(caplog):
     territory = dataclasses.replace(sample, communes=("25267", "25354", "25999"),
                                     options=dataclasses.replace(sample.options, noms_communes={
                                         "25354": "Luxiol (Doubs)"}))
-    with caplog.at_level(logging.WARNING, logger="observatoire.build"):
+    with caplog.at_level(logging.WARNING, logger="observatoire.pipeline.publication"):
         names = commune_names(territory, layers)
     assert names == {"25267": "Gennes", "25354": "Luxiol (Doubs)"}
     assert ("commune 25999 absente de la table des communes : désignée par son code "

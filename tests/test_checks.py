@@ -23,9 +23,9 @@ from test_bad_inputs import write_territory
 from test_readers_etablissements import GEO_HEADER, GEO_ROWS
 from test_readers_extra import DGFIP_HEADER, DGFIP_ROWS, write_csv, write_tif
 
-from observatoire.build import build
 from observatoire.checks import missing_source_warnings, source_warnings
 from observatoire.config import load_territory
+from observatoire.pipeline import build
 from observatoire.validate import check_territory
 
 EPINAY = "etalab-cadastre/cadastre-91216-parcelles.json"
@@ -164,12 +164,12 @@ def test_validate_warns_of_every_source_empty_for_the_territory(epinay_with_genn
     assert "LU      sources.zonage : 0 entités gardées sur 0 lues" in "\n".join(lines)
 
 
-@pytest.mark.parametrize("partition", ["aucune", "commune"])
+@pytest.mark.parametrize("partition", [1, 40_000])
 def test_build_warns_of_every_source_empty_for_the_territory(epinay_with_gennes_sources,
                                                              partition, caplog, tmp_path):
-    territory = load_territory(epinay_with_gennes_sources, output_dir=tmp_path / partition)
-    territory = dataclasses.replace(
-        territory, options=dataclasses.replace(territory.options, partition=partition))
+    territory = load_territory(epinay_with_gennes_sources, output_dir=tmp_path / str(partition))
+    options = dataclasses.replace(territory.options, parcelles_par_partition=partition)
+    territory = dataclasses.replace(territory, options=options)
     with caplog.at_level(logging.WARNING, logger="observatoire"):
         result = build(territory)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING

@@ -30,7 +30,8 @@ SAMPLE_SOURCES = {
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every published output of a folder (temporary files excluded), by name."""
     return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+            for p in sorted(folder.rglob("*")) if p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)}
 
 
 @pytest.fixture(scope="module")
@@ -246,9 +247,12 @@ def test_build_without_config_in_a_real_process():
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["build", "--config", "t.toml", "--partition", "toutes"],
-     "erreur : observatoire build : argument --partition : choix invalide : 'toutes' (choix "
-     "possibles : 'auto', 'commune', 'aucune')"),
+    (["build", "--config", "t.toml", "--executeur", "toutes"],
+     "erreur : observatoire build : argument --executeur : choix invalide : 'toutes' (choix "
+     "possibles : 'serie', 'processus', 'dask')"),
+    (["build", "--config", "t.toml", "--parcelles-par-partition", "0"],
+     "erreur : observatoire build : argument --parcelles-par-partition : '0' : donnez un "
+     "nombre entier, au moins 1"),
     (["construire"], "erreur : observatoire : argument COMMANDE : choix invalide : "
                      "'construire' (choix possibles : 'build', 'validate', 'fusion', 'deps')"),
     (["validate", "--config", "t.toml", "--vite"],

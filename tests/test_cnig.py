@@ -423,8 +423,8 @@ def test_a_zone_without_commune_or_name_is_left_out_with_a_warning(tmp_path, cap
 
 def test_sample_territory_end_to_end(tmp_path, sample_config):
     """Gennes: ZAE derived from the PLU's UY zone, no owners, no establishments."""
-    from observatoire.build import build
     from observatoire.config import load_territory
+    from observatoire.pipeline import build
     from observatoire.publish.consultation import stage_consultation
 
     territory = load_territory(sample_config, output_dir=tmp_path / "out")

@@ -264,7 +264,7 @@ def test_options_and_profiles_are_parsed_at_load(tmp_path):
 date_observation = "2025-01-01"
 carte = false
 score_min_gisement = 40
-partition = "commune"
+parcelles_par_partition = 5000
 noms_communes = { "25267" = "Gennes (Doubs)" }
 classes_routes = { rapide = ["autoroute", "principale"] }
 
@@ -281,7 +281,7 @@ fiabilite_min = 0.5
     assert options.date_observation == dt.date(2025, 1, 1)
     assert (options.carte, options.rapport, options.atlas) == (False, True, True)
     assert options.export_cnig is None  # not written: exported when the EPCI is known
-    assert options.partition == "commune" and options.mutabilite is None
+    assert options.parcelles_par_partition == 5000 and options.mutabilite is None
     assert dict(options.noms_communes) == {"25267": "Gennes (Doubs)"}
     assert options.analysis.score_min_gisement == 40.0
     assert options.analysis.seuil_bati_gisement == 0.1  # the default
@@ -298,7 +298,7 @@ fiabilite_min = 0.5
 
 def test_defaults_without_options(tmp_path):
     options = load_territory(write(tmp_path, BASE)).options
-    assert options.date_observation is None and options.partition == "auto"
+    assert options.date_observation is None and options.parcelles_par_partition == 40_000
     assert options.mutabilite is not None and options.mutabilite.version == "v1.11"
     assert options.analysis.classes_routes is None and options.vacance.part_min_zae == 0.5
 
@@ -317,7 +317,7 @@ fiabilite_min = 2
     assert "profils.industrie.fiabilite_min" in str(problems[0][1])
     assert "options.partition" in str(problems[1][1])
     # The sections at fault get their defaults, so validate can read the sources.
-    assert territory.options.partition == "auto"
+    assert territory.options.parcelles_par_partition == 40_000
     assert territory.profiles[0].fiabilite_min == 0.75
     with pytest.raises(ConfigError, match=r"profils\.industrie\.fiabilite_min"):
         load_territory(config)

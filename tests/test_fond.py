@@ -16,8 +16,8 @@ from publication_fixtures import analysed, sample_layers
 from shapely.geometry import LineString, MultiLineString, box
 
 from observatoire.analysis.limites import commune_outlines
-from observatoire.build import build
 from observatoire.config import Source, load_territory
+from observatoire.pipeline import build
 from observatoire.publish.carte import (
     CARTOFRICHES_URL,
     map_data,
@@ -281,12 +281,12 @@ def _generator():
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    """A generated territory of 20,000 parcels built by partition: its map."""
+    """A generated territory of 20,000 parcels, one commune per partition: its map."""
     folder = tmp_path_factory.mktemp("fond20k")
     toml = _generator().generate(20_000, seed=3, out=folder / "territoire")
-    # By partition (the path of big territories: roads and buildings read back).
-    toml.write_text(toml.read_text(encoding="utf-8") + '\n[options]\npartition = "commune"\n',
-                    encoding="utf-8")
+    # One commune per partition (as on a big territory).
+    toml.write_text(toml.read_text(encoding="utf-8")
+                    + '\n[options]\nparcelles_par_partition = 1\n', encoding="utf-8")
     build(load_territory(toml, output_dir=folder / "out"))
     html = (folder / "out" / "carte.html").read_text(encoding="utf-8")
     gpkg = folder / "out" / "observatoire.gpkg"

@@ -21,7 +21,6 @@ import shapely
 from conftest import SAMPLE, shared_file
 from geopandas.testing import assert_geodataframe_equal
 
-from observatoire import partitioned
 from observatoire.analysis.friche_links import friche, friche_links
 from observatoire.analysis.friches import (
     FRICHES_COLUMNS,
@@ -31,10 +30,10 @@ from observatoire.analysis.friches import (
     in_sorted,
     zae_friches,
 )
-from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.executor import SerialExecutor
 from observatoire.ingest import CONTEXT_MARGIN
+from observatoire.pipeline import build
 from observatoire.publish.carte import map_data
 from observatoire.readers.friches import parse_idu_list
 from observatoire.schema import FRICHES, FRICHES_SURFACES, conform, empty_layer
@@ -282,7 +281,7 @@ def test_links_of_parts_add_up_to_those_of_all():
 
 @pytest.mark.parametrize("dtype", [object, "S14", "U14"])
 def test_parcel_ids_looked_up_in_the_sorted_cadastre(dtype):
-    # The partitioned build holds the cadastre's IDUs as sorted bytes (S14): never copied.
+    # The build holds the cadastre's IDUs as sorted bytes (S14): never copied.
     cadastre = np.sort(np.array(list(PARCELS), dtype=object)).astype(dtype)
     listed = np.array([P_B, P_B + "7", "25267000AB000", "", "2526700ÉAB0001", P_C],
                       dtype=object)
@@ -502,7 +501,7 @@ chemin = ["{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}", "friches.
 dossier = "sortie-{partition}"
 
 [options]
-partition = "{partition}"
+parcelles_par_partition = {1 if partition == "commune" else 40000}
 carte = false
 export_cnig = false
 date_observation = "2026-01-01"
@@ -538,10 +537,8 @@ def two_paths(tmp_path_factory):
     folder = tmp_path_factory.mktemp("deux_chemins")
     _gennes_friches(folder)
     whole = build(load_territory(_two_communes(folder, "aucune")))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(partitioned, "PARTITION_PARCELS", 1)  # one commune per partition
-        parts = build(load_territory(_two_communes(folder, "commune")),
-                      executor=SerialExecutor())
+    # One commune per partition.
+    parts = build(load_territory(_two_communes(folder, "commune")), executor=SerialExecutor())
     return whole, parts
 
 

@@ -18,17 +18,17 @@ from conftest import sample_context_sources
 from geopandas.testing import assert_geodataframe_equal
 
 from observatoire import fusion
-from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.errors import BuildError, ConfigError, CRSError, SchemaError, SourceError
 from observatoire.fusion import merge_geopackages
 from observatoire.geopackage import layer_checksum
+from observatoire.pipeline import build
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
-STREAMED = ["parcelles", "friches", "friches_surfaces", "zae", "zonage", "batiments", "routes",
-            "unites_foncieres", "gisements", "zae_unites", "mutabilite_criteres", "sources",
-            "execution"]
+STREAMED = ["batiments", "routes", "parcelles", "unites_foncieres", "friches",
+            "friches_surfaces", "zae", "zonage", "gisements", "zae_unites",
+            "mutabilite_criteres", "sources", "execution"]
 
 
 def territory_file(folder: Path, *, nom: str, commune: str) -> Path:

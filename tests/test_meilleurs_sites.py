@@ -7,8 +7,8 @@ import pandas as pd
 import pyogrio
 import pytest
 
-from observatoire.build import build
 from observatoire.config import load_territory
+from observatoire.pipeline import build
 from observatoire.publish.meilleurs_sites import best_sites_table
 
 HEADERS = ["Rang", "Gisement (identifiant)", "Surface (m²)", "Surface (ha)",

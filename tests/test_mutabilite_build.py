@@ -20,9 +20,9 @@ import shapely
 from conftest import SAMPLE
 from geopandas.testing import assert_geodataframe_equal
 
-from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.ingest import ingest
+from observatoire.pipeline import build
 from observatoire.schema import MUTABILITE_FIELDS
 
 CRS = "EPSG:2154"
@@ -102,7 +102,7 @@ chemin = "ppri.gpkg"
 dossier = "{out}"
 
 [options]
-partition = "{partition}"
+parcelles_par_partition = {1 if partition == "commune" else 40000}
 date_observation = "2026-01-01"
 """, encoding="utf-8")
     return path

@@ -8,11 +8,10 @@ import io
 import pytest
 from conftest import SAMPLE
 
-from observatoire import partitioned
-from observatoire.build import build
 from observatoire.cli import Progress
 from observatoire.config import load_territory
 from observatoire.executor import SerialExecutor
+from observatoire.pipeline import batiments, build
 from observatoire.progress import track
 
 
@@ -75,12 +74,12 @@ def test_no_bar_off_a_terminal_or_when_quiet(quiet, bars, capsys):
     assert out == "" if quiet else out.endswith("] Étape\n")
 
 
-def test_the_build_by_partition_counts_its_long_loops(tmp_path, monkeypatch):
+def test_the_build_counts_its_long_loops(tmp_path, monkeypatch):
     """Each loop is given with its true length; counting it changes no result."""
     territory = load_territory(SAMPLE / "territoire.toml", output_dir=tmp_path / "a")
     territory = dataclasses.replace(
-        territory, options=dataclasses.replace(territory.options, partition="commune"))
-    monkeypatch.setattr(partitioned, "TILE_SIZE", 1000.0)
+        territory, options=dataclasses.replace(territory.options, parcelles_par_partition=1))
+    monkeypatch.setattr(batiments, "TILE_SIZE", 1000.0)
     recorder = Recorder()
     counted = build(territory, progress=recorder, executor=SerialExecutor())
     assert [label for label, _, _ in recorder.loops] == [

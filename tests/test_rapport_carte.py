@@ -227,8 +227,8 @@ def test_nothing_to_draw_is_an_error_not_a_blank_map():
 
 @pytest.mark.slow
 def test_the_built_report_links_to_the_sheets_written(tmp_path, sample_config):
-    from observatoire.build import build
     from observatoire.config import load_territory
+    from observatoire.pipeline import build
 
     territory = load_territory(sample_config, output_dir=tmp_path / "out")
     build(territory)

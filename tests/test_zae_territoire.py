@@ -32,9 +32,9 @@ import shapely
 from conftest import sample_context_sources
 from geopandas.testing import assert_geodataframe_equal
 
-from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.executor import SerialExecutor
+from observatoire.pipeline import build
 from observatoire.publish.cnig_schema import validate_geopackage
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -89,7 +89,7 @@ chemin = "{zae}"
 dossier = "{out}"
 
 [options]
-partition = "{partition}"
+parcelles_par_partition = {1 if partition == "commune" else 40000}
 date_observation = "2026-01-01"
 """, encoding="utf-8")
     return path

@@ -243,9 +243,12 @@ def sort_by_idu(parcelles: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def analyse(layers: Any, *, extra: ExtraInputs | None = None,
             profiles: Sequence[Profile] | None = None,
             options: AnalysisOptions | None = None,
-            executor: Any = None, partition_by: str = "code_insee",
             communes: Sequence[str] | None = None) -> AnalysisResult:
-    """Compute the indicators, scores, land units and candidate sites of a territory.
+    """Compute the indicators, scores, land units and candidate sites of layers in memory.
+
+    For notebooks and tests: the layers of a small territory held in memory, analysed
+    in one piece. The build (:mod:`observatoire.pipeline`) calls the same functions
+    partition by partition, with the same values (see *Working by partition*).
 
     Parameters
     ----------
@@ -259,13 +262,6 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
         The profiles (``Territory.profiles``); ``None``: the shipped ones.
     options
         The analysis options (``Territory.options.analysis``); ``None``: the defaults.
-    executor
-        When given (:mod:`observatoire.executor`), indicators and scores are computed
-        partition by partition through ``executor.map`` — each partition gets its
-        parcels and the context selected around them (see *Working by partition*) —
-        with the same values as in one run.
-    partition_by
-        Column of the parcels that defines the partitions (the commune by default).
     communes
         INSEE codes of the territory's communes, which tell its friches from those
         nearby (:func:`~observatoire.analysis.friches.attach_friches`); default: the
@@ -289,10 +285,7 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
     parcelles = sort_by_idu(layers.parcelles)
     context = analysis_context(layers, extra=extra, profiles=profiles, options=opts)
     profs = context.profiles
-    if executor is None:
-        indicators, scores = _indicators_and_scores(parcelles, context, timings)
-    else:
-        indicators, scores = _by_partition(parcelles, context, executor, partition_by)
+    indicators, scores = _indicators_and_scores(parcelles, context, timings)
     timings["indicateurs_notation"] = clock() - t
 
     t = clock()
@@ -508,23 +501,6 @@ def partition_task(task: tuple[Any, ...], ctx: AnalysisContext
         local = replace(local, **given[0])
     indicators, scores = _indicators_and_scores(part, local)
     return indicators.frame, indicators.available, scores
-
-
-def _by_partition(parcelles: gpd.GeoDataFrame, ctx: AnalysisContext, executor: Any, key: str
-                  ) -> tuple[Indicators, pd.DataFrame]:
-    """Compute indicators and scores partition by partition, reassembled in order."""
-    groups = [rows for _, rows in parcelles.groupby(key, sort=True).indices.items()]
-    tasks = []
-    for rows in groups:
-        part = parcelles.iloc[np.sort(rows)]
-        tasks.append((part, tuple(part.total_bounds)))
-    log.info("analyse par partition : %d partitions (%s), exécuteur %s", len(tasks), key,
-             getattr(executor, "name", type(executor).__name__))
-    results = executor.map(partition_task, tasks, shared=ctx)
-    frame = pd.concat([r[0] for r in results]).loc[parcelles.index]
-    scores = pd.concat([r[2] for r in results]).loc[parcelles.index]
-    available = frozenset().union(*(r[1] for r in results))
-    return Indicators(frame=frame, available=available), scores
 
 
 def extra_inputs(*, mnt: Any = None, contraintes: Sequence[tuple[Any, Any]] = (),

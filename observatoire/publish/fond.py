@@ -25,10 +25,8 @@ roads, then the longest; the GeoPackage keeps them all.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +34,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+
+from observatoire.geopackage import reading_unpublished
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def read_background(gpkg: Path, *, limites: gpd.GeoDataFrame | None = None
     out: dict[str, gpd.GeoDataFrame] = {}
     if limites is not None:
         out["limites_communes"] = limites
-    with _reading_unpublished():
+    with reading_unpublished():
         present = {str(name) for name, _ in pyogrio.list_layers(gpkg)}
     for source, columns in (("routes", ["classe"]), ("batiments", [])):
         if source in present:
@@ -236,7 +236,7 @@ def _read_largest(gpkg: Path, layer: str, columns: list[str], limit: int) -> gpd
     import pyogrio
 
     kept: gpd.GeoDataFrame | None = None
-    with _reading_unpublished(), pyogrio.open_arrow(gpkg, layer=layer, columns=columns,
+    with reading_unpublished(), pyogrio.open_arrow(gpkg, layer=layer, columns=columns,
                                                     batch_size=BATCH_ROWS,
                                                     use_pyarrow=True) as (meta, reader):
         for batch in reader:
@@ -258,13 +258,6 @@ def _read_largest(gpkg: Path, layer: str, columns: list[str], limit: int) -> gpd
     return kept
 
 
-@contextlib.contextmanager
-def _reading_unpublished() -> Iterator[None]:
-    """Read the GeoPackage being written: named *.tmp until published, GDAL warns of it."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "File .* non conformant file extension",
-                                RuntimeWarning)
-        yield
 
 
 def _ranking(frame: gpd.GeoDataFrame, source: str) -> np.ndarray:

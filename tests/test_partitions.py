@@ -1,14 +1,16 @@
-"""The build by partition gives, layer by layer and feature by feature, the one-pass build.
+"""The size of the partitions changes nothing: one partition and many give the same layers.
 
 The sample (Gennes, one commune) is cut in two communes along its sections, its
 parcels written in two files with one parcel in both, and an owner table gives a
 legal entity parcels on both sides of the cut: land units, candidate sites and
-ZAE areas then cross a partition's edge. Both builds run on the same inputs.
+ZAE areas then cross a partition's edge. The territory is built as one partition
+(the default for a small territory) and as one commune per partition, one parcel
+file per staging group and small tiles of buildings (as on a big territory),
+serially, in worker processes and on Dask: same layers, feature by feature.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -20,13 +22,14 @@ import pytest
 from conftest import sample_context_sources, zoning_without_u_zones
 from geopandas.testing import assert_geodataframe_equal
 
-from observatoire import partitioned
 from observatoire.analysis.units import contiguity_pairs
-from observatoire.build import build
 from observatoire.config import load_territory
 from observatoire.errors import ConfigError
 from observatoire.executor import SerialExecutor, make_executor
-from observatoire.partitioned import by_partition
+from observatoire.geopackage import report_columns
+from observatoire.pipeline import batiments, build, staging
+from observatoire.pipeline.partitions import partition_groups
+from observatoire.pipeline.staging import Commune
 from observatoire.publish.carte_selection import TopScores
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -71,7 +74,7 @@ def _cut_sample(folder: Path) -> dict[str, str]:
     return {i: "SCI DU PONT" for i in chain}
 
 
-def _territory(folder: Path, out: str, partition: str) -> Path:
+def _territory(folder: Path, out: str, per_partition: int) -> Path:
     toml = folder / f"territoire-{out}.toml"
     toml.write_text(f"""
 [territoire]
@@ -101,7 +104,7 @@ proprietaire_cle = "compte"
 dossier = "{out}"
 
 [options]
-partition = "{partition}"
+parcelles_par_partition = {per_partition}
 date_observation = "2026-01-01"
 noms_communes = {{ "25267" = "Gennes", "{CUT}" = "Commune fictive" }}
 """, encoding="utf-8")
@@ -112,14 +115,13 @@ noms_communes = {{ "25267" = "Gennes", "{CUT}" = "Commune fictive" }}
 def builds(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("coupe")
     owned = _cut_sample(folder)
-    whole = load_territory(_territory(folder, "entier", "aucune"))
-    parts = load_territory(_territory(folder, "communes", "commune"))
+    whole = load_territory(_territory(folder, "entier", 40_000))
+    parts = load_territory(_territory(folder, "communes", 1))
     with pytest.MonkeyPatch.context() as mp:
         # Small tiles of buildings, one parcel file and one commune at a time: as on a
         # big territory, where a partition is a group of communes.
-        mp.setattr(partitioned, "TILE_SIZE", 2500.0)
-        mp.setattr(partitioned, "STAGE_BYTES", 1)
-        mp.setattr(partitioned, "PARTITION_PARCELS", 1)
+        mp.setattr(batiments, "TILE_SIZE", 2500.0)
+        mp.setattr(staging, "STAGE_BYTES", 1)
         built = build(parts, executor=SerialExecutor())
     return owned, (whole, build(whole)), (parts, built)
 
@@ -133,7 +135,7 @@ def _layer(path: Path, name: str, key: list[str]) -> gpd.GeoDataFrame:
     ("parcelles", ["idu"]), ("unites_foncieres", ["uf_id"]), ("gisements", ["gisement_id"]),
     ("zae", ["zae_id"]), ("zae_unites", ["zae_id", "uf_id"]), ("batiments", ["bati_id"]),
 ])
-def test_same_features_as_the_one_pass_build(builds, layer, key):
+def test_same_features_in_one_partition_and_many(builds, layer, key):
     _, (_, whole), (_, parts) = builds
     a, b = _layer(whole.gpkg, layer, key), _layer(parts.gpkg, layer, key)
     assert len(a) > 0
@@ -177,15 +179,17 @@ def test_units_and_sites_cross_the_commune_edge(builds):
 
 
 def test_report_reads_the_parcels_back_from_the_geopackage(builds, monkeypatch):
-    # The partitioned build holds no table of every parcel: the report reads its
-    # columns back from the GeoPackage, the same values as the one-pass build's.
+    # The build holds no table of every parcel: the report reads its columns back
+    # from the GeoPackage, the same values whatever the partitions.
+    from observatoire import geopackage
+
     _, (_, whole), (_, parts) = builds
-    a = partitioned.report_columns(whole.gpkg)
-    monkeypatch.setattr(partitioned, "REPORT_BATCH", 97)  # by batches: the same table
-    b = partitioned.report_columns(parts.gpkg)
+    a = report_columns(whole.gpkg)
+    monkeypatch.setattr(geopackage, "REPORT_BATCH", 97)  # by batches: the same table
+    b = report_columns(parts.gpkg)
     assert b["classe_industrie"].dtype == "category"
-    monkeypatch.setattr(partitioned, "REPORT_BATCH", 100_000)  # one batch
-    pd.testing.assert_frame_equal(b.astype(object), partitioned.report_columns(
+    monkeypatch.setattr(geopackage, "REPORT_BATCH", 100_000)  # one batch
+    pd.testing.assert_frame_equal(b.astype(object), report_columns(
         parts.gpkg).astype(object))
     assert list(a.columns) == list(b.columns)
     assert {"code_insee", "surface_m2", "score_industrie", "classe_industrie",
@@ -197,20 +201,29 @@ def test_report_reads_the_parcels_back_from_the_geopackage(builds, monkeypatch):
         assert sorted(key, key=repr) == sorted(other, key=repr), column
 
 
-def test_partition_option(tmp_path):
+def test_partition_options(tmp_path, caplog):
     (tmp_path / "parcel-1.gpkg").write_bytes((SAMPLE / "parcel.gpkg").read_bytes())
     (tmp_path / "owners.csv").write_text("idu;compte\n", encoding="utf-8")
-    toml = _territory(tmp_path, "x", "commune")
-    assert by_partition(load_territory(toml))
-    toml.write_text(toml.read_text().replace('partition = "commune"', 'partition = "auto"'))
-    assert not by_partition(load_territory(toml))  # a small file: in one pass
-    toml.write_text(toml.read_text().replace('partition = "auto"', 'partition = "oui"'))
+    toml = _territory(tmp_path, "x", 1)
+    assert load_territory(toml).options.parcelles_par_partition == 1
+    for bad in ("0", "-3", '"commune"', "true"):
+        toml.write_text(re.sub(r"parcelles_par_partition = \S+",
+                               f"parcelles_par_partition = {bad}", toml.read_text()))
+        with pytest.raises(ConfigError, match=r"options\.parcelles_par_partition"):
+            load_territory(toml)
+    # The mode of earlier versions is still read, without effect, and said.
+    toml.write_text(re.sub(r"parcelles_par_partition = \S+", 'partition = "aucune"',
+                           toml.read_text()))
+    with caplog.at_level("INFO", logger="observatoire.config"):
+        assert load_territory(toml).options.parcelles_par_partition == 40_000
+    assert "sans effet" in caplog.text
+    toml.write_text(toml.read_text().replace('partition = "aucune"', 'partition = "oui"'))
     with pytest.raises(ConfigError, match=r"options\.partition.*commune"):
-        by_partition(load_territory(toml))
+        load_territory(toml)
 
 
 @pytest.mark.parametrize("kind", ["processus", "dask"])
-def test_workers_give_the_serial_partitioned_build(builds, tmp_path, kind):
+def test_workers_give_the_serial_build(builds, tmp_path, kind):
     if kind == "dask":
         pytest.importorskip("distributed", reason="dask.distributed n'est pas installé")
     _, _, (pt, serial) = builds
@@ -218,8 +231,7 @@ def test_workers_give_the_serial_partitioned_build(builds, tmp_path, kind):
     with pytest.MonkeyPatch.context() as mp, make_executor(kind) as executor:
         # One file per staging group and one commune per analysis group: the groups
         # run ahead of the writing, in order.
-        mp.setattr(partitioned, "STAGE_BYTES", 1)
-        mp.setattr(partitioned, "PARTITION_PARCELS", 1)
+        mp.setattr(staging, "STAGE_BYTES", 1)
         distributed = build(territory, executor=executor)
     assert distributed.checksums == serial.checksums
     a = _layer(serial.gpkg, "parcelles", ["idu"])
@@ -250,10 +262,10 @@ def test_groups_of_neighbouring_communes():
     communes = []
     for k, cell in enumerate(rng.permutation(36)):
         x, y = divmod(int(cell), 6)
-        c = partitioned.Commune(f"{k:05d}", bounds=np.array([x, y, x + 1, y + 1]) * 1000.0)
+        c = Commune(f"{k:05d}", bounds=np.array([x, y, x + 1, y + 1]) * 1000.0)
         c.count = 100
         communes.append(c)
-    groups = partitioned.partition_groups(communes, target=400)
+    groups = partition_groups(communes, target=400)
     assert sorted(c.code for g in groups for c in g) == sorted(c.code for c in communes)
     assert [len(g) for g in groups] == [4] * 9
     # Z-order: groups are compact (the first and last are 2 km × 2 km blocks), whereas
@@ -267,19 +279,22 @@ def test_groups_of_neighbouring_communes():
     assert np.mean([span(g) for g in groups]) < 0.7 * np.mean([span(g) for g in by_code])
 
 
-def test_command_line_partition_flag(tmp_path, capsys):
+def test_command_line_partition_size(tmp_path, capsys, builds):
     from observatoire.cli import main
 
-    config = str(SAMPLE / "territoire.toml")
-    assert main(["build", "--config", config, "--out", str(tmp_path), "--partition",
-                 "commune"]) == 0
+    _, _, (pt, parts) = builds
+    assert main(["build", "--config", str(pt.path), "--out", str(tmp_path),
+                 "--parcelles-par-partition", "1"]) == 0
     out = capsys.readouterr().out
     assert "commune par commune" in out and "Contiguïté des parcelles entre communes" in out
-    with pytest.raises(SystemExit) as exit_:
-        main(["build", "--config", config, "--out", str(tmp_path / "x"), "--partition",
-              "toutes"])
-    assert exit_.value.code == 2
-    assert "--partition" in capsys.readouterr().err
+    # One commune per partition, as the territory file says: the same parcels.
+    assert parts.checksums["parcelles"] in out
+    for bad in ("0", "toutes"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["build", "--config", str(pt.path), "--out", str(tmp_path / "x"),
+                  "--parcelles-par-partition", bad])
+        assert exit_.value.code == 2
+        assert "--parcelles-par-partition" in capsys.readouterr().err
 
 
 def test_a_failed_write_in_the_writing_thread_stops_the_build(tmp_path, monkeypatch):
@@ -287,8 +302,6 @@ def test_a_failed_write_in_the_writing_thread_stops_the_build(tmp_path, monkeypa
     from observatoire.geopackage import GeoPackageWriter
 
     territory = load_territory(SAMPLE / "territoire.toml", output_dir=tmp_path)
-    territory = dataclasses.replace(
-        territory, options=dataclasses.replace(territory.options, partition="commune"))
     first = build(territory)
     before = first.gpkg.read_bytes()
     write = GeoPackageWriter.write
@@ -305,12 +318,12 @@ def test_a_failed_write_in_the_writing_thread_stops_the_build(tmp_path, monkeypa
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_undetermined_classes_are_the_same_in_both_builds(tmp_path):
+def test_undetermined_classes_are_the_same_whatever_the_partitions(tmp_path):
     """Parcels off a partial zoning (no class) in two communes: same classes, sites, report."""
     _cut_sample(tmp_path)
     zoning = zoning_without_u_zones(tmp_path)
     texts = {}
-    for partition in ("aucune", "commune"):
+    for partition in ("1", "40000"):
         toml = tmp_path / f"territoire-{partition}.toml"
         toml.write_text(f"""
 [territoire]
@@ -335,15 +348,15 @@ chemin = "{SAMPLE / 'road.gpkg'}"
 dossier = "{partition}"
 
 [options]
-partition = "{partition}"
+parcelles_par_partition = {partition}
 date_observation = "2026-01-01"
 rapport = true
 carte = false
 """, encoding="utf-8")
         territory = load_territory(toml)
-        built = build(territory, executor=SerialExecutor() if partition == "commune" else None)
+        built = build(territory)
         texts[partition] = (built, territory)
-    (whole, wt), (parts, pt) = texts["aucune"], texts["commune"]
+    (whole, wt), (parts, pt) = texts["40000"], texts["1"]
     cols = ["idu", "score_industrie", "classe_industrie", "fiabilite_industrie",
             "classe_logistique", "fiabilite_logistique"]
     a = _layer(whole.gpkg, "parcelles", ["idu"])[cols]

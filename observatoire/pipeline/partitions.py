@@ -1,0 +1,476 @@
+"""The analysis by partitions: groups of neighbouring communes analysed through an executor.
+
+Neighbouring communes are grouped into partitions of about
+:data:`PARTITION_PARCELS` parcels (:func:`partition_groups`); a small territory is
+one partition. Each group goes through the executor (:func:`analyse_group`:
+serially, in a worker process while this one writes the previous group, or on a
+Dask cluster) with the context selected around it. Land units and candidate sites
+closed inside the group are made there; those that may reach across its edge are
+held and made once every group is scored, from the edges between communes
+(:mod:`observatoire.pipeline.contiguity`) and the edges among the parcels held.
+Rows are appended to the GeoPackage in batches
+(:class:`~observatoire.geopackage.LayerBuffer`).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from observatoire.analysis import (
+    AnalysisContext,
+    ExtraInputs,
+    analysis_context,
+    friches_of_territory,
+    partition_task,
+    scored_frame,
+)
+from observatoire.analysis.friche_links import friche_links as link_friches
+from observatoire.analysis.friches import zae_friches
+from observatoire.analysis.geometry import geoms, isin_sorted
+from observatoire.analysis.limites import commune_outlines
+from observatoire.analysis.units import (
+    available_in_zae,
+    contiguity_pairs,
+    eligible,
+    gisements,
+    largest_available,
+    meilleurs_sites,
+    parcel_owners,
+    sort_gisements,
+    unit_of_parcel,
+    unites_foncieres,
+)
+from observatoire.config import Territory
+from observatoire.executor import Executor, SerialExecutor
+from observatoire.geopackage import GeoPackageWriter, LayerBuffer, LayerSum, report_columns
+from observatoire.ingest import Layers
+from observatoire.memory import trim
+from observatoire.pipeline.contiguity import Graph, cross_pairs, open_components
+from observatoire.pipeline.spill import Held, Spilled
+from observatoire.pipeline.staging import Commune, Staged
+from observatoire.progress import track
+from observatoire.publish.carte_selection import MAP_MAX_PARCELS, TopScores
+from observatoire.publish.fond import read_background
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class Partitioned:
+    """What the partitioned analysis gives the build."""
+
+    written: dict[str, LayerSum]
+    outputs: dict[str, gpd.GeoDataFrame]
+    views: dict[str, gpd.GeoDataFrame]
+    tables: dict[str, pd.DataFrame]
+    timings: dict[str, float]
+
+
+#: Parcels analysed together: few calls (each costs a fixed overhead), bounded memory.
+PARTITION_PARCELS = 40_000
+
+
+def partition_groups(communes: list[Commune], *, target: int | None = None
+                     ) -> list[list[Commune]]:
+    """Group neighbouring communes into partitions of about ``target`` parcels.
+
+    The communes are taken in the Z-order (Morton) of their centres, so that a group
+    is compact whatever the order of the INSEE codes (alphabetical in a département).
+    """
+    target = PARTITION_PARCELS if target is None else target
+    centre = np.array([[(c.bounds[0] + c.bounds[2]) / 2, (c.bounds[1] + c.bounds[3]) / 2]
+                       for c in communes])
+    span = np.maximum(centre.max(axis=0) - centre.min(axis=0), 1.0)
+    cell = np.minimum(((centre - centre.min(axis=0)) / span * 65535).astype(np.uint64), 65535)
+    order = np.argsort(_morton(cell[:, 0]) | (_morton(cell[:, 1]) << np.uint64(1)),
+                       kind="stable")
+    groups: list[list[Commune]] = []
+    size = target
+    for k in order:
+        if size + communes[k].count > target and size > 0:
+            groups.append([])
+            size = 0
+        groups[-1].append(communes[k])
+        size += communes[k].count
+    return groups
+
+
+def _morton(v: np.ndarray) -> np.ndarray:
+    """Spread the 16 low bits of ``v`` to the even bits (Z-order interleaving)."""
+    v = v & np.uint64(0xFFFF)
+    for shift, mask in ((8, 0x00FF00FF), (4, 0x0F0F0F0F), (2, 0x33333333), (1, 0x55555555)):
+        v = (v | (v << np.uint64(shift))) & np.uint64(mask)
+    return v
+
+
+def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
+                       territory: Territory, writer: GeoPackageWriter, *,
+                       executor: Executor | None = None, target: int | None = None,
+                       buildings: Callable[[tuple[float, float, float, float]],
+                                           gpd.GeoDataFrame] | None = None,
+                       say: Callable[[str], None] = log.info) -> Partitioned:
+    """Analyse the staged communes and write ``parcelles`` and ``unites_foncieres``.
+
+    Parameters
+    ----------
+    staged
+        The staged parcels (:func:`stage_parcels`).
+    layers
+        The context layers (:class:`observatoire.ingest.Layers`, parcels empty); the
+        roads, written by the caller, are let go once indexed.
+    extra
+        :class:`observatoire.analysis.ExtraInputs`.
+    territory
+        The territory (profiles, options).
+    writer
+        The GeoPackage being written.
+    executor
+        Runs the communes' indicators and scores (serial when ``None``).
+    buildings
+        Returns the buildings meeting a box, when they are not held in ``layers``
+        (streamed to the GeoPackage before).
+
+    Returns
+    -------
+    Partitioned
+        Checksums of the layers written, the other analysis layers (``gisements``,
+        ``zae``, ``friches``, ``friches_surfaces``), the views of the parcels needed
+        by the publication (the best for the map, those of the ZAE for the CNIG
+        export, a light table for the report) and the table of the best sites.
+    """
+    clock = time.perf_counter
+    timings: dict[str, float] = {}
+    opts = territory.options.analysis
+    tolerance = opts.tolerance_contiguite
+    ctx = analysis_context(layers, extra=extra, profiles=territory.profiles, options=opts)
+    first = ctx.profiles[0].name
+    classes = dict(ctx.profiles[0].classes)
+    has_friches = ctx.friches is not None
+    # Written by the caller; from now on held by the context only (indexed for the
+    # distances), and not at all in this process once the context is sent to workers.
+    layers.routes = layers.routes.iloc[:0].copy()
+    owners_table = extra.proprietaires
+    absents = extra.proprietaires_absents
+
+    t = clock()
+    say("Contiguïté des parcelles entre communes…")
+    cross = cross_pairs(staged, tolerance=tolerance, progress=say)
+    timings["contiguite"] = clock() - t
+
+    sums = {"parcelles": LayerSum(), "unites_foncieres": LayerSum()}
+    out_parcels = LayerBuffer(writer, "parcelles", sums["parcelles"])
+    out_units = LayerBuffer(writer, "unites_foncieres", sums["unites_foncieres"])
+    zae_tree = shapely.STRtree(np.asarray(layers.zae.geometry.values)) if len(layers.zae) \
+        else None
+    best = TopScores(f"score_{first}", MAP_MAX_PARCELS)
+    # What the end of the analysis, the inventory and the exports need of every group
+    # waits on disk: the worker processes are still running, with their own memory.
+    sites = Spilled(staged.folder, "gisements")
+    held = Held()       # parcels of land units reaching across a commune's edge
+    open_sites = Held()  # parcels of candidate sites that may do so
+    pair_lists: list[np.ndarray] = [np.stack([cross.a, cross.b])]
+    zae_units = Spilled(staged.folder, "zae_unites")
+    zae_parcels = Spilled(staged.folder, "zae_parcelles")
+    zae_rows: list[pd.DataFrame] = []
+    zae_buildings = Spilled(staged.folder, "zae_batiments")
+    # Links between parcels and friches: decided on the whole territory at the end (an
+    # IDU is absent only when no partition holds it).
+    friche_links: list[pd.DataFrame] = []
+    # Outlines of the communes, for the map's background.
+    outlines: list[gpd.GeoDataFrame] = []
+    settings = GroupSettings(tolerance=tolerance, profile=first,
+                             seuil_bati=opts.seuil_bati_gisement,
+                             score_min=opts.score_min_gisement)
+
+    # The tasks given to the executor, in order: its results come back in that order.
+    submitted: collections.deque[GroupTask] = collections.deque()
+    groups = partition_groups(staged.communes, target=target)
+
+    def tasks() -> Iterator[GroupTask]:
+        # Read here, in this process, as the executor asks for the next group.
+        for group in groups:
+            part = staged.group(group, staged.report)
+            given = {}
+            if buildings is not None:
+                pieces = [buildings(tuple(float(v) for v in c.bounds)) for c in group]
+                found = pd.concat(pieces) if len(pieces) > 1 else pieces[0]
+                given["batiments"] = found[~found.index.duplicated()].sort_index()
+            gid = staged.gid(part["idu"])
+            submitted.append(GroupTask(
+                part=part, bounds=tuple(float(v) for v in part.total_bounds), given=given,
+                gid=gid, touching=isin_sorted(gid, cross.leaving(gid)),
+                owners=(parcel_owners(part, owners_table, absents=absents)
+                        if owners_table is not None else None)))
+            yield submitted[-1]
+
+    executor = executor or SerialExecutor()
+    t = clock()
+    say(f"Indicateurs, notation, unités foncières et gisements : {len(staged.communes)} "
+        f"communes…")
+    results = executor.imap(analyse_group, tasks(), shared=(ctx, settings))
+    del ctx  # kept by the executor as long as it needs it (serial), or sent (workers)
+    trim()
+    for done in track(say, results, total=len(groups), label="groupes de communes"):
+        task = submitted.popleft()
+        scored, local, wait, wait_site = done.scored, done.local, done.wait, done.wait_site
+        gid, owners = task.gid, task.owners
+        # Land units and candidate sites closed inside the group were made by the
+        # worker; the parcels of those that may reach across its edge are held until
+        # every group is read.
+        _buildings_on(_write_units(out_units, done.units, zae_tree, zae_units),
+                      task.given.get("batiments"), zae_buildings)
+        if wait.any():
+            held.add(scored, owners, gid, wait)
+            out_parcels.add(scored[~wait])
+            best.add(scored[~wait], gid[~wait])
+        else:
+            out_parcels.add(scored)
+            best.add(scored, gid)
+        sites.append(done.sites)
+        if done.friche_links is not None:
+            friche_links.append(done.friche_links)
+        # Here, while the workers analyse the next groups (a commune is whole in its group).
+        outlines.append(commune_outlines(task.part))
+        if wait_site.any():
+            open_sites.add(scored, owners, gid, wait_site)
+
+        # What the ZAE, the map and the report need of the parcels.
+        in_zae = scored["zae_id"].notna().to_numpy()
+        if in_zae.any():
+            zae_rows.append(_zae_rows(scored, gid, profile=first,
+                                      seuil_bati=opts.seuil_bati_gisement))
+        if zae_tree is not None:
+            hit = np.unique(zae_tree.query(np.asarray(scored.geometry.values),
+                                           predicate="intersects")[0])
+            if len(hit):
+                zae_parcels.append(scored.iloc[hit][["idu", "friche_id", "geometry"]])
+        # The local edges that the held parcels and the ZAE will need at the end.
+        need = wait | wait_site | in_zae
+        both = need[local[0]] & need[local[1]]
+        if both.any():
+            pair_lists.append(gid[local[:, both]])
+        empty = scored.iloc[:0].copy()
+        del done, task, scored
+    del results
+    executor.release()  # the workers and their copies of the context are done
+    trim()
+    timings["communes"] = clock() - t
+
+    t = clock()
+    say("Unités foncières et gisements à cheval sur plusieurs communes…")
+    graph = Graph.of(pair_lists, len(staged.idu))
+    if held:
+        frame, own, hgid = held.frame()
+        units = unites_foncieres(frame, owners=own, pairs=graph.within(hgid))
+        frame["uf_id"] = unit_of_parcel(frame, units).to_numpy(dtype=object)
+        met = _write_units(out_units, units, zae_tree, zae_units)
+        if met is not None and buildings is not None:
+            _buildings_on(met, buildings(tuple(met.total_bounds)), zae_buildings)
+        out_parcels.add(frame)
+        best.add(frame, hgid)
+        if open_sites:
+            open_sites.set_units(hgid, frame["uf_id"].to_numpy(dtype=object))
+    if open_sites:
+        frame, own, sgid = open_sites.frame()
+        sites.append(gisements(frame, pairs=graph.within(sgid), owners=own,
+                               **settings.sites()))
+    out_parcels.flush()
+    out_units.flush()
+    all_sites = sites.load()
+    found = [f for f in all_sites if len(f)]
+    layer_sites = (sort_gisements(pd.concat(found, ignore_index=True)) if found
+                   else all_sites[0])
+    del all_sites, found
+
+    zae = layers.zae.copy()
+    z = (pd.concat(zae_rows, ignore_index=True).sort_values("_gid", kind="stable")
+         .reset_index(drop=True) if zae_rows else _zae_rows(empty, np.empty(0, dtype=np.int64),
+                                                             profile=first, seuil_bati=0.0))
+    zae["plus_grand_terrain_libre_m2"] = largest_available(
+        z["ok"].to_numpy(dtype=bool), z["zae_id"].to_numpy(dtype=object),
+        z["inside"].to_numpy(dtype="float64"), graph.within(z["_gid"].to_numpy()), zae)
+    timings["unites_gisements"] = clock() - t
+
+    t = clock()
+    # Every group gives its links (maybe none) when the territory has friches.
+    links = pd.concat(friche_links, ignore_index=True) if has_friches else None
+    attached = friches_of_territory(layers, links, idu=staged.idu,
+                                    communes=territory.communes)
+    for name, values in zae_friches(zae, attached if has_friches else None).items():
+        zae[name] = values
+    timings["friches"] = clock() - t
+
+    views: dict[str, Any] = {
+        "carte": best.result(),
+        "nb_parcelles": best.seen,
+        "zae": pd.concat(zae_parcels.load(), ignore_index=True) if zae_parcels else None,
+        # Read back from the GeoPackage when the report is made, not held till then.
+        "rapport": functools.partial(report_columns, writer.tmp),
+        # The map's background: communes, and roads and buildings read back when drawn.
+        "fond": functools.partial(read_background, writer.tmp, limites=_concat(outlines)),
+        "zae_unites_candidates": (pd.concat(zae_units.load(), ignore_index=True) if zae_units
+                                  else unites_foncieres(empty)),
+    }
+    if buildings is not None:
+        met = pd.concat(zae_buildings.load()) if zae_buildings else None
+        views["batiments_zae"] = (gpd.GeoDataFrame(met[~met.index.duplicated()].sort_index())
+                                  if met is not None else None)
+    log.info("analyse par commune : %d parcelles, %d unités foncières, %d gisements "
+             "(profil %s)", sums["parcelles"].rows, sums["unites_foncieres"].rows,
+             len(layer_sites), first)
+    return Partitioned(written=sums, outputs={"gisements": layer_sites, "zae": zae,
+                                              "friches": attached.friches,
+                                              "friches_surfaces": attached.friches_surfaces},
+                       views=views,
+                       tables={"meilleurs_sites": meilleurs_sites(
+                           layer_sites, classes=classes)},
+                       timings=timings)
+
+
+def _concat(frames: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame | None:
+    found = [f for f in frames if f is not None and len(f)]
+    if not found:
+        return None
+    return gpd.GeoDataFrame(pd.concat(found, ignore_index=True), crs=found[0].crs)
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    """What :func:`analyse_group` needs besides the context (sent once per worker)."""
+
+    tolerance: float
+    profile: str
+    seuil_bati: float
+    score_min: float
+
+    def sites(self) -> dict[str, Any]:
+        """Arguments of :func:`observatoire.analysis.units.gisements`."""
+        return {"profile": self.profile, "seuil_bati": self.seuil_bati,
+                "score_min": self.score_min}
+
+
+@dataclass
+class GroupTask:
+    """A group of communes to analyse: its parcels and what is known around them."""
+
+    part: gpd.GeoDataFrame
+    bounds: tuple[float, float, float, float]
+    #: Context layers given for this group (``{"batiments": …}`` when streamed).
+    given: dict[str, Any]
+    #: Global ids of the parcels.
+    gid: np.ndarray
+    #: The parcels with an edge to another commune.
+    touching: np.ndarray
+    owners: pd.DataFrame | None
+
+
+@dataclass
+class GroupDone:
+    """The analysis of a group (see :func:`analyse_group`)."""
+
+    #: The parcels with fields, ``uf_id`` (``None`` while held), indicators and scores.
+    scored: gpd.GeoDataFrame
+    #: Land units and candidate sites closed inside the group.
+    units: gpd.GeoDataFrame
+    sites: gpd.GeoDataFrame
+    #: Contiguity among the group's parcels (pairs of positions).
+    local: np.ndarray
+    #: Parcels of units, and of sites, that may reach across the group's edge.
+    wait: np.ndarray
+    wait_site: np.ndarray
+    #: Links between the group's parcels and the friches (``None`` without friches).
+    friche_links: pd.DataFrame | None = None
+
+
+def analyse_group(task: GroupTask, shared: tuple[AnalysisContext, GroupSettings]
+                  ) -> GroupDone:
+    """Analyse a group of communes: the work of the executor's workers.
+
+    Indicators and scores (:func:`observatoire.analysis.partition_task`), the
+    contiguity among the group's parcels, and the land units and candidate sites
+    that close inside the group; the parcels of those that may continue across
+    its edge (a component holding a ``touching`` parcel) are marked to be held.
+    """
+    ctx, settings = shared
+    part, owners, touching = task.part, task.owners, task.touching
+    ind, _avail, scores = partition_task((part, task.bounds, task.given), ctx)
+    local = contiguity_pairs(geoms(part), tolerance=settings.tolerance)
+    if owners is None:
+        units = unites_foncieres(part)
+        wait = np.zeros(len(part), dtype=bool)
+    else:
+        key = pd.factorize(owners["cle"])[0]
+        wait = open_components(len(part), local, key >= 0, touching, same=key)
+        rows = np.flatnonzero(~wait)
+        units = unites_foncieres(part.iloc[rows], owners=owners.iloc[rows],
+                                 pairs=_restrict(local, rows, len(part)))
+    uf = np.full(len(part), None, dtype=object)
+    uf[~wait] = unit_of_parcel(part[~wait], units).to_numpy(dtype=object)
+    scored = scored_frame(part, ind, scores, uf)
+    ok = eligible(scored, **settings.sites())
+    wait_site = open_components(len(part), local, ok, touching)
+    rows = np.flatnonzero(~wait_site)
+    sites = gisements(scored.iloc[rows], pairs=_restrict(local, rows, len(part)),
+                      owners=owners.iloc[rows] if owners is not None else None,
+                      **settings.sites())
+    links = None
+    if ctx.friches is not None:
+        friches, surfaces = ctx.friches_around(task.bounds,
+                                               idu=part["idu"].astype(str).to_numpy())
+        links = link_friches(part, friches, surfaces).drop(columns="parcelle")
+    return GroupDone(scored=scored, units=units, sites=sites, local=local,
+                     wait=wait, wait_site=wait_site, friche_links=links)
+
+def _restrict(pairs: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """Pairs (positions among ``n``) whose two ends are in ``rows``, renumbered."""
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[rows] = np.arange(len(rows))
+    i, j = pos[pairs[0]], pos[pairs[1]]
+    ok = (i >= 0) & (j >= 0)
+    return np.stack([i[ok], j[ok]])
+
+
+def _write_units(out: LayerBuffer, units: gpd.GeoDataFrame, zae_tree: shapely.STRtree | None,
+                 keep: Spilled) -> gpd.GeoDataFrame | None:
+    """Queue ``units``; keep (and return) those meeting a ZAE, for the inventory."""
+    out.add(units)
+    if zae_tree is not None and len(units):
+        hit = np.unique(zae_tree.query(np.asarray(units.geometry.values),
+                                       predicate="intersects")[0])
+        if len(hit):
+            keep.append(units.iloc[hit])
+            return units.iloc[hit]
+    return None
+
+
+def _buildings_on(units: gpd.GeoDataFrame | None, batiments: gpd.GeoDataFrame | None,
+                  keep: Spilled) -> None:
+    """Keep the buildings meeting ``units`` (the inventory measures their built area)."""
+    if units is None or batiments is None or not len(batiments):
+        return
+    tree = shapely.STRtree(np.asarray(batiments.geometry.values))
+    rows = np.unique(tree.query(np.asarray(units.geometry.values), predicate="intersects")[1])
+    if len(rows):
+        keep.append(batiments.iloc[rows])
+
+
+def _zae_rows(scored: gpd.GeoDataFrame, gid: np.ndarray, *, profile: str,
+              seuil_bati: float) -> pd.DataFrame:
+    """Return what :func:`largest_available` needs of the parcels of a ZAE."""
+    zid = scored["zae_id"]
+    sel = zid.notna().to_numpy()
+    ok, inside = available_in_zae(scored, profile=profile, seuil_bati=seuil_bati)
+    return pd.DataFrame({"_gid": gid[sel], "zae_id": zid[sel].astype(object).to_numpy(),
+                         "ok": ok[sel], "inside": inside[sel]})
+
+
