@@ -62,17 +62,37 @@ class DownloadError(SourceError):
         self.status = status
 
 
-class ByteProgress(Protocol):
-    """Where a download reports its bytes (the CLI draws a bar on a terminal)."""
+class ByteBar(Protocol):
+    """The bar of one transfer (a :class:`tqdm.tqdm` is one)."""
 
-    def __call__(self, label: str, total: int | None) -> Callable[[int], None]:
-        """Start counting a transfer of ``total`` bytes; return the callback of each chunk."""
+    def update(self, n: int) -> object:
+        """Count ``n`` more bytes."""
+        ...
+
+    def close(self) -> None:
+        """End the transfer."""
         ...
 
 
-def no_progress(label: str, total: int | None) -> Callable[[int], None]:
-    """Return a :class:`ByteProgress` that shows nothing."""
-    return lambda n: None
+class ByteProgress(Protocol):
+    """Where a download reports its bytes (the CLI draws a bar on a terminal)."""
+
+    def __call__(self, label: str, total: int | None) -> ByteBar:
+        """Start counting a transfer of ``total`` bytes (``None``: unknown)."""
+        ...
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def no_progress(label: str, total: int | None) -> ByteBar:
+    """Show nothing (the default :class:`ByteProgress`)."""
+    return _NoBar()
 
 
 @dataclass(frozen=True)
@@ -308,16 +328,18 @@ class Client:
                 offset = 0
                 meta.write_text(json.dumps(Validators.of(response).as_dict()), encoding="utf-8")
             total = _expected_total(response, offset)
-            tick = self.progress(label or dest.name, total)
+            bar = self.progress(label or dest.name, total)
             if offset:
-                tick(offset)
+                bar.update(offset)
             try:
                 with part.open("ab" if offset else "wb") as out:
                     for chunk in response.iter_content(CHUNK):
                         out.write(chunk)
-                        tick(len(chunk))
+                        bar.update(len(chunk))
             except requests.RequestException as exc:
                 raise _Retry(_network_error(url, exc, self.timeout)) from None
+            finally:
+                bar.close()
         written = part.stat().st_size
         if total is not None and written != total:
             raise _Retry(DownloadError(

@@ -66,8 +66,10 @@ def resolve_communes(*, epci: str | None = None, communes: Sequence[str] = ()
         name = found_epci.nom
     elif len(rows) == 1:
         name = rows[0].nom
+    elif len(rows) <= 3:
+        name = ", ".join(r.nom for r in rows)
     else:
-        name = f"{rows[0].nom} et {len(rows) - 1} autre(s) commune(s)"
+        name = f"{rows[0].nom} et {len(rows) - 1} autres communes"
     return name, rows, found_epci
 
 
