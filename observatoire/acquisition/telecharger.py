@@ -11,6 +11,7 @@ territory file. The exit status of the CLI adds one bit per failed publisher
 from __future__ import annotations
 
 import logging
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -77,7 +78,6 @@ def settings(path: Path) -> tuple[Context, Telechargement, Path]:
         A bad territory file, or one without ``[telechargement]``.
     """
     from observatoire.acquisition.cache import write_atomic
-    from observatoire.acquisition.territoire import BEGIN
 
     path = Path(path)
     if not path.is_file():
@@ -85,10 +85,13 @@ def settings(path: Path) -> tuple[Context, Telechargement, Path]:
                           f"observatoire init")
     text = path.read_text(encoding="utf-8")
     probe = path.with_name(f".{path.name}.lecture")
-    if "[sources" not in text:
+    try:
+        declared = tomllib.loads(text).get("sources", {})
+    except tomllib.TOMLDecodeError:
+        declared = {}  # read_territory below says where the syntax is wrong
+    if isinstance(declared, dict) and "parcelles" not in declared:
         # The parcels placeholder is never read: read_territory only checks the settings.
-        text = text.replace(BEGIN, f'{BEGIN}\n[sources.parcelles]\nchemin = "{path.name}"', 1) \
-            if BEGIN in text else text + f'\n[sources.parcelles]\nchemin = "{path.name}"\n'
+        text += f'\n[sources.parcelles]\nchemin = "{path.name}"\n'
     write_atomic(probe, text.encode("utf-8"))
     try:
         territory, problems = read_territory(probe)
@@ -166,7 +169,14 @@ def telecharger(path: Path, *, sources: Sequence[str] | None = None,
         outcome.fetched[name] = got
     everything = [item for items in outcome.fetched.values() for item in items]
     if everything:
-        outcome.written = write_sources(path, everything)
+        try:
+            outcome.written = write_sources(path, everything)
+        except ConfigError as exc:
+            if not outcome.failed:
+                raise
+            # Without the parcels the file would not build: what was fetched stays in
+            # the cache, and is declared by the next run that fetches the rest.
+            logger.warning("%s ; les fichiers téléchargés restent dans le cache", exc)
     return outcome
 
 

@@ -127,7 +127,8 @@ class Urls:
         return self.base("wfs"), {
             "SERVICE": "WFS", "VERSION": "2.0.0", "REQUEST": "GetFeature",
             "TYPENAMES": "wfs_du:zone_urba", "OUTPUTFORMAT": "application/json",
-            "COUNT": str(count), "STARTINDEX": str(start),
+            # GeoServer writes longitude first for « EPSG:4326 » (not for the URN form).
+            "SRSNAME": "EPSG:4326", "COUNT": str(count), "STARTINDEX": str(start),
             "CQL_FILTER": f"partition IN ({quoted})",
         }
 
