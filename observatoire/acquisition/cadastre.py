@@ -96,12 +96,30 @@ def fetch(ctx: Context) -> list[Fetched]:
     paths = {job: r for job, r in results.items() if isinstance(r, Path)}
     ctx.bbox_wgs84 = territory_box([paths[(c, "communes")] for c in ctx.communes],
                                    crs=ctx.crs)
+    buildings = tuple(gunzipped(ctx, paths[(c, "batiments")]) for c in ctx.communes)
     return [
         Fetched("parcelles", tuple(paths[(c, "parcelles")] for c in ctx.communes), "etalab",
                 PRODUCER, millesime),
-        Fetched("batiments", tuple(paths[(c, "batiments")] for c in ctx.communes), None,
-                PRODUCER, millesime),
+        Fetched("batiments", buildings, None, PRODUCER, millesime),
     ]
+
+
+def gunzipped(ctx: Context, path: Path) -> Path:
+    """Return the decompressed copy of a cached ``.json.gz`` (a ``.geojson`` beside it).
+
+    The buildings reader opens its files with GDAL, which does not read a gzip
+    GeoJSON by its name; the copy gets its own manifest (same URL and vintage).
+    """
+    plain = path.with_name(path.name.removesuffix(".json.gz") + ".geojson")
+    source = ctx.cache.manifest(path)
+    if ctx.cache.manifest(plain) is not None or source is None:
+        return plain
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ctx.cache.store(data, url=source.url, source=SOURCE, millesime=source.millesime,
+                    name=str(plain.relative_to(ctx.cache.path(SOURCE, source.millesime, ""))),
+                    producer=PRODUCER)
+    return plain
 
 
 def territory_box(outlines: list[Path], *, crs: str, margin: float = MARGE_M
