@@ -474,6 +474,25 @@ def _check_crs(value: str, key: str, path: Path, *, legal: bool) -> str:
     return code
 
 
+def declared_sources(text: str, path: Path) -> frozenset[str]:
+    """Return the source kinds a territory file's text declares (``[sources.<kind>]``).
+
+    For ``observatoire telecharger``, which writes the sources a user has not
+    declared by hand.
+
+    Raises
+    ------
+    ConfigError
+        The text is not TOML.
+    """
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} : TOML invalide ({exc}) ; corrigez la syntaxe") from None
+    sources = doc.get("sources", {})
+    return frozenset(sources) if isinstance(sources, dict) else frozenset()
+
+
 def load_territory(path: str | Path, *, output_dir: str | Path | None = None) -> Territory:
     """Load and check a territory file.
 

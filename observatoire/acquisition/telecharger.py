@@ -11,7 +11,6 @@ territory file. The exit status of the CLI adds one bit per failed publisher
 from __future__ import annotations
 
 import logging
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,7 +22,12 @@ from observatoire.acquisition.contexte import Context, Fetched
 from observatoire.acquisition.http import Client, DownloadError
 from observatoire.acquisition.territoire import write_sources
 from observatoire.acquisition.urls import Urls
-from observatoire.config import ACQUISITION_SOURCES, Telechargement, read_territory
+from observatoire.config import (
+    ACQUISITION_SOURCES,
+    Telechargement,
+    declared_sources,
+    read_territory,
+)
 from observatoire.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -85,11 +89,7 @@ def settings(path: Path) -> tuple[Context, Telechargement, Path]:
                           f"observatoire init")
     text = path.read_text(encoding="utf-8")
     probe = path.with_name(f".{path.name}.lecture")
-    try:
-        declared = tomllib.loads(text).get("sources", {})
-    except tomllib.TOMLDecodeError:
-        declared = {}  # read_territory below says where the syntax is wrong
-    if isinstance(declared, dict) and "parcelles" not in declared:
+    if "parcelles" not in declared_sources(text, path):
         # The parcels placeholder is never read: read_territory only checks the settings.
         text += f'\n[sources.parcelles]\nchemin = "{path.name}"\n'
     write_atomic(probe, text.encode("utf-8"))

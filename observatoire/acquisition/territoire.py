@@ -15,14 +15,13 @@ import datetime as dt
 import json
 import os
 import re
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
 from observatoire import communes as table
 from observatoire.acquisition.cache import write_atomic
 from observatoire.acquisition.contexte import Fetched
-from observatoire.config import ACQUISITION_SOURCES, load_territory, slugify
+from observatoire.config import ACQUISITION_SOURCES, declared_sources, load_territory, slugify
 from observatoire.errors import ConfigError
 
 TERRITORY_FILE = "territoire.toml"
@@ -190,10 +189,7 @@ def write_sources(path: Path, fetched: Sequence[Fetched]) -> list[str]:
     """
     text = path.read_text(encoding="utf-8")
     before, after = _split(text)
-    try:
-        own = tomllib.loads(before + after).get("sources", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} : TOML invalide ({exc}) ; corrigez la syntaxe") from None
+    own = declared_sources(before + after, path)
     base = path.resolve().parent
     kinds: dict[str, Fetched] = {}
     for item in fetched:
