@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -409,3 +410,48 @@ def test_real_publishers(tmp_path, monkeypatch):
     territory = load_territory(path)
     with gzip.open(territory.source("parcelles").path) as f:
         assert json.load(f)["features"]
+
+
+# --- command line -------------------------------------------------------------------------
+
+def test_cli_init_unknown_siren_is_one_french_line(tmp_path, capsys):
+    from observatoire.cli import main
+
+    assert main(["init", "--epci", "24250036", "--dossier", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith("erreur : SIREN d'EPCI inconnu : '24250036' ; les plus proches : "
+                          "CU Grand Besançon Métropole (SIREN 242500361)")
+
+
+def test_cli_telecharger_names_the_failed_source_in_its_exit_status(publishers, tmp_path,
+                                                                    monkeypatch, capsys):
+    from observatoire.cli import main
+
+    monkeypatch.setenv("OBSERVATOIRE_MIROIR", publishers.url)
+    assert main(["-q", "init", "--communes", INSEE, "--dossier", str(tmp_path / "g")]) == 0
+    publishers.inject("geofriches", ("statut", 404))
+    status = main(["telecharger", "--config", str(tmp_path / "g" / "territoire.toml")])
+    assert status == EXIT_FAILED + 4
+    err = capsys.readouterr().err
+    assert re.search(r"échec : friches \(HTTP 404\) : http://127\.0\.0\.1:\d+/apidf-preprod"
+                     r"\.cerema\.fr/cartofriches/geofriches/\?in_bbox=", err)
+    assert "sources en échec : friches ; les autres sont gardées (code de sortie 68)" in err
+
+
+def test_cli_verifier_and_help(publishers, tmp_path, monkeypatch, capsys):
+    from observatoire.cli import main
+
+    monkeypatch.setenv("OBSERVATOIRE_MIROIR", publishers.url)
+    path = init_territory(tmp_path / "g", communes=[INSEE], sources=["cadastre"])
+    telecharger(path, client=client(), millesime=MILLESIMES[0])
+    capsys.readouterr()
+    assert main(["telecharger", "--config", str(path), "--verifier"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"cadastre\s+en cache : 2025-04-01\s+publié : 2025-09-01\s+plus récent "
+                     r"publié", out)
+    with pytest.raises(SystemExit):
+        main(["telecharger", "--aide"])
+    help_text = capsys.readouterr().out
+    assert "--hors-ligne" in help_text and "exemples" in help_text
+    assert "observatoire telecharger --config t.toml --verifier" in help_text
