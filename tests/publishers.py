@@ -11,6 +11,7 @@ paging and answer shapes as the real services (see
 - ``data.geopf.fr/wfs/ows``: ``GetFeature`` of ``wfs_du:zone_urba`` filtered by
   ``CQL_FILTER=partition IN (…)``, paged by ``COUNT``/``STARTINDEX``, GeoJSON with
   ``numberMatched``/``numberReturned``;
+- ``files.data.gouv.fr/geo-sirene/last/dep/geo_siret_25.csv.gz`` (same headers);
 - ``apidf-preprod.cerema.fr/cartofriches/geofriches/``: ``in_bbox``, ``page_size``,
   ``page``, GeoJSON with ``count`` and an absolute ``next`` link.
 
@@ -77,6 +78,7 @@ class SampleData:
     cadastre: dict[str, bytes]          # layer -> gzip bytes
     zone_urba: list[dict[str, Any]]     # GPU features
     friches: list[dict[str, Any]]       # Cartofriches features
+    sirene: bytes = b""                 # geo_siret_25.csv.gz
 
 
 def _features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
@@ -114,7 +116,12 @@ def sample_data() -> SampleData:
         "typezone": zones["TYPEZONE"],
     }, geometry=shapely.force_2d(zones.geometry.values), crs=zones.crs).to_crs(4326)
     friches = gpd.read_file(SAMPLE / "cartofriches_subset_gennes_25267_5km.geojson")
-    return SampleData(cadastre, _features(zone_urba), _features(friches))
+    # The geolocated SIRENE rows of the reader's tests (Gennes' establishments).
+    from test_readers_etablissements import GEO_HEADER, GEO_ROWS
+
+    text = "\n".join(",".join(row) for row in [GEO_HEADER, *GEO_ROWS]) + "\n"
+    return SampleData(cadastre, _features(zone_urba), _features(friches),
+                      gzip.compress(text.encode(), mtime=0))
 
 
 @dataclass
@@ -206,6 +213,8 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, body.encode(), "text/html", fault=fault)
             if path.startswith(CADASTRE):
                 return self._cadastre(path[len(CADASTRE):], fault)
+            if path == "/files.data.gouv.fr/geo-sirene/last/dep/geo_siret_25.csv.gz":
+                return self._file(pub.data.sirene, "application/gzip", fault)
             if path == "/data.geopf.fr/wfs/ows":
                 return self._wfs(query, fault)
             if path == "/apidf-preprod.cerema.fr/cartofriches/geofriches/":
@@ -219,7 +228,9 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
                     and m["layer"] in pub.data.cadastre):
                 return self._send(404, b"<html>404 Not Found</html>", "text/html",
                                   fault=fault)
-            body = pub.data.cadastre[m["layer"]]
+            self._file(pub.data.cadastre[m["layer"]], "application/gzip", fault)
+
+        def _file(self, body: bytes, ctype: str, fault: tuple[Any, ...] | None) -> None:
             etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
             headers = {"ETag": etag, "Last-Modified": LAST_MODIFIED, "Accept-Ranges": "bytes"}
             if self.headers.get("If-None-Match") == etag and not fault:
@@ -233,8 +244,8 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
             if wanted and (if_range is None or if_range == etag) and not fault:
                 start = int(wanted[1])
                 headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
-                return self._send(206, body[start:], "application/gzip", headers)
-            self._send(200, body, "application/gzip", headers, fault)
+                return self._send(206, body[start:], ctype, headers)
+            self._send(200, body, ctype, headers, fault)
 
         def _wfs(self, q: dict[str, str], fault: tuple[Any, ...] | None) -> None:
             if (q.get("SERVICE"), q.get("REQUEST"), q.get("TYPENAMES")) != (

@@ -270,6 +270,24 @@ def test_offline_uses_the_cache_only(publishers, tmp_path):
         zonage.fetch(offline)
 
 
+def test_sirene_unchanged_is_not_downloaded_again(publishers, tmp_path):
+    from observatoire.acquisition import sirene
+
+    first = context(publishers, tmp_path)
+    first.today = "2026-11-02"
+    [fetched] = sirene.fetch(first)
+    path = tmp_path / "cache" / "sirene" / "2026-11-02" / "geo_siret_25.csv.gz"
+    assert fetched.paths == (path,) and fetched.format == "sirene"
+    assert path.read_bytes() == publishers.data.sirene
+    # A month later the same URL answers 304: the November copy is kept, nothing written.
+    later = context(publishers, tmp_path)
+    later.today = "2026-12-04"
+    [again] = sirene.fetch(later)
+    assert again.paths == (path,) and again.date == "2026-11-02"
+    assert publishers.seen("geo_siret_25")[-1]["If-None-Match"].startswith('"')
+    assert not (tmp_path / "cache" / "sirene" / "2026-12-04").exists()
+
+
 # --- init and telecharger -----------------------------------------------------------------
 
 def test_init_writes_the_epci_and_its_communes(tmp_path):

@@ -112,7 +112,7 @@ class Cache:
         return None
 
     def fetch(self, client: Client | None, url: str, *, source: str, millesime: str,
-              name: str, expect: str, producer: str) -> Path:
+              name: str, expect: str, producer: str, previous: Path | None = None) -> Path:
         """Return the cached copy of ``url``, downloading it when missing or changed.
 
         Parameters
@@ -127,6 +127,9 @@ class Cache:
             What the file must be (:meth:`Client.download`).
         producer
             The producer recorded in the manifest.
+        previous
+            A copy cached under an older vintage (a file republished under the same
+            URL, SIRENE's ``last``): asked conditionally, and returned when unchanged.
 
         Raises
         ------
@@ -135,19 +138,23 @@ class Cache:
         """
         path = self.path(source, millesime, name)
         manifest = self.manifest(path)
+        current = path
+        if manifest is None and previous is not None:
+            manifest, current = self.manifest(previous), previous
         if client is None:
             if manifest is None:
                 raise DownloadError(f"{url} : absent du cache ({path}) ; relancez sans "
                                     f"--hors-ligne pour le télécharger", url=url)
-            return path
+            return current
         got = client.download(url, path, expect=expect,
                               validators=manifest.validators if manifest else None,
                               label=f"{source} {Path(name).name}")
-        if got.changed:
-            assert got.size is not None and got.sha256 is not None
-            self.record(path, Manifest(url, source, millesime, now(), got.validators.etag,
-                                       got.validators.last_modified, got.size, got.sha256,
-                                       producer, LICENCE_OUVERTE))
+        if not got.changed:
+            return current
+        assert got.size is not None and got.sha256 is not None
+        self.record(path, Manifest(url, source, millesime, now(), got.validators.etag,
+                                   got.validators.last_modified, got.size, got.sha256,
+                                   producer, LICENCE_OUVERTE))
         return path
 
     def store(self, data: bytes, *, url: str, source: str, millesime: str, name: str,

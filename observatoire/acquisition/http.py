@@ -250,7 +250,8 @@ class Client:
         expect
             What the file must be: ``gzip``, ``7z``, ``json`` or ``binaire``.
         validators
-            Validators of the copy at ``dest``: the request is then conditional.
+            Validators of the current copy (at ``dest`` or elsewhere in the cache): the
+            request is then conditional, and a 304 answer downloads nothing.
         label
             Name shown by the progress bar.
 
@@ -265,10 +266,9 @@ class Client:
             A 4xx answer, a refused content (HTML page, truncated archive), or the
             last failure once the retries are spent; ``dest`` is left as it was.
         """
-        dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(dest.name + ".part")
         meta = dest.with_name(dest.name + ".part.json")
-        conditional = validators if validators and dest.exists() else None
+        conditional = validators
         last: DownloadError | None = None
         for _ in self._tries(url):
             try:
@@ -324,6 +324,7 @@ class Client:
                 raise _Retry(_status_error(response))
             if status >= 400:
                 raise _status_error(response)
+            part.parent.mkdir(parents=True, exist_ok=True)  # not before: a 304 writes nothing
             if status != 206:
                 offset = 0
                 meta.write_text(json.dumps(Validators.of(response).as_dict()), encoding="utf-8")
