@@ -134,6 +134,8 @@ class Publishers:
     faults: list[tuple[str, list[tuple[Any, ...]]]] = field(default_factory=list)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    inflight: int = 0
+    max_inflight: int = 0
 
     def inject(self, fragment: str, *faults: tuple[Any, ...]) -> None:
         """Queue ``faults`` for the next requests whose path and query contain ``fragment``."""
@@ -169,14 +171,19 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             with pub.lock:
                 pub.requests.append((self.path, dict(self.headers)))
-            fault = pub.fault_for(self.path)
-            if fault and fault[0] == "lent":
-                time.sleep(fault[1])
-                fault = None
+                pub.inflight += 1
+                pub.max_inflight = max(pub.max_inflight, pub.inflight)
             try:
+                fault = pub.fault_for(self.path)
+                if fault and fault[0] == "lent":
+                    time.sleep(fault[1])
+                    fault = None
                 self._answer(fault)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeout): nothing to answer
+            finally:
+                with pub.lock:
+                    pub.inflight -= 1
 
         def _send(self, status: int, body: bytes, ctype: str,
                   headers: dict[str, str] | None = None, fault: tuple[Any, ...] | None = None

@@ -201,6 +201,16 @@ def test_a_corrupt_7z_archive_is_refused(tmp_path):
         _check_content(bad, "7z", "http://x/b.7z")
 
 
+def test_concurrent_requests_stay_within_the_limit(publishers, tmp_path):
+    # Each of the 3 layers answers after 1 s: with 2 workers, at most 2 at once.
+    for layer in cadastre.LAYERS:
+        publishers.inject(f"-{layer}.json.gz", ("lent", 1.0))
+    ctx = context(publishers, tmp_path, workers=2)
+    cadastre.fetch(ctx)
+    assert publishers.max_inflight == 2
+    assert len(publishers.seen(".json.gz")) == 3
+
+
 # --- publishers ---------------------------------------------------------------------------
 
 def test_cadastre_latest_is_the_newest_published_vintage(publishers, tmp_path):
