@@ -179,15 +179,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="télécharger les données ouvertes d'un territoire",
                        description="Télécharge, pour les communes du territoire, le cadastre "
                                    "Etalab, le zonage des PLU/PLUi (Géoportail de l'Urbanisme), "
-                                   "les friches (Cartofriches) et les établissements SIRENE "
-                                   "géolocalisés dans un cache daté, puis les "
+                                   "les friches (Cartofriches), la BD TOPO (bâtiments, routes, "
+                                   "voies ferrées, postes électriques, découpés au territoire "
+                                   "plus 5 km) et les établissements SIRENE géolocalisés dans "
+                                   "un cache daté, puis les "
                                    "déclare dans le fichier de territoire (entre ses lignes de "
                                    "marque) : « observatoire build » s'exécute ensuite sans "
                                    "retouche. Un fichier inchangé n'est pas retéléchargé. Une "
                                    "source en échec est nommée avec son URL et son statut HTTP, "
                                    "les autres sont gardées ; code de sortie : 0 si tout est "
                                    "téléchargé, sinon 64 + 1 (cadastre), 2 (zonage), 4 (friches), "
-                                   "32 (SIRENE) additionnés.",
+                                   "8 (BD TOPO), 32 (SIRENE) additionnés.",
                        epilog="exemples :\n"
                               "  observatoire telecharger --config besancon/territoire.toml\n"
                               "  observatoire telecharger --config t.toml --millesime 2025-04-01 "

@@ -79,6 +79,7 @@ class SampleData:
     zone_urba: list[dict[str, Any]]     # GPU features
     friches: list[dict[str, Any]]       # Cartofriches features
     sirene: bytes = b""                 # geo_siret_25.csv.gz
+    bdtopo: bytes = b""                 # the 7z of D025
 
 
 def _features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
@@ -121,7 +122,42 @@ def sample_data() -> SampleData:
 
     text = "\n".join(",".join(row) for row in [GEO_HEADER, *GEO_ROWS]) + "\n"
     return SampleData(cadastre, _features(zone_urba), _features(friches),
-                      gzip.compress(text.encode(), mtime=0))
+                      gzip.compress(text.encode(), mtime=0), bdtopo_archive())
+
+
+BDTOPO_EDITION = "2025-09-15"
+BDTOPO_NAME = f"BDTOPO_3-5_TOUSTHEMES_GPKG_LAMB93_D025_{BDTOPO_EDITION}"
+
+
+def bdtopo_archive() -> bytes:
+    """A BD TOPO 7z of the sample's BD TOPO buildings and roads (layers named as IGN's)."""
+    import tempfile
+
+    import py7zr
+    import pyogrio
+
+    with tempfile.TemporaryDirectory() as tmp:
+        gpkg = Path(tmp) / f"BDT_3-5_GPKG_LAMB93_D025-ED{BDTOPO_EDITION}.gpkg"
+        for src, layer in (("building", "batiment"), ("road", "troncon_de_route")):
+            frame = pyogrio.read_dataframe(SAMPLE / f"{src}.gpkg")
+            pyogrio.write_dataframe(frame, gpkg, layer=layer, driver="GPKG")
+        archive = Path(tmp) / "a.7z"
+        with py7zr.SevenZipFile(archive, "w") as z:
+            z.write(gpkg, f"BDTOPO/1_DONNEES_LIVRAISON/{gpkg.name}")
+        return archive.read_bytes()
+
+
+def bdtopo_atom(base: str) -> bytes:
+    """The Atom listing of the D025 editions (one entry per edition, as the Géoplateforme)."""
+    entries = "".join(
+        f"<entry><id>{base}/resource/BDTOPO/{name}</id><title>{name}</title>"
+        f"<gpf_dl:zone label=\"D025\">D025</gpf_dl:zone>"
+        f"<gpf_dl:editionDate>{date}</gpf_dl:editionDate></entry>"
+        for date in ("2025-06-15", BDTOPO_EDITION)
+        for name in [f"BDTOPO_3-5_TOUSTHEMES_GPKG_LAMB93_D025_{date}"])
+    return (f'<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+            f'xmlns:gpf_dl="https://data.geopf.fr/annexes/ressources/xsd/gpf_dl.xsd">'
+            f"<title>BDTOPO</title>{entries}</feed>").encode()
 
 
 @dataclass
@@ -222,6 +258,13 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
                 return self._cadastre(path[len(CADASTRE):], fault)
             if path == "/files.data.gouv.fr/geo-sirene/last/dep/geo_siret_25.csv.gz":
                 return self._file(pub.data.sirene, "application/gzip", fault)
+            if path == "/data.geopf.fr/telechargement/resource/BDTOPO" and \
+                    (query.get("zone"), query.get("format")) == ("D025", "GPKG"):
+                return self._send(200, bdtopo_atom(f"{pub.url}/data.geopf.fr/telechargement"),
+                                  "application/atom+xml", fault=fault)
+            if path == (f"/data.geopf.fr/telechargement/download/BDTOPO/{BDTOPO_NAME}/"
+                        f"{BDTOPO_NAME}.7z"):
+                return self._file(pub.data.bdtopo, "application/x-7z-compressed", fault)
             if path == "/data.geopf.fr/wfs/ows":
                 return self._wfs(query, fault)
             if path == "/apidf-preprod.cerema.fr/cartofriches/geofriches/":

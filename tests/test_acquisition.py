@@ -298,6 +298,36 @@ def test_sirene_unchanged_is_not_downloaded_again(publishers, tmp_path):
     assert not (tmp_path / "cache" / "sirene" / "2026-12-04").exists()
 
 
+def test_bdtopo_newest_edition_cut_to_the_territory(publishers, tmp_path):
+    import pyogrio
+
+    from observatoire.acquisition import bdtopo
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    fetched = bdtopo.fetch(ctx)
+    assert [(f.kind, f.layer, f.date) for f in fetched] == [
+        ("batiments", "batiment", "2025-09-15"), ("routes", "troncon_de_route", "2025-09-15")]
+    out = fetched[0].paths[0]
+    # The sample's 325 buildings and 182 road sections all lie within Gennes plus 5 km.
+    assert pyogrio.read_info(out, layer="batiment")["features"] == 325
+    assert pyogrio.read_info(out, layer="troncon_de_route")["features"] == 182
+    archive = out.parent / f"{bdtopo_name()}.7z"
+    assert Cache(tmp_path / "cache").manifest(archive) is not None
+    # Offline: the cached edition, no request.
+    asked = len(publishers.requests)
+    offline = context(publishers, tmp_path, offline=True)
+    offline.bbox_wgs84 = ctx.bbox_wgs84
+    assert [f.date for f in bdtopo.fetch(offline)] == ["2025-09-15"] * 2
+    assert len(publishers.requests) == asked
+
+
+def bdtopo_name() -> str:
+    from publishers import BDTOPO_NAME
+
+    return BDTOPO_NAME
+
+
 # --- init and telecharger -----------------------------------------------------------------
 
 def test_init_writes_the_epci_and_its_communes(tmp_path):
@@ -483,3 +513,19 @@ def test_cli_verifier_and_help(publishers, tmp_path, monkeypatch, capsys):
     help_text = capsys.readouterr().out
     assert "--hors-ligne" in help_text and "exemples" in help_text
     assert "observatoire telecharger --config t.toml --verifier" in help_text
+
+
+def test_bdtopo_layers_replace_the_cadastre_buildings_and_validate(publishers, tmp_path):
+    from observatoire.validate import validate_territory
+
+    path = init_territory(tmp_path / "g", communes=[INSEE],
+                          sources=["cadastre", "zonage", "bdtopo"])
+    outcome = telecharger(path, client=client(), mirror=publishers.url)
+    assert outcome.failed == {}
+    territory = load_territory(path)
+    assert (territory.source("batiments").layer, territory.source("routes").layer) == (
+        "batiment", "troncon_de_route")
+    assert territory.source("batiments").producer == "IGN, BD TOPO"
+    ok, lines = validate_territory(path)
+    assert ok, lines
+    assert any("sources.routes : 182 entités gardées" in line for line in lines)
