@@ -529,3 +529,7 @@ def test_bdtopo_layers_replace_the_cadastre_buildings_and_validate(publishers, t
     ok, lines = validate_territory(path)
     assert ok, lines
     assert any("sources.routes : 182 entités gardées" in line for line in lines)
+    veille = {line.source: line for line in verifier(path, client=client(),
+                                                     mirror=publishers.url)}
+    assert (veille["bdtopo"].cached, veille["bdtopo"].published) == ("2025-09-15", "2025-09-15")
+    assert not veille["bdtopo"].newer and veille["zonage"].published is None

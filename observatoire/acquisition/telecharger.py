@@ -216,6 +216,14 @@ def verifier(path: Path, *, client: Client | None = None, mirror: str | None = N
                 lines.append(Veille(name, None, None, f"index illisible : {exc}"))
                 continue
             lines.append(Veille(name, cached, published))
+        elif name == "bdtopo":
+            editions = ctx.cache.millesimes(bdtopo.SOURCE)
+            try:
+                published = max(bdtopo.edition(ctx, dep) for dep in ctx.departements)
+            except DownloadError as exc:
+                lines.append(Veille(name, None, None, f"liste illisible : {exc}"))
+                continue
+            lines.append(Veille(name, editions[-1] if editions else None, published))
         elif name in PUBLISHERS:
             cached_list = ctx.cache.millesimes(PUBLISHERS[name].SOURCE)
             lines.append(Veille(name, cached_list[-1] if cached_list else None, None,
