@@ -1,4 +1,4 @@
-"""Command line: ``observatoire build``, ``validate``, ``fusion``, ``deps``.
+"""Command line: ``init``, ``telecharger``, ``build``, ``validate``, ``fusion``, ``deps``.
 
 The only module that configures logging output, progress bars, prints and chooses
 exit codes. A user error (bad territory file, unreadable source, bad arguments)
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from observatoire import __version__
+from observatoire.config import ACQUISITION_SOURCES
 from observatoire.errors import ConfigError, ObservatoireError
 
 EXAMPLE_CONFIG = "data/sample/territoire.toml"
@@ -146,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Observatoire du foncier économique : construit, à partir des données "
                     "ouvertes d'un territoire, un GeoPackage, une carte et un rapport.",
         epilog="exemples :\n"
+               "  observatoire init --epci 242500361 --dossier besancon\n"
+               "  observatoire telecharger --config besancon/territoire.toml\n"
                f"  observatoire build --config {EXAMPLE_CONFIG}\n"
                "  observatoire validate --config mon_territoire.toml\n"
                "  observatoire build --aide        (l'aide d'une commande)",
@@ -161,6 +164,60 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="messages détaillés")
     parser.add_argument("-q", "--quiet", action="store_true", help="n'afficher que les erreurs")
     sub = parser.add_subparsers(dest="command", metavar="COMMANDE", title="commandes")
+
+    i = sub.add_parser("init", parents=[common],
+                       help="créer le dossier d'un territoire (EPCI ou communes)",
+                       description="Écrit DOSSIER/territoire.toml : les communes membres et leurs "
+                                   "noms (table du découpage administratif livrée), le nom et "
+                                   "le SIREN de l'EPCI, la projection légale du département "
+                                   "(outre-mer compris) et les sources à télécharger. Un code "
+                                   "inconnu est refusé avec les codes les plus proches.",
+                       epilog="exemples :\n"
+                              "  observatoire init --epci 242500361 --dossier besancon\n"
+                              "  observatoire init --communes 25267 25056 --dossier gennes")
+    who = i.add_mutually_exclusive_group(required=True)
+    who.add_argument("--epci", metavar="SIREN",
+                     help="SIREN de l'EPCI à fiscalité propre (ses communes membres)")
+    who.add_argument("--communes", nargs="+", metavar="INSEE",
+                     help="codes INSEE des communes du territoire")
+    i.add_argument("--dossier", type=Path, default=None, metavar="DOSSIER",
+                   help="dossier du territoire à créer (défaut : le nom du territoire)")
+    i.add_argument("--sources", nargs="+", default=None, metavar="SOURCE",
+                   help=f"sources à télécharger parmi {', '.join(ACQUISITION_SOURCES)} "
+                        f"(défaut : {', '.join(DEFAULT_SOURCES)})")
+
+    t = sub.add_parser("telecharger", parents=[common],
+                       help="télécharger les données ouvertes d'un territoire",
+                       description="Télécharge, pour les communes du territoire, le cadastre "
+                                   "Etalab, le zonage des PLU/PLUi (Géoportail de l'Urbanisme), "
+                                   "les friches (Cartofriches), la BD TOPO (bâtiments, routes, "
+                                   "voies ferrées, postes électriques, découpés au territoire "
+                                   "plus 5 km) et les établissements SIRENE géolocalisés dans "
+                                   "un cache daté, puis les "
+                                   "déclare dans le fichier de territoire (entre ses lignes de "
+                                   "marque) : « observatoire build » s'exécute ensuite sans "
+                                   "retouche. Un fichier inchangé n'est pas retéléchargé. Une "
+                                   "source en échec est nommée avec son URL et son statut HTTP, "
+                                   "les autres sont gardées ; code de sortie : 0 si tout est "
+                                   "téléchargé, sinon 64 + 1 (cadastre), 2 (zonage), 4 (friches), "
+                                   "8 (BD TOPO), 32 (SIRENE) additionnés.",
+                       epilog="exemples :\n"
+                              "  observatoire telecharger --config besancon/territoire.toml\n"
+                              "  observatoire telecharger --config t.toml --millesime 2025-04-01 "
+                              "--sources cadastre\n"
+                              "  observatoire telecharger --config t.toml --verifier")
+    t.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
+                   help="fichier de territoire écrit par « observatoire init »")
+    t.add_argument("--millesime", default=None, metavar="latest|AAAA-MM-JJ",
+                   help="millésime du cadastre (défaut : telechargement.millesime du fichier)")
+    t.add_argument("--sources", nargs="+", default=None, metavar="SOURCE",
+                   help="sources à télécharger (défaut : telechargement.sources du fichier)")
+    t.add_argument("--hors-ligne", action="store_true",
+                   help="n'utiliser que le cache, sans accès au réseau")
+    t.add_argument("--verifier", action="store_true",
+                   help="dire, sans rien télécharger, si un millésime plus récent est publié")
+    t.add_argument("--delai", type=float, default=60.0, metavar="SECONDES",
+                   help="délai d'attente d'une réponse avant un nouvel essai (défaut : 60)")
 
     b = sub.add_parser("build", parents=[common], help="construire l'observatoire d'un territoire",
                        description="Lit les sources, calcule les indicateurs et les scores, "
@@ -261,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("distributed", "dask"):
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
+        if args.command == "init":
+            return _init(args)
+        if args.command == "telecharger":
+            return _telecharger(args)
         if args.command == "build":
             return _build(args)
         if args.command == "validate":
@@ -288,6 +349,77 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"signalez-la", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
     return EXIT_USER_ERROR
+
+
+DEFAULT_SOURCES = ("cadastre", "zonage", "friches")
+
+
+def _init(args: argparse.Namespace) -> int:
+    from observatoire.acquisition.territoire import init_territory, resolve_communes
+    from observatoire.config import slugify
+
+    name, rows, _ = resolve_communes(epci=args.epci, communes=args.communes or ())
+    folder = args.dossier if args.dossier is not None else Path(slugify(name))
+    path = init_territory(folder, epci=args.epci, communes=args.communes or (),
+                          sources=args.sources or DEFAULT_SOURCES)
+    if not args.quiet:
+        print(f"Territoire « {name} » ({len(rows)} commune(s)) écrit : {_display(path)}")
+        print(f"Suite : observatoire telecharger --config {_display(path)}")
+    return 0
+
+
+class _ByteBars:
+    """A bar per download on a terminal: bytes, rate and time remaining (tqdm)."""
+
+    def __call__(self, label: str, total: int | None) -> Any:
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=f"  {label}", unit="o", unit_scale=True,
+                    unit_divisor=1024, leave=False, dynamic_ncols=True, file=sys.stderr,
+                    mininterval=0.5)
+
+
+def _telecharger(args: argparse.Namespace) -> int:
+    from observatoire.acquisition.http import Client, no_progress
+    from observatoire.acquisition.telecharger import telecharger, verifier
+
+    quiet = args.quiet
+    bars = sys.stderr.isatty() and not quiet
+    client = Client(timeout=args.delai, progress=_ByteBars() if bars else no_progress)
+    if args.verifier:
+        if args.hors_ligne:
+            raise ConfigError("--verifier interroge les producteurs : il ne va pas avec "
+                              "--hors-ligne")
+        newer = False
+        for line in verifier(args.config, client=client):
+            state = ("plus récent publié" if line.newer else
+                     "à jour" if line.published else "inconnu")
+            newer |= line.newer
+            print(f"  {line.source:<12} en cache : {line.cached or 'aucun':<10}  publié : "
+                  f"{line.published or '—':<10}  {state}"
+                  + (f" ({line.note})" if line.note else ""))
+        return 0
+    start = time.perf_counter()
+    outcome = telecharger(args.config, sources=args.sources, millesime=args.millesime,
+                          offline=args.hors_ligne, client=client)
+    if not quiet:
+        for name, items in outcome.fetched.items():
+            for item in items:
+                size = sum(p.stat().st_size for p in item.paths)
+                print(f"  {name:<12} {item.kind:<12} {len(item.paths):>4} fichier(s) "
+                      f"{size / 1e6:>9.1f} Mo  millésime {item.date}")
+        if outcome.written:
+            print(f"Sources déclarées dans {_display(args.config)} : "
+                  f"{', '.join(outcome.written)}")
+    for name, exc in outcome.failed.items():
+        status = f"HTTP {exc.status}" if exc.status else "sans réponse"
+        print(f"échec : {name} ({status}) : {exc}", file=sys.stderr)
+    if not quiet:
+        print(f"Terminé en {time.perf_counter() - start:.1f} s.")
+    if outcome.failed:
+        print(f"sources en échec : {', '.join(outcome.failed)} ; les autres sont gardées "
+              f"(code de sortie {outcome.exit_status})", file=sys.stderr)
+    return outcome.exit_status
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -96,6 +96,13 @@ SOURCE_FORMATS: dict[str, tuple[str, ...]] = {
     "contraintes": ("auto", "couche"),
 }
 
+#: Publishers ``observatoire telecharger`` fetches (``[telechargement] sources``), in the
+#: order they are fetched: the cadastre first, its commune outlines give the box of
+#: the others.
+ACQUISITION_SOURCES = ("cadastre", "zonage", "friches", "bdtopo", "bdalti", "sirene",
+                       "georisques", "patrinat")
+_MILLESIME = re.compile(r"latest|\d{4}-\d{2}-\d{2}")
+
 CONSTRAINT_TYPES = (
     "inondation",
     "nature",
@@ -214,6 +221,25 @@ class Options:
 
 
 @dataclass(frozen=True)
+class Telechargement:
+    """The ``[telechargement]`` table: what ``observatoire telecharger`` fetches.
+
+    Attributes
+    ----------
+    sources
+        Publishers to fetch, among :data:`ACQUISITION_SOURCES`.
+    millesime
+        Cadastre vintage: ``latest`` or ``AAAA-MM-JJ``.
+    cache
+        The download cache folder (resolved against the territory file's folder).
+    """
+
+    sources: tuple[str, ...]
+    millesime: str
+    cache: Path
+
+
+@dataclass(frozen=True)
 class Territory:
     """A territory file, loaded and checked.
 
@@ -257,6 +283,7 @@ class Territory:
     path: Path
     epci_nom: str | None = None
     epci_siren: str | None = None
+    telechargement: Telechargement | None = None
 
     @property
     def gpkg_path(self) -> Path:
@@ -456,6 +483,25 @@ def _check_crs(value: str, key: str, path: Path, *, legal: bool) -> str:
     return code
 
 
+def declared_sources(text: str, path: Path) -> frozenset[str]:
+    """Return the source kinds a territory file's text declares (``[sources.<kind>]``).
+
+    For ``observatoire telecharger``, which writes the sources a user has not
+    declared by hand.
+
+    Raises
+    ------
+    ConfigError
+        The text is not TOML.
+    """
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} : TOML invalide ({exc}) ; corrigez la syntaxe") from None
+    sources = doc.get("sources", {})
+    return frozenset(sources) if isinstance(sources, dict) else frozenset()
+
+
 def load_territory(path: str | Path, *, output_dir: str | Path | None = None) -> Territory:
     """Load and check a territory file.
 
@@ -530,7 +576,9 @@ def read_territory(path: str | Path, *, output_dir: str | Path | None = None
     except OSError as exc:
         raise ConfigError(f"{path} : fichier de territoire illisible ({exc.strerror})") from None
     base = path.resolve().parent
-    _check_keys(doc, {"territoire", "sources", "sorties", "options", "profils"}, "", path)
+    _check_keys(doc, {"territoire", "sources", "sorties", "options", "profils",
+                      "telechargement"}, "", path)
+    telechargement = _telechargement(doc.get("telechargement"), base, path)
 
     terr = _require(doc, "territoire", dict, "", path)
     _check_keys(terr, {"nom", "communes", "crs", "code", "epci_nom", "epci_siren"},
@@ -558,6 +606,10 @@ def read_territory(path: str | Path, *, output_dir: str | Path | None = None
             f"(9 chiffres entre guillemets)"
         )
 
+    if "sources" not in doc and telechargement is not None:
+        raise ConfigError(
+            f"{path} : aucune source déclarée ; téléchargez-les d'abord : observatoire "
+            f"telecharger --config {path}")
     raw_sources = _require(doc, "sources", dict, "", path)
     _check_keys(raw_sources, set(SOURCE_KINDS), "sources.", path)
     sources: dict[str, Source] = {}
@@ -658,9 +710,35 @@ def read_territory(path: str | Path, *, output_dir: str | Path | None = None
         path=path.resolve(),
         epci_nom=epci_nom,
         epci_siren=epci_siren,
+        telechargement=telechargement,
     )
     order = ("profils", "options", "sources.contraintes", "options.export_cnig")
     return territory, [(key, problems[key]) for key in order if key in problems]
+
+
+def _telechargement(raw: Any, base: Path, path: Path) -> Telechargement | None:
+    """Check the ``[telechargement]`` table (``None`` when absent)."""
+    if raw is None:
+        return None
+    table = _typed(raw, dict, "telechargement", path)
+    _check_keys(table, {"sources", "millesime", "cache"}, "telechargement.", path)
+    sources = _typed(table.get("sources", list(ACQUISITION_SOURCES)), list,
+                     "telechargement.sources", path)
+    for i, name in enumerate(sources):
+        if name not in ACQUISITION_SOURCES:
+            raise ConfigError(
+                f"{path} : valeur invalide pour « telechargement.sources[{i}] » : {name!r} ; "
+                f"sources possibles : {', '.join(ACQUISITION_SOURCES)}")
+    millesime = _typed(table.get("millesime", "latest"), str, "telechargement.millesime", path)
+    if not _MILLESIME.fullmatch(millesime):
+        raise ConfigError(
+            f"{path} : valeur invalide pour « telechargement.millesime » : {millesime!r} ; "
+            f"écrivez \"latest\" ou une date AAAA-MM-JJ (ex. \"2025-04-01\")")
+    if millesime != "latest":
+        _check_date(millesime, "telechargement.millesime", path)
+    cache = Path(_typed(table.get("cache", "cache"), str, "telechargement.cache", path))
+    return Telechargement(tuple(dict.fromkeys(sources)), millesime,
+                          cache if cache.is_absolute() else base / cache)
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,8 @@ def test_build_without_config_in_a_real_process():
      "erreur : observatoire build : argument --parcelles-par-partition : '0' : donnez un "
      "nombre entier, au moins 1"),
     (["construire"], "erreur : observatoire : argument COMMANDE : choix invalide : "
-                     "'construire' (choix possibles : 'build', 'validate', 'fusion', 'deps')"),
+                     "'construire' (choix possibles : 'init', 'telecharger', 'build', "
+                     "'validate', 'fusion', 'deps')"),
     (["validate", "--config", "t.toml", "--vite"],
      "erreur : observatoire : argument(s) non reconnu(s) : --vite"),
     (["build", "--config"], "erreur : observatoire build : argument --config : une valeur est "

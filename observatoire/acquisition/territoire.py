@@ -1,0 +1,219 @@
+"""Writing the territory file: the folder of ``init``, the sources of ``telecharger``.
+
+``observatoire init`` writes ``territoire.toml`` with the territory (communes,
+names, EPCI, legal CRS), a ``[telechargement]`` table and two marker lines.
+``observatoire telecharger`` writes the ``[sources.*]`` tables of what it fetched
+between the markers, and nothing else: the rest of the file is the user's. A
+source kind the user declared outside the markers is left to the user. The new
+file is loaded by :func:`observatoire.config.load_territory` before it replaces the
+old one, so a file that ``build`` would refuse is never written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from observatoire import communes as table
+from observatoire.acquisition.cache import write_atomic
+from observatoire.acquisition.contexte import Fetched
+from observatoire.config import ACQUISITION_SOURCES, declared_sources, load_territory, slugify
+from observatoire.errors import ConfigError
+
+TERRITORY_FILE = "territoire.toml"
+BEGIN = "# >>> sources téléchargées (écrites par « observatoire telecharger », ne pas modifier)"
+END = "# <<< fin des sources téléchargées"
+#: Sources fetched by default: those the build needs first.
+DEFAULT_SOURCES = ("cadastre", "zonage", "friches")
+
+
+def _toml(value: object) -> str:
+    """Return a TOML value: strings and lists of strings (JSON's escapes are TOML's)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def resolve_communes(*, epci: str | None = None, communes: Sequence[str] = ()
+                     ) -> tuple[str, list[table.Commune], table.Epci | None]:
+    """Return the territory of an EPCI or of a list of communes: name, communes, EPCI.
+
+    Raises
+    ------
+    ConfigError
+        An unknown SIREN or INSEE code (with the closest ones), a code that is not a
+        current commune (with the commune holding it).
+    """
+    if epci is not None:
+        found = table.epci(epci)
+        rows = [table.commune(code) for code in found.membres]
+        return found.nom, rows, found
+    rows = []
+    for code in dict.fromkeys(communes):
+        row = table.commune(code)
+        if not row.actuelle:
+            raise ConfigError(f"{row.label()} n'est pas une commune actuelle ; indiquez la "
+                              f"commune qui la porte : {row.commune}")
+        rows.append(row)
+    if not rows:
+        raise ConfigError("aucune commune : indiquez --epci SIREN ou --communes INSEE…")
+    sirens = {row.epci for row in rows}
+    found_epci = table.find_epci(sirens.pop()) if len(sirens) == 1 else None
+    if found_epci is not None and set(found_epci.membres) == {r.code for r in rows}:
+        name = found_epci.nom
+    elif len(rows) == 1:
+        name = rows[0].nom
+    elif len(rows) <= 3:
+        name = ", ".join(r.nom for r in rows)
+    else:
+        name = f"{rows[0].nom} et {len(rows) - 1} autres communes"
+    return name, rows, found_epci
+
+
+def territory_crs(rows: Sequence[table.Commune]) -> str:
+    """Return the legal CRS of the communes' départements (one for all).
+
+    Raises
+    ------
+    ConfigError
+        Communes whose départements have different legal CRS.
+    """
+    crs = {table.legal_crs(row.departement) for row in rows}
+    if len(crs) > 1:
+        raise ConfigError(f"les communes relèvent de projections légales différentes "
+                          f"({', '.join(sorted(crs))}) ; faites un territoire par projection")
+    return crs.pop()
+
+
+def init_territory(folder: Path, *, epci: str | None = None, communes: Sequence[str] = (),
+                   sources: Sequence[str] = DEFAULT_SOURCES) -> Path:
+    """Write ``folder/territoire.toml`` for an EPCI or a list of communes.
+
+    Parameters
+    ----------
+    folder
+        The territory folder (created).
+    epci
+        SIREN of an EPCI à fiscalité propre: its member communes.
+    communes
+        INSEE codes of current communes (when ``epci`` is ``None``).
+    sources
+        Publishers ``telecharger`` will fetch.
+
+    Returns
+    -------
+    Path
+        The territory file.
+
+    Raises
+    ------
+    ConfigError
+        An unknown code (with the closest ones), or an existing territory file
+        (never overwritten).
+    """
+    name, rows, found_epci = resolve_communes(epci=epci, communes=communes)
+    unknown = [s for s in sources if s not in ACQUISITION_SOURCES]
+    if unknown:
+        raise ConfigError(f"source inconnue : {unknown[0]!r} ; sources possibles : "
+                          f"{', '.join(ACQUISITION_SOURCES)}")
+    path = Path(folder) / TERRITORY_FILE
+    if path.exists():
+        raise ConfigError(f"{path} existe déjà ; il n'est jamais écrasé : choisissez un autre "
+                          f"--dossier ou supprimez-le")
+    crs = territory_crs(rows)
+    lines = [
+        f"# Territoire « {name} », écrit par « observatoire init » le "
+        f"{dt.date.today().isoformat()}.",
+        "# Communes et noms : table du découpage administratif livrée avec l'observatoire.",
+        "# « observatoire telecharger --config territoire.toml » ajoute les sources entre les",
+        "# lignes de marque en fin de fichier ; le reste du fichier est à vous.",
+        "",
+        "[territoire]",
+        f"nom = {_toml(name)}",
+        f"code = {_toml(slugify(name))}",
+        "communes = [",
+        *(f"    {_toml(r.code)},  # {r.nom}" for r in rows),
+        "]",
+        f"crs = {_toml(crs)}",
+    ]
+    if found_epci is not None:
+        lines += [f"epci_nom = {_toml(found_epci.nom)}",
+                  f"epci_siren = {_toml(found_epci.siren)}"]
+    lines += [
+        "",
+        "[telechargement]",
+        f"sources = {_toml(list(sources))}",
+        "millesime = \"latest\"  # millésime du cadastre : \"latest\" ou AAAA-MM-JJ",
+        "cache = \"cache\"",
+        "",
+        "[sorties]",
+        "dossier = \"sorties\"",
+        "",
+        BEGIN,
+        END,
+        "",
+    ]
+    write_atomic(path, "\n".join(lines).encode("utf-8"))
+    return path
+
+
+def _split(text: str) -> tuple[str, str]:
+    """Return the file without its generated block, and the block's place (text before, after)."""
+    begin, end = text.find(BEGIN), text.find(END)
+    if begin < 0 or end < begin:
+        return text.rstrip("\n") + "\n\n", ""
+    return text[:begin], text[end + len(END):].lstrip("\n")
+
+
+def write_sources(path: Path, fetched: Sequence[Fetched]) -> list[str]:
+    """Write the ``[sources.*]`` of ``fetched`` between the markers of the territory file.
+
+    Parameters
+    ----------
+    path
+        The territory file.
+    fetched
+        The sources fetched; of two of the same kind, the later one is written.
+
+    Returns
+    -------
+    list of str
+        The kinds written (those declared by hand outside the markers are skipped).
+
+    Raises
+    ------
+    ConfigError
+        The file written would be refused by ``build`` (it is then not written).
+    """
+    text = path.read_text(encoding="utf-8")
+    before, after = _split(text)
+    own = declared_sources(before + after, path)
+    base = path.resolve().parent
+    kinds: dict[str, Fetched] = {}
+    for item in fetched:
+        if item.kind not in own:
+            kinds[item.kind] = item
+    block = [BEGIN]
+    for kind, item in kinds.items():
+        paths = [Path(os.path.relpath(p.resolve(), base)).as_posix() for p in item.paths]
+        block += ["", f"[sources.{kind}]",
+                  f"chemin = {_toml(paths[0] if len(paths) == 1 else paths)}"]
+        if item.format:
+            block.append(f"format = {_toml(item.format)}")
+        if item.layer:
+            block.append(f"couche = {_toml(item.layer)}")
+        block += [f"producteur = {_toml(item.producer)}", f"date = {_toml(item.date)}"]
+    block.append(END)
+    new = before + "\n".join(block) + "\n" + after
+    tmp = path.with_name(f".{path.name}.nouveau")
+    write_atomic(tmp, new.encode("utf-8"))
+    try:
+        load_territory(tmp)
+    except ConfigError as exc:
+        tmp.unlink(missing_ok=True)
+        message = re.sub(re.escape(str(tmp)), str(path), str(exc))
+        raise ConfigError(f"{message} (fichier non modifié)") from None
+    os.replace(tmp, path)
+    return list(kinds)

@@ -1,0 +1,353 @@
+"""A local copy of the publishers, on 127.0.0.1, for the acquisition tests (no internet).
+
+The server answers under ``/<host>/<path>`` the same URL layouts, query parameters,
+paging and answer shapes as the real services (see
+``observatoire/acquisition/urls.py`` for the anchors in the publishers' code):
+
+- ``cadastre.data.gouv.fr/data/etalab-cadastre/``: the HTML index of the vintages,
+  and ``{millesime}/geojson/communes/{dep}/{insee}/cadastre-{insee}-{layer}.json.gz``
+  (one feature per line, gzip), with ``ETag``/``Last-Modified``, ``304`` to a
+  conditional request and ``206`` to a ``Range``;
+- ``data.geopf.fr/wfs/ows``: ``GetFeature`` of ``wfs_du:zone_urba`` filtered by
+  ``CQL_FILTER=partition IN (…)``, paged by ``COUNT``/``STARTINDEX``, GeoJSON with
+  ``numberMatched``/``numberReturned``;
+- ``files.data.gouv.fr/geo-sirene/last/dep/geo_siret_25.csv.gz`` (same headers);
+- ``apidf-preprod.cerema.fr/cartofriches/geofriches/``: ``in_bbox``, ``page_size``,
+  ``page``, GeoJSON with ``count`` and an absolute ``next`` link.
+
+Its content is the repository's real sample of Gennes (data/sample, see its
+ATTRIBUTION.md): the BD PARCELLAIRE parcels and BD TOPO buildings written as Etalab
+writes its cadastre (lon/lat, one feature per line), the commune outline as the
+union of the parcels, the PLU zones as GPU ``zone_urba`` features (lower-case CNIG
+fields, partition ``DU_25267``), the Cartofriches sites as the API's features.
+
+Faults are queued per URL fragment (:meth:`Publishers.inject`): ``("statut", 404)``,
+``("coupure", n)`` (the headers announce the whole file, ``n`` bytes are sent, the
+connection is closed), ``("lent", s)`` (answers after ``s`` seconds), ``("html",)``
+(an HTML maintenance page with status 200), ``("corrompu",)`` (a truncated gzip
+whose announced length is right).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+INSEE = "25267"
+SIREN = "242500361"
+MILLESIMES = ("2025-04-01", "2025-09-01")
+LAST_MODIFIED = "Mon, 01 Sep 2025 06:00:00 GMT"
+HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Maintenance</title></head>"
+             b"<body><h1>Service en maintenance</h1></body></html>\n")
+
+
+def etalab_lines(frame: gpd.GeoDataFrame) -> bytes:
+    """``frame`` (lon/lat) as Etalab writes it: one feature per line."""
+    props = pd.DataFrame(frame.drop(columns=frame.geometry.name)).astype(object)
+    lines = []
+    for rec, geom in zip(props.where(props.notna(), None).to_dict("records"), frame.geometry,
+                         strict=True):
+        lines.append(json.dumps({"type": "Feature", "id": rec.get("id"),
+                                 "geometry": json.loads(shapely.to_geojson(geom)),
+                                 "properties": rec}, separators=(",", ":")))
+    return ('{"type":"FeatureCollection","features":[\n' + ",\n".join(lines)
+            + "\n]}\n").encode()
+
+
+@dataclass
+class SampleData:
+    """The sample's files in the publishers' shapes."""
+
+    cadastre: dict[str, bytes]          # layer -> gzip bytes
+    zone_urba: list[dict[str, Any]]     # GPU features
+    friches: list[dict[str, Any]]       # Cartofriches features
+    sirene: bytes = b""                 # geo_siret_25.csv.gz
+    bdtopo: bytes = b""                 # the 7z of D025
+
+
+def _features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    return list(json.loads(frame.to_json(drop_id=True))["features"])
+
+
+def sample_data() -> SampleData:
+    """Build the publishers' files from data/sample (deterministic bytes)."""
+    parcels = gpd.read_file(SAMPLE / "parcel.gpkg")
+    parcelles = gpd.GeoDataFrame({
+        "id": parcels["DEPCOM"] + parcels["COM_ABS"] + parcels["SECTION"] + parcels["NUMERO"],
+        "commune": parcels["DEPCOM"],
+        "prefixe": parcels["COM_ABS"],
+        "section": parcels["SECTION"].str.lstrip("0"),
+        "numero": parcels["NUMERO"].str.lstrip("0"),
+        "contenance": np.round(parcels.geometry.area).astype(int),
+    }, geometry=parcels.geometry.values, crs=parcels.crs).to_crs(4326)
+    buildings = gpd.read_file(SAMPLE / "building.gpkg")
+    batiments = gpd.GeoDataFrame({
+        "type": ["01"] * len(buildings), "nom": [None] * len(buildings),
+        "commune": [INSEE] * len(buildings),
+    }, geometry=shapely.force_2d(buildings.geometry.values), crs=buildings.crs).to_crs(4326)
+    outline = shapely.union_all(parcels.geometry.values).buffer(0)
+    communes = gpd.GeoDataFrame({"id": [INSEE], "nom": ["Gennes"]},
+                                geometry=[outline], crs=parcels.crs).to_crs(4326)
+    cadastre = {layer: gzip.compress(etalab_lines(frame), mtime=0)
+                for layer, frame in (("parcelles", parcelles), ("batiments", batiments),
+                                     ("communes", communes))}
+    zones = gpd.read_file(SAMPLE / "zoning.gpkg", layer="zoning2")
+    zone_urba = gpd.GeoDataFrame({
+        "gid": range(1, len(zones) + 1),
+        "partition": [f"DU_{INSEE}"] * len(zones),
+        "idurba": [f"{INSEE}_PLU_20170101"] * len(zones),
+        "libelle": zones["LIBELLE"], "libelong": zones["LIBELLE"],
+        "typezone": zones["TYPEZONE"],
+    }, geometry=shapely.force_2d(zones.geometry.values), crs=zones.crs).to_crs(4326)
+    friches = gpd.read_file(SAMPLE / "cartofriches_subset_gennes_25267_5km.geojson")
+    # The geolocated SIRENE rows of the reader's tests (Gennes' establishments).
+    from test_readers_etablissements import GEO_HEADER, GEO_ROWS
+
+    text = "\n".join(",".join(row) for row in [GEO_HEADER, *GEO_ROWS]) + "\n"
+    return SampleData(cadastre, _features(zone_urba), _features(friches),
+                      gzip.compress(text.encode(), mtime=0), bdtopo_archive())
+
+
+BDTOPO_EDITION = "2025-09-15"
+BDTOPO_NAME = f"BDTOPO_3-5_TOUSTHEMES_GPKG_LAMB93_D025_{BDTOPO_EDITION}"
+
+
+def bdtopo_archive() -> bytes:
+    """A BD TOPO 7z of the sample's BD TOPO buildings and roads (layers named as IGN's)."""
+    import tempfile
+
+    import py7zr
+    import pyogrio
+
+    with tempfile.TemporaryDirectory() as tmp:
+        gpkg = Path(tmp) / f"BDT_3-5_GPKG_LAMB93_D025-ED{BDTOPO_EDITION}.gpkg"
+        for src, layer in (("building", "batiment"), ("road", "troncon_de_route")):
+            frame = pyogrio.read_dataframe(SAMPLE / f"{src}.gpkg")
+            pyogrio.write_dataframe(frame, gpkg, layer=layer, driver="GPKG")
+        archive = Path(tmp) / "a.7z"
+        with py7zr.SevenZipFile(archive, "w") as z:
+            z.write(gpkg, f"BDTOPO/1_DONNEES_LIVRAISON/{gpkg.name}")
+        return archive.read_bytes()
+
+
+def bdtopo_atom(base: str) -> bytes:
+    """The Atom listing of the D025 editions (one entry per edition, as the Géoplateforme)."""
+    entries = "".join(
+        f"<entry><id>{base}/resource/BDTOPO/{name}</id><title>{name}</title>"
+        f"<gpf_dl:zone label=\"D025\">D025</gpf_dl:zone>"
+        f"<gpf_dl:editionDate>{date}</gpf_dl:editionDate></entry>"
+        for date in ("2025-06-15", BDTOPO_EDITION)
+        for name in [f"BDTOPO_3-5_TOUSTHEMES_GPKG_LAMB93_D025_{date}"])
+    return (f'<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+            f'xmlns:gpf_dl="https://data.geopf.fr/annexes/ressources/xsd/gpf_dl.xsd">'
+            f"<title>BDTOPO</title>{entries}</feed>").encode()
+
+
+@dataclass
+class Publishers:
+    """The running server: its base URL, its content, its faults and the requests seen."""
+
+    url: str
+    data: SampleData
+    millesimes: tuple[str, ...] = MILLESIMES
+    faults: list[tuple[str, list[tuple[Any, ...]]]] = field(default_factory=list)
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    inflight: int = 0
+    max_inflight: int = 0
+
+    def inject(self, fragment: str, *faults: tuple[Any, ...]) -> None:
+        """Queue ``faults`` for the next requests whose path and query contain ``fragment``."""
+        with self.lock:
+            self.faults.append((fragment, list(faults)))
+
+    def fault_for(self, target: str) -> tuple[Any, ...] | None:
+        with self.lock:
+            for fragment, queue in self.faults:
+                if fragment in target and queue:
+                    return queue.pop(0)
+        return None
+
+    def seen(self, fragment: str) -> list[dict[str, str]]:
+        """The headers of each request whose path and query contain ``fragment``."""
+        with self.lock:
+            return [headers for target, headers in self.requests if fragment in target]
+
+
+CADASTRE = "/cadastre.data.gouv.fr/data/etalab-cadastre/"
+_CADASTRE_FILE = re.compile(
+    r"(?P<mill>[^/]+)/geojson/communes/(?P<dep>\w+)/(?P<insee>\w+)/"
+    r"cadastre-(?P=insee)-(?P<layer>\w+)\.json\.gz")
+
+
+def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            with pub.lock:
+                pub.requests.append((self.path, dict(self.headers)))
+                pub.inflight += 1
+                pub.max_inflight = max(pub.max_inflight, pub.inflight)
+            try:
+                fault = pub.fault_for(self.path)
+                if fault and fault[0] == "lent":
+                    time.sleep(fault[1])
+                    fault = None
+                self._answer(fault)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (timeout): nothing to answer
+            finally:
+                with pub.lock:
+                    pub.inflight -= 1
+
+        def _send(self, status: int, body: bytes, ctype: str,
+                  headers: dict[str, str] | None = None, fault: tuple[Any, ...] | None = None
+                  ) -> None:
+            if fault and fault[0] == "statut":
+                status, body, ctype = fault[1], b'{"error": "injected"}', "application/json"
+            elif fault and fault[0] == "html":
+                status, body, ctype = 200, HTML_PAGE, "text/html; charset=utf-8"
+            elif fault and fault[0] == "corrompu":
+                body = body[: len(body) // 2]
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            if fault and fault[0] == "coupure":
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body[: fault[1]])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _answer(self, fault: tuple[Any, ...] | None) -> None:
+            parts = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            path = parts.path
+            if path == CADASTRE:
+                links = "".join(f'<a href="{m}/">{m}/</a>\n' for m in pub.millesimes)
+                body = f"<html><body><h1>Index</h1>\n{links}<a href=\"latest/\">latest/</a>" \
+                       f"\n</body></html>\n"
+                return self._send(200, body.encode(), "text/html", fault=fault)
+            if path.startswith(CADASTRE):
+                return self._cadastre(path[len(CADASTRE):], fault)
+            if path == "/files.data.gouv.fr/geo-sirene/last/dep/geo_siret_25.csv.gz":
+                return self._file(pub.data.sirene, "application/gzip", fault)
+            if path == "/data.geopf.fr/telechargement/resource/BDTOPO" and \
+                    (query.get("zone"), query.get("format")) == ("D025", "GPKG"):
+                return self._send(200, bdtopo_atom(f"{pub.url}/data.geopf.fr/telechargement"),
+                                  "application/atom+xml", fault=fault)
+            if path == (f"/data.geopf.fr/telechargement/download/BDTOPO/{BDTOPO_NAME}/"
+                        f"{BDTOPO_NAME}.7z"):
+                return self._file(pub.data.bdtopo, "application/x-7z-compressed", fault)
+            if path == "/data.geopf.fr/wfs/ows":
+                return self._wfs(query, fault)
+            if path == "/apidf-preprod.cerema.fr/cartofriches/geofriches/":
+                return self._friches(query, fault)
+            self._send(404, b"<html>404 Not Found</html>", "text/html", fault=fault)
+
+        def _cadastre(self, rest: str, fault: tuple[Any, ...] | None) -> None:
+            m = _CADASTRE_FILE.fullmatch(rest)
+            known = m and (m["mill"] in pub.millesimes or m["mill"] == "latest")
+            if not (m and known and m["insee"] == INSEE and m["dep"] == INSEE[:2]
+                    and m["layer"] in pub.data.cadastre):
+                return self._send(404, b"<html>404 Not Found</html>", "text/html",
+                                  fault=fault)
+            self._file(pub.data.cadastre[m["layer"]], "application/gzip", fault)
+
+        def _file(self, body: bytes, ctype: str, fault: tuple[Any, ...] | None) -> None:
+            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+            headers = {"ETag": etag, "Last-Modified": LAST_MODIFIED, "Accept-Ranges": "bytes"}
+            if self.headers.get("If-None-Match") == etag and not fault:
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+            if_range = self.headers.get("If-Range")
+            if wanted and (if_range is None or if_range == etag) and not fault:
+                start = int(wanted[1])
+                headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+                return self._send(206, body[start:], ctype, headers)
+            self._send(200, body, ctype, headers, fault)
+
+        def _wfs(self, q: dict[str, str], fault: tuple[Any, ...] | None) -> None:
+            if (q.get("SERVICE"), q.get("REQUEST"), q.get("TYPENAMES")) != (
+                    "WFS", "GetFeature", "wfs_du:zone_urba"):
+                return self._send(400, b'{"exception": "bad request"}', "application/json",
+                                  fault=fault)
+            wanted = set(re.findall(r"'([^']+)'", q.get("CQL_FILTER", "")))
+            matched = [f for f in pub.data.zone_urba if f["properties"]["partition"] in wanted]
+            start, count = int(q.get("STARTINDEX", 0)), min(int(q.get("COUNT", 5000)), 5000)
+            page = matched[start:start + count]
+            body = {"type": "FeatureCollection", "features": page,
+                    "totalFeatures": len(matched), "numberMatched": len(matched),
+                    "numberReturned": len(page), "timeStamp": "2025-09-01T06:00:00Z"}
+            self._send(200, json.dumps(body).encode(), "application/json;charset=UTF-8",
+                       fault=fault)
+
+        def _friches(self, q: dict[str, str], fault: tuple[Any, ...] | None) -> None:
+            lon0, lat0, lon1, lat1 = (float(v) for v in q["in_bbox"].split(","))
+            inside = [f for f in pub.data.friches
+                      if lon0 <= f["geometry"]["coordinates"][0] <= lon1
+                      and lat0 <= f["geometry"]["coordinates"][1] <= lat1]
+            size, page = int(q.get("page_size", 500)), int(q.get("page", 1))
+            chunk = inside[(page - 1) * size: page * size]
+            more = page * size < len(inside)
+            nxt = None
+            if more:
+                nxt = (f"{pub.url}/apidf-preprod.cerema.fr/cartofriches/geofriches/?"
+                       + urlencode({**q, "page": page + 1}))
+            body = {"type": "FeatureCollection", "count": len(inside), "next": nxt,
+                    "previous": None, "features": chunk}
+            self._send(200, json.dumps(body).encode(), "application/json", fault=fault)
+
+    return Handler
+
+
+@pytest.fixture(scope="session")
+def sample_publishers_data() -> SampleData:
+    return sample_data()
+
+
+@pytest.fixture
+def publishers(sample_publishers_data: SampleData) -> Iterator[Publishers]:
+    """The local publishers, serving the sample of Gennes; stopped after the test."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    pub = Publishers(f"http://127.0.0.1:{server.server_address[1]}", sample_publishers_data)
+    server.RequestHandlerClass = _handler(pub)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield pub
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,0 +1,535 @@
+"""Acquisition: downloads, cache, publishers, ``init`` and ``telecharger``, against a local server.
+
+No test touches the internet: :mod:`tests.publishers` serves the publishers' layouts
+on 127.0.0.1 with the repository's sample, and injects faults.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from publishers import INSEE, MILLESIMES, SIREN, Publishers, publishers, sample_publishers_data
+
+from observatoire.acquisition import cadastre, friches, zonage
+from observatoire.acquisition.cache import Cache, Manifest
+from observatoire.acquisition.contexte import Context
+from observatoire.acquisition.http import Client, DownloadError, sha256_of
+from observatoire.acquisition.telecharger import EXIT_FAILED, telecharger, verifier
+from observatoire.acquisition.territoire import BEGIN, END, init_territory, write_sources
+from observatoire.acquisition.urls import Urls, departement_of, ign_zone
+from observatoire.config import load_territory
+from observatoire.errors import ConfigError
+
+__all__ = ["publishers", "sample_publishers_data"]  # fixtures used by name
+
+PARCELLES = f"cadastre-{INSEE}-parcelles.json.gz"
+
+
+def client(**kw: float) -> Client:
+    """A client that retries fast (the backoff is not what is tested)."""
+    kw.setdefault("backoff", 0.01)
+    kw.setdefault("timeout", 5.0)
+    return Client(**kw)  # type: ignore[arg-type]
+
+
+def context(pub: Publishers, tmp_path: Path, *, offline: bool = False,
+            millesime: str = "latest", **kw: float) -> Context:
+    return Context(communes=(INSEE,), epci_siren=SIREN, crs="EPSG:2154",
+                   client=None if offline else client(**kw), cache=Cache(tmp_path / "cache"),
+                   urls=Urls(pub.url), millesime=millesime)
+
+
+def parcel_url(pub: Publishers, millesime: str = MILLESIMES[-1]) -> str:
+    return Urls(pub.url).cadastre_commune(millesime, INSEE, "parcelles")
+
+
+# --- urls --------------------------------------------------------------------------------
+
+def test_urls_follow_the_publishers_layouts():
+    urls = Urls()
+    assert urls.cadastre_commune("2025-09-01", "25267", "parcelles") == (
+        "https://cadastre.data.gouv.fr/data/etalab-cadastre/2025-09-01/geojson/communes/25/"
+        "25267/cadastre-25267-parcelles.json.gz")
+    # Vintages before July 2022 are only on files.data.gouv.fr (lib/cadastre-etalab.mjs).
+    assert urls.cadastre_commune("2022-04-01", "97411", "batiments") == (
+        "https://files.data.gouv.fr/cadastre/etalab-cadastre/2022-04-01/geojson/communes/974/"
+        "97411/cadastre-97411-batiments.json.gz")
+    assert urls.bdtopo("2A", "2025-12-15").endswith(
+        "/download/BDTOPO/BDTOPO_3-5_TOUSTHEMES_GPKG_LAMB93_D02A_2025-12-15/"
+        "BDTOPO_3-5_TOUSTHEMES_GPKG_LAMB93_D02A_2025-12-15.7z")
+    assert (departement_of("2B033"), departement_of("97411"), ign_zone("25")) == (
+        "2B", "974", "D025")
+    url, params = urls.gpu_zone_urba(["DU_25267", "DU_242500361"], start=5000, count=5000)
+    assert url == "https://data.geopf.fr/wfs/ows"
+    assert params["CQL_FILTER"] == "partition IN ('DU_25267','DU_242500361')"
+    assert (params["STARTINDEX"], params["COUNT"]) == ("5000", "5000")
+
+
+def test_a_mirror_keeps_the_host_in_the_path(monkeypatch):
+    monkeypatch.setenv("OBSERVATOIRE_MIROIR", "http://127.0.0.1:9/")
+    assert Urls.from_env().cadastre_listing() == (
+        "http://127.0.0.1:9/cadastre.data.gouv.fr/data/etalab-cadastre/")
+    assert Urls.from_env("http://h").base("cartofriches") == (
+        "http://h/apidf-preprod.cerema.fr/cartofriches")
+
+
+# --- http + cache -------------------------------------------------------------------------
+
+def test_download_is_cached_with_its_manifest_and_not_fetched_again(publishers, tmp_path):
+    cache = Cache(tmp_path)
+    url = parcel_url(publishers)
+    path = cache.fetch(client(), url, source="cadastre", millesime="2025-09-01",
+                       name=f"{INSEE}/{PARCELLES}", expect="gzip", producer="DGFiP")
+    served = publishers.data.cadastre["parcelles"]
+    assert path.read_bytes() == served
+    manifest = json.loads(Cache.manifest_path(path).read_text(encoding="utf-8"))
+    assert manifest["url"] == url and manifest["millesime"] == "2025-09-01"
+    assert manifest["taille"] == len(served) and manifest["sha256"] == sha256_of(path)
+    assert manifest["etag"] and manifest["last_modified"] == "Mon, 01 Sep 2025 06:00:00 GMT"
+    assert manifest["licence"].startswith("Licence Ouverte")
+    # The second time the request is conditional and the server answers 304.
+    cache.fetch(client(), url, source="cadastre", millesime="2025-09-01",
+                name=f"{INSEE}/{PARCELLES}", expect="gzip", producer="DGFiP")
+    second = publishers.seen(PARCELLES)[-1]
+    assert second["If-None-Match"] == manifest["etag"]
+    assert json.loads(Cache.manifest_path(path).read_text())["telecharge_le"] == (
+        manifest["telecharge_le"])
+
+
+def test_a_cached_file_changed_on_disk_is_not_trusted(publishers, tmp_path):
+    cache = Cache(tmp_path)
+    args = {"source": "cadastre", "millesime": "2025-09-01", "name": PARCELLES,
+            "expect": "gzip", "producer": "DGFiP"}
+    path = cache.fetch(client(), parcel_url(publishers), **args)
+    path.write_bytes(path.read_bytes()[:-10])
+    assert cache.manifest(path) is None
+    cache.fetch(client(), parcel_url(publishers), **args)
+    assert "If-None-Match" not in publishers.seen(PARCELLES)[-1]
+    assert path.read_bytes() == publishers.data.cadastre["parcelles"]
+
+
+def test_404_names_the_url_and_status_and_caches_nothing(publishers, tmp_path):
+    url = Urls(publishers.url).cadastre_commune("2025-09-01", "25999", "parcelles")
+    with pytest.raises(DownloadError, match=r"cadastre-25999-parcelles\.json\.gz : HTTP 404"
+                       ) as err:
+        Cache(tmp_path).fetch(client(), url, source="cadastre", millesime="2025-09-01",
+                              name="x.json.gz", expect="gzip", producer="DGFiP")
+    assert err.value.status == 404 and err.value.url == url
+    assert len(publishers.seen("25999")) == 1  # a 404 is not retried
+    assert not any(tmp_path.rglob("*.json.gz*"))
+
+
+def test_500_then_success_is_retried(publishers, tmp_path):
+    publishers.inject(PARCELLES, ("statut", 500))
+    got = client().download(parcel_url(publishers), tmp_path / "p.json.gz", expect="gzip")
+    assert got.changed and got.path.read_bytes() == publishers.data.cadastre["parcelles"]
+    assert len(publishers.seen(PARCELLES)) == 2
+
+
+def test_500_every_time_fails_after_the_retries(publishers, tmp_path):
+    publishers.inject(PARCELLES, *[("statut", 503)] * 3)
+    with pytest.raises(DownloadError, match="HTTP 503") as err:
+        client(retries=2).download(parcel_url(publishers), tmp_path / "p.json.gz",
+                                   expect="gzip")
+    assert err.value.status == 503
+    assert len(publishers.seen(PARCELLES)) == 3
+    assert not (tmp_path / "p.json.gz").exists()
+
+
+def test_a_cut_transfer_resumes_with_range(publishers, tmp_path):
+    # Cut after 100,000 of its 131,768 bytes: the whole 64 KiB chunks read are kept.
+    publishers.inject(PARCELLES, ("coupure", 100_000))
+    dest = tmp_path / "p.json.gz"
+    got = client().download(parcel_url(publishers), dest, expect="gzip")
+    first, second = publishers.seen(PARCELLES)
+    assert "Range" not in first
+    assert second["Range"] == "bytes=65536-" and second["If-Range"].startswith('"')
+    assert dest.read_bytes() == publishers.data.cadastre["parcelles"]
+    assert got.sha256 == sha256_of(dest)
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_a_slow_answer_times_out_then_is_retried(publishers, tmp_path):
+    dest = tmp_path / "p.json.gz"
+    publishers.inject(PARCELLES, ("lent", 1.5))
+    with pytest.raises(DownloadError, match=r"pas de réponse en 0\.3 s") as err:
+        client(timeout=0.3, retries=0).download(parcel_url(publishers), dest, expect="gzip")
+    assert err.value.status is None and not dest.exists()
+    publishers.inject(PARCELLES, ("lent", 1.5))
+    client(timeout=0.3, retries=1).download(parcel_url(publishers), dest, expect="gzip")
+    assert dest.read_bytes() == publishers.data.cadastre["parcelles"]
+
+
+def test_an_html_page_with_status_200_is_refused_and_not_cached(publishers, tmp_path):
+    publishers.inject(PARCELLES, ("html",))
+    with pytest.raises(DownloadError, match=r"page HTML reçue \(statut 200\).*rien n'a été "
+                                            r"mis en cache"):
+        Cache(tmp_path).fetch(client(), parcel_url(publishers), source="cadastre",
+                              millesime="2025-09-01", name=PARCELLES, expect="gzip",
+                              producer="DGFiP")
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_a_truncated_archive_is_refused_and_not_cached(publishers, tmp_path):
+    publishers.inject(PARCELLES, ("corrompu",))
+    with pytest.raises(DownloadError, match=r"corrompu ou tronqué \(gzip"):
+        Cache(tmp_path).fetch(client(), parcel_url(publishers), source="cadastre",
+                              millesime="2025-09-01", name=PARCELLES, expect="gzip",
+                              producer="DGFiP")
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_a_corrupt_7z_archive_is_refused(tmp_path):
+    import py7zr
+
+    from observatoire.acquisition.http import _check_content
+
+    good = tmp_path / "a.7z"
+    with py7zr.SevenZipFile(good, "w") as archive:
+        archive.writestr(b"x" * 100_000, "data.bin")
+    _check_content(good, "7z", "http://x/a.7z")
+    bad = tmp_path / "b.7z"
+    bad.write_bytes(good.read_bytes()[:-40])
+    with pytest.raises(DownloadError, match=r"corrompu ou tronqué \(7z"):
+        _check_content(bad, "7z", "http://x/b.7z")
+
+
+def test_concurrent_requests_stay_within_the_limit(publishers, tmp_path):
+    # Each of the 3 layers answers after 1 s: with 2 workers, at most 2 at once.
+    for layer in cadastre.LAYERS:
+        publishers.inject(f"-{layer}.json.gz", ("lent", 1.0))
+    ctx = context(publishers, tmp_path, workers=2)
+    cadastre.fetch(ctx)
+    assert publishers.max_inflight == 2
+    assert len(publishers.seen(".json.gz")) == 3
+
+
+# --- publishers ---------------------------------------------------------------------------
+
+def test_cadastre_latest_is_the_newest_published_vintage(publishers, tmp_path):
+    ctx = context(publishers, tmp_path)
+    fetched = cadastre.fetch(ctx)
+    assert [f.kind for f in fetched] == ["parcelles", "batiments"]
+    assert fetched[0].date == MILLESIMES[-1]
+    assert fetched[0].paths[0] == (tmp_path / "cache" / "cadastre" / MILLESIMES[-1] / INSEE
+                                   / PARCELLES)
+    # The box: Gennes plus 5 km, in lon/lat (Gennes lies near 6.1°E, 47.2°N).
+    lon0, lat0, lon1, lat1 = ctx.bbox_wgs84
+    assert 5.9 < lon0 < 6.1 < lon1 < 6.3 and 47.1 < lat0 < 47.25 < lat1 < 47.4
+    # 5 km of margin on each side: the box is at least 10 km wider than the commune.
+    assert (lon1 - lon0) * 111.32 * 0.68 > 10
+
+
+def test_zonage_pages_through_the_wfs(publishers, tmp_path):
+    ctx = context(publishers, tmp_path)
+    ctx.page_size = 10
+    [fetched] = zonage.fetch(ctx)
+    doc = json.loads(fetched.paths[0].read_text(encoding="utf-8"))
+    assert len(doc["features"]) == 26  # the sample's 26 zones, in 3 pages
+    assert len(publishers.seen("ows")) == 3
+    assert {f["properties"]["partition"] for f in doc["features"]} == {f"DU_{INSEE}"}
+    # The PLUi partition of the EPCI is asked with the commune's.
+    assert all(f"DU_{SIREN}" in target for target, _ in publishers.requests)
+
+
+def test_zonage_second_page_failing_fails_the_source(publishers, tmp_path):
+    ctx = context(publishers, tmp_path, retries=1)
+    ctx.page_size = 10
+    publishers.inject("STARTINDEX=10", ("statut", 500), ("statut", 500))
+    with pytest.raises(DownloadError, match=r"STARTINDEX=10.*HTTP 500") as err:
+        zonage.fetch(ctx)
+    assert err.value.status == 500
+    assert not (tmp_path / "cache" / "zonage").exists()  # no partial zoning cached
+
+
+def test_cartofriches_follows_next_links(publishers, tmp_path):
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    ctx.page_size = 5
+    [fetched] = friches.fetch(ctx)
+    doc = json.loads(fetched.paths[0].read_text(encoding="utf-8"))
+    # The 14 sites of the sample lie within 5 km of Gennes: all inside the box.
+    assert len(doc["features"]) == 14
+    assert len({f["properties"]["site_id"] for f in doc["features"]}) == 14
+    assert len(publishers.seen("geofriches")) == 3  # pages of 5, 5 and 4
+
+
+def test_cartofriches_tiles_never_exceed_one_degree():
+    tiles = friches.tiles((5.0, 47.0, 7.5, 47.4))
+    assert len(tiles) == 3
+    assert all(t[2] - t[0] <= 1.0 and t[3] - t[1] <= 1.0 for t in tiles)
+    assert (tiles[0][0], tiles[-1][2]) == (5.0, 7.5)
+
+
+def test_offline_uses_the_cache_only(publishers, tmp_path):
+    online = context(publishers, tmp_path)
+    cadastre.fetch(online)
+    asked = len(publishers.requests)
+    offline = context(publishers, tmp_path, offline=True)
+    fetched = cadastre.fetch(offline)
+    assert len(publishers.requests) == asked
+    assert fetched[0].date == MILLESIMES[-1] and fetched[0].paths[0].is_file()
+    with pytest.raises(DownloadError, match="aucun zonage en cache.*sans --hors-ligne"):
+        zonage.fetch(offline)
+
+
+def test_sirene_unchanged_is_not_downloaded_again(publishers, tmp_path):
+    from observatoire.acquisition import sirene
+
+    first = context(publishers, tmp_path)
+    first.today = "2026-11-02"
+    [fetched] = sirene.fetch(first)
+    path = tmp_path / "cache" / "sirene" / "2026-11-02" / "geo_siret_25.csv.gz"
+    assert fetched.paths == (path,) and fetched.format == "sirene"
+    assert path.read_bytes() == publishers.data.sirene
+    # A month later the same URL answers 304: the November copy is kept, nothing written.
+    later = context(publishers, tmp_path)
+    later.today = "2026-12-04"
+    [again] = sirene.fetch(later)
+    assert again.paths == (path,) and again.date == "2026-11-02"
+    assert publishers.seen("geo_siret_25")[-1]["If-None-Match"].startswith('"')
+    assert not (tmp_path / "cache" / "sirene" / "2026-12-04").exists()
+
+
+def test_bdtopo_newest_edition_cut_to_the_territory(publishers, tmp_path):
+    import pyogrio
+
+    from observatoire.acquisition import bdtopo
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    fetched = bdtopo.fetch(ctx)
+    assert [(f.kind, f.layer, f.date) for f in fetched] == [
+        ("batiments", "batiment", "2025-09-15"), ("routes", "troncon_de_route", "2025-09-15")]
+    out = fetched[0].paths[0]
+    # The sample's 325 buildings and 182 road sections all lie within Gennes plus 5 km.
+    assert pyogrio.read_info(out, layer="batiment")["features"] == 325
+    assert pyogrio.read_info(out, layer="troncon_de_route")["features"] == 182
+    archive = out.parent / f"{bdtopo_name()}.7z"
+    assert Cache(tmp_path / "cache").manifest(archive) is not None
+    # Offline: the cached edition, no request.
+    asked = len(publishers.requests)
+    offline = context(publishers, tmp_path, offline=True)
+    offline.bbox_wgs84 = ctx.bbox_wgs84
+    assert [f.date for f in bdtopo.fetch(offline)] == ["2025-09-15"] * 2
+    assert len(publishers.requests) == asked
+
+
+def bdtopo_name() -> str:
+    from publishers import BDTOPO_NAME
+
+    return BDTOPO_NAME
+
+
+# --- init and telecharger -----------------------------------------------------------------
+
+def test_init_writes_the_epci_and_its_communes(tmp_path):
+    path = init_territory(tmp_path / "gbm", epci=SIREN)
+    doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    terr = doc["territoire"]
+    assert terr["epci_siren"] == SIREN and terr["epci_nom"] == "CU Grand Besançon Métropole"
+    assert len(terr["communes"]) == 67 and INSEE in terr["communes"]
+    assert terr["crs"] == "EPSG:2154"
+    assert doc["telechargement"]["sources"] == ["cadastre", "zonage", "friches"]
+    with pytest.raises(ConfigError, match="existe déjà"):
+        init_territory(tmp_path / "gbm", epci=SIREN)
+
+
+def test_init_overseas_takes_the_legal_crs(tmp_path):
+    path = init_territory(tmp_path / "re", communes=["97411"])
+    terr = tomllib.loads(path.read_text(encoding="utf-8"))["territoire"]
+    assert (terr["nom"], terr["crs"]) == ("Saint-Denis", "EPSG:2975")
+
+
+def test_init_unknown_codes_name_the_closest(tmp_path):
+    with pytest.raises(ConfigError, match=r"SIREN d'EPCI inconnu : '242500362'.*Grand "
+                                          r"Besançon Métropole \(SIREN 242500361\)"):
+        init_territory(tmp_path / "x", epci="242500362")
+    with pytest.raises(ConfigError, match=r"code INSEE inconnu : '25999'.*les plus proches"):
+        init_territory(tmp_path / "x", communes=["25999"])
+    assert not (tmp_path / "x").exists()
+
+
+def test_telecharger_declares_the_sources_so_the_territory_loads(publishers, tmp_path):
+    path = init_territory(tmp_path / "gennes", communes=[INSEE])
+    outcome = telecharger(path, client=client(), mirror=publishers.url, page_size=10)
+    assert outcome.failed == {} and outcome.exit_status == 0
+    assert outcome.written == ["parcelles", "batiments", "zonage", "friches"]
+    text = path.read_text(encoding="utf-8")
+    assert text.index(BEGIN) < text.index("[sources.parcelles]") < text.index(END)
+    territory = load_territory(path)
+    assert territory.source("parcelles").paths == (
+        (tmp_path / "gennes" / "cache" / "cadastre" / MILLESIMES[-1] / INSEE
+         / PARCELLES).resolve(),)
+    assert territory.source("parcelles").format == "etalab"
+    assert territory.source("friches").format == "cartofriches"
+    assert territory.source("zonage").producer == "Géoportail de l'Urbanisme (IGN)"
+    # A second run rewrites the block, never duplicates it.
+    telecharger(path, client=client(), mirror=publishers.url, offline=True)
+    assert path.read_text(encoding="utf-8").count("[sources.parcelles]") == 1
+
+
+def test_a_source_declared_by_hand_is_left_to_the_user(publishers, tmp_path):
+    path = init_territory(tmp_path / "gennes", communes=[INSEE])
+    own = tmp_path / "mes_friches.geojson"
+    own.write_bytes((Path(__file__).parents[1] / "data" / "sample"
+                     / "cartofriches_subset_gennes_25267_5km.geojson").read_bytes())
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "[sorties]", f'[sources.friches]\nchemin = "{own}"\n\n[sorties]'), encoding="utf-8")
+    outcome = telecharger(path, client=client(), mirror=publishers.url)
+    assert "friches" not in outcome.written
+    assert load_territory(path).source("friches").paths == (own,)
+
+
+def test_telecharger_keeps_the_others_when_one_fails(publishers, tmp_path):
+    path = init_territory(tmp_path / "gennes", communes=[INSEE])
+    publishers.inject("geofriches", ("statut", 404))
+    outcome = telecharger(path, client=client(), mirror=publishers.url)
+    assert set(outcome.failed) == {"friches"} and outcome.failed["friches"].status == 404
+    assert outcome.exit_status == EXIT_FAILED + 4
+    territory = load_territory(path)
+    assert territory.source("friches") is None and territory.source("zonage") is not None
+
+
+def test_telecharger_without_the_cadastre_leaves_the_file_unchanged(publishers, tmp_path):
+    path = init_territory(tmp_path / "gennes", communes=[INSEE])
+    before = path.read_text(encoding="utf-8")
+    publishers.inject(PARCELLES, ("statut", 404))
+    outcome = telecharger(path, client=client(), mirror=publishers.url)
+    # No parcels: no box for Cartofriches either; the zoning stays in the cache.
+    assert set(outcome.failed) == {"cadastre", "friches"}
+    assert outcome.exit_status == EXIT_FAILED + 1 + 4
+    assert "emprise du territoire inconnue" in str(outcome.failed["friches"])
+    assert path.read_text(encoding="utf-8") == before
+    assert list((tmp_path / "gennes" / "cache" / "zonage").rglob("zone_urba.geojson"))
+
+
+def test_verifier_tells_a_newer_vintage_without_downloading(publishers, tmp_path):
+    path = init_territory(tmp_path / "gennes", communes=[INSEE], sources=["cadastre"])
+    telecharger(path, client=client(), mirror=publishers.url, millesime=MILLESIMES[0])
+    files = publishers.seen(".json.gz")
+    [line] = verifier(path, client=client(), mirror=publishers.url)
+    assert (line.cached, line.published, line.newer) == (MILLESIMES[0], MILLESIMES[1], True)
+    assert publishers.seen(".json.gz") == files  # nothing downloaded
+    telecharger(path, client=client(), mirror=publishers.url)
+    [line] = verifier(path, client=client(), mirror=publishers.url)
+    assert (line.cached, line.newer) == (MILLESIMES[1], False)
+
+
+def test_telecharger_table_is_checked_with_the_territory(tmp_path):
+    path = init_territory(tmp_path / "gennes", communes=[INSEE])
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'millesime = "latest"', 'millesime = "2025-13-01"'), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"telechargement\.millesime.*2025-13-01"):
+        telecharger(path, client=client(), mirror="http://127.0.0.1:9")
+
+
+def test_write_sources_refuses_a_file_build_would_refuse(tmp_path):
+    from observatoire.acquisition.contexte import Fetched
+
+    path = init_territory(tmp_path / "gennes", communes=[INSEE])
+    before = path.read_text(encoding="utf-8")
+    missing = Fetched("parcelles", (tmp_path / "absent.json.gz",), "format-inconnu", "DGFiP",
+                      "2025-09-01")
+    with pytest.raises(ConfigError, match=r"sources\.parcelles\.format.*fichier non modifié"):
+        write_sources(path, [missing])
+    assert path.read_text(encoding="utf-8") == before
+
+
+def test_manifest_round_trip(tmp_path):
+    cache = Cache(tmp_path)
+    data = b'{"type":"FeatureCollection","features":[]}'
+    path = cache.store(data, url="http://x/y", source="zonage", millesime="2026-01-02",
+                       name="zone_urba.geojson", producer="GPU")
+    manifest = cache.manifest(path)
+    assert isinstance(manifest, Manifest)
+    assert (manifest.taille, manifest.millesime, manifest.producteur) == (42, "2026-01-02",
+                                                                          "GPU")
+    assert manifest.sha256 == hashlib.sha256(data).hexdigest()
+    assert cache.millesimes("zonage") == ["2026-01-02"]
+    assert cache.newest("zonage", "zone_urba.geojson") == path
+
+
+@pytest.mark.skipif(os.environ.get("OBSERVATOIRE_RESEAU") != "1",
+                    reason="test contre les vrais producteurs : OBSERVATOIRE_RESEAU=1 pour le "
+                           "lancer (accès Internet requis)")
+def test_real_publishers(tmp_path, monkeypatch):
+    monkeypatch.delenv("OBSERVATOIRE_MIROIR", raising=False)
+    path = init_territory(tmp_path / "gennes", communes=[INSEE])
+    outcome = telecharger(path, client=Client(timeout=60))
+    assert outcome.failed == {}, {k: str(v) for k, v in outcome.failed.items()}
+    territory = load_territory(path)
+    with gzip.open(territory.source("parcelles").path) as f:
+        assert json.load(f)["features"]
+
+
+# --- command line -------------------------------------------------------------------------
+
+def test_cli_init_unknown_siren_is_one_french_line(tmp_path, capsys):
+    from observatoire.cli import main
+
+    assert main(["init", "--epci", "24250036", "--dossier", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith("erreur : SIREN d'EPCI inconnu : '24250036' ; les plus proches : "
+                          "CU Grand Besançon Métropole (SIREN 242500361)")
+
+
+def test_cli_telecharger_names_the_failed_source_in_its_exit_status(publishers, tmp_path,
+                                                                    monkeypatch, capsys):
+    from observatoire.cli import main
+
+    monkeypatch.setenv("OBSERVATOIRE_MIROIR", publishers.url)
+    assert main(["-q", "init", "--communes", INSEE, "--dossier", str(tmp_path / "g")]) == 0
+    publishers.inject("geofriches", ("statut", 404))
+    status = main(["telecharger", "--config", str(tmp_path / "g" / "territoire.toml")])
+    assert status == EXIT_FAILED + 4
+    err = capsys.readouterr().err
+    assert re.search(r"échec : friches \(HTTP 404\) : http://127\.0\.0\.1:\d+/apidf-preprod"
+                     r"\.cerema\.fr/cartofriches/geofriches/\?in_bbox=", err)
+    assert "sources en échec : friches ; les autres sont gardées (code de sortie 68)" in err
+
+
+def test_cli_verifier_and_help(publishers, tmp_path, monkeypatch, capsys):
+    from observatoire.cli import main
+
+    monkeypatch.setenv("OBSERVATOIRE_MIROIR", publishers.url)
+    path = init_territory(tmp_path / "g", communes=[INSEE], sources=["cadastre"])
+    telecharger(path, client=client(), millesime=MILLESIMES[0])
+    capsys.readouterr()
+    assert main(["telecharger", "--config", str(path), "--verifier"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"cadastre\s+en cache : 2025-04-01\s+publié : 2025-09-01\s+plus récent "
+                     r"publié", out)
+    with pytest.raises(SystemExit):
+        main(["telecharger", "--aide"])
+    help_text = capsys.readouterr().out
+    assert "--hors-ligne" in help_text and "exemples" in help_text
+    assert "observatoire telecharger --config t.toml --verifier" in help_text
+
+
+def test_bdtopo_layers_replace_the_cadastre_buildings_and_validate(publishers, tmp_path):
+    from observatoire.validate import validate_territory
+
+    path = init_territory(tmp_path / "g", communes=[INSEE],
+                          sources=["cadastre", "zonage", "bdtopo"])
+    outcome = telecharger(path, client=client(), mirror=publishers.url)
+    assert outcome.failed == {}
+    territory = load_territory(path)
+    assert (territory.source("batiments").layer, territory.source("routes").layer) == (
+        "batiment", "troncon_de_route")
+    assert territory.source("batiments").producer == "IGN, BD TOPO"
+    ok, lines = validate_territory(path)
+    assert ok, lines
+    assert any("sources.routes : 182 entités gardées" in line for line in lines)
+    veille = {line.source: line for line in verifier(path, client=client(),
+                                                     mirror=publishers.url)}
+    assert (veille["bdtopo"].cached, veille["bdtopo"].published) == ("2025-09-15", "2025-09-15")
+    assert not veille["bdtopo"].newer and veille["zonage"].published is None

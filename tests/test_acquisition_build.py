@@ -1,0 +1,98 @@
+"""From zero to the observatory: ``init``, ``telecharger``, ``build`` against local publishers.
+
+The observatory built from what ``telecharger`` fetched must equal, layer by layer
+(content checksums of :class:`~observatoire.build.BuildResult`), the one built from
+the same files declared by hand in a territory file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from publishers import INSEE, MILLESIMES, SAMPLE, publishers, sample_publishers_data
+
+from observatoire.build import build
+from observatoire.cli import main
+from observatoire.config import load_territory
+
+__all__ = ["publishers", "sample_publishers_data"]  # fixtures used by name
+
+
+def _hand_territory(folder: Path, data, today: str) -> Path:  # type: ignore[no-untyped-def]
+    """The sample's files, as the publishers serve them, declared by hand.
+
+    They are put at the paths ``telecharger`` gives them (the layers' lineage is the
+    path relative to the territory file); the friches are the sample's own file.
+    """
+    cadastre = folder / "cache" / "cadastre" / MILLESIMES[-1] / INSEE
+    cadastre.mkdir(parents=True)
+    (cadastre / f"cadastre-{INSEE}-parcelles.json.gz").write_bytes(data.cadastre["parcelles"])
+    (cadastre / f"cadastre-{INSEE}-batiments.geojson").write_bytes(
+        gzip.decompress(data.cadastre["batiments"]))
+    zonage = folder / "cache" / "zonage" / today
+    zonage.mkdir(parents=True)
+    zones = {"type": "FeatureCollection", "name": "zone_urba", "features": data.zone_urba}
+    (zonage / "zone_urba.geojson").write_text(json.dumps(zones), encoding="utf-8")
+    friches = folder / "cache" / "cartofriches" / today
+    friches.mkdir(parents=True)
+    shutil.copy(SAMPLE / "cartofriches_subset_gennes_25267_5km.geojson",
+                friches / "cartofriches.geojson")
+    toml = folder / "territoire.toml"
+    toml.write_text(f"""
+[territoire]
+nom = "Gennes"
+communes = ["{INSEE}"]
+crs = "EPSG:2154"
+epci_nom = "CU Grand Besançon Métropole"
+epci_siren = "242500361"
+
+[sources.parcelles]
+chemin = "cache/cadastre/{MILLESIMES[-1]}/{INSEE}/cadastre-{INSEE}-parcelles.json.gz"
+format = "etalab"
+
+[sources.batiments]
+chemin = "cache/cadastre/{MILLESIMES[-1]}/{INSEE}/cadastre-{INSEE}-batiments.geojson"
+
+[sources.zonage]
+chemin = "cache/zonage/{today}/zone_urba.geojson"
+
+[sources.friches]
+chemin = "cache/cartofriches/{today}/cartofriches.geojson"
+format = "cartofriches"
+""", encoding="utf-8")
+    return toml
+
+
+@pytest.mark.slow
+def test_init_telecharger_build_equals_the_build_by_hand(publishers, tmp_path, monkeypatch,
+                                                         capsys):
+    monkeypatch.setenv("OBSERVATOIRE_MIROIR", publishers.url)
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "--communes", INSEE, "--dossier", "gennes"]) == 0
+    assert main(["telecharger", "--config", "gennes/territoire.toml"]) == 0
+    out = capsys.readouterr().out
+    assert "Sources déclarées dans gennes/territoire.toml : parcelles, batiments, zonage, " \
+           "friches" in out
+    assert main(["validate", "--config", "gennes/territoire.toml"]) == 0
+
+    fetched = build(load_territory(tmp_path / "gennes" / "territoire.toml"))
+    today = dt.date.today().isoformat()
+    by_hand = build(load_territory(_hand_territory(tmp_path / "main", publishers.data, today),
+                                   output_dir=tmp_path / "main" / "sorties"))
+    assert fetched.layer_counts["parcelles"] == 828  # 851 parcels, 23 in Montfaucon
+    assert fetched.layer_counts["friches"] == 8  # of the 14 fetched, as validate says
+    assert fetched.layer_counts["zonage"] == 25
+    assert fetched.layer_counts == by_hand.layer_counts
+    assert fetched.checksums == by_hand.checksums
+
+    # Offline, the same files again: the territory file is rewritten identically.
+    before = (tmp_path / "gennes" / "territoire.toml").read_text(encoding="utf-8")
+    asked = len(publishers.requests)
+    assert main(["telecharger", "--config", "gennes/territoire.toml", "--hors-ligne"]) == 0
+    assert len(publishers.requests) == asked
+    assert (tmp_path / "gennes" / "territoire.toml").read_text(encoding="utf-8") == before
