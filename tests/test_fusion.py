@@ -24,6 +24,9 @@ from observatoire.errors import BuildError, ConfigError, CRSError, SchemaError, 
 from observatoire.fusion import merge_geopackages
 from observatoire.geopackage import layer_checksum
 
+# Every test runs whole builds.
+pytestmark = pytest.mark.slow
+
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 STREAMED = ["parcelles", "friches", "friches_surfaces", "zae", "zonage", "batiments", "routes",

@@ -129,6 +129,7 @@ def _layer(path: Path, name: str, key: list[str]) -> gpd.GeoDataFrame:
     return frame.sort_values(key, kind="stable").reset_index(drop=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("layer", "key"), [
     ("parcelles", ["idu"]), ("unites_foncieres", ["uf_id"]), ("gisements", ["gisement_id"]),
     ("zae", ["zae_id"]), ("zae_unites", ["zae_id", "uf_id"]), ("batiments", ["bati_id"]),
@@ -140,6 +141,7 @@ def test_same_features_as_the_one_pass_build(builds, layer, key):
     assert_geodataframe_equal(a, b, check_like=False)
 
 
+@pytest.mark.slow
 def test_same_checksums_counts_and_tables(builds):
     _, (wt, whole), (pt, parts) = builds
     assert whole.checksums == parts.checksums
@@ -160,6 +162,7 @@ def test_same_checksums_counts_and_tables(builds):
     assert maps[0] == maps[1]
 
 
+@pytest.mark.slow
 def test_units_and_sites_cross_the_commune_edge(builds):
     owned, (_, whole), (_, parts) = builds
     units = _layer(parts.gpkg, "unites_foncieres", ["uf_id"])
@@ -176,6 +179,7 @@ def test_units_and_sites_cross_the_commune_edge(builds):
     assert "double" in report.loc["parcelles", "reparations"]
 
 
+@pytest.mark.slow
 def test_report_reads_the_parcels_back_from_the_geopackage(builds, monkeypatch):
     # The partitioned build holds no table of every parcel: the report reads its
     # columns back from the GeoPackage, the same values as the one-pass build's.
@@ -209,6 +213,7 @@ def test_partition_option(tmp_path):
         by_partition(load_territory(toml))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["processus", "dask"])
 def test_workers_give_the_serial_partitioned_build(builds, tmp_path, kind):
     if kind == "dask":
@@ -267,6 +272,7 @@ def test_groups_of_neighbouring_communes():
     assert np.mean([span(g) for g in groups]) < 0.7 * np.mean([span(g) for g in by_code])
 
 
+@pytest.mark.slow
 def test_command_line_partition_flag(tmp_path, capsys):
     from observatoire.cli import main
 
@@ -282,6 +288,7 @@ def test_command_line_partition_flag(tmp_path, capsys):
     assert "--partition" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_failed_write_in_the_writing_thread_stops_the_build(tmp_path, monkeypatch):
     from observatoire.errors import BuildError
     from observatoire.geopackage import GeoPackageWriter
@@ -305,6 +312,7 @@ def test_a_failed_write_in_the_writing_thread_stops_the_build(tmp_path, monkeypa
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_undetermined_classes_are_the_same_in_both_builds(tmp_path):
     """Parcels off a partial zoning (no class) in two communes: same classes, sites, report."""
     _cut_sample(tmp_path)
