@@ -10,10 +10,10 @@ SIZES ?= 100000 1000000
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := all
-.PHONY: all help install build test lint bench clean distclean validate
+.PHONY: all help install build test test-rapide lint bench clean distclean validate
 
 help: ## liste les cibles
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
 all: build ## installe l'environnement et construit l'observatoire de l'exemple
 	@echo
@@ -50,6 +50,9 @@ validate: $(STAMP) ## vérifie le fichier de territoire et ses sources sans cons
 
 test: $(STAMP) ## lance la suite de tests (hors ligne, quelques minutes)
 	$(BIN)/pytest -q
+
+test-rapide: $(STAMP) ## lance les tests sans les lents (constructions, navigateur, QGIS, banc)
+	$(BIN)/pytest -q -m "not slow"
 
 lint: $(STAMP) ## vérifie le style (ruff)
 	$(BIN)/ruff check observatoire tests scripts

@@ -1,7 +1,7 @@
 """From zero to the observatory: ``init``, ``telecharger``, ``build`` against local publishers.
 
 The observatory built from what ``telecharger`` fetched must equal, layer by layer
-(content checksums of :class:`~observatoire.build.BuildResult`), the one built from
+(content checksums of :class:`~observatoire.pipeline.BuildResult`), the one built from
 the same files declared by hand in a territory file.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from publishers import INSEE, MILLESIMES, SAMPLE, publishers, sample_publishers_data
 
-from observatoire.build import build
+from observatoire.pipeline import build
 from observatoire.cli import main
 from observatoire.config import load_territory
 

@@ -355,6 +355,7 @@ def test_parallel_atlas_is_the_serial_one(tmp_path, sample_config):
             assert out[1][name] == out[2][name], name
 
 
+@pytest.mark.slow
 def test_atlas_option(tmp_path, sample_config):
     text = sample_config.read_text(encoding="utf-8").replace(
         "[sorties]", "[options]\natlas = false\ncarte = false\nrapport = false\n\n[sorties]")
@@ -376,6 +377,7 @@ def test_atlas_option(tmp_path, sample_config):
 
 # --- printed by Chromium ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_chromium_prints_every_sheet_on_a4(sample_atlas, tmp_path):
     from test_rapport_impression import print_pdf, tools
 

@@ -99,6 +99,7 @@ def _wait_for_temporary(out: Path, proc: subprocess.Popen, timeout: float = 120)
     return False
 
 
+@pytest.mark.slow
 def test_killed_builds_leave_the_previous_outputs_intact(territory):
     config, out, before, duration = territory
     rng = random.Random(20240327)

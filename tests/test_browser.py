@@ -19,7 +19,7 @@ from observatoire.publish.assets import profile_texts
 from observatoire.publish.carte import render_map
 from observatoire.readers.provenance import credits
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

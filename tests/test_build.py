@@ -19,6 +19,7 @@ def built(tmp_path_factory):
     return build(territory), out
 
 
+@pytest.mark.slow
 def test_layer_counts(built):
     result, out = built
     gpkg = out / "observatoire.gpkg"
@@ -38,6 +39,7 @@ def test_layer_counts(built):
     assert result.layer_counts["parcelles"] == 828
 
 
+@pytest.mark.slow
 def test_crs_and_spatial_index(built):
     _, out = built
     gpkg = out / "observatoire.gpkg"
@@ -51,6 +53,7 @@ def test_crs_and_spatial_index(built):
     assert con.execute("PRAGMA user_version").fetchone()[0] == 10200
 
 
+@pytest.mark.slow
 def test_sources_table(built):
     _, out = built
     sources = pyogrio.read_dataframe(out / "observatoire.gpkg", layer="sources")
@@ -61,12 +64,14 @@ def test_sources_table(built):
     assert "hors des communes" in row["reparations"]
 
 
+@pytest.mark.slow
 def test_map_written(built):
     _, out = built
     html = (out / "carte.html").read_text(encoding="utf-8")
     assert "Parcelles" in html and "Zones d" in html
 
 
+@pytest.mark.slow
 def test_map_keeps_the_best_parcels_beyond_the_limit(built):
     from observatoire.publish.carte_selection import map_layers
 
@@ -84,6 +89,7 @@ def test_map_keeps_the_best_parcels_beyond_the_limit(built):
     assert map_layers({"parcelles": parcels}, territory, messages.append)["parcelles"] is parcels
 
 
+@pytest.mark.slow
 def test_map_keeps_the_best_sites_and_the_vacant_units_beyond_the_limits(built):
     from observatoire.publish.carte_selection import map_units_and_sites
 
@@ -116,6 +122,7 @@ def test_map_keeps_the_best_sites_and_the_vacant_units_beyond_the_limits(built):
     assert same["gisements"] is sites and same["zae_unites"] is units and len(messages) == 2
 
 
+@pytest.mark.slow
 def test_communes_and_epci_named_from_the_table_without_noms_communes(tmp_path):
     """Names come from the shipped table; [options.noms_communes] overrides them."""
     import shutil

@@ -164,6 +164,7 @@ def test_validate_warns_of_every_source_empty_for_the_territory(epinay_with_genn
     assert "LU      sources.zonage : 0 entités gardées sur 0 lues" in "\n".join(lines)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("partition", [1, 40_000])
 def test_build_warns_of_every_source_empty_for_the_territory(epinay_with_gennes_sources,
                                                              partition, caplog, tmp_path):
@@ -182,6 +183,7 @@ def test_build_warns_of_every_source_empty_for_the_territory(epinay_with_gennes_
     assert (zonage.features_read, zonage.features_kept) == (0, 0)
 
 
+@pytest.mark.slow
 def test_the_zoning_of_another_commune(tmp_path, caplog):
     """The case of issue #13: validate said « 25 kept », build « 0 kept / 0 read », silently."""
     parcels = shared_file(EPINAY)

@@ -61,6 +61,7 @@ def assert_one_error_line(err: str, *names: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CORPUS))
 def test_bad_input_through_the_cli(case, previous, tmp_path, capsys):
     out, before = previous
@@ -106,6 +107,7 @@ def test_missing_territory_file(capsys, tmp_path):
     assert_one_error_line(err, "absent.toml", "introuvable")
 
 
+@pytest.mark.slow
 def test_real_process_on_a_truncated_file(previous, tmp_path):
     """A real ``observatoire build`` process: status 2, one line, no traceback."""
     out, before = previous
@@ -237,6 +239,7 @@ def test_config_is_required_and_the_error_names_the_file(command, capsys):
                     "livré)")
 
 
+@pytest.mark.slow
 def test_build_without_config_in_a_real_process():
     """The sample is never rebuilt silently: ``observatoire build`` alone is an error."""
     proc = subprocess.run([sys.executable, "-m", "observatoire", "build"], capture_output=True,
@@ -324,6 +327,7 @@ def verbose_build(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     return proc, out
 
 
+@pytest.mark.slow
 def test_verbose_shows_the_observatoire_only(verbose_build):
     proc, _ = verbose_build
     lines = proc.stderr.splitlines()
@@ -336,6 +340,7 @@ def test_verbose_shows_the_observatoire_only(verbose_build):
                or line.startswith("avertissement : ") for line in lines), lines
 
 
+@pytest.mark.slow
 def test_one_line_for_the_consultation_files(verbose_build):
     proc, out = verbose_build
     outputs = proc.stdout.split("Sorties :\n")[1].split("Terminé")[0].splitlines()

@@ -421,6 +421,7 @@ def test_a_zone_without_commune_or_name_is_left_out_with_a_warning(tmp_path, cap
     assert list(sites["site_comm_nom"]) == ["Gennes"]
 
 
+@pytest.mark.slow
 def test_sample_territory_end_to_end(tmp_path, sample_config):
     """Gennes: ZAE derived from the PLU's UY zone, no owners, no establishments."""
     from observatoire.config import load_territory

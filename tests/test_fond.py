@@ -293,6 +293,7 @@ def generated(tmp_path_factory):
     return html, gpkg
 
 
+@pytest.mark.slow
 def test_generated_map_background_is_simplified(generated):
     import pyogrio
 

@@ -397,6 +397,7 @@ def _independent(cadastre: gpd.GeoDataFrame, national: Path, made: pd.DataFrame
     return ring, absent
 
 
+@pytest.mark.slow
 def test_epinay_friches_of_the_territory_and_of_the_ring(epinay):
     result, messages, cadastre, national, made = epinay
     ring, absent = _independent(cadastre, national, made)
@@ -429,6 +430,7 @@ def test_epinay_friches_of_the_territory_and_of_the_ring(epinay):
     assert "friches listant des parcelles absentes du cadastre : 3" in repairs
 
 
+@pytest.mark.slow
 def test_epinay_report_counts_the_territory_only(epinay):
     result, _, cadastre, national, made = epinay
     ring, _ = _independent(cadastre, national, made)
@@ -441,6 +443,7 @@ def test_epinay_report_counts_the_territory_only(epinay):
     assert "4 identifiant(s) de parcelle listé(s) par 3 friche(s) n'existent pas" in text
 
 
+@pytest.mark.slow
 def test_sample_friches_are_all_in_the_ring(tmp_path):
     territory = load_territory(SAMPLE / "territoire.toml", output_dir=tmp_path)
     messages: list[str] = []
@@ -542,6 +545,7 @@ def two_paths(tmp_path_factory):
     return whole, parts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", ["friches", "friches_surfaces", "zae"])
 def test_both_build_paths_give_the_same_friches(two_paths, layer):
     whole, parts = two_paths
@@ -551,6 +555,7 @@ def test_both_build_paths_give_the_same_friches(two_paths, layer):
     assert whole.checksums[layer] == parts.checksums[layer]
 
 
+@pytest.mark.slow
 def test_two_communes_by_hand(two_paths):
     whole, parts = two_paths
     for result in (whole, parts):
@@ -580,6 +585,7 @@ def test_two_communes_by_hand(two_paths):
 
 
 
+@pytest.mark.slow
 def test_map_draws_the_territory_s_friches_apart_and_shows_them_in_the_zae(two_paths):
     whole, _ = two_paths
     layers = {name: pyogrio.read_dataframe(whole.gpkg, layer=name)

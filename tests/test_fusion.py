@@ -24,6 +24,9 @@ from observatoire.fusion import merge_geopackages
 from observatoire.geopackage import layer_checksum
 from observatoire.pipeline import build
 
+# Every test runs whole builds.
+pytestmark = pytest.mark.slow
+
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 STREAMED = ["batiments", "routes", "parcelles", "unites_foncieres", "friches",

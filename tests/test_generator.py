@@ -217,6 +217,7 @@ def test_summary_line() -> None:
     assert bench.short_size(2500) == "2.5k"
 
 
+@pytest.mark.slow
 def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     proc = subprocess.run(

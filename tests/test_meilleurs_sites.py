@@ -63,6 +63,7 @@ def built(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_published_csv_is_the_layer_rounded(built):
     """Read back: each value is the GeoPackage's ``gisements`` value, rounded."""
     table = read_csv(built / "meilleurs_sites.csv")

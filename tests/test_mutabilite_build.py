@@ -25,6 +25,9 @@ from observatoire.ingest import ingest
 from observatoire.pipeline import build
 from observatoire.schema import MUTABILITE_FIELDS
 
+# Every test runs whole builds.
+pytestmark = pytest.mark.slow
+
 CRS = "EPSG:2154"
 #: Gennes parcels of the friche given by its parcel list, and of the one given by its point.
 FRICHE_PARCELS = ("252670000B0627", "252670000B0628")

@@ -135,6 +135,7 @@ def _layer(path: Path, name: str, key: list[str]) -> gpd.GeoDataFrame:
     ("parcelles", ["idu"]), ("unites_foncieres", ["uf_id"]), ("gisements", ["gisement_id"]),
     ("zae", ["zae_id"]), ("zae_unites", ["zae_id", "uf_id"]), ("batiments", ["bati_id"]),
 ])
+@pytest.mark.slow
 def test_same_features_in_one_partition_and_many(builds, layer, key):
     _, (_, whole), (_, parts) = builds
     a, b = _layer(whole.gpkg, layer, key), _layer(parts.gpkg, layer, key)
@@ -142,6 +143,7 @@ def test_same_features_in_one_partition_and_many(builds, layer, key):
     assert_geodataframe_equal(a, b, check_like=False)
 
 
+@pytest.mark.slow
 def test_same_checksums_counts_and_tables(builds):
     _, (wt, whole), (pt, parts) = builds
     assert whole.checksums == parts.checksums
@@ -162,6 +164,7 @@ def test_same_checksums_counts_and_tables(builds):
     assert maps[0] == maps[1]
 
 
+@pytest.mark.slow
 def test_units_and_sites_cross_the_commune_edge(builds):
     owned, (_, whole), (_, parts) = builds
     units = _layer(parts.gpkg, "unites_foncieres", ["uf_id"])
@@ -178,6 +181,7 @@ def test_units_and_sites_cross_the_commune_edge(builds):
     assert "double" in report.loc["parcelles", "reparations"]
 
 
+@pytest.mark.slow
 def test_report_reads_the_parcels_back_from_the_geopackage(builds, monkeypatch):
     # The build holds no table of every parcel: the report reads its columns back
     # from the GeoPackage, the same values whatever the partitions.
@@ -223,6 +227,7 @@ def test_partition_options(tmp_path, caplog):
 
 
 @pytest.mark.parametrize("kind", ["processus", "dask"])
+@pytest.mark.slow
 def test_workers_give_the_serial_build(builds, tmp_path, kind):
     if kind == "dask":
         pytest.importorskip("distributed", reason="dask.distributed n'est pas installé")
@@ -279,6 +284,7 @@ def test_groups_of_neighbouring_communes():
     assert np.mean([span(g) for g in groups]) < 0.7 * np.mean([span(g) for g in by_code])
 
 
+@pytest.mark.slow
 def test_command_line_partition_size(tmp_path, capsys, builds):
     from observatoire.cli import main
 
@@ -297,6 +303,7 @@ def test_command_line_partition_size(tmp_path, capsys, builds):
         assert "--parcelles-par-partition" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_failed_write_in_the_writing_thread_stops_the_build(tmp_path, monkeypatch):
     from observatoire.errors import BuildError
     from observatoire.geopackage import GeoPackageWriter
@@ -318,6 +325,7 @@ def test_a_failed_write_in_the_writing_thread_stops_the_build(tmp_path, monkeypa
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_undetermined_classes_are_the_same_whatever_the_partitions(tmp_path):
     """Parcels off a partial zoning (no class) in two communes: same classes, sites, report."""
     _cut_sample(tmp_path)

@@ -74,6 +74,7 @@ def test_no_bar_off_a_terminal_or_when_quiet(quiet, bars, capsys):
     assert out == "" if quiet else out.endswith("] Étape\n")
 
 
+@pytest.mark.slow
 def test_the_build_counts_its_long_loops(tmp_path, monkeypatch):
     """Each loop is given with its true length; counting it changes no result."""
     territory = load_territory(SAMPLE / "territoire.toml", output_dir=tmp_path / "a")

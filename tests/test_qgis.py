@@ -322,6 +322,7 @@ def qgis_check(gpkg: Path, tmp_path: Path) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_qgis_opens_the_stored_project_styled(built, tmp_path):
     out = qgis_check(built[0], tmp_path)
     assert out["read"] is True and out["errors"] == []
@@ -339,6 +340,7 @@ def test_qgis_opens_the_stored_project_styled(built, tmp_path):
     assert out["painted"] > 0.4 * (600 // 5) * (450 // 5)
 
 
+@pytest.mark.slow
 def test_qgis_reads_the_sample_build_crs_aliases_and_value_maps(tmp_path):
     """The GeoPackage of the real sample build, opened in QGIS 3.22 as a new user would."""
     out = qgis_check(sample_gpkg(), tmp_path)

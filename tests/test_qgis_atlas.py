@@ -33,6 +33,9 @@ from observatoire.config import load_territory
 from observatoire.publish.qgis import finalize_gpkg, read_project
 from observatoire.publish.qgis_atlas import ATLAS_NAME, ATLAS_STYLE
 
+# Every test builds a GeoPackage or runs the real QGIS.
+pytestmark = pytest.mark.slow
+
 #: Identifiers of the zones added by :func:`several_zones`.
 ZONE_2, ZONE_3 = "25267_SITE-ECO_00002", "25267_SITE-ECO_00003"
 #: Name given to the commune of the zones of :func:`several_zones`.

@@ -21,7 +21,7 @@ from publication_fixtures import sample_layers
 
 from observatoire.publish.rapport import render_report
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 A4_WIDTH_PT = 595.28
 MARGIN_PT = 15 / 25.4 * 72  # @page margin: 15 mm

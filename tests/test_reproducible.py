@@ -72,6 +72,7 @@ def assert_same_layers(a: Path, b: Path) -> None:
         assert layer_checksum(la[name]) == layer_checksum(lb[name]), name
 
 
+@pytest.mark.slow
 def test_two_builds_of_the_sample_are_identical(tmp_path, capsys):
     # The map is not a data layer (and test_cli checks it): skip it to stay fast.
     first = write_territory(tmp_path, SAMPLE_SOURCES, out=tmp_path / "un", name="un.toml",
@@ -110,6 +111,7 @@ def cadastre_files(tmp_path_factory) -> list[Path]:
     return [a, b, *sheets]
 
 
+@pytest.mark.slow
 def test_file_order_does_not_change_the_build(cadastre_files, tmp_path, capsys):
     orders = [cadastre_files, list(reversed(cadastre_files))]
     printed = []

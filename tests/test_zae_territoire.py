@@ -37,6 +37,9 @@ from observatoire.executor import SerialExecutor
 from observatoire.pipeline import build
 from observatoire.publish.cnig_schema import validate_geopackage
 
+# Every test runs whole builds.
+pytestmark = pytest.mark.slow
+
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 NAMES = ["Montfaucon", "UY", "Ailleurs", "À cheval", "Extension"]
 
