@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from publishers import INSEE, MILLESIMES, SAMPLE, publishers, sample_publishers_data
 
-from observatoire.pipeline import build
 from observatoire.cli import main
 from observatoire.config import load_territory
+from observatoire.pipeline import build
 
 __all__ = ["publishers", "sample_publishers_data"]  # fixtures used by name
 
