@@ -1,0 +1,1 @@
+"""Continuous observation: each build a dated observation, and what changed between two."""
