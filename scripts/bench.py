@@ -274,10 +274,9 @@ def run_floor(toml: Path, gpkg: Path | None, *, workdir: Path, n: int) -> dict[s
 def _executor_used(territory: Any) -> str:
     """How the build ran: in one pass, or by partition with which executor."""
     from observatoire.executor import default_executor
-    from observatoire.pipeline.build import WORKER_BYTES
+    from observatoire.pipeline.build import wants_worker
 
-    source = territory.source("parcelles")
-    if sum(p.stat().st_size for p in source.paths) <= WORKER_BYTES:
+    if not wants_worker(territory):
         return "par partitions, en série"
     executor = default_executor()
     return f"par partitions, {executor.name} ({executor.workers} processus de calcul)"

@@ -166,11 +166,15 @@ def _runner(territory: Territory, executor: Executor | None
     """
     if executor is not None:
         return contextlib.nullcontext(executor)
-    source = territory.source("parcelles")
-    size = sum(p.stat().st_size for p in source.paths) if source else 0
-    if size > WORKER_BYTES:
+    if wants_worker(territory):
         return default_executor()
     return contextlib.nullcontext(None)
+
+
+def wants_worker(territory: Territory) -> bool:
+    """Whether the parcel files weigh more than :data:`WORKER_BYTES` (a worker by default)."""
+    source = territory.source("parcelles")
+    return source is not None and sum(p.stat().st_size for p in source.paths) > WORKER_BYTES
 
 
 @dataclass
