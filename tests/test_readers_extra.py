@@ -227,7 +227,7 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]], *, encoding:
 
 
 @pytest.mark.parametrize("encoding", ["latin-1", "utf-8"])
-def test_dgfip_owner_file(tmp_path, encoding):
+def test_dgfip_proprietaires_file(tmp_path, encoding):
     path = write_csv(tmp_path / "pm25.txt", DGFIP_HEADER, DGFIP_ROWS, encoding=encoding)
     result = read_proprietaires(Source(kind="proprietaires", paths=(path,)), crs=L93)
     out = result.frame.set_index("idu")
@@ -248,8 +248,8 @@ def test_dgfip_owner_file(tmp_path, encoding):
     assert repairs["lignes sans identifiant de parcelle valide écartées"] == 1
 
 
-def test_generic_owner_table_never_names_natural_persons(tmp_path):
-    path = write_csv(tmp_path / "owners.csv",
+def test_generic_proprietaires_table_never_names_natural_persons(tmp_path):
+    path = write_csv(tmp_path / "proprietaires.csv",
                      ["idu", "proprietaire", "type", "siren", "compte"],
                      [["252670000A0001", "DUPONT JEAN", "personne physique", "", "B001"],
                       ["252670000A0002", "SCI LES PINS", "", "444444444", "B002"],
@@ -271,7 +271,7 @@ def test_generic_owner_table_never_names_natural_persons(tmp_path):
     assert not out.astype(str).apply(lambda c: c.str.contains("DUPONT|MARTIN")).any().any()
 
 
-def test_owner_table_without_idu_column(tmp_path):
+def test_proprietaires_table_without_idu_column(tmp_path):
     path = write_csv(tmp_path / "o.csv", ["parcel", "name"], [["x", "y"]], encoding="utf-8",
                      sep=",")
     with pytest.raises(SchemaError, match=r"sources\.proprietaires\.champs\.idu"):
@@ -339,8 +339,8 @@ stricte = true
     assert dem.startswith("REFUSÉ") and "mnt.asc : le MNT ne couvre pas les parcelles" in dem
     (ppri,) = [ln for ln in lines if " sources.contraintes[0] :" in ln]
     assert ppri.startswith("LU") and "1 entités gardées sur 1 lues" in ppri
-    (owners,) = [ln for ln in lines if " sources.proprietaires :" in ln]
-    assert owners.startswith("RÉPARÉ") or owners.startswith("LU")
+    (line,) = [ln for ln in lines if " sources.proprietaires :" in ln]
+    assert line.startswith("RÉPARÉ") or line.startswith("LU")
 
 
 def test_extra_readers_cover_the_kinds():

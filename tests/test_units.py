@@ -23,7 +23,7 @@ from observatoire.analysis.units import (
     gisements,
     meilleurs_sites,
     pairs_from_idu,
-    parcel_owners,
+    parcel_proprietaires,
     plus_grande_surface_dispo,
     shared_edge_pairs,
     unit_of_parcel,
@@ -112,22 +112,22 @@ def test_shared_edges_found_without_predicate():
 ROW = [box(0, 0, 50, 50), box(50, 0, 100, 50), box(112, 0, 162, 50), box(162, 0, 212, 50)]
 
 
-def owners_table(rows: list[tuple[str, str, str, str | None, str | None]]) -> pd.DataFrame:
+def table_proprietaires(rows: list[tuple[str, str, str, str | None, str | None]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["idu", "proprietaire_cle", "proprietaire_type",
                                        "proprietaire_nom", "proprietaire_siren"])
 
 
-def test_units_same_owner_contiguous_and_road_breaks():
+def test_units_same_proprietaire_contiguous_and_road_breaks():
     p = parcels(ROW)
     idu = p["idu"].tolist()
-    table = owners_table([
+    table = table_proprietaires([
         (idu[0], "siren:111111111", "personne morale", "SCI DU PRE", "111111111"),
         (idu[1], "siren:111111111", "personne morale", "SCI DU PRE", "111111111"),
         (idu[2], "siren:111111111", "personne morale", "SCI DU PRE", "111111111"),
         (idu[3], "compte:B042", "personne physique", "DUPONT JEAN", None),
     ])
-    owners = parcel_owners(p, table, absents="personne physique")
-    units = unites_foncieres(p, owners=owners)
+    proprietaires = parcel_proprietaires(p, table, absents="personne physique")
+    units = unites_foncieres(p, proprietaires=proprietaires)
     assert units["idus"].tolist() == [f"{idu[0]}|{idu[1]}", idu[2], idu[3]]
     assert units["uf_id"].tolist() == [f"UF-{idu[0]}", f"UF-{idu[2]}", f"UF-{idu[3]}"]
     assert units["nb_parcelles"].tolist() == [2, 1, 1]
@@ -145,26 +145,26 @@ def test_units_same_owner_contiguous_and_road_breaks():
                                                  f"UF-{idu[2]}", f"UF-{idu[3]}"]
 
 
-def test_units_co_owners_and_absent_parcels():
+def test_units_co_proprietaires_and_absent_parcels():
     p = parcels(ROW[:2] + [box(100, 0, 150, 50)])
     idu = p["idu"].tolist()
-    table = owners_table([
+    table = table_proprietaires([
         (idu[0], "siren:111111111", "personne morale", "SCI A", "111111111"),
         (idu[0], "siren:222222222", "personne morale", "SARL B", "222222222"),
         (idu[1], "siren:222222222", "personne morale", "SARL B", "222222222"),
         (idu[1], "siren:111111111", "personne morale", "SCI A", "111111111"),
     ])
-    owners = parcel_owners(p, table, absents="personne physique")
-    assert values(owners["proprietaire_nom"]) == ["SARL B | SCI A", "SARL B | SCI A", None]
-    assert values(owners["proprietaire_type"]) == ["personne morale", "personne morale",
+    proprietaires = parcel_proprietaires(p, table, absents="personne physique")
+    assert values(proprietaires["proprietaire_nom"]) == ["SARL B | SCI A", "SARL B | SCI A", None]
+    assert values(proprietaires["proprietaire_type"]) == ["personne morale", "personne morale",
                                                     "personne physique"]
-    units = unites_foncieres(p, owners=owners)
+    units = unites_foncieres(p, proprietaires=proprietaires)
     # Same set of co-owners → one unit; the absent parcel is its own unit.
     assert units["nb_parcelles"].tolist() == [2, 1]
     assert values(units["proprietaire_siren"]) == ["111111111|222222222", None]
 
 
-def test_units_without_owner_table():
+def test_units_without_proprietaires_table():
     p = parcels(ROW)
     units = unites_foncieres(p)
     assert len(units) == 4
@@ -230,12 +230,13 @@ def test_gisements_leave_out_undetermined_classes():
     assert sites["score_moyen"].tolist() == pytest.approx([70, 70])
 
 
-def test_gisements_owner_count():
+def test_gisements_proprietaires_count():
     p = scored_row()
     idu = p["idu"].tolist()
-    table = owners_table([(idu[3], "siren:111111111", "personne morale", "SCI", "111111111")])
-    owners = parcel_owners(p, table)
-    sites = gisements(p, profile="industrie", owners=owners, score_min=50)
+    table = table_proprietaires(
+        [(idu[3], "siren:111111111", "personne morale", "SCI", "111111111")])
+    proprietaires = parcel_proprietaires(p, table)
+    sites = gisements(p, profile="industrie", proprietaires=proprietaires, score_min=50)
     # Site 3-4: one known owner, plus parcel 4 of unknown owner.
     assert sites["nb_proprietaires"].tolist() == [2, 2]
 

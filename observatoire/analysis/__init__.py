@@ -33,7 +33,7 @@ in one run over the whole territory:
 - :func:`~observatoire.analysis.scoring.score_parcels` given those indicators:
   scores, classes, contributions, reliability and texts are per row (every value
   rendered in a text is formatted on its own);
-- :func:`~observatoire.analysis.units.parcel_owners` given the owner table;
+- :func:`~observatoire.analysis.units.parcel_proprietaires` given the owner table;
 - :func:`~observatoire.analysis.friche_links.friche_links` given the friches of
   :meth:`AnalysisContext.friches_around`: the links of the partitions, concatenated,
   are those of the territory. :func:`~observatoire.analysis.friches.attach_friches`
@@ -91,7 +91,7 @@ from observatoire.analysis.units import (
     gisements,
     meilleurs_sites,
     pairs_from_idu,
-    parcel_owners,
+    parcel_proprietaires,
     plus_grande_surface_dispo,
     unit_of_parcel,
     unites_foncieres,
@@ -290,15 +290,15 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
 
     t = clock()
     pairs = contiguity_pairs(geoms(parcelles), tolerance=opts.tolerance_contiguite)
-    owners = None
+    proprietaires = None
     if extra.proprietaires is not None:
-        owners = parcel_owners(parcelles, extra.proprietaires,
+        proprietaires = parcel_proprietaires(parcelles, extra.proprietaires,
                                absents=extra.proprietaires_absents)
-    unites = unites_foncieres(parcelles, owners=owners, pairs=pairs)
+    unites = unites_foncieres(parcelles, proprietaires=proprietaires, pairs=pairs)
     scored = scored_frame(parcelles, indicators.frame, scores,
                           unit_of_parcel(parcelles, unites).to_numpy(dtype=object))
     first = profs[0]
-    sites = gisements(scored, profile=first.name, pairs=pairs, owners=owners,
+    sites = gisements(scored, profile=first.name, pairs=pairs, proprietaires=proprietaires,
                       seuil_bati=opts.seuil_bati_gisement, score_min=opts.score_min_gisement)
     zae = layers.zae.copy()
     zae["plus_grand_terrain_libre_m2"] = plus_grande_surface_dispo(

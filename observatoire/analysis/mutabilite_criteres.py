@@ -707,7 +707,7 @@ def categorie_proprietaires(proprietaires: pd.DataFrame, idu: pd.Series, *,
     return out.astype(object)
 
 
-def combine_owners(categories: pd.Series, site: np.ndarray, n: int) -> np.ndarray:
+def combine_proprietaires(categories: pd.Series, site: np.ndarray, n: int) -> np.ndarray:
     """Mutafriches' ``typeProprietaire`` of each site from the categories of its parcels.
 
     Only public → ``public``; only private → ``prive``; private and co-owned (no
@@ -750,7 +750,7 @@ def type_proprietaire(sites: gpd.GeoDataFrame, proprietaires: pd.DataFrame | Non
         site = pd.Index(sites.index).get_indexer(parcels.index)
         cats = categorie_proprietaires(proprietaires, parcels.reset_index(drop=True),
                                        absents=absents)
-        values = combine_owners(cats, site, n)
+        values = combine_proprietaires(cats, site, n)
         has = np.bincount(site, minlength=n) > 0
         src = np.where(has, "table des propriétaires (parcelles du site)",
                        "aucune parcelle connue pour le site").astype(object)
@@ -786,14 +786,15 @@ def proprietaire_cnig(sites: pd.DataFrame) -> Derived:
     pairs = pd.DataFrame({"c": codes.to_numpy(dtype=object),
                           "p": personne.to_numpy(dtype=object)})
     # Each distinct answer read once.
-    table = {key: _owner_codes(*key) for key in set(zip(pairs["c"], pairs["p"], strict=True))}
+    table = {key: _proprietaire_codes(*key)
+             for key in set(zip(pairs["c"], pairs["p"], strict=True))}
     found = [table[key] for key in zip(pairs["c"], pairs["p"], strict=True)]
     values = np.array([f[0] for f in found] or [], dtype=object)
     src = np.array([f[1] for f in found] or [], dtype=object)
     return _derived(values, src, sites.index)
 
 
-def _owner_codes(codes: str, personne: str) -> tuple[str | None, str]:
+def _proprietaire_codes(codes: str, personne: str) -> tuple[str | None, str]:
     items = [c.strip().strip('"') for c in codes.replace("|", ",").split(",") if c.strip()]
     if items:
         cats: list[str | None] = []
@@ -809,7 +810,8 @@ def _owner_codes(codes: str, personne: str) -> tuple[str | None, str]:
         if None in cats:
             return None, f"source des friches : proprio_type {','.join(items)} (catégorie " \
                          f"publique ou privée inconnue)"
-        value = combine_owners(pd.Series(cats, dtype=object), np.zeros(len(cats), np.int64), 1)
+        value = combine_proprietaires(pd.Series(cats, dtype=object),
+                                      np.zeros(len(cats), np.int64), 1)
         return value[0], f"source des friches : proprio_type {','.join(items)}"
     if personne == "personne physique":
         return "prive", "source des friches : proprio_personne « personne physique »"
@@ -985,7 +987,7 @@ def derive_criteria(sites: gpd.GeoDataFrame, layers: CriteriaLayers
 
 
 __all__ = ["CriteriaLayers", "Derived", "categorie_proprietaires", "classify_zones",
-           "combine_owners", "derive_criteria", "distance_autoroute", "distance_ite",
+           "combine_proprietaires", "derive_criteria", "distance_autoroute", "distance_ite",
            "etat_bati", "grande_circulation", "pollution", "proprietaire_cnig",
            "proximite_commerces_services", "raccordement_eau", "risque_inondation",
            "risques_technologiques", "site_en_centre_ville", "surface_bati", "surface_site",

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 TOLERANCE = 0.5
 SEUIL_BATI_GISEMENT = 0.1
 SCORE_MIN_GISEMENT = 50.0
-OWNER_TYPES = ("personne morale", "personne physique", "inconnu")
+PROPRIETAIRE_TYPES = ("personne morale", "personne physique", "inconnu")
 
 UNITES_COLUMNS = ["uf_id", "idus", "nb_parcelles", "surface_m2", "proprietaire_type",
                   "proprietaire_nom", "proprietaire_siren", "methode"]
@@ -388,10 +388,10 @@ def components(parcelles: gpd.GeoDataFrame, *, nodes: np.ndarray, same: np.ndarr
     return connected_components(n, pairs[:, keep])
 
 
-# --------------------------------------------------------------------------- owners
+# --------------------------------------------------------------------------- proprietaires
 
 
-def parcel_owners(parcelles: gpd.GeoDataFrame, proprietaires: pd.DataFrame, *,
+def parcel_proprietaires(parcelles: gpd.GeoDataFrame, proprietaires: pd.DataFrame, *,
                   absents: str = "inconnu") -> pd.DataFrame:
     """Find the owner of every parcel, from an owner table keyed by IDU.
 
@@ -463,7 +463,7 @@ def _join_present(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray, sep
 # --------------------------------------------------------------------------- units
 
 
-def unites_foncieres(parcelles: gpd.GeoDataFrame, *, owners: pd.DataFrame | None = None,
+def unites_foncieres(parcelles: gpd.GeoDataFrame, *, proprietaires: pd.DataFrame | None = None,
                      pairs: np.ndarray | None = None, tolerance: float = TOLERANCE
                      ) -> gpd.GeoDataFrame:
     """Land units: contiguous parcels of the same owner, or one unit per parcel.
@@ -472,8 +472,8 @@ def unites_foncieres(parcelles: gpd.GeoDataFrame, *, owners: pd.DataFrame | None
     ----------
     parcelles
         The parcels (``idu``, ``surface_m2``).
-    owners
-        Output of :func:`parcel_owners`, or ``None`` when the territory gives no
+    proprietaires
+        Output of :func:`parcel_proprietaires`, or ``None`` when the territory gives no
         owner table (each parcel is then its own unit, ``methode = 'parcelle'``).
     pairs
         The contiguity graph (:func:`contiguity_pairs`; computed when ``None``).
@@ -487,7 +487,7 @@ def unites_foncieres(parcelles: gpd.GeoDataFrame, *, owners: pd.DataFrame | None
     """
     n = len(parcelles)
     idu = parcelles["idu"].astype(str).to_numpy(dtype=object)
-    if owners is None:
+    if proprietaires is None:
         labels = np.arange(n)
         kind = np.full(n, "inconnu", dtype=object)
         nom = siren = np.full(n, None, dtype=object)
@@ -495,11 +495,11 @@ def unites_foncieres(parcelles: gpd.GeoDataFrame, *, owners: pd.DataFrame | None
     else:
         if pairs is None:
             pairs = contiguity_pairs(geoms(parcelles), tolerance=tolerance)
-        key = owners["cle"].to_numpy(dtype=object)
+        key = proprietaires["cle"].to_numpy(dtype=object)
         labels = components(parcelles, nodes=pd.notna(key), same=key, pairs=pairs)
-        kind = owners["proprietaire_type"].to_numpy(dtype=object)
-        nom = owners["proprietaire_nom"].to_numpy(dtype=object)
-        siren = owners["proprietaire_siren"].to_numpy(dtype=object)
+        kind = proprietaires["proprietaire_type"].to_numpy(dtype=object)
+        nom = proprietaires["proprietaire_nom"].to_numpy(dtype=object)
+        siren = proprietaires["proprietaire_siren"].to_numpy(dtype=object)
         method = "proprietaire"
     order, starts, sizes = _groups(labels, idu)
     first = order[starts]
@@ -557,7 +557,7 @@ def eligible(scored: pd.DataFrame, *, profile: str, seuil_bati: float = SEUIL_BA
 
 
 def gisements(scored: gpd.GeoDataFrame, *, profile: str, pairs: np.ndarray | None = None,
-              owners: pd.DataFrame | None = None, seuil_bati: float = SEUIL_BATI_GISEMENT,
+              proprietaires: pd.DataFrame | None = None, seuil_bati: float = SEUIL_BATI_GISEMENT,
               score_min: float = SCORE_MIN_GISEMENT, tolerance: float = TOLERANCE
               ) -> gpd.GeoDataFrame:
     """Candidate sites: contiguous eligible parcels merged.
@@ -570,8 +570,8 @@ def gisements(scored: gpd.GeoDataFrame, *, profile: str, pairs: np.ndarray | Non
         The profile whose scores select the parcels.
     pairs
         The contiguity graph (:func:`contiguity_pairs`; computed when ``None``).
-    owners
-        Output of :func:`parcel_owners` (``nb_proprietaires`` is NULL without it).
+    proprietaires
+        Output of :func:`parcel_proprietaires` (``nb_proprietaires`` is NULL without it).
     seuil_bati, score_min
         Eligibility thresholds (``options.seuil_bati_gisement``,
         ``options.score_min_gisement``).
@@ -606,7 +606,7 @@ def gisements(scored: gpd.GeoDataFrame, *, profile: str, pairs: np.ndarray | Non
         "surface_m2": total,
         "nb_parcelles": sizes.astype(np.int64),
         "idus": _join_groups(idu[rows], starts, sizes, "|"),
-        "nb_proprietaires": _count_owners(owners, rows, grp, len(starts)),
+        "nb_proprietaires": _count_proprietaires(proprietaires, rows, grp, len(starts)),
         "score_moyen": mean,
         "score_min": np.minimum.reduceat(score, starts),
         "zae_id": _dominant_key(scored["zae_id"], rows, grp, area * scored["part_zae"]
@@ -634,12 +634,12 @@ def _empty_gisements(crs: object) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
 
 
-def _count_owners(owners: pd.DataFrame | None, rows: np.ndarray, grp: np.ndarray, n: int
-                  ) -> pd.Series:
+def _count_proprietaires(proprietaires: pd.DataFrame | None, rows: np.ndarray, grp: np.ndarray,
+                         n: int) -> pd.Series:
     """Distinct owners per site; a parcel of unknown owner counts as one more owner."""
-    if owners is None:
+    if proprietaires is None:
         return pd.Series(pd.NA, index=range(n), dtype="Int64")
-    key = owners["cle"].to_numpy(dtype=object)[rows]
+    key = proprietaires["cle"].to_numpy(dtype=object)[rows]
     unknown = pd.isna(key)
     key = np.where(unknown, "?" + pd.Series(rows).astype(str).to_numpy(), key)
     counts = pd.DataFrame({"g": grp, "k": key}).drop_duplicates().groupby("g").size()
@@ -783,11 +783,11 @@ def meilleurs_sites(sites: gpd.GeoDataFrame, *, classes: Mapping[str, float] | N
 
 
 __all__ = [
-    "GISEMENTS_COLUMNS", "OWNER_TYPES", "SCORE_MIN_GISEMENT", "SEUIL_BATI_GISEMENT",
+    "GISEMENTS_COLUMNS", "PROPRIETAIRE_TYPES", "SCORE_MIN_GISEMENT", "SEUIL_BATI_GISEMENT",
     "TOLERANCE", "UNITES_COLUMNS", "candidate_pairs", "component_labels", "components",
     "available_in_zae", "connected_components", "contiguity_pairs", "contiguity_pairs_idu",
     "contiguous", "eligible", "gisements", "largest_available", "meilleurs_sites",
-    "pairs_from_idu", "parcel_owners",
+    "pairs_from_idu", "parcel_proprietaires",
     "plus_grande_surface_dispo", "shared_edge_pairs", "sort_gisements", "unit_of_parcel",
     "unites_foncieres",
 ]

@@ -46,7 +46,7 @@ from observatoire.analysis.units import (
     gisements,
     largest_available,
     meilleurs_sites,
-    parcel_owners,
+    parcel_proprietaires,
     sort_gisements,
     unit_of_parcel,
     unites_foncieres,
@@ -159,7 +159,7 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
     # Written by the caller; from now on held by the context only (indexed for the
     # distances), and not at all in this process once the context is sent to workers.
     layers.routes = layers.routes.iloc[:0].copy()
-    owners_table = extra.proprietaires
+    table_proprietaires = extra.proprietaires
     absents = extra.proprietaires_absents
 
     t = clock()
@@ -209,8 +209,8 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
             submitted.append(GroupTask(
                 part=part, bounds=tuple(float(v) for v in part.total_bounds), given=given,
                 gid=gid, touching=isin_sorted(gid, cross.leaving(gid)),
-                owners=(parcel_owners(part, owners_table, absents=absents)
-                        if owners_table is not None else None)))
+                proprietaires=(parcel_proprietaires(part, table_proprietaires, absents=absents)
+                        if table_proprietaires is not None else None)))
             yield submitted[-1]
 
     executor = executor or SerialExecutor()
@@ -223,14 +223,14 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
     for done in track(say, results, total=len(groups), label="groupes de communes"):
         task = submitted.popleft()
         scored, local, wait, wait_site = done.scored, done.local, done.wait, done.wait_site
-        gid, owners = task.gid, task.owners
+        gid, proprietaires = task.gid, task.proprietaires
         # Land units and candidate sites closed inside the group were made by the
         # worker; the parcels of those that may reach across its edge are held until
         # every group is read.
         _buildings_on(_write_units(out_units, done.units, zae_tree, zae_units),
                       task.given.get("batiments"), zae_buildings)
         if wait.any():
-            held.add(scored, owners, gid, wait)
+            held.add(scored, proprietaires, gid, wait)
             out_parcels.add(scored[~wait])
             best.add(scored[~wait], gid[~wait])
         else:
@@ -242,7 +242,7 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
         # Here, while the workers analyse the next groups (a commune is whole in its group).
         outlines.append(commune_outlines(task.part))
         if wait_site.any():
-            open_sites.add(scored, owners, gid, wait_site)
+            open_sites.add(scored, proprietaires, gid, wait_site)
 
         # What the ZAE, the map and the report need of the parcels.
         in_zae = scored["zae_id"].notna().to_numpy()
@@ -271,7 +271,7 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
     graph = Graph.of(pair_lists, len(staged.idu))
     if held:
         frame, own, hgid = held.frame()
-        units = unites_foncieres(frame, owners=own, pairs=graph.within(hgid))
+        units = unites_foncieres(frame, proprietaires=own, pairs=graph.within(hgid))
         frame["uf_id"] = unit_of_parcel(frame, units).to_numpy(dtype=object)
         met = _write_units(out_units, units, zae_tree, zae_units)
         if met is not None and buildings is not None:
@@ -282,7 +282,7 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
             open_sites.set_units(hgid, frame["uf_id"].to_numpy(dtype=object))
     if open_sites:
         frame, own, sgid = open_sites.frame()
-        sites.append(gisements(frame, pairs=graph.within(sgid), owners=own,
+        sites.append(gisements(frame, pairs=graph.within(sgid), proprietaires=own,
                                **settings.sites()))
     out_parcels.flush()
     out_units.flush()
@@ -371,7 +371,7 @@ class GroupTask:
     gid: np.ndarray
     #: The parcels with an edge to another commune.
     touching: np.ndarray
-    owners: pd.DataFrame | None
+    proprietaires: pd.DataFrame | None
 
 
 @dataclass
@@ -402,17 +402,17 @@ def analyse_group(task: GroupTask, shared: tuple[AnalysisContext, GroupSettings]
     its edge (a component holding a ``touching`` parcel) are marked to be held.
     """
     ctx, settings = shared
-    part, owners, touching = task.part, task.owners, task.touching
+    part, proprietaires, touching = task.part, task.proprietaires, task.touching
     ind, _avail, scores = partition_task((part, task.bounds, task.given), ctx)
     local = contiguity_pairs(geoms(part), tolerance=settings.tolerance)
-    if owners is None:
+    if proprietaires is None:
         units = unites_foncieres(part)
         wait = np.zeros(len(part), dtype=bool)
     else:
-        key = pd.factorize(owners["cle"])[0]
+        key = pd.factorize(proprietaires["cle"])[0]
         wait = open_components(len(part), local, key >= 0, touching, same=key)
         rows = np.flatnonzero(~wait)
-        units = unites_foncieres(part.iloc[rows], owners=owners.iloc[rows],
+        units = unites_foncieres(part.iloc[rows], proprietaires=proprietaires.iloc[rows],
                                  pairs=_restrict(local, rows, len(part)))
     uf = np.full(len(part), None, dtype=object)
     uf[~wait] = unit_of_parcel(part[~wait], units).to_numpy(dtype=object)
@@ -421,7 +421,7 @@ def analyse_group(task: GroupTask, shared: tuple[AnalysisContext, GroupSettings]
     wait_site = open_components(len(part), local, ok, touching)
     rows = np.flatnonzero(~wait_site)
     sites = gisements(scored.iloc[rows], pairs=_restrict(local, rows, len(part)),
-                      owners=owners.iloc[rows] if owners is not None else None,
+                      proprietaires=proprietaires.iloc[rows] if proprietaires is not None else None,
                       **settings.sites())
     links = None
     if ctx.friches is not None:

@@ -305,14 +305,14 @@ def units_table(units: pd.DataFrame) -> Table:
     for k, u in enumerate(units.itertuples(index=False), start=1):
         kind = getattr(u, "proprietaire_type", None)
         kind = kind if kind in ("personne morale", "personne physique") else "inconnu"
-        owner = kind
+        proprietaire = kind
         if kind == "personne morale":
             name = getattr(u, "proprietaire_nom", None)
             siren = getattr(u, "proprietaire_siren", None)
             if name is not None and not pd.isna(name):
-                owner += f" : {name}"
+                proprietaire += f" : {name}"
             if siren is not None and not pd.isna(siren):
-                owner += f" (SIREN {siren})"
+                proprietaire += f" (SIREN {siren})"
         idus = _text(getattr(u, "idus", None)).replace("|", ", ")
         share = getattr(u, "part_dans_zae", None)
         area = f"{_m2(getattr(u, 'surface_m2', None))}"
@@ -321,7 +321,7 @@ def units_table(units: pd.DataFrame) -> Table:
         status = getattr(u, "statut_vacance", None)
         colour, label = STATUTS.get(status, STATUTS["inconnue"]) if isinstance(
             status, str) else STATUTS["inconnue"]
-        rows.append([str(k), f"{u.uf_id} — {idus}", area, owner,
+        rows.append([str(k), f"{u.uf_id} — {idus}", area, proprietaire,
                      _text(getattr(u, "occupants", None)),
                      label if isinstance(status, str) and status in STATUTS else _text(status),
                      _text(getattr(u, "raison_vacance", None))])

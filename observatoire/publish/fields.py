@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from observatoire.publish.assets import (
     FRICHE_STATUTS,
     OCCUPATIONS,
-    OWNER_TYPES,
+    PROPRIETAIRE_TYPES,
     SCORE_CLASSES,
     ZONE_TYPES,
     ScoringProfile,
@@ -216,7 +216,7 @@ VALUE_MAPS: dict[str, dict[str, str]] = {
         "couche": "Couche de zones fournie",
         "derivee_plu": "Dérivée des zones d'activités du PLU",
     },
-    "proprietaire_type": {value: label for value, (_, label) in OWNER_TYPES.items()},
+    "proprietaire_type": {value: label for value, (_, label) in PROPRIETAIRE_TYPES.items()},
     "methode": {
         "proprietaire": "Parcelles contiguës d'un même propriétaire",
         "parcelle": "Une parcelle par unité (propriétaires inconnus)",
