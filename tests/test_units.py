@@ -24,7 +24,6 @@ from observatoire.analysis.units import (
     meilleurs_sites,
     pairs_from_idu,
     parcel_proprietaires,
-    plus_grande_surface_dispo,
     shared_edge_pairs,
     unit_of_parcel,
     unites_foncieres,
@@ -239,17 +238,6 @@ def test_gisements_proprietaires_count():
     sites = gisements(p, profile="industrie", proprietaires=proprietaires, score_min=50)
     # Site 3-4: one known owner, plus parcel 4 of unknown owner.
     assert sites["nb_proprietaires"].tolist() == [2, 2]
-
-
-def test_largest_available_area_per_zae():
-    p = scored_row()
-    zae = gpd.GeoDataFrame({"zae_id": ["Z1", "Z2", "Z3"]},
-                           geometry=[box(0, 0, 100, 50), box(212, 0, 362, 50),
-                                     box(1000, 0, 1100, 100)], crs=CRS)
-    out = plus_grande_surface_dispo(p, zae, profile="industrie", seuil_bati=0.1)
-    # Z1: parcels 0 and 1 are contiguous and available: 5 000 m². Z2: parcel 3 alone
-    # (parcel 4 is outside the ZAE, 5 is built): 2 500 m². Z3: nothing.
-    assert out.tolist() == pytest.approx([5000, 2500, 0])
 
 
 def test_best_sites_table():

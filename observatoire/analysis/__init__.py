@@ -47,13 +47,11 @@ edge, concatenate the IDU pairs and drop duplicates; then
 :func:`~observatoire.analysis.units.component_labels` labels connected components
 globally (the label is the smallest IDU: it does not depend on the partitioning),
 and :func:`~observatoire.analysis.units.pairs_from_idu` turns the global pairs into
-the ``pairs`` argument of :func:`~observatoire.analysis.units.unites_foncieres`,
-:func:`~observatoire.analysis.units.gisements` and
-:func:`~observatoire.analysis.units.plus_grande_surface_dispo` for any subset of
-parcels holding whole components: the parcels of legal-entity owners (the others
-are units of their own) for the land units, the eligible parcels
-(:func:`~observatoire.analysis.units.eligible`) for the candidate sites, the
-available parcels of the ZAE for their largest available area.
+the ``pairs`` argument of :func:`~observatoire.analysis.units.unites_foncieres` and
+:func:`~observatoire.analysis.units.gisements` for any subset of parcels holding
+whole components: the parcels of legal-entity owners (the others are units of their
+own) for the land units, the eligible parcels
+(:func:`~observatoire.analysis.units.eligible`) for the candidate sites.
 :func:`~observatoire.analysis.units.connected_components` does the same on
 positional pairs.
 """
@@ -92,7 +90,6 @@ from observatoire.analysis.units import (
     meilleurs_sites,
     pairs_from_idu,
     parcel_proprietaires,
-    plus_grande_surface_dispo,
     unit_of_parcel,
     unites_foncieres,
 )
@@ -200,7 +197,7 @@ class AnalysisResult:
     gisements
         Candidate sites of the first profile.
     zae
-        The ZAE with ``plus_grand_terrain_libre_m2``.
+        The ZAE layer, with its friches (the inventory adds its columns afterwards).
     meilleurs_sites
         The candidate sites as a table, best first.
     profiles
@@ -301,8 +298,6 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
     sites = gisements(scored, profile=first.name, pairs=pairs, proprietaires=proprietaires,
                       seuil_bati=opts.seuil_bati_gisement, score_min=opts.score_min_gisement)
     zae = layers.zae.copy()
-    zae["plus_grand_terrain_libre_m2"] = plus_grande_surface_dispo(
-        scored, zae, profile=first.name, pairs=pairs, seuil_bati=opts.seuil_bati_gisement)
     best = meilleurs_sites(sites, classes=dict(first.classes))
     timings["unites_gisements"] = clock() - t
 

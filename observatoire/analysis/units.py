@@ -194,7 +194,7 @@ def contiguity_pairs_idu(parcelles: gpd.GeoDataFrame, *, tolerance: float = TOLE
     the parcels of its neighbours that lie within ``tolerance`` of its edge (any
     pair is then found by at least one partition), concatenate the results and
     drop the duplicates; :func:`pairs_from_idu` turns them back into positions for
-    :func:`unites_foncieres`, :func:`gisements` and :func:`plus_grande_surface_dispo`.
+    :func:`unites_foncieres` and :func:`gisements`.
 
     Parameters
     ----------
@@ -661,84 +661,6 @@ def _dominant_key(values: pd.Series, rows: np.ndarray, grp: np.ndarray, weight: 
     return out
 
 
-def plus_grande_surface_dispo(scored: gpd.GeoDataFrame, zae: gpd.GeoDataFrame, *,
-                              profile: str, pairs: np.ndarray | None = None,
-                              seuil_bati: float = SEUIL_BATI_GISEMENT,
-                              tolerance: float = TOLERANCE) -> pd.Series:
-    """Largest contiguous available area of each ZAE (m²).
-
-    A parcel is available when the profile does not exclude it and its built share
-    is under ``seuil_bati`` (the score does not matter: in a ZAE the zoning already
-    says what may be built). Contiguous available parcels of the same ZAE are
-    merged; the area counted is the part inside the ZAE.
-
-    Returns
-    -------
-    pandas.Series
-        ``plus_grand_terrain_libre_m2``, indexed like ``zae`` (0 when nothing is
-        available).
-    """
-    if len(zae) == 0 or len(scored) == 0:
-        return pd.Series(0.0, index=zae.index, name="plus_grand_terrain_libre_m2")
-    ok, inside = available_in_zae(scored, profile=profile, seuil_bati=seuil_bati)
-    if pairs is None and ok.any():
-        pairs = contiguity_pairs(geoms(scored), tolerance=tolerance)
-    zid = scored["zae_id"].astype(object).where(scored["zae_id"].notna(), None
-                                                ).to_numpy(dtype=object)
-    return largest_available(ok, zid, inside,
-                             pairs if pairs is not None else np.zeros((2, 0), np.int64), zae)
-
-
-def available_in_zae(scored: pd.DataFrame, *, profile: str,
-                     seuil_bati: float = SEUIL_BATI_GISEMENT) -> tuple[np.ndarray, np.ndarray]:
-    """Which parcels are available in a ZAE, and their area inside it (m²).
-
-    Available: in a ZAE, not excluded by ``profile``, built share under
-    ``seuil_bati`` (or unknown). Row-local: computed on any subset of the parcels.
-    """
-    built = scored["part_batie"].to_numpy(dtype="float64")
-    ok = (~scored[f"exclu_{profile}"].to_numpy(dtype=bool)
-          & (np.isnan(built) | (built < seuil_bati)) & scored["zae_id"].notna().to_numpy())
-    inside = (scored["surface_m2"].to_numpy(dtype="float64")
-              * scored["part_zae"].to_numpy(dtype="float64"))
-    return ok, inside
-
-
-def largest_available(ok: np.ndarray, zae_id: np.ndarray, inside: np.ndarray,
-                      pairs: np.ndarray, zae: gpd.GeoDataFrame) -> pd.Series:
-    """Largest area of contiguous available parcels of the same ZAE, per ZAE (m²).
-
-    Parameters
-    ----------
-    ok, inside
-        Of some parcels holding whole components (:func:`available_in_zae`).
-    zae_id
-        The ZAE of each of those parcels (``None`` outside).
-    pairs
-        Their contiguity graph (positions).
-    zae
-        The ZAE layer.
-
-    Returns
-    -------
-    pandas.Series
-        ``plus_grand_terrain_libre_m2``, indexed like ``zae`` (0 when nothing is
-        available).
-    """
-    out = pd.Series(0.0, index=zae.index, name="plus_grand_terrain_libre_m2")
-    if len(zae) == 0 or not ok.any():
-        return out
-    zid = np.asarray(zae_id, dtype=object)
-    keep = ok[pairs[0]] & ok[pairs[1]]
-    keep[keep] = zid[pairs[0][keep]] == zid[pairs[1][keep]]
-    labels = connected_components(len(ok), pairs[:, keep])
-    sel = np.flatnonzero(ok)
-    per_site = (pd.DataFrame({"site": labels[sel], "zae_id": zid[sel], "m2": inside[sel]})
-                .groupby(["zae_id", "site"])["m2"].sum().groupby(level=0).max())
-    best = zae["zae_id"].astype(str).map(per_site)
-    return best.fillna(0.0).astype("float64").rename("plus_grand_terrain_libre_m2")
-
-
 def meilleurs_sites(sites: gpd.GeoDataFrame, *, classes: Mapping[str, float] | None = None,
                     n: int | None = None) -> pd.DataFrame:
     """Tabulate the best candidate sites (for the CSV of the best sites).
@@ -785,9 +707,9 @@ def meilleurs_sites(sites: gpd.GeoDataFrame, *, classes: Mapping[str, float] | N
 __all__ = [
     "GISEMENTS_COLUMNS", "PROPRIETAIRE_TYPES", "SCORE_MIN_GISEMENT", "SEUIL_BATI_GISEMENT",
     "TOLERANCE", "UNITES_COLUMNS", "candidate_pairs", "component_labels", "components",
-    "available_in_zae", "connected_components", "contiguity_pairs", "contiguity_pairs_idu",
-    "contiguous", "eligible", "gisements", "largest_available", "meilleurs_sites",
+    "connected_components", "contiguity_pairs", "contiguity_pairs_idu",
+    "contiguous", "eligible", "gisements", "meilleurs_sites",
     "pairs_from_idu", "parcel_proprietaires",
-    "plus_grande_surface_dispo", "shared_edge_pairs", "sort_gisements", "unit_of_parcel",
+    "shared_edge_pairs", "sort_gisements", "unit_of_parcel",
     "unites_foncieres",
 ]

@@ -40,11 +40,9 @@ from observatoire.analysis.friches import zae_friches
 from observatoire.analysis.geometry import geoms, isin_sorted
 from observatoire.analysis.limites import commune_outlines
 from observatoire.analysis.units import (
-    available_in_zae,
     contiguity_pairs,
     eligible,
     gisements,
-    largest_available,
     meilleurs_sites,
     parcel_proprietaires,
     sort_gisements,
@@ -181,7 +179,6 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
     pair_lists: list[np.ndarray] = [np.stack([cross.a, cross.b])]
     zae_units = Spilled(staged.folder, "zae_unites")
     zae_parcels = Spilled(staged.folder, "zae_parcelles")
-    zae_rows: list[pd.DataFrame] = []
     zae_buildings = Spilled(staged.folder, "zae_batiments")
     # Links between parcels and friches: decided on the whole territory at the end (an
     # IDU is absent only when no partition holds it).
@@ -245,17 +242,13 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
             open_sites.add(scored, proprietaires, gid, wait_site)
 
         # What the ZAE, the map and the report need of the parcels.
-        in_zae = scored["zae_id"].notna().to_numpy()
-        if in_zae.any():
-            zae_rows.append(_zae_rows(scored, gid, profile=first,
-                                      seuil_bati=opts.seuil_bati_gisement))
         if zae_tree is not None:
             hit = np.unique(zae_tree.query(np.asarray(scored.geometry.values),
                                            predicate="intersects")[0])
             if len(hit):
                 zae_parcels.append(scored.iloc[hit][["idu", "friche_id", "geometry"]])
-        # The local edges that the held parcels and the ZAE will need at the end.
-        need = wait | wait_site | in_zae
+        # The local edges that the held parcels and the open sites will need at the end.
+        need = wait | wait_site
         both = need[local[0]] & need[local[1]]
         if both.any():
             pair_lists.append(gid[local[:, both]])
@@ -293,12 +286,6 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
     del all_sites, found
 
     zae = layers.zae.copy()
-    z = (pd.concat(zae_rows, ignore_index=True).sort_values("_gid", kind="stable")
-         .reset_index(drop=True) if zae_rows else _zae_rows(empty, np.empty(0, dtype=np.int64),
-                                                             profile=first, seuil_bati=0.0))
-    zae["plus_grand_terrain_libre_m2"] = largest_available(
-        z["ok"].to_numpy(dtype=bool), z["zae_id"].to_numpy(dtype=object),
-        z["inside"].to_numpy(dtype="float64"), graph.within(z["_gid"].to_numpy()), zae)
     timings["unites_gisements"] = clock() - t
 
     t = clock()
@@ -462,15 +449,3 @@ def _buildings_on(units: gpd.GeoDataFrame | None, batiments: gpd.GeoDataFrame | 
     rows = np.unique(tree.query(np.asarray(units.geometry.values), predicate="intersects")[1])
     if len(rows):
         keep.append(batiments.iloc[rows])
-
-
-def _zae_rows(scored: gpd.GeoDataFrame, gid: np.ndarray, *, profile: str,
-              seuil_bati: float) -> pd.DataFrame:
-    """Return what :func:`largest_available` needs of the parcels of a ZAE."""
-    zid = scored["zae_id"]
-    sel = zid.notna().to_numpy()
-    ok, inside = available_in_zae(scored, profile=profile, seuil_bati=seuil_bati)
-    return pd.DataFrame({"_gid": gid[sel], "zae_id": zid[sel].astype(object).to_numpy(),
-                         "ok": ok[sel], "inside": inside[sel]})
-
-

@@ -122,7 +122,6 @@ ALIASES: dict[str, str] = {
     "zae_type": "Type de site économique",
     "zae_vocation": "Vocation dominante",
     "zae_origine": "Origine de la zone",
-    "plus_grand_terrain_libre_m2": "Plus grand terrain libre (m²)",
     "nb_unites": "Unités foncières",
     "nb_unites_vacantes": "Unités foncières vacantes",
     "taux_vacance": "Taux de vacance (unités)",
