@@ -71,28 +71,20 @@ def _has_layer(path: Path, layer: str) -> bool:
 
 
 class ParcelLookup:
-    """The parcels the mutabilité needs: from memory, or from the GeoPackage being written.
+    """The parcels the mutabilité needs, read from the GeoPackage being written.
 
     Parameters
     ----------
-    parcelles
-        Every parcel (a build in one pass), or ``None``.
     gpkg
-        The GeoPackage holding the ``parcelles`` layer (a build by partition).
+        The GeoPackage holding the ``parcelles`` layer (``None``: no parcel).
     """
 
-    def __init__(self, parcelles: gpd.GeoDataFrame | None, gpkg: Path | None) -> None:
-        self.frame = parcelles
-        self.gpkg = gpkg if parcelles is None else None
+    def __init__(self, gpkg: Path | None) -> None:
+        self.gpkg = gpkg
 
     def of_friches(self, score: str) -> gpd.GeoDataFrame:
         """Return the parcels linked to a friche (``friche_id``): idu, commune, score."""
         want = ["idu", "code_insee", "friche_id", score]
-        if self.frame is not None:
-            f = self.frame
-            if "friche_id" not in f:
-                return f.iloc[:0][["idu", "code_insee", f.geometry.name]]
-            return f.loc[f["friche_id"].notna(), [c for c in want if c in f] + [f.geometry.name]]
         if self.gpkg is None or not _has_layer(self.gpkg, "parcelles"):
             return gpd.GeoDataFrame({"idu": [], "code_insee": []}, geometry=[])
         have = _fields(self.gpkg, "parcelles")
@@ -103,8 +95,6 @@ class ParcelLookup:
 
     def extent(self) -> tuple[float, float, float, float] | None:
         """Return the box of the parcels (``None`` without parcels)."""
-        if self.frame is not None:
-            return tuple(float(v) for v in self.frame.total_bounds) if len(self.frame) else None
         if self.gpkg is None or not _has_layer(self.gpkg, "parcelles"):
             return None
         import pyogrio
@@ -134,15 +124,10 @@ class ParcelLookup:
         out = np.full(len(points), None, dtype=object)
         if len(points) == 0:
             return out
-        if self.frame is not None:
-            parts = [(np.arange(len(points)), self.frame)]
-        elif self.gpkg is not None and _has_layer(self.gpkg, "parcelles"):
-            parts = []
-            for rows, box in _cells(points):
-                parts.append((rows, _read(self.gpkg, "parcelles", columns=["idu", "code_insee"],
-                                          bbox=box)))
-        else:
+        if self.gpkg is None or not _has_layer(self.gpkg, "parcelles"):
             return out
+        parts = [(rows, _read(self.gpkg, "parcelles", columns=["idu", "code_insee"], bbox=box))
+                 for rows, box in _cells(points)]
         for rows, frame in parts:
             if len(frame) == 0:
                 continue
@@ -310,8 +295,7 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
     Parameters
     ----------
     outputs
-        The layers of the build: ``friches``, ``friches_surfaces``, ``gisements`` and,
-        in a build in one pass, ``parcelles``.
+        The layers of the build: ``friches``, ``friches_surfaces``, ``gisements``.
     layers
         The canonical layers (:class:`observatoire.ingest.Layers`): zonage, buildings,
         roads, establishments, ``available`` and ``reports`` (the town halls' reports
@@ -348,7 +332,7 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
     inputs = extra_inputs(contraintes=extra.contraintes, voies_ferrees=extra.voies_ferrees,
                           proprietaires=extra.proprietaires)
     available = set(layers.available)
-    lookup = ParcelLookup(outputs.get("parcelles"), gpkg)
+    lookup = ParcelLookup(gpkg)
     parcels = lookup.of_friches(score) if len(friches) else gpd.GeoDataFrame(
         {"idu": [], "code_insee": []}, geometry=[], crs=territory.crs)
     surfaces = outputs.get("friches_surfaces", layers.friches_surfaces)

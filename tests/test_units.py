@@ -14,15 +14,12 @@ from hypothesis import strategies as st
 
 from observatoire.analysis.units import (
     candidate_pairs,
-    component_labels,
     connected_components,
     contiguity_pairs,
-    contiguity_pairs_idu,
     contiguous,
     eligible,
     gisements,
     meilleurs_sites,
-    pairs_from_idu,
     parcel_proprietaires,
     shared_edge_pairs,
     unit_of_parcel,
@@ -292,46 +289,29 @@ def grid_with_roads() -> gpd.GeoDataFrame:
     return parcels(geoms, idus)
 
 
-def test_contiguity_pairs_idu_by_partition_equal_the_whole():
+def test_contiguity_breaks_at_roads_and_tolerates_small_gaps():
     p = grid_with_roads()
-    whole_a, whole_b = contiguity_pairs_idu(p)
-    g = np.asarray(p.geometry.array)
-    found = set()
-    # Two partitions cut at x = 262 m (between the 5th and 6th columns); each takes
-    # its parcels plus those within the tolerance of its own.
-    west = shapely.bounds(g)[:, 0] < X0 + 262
-    for part in (west, ~west):
-        near = shapely.dwithin(g[:, None], g[part][None, :], 0.5).any(axis=1)
-        a, b = contiguity_pairs_idu(p[part | near])
-        found |= set(zip(a.tolist(), b.tolist(), strict=True))
-    assert found == set(zip(whole_a.tolist(), whole_b.tolist(), strict=True))
-    # The road breaks contiguity: 3 columns west of it, 5 east (the gap is tolerated).
-    labels = component_labels(whole_a, whole_b)
-    assert labels.nunique() == 2
-    assert sorted(labels.value_counts().tolist()) == [9, 15]
-    assert labels["25267000AB0023"] == "25267000AB0009"
-
-
-def test_pairs_from_idu_on_a_subset_give_the_same_sites():
-    p = grid_with_roads()
-    a, b = contiguity_pairs_idu(p)
     pairs = contiguity_pairs(np.asarray(p.geometry.array))
-    assert pairs_from_idu(p, a, b).tolist() == pairs.tolist()
-    # Duplicated and reversed pairs are merged; pairs leaving the subset dropped.
-    twice = pairs_from_idu(p, np.r_[a, b], np.r_[b, a])
-    assert twice.tolist() == pairs.tolist()
+    labels = connected_components(len(p), pairs)
+    # The road breaks contiguity: 3 columns west of it, 5 east (the gap is tolerated).
+    assert sorted(np.unique(labels, return_counts=True)[1].tolist()) == [9, 15]
+    assert labels[23] == labels[9] != labels[0]
+
+
+def test_gisements_of_a_subset_holding_whole_components():
+    p = grid_with_roads()
+    pairs = contiguity_pairs(np.asarray(p.geometry.array))
     scored = p.assign(exclu_t=False, score_t=60.0, part_batie=0.0, zae_id=None, part_zae=0.0,
                       friche_id=None)
     scored.loc[[4, 10], "score_t"] = 20.0
     ok = eligible(scored, profile="t")
     whole = gisements(scored, profile="t", pairs=pairs)
+    # The pairs of the subset, renumbered into its positions (what the pipeline's
+    # contiguity graph gives for the parcels of a group).
+    position = np.cumsum(ok) - 1
+    keep = ok[pairs[0]] & ok[pairs[1]]
     subset = scored[ok].reset_index(drop=True)
-    part = gisements(subset, profile="t", pairs=pairs_from_idu(subset, a, b))
+    part = gisements(subset, profile="t", pairs=position[pairs[:, keep]])
     pd.testing.assert_frame_equal(pd.DataFrame(part.drop(columns="geometry")),
                                   pd.DataFrame(whole.drop(columns="geometry")))
     assert part.geometry.geom_equals(whole.geometry).all()
-
-
-def test_component_labels_empty():
-    labels = component_labels(np.array([], dtype=object), np.array([], dtype=object))
-    assert labels.empty

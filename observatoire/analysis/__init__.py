@@ -40,20 +40,15 @@ in one run over the whole territory:
   then runs once, on every IDU of the territory: an IDU is absent only when no
   partition holds it.
 
-What links parcels across partition edges is the contiguity graph. Compute it by
-partition with :func:`~observatoire.analysis.units.contiguity_pairs_idu` on the
-partition's parcels plus the neighbouring parcels within the tolerance of its
-edge, concatenate the IDU pairs and drop duplicates; then
-:func:`~observatoire.analysis.units.component_labels` labels connected components
-globally (the label is the smallest IDU: it does not depend on the partitioning),
-and :func:`~observatoire.analysis.units.pairs_from_idu` turns the global pairs into
-the ``pairs`` argument of :func:`~observatoire.analysis.units.unites_foncieres` and
-:func:`~observatoire.analysis.units.gisements` for any subset of parcels holding
-whole components: the parcels of legal-entity owners (the others are units of their
-own) for the land units, the eligible parcels
+What links parcels across partition edges is the contiguity graph: the pipeline
+builds its edges between communes on global parcel ids
+(:class:`observatoire.pipeline.contiguity.Graph`) and passes the positional pairs
+of any subset of parcels holding whole components as the ``pairs`` argument of
+:func:`~observatoire.analysis.units.unites_foncieres` and
+:func:`~observatoire.analysis.units.gisements`: the parcels of legal-entity owners
+(the others are units of their own) for the land units, the eligible parcels
 (:func:`~observatoire.analysis.units.eligible`) for the candidate sites.
-:func:`~observatoire.analysis.units.connected_components` does the same on
-positional pairs.
+:func:`~observatoire.analysis.units.connected_components` labels the components.
 """
 
 from __future__ import annotations
@@ -82,13 +77,10 @@ from observatoire.analysis.units import (
     SCORE_MIN_GISEMENT,
     SEUIL_BATI_GISEMENT,
     TOLERANCE,
-    component_labels,
     connected_components,
     contiguity_pairs,
-    contiguity_pairs_idu,
     gisements,
     meilleurs_sites,
-    pairs_from_idu,
     parcel_proprietaires,
     unit_of_parcel,
     unites_foncieres,
@@ -541,6 +533,5 @@ def extra_inputs(*, mnt: Any = None, contraintes: Sequence[tuple[Any, Any]] = ()
 __all__ = ["AnalysisContext", "AnalysisOptions", "AnalysisResult", "Constraint", "ExtraInputs",
            "analyse", "analysis_context", "friches_of_territory", "partition_task",
            "scored_frame",
-           "component_labels", "connected_components", "contiguity_pairs",
-           "contiguity_pairs_idu", "extra_inputs", "pairs_from_idu", "road_classes",
+           "connected_components", "contiguity_pairs", "extra_inputs", "road_classes",
            "sort_by_idu"]

@@ -58,8 +58,6 @@ from observatoire.analysis.overlay import overlap_pairs
 #: Columns the analysis adds to ``friches`` and ``friches_surfaces``, in order.
 FRICHES_COLUMNS = ("dans_territoire", "appariement", "idu_absents", "zae_id", "surface_m2",
                    "surface_origine")
-#: Columns the analysis adds to ``zae``.
-ZAE_FRICHES_COLUMNS = ("nb_friches", "surface_friches_m2")
 #: Values of ``appariement``.
 APPARIEMENTS = ("identifiant", "géométrie")
 #: Values of ``surface_origine``.
@@ -400,5 +398,5 @@ def friche_counts(friches: gpd.GeoDataFrame, friches_surfaces: gpd.GeoDataFrame
     }
 
 
-__all__ = ["APPARIEMENTS", "FRICHES_COLUMNS", "SURFACE_ORIGINES", "ZAE_FRICHES_COLUMNS",
-           "AttachedFriches", "attach_friches", "friche_counts", "zae_friches"]
+__all__ = ["APPARIEMENTS", "FRICHES_COLUMNS", "SURFACE_ORIGINES", "AttachedFriches",
+           "attach_friches", "friche_counts", "zae_friches"]

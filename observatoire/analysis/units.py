@@ -41,8 +41,6 @@ SEUIL_BATI_GISEMENT = 0.1
 SCORE_MIN_GISEMENT = 50.0
 PROPRIETAIRE_TYPES = ("personne morale", "personne physique", "inconnu")
 
-UNITES_COLUMNS = ["uf_id", "idus", "nb_parcelles", "surface_m2", "proprietaire_type",
-                  "proprietaire_nom", "proprietaire_siren", "methode"]
 GISEMENTS_COLUMNS = ["gisement_id", "surface_m2", "nb_parcelles", "idus", "nb_proprietaires",
                      "score_moyen", "score_min", "zae_id", "friche_id", "communes"]
 
@@ -184,87 +182,6 @@ def contiguity_pairs(polygons: np.ndarray, *, tolerance: float = TOLERANCE) -> n
     shared = shared_edge_pairs(polygons)
     pairs = candidate_pairs(polygons, tolerance=tolerance, known=shared)
     return pairs[:, contiguous(polygons, pairs, shared=shared)]
-
-
-def contiguity_pairs_idu(parcelles: gpd.GeoDataFrame, *, tolerance: float = TOLERANCE
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Build the contiguity graph of some parcels as pairs of IDUs.
-
-    Made to assemble partitions: run it on each partition's parcels together with
-    the parcels of its neighbours that lie within ``tolerance`` of its edge (any
-    pair is then found by at least one partition), concatenate the results and
-    drop the duplicates; :func:`pairs_from_idu` turns them back into positions for
-    :func:`unites_foncieres` and :func:`gisements`.
-
-    Parameters
-    ----------
-    parcelles
-        Parcels (``idu``, geometry), with unique IDUs.
-    tolerance
-        Contiguity tolerance (m).
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``idu_a`` and ``idu_b`` (object arrays of str), ``idu_a < idu_b``, sorted.
-    """
-    pairs = contiguity_pairs(geoms(parcelles), tolerance=tolerance)
-    idu = parcelles["idu"].astype(str).to_numpy(dtype=object)
-    a, b = idu[pairs[0]], idu[pairs[1]]
-    swap = b < a
-    table = pd.DataFrame({"a": np.where(swap, b, a), "b": np.where(swap, a, b)})
-    table = table.sort_values(["a", "b"], kind="stable")
-    return table["a"].to_numpy(dtype=object), table["b"].to_numpy(dtype=object)
-
-
-def pairs_from_idu(parcelles: pd.DataFrame, idu_a: np.ndarray, idu_b: np.ndarray
-                   ) -> np.ndarray:
-    """Turn IDU pairs into the positional pairs of ``parcelles`` (the ``pairs`` argument).
-
-    Parameters
-    ----------
-    parcelles
-        Parcels (``idu``), with unique IDUs; any subset of the territory.
-    idu_a, idu_b
-        Pairs of IDUs (:func:`contiguity_pairs_idu`), in any order, duplicates allowed.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (2, m): positions ``i < j`` of the pairs whose two parcels are in
-        ``parcelles``, unique, sorted.
-    """
-    index = pd.Index(parcelles["idu"].astype(str).to_numpy(dtype=object))
-    i = index.get_indexer(pd.Index(np.asarray(idu_a, dtype=object).astype(str)))
-    j = index.get_indexer(pd.Index(np.asarray(idu_b, dtype=object).astype(str)))
-    ok = (i >= 0) & (j >= 0) & (i != j)
-    n = np.int64(max(len(index), 1))
-    key = unique_int(np.minimum(i[ok], j[ok]).astype(np.int64) * n + np.maximum(i[ok], j[ok]))
-    return np.stack([key // n, key % n])
-
-
-def component_labels(idu_a: np.ndarray, idu_b: np.ndarray) -> pd.Series:
-    """Label the connected components of a graph given by IDU pairs.
-
-    Parameters
-    ----------
-    idu_a, idu_b
-        Edges, as pairs of IDUs.
-
-    Returns
-    -------
-    pandas.Series
-        Indexed by every IDU of a pair (sorted), the smallest IDU of its component:
-        the same label whatever the partition that found the pairs. IDUs absent
-        from the pairs are components of their own.
-    """
-    ends = np.concatenate([np.asarray(idu_a, dtype=object),
-                           np.asarray(idu_b, dtype=object)]).astype(str)
-    nodes, inverse = np.unique(ends, return_inverse=True)
-    m = len(ends) // 2
-    labels = connected_components(len(nodes), np.stack([inverse[:m], inverse[m:]]))
-    return pd.Series(nodes[labels].astype(object), index=pd.Index(nodes.astype(object)),
-                     name="composante")
 
 
 def connected_components(n: int, pairs: np.ndarray) -> np.ndarray:
@@ -706,10 +623,10 @@ def meilleurs_sites(sites: gpd.GeoDataFrame, *, classes: Mapping[str, float] | N
 
 __all__ = [
     "GISEMENTS_COLUMNS", "PROPRIETAIRE_TYPES", "SCORE_MIN_GISEMENT", "SEUIL_BATI_GISEMENT",
-    "TOLERANCE", "UNITES_COLUMNS", "candidate_pairs", "component_labels", "components",
-    "connected_components", "contiguity_pairs", "contiguity_pairs_idu",
+    "TOLERANCE", "candidate_pairs", "components",
+    "connected_components", "contiguity_pairs",
     "contiguous", "eligible", "gisements", "meilleurs_sites",
-    "pairs_from_idu", "parcel_proprietaires",
+    "parcel_proprietaires",
     "shared_edge_pairs", "sort_gisements", "unit_of_parcel",
     "unites_foncieres",
 ]

@@ -565,10 +565,3 @@ def mask_natural_persons(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     for col in ("nom", "raison_sociale", "adresse"):
         out[col] = out[col].astype(object).where(~hidden, None)
     return out
-
-
-def empty_etablissements(crs: str) -> gpd.GeoDataFrame:
-    """Return an empty ``etablissements`` layer."""
-    return conform(gpd.GeoDataFrame({c: [] for c in ETABLISSEMENTS.columns},
-                                    geometry=gpd.GeoSeries([], crs=crs), crs=crs),
-                   ETABLISSEMENTS)
