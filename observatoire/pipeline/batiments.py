@@ -20,7 +20,7 @@ from observatoire.pipeline.staging import portable
 from observatoire.progress import Progress, track
 from observatoire.readers.layers import read_batiments
 from observatoire.readers.lineage import SourceReport, merge_reports
-from observatoire.readers.tiles import tile_grid
+from observatoire.readers.tiles import as_bbox, tile_grid
 
 TILE_SIZE = 20_000.0
 
@@ -48,7 +48,7 @@ def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: Any
     """
     source = territory.source("batiments")
     assert source is not None
-    box = tuple(float(v) for v in extent.bounds)
+    box = as_bbox(extent.bounds)
     out = LayerBuffer(writer, "batiments", total)
     reports = []
     executor = executor or SerialExecutor()

@@ -60,6 +60,7 @@ from observatoire.pipeline.staging import Commune, Staged
 from observatoire.progress import track
 from observatoire.publish.carte_selection import MAP_MAX_PARCELS, TopScores
 from observatoire.publish.fond import read_background
+from observatoire.readers.tiles import as_bbox
 
 log = logging.getLogger(__name__)
 
@@ -199,12 +200,12 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
             part = staged.group(group, staged.report)
             given = {}
             if buildings is not None:
-                pieces = [buildings(tuple(float(v) for v in c.bounds)) for c in group]
+                pieces = [buildings(as_bbox(c.bounds)) for c in group]
                 found = pd.concat(pieces) if len(pieces) > 1 else pieces[0]
                 given["batiments"] = found[~found.index.duplicated()].sort_index()
             gid = staged.gid(part["idu"])
             submitted.append(GroupTask(
-                part=part, bounds=tuple(float(v) for v in part.total_bounds), given=given,
+                part=part, bounds=as_bbox(part.total_bounds), given=given,
                 gid=gid, touching=isin_sorted(gid, cross.leaving(gid)),
                 proprietaires=(parcel_proprietaires(part, table_proprietaires, absents=absents)
                         if table_proprietaires is not None else None)))
