@@ -38,6 +38,9 @@ from observatoire.analysis.mutabilite_criteres import (
 )
 from observatoire.config import Territory
 from observatoire.geopackage import reading_unpublished
+from observatoire.ingest import Layers
+from observatoire.readers.extra import ExtraSources
+from observatoire.readers.lineage import SourceReport
 from observatoire.readers.tiles import as_bbox
 from observatoire.schema import NULL
 
@@ -199,7 +202,7 @@ def _main_roads(gpkg: Path) -> gpd.GeoDataFrame:
     return _read(gpkg, "routes", columns=cols, where=" OR ".join(f"({c})" for c in clauses))
 
 
-def read_town_halls(territory: Territory, lookup: ParcelLookup, reports: list[Any]
+def read_town_halls(territory: Territory, lookup: ParcelLookup, reports: list[SourceReport]
                     ) -> gpd.GeoDataFrame | None:
     """Read ``mairies`` and ``chefs_lieux`` (reports appended); their commune completed.
 
@@ -288,8 +291,8 @@ def _fill(frame: pd.DataFrame, column: str, values: np.ndarray) -> None:
         frame[column] = new
 
 
-def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territory: Territory,
-                      *, gpkg: Path | None = None,
+def mutabilite_layers(outputs: dict[str, gpd.GeoDataFrame], layers: Layers, extra: ExtraSources,
+                      territory: Territory, *, gpkg: Path | None = None,
                       say: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
     """Compute the mutabilité of every friche and candidate site.
 

@@ -56,9 +56,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -88,7 +88,55 @@ from observatoire.analysis.units import (
 from observatoire.errors import ConfigError
 from observatoire.profiles import shipped_profiles
 
+if TYPE_CHECKING:
+    from observatoire.config import Source
+    from observatoire.readers.lineage import ReadResult
+
 log = logging.getLogger(__name__)
+
+#: A partition's box: xmin, ymin, xmax, ymax.
+Bounds = tuple[float, float, float, float]
+
+
+class CanonicalLayers(Protocol):
+    """The canonical layers the analysis reads (:class:`observatoire.ingest.Layers`)."""
+
+    @property
+    def parcelles(self) -> gpd.GeoDataFrame:
+        """The parcels."""
+
+    @property
+    def zonage(self) -> gpd.GeoDataFrame:
+        """The zoning of the local plans."""
+
+    @property
+    def zae(self) -> gpd.GeoDataFrame:
+        """The business zones."""
+
+    @property
+    def batiments(self) -> gpd.GeoDataFrame:
+        """The buildings."""
+
+    @property
+    def routes(self) -> gpd.GeoDataFrame:
+        """The roads."""
+
+    @property
+    def friches(self) -> gpd.GeoDataFrame:
+        """The friche points."""
+
+    @property
+    def friches_surfaces(self) -> gpd.GeoDataFrame:
+        """The friche perimeters."""
+
+    @property
+    def available(self) -> Collection[str]:
+        """The kinds of the sources read (the others are empty layers)."""
+
+
+#: What the analysis of one partition receives: its parcels, their box and the context
+#: layers given for this partition (``{"batiments": …}`` when the build streams them).
+PartitionTask = tuple[gpd.GeoDataFrame, Bounds, Mapping[str, gpd.GeoDataFrame]]
 
 
 @dataclass(frozen=True)
@@ -229,7 +277,7 @@ def sort_by_idu(parcelles: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return parcelles.loc[order].reset_index(drop=True)
 
 
-def analyse(layers: Any, *, extra: ExtraInputs | None = None,
+def analyse(layers: CanonicalLayers, *, extra: ExtraInputs | None = None,
             profiles: Sequence[Profile] | None = None,
             options: AnalysisOptions | None = None,
             communes: Sequence[str] | None = None) -> AnalysisResult:
@@ -311,7 +359,7 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
                           friches=attached.friches, friches_surfaces=attached.friches_surfaces)
 
 
-def friches_of_territory(layers: Any, links: pd.DataFrame | None, *, idu: np.ndarray,
+def friches_of_territory(layers: CanonicalLayers, links: pd.DataFrame | None, *, idu: np.ndarray,
                          communes: Sequence[str]) -> AttachedFriches:
     """Attach the friches of ``layers`` (both build paths call it, with every parcel's links).
 
@@ -325,7 +373,7 @@ def friches_of_territory(layers: Any, links: pd.DataFrame | None, *, idu: np.nda
                           communes=communes, zae=layers.zae)
 
 
-def analysis_context(layers: Any, *, extra: ExtraInputs | None = None,
+def analysis_context(layers: CanonicalLayers, *, extra: ExtraInputs | None = None,
                      profiles: Sequence[Profile] | None = None,
                      options: AnalysisOptions | None = None
                      ) -> AnalysisContext:
@@ -345,7 +393,7 @@ def analysis_context(layers: Any, *, extra: ExtraInputs | None = None,
     extra = extra or ExtraInputs()
     opts = options if options is not None else AnalysisOptions()
     profs = tuple(profiles) if profiles is not None else shipped_profiles()
-    have = set(getattr(layers, "available", set()))
+    have = set(layers.available)
 
     def layer(kind: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
         return frame if kind in have else None
@@ -404,7 +452,7 @@ class AnalysisContext:
     routes: gpd.GeoDataFrame | None
     friches: gpd.GeoDataFrame | None
     friches_surfaces: gpd.GeoDataFrame | None
-    mnt: Any
+    mnt: RasterLike | None
     voies_ferrees: gpd.GeoDataFrame | None
     postes_electriques: gpd.GeoDataFrame | None
     contraintes: tuple[Constraint, ...]
@@ -473,26 +521,28 @@ def _indicators_and_scores(parcelles: gpd.GeoDataFrame, ctx: AnalysisContext,
     return indicators, score_parcels(indicators, ctx.profiles)
 
 
-def partition_task(task: tuple[Any, ...], ctx: AnalysisContext
+def partition_task(task: PartitionTask, ctx: AnalysisContext
                    ) -> tuple[pd.DataFrame, frozenset[str], pd.DataFrame]:
     """One partition: its indicators, which were available, and its scores.
 
-    ``task`` is the partition's parcels, their box and, optionally, context layers
+    ``task`` is the partition's parcels, their box and the context layers
     given for this partition (``{"batiments": …}`` when the build streams them);
     ``ctx`` the whole context (sent once to each worker), from which the
     partition's is selected.
     """
-    part, bounds, *given = task
+    part, bounds, given = task
     local = ctx.around(bounds, idu=part["idu"].astype(str).to_numpy())
-    if given and given[0]:
-        local = replace(local, **given[0])
+    if given:
+        local = replace(local, **given)
     indicators, scores = _indicators_and_scores(part, local)
     return indicators.frame, indicators.available, scores
 
 
-def extra_inputs(*, mnt: Any = None, contraintes: Sequence[tuple[Any, Any]] = (),
-                 voies_ferrees: Any = None, postes_electriques: Any = None,
-                 proprietaires: Any = None) -> ExtraInputs:
+def extra_inputs(*, mnt: RasterLike | None = None,
+                 contraintes: Sequence[tuple[Source, ReadResult]] = (),
+                 voies_ferrees: ReadResult | None = None,
+                 postes_electriques: ReadResult | None = None,
+                 proprietaires: ReadResult | None = None) -> ExtraInputs:
     """Build :class:`ExtraInputs` from the results of the ``readers.extra`` readers.
 
     Parameters
@@ -530,7 +580,8 @@ def extra_inputs(*, mnt: Any = None, contraintes: Sequence[tuple[Any, Any]] = ()
     )
 
 
-__all__ = ["AnalysisContext", "AnalysisOptions", "AnalysisResult", "Constraint", "ExtraInputs",
+__all__ = ["AnalysisContext", "AnalysisOptions", "AnalysisResult", "Bounds", "CanonicalLayers",
+           "Constraint", "ExtraInputs", "PartitionTask",
            "analyse", "analysis_context", "friches_of_territory", "partition_task",
            "scored_frame",
            "connected_components", "contiguity_pairs", "extra_inputs", "road_classes",
