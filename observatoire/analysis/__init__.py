@@ -581,7 +581,8 @@ def extra_inputs(*, mnt: RasterLike | None = None,
 
 
 __all__ = ["AnalysisContext", "AnalysisOptions", "AnalysisResult", "Bounds", "CanonicalLayers",
-           "Constraint", "ExtraInputs", "PartitionTask",
+           "Constraint", "ExtraInputs", "PartitionTask", "SCORE_MIN_GISEMENT",
+           "SEUIL_BATI_GISEMENT",
            "analyse", "analysis_context", "friches_of_territory", "partition_task",
            "scored_frame",
            "connected_components", "contiguity_pairs", "extra_inputs", "road_classes",
