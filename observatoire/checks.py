@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from observatoire.config import Territory
 from observatoire.readers.lineage import SourceReport
+from observatoire.sources import SOURCE_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +34,6 @@ KEY_SOURCES: dict[str, str] = {
                    "n'exclut ni ne pénalise de parcelle",
 }
 
-#: What a source that holds nothing for the territory costs the results.
-EMPTY_SOURCE: dict[str, str] = {
-    "zonage": "le zonage ne s'applique à aucune parcelle (zones A et N non exclues, critère "
-              "zonage non noté)",
-    "zae": "aucune zone d'activités n'est inventoriée",
-    "friches": "aucune parcelle n'est reconnue comme friche",
-    "batiments": "aucun bâtiment n'est compté sur les parcelles",
-    "routes": "toutes les parcelles sont notées loin des routes",
-    "contraintes": "cette contrainte n'exclut ni ne pénalise aucune parcelle",
-    "voies_ferrees": "toutes les parcelles sont notées loin d'une voie ferrée",
-    "postes_electriques": "toutes les parcelles sont notées loin d'un poste électrique",
-    "etablissements": "aucun établissement n'occupe les zones d'activités (vacance surestimée)",
-    "proprietaires": "aucune parcelle n'a de propriétaire connu : chacune forme sa propre unité "
-                     "foncière",
-}
 #: Where a source's features must lie to serve the territory (see ``features_in_territory``).
 _WHERE = {"zonage": "ne recoupe l'emprise des parcelles",
           "zae": "ne recoupe l'emprise des parcelles",
@@ -151,7 +137,7 @@ def source_warnings(reports: Sequence[SourceReport], territory: Territory) -> li
         read = f" ({r.features_read} lues)" if r.features_read else ""
         out.append(
             f"source {r.kind} {_names(r)} : aucune entité {where}{read} ; "
-            f"{EMPTY_SOURCE.get(r.kind, 'elle ne sert à rien')} ; vérifiez que le fichier "
+            f"{SOURCE_KINDS[r.kind].empty or 'elle ne sert à rien'} ; vérifiez que le fichier "
             f"porte sur les communes {communes} et son système de coordonnées")
     return out
 
@@ -162,5 +148,5 @@ def warn(messages: Sequence[str]) -> None:
         log.warning("%s", message)
 
 
-__all__ = ["DEM_COVERAGE_MIN", "EMPTY_SOURCE", "KEY_SOURCES", "missing_source_warnings",
+__all__ = ["DEM_COVERAGE_MIN", "KEY_SOURCES", "missing_source_warnings",
            "source_warnings", "warn"]

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from observatoire.errors import ConfigError
+from observatoire.sources import INDICATOR_SOURCES
 
 CLASS_NAMES = ("A", "B", "C", "D")
 
@@ -270,11 +271,8 @@ def _check_unknown(table: Mapping[str, Any], allowed: set[str], key: str) -> Non
 def _indicator_names() -> Mapping[str, str]:
     """Return the indicators the analysis computes (name → source kind).
 
-    Imported when a profile is parsed, not with this module: the analysis imports
-    the profile types from here.
+    From the source registry (:data:`observatoire.sources.INDICATOR_SOURCES`).
     """
-    from observatoire.analysis.indicators import INDICATOR_SOURCES
-
     return INDICATOR_SOURCES
 
 

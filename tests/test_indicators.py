@@ -332,11 +332,13 @@ def test_distance_targets_keys_follow_the_layers_given():
     rail = frame([shapely.LineString([(X0 + 30, Y0 - 100), (X0 + 30, Y0 + 100)])],
                  nature=["voie"])
     classes = {"principale": ("principale",), "rapide": ("autoroute",)}
-    t = distance_targets(routes=s["routes"], voies_ferrees=rail, classes_routes=classes)
+    t = distance_targets(routes=s["routes"], couches={"voies_ferrees": rail},
+                         classes_routes=classes)
     assert set(t) == {"dist_route_principale_m", "dist_route_rapide_m", "dist_voie_ferree_m"}
     assert (len(t["dist_route_principale_m"]), len(t["dist_route_rapide_m"])) == (1, 0)
     assert distance_targets() == {}
-    only = distance_targets(postes_electriques=frame([shapely.Point(X0, Y0)], nature=["p"]))
+    only = distance_targets(couches={"postes_electriques": frame([shapely.Point(X0, Y0)],
+                                                                 nature=["p"])})
     assert list(only) == ["dist_poste_electrique_m"]
 
 
@@ -347,10 +349,12 @@ def test_compute_indicators_with_prepared_targets_is_identical():
     # A substation polygon holding the first parcel and overlapping the second: 0 m.
     poste = frame([box(-20, -20, 150, 150), shapely.Point(X0 + 900, Y0)], nature=["a", "b"])
     classes = {"principale": ("principale",), "locale": ("locale",)}
-    layers = {"routes": s["routes"], "voies_ferrees": rail, "postes_electriques": poste}
-    cibles = distance_targets(**layers, classes_routes=classes)
-    plain = compute_indicators(s["parcelles"], **layers, classes_routes=classes)
-    fast = compute_indicators(s["parcelles"], **layers, classes_routes=classes, cibles=cibles)
+    couches = {"voies_ferrees": rail, "postes_electriques": poste}
+    cibles = distance_targets(routes=s["routes"], couches=couches, classes_routes=classes)
+    plain = compute_indicators(s["parcelles"], routes=s["routes"], couches=couches,
+                               classes_routes=classes)
+    fast = compute_indicators(s["parcelles"], routes=s["routes"], couches=couches,
+                              classes_routes=classes, cibles=cibles)
     pd.testing.assert_frame_equal(plain.frame, fast.frame, check_exact=True)
     assert plain.available == fast.available
     f = fast.frame
