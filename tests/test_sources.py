@@ -1,4 +1,4 @@
-"""The source registry: one table read by the territory file, validate, the build and the analysis."""
+"""The source registry: one table for the territory file, validate, the build, the analysis."""
 
 from __future__ import annotations
 
