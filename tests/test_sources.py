@@ -93,5 +93,5 @@ chemin = "rail.gpkg"
 """, encoding="utf-8")
     extra = read_extra_sources(load_territory(toml))
     assert set(extra.read) == {"voies_ferrees"} == extra.available()
-    assert extra.get("voies_ferrees").frame["nature"].tolist() == ["Voie ferrée principale"]
+    assert extra.read["voies_ferrees"].frame["nature"].tolist() == ["Voie ferrée principale"]
     assert [r.kind for r in extra.reports()] == ["voies_ferrees"]

@@ -44,10 +44,6 @@ class ExtraSources:
     read: dict[str, Any] = field(default_factory=dict)
     contraintes: list[tuple[Source, ReadResult]] = field(default_factory=list)
 
-    def get(self, kind: str) -> Any:
-        """Return the result of the source ``kind``, or ``None`` when not configured."""
-        return self.read.get(kind)
-
     def reports(self) -> list[SourceReport]:
         """Return the reports of every source read, for the ``sources`` table."""
         out = [self.read[k].report for k in kinds_read_at("analyse") if k in self.read]
