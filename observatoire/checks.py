@@ -19,20 +19,9 @@ from collections.abc import Sequence
 
 from observatoire.config import Territory
 from observatoire.readers.lineage import SourceReport
-from observatoire.sources import SOURCE_KINDS
+from observatoire.sources import SOURCE_KINDS, SOURCES
 
 log = logging.getLogger(__name__)
-
-#: Key sources, and what the results lose without them.
-KEY_SOURCES: dict[str, str] = {
-    "zonage": "les zones A et N du PLU ne sont pas exclues et le critère zonage n'est pas noté",
-    "batiments": "les parcelles déjà bâties ne sont pas exclues, le bâti existant n'est pas "
-                 "noté et les gisements ne testent pas la part bâtie",
-    "routes": "la desserte routière (routes principales, autoroutes) n'est pas notée",
-    "mnt": "la pente n'est pas notée",
-    "contraintes": "aucune contrainte réglementaire (zone inondable, espace protégé…) "
-                   "n'exclut ni ne pénalise de parcelle",
-}
 
 #: Where a source's features must lie to serve the territory (see ``features_in_territory``).
 _WHERE = {"zonage": "ne recoupe l'emprise des parcelles",
@@ -73,8 +62,9 @@ def missing_source_warnings(territory: Territory) -> list[str]:
         given.add("zae")  # the ZAE are derived from the zoning
     weights = {p.name: source_weights(p) for p in profiles}
     out = []
-    for kind, loss in KEY_SOURCES.items():
-        if kind in given:
+    for spec in SOURCES:
+        kind, loss = spec.name, spec.missing
+        if loss is None or kind in given:
             continue
         lost = [f"{_points(w[kind])} points pour {name}" for name, w in weights.items()
                 if w.get(kind)]
@@ -148,5 +138,5 @@ def warn(messages: Sequence[str]) -> None:
         log.warning("%s", message)
 
 
-__all__ = ["DEM_COVERAGE_MIN", "KEY_SOURCES", "missing_source_warnings",
+__all__ = ["DEM_COVERAGE_MIN", "missing_source_warnings",
            "source_warnings", "warn"]

@@ -80,6 +80,10 @@ class SourceKind:
     empty
         What a source holding nothing for the territory costs the results (French,
         for ``validate`` and the build's warnings); ``None``: nothing said.
+    missing
+        What the results lose when the territory does not give this source at all
+        (French, a warning of ``validate`` and the build); ``None``: not a key
+        source, its absence is not said.
     """
 
     name: str
@@ -95,6 +99,7 @@ class SourceKind:
     boxed: bool = False
     near: str | None = None
     empty: str | None = None
+    missing: str | None = None
 
     @property
     def reader(self) -> Callable[..., Any]:
@@ -119,7 +124,9 @@ SOURCES: tuple[SourceKind, ...] = (
                "observatoire.schema:ZONAGE", "contexte", "boite", boxed=True,
                indicators=("zone_libelle", "zone_typezone", "zone_activite"),
                empty="le zonage ne s'applique à aucune parcelle (zones A et N non exclues, "
-                     "critère zonage non noté)"),
+                     "critère zonage non noté)",
+               missing="les zones A et N du PLU ne sont pas exclues et le critère zonage "
+                       "n'est pas noté"),
     SourceKind("friches", ("auto", "cnig_csv", "cartofriches", "couche"),
                _R + "friches:read_friches", "observatoire.schema:FRICHES", "contexte", "boite",
                near="friches", indicators=("friche_id", "friche_statut", "friche_type"),
@@ -130,12 +137,17 @@ SOURCES: tuple[SourceKind, ...] = (
     SourceKind("batiments", ("auto", "couche"), _R + "layers:read_batiments",
                "observatoire.schema:BATIMENTS", "contexte", "boite", boxed=True,
                near="bâtiments", indicators=("part_batie", "nb_batiments"),
-               empty="aucun bâtiment n'est compté sur les parcelles"),
+               empty="aucun bâtiment n'est compté sur les parcelles",
+               missing="les parcelles déjà bâties ne sont pas exclues, le bâti existant "
+                       "n'est pas noté et les gisements ne testent pas la part bâtie"),
     SourceKind("routes", ("auto", "couche"), _R + "layers:read_routes",
                "observatoire.schema:ROUTES", "contexte", "entiere", boxed=True, near="routes",
-               empty="toutes les parcelles sont notées loin des routes"),
+               empty="toutes les parcelles sont notées loin des routes",
+               missing="la desserte routière (routes principales, autoroutes) n'est pas "
+                       "notée"),
     SourceKind("mnt", ("auto", "geotiff", "ascii"), _R + "mnt:read_mnt", None, "analyse",
-               "boite", indicators=("pente_moy_pct", "pente_max_pct")),
+               "boite", indicators=("pente_moy_pct", "pente_max_pct"),
+               missing="la pente n'est pas notée"),
     SourceKind("voies_ferrees", ("auto", "couche"), _R + "reseaux:read_voies_ferrees",
                _R + "reseaux:VOIES_FERREES", "analyse", "entiere",
                indicators=("dist_voie_ferree_m",), distance="dist_voie_ferree_m",
@@ -160,7 +172,9 @@ SOURCES: tuple[SourceKind, ...] = (
                _R + "mairies:MAIRIES_COLUMNS", "mutabilite", "aucune"),
     SourceKind("contraintes", ("auto", "couche"), _R + "contraintes:read_contrainte",
                _R + "contraintes:CONTRAINTES", "analyse", "boite", is_list=True,
-               empty="cette contrainte n'exclut ni ne pénalise aucune parcelle"),
+               empty="cette contrainte n'exclut ni ne pénalise aucune parcelle",
+               missing="aucune contrainte réglementaire (zone inondable, espace protégé…) "
+                       "n'exclut ni ne pénalise de parcelle"),
 )
 
 #: The kinds by name.
