@@ -142,7 +142,7 @@ def _positive(value: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="observatoire",
         description="Observatoire du foncier économique : construit, à partir des données "
                     "ouvertes d'un territoire, un GeoPackage, une carte et un rapport.",

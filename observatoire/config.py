@@ -601,7 +601,7 @@ def read_territory(path: str | Path, *, output_dir: str | Path | None = None
             if dup:
                 raise ConfigError(
                     f"{path} : nom de contrainte en double dans « sources.{kind} » : "
-                    f"{sorted(dup)[0]!r} ; chaque contrainte doit avoir un nom unique"
+                    f"{sorted(dup, key=str)[0]!r} ; chaque contrainte doit avoir un nom unique"
                 )
         else:
             sources[kind] = _parse_source(kind, raw, f"sources.{kind}", base, path)

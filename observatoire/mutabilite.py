@@ -38,6 +38,11 @@ from observatoire.analysis.mutabilite_criteres import (
 )
 from observatoire.config import Territory
 from observatoire.geopackage import reading_unpublished
+from observatoire.ingest import Layers
+from observatoire.readers.extra import ExtraSources
+from observatoire.readers.lineage import SourceReport
+from observatoire.readers.tiles import as_bbox
+from observatoire.schema import NULL
 from observatoire.sources import kinds_read_at, source_kind
 
 log = logging.getLogger(__name__)
@@ -103,8 +108,7 @@ class ParcelLookup:
         with reading_unpublished():
             info = pyogrio.read_info(self.gpkg, layer="parcelles", force_total_bounds=True)
         bounds = info.get("total_bounds")
-        return tuple(float(v) for v in bounds) if bounds is not None and info["features"] \
-            else None
+        return as_bbox(bounds) if bounds is not None and info["features"] else None
 
     def communes_at(self, points: np.ndarray) -> np.ndarray:
         """Return the ``code_insee`` of the parcel under each point (``None`` off the parcels)."""
@@ -199,7 +203,7 @@ def _main_roads(gpkg: Path) -> gpd.GeoDataFrame:
     return _read(gpkg, "routes", columns=cols, where=" OR ".join(f"({c})" for c in clauses))
 
 
-def read_town_halls(territory: Territory, lookup: ParcelLookup, reports: list[Any]
+def read_town_halls(territory: Territory, lookup: ParcelLookup, reports: list[SourceReport]
                     ) -> gpd.GeoDataFrame | None:
     """Read ``mairies`` and ``chefs_lieux`` (reports appended); their commune completed.
 
@@ -286,8 +290,8 @@ def _fill(frame: pd.DataFrame, column: str, values: np.ndarray) -> None:
         frame[column] = new
 
 
-def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territory: Territory,
-                      *, gpkg: Path | None = None,
+def mutabilite_layers(outputs: dict[str, gpd.GeoDataFrame], layers: Layers, extra: ExtraSources,
+                      territory: Territory, *, gpkg: Path | None = None,
                       say: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
     """Compute the mutabilité of every friche and candidate site.
 
@@ -390,7 +394,7 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
     fs = sites.iloc[:nf]
     areal = shapely.get_dimensions(geoms(fs)) == 2
     _fill(out_friches, "unite_fonciere_surface",
-          np.where(areal, values["surfaceSite"].to_numpy(dtype=object)[:nf], None))
+          np.where(areal, values["surfaceSite"].to_numpy(dtype=object)[:nf], NULL))
     _fill(out_friches, "bati_nombre", np.array([None if pd.isna(v) else str(int(v))
                                                 for v in count.iloc[:nf]], dtype=object))
     _fill(out_friches, "proprio_personne", proprio_personne(
@@ -400,7 +404,7 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
         for column, field in (("urba_zone_type", "typezone"), ("urba_zone_lib", "libelle")):
             vals = context.zonage[field].to_numpy(dtype=object) if field in context.zonage \
                 else np.full(len(context.zonage), None, dtype=object)
-            _fill(out_friches, column, np.where(best >= 0, vals[np.maximum(best, 0)], None))
+            _fill(out_friches, column, np.where(best >= 0, vals[np.maximum(best, 0)], NULL))
 
     out_gisements = gisements.copy()
     gc = cols.iloc[nf:].set_axis(gisements.index)

@@ -507,6 +507,6 @@ def test_dist_zae_m_on_the_sample_territory_whole_and_by_partition():
     part = parcelles[parcelles["section"] == "ZB"]
     bounds = tuple(part.total_bounds)
     assert len(ctx.around(bounds).zae) == 0
-    frame_b, available, _ = partition_task((part, bounds), ctx)
+    frame_b, available, _ = partition_task((part, bounds, {}), ctx)
     assert "dist_zae_m" in available
     assert same(frame_b["dist_zae_m"], ind.loc[part.index, "dist_zae_m"])

@@ -56,9 +56,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -87,9 +87,57 @@ from observatoire.analysis.units import (
 )
 from observatoire.errors import ConfigError
 from observatoire.profiles import shipped_profiles
+from observatoire.readers.lineage import ReadResult
 from observatoire.sources import SOURCE_KINDS
 
+if TYPE_CHECKING:
+    from observatoire.config import Source
+
 log = logging.getLogger(__name__)
+
+#: A partition's box: xmin, ymin, xmax, ymax.
+Bounds = tuple[float, float, float, float]
+
+
+class CanonicalLayers(Protocol):
+    """The canonical layers the analysis reads (:class:`observatoire.ingest.Layers`)."""
+
+    @property
+    def parcelles(self) -> gpd.GeoDataFrame:
+        """The parcels."""
+
+    @property
+    def zonage(self) -> gpd.GeoDataFrame:
+        """The zoning of the local plans."""
+
+    @property
+    def zae(self) -> gpd.GeoDataFrame:
+        """The business zones."""
+
+    @property
+    def batiments(self) -> gpd.GeoDataFrame:
+        """The buildings."""
+
+    @property
+    def routes(self) -> gpd.GeoDataFrame:
+        """The roads."""
+
+    @property
+    def friches(self) -> gpd.GeoDataFrame:
+        """The friche points."""
+
+    @property
+    def friches_surfaces(self) -> gpd.GeoDataFrame:
+        """The friche perimeters."""
+
+    @property
+    def available(self) -> Collection[str]:
+        """The kinds of the sources read (the others are empty layers)."""
+
+
+#: What the analysis of one partition receives: its parcels, their box and the context
+#: layers given for this partition (``{"batiments": …}`` when the build streams them).
+PartitionTask = tuple[gpd.GeoDataFrame, Bounds, Mapping[str, gpd.GeoDataFrame]]
 
 
 @dataclass(frozen=True)
@@ -230,7 +278,7 @@ def sort_by_idu(parcelles: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return parcelles.loc[order].reset_index(drop=True)
 
 
-def analyse(layers: Any, *, extra: ExtraInputs | None = None,
+def analyse(layers: CanonicalLayers, *, extra: ExtraInputs | None = None,
             profiles: Sequence[Profile] | None = None,
             options: AnalysisOptions | None = None,
             communes: Sequence[str] | None = None) -> AnalysisResult:
@@ -312,7 +360,7 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
                           friches=attached.friches, friches_surfaces=attached.friches_surfaces)
 
 
-def friches_of_territory(layers: Any, links: pd.DataFrame | None, *, idu: np.ndarray,
+def friches_of_territory(layers: CanonicalLayers, links: pd.DataFrame | None, *, idu: np.ndarray,
                          communes: Sequence[str]) -> AttachedFriches:
     """Attach the friches of ``layers`` (both build paths call it, with every parcel's links).
 
@@ -326,7 +374,7 @@ def friches_of_territory(layers: Any, links: pd.DataFrame | None, *, idu: np.nda
                           communes=communes, zae=layers.zae)
 
 
-def analysis_context(layers: Any, *, extra: ExtraInputs | None = None,
+def analysis_context(layers: CanonicalLayers, *, extra: ExtraInputs | None = None,
                      profiles: Sequence[Profile] | None = None,
                      options: AnalysisOptions | None = None
                      ) -> AnalysisContext:
@@ -346,14 +394,14 @@ def analysis_context(layers: Any, *, extra: ExtraInputs | None = None,
     extra = extra or ExtraInputs()
     opts = options if options is not None else AnalysisOptions()
     profs = tuple(profiles) if profiles is not None else shipped_profiles()
-    have = set(getattr(layers, "available", set()))
+    have = set(layers.available)
 
     def layer(kind: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
         return frame if kind in have else None
 
     classes = road_classes(opts.classes_routes, profs)
-    context = {k: getattr(layers, k) for k in ("zonage", "zae", "batiments", "routes", "friches")
-               if k in have}
+    kinds = ("zonage", "zae", "batiments", "routes", "friches")
+    context: dict[str, gpd.GeoDataFrame] = {k: getattr(layers, k) for k in kinds if k in have}
     routes = context.get("routes")
     return AnalysisContext(
         zonage=context.get("zonage"),
@@ -405,7 +453,7 @@ class AnalysisContext:
     routes: gpd.GeoDataFrame | None
     friches: gpd.GeoDataFrame | None
     friches_surfaces: gpd.GeoDataFrame | None
-    mnt: Any
+    mnt: RasterLike | None
     couches: Mapping[str, gpd.GeoDataFrame]
     contraintes: tuple[Constraint, ...]
     classes_routes: Mapping[str, Sequence[str]]
@@ -476,25 +524,25 @@ def _indicators_and_scores(parcelles: gpd.GeoDataFrame, ctx: AnalysisContext,
     return indicators, score_parcels(indicators, ctx.profiles)
 
 
-def partition_task(task: tuple[Any, ...], ctx: AnalysisContext
+def partition_task(task: PartitionTask, ctx: AnalysisContext
                    ) -> tuple[pd.DataFrame, frozenset[str], pd.DataFrame]:
     """One partition: its indicators, which were available, and its scores.
 
-    ``task`` is the partition's parcels, their box and, optionally, context layers
+    ``task`` is the partition's parcels, their box and the context layers
     given for this partition (``{"batiments": …}`` when the build streams them);
     ``ctx`` the whole context (sent once to each worker), from which the
     partition's is selected.
     """
-    part, bounds, *given = task
+    part, bounds, given = task
     local = ctx.around(bounds, idu=part["idu"].astype(str).to_numpy())
-    if given and given[0]:
-        local = replace(local, **given[0])
+    if given:
+        local = replace(local, **given)
     indicators, scores = _indicators_and_scores(part, local)
     return indicators.frame, indicators.available, scores
 
 
-def extra_inputs(read: Mapping[str, Any], *,
-                 contraintes: Sequence[tuple[Any, Any]] = ()) -> ExtraInputs:
+def extra_inputs(read: Mapping[str, ReadResult | RasterLike | None], *,
+                 contraintes: Sequence[tuple[Source, ReadResult]] = ()) -> ExtraInputs:
     """Build :class:`ExtraInputs` from the results of the ``readers.extra`` readers.
 
     Parameters
@@ -517,23 +565,25 @@ def extra_inputs(read: Mapping[str, Any], *,
         Constraint(name=str(source.name), kind=str(source.constraint_type or "autre"),
                    strict=bool(source.strict), frame=result.frame)
         for source, result in contraintes)
-    proprietaires = read.get("proprietaires")
+    results = {k: r for k, r in read.items() if isinstance(r, ReadResult)}
+    raster = read.get("mnt")
+    proprietaires = results.get("proprietaires")
     absents = "inconnu"
     if proprietaires is not None and proprietaires.report.format == "personnes_morales":
         # The DGFiP file lists every parcel owned by a legal entity: the others belong
         # to natural persons.
         absents = "personne physique"
     return ExtraInputs(
-        mnt=read.get("mnt"),
+        mnt=None if raster is None or isinstance(raster, ReadResult) else raster,
         contraintes=constraints,
-        couches={k: r.frame for k, r in read.items()
-                 if k not in ("mnt", "proprietaires") and r is not None},
+        couches={k: r.frame for k, r in results.items() if k != "proprietaires"},
         proprietaires=proprietaires.frame if proprietaires is not None else None,
         proprietaires_absents=absents,
     )
 
 
-__all__ = ["AnalysisContext", "AnalysisOptions", "AnalysisResult", "Constraint", "ExtraInputs",
+__all__ = ["AnalysisContext", "AnalysisOptions", "AnalysisResult", "Bounds", "CanonicalLayers",
+           "Constraint", "ExtraInputs", "PartitionTask",
            "analyse", "analysis_context", "friches_of_territory", "partition_task",
            "scored_frame",
            "connected_components", "contiguity_pairs", "extra_inputs", "road_classes",

@@ -54,6 +54,7 @@ import shapely
 from observatoire.analysis.friche_links import LINK_IDU, LINK_POINT, friche_sites, listed_idus
 from observatoire.analysis.geometry import geoms
 from observatoire.analysis.overlay import overlap_pairs
+from observatoire.schema import NULL
 
 #: Columns the analysis adds to ``friches`` and ``friches_surfaces``, in order.
 FRICHES_COLUMNS = ("dans_territoire", "appariement", "idu_absents", "zae_id", "surface_m2",
@@ -144,7 +145,7 @@ def attach_friches(friches: gpd.GeoDataFrame, friches_surfaces: gpd.GeoDataFrame
     by_idu = set(listed.loc[found, "site_id"])
     by_geometry = set(links.loc[links["rang"] != LINK_IDU, "site_id"])
     appariement = np.where(site_ids.isin(by_idu), APPARIEMENTS[0],
-                           np.where(site_ids.isin(by_geometry), APPARIEMENTS[1], None))
+                           np.where(site_ids.isin(by_geometry), APPARIEMENTS[1], NULL))
 
     surface, origin, parcels = _surfaces(sites, site_ids, friches_surfaces, links)
     fields = pd.DataFrame({
@@ -167,7 +168,7 @@ def _text(value: object) -> str:
     return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _key(text: str, dtype: np.dtype) -> object:
+def _key(text: str, dtype: np.dtype) -> str | bytes:
     """``text`` as an element comparable with a sorted array of ``dtype``."""
     return text.encode("ascii", "replace") if dtype.kind == "S" else text
 

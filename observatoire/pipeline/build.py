@@ -28,7 +28,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -47,7 +46,7 @@ from observatoire.memory import trim
 from observatoire.mutabilite import mutabilite_layers
 from observatoire.outputs import StagedFile
 from observatoire.pipeline.batiments import stream_batiments
-from observatoire.pipeline.partitions import analyse_partitions
+from observatoire.pipeline.partitions import Views, analyse_partitions
 from observatoire.pipeline.publication import publish
 from observatoire.pipeline.staging import stage_parcels, staging_folder
 from observatoire.progress import Progress
@@ -187,7 +186,7 @@ class _Built:
     counts: dict[str, int]
     checksums: dict[str, str]
     write_start: float
-    views: dict[str, Any]
+    views: Views
 
 
 def _analyse(territory: Territory, writer: GeoPackageWriter, folder: Path, say: Progress,
@@ -268,8 +267,8 @@ def _analyse(territory: Territory, writer: GeoPackageWriter, folder: Path, say: 
     counts.update({name: len(frame) for name, frame in outputs.items()})
     _write_layers(writer, outputs)
     # What the publication does not read is let go: memory for the maps and exports.
-    for name in ("zae_unites_candidates", "batiments_zae"):
-        result.views.pop(name, None)
+    result.views.pop("zae_unites_candidates", None)
+    result.views.pop("batiments_zae", None)
     trim()
     return _Built(layers=layers, outputs=outputs, tables=result.tables, counts=counts,
                   checksums=checksums, write_start=t, views=result.views)

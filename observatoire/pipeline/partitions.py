@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 import geopandas as gpd
 import numpy as np
@@ -60,8 +60,36 @@ from observatoire.pipeline.staging import Commune, Staged
 from observatoire.progress import track
 from observatoire.publish.carte_selection import MAP_MAX_PARCELS, TopScores
 from observatoire.publish.fond import read_background
+from observatoire.readers.tiles import as_bbox
 
 log = logging.getLogger(__name__)
+
+class Views(TypedDict, total=False):
+    """What the publication reads of the parcels besides the layers (let go once read)."""
+
+    #: The parcels drawn on the map (:class:`~observatoire.publish.carte_selection.TopScores`).
+    carte: gpd.GeoDataFrame
+    #: How many parcels the territory has.
+    nb_parcelles: int
+    #: The parcels meeting a ZAE (``idu``, ``friche_id``, geometry), or ``None``.
+    zae: gpd.GeoDataFrame | None
+    #: Reads the parcels' columns the report needs back from the GeoPackage.
+    rapport: Callable[[], pd.DataFrame]
+    #: Reads the map's background (communes, roads, buildings) back from the GeoPackage.
+    fond: Callable[[], dict[str, gpd.GeoDataFrame]]
+    #: The land units meeting a ZAE, for the inventory.
+    zae_unites_candidates: gpd.GeoDataFrame
+    #: The buildings meeting those units, when the buildings are streamed.
+    batiments_zae: gpd.GeoDataFrame | None
+
+
+class SiteSettings(TypedDict):
+    """Keyword arguments of :func:`observatoire.analysis.units.gisements`."""
+
+    profile: str
+    seuil_bati: float
+    score_min: float
+
 
 @dataclass
 class Partitioned:
@@ -69,7 +97,7 @@ class Partitioned:
 
     written: dict[str, LayerSum]
     outputs: dict[str, gpd.GeoDataFrame]
-    views: dict[str, gpd.GeoDataFrame]
+    views: Views
     tables: dict[str, pd.DataFrame]
     timings: dict[str, float]
 
@@ -199,12 +227,12 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
             part = staged.group(group, staged.report)
             given = {}
             if buildings is not None:
-                pieces = [buildings(tuple(float(v) for v in c.bounds)) for c in group]
+                pieces = [buildings(as_bbox(c.bounds)) for c in group]
                 found = pd.concat(pieces) if len(pieces) > 1 else pieces[0]
                 given["batiments"] = found[~found.index.duplicated()].sort_index()
             gid = staged.gid(part["idu"])
             submitted.append(GroupTask(
-                part=part, bounds=tuple(float(v) for v in part.total_bounds), given=given,
+                part=part, bounds=as_bbox(part.total_bounds), given=given,
                 gid=gid, touching=isin_sorted(gid, cross.leaving(gid)),
                 proprietaires=(parcel_proprietaires(part, table_proprietaires, absents=absents)
                         if table_proprietaires is not None else None)))
@@ -297,7 +325,7 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
         zae[name] = values
     timings["friches"] = clock() - t
 
-    views: dict[str, Any] = {
+    views: Views = {
         "carte": best.result(),
         "nb_parcelles": best.seen,
         "zae": pd.concat(zae_parcels.load(), ignore_index=True) if zae_parcels else None,
@@ -340,7 +368,7 @@ class GroupSettings:
     seuil_bati: float
     score_min: float
 
-    def sites(self) -> dict[str, Any]:
+    def sites(self) -> SiteSettings:
         """Arguments of :func:`observatoire.analysis.units.gisements`."""
         return {"profile": self.profile, "seuil_bati": self.seuil_bati,
                 "score_min": self.score_min}
@@ -353,7 +381,7 @@ class GroupTask:
     part: gpd.GeoDataFrame
     bounds: tuple[float, float, float, float]
     #: Context layers given for this group (``{"batiments": …}`` when streamed).
-    given: dict[str, Any]
+    given: dict[str, gpd.GeoDataFrame]
     #: Global ids of the parcels.
     gid: np.ndarray
     #: The parcels with an edge to another commune.

@@ -44,7 +44,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import matplotlib
@@ -62,6 +62,9 @@ from matplotlib.textpath import TextPath
 from matplotlib.transforms import Affine2D
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 from pyproj import Transformer
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 from observatoire import __version__
 from observatoire.analysis.zae_inventory import observation_date
@@ -123,7 +126,7 @@ MAX_LOCAL_ROADS = 30_000
 BACKGROUND_ROAD_COLOURS = {c: STYLES[c]["color"] for c in ROAD_CLASSES}
 COMMUNE_COLOUR = STYLES["commune"]["color"]
 
-_RC: dict[str, Any] = {
+_RC: dict[RcKeyType, Any] = {
     "text.parse_math": False,
     "font.family": "DejaVu Sans",
     "font.size": 8,
@@ -301,7 +304,8 @@ def units_table(units: pd.DataFrame) -> Table:
     Owners are named only when the inventory says they are legal entities
     (``proprietaire_type`` « personne morale »), whatever the input holds.
     """
-    rows, swatches = [], []
+    rows: list[list[str]] = []
+    swatches: list[str | None] = []
     for k, u in enumerate(units.itertuples(index=False), start=1):
         kind = getattr(u, "proprietaire_type", None)
         kind = kind if kind in ("personne morale", "personne physique") else "inconnu"

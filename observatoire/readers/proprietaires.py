@@ -166,7 +166,7 @@ def read_proprietaires(source: Source, *, crs: str, base: Path | None = None) ->
     frame = frame.drop_duplicates(["idu", "proprietaire_cle"]).sort_values(
         ["idu", "proprietaire_cle"], kind="stable").reset_index(drop=True)
     report.features_kept = len(frame)
-    return ReadResult(frame[PROPRIETAIRES_COLUMNS], report)  # type: ignore[arg-type]
+    return ReadResult(frame[PROPRIETAIRES_COLUMNS], report)
 
 
 def _find_columns(raw: pd.DataFrame, wanted: Mapping[str, list[str]],
