@@ -43,6 +43,7 @@ from observatoire.readers.extra import ExtraSources
 from observatoire.readers.lineage import SourceReport
 from observatoire.readers.tiles import as_bbox
 from observatoire.schema import NULL
+from observatoire.sources import kinds_read_at, source_kind
 
 log = logging.getLogger(__name__)
 
@@ -208,15 +209,13 @@ def read_town_halls(territory: Territory, lookup: ParcelLookup, reports: list[So
 
     A point without ``code_insee`` takes the commune of the parcel it lies on.
     """
-    from observatoire.readers.mairies import read_mairies
-
     frames = []
-    for kind in ("mairies", "chefs_lieux"):
+    for kind in kinds_read_at("mutabilite"):
         source = territory.source(kind)
         if source is None:
             continue
         log.info("lecture de %s (%s)", kind, ", ".join(p.name for p in source.paths))
-        result = read_mairies(source, crs=territory.crs, base=territory.path.parent)
+        result = source_kind(kind).reader(source, crs=territory.crs, base=territory.path.parent)
         reports.append(result.report)
         frames.append(result.frame)
     if not frames:
@@ -333,8 +332,7 @@ def mutabilite_layers(outputs: dict[str, gpd.GeoDataFrame], layers: Layers, extr
         return {}
     profile = territory.profiles[0]
     score = f"score_{profile.name}"
-    inputs = extra_inputs(contraintes=extra.contraintes, voies_ferrees=extra.voies_ferrees,
-                          proprietaires=extra.proprietaires)
+    inputs = extra_inputs(extra.read, contraintes=extra.contraintes)
     available = set(layers.available)
     lookup = ParcelLookup(gpkg)
     parcels = lookup.of_friches(score) if len(friches) else gpd.GeoDataFrame(
@@ -365,7 +363,7 @@ def mutabilite_layers(outputs: dict[str, gpd.GeoDataFrame], layers: Layers, extr
         routes=routes,
         zonage=layers.zonage if "zonage" in available else None,
         contraintes=inputs.contraintes,
-        voies_ferrees=inputs.voies_ferrees,
+        voies_ferrees=inputs.couches.get("voies_ferrees"),
         mairies=read_town_halls(territory, lookup, layers.reports),
         etablissements=layers.etablissements,
         proprietaires=inputs.proprietaires,

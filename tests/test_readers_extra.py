@@ -17,7 +17,7 @@ from affine import Affine
 from observatoire.config import Source, load_territory
 from observatoire.errors import CRSError, SchemaError, SourceError
 from observatoire.readers.contraintes import read_contrainte
-from observatoire.readers.extra import EXTRA_READERS, read_extra_sources
+from observatoire.readers.extra import read_extra_sources
 from observatoire.readers.mnt import read_mnt
 from observatoire.readers.proprietaires import normalise_name, read_proprietaires
 from observatoire.readers.reseaux import read_postes_electriques, read_voies_ferrees
@@ -325,8 +325,7 @@ stricte = true
     assert len(extra.reports()) == 3
     from observatoire.analysis import extra_inputs
 
-    inputs = extra_inputs(mnt=extra.mnt, contraintes=extra.contraintes,
-                          proprietaires=extra.proprietaires)
+    inputs = extra_inputs(extra.read, contraintes=extra.contraintes)
     assert inputs.contraintes[0].strict and inputs.contraintes[0].kind == "inondation"
     assert inputs.proprietaires_absents == "personne physique"
     ok, lines = validate_territory(toml)
@@ -341,8 +340,3 @@ stricte = true
     assert ppri.startswith("LU") and "1 entités gardées sur 1 lues" in ppri
     (line,) = [ln for ln in lines if " sources.proprietaires :" in ln]
     assert line.startswith("RÉPARÉ") or line.startswith("LU")
-
-
-def test_extra_readers_cover_the_kinds():
-    assert set(EXTRA_READERS) == {"mnt", "contraintes", "voies_ferrees", "postes_electriques",
-                                  "proprietaires", "mairies", "chefs_lieux"}

@@ -87,10 +87,11 @@ from observatoire.analysis.units import (
 )
 from observatoire.errors import ConfigError
 from observatoire.profiles import shipped_profiles
+from observatoire.readers.lineage import ReadResult
+from observatoire.sources import SOURCE_KINDS
 
 if TYPE_CHECKING:
     from observatoire.config import Source
-    from observatoire.readers.lineage import ReadResult
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,9 @@ class ExtraInputs:
         The DEM in the territory CRS, or ``None``.
     contraintes
         The constraint layers.
-    voies_ferrees, postes_electriques
-        Railways and electrical substations, or ``None``.
+    couches
+        The other vector inputs by source kind (``voies_ferrees``,
+        ``postes_electriques``…), whole; a kind the territory lacks is absent.
     proprietaires
         Owner table (``idu``, ``proprietaire_cle``, ``proprietaire_type``,
         ``proprietaire_nom``, ``proprietaire_siren``), or ``None``.
@@ -161,8 +163,7 @@ class ExtraInputs:
 
     mnt: RasterLike | None = None
     contraintes: tuple[Constraint, ...] = ()
-    voies_ferrees: gpd.GeoDataFrame | None = None
-    postes_electriques: gpd.GeoDataFrame | None = None
+    couches: Mapping[str, gpd.GeoDataFrame] = field(default_factory=dict)
     proprietaires: pd.DataFrame | None = None
     proprietaires_absents: str = "inconnu"
 
@@ -399,22 +400,22 @@ def analysis_context(layers: CanonicalLayers, *, extra: ExtraInputs | None = Non
         return frame if kind in have else None
 
     classes = road_classes(opts.classes_routes, profs)
-    routes = layer("routes", layers.routes)
+    kinds = ("zonage", "zae", "batiments", "routes", "friches")
+    context: dict[str, gpd.GeoDataFrame] = {k: getattr(layers, k) for k in kinds if k in have}
+    routes = context.get("routes")
     return AnalysisContext(
-        zonage=layer("zonage", layers.zonage),
-        zae=layer("zae", layers.zae),
-        batiments=layer("batiments", layers.batiments),
+        zonage=context.get("zonage"),
+        zae=context.get("zae"),
+        batiments=context.get("batiments"),
         routes=routes,
-        friches=layer("friches", layers.friches),
+        friches=context.get("friches"),
         friches_surfaces=layer("friches", layers.friches_surfaces),
         mnt=extra.mnt,
-        voies_ferrees=extra.voies_ferrees,
-        postes_electriques=extra.postes_electriques,
+        couches=extra.couches,
         contraintes=tuple(extra.contraintes),
         classes_routes=classes,
         profiles=profs,
-        cibles=distance_targets(routes=routes, voies_ferrees=extra.voies_ferrees,
-                                postes_electriques=extra.postes_electriques,
+        cibles=distance_targets(routes=routes, couches={**context, **extra.couches},
                                 classes_routes=classes),
         friche_refs=_friche_refs(layer("friches", layers.friches)),
     )
@@ -453,8 +454,7 @@ class AnalysisContext:
     friches: gpd.GeoDataFrame | None
     friches_surfaces: gpd.GeoDataFrame | None
     mnt: RasterLike | None
-    voies_ferrees: gpd.GeoDataFrame | None
-    postes_electriques: gpd.GeoDataFrame | None
+    couches: Mapping[str, gpd.GeoDataFrame]
     contraintes: tuple[Constraint, ...]
     classes_routes: Mapping[str, Sequence[str]]
     profiles: tuple[Profile, ...]
@@ -486,7 +486,8 @@ class AnalysisContext:
                idu: Sequence[str] | None = None) -> AnalysisContext:
         """Return the context of a partition around ``bounds``.
 
-        Overlay layers are selected by the box (whole features, in layer order); the
+        Overlay layers, and the inputs of ``couches`` whose registry ``partition`` is
+        ``boite``, are selected by the box (whole features, in layer order); the
         DEM is cut to the box plus two cells (:func:`~observatoire.analysis.slope.
         raster_window`: the same slopes); distance targets stay whole. Friche points
         stay whole, unless ``idu`` (the partition's parcels) is given: then those in
@@ -506,6 +507,8 @@ class AnalysisContext:
             self, zonage=select(self.zonage), zae=select(self.zae),
             batiments=select(self.batiments), friches=friches, friches_surfaces=surfaces,
             mnt=raster_window(self.mnt, bounds) if self.mnt is not None else None,
+            couches={k: select(f) if SOURCE_KINDS[k].partition == "boite" else f
+                     for k, f in self.couches.items()},
             contraintes=tuple(replace(c, frame=select(c.frame)) for c in self.contraintes))
 
 
@@ -515,8 +518,8 @@ def _indicators_and_scores(parcelles: gpd.GeoDataFrame, ctx: AnalysisContext,
     indicators = compute_indicators(
         parcelles, zonage=ctx.zonage, zae=ctx.zae, batiments=ctx.batiments, routes=ctx.routes,
         friches=ctx.friches, friches_surfaces=ctx.friches_surfaces, mnt=ctx.mnt,
-        voies_ferrees=ctx.voies_ferrees, postes_electriques=ctx.postes_electriques,
-        contraintes=ctx.contraintes, classes_routes=ctx.classes_routes, cibles=ctx.cibles,
+        couches=ctx.couches, contraintes=ctx.contraintes, classes_routes=ctx.classes_routes,
+        cibles=ctx.cibles,
         timings=timings)
     return indicators, score_parcels(indicators, ctx.profiles)
 
@@ -538,23 +541,20 @@ def partition_task(task: PartitionTask, ctx: AnalysisContext
     return indicators.frame, indicators.available, scores
 
 
-def extra_inputs(*, mnt: RasterLike | None = None,
-                 contraintes: Sequence[tuple[Source, ReadResult]] = (),
-                 voies_ferrees: ReadResult | None = None,
-                 postes_electriques: ReadResult | None = None,
-                 proprietaires: ReadResult | None = None) -> ExtraInputs:
+def extra_inputs(read: Mapping[str, ReadResult | RasterLike | None], *,
+                 contraintes: Sequence[tuple[Source, ReadResult]] = ()) -> ExtraInputs:
     """Build :class:`ExtraInputs` from the results of the ``readers.extra`` readers.
 
     Parameters
     ----------
-    mnt
-        A ``RasterResult`` (or any raster with ``array``, ``transform``, ``crs``,
-        ``nodata``), or ``None``.
+    read
+        Source kind → result of its reader (``ExtraSources.read``): ``mnt`` a
+        ``RasterResult`` (or any raster with ``array``, ``transform``, ``crs``,
+        ``nodata``), ``proprietaires`` and every other kind a ``ReadResult``, whose
+        frame goes to :attr:`ExtraInputs.couches`.
     contraintes
         ``(source, result)`` of each constraint: the :class:`~observatoire.config.Source`
         (``name``, ``constraint_type``, ``strict``) and its ``ReadResult``.
-    voies_ferrees, postes_electriques, proprietaires
-        ``ReadResult`` objects, or ``None``.
 
     Returns
     -------
@@ -565,16 +565,18 @@ def extra_inputs(*, mnt: RasterLike | None = None,
         Constraint(name=str(source.name), kind=str(source.constraint_type or "autre"),
                    strict=bool(source.strict), frame=result.frame)
         for source, result in contraintes)
+    results = {k: r for k, r in read.items() if isinstance(r, ReadResult)}
+    raster = read.get("mnt")
+    proprietaires = results.get("proprietaires")
     absents = "inconnu"
     if proprietaires is not None and proprietaires.report.format == "personnes_morales":
         # The DGFiP file lists every parcel owned by a legal entity: the others belong
         # to natural persons.
         absents = "personne physique"
     return ExtraInputs(
-        mnt=mnt,
+        mnt=None if raster is None or isinstance(raster, ReadResult) else raster,
         contraintes=constraints,
-        voies_ferrees=voies_ferrees.frame if voies_ferrees is not None else None,
-        postes_electriques=postes_electriques.frame if postes_electriques is not None else None,
+        couches={k: r.frame for k, r in results.items() if k != "proprietaires"},
         proprietaires=proprietaires.frame if proprietaires is not None else None,
         proprietaires_absents=absents,
     )

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from observatoire.analysis.indicators import INDICATOR_SOURCES, Indicators
+from observatoire.analysis.indicators import Indicators
 from observatoire.profiles import (
     CLASS_NAMES,
     DERIVED_INDICATORS,
@@ -41,6 +41,7 @@ from observatoire.profiles import (
     known_indicator,
 )
 from observatoire.profiles import PLACEHOLDER as _PLACEHOLDER
+from observatoire.sources import INDICATOR_SOURCES
 
 log = logging.getLogger(__name__)
 

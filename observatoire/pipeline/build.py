@@ -230,11 +230,9 @@ def _analyse(territory: Territory, writer: GeoPackageWriter, folder: Path, say: 
 
     t = time.perf_counter()
     result = analyse_partitions(
-        staged, layers, extra_inputs(
-            mnt=extra.mnt, contraintes=extra.contraintes, voies_ferrees=extra.voies_ferrees,
-            postes_electriques=extra.postes_electriques, proprietaires=extra.proprietaires),
-        territory, writer, executor=executor,
-        target=territory.options.parcelles_par_partition, buildings=buildings, say=say)
+        staged, layers, extra_inputs(extra.read, contraintes=extra.contraintes), territory,
+        writer, executor=executor, target=territory.options.parcelles_par_partition,
+        buildings=buildings, say=say)
     timings["analyse"] = time.perf_counter() - t
     timings.update({f"analyse.{k}": v for k, v in result.timings.items()})
     written.update(result.written)

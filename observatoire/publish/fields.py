@@ -71,6 +71,7 @@ ALIASES: dict[str, str] = {
     "zone_typezone": "Type de zone du PLU",
     "zone_activite": "Zone d'activités du PLU",
     "part_zae": "Part dans la zone d'activités",
+    "dist_zae_m": "Distance à la zone d'activités la plus proche (m)",
     "friche_statut": "Statut de la friche",
     "friche_type": "Type de friche",
     "pente_moy_pct": "Pente moyenne (%)",
