@@ -129,8 +129,35 @@ BDTOPO_EDITION = "2025-09-15"
 BDTOPO_NAME = f"BDTOPO_3-5_TOUSTHEMES_GPKG_LAMB93_D025_{BDTOPO_EDITION}"
 
 
+#: Buildings of the sample given the town-hall and school natures in the fixture's
+#: ``zone_d_activite_ou_d_interet`` (the sample has no such layer: the footprints are
+#: real, the natures are the fixture's, to test the « Mairie » filter and the 5 km cut).
+MAIRIE_BUILDING, ECOLE_BUILDING = 0, 1
+#: A third town hall, moved this far east (metres): outside Gennes plus 5 km.
+FAR_AWAY = 60_000.0
+
+
+def zones_d_interet() -> gpd.GeoDataFrame:
+    """The fixture's ``zone_d_activite_ou_d_interet``, with BD TOPO 3's field names."""
+    import shapely.affinity
+
+    buildings = gpd.read_file(SAMPLE / "building.gpkg")
+    mairie = shapely.force_2d(buildings.geometry.iloc[MAIRIE_BUILDING])
+    ecole = shapely.force_2d(buildings.geometry.iloc[ECOLE_BUILDING])
+    return gpd.GeoDataFrame({
+        "cleabs": ["SURFACTI0000000000000001", "SURFACTI0000000000000002",
+                   "SURFACTI0000000000000003"],
+        "categorie": ["Administratif ou militaire", "Science et enseignement",
+                      "Administratif ou militaire"],
+        "nature": ["Mairie", "Enseignement primaire", "Mairie"],
+        "toponyme": ["Mairie", "École", "Mairie"],
+    }, geometry=[mairie, ecole, shapely.affinity.translate(mairie, FAR_AWAY)],
+        crs=buildings.crs)
+
+
 def bdtopo_archive() -> bytes:
-    """A BD TOPO 7z of the sample's BD TOPO buildings and roads (layers named as IGN's)."""
+    """A BD TOPO 7z of the sample's BD TOPO buildings and roads, and the town halls of
+    :func:`zones_d_interet` (layers and fields named as IGN's)."""
     import tempfile
 
     import py7zr
@@ -141,6 +168,8 @@ def bdtopo_archive() -> bytes:
         for src, layer in (("building", "batiment"), ("road", "troncon_de_route")):
             frame = pyogrio.read_dataframe(SAMPLE / f"{src}.gpkg")
             pyogrio.write_dataframe(frame, gpkg, layer=layer, driver="GPKG")
+        pyogrio.write_dataframe(zones_d_interet(), gpkg, layer="zone_d_activite_ou_d_interet",
+                                driver="GPKG")
         archive = Path(tmp) / "a.7z"
         with py7zr.SevenZipFile(archive, "w") as z:
             z.write(gpkg, f"BDTOPO/1_DONNEES_LIVRAISON/{gpkg.name}")

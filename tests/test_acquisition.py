@@ -307,18 +307,23 @@ def test_bdtopo_newest_edition_cut_to_the_territory(publishers, tmp_path):
     cadastre.fetch(ctx)
     fetched = bdtopo.fetch(ctx)
     assert [(f.kind, f.layer, f.date) for f in fetched] == [
-        ("batiments", "batiment", "2025-09-15"), ("routes", "troncon_de_route", "2025-09-15")]
+        ("batiments", "batiment", "2025-09-15"), ("routes", "troncon_de_route", "2025-09-15"),
+        ("mairies", "zone_d_activite_ou_d_interet", "2025-09-15")]
     out = fetched[0].paths[0]
     # The sample's 325 buildings and 182 road sections all lie within Gennes plus 5 km.
     assert pyogrio.read_info(out, layer="batiment")["features"] == 325
     assert pyogrio.read_info(out, layer="troncon_de_route")["features"] == 182
+    # Of the three zones of interest: the school is not a town hall, the third town hall
+    # lies 60 km east, beyond the 5 km margin.
+    mairies = pyogrio.read_dataframe(out, layer="zone_d_activite_ou_d_interet")
+    assert mairies["cleabs"].tolist() == ["SURFACTI0000000000000001"]
     archive = out.parent / f"{bdtopo_name()}.7z"
     assert Cache(tmp_path / "cache").manifest(archive) is not None
     # Offline: the cached edition, no request.
     asked = len(publishers.requests)
     offline = context(publishers, tmp_path, offline=True)
     offline.bbox_wgs84 = ctx.bbox_wgs84
-    assert [f.date for f in bdtopo.fetch(offline)] == ["2025-09-15"] * 2
+    assert [f.date for f in bdtopo.fetch(offline)] == ["2025-09-15"] * 3
     assert len(publishers.requests) == asked
 
 
@@ -526,9 +531,11 @@ def test_bdtopo_layers_replace_the_cadastre_buildings_and_validate(publishers, t
     assert (territory.source("batiments").layer, territory.source("routes").layer) == (
         "batiment", "troncon_de_route")
     assert territory.source("batiments").producer == "IGN, BD TOPO"
+    assert territory.source("mairies").layer == "zone_d_activite_ou_d_interet"
     ok, lines = validate_territory(path)
     assert ok, lines
     assert any("sources.routes : 182 entités gardées" in line for line in lines)
+    assert any("sources.mairies : 1 entités gardées sur 1 lues" in line for line in lines)
     veille = {line.source: line for line in verifier(path, client=client(),
                                                      mirror=publishers.url)}
     assert (veille["bdtopo"].cached, veille["bdtopo"].published) == ("2025-09-15", "2025-09-15")
