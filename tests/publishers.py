@@ -80,6 +80,7 @@ class SampleData:
     friches: list[dict[str, Any]]       # Cartofriches features
     sirene: bytes = b""                 # geo_siret_25.csv.gz
     bdtopo: bytes = b""                 # the 7z of D025
+    bdalti: bytes = b""                 # the BD ALTI 7z of D067
 
 
 def _features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
@@ -122,7 +123,7 @@ def sample_data() -> SampleData:
 
     text = "\n".join(",".join(row) for row in [GEO_HEADER, *GEO_ROWS]) + "\n"
     return SampleData(cadastre, _features(zone_urba), _features(friches),
-                      gzip.compress(text.encode(), mtime=0), bdtopo_archive())
+                      gzip.compress(text.encode(), mtime=0), bdtopo_archive(), bdalti_archive())
 
 
 BDTOPO_EDITION = "2025-09-15"
@@ -187,6 +188,105 @@ def bdtopo_atom(base: str) -> bytes:
     return (f'<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
             f'xmlns:gpf_dl="https://data.geopf.fr/annexes/ressources/xsd/gpf_dl.xsd">'
             f"<title>BDTOPO</title>{entries}</feed>").encode()
+
+
+#: The BD ALTI fixture: Strasbourg (67482), the place of the repository's real DEM.
+STRASBOURG = "67482"
+BDALTI_EDITION = "2023-01-12"
+BDALTI_NAME = f"BDALTIV2_2-0_25M_ASC_LAMB93-IGN69_D067_{BDALTI_EDITION}"
+BDALTI_DELIVERY = "1_DONNEES_LIVRAISON_2023-02-00123"
+#: BD ALTI's grid: 25 m cells centred on multiples of 25 m; tiles of 25 km.
+BDALTI_RES = 25.0
+BDALTI_NODATA = -99999.0
+#: The western edge of the tile ``…_1050_6850_…`` (cell centres from x = 1,050,000 m).
+BDALTI_SPLIT = 1_050_000.0 - BDALTI_RES / 2
+
+
+def bdalti_grid() -> tuple[np.ndarray, Any]:
+    """The real 10 m DEM of tests/data (Strasbourg-Neudorf) averaged onto BD ALTI's grid.
+
+    The fixture's BD ALTI tiles are cut from this grid: real elevations, at their
+    real place, on the 25 m grid (cell centres on multiples of 25 m) of the product.
+    Returns the array (nodata -99999) and its affine transform.
+    """
+    import math
+    import warnings
+
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.warp import Resampling, reproject
+
+    with rasterio.open(Path(__file__).resolve().parent / "data" / "MNT.asc") as src:
+        data, bounds, transform, nodata = src.read(1), src.bounds, src.transform, src.nodata
+    half = BDALTI_RES / 2
+    west = math.floor((bounds.left + half) / BDALTI_RES) * BDALTI_RES - half
+    north = math.ceil((bounds.top - half) / BDALTI_RES) * BDALTI_RES + half
+    cols = math.ceil((bounds.right - west) / BDALTI_RES)
+    rows = math.ceil((north - bounds.bottom) / BDALTI_RES)
+    grid = np.full((rows, cols), BDALTI_NODATA, dtype=np.float64)
+    with warnings.catch_warnings():
+        # rasterio 1.4 multiplies Affine objects with ``*`` (affine 3 deprecates it).
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        dst_transform = from_origin(west, north, BDALTI_RES, BDALTI_RES)
+        reproject(data.astype(np.float64), grid, src_transform=transform, src_crs="EPSG:2154",
+                  src_nodata=nodata, dst_transform=dst_transform, dst_crs="EPSG:2154",
+                  dst_nodata=BDALTI_NODATA, resampling=Resampling.average)
+    return np.round(grid, 2), dst_transform
+
+
+def _asc(array: np.ndarray, west: float, south: float) -> bytes:
+    """An ESRI ASCII grid written as IGN writes the BD ALTI's (no .prj)."""
+    rows, cols = array.shape
+    head = (f"ncols        {cols}\nnrows        {rows}\nxllcorner    {west:.6f}\n"
+            f"yllcorner    {south:.6f}\ncellsize     {BDALTI_RES:.6f}\n"
+            f"NODATA_value  {BDALTI_NODATA:.2f}\n")
+    body = "\n".join(" ".join(f"{v:.2f}" for v in row) for row in array)
+    return (head + body + "\n").encode()
+
+
+def bdalti_archive() -> bytes:
+    """The D067 BD ALTI 7z: :func:`bdalti_grid` split into two tiles at x = 1,050 km.
+
+    Laid out as IGN's archives (``{name}/BDALTIV2/1_DONNEES_LIVRAISON_…/``
+    ``BDALTIV2_MNT_25M_ASC_LAMB93_IGN69_D067/BDALTIV2_25M_FXX_{x km}_{y km}_MNT_…asc``);
+    the tiles hold only the cells of the real DEM (IGN's are 1,000 × 1,000 cells), and
+    a ``LISEZ-MOI`` and, in another folder, an ``.asc`` that is no elevation grid.
+    """
+    import tempfile
+
+    import py7zr
+
+    grid, transform = bdalti_grid()
+    split = round((BDALTI_SPLIT - transform.c) / BDALTI_RES)
+    south = transform.f - grid.shape[0] * BDALTI_RES
+    folder = (f"{BDALTI_NAME}/BDALTIV2/{BDALTI_DELIVERY}/"
+              f"BDALTIV2_MNT_25M_ASC_LAMB93_IGN69_D067")
+    tiles = {
+        f"{folder}/BDALTIV2_25M_FXX_1025_6850_MNT_LAMB93_IGN69.asc":
+            _asc(grid[:, :split], transform.c, south),
+        f"{folder}/BDALTIV2_25M_FXX_1050_6850_MNT_LAMB93_IGN69.asc":
+            _asc(grid[:, split:], BDALTI_SPLIT, south),
+        f"{BDALTI_NAME}/BDALTIV2/LISEZ-MOI.txt": b"BD ALTI 25 m\n",
+        f"{BDALTI_NAME}/BDALTIV2/3_SUPPLEMENTS_LIVRAISON_2023-02-00123/"
+        f"BDALTIV2_MNT_25M_ASC_LAMB93_IGN69_D067/dalles.asc": b"pas une grille\n",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "a.7z"
+        with py7zr.SevenZipFile(archive, "w") as z:
+            for name, data in tiles.items():
+                z.writestr(data, name)
+        return archive.read_bytes()
+
+
+def bdalti_atom(base: str) -> bytes:
+    """The Atom listing of the D067 BD ALTI: two 25 m editions and a 75 m one."""
+    names = ["BDALTIV2_2-0_25M_ASC_LAMB93-IGN69_D067_2021-01-13", BDALTI_NAME,
+             "BDALTIV2_2-0_75M_ASC_LAMB93-IGN69_D067_2024-03-01"]
+    entries = "".join(f"<entry><id>{base}/resource/BDALTI/{n}</id><title>{n}</title>"
+                      f"<gpf_dl:zone label=\"D067\">D067</gpf_dl:zone></entry>" for n in names)
+    return (f'<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+            f'xmlns:gpf_dl="https://data.geopf.fr/annexes/ressources/xsd/gpf_dl.xsd">'
+            f"<title>BDALTI</title>{entries}</feed>").encode()
 
 
 @dataclass
@@ -294,6 +394,13 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
             if path == (f"/data.geopf.fr/telechargement/download/BDTOPO/{BDTOPO_NAME}/"
                         f"{BDTOPO_NAME}.7z"):
                 return self._file(pub.data.bdtopo, "application/x-7z-compressed", fault)
+            if path == "/data.geopf.fr/telechargement/resource/BDALTI" and \
+                    query.get("zone") == "D067":
+                return self._send(200, bdalti_atom(f"{pub.url}/data.geopf.fr/telechargement"),
+                                  "application/atom+xml", fault=fault)
+            if path == (f"/data.geopf.fr/telechargement/download/BDALTI/{BDALTI_NAME}/"
+                        f"{BDALTI_NAME}.7z"):
+                return self._file(pub.data.bdalti, "application/x-7z-compressed", fault)
             if path == "/data.geopf.fr/wfs/ows":
                 return self._wfs(query, fault)
             if path == "/apidf-preprod.cerema.fr/cartofriches/geofriches/":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import tomllib
@@ -540,3 +541,122 @@ def test_bdtopo_layers_replace_the_cadastre_buildings_and_validate(publishers, t
                                                      mirror=publishers.url)}
     assert (veille["bdtopo"].cached, veille["bdtopo"].published) == ("2025-09-15", "2025-09-15")
     assert not veille["bdtopo"].newer and veille["zonage"].published is None
+
+
+# --- BD ALTI --------------------------------------------------------------------------------
+
+def strasbourg(pub: Publishers, tmp_path: Path, box_l93: tuple[float, float, float, float], *,
+               offline: bool = False) -> Context:
+    """A fetch for Strasbourg (D067, where the BD ALTI fixture is), its box given."""
+    from publishers import STRASBOURG
+    from pyproj import Transformer
+
+    ctx = Context(communes=(STRASBOURG,), epci_siren=None, crs="EPSG:2154",
+                  client=None if offline else client(), cache=Cache(tmp_path / "cache"),
+                  urls=Urls(pub.url))
+    ctx.bbox_wgs84 = Transformer.from_crs("EPSG:2154", "EPSG:4326", always_xy=True
+                                          ).transform_bounds(*box_l93)
+    return ctx
+
+
+def test_bdalti_newest_25m_edition_mosaicked_and_cut(publishers, tmp_path):
+    import numpy as np
+    import rasterio
+    from publishers import BDALTI_EDITION, BDALTI_NAME, BDALTI_SPLIT, bdalti_grid
+
+    from observatoire.acquisition import bdalti
+    from observatoire.config import Source
+    from observatoire.readers.mnt import read_mnt
+
+    box = (1_049_500.0, 6_839_000.0, 1_053_000.0, 6_841_500.0)
+    ctx = strasbourg(publishers, tmp_path, box)
+    assert bdalti.edition(ctx, "67") == (BDALTI_EDITION, "LAMB93-IGN69")  # not the 75 m one
+    [got] = bdalti.fetch(ctx)
+    assert (got.kind, got.format, got.date, got.producer) == (
+        "mnt", "geotiff", BDALTI_EDITION, "IGN, BD ALTI 25 m")
+    grid, transform = bdalti_grid()
+    with rasterio.open(got.paths[0]) as tif:
+        assert tif.crs.to_epsg() == 2154 and tif.res == (25.0, 25.0)
+        left, bottom, right, top = tif.bounds
+        data = tif.read(1)
+    # The box in lon/lat, back in Lambert-93 (a little larger): the cut is that box snapped
+    # outwards to the 25 m grid (edges at 12.5 m past a multiple of 25), and spans both tiles.
+    from pyproj import Transformer
+
+    wide = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True).transform_bounds(
+        *ctx.bbox_wgs84)
+    assert box[0] - 500 < wide[0] < box[0] and box[2] < wide[2] < box[2] + 500
+    snap = [math.floor((wide[0] - 12.5) / 25) * 25 + 12.5,
+            math.floor((wide[1] - 12.5) / 25) * 25 + 12.5,
+            math.ceil((wide[2] - 12.5) / 25) * 25 + 12.5,
+            math.ceil((wide[3] - 12.5) / 25) * 25 + 12.5]
+    assert [left, bottom, right, top] == pytest.approx(snap, abs=1e-6)
+    assert left < BDALTI_SPLIT < right
+    assert (left - transform.c) % 25 == 0 and (transform.f - top) % 25 == 0
+    # Cell for cell, the fixture's grid: nothing resampled.
+    r0, c0 = round((transform.f - top) / 25), round((left - transform.c) / 25)
+    assert np.array_equal(data, grid[r0:r0 + data.shape[0], c0:c0 + data.shape[1]]
+                          .astype(np.float32))
+    archive = tmp_path / "cache" / "bdalti" / BDALTI_EDITION / f"{BDALTI_NAME}.7z"
+    assert Cache(tmp_path / "cache").manifest(archive).producteur == "IGN, BD ALTI 25 m"
+    manifest = Cache(tmp_path / "cache").manifest(got.paths[0])
+    assert manifest.url.endswith(f"{BDALTI_NAME}.7z") and manifest.licence.startswith("Licence")
+    # The build's reader takes it as it is (EPSG:2154 declared, nodata as NaN).
+    mnt = read_mnt(Source(kind="mnt", paths=got.paths), crs="EPSG:2154")
+    assert mnt.array.shape == data.shape
+    assert np.isnan(mnt.array).sum() == (data == -99999).sum()
+    # Offline: the cached edition, the same GeoTIFF, no request.
+    asked = len(publishers.requests)
+    [again] = bdalti.fetch(strasbourg(publishers, tmp_path, box, offline=True))
+    assert again.paths == got.paths and again.date == BDALTI_EDITION
+    assert len(publishers.requests) == asked
+
+
+def test_bdalti_outside_its_tiles_is_refused(publishers, tmp_path):
+    from observatoire.acquisition import bdalti
+
+    ctx = strasbourg(publishers, tmp_path, (1_000_000.0, 6_700_000.0, 1_001_000.0, 6_701_000.0))
+    with pytest.raises(DownloadError, match="ne couvrent pas l'emprise du territoire"):
+        bdalti.fetch(ctx)
+    assert not list((tmp_path / "cache" / "bdalti").rglob("*.tif"))
+
+
+def test_bdalti_corrupt_archive_is_not_cached(publishers, tmp_path):
+    from publishers import BDALTI_NAME
+
+    from observatoire.acquisition import bdalti
+
+    publishers.inject(f"{BDALTI_NAME}.7z", ("corrompu",))
+    ctx = strasbourg(publishers, tmp_path, (1_050_000.0, 6_839_000.0, 1_051_000.0, 6_840_000.0))
+    with pytest.raises(DownloadError, match="corrompu ou tronqué"):
+        bdalti.fetch(ctx)
+    assert not list((tmp_path / "cache").rglob("*.7z"))
+    [got] = bdalti.fetch(ctx)  # served whole the next time
+    assert got.kind == "mnt"
+
+
+def test_bdalti_is_declared_as_the_mnt_and_watched(publishers, tmp_path):
+    from publishers import BDALTI_EDITION, STRASBOURG
+
+    path = init_territory(tmp_path / "s", communes=[STRASBOURG], sources=["bdalti"])
+    # Without the cadastre (not served for Strasbourg) the box is unknown: named, bit 16.
+    outcome = telecharger(path, client=client(), mirror=publishers.url)
+    assert "emprise du territoire inconnue" in str(outcome.failed["bdalti"])
+    assert outcome.exit_status == EXIT_FAILED + 16
+    [line] = verifier(path, client=client(), mirror=publishers.url)
+    assert (line.source, line.cached, line.published, line.newer) == (
+        "bdalti", None, BDALTI_EDITION, True)
+    # Fetched, it is written as the mnt source of the territory file.
+    from observatoire.acquisition import bdalti
+
+    [got] = bdalti.fetch(strasbourg(publishers, tmp_path / "s",
+                                    (1_050_000.0, 6_839_000.0, 1_051_000.0, 6_840_000.0)))
+    parcels = tmp_path / "s" / "parcelles.json.gz"
+    parcels.write_bytes(publishers.data.cadastre["parcelles"])
+    from observatoire.acquisition.contexte import Fetched
+
+    write_sources(path, [Fetched("parcelles", (parcels,), "etalab", "DGFiP", "2025-09-01"), got])
+    mnt = load_territory(path).source("mnt")
+    assert (mnt.paths, mnt.format, mnt.producer) == (got.paths, "geotiff", "IGN, BD ALTI 25 m")
+    [line] = verifier(path, client=client(), mirror=publishers.url)
+    assert (line.cached, line.newer) == (BDALTI_EDITION, False)

@@ -61,6 +61,17 @@ PATRINAT_TYPENAMES = {
 }
 
 
+#: A BD ALTI 25 m ASC edition in a Géoplateforme listing: its projection and date
+#: (``BDALTIV2_2-0_25M_ASC_LAMB93-IGN69_D025_2023-01-12``); ``{zone}`` is the IGN zone.
+BDALTI_NAME = (r"BDALTIV2_2-0_25M_ASC_(?P<projection>[A-Z0-9]+-[A-Z0-9]+)_{zone}_"
+               r"(?P<date>\d{{4}}-\d{{2}}-\d{{2}})")
+#: Where the elevation tiles lie in a BD ALTI archive (the other folders hold the
+#: source and distance grids, and the tiles' outlines):
+#: ``{name}/BDALTIV2/1_DONNEES_LIVRAISON_{delivery}/BDALTIV2_MNT_25M_ASC_{proj}_{zone}/``
+#: ``BDALTIV2_25M_FXX_{xmin km}_{ymax km}_MNT_{proj}.asc``.
+BDALTI_TILES = r"1_DONNEES_LIVRAISON[^/]*/BDALTIV2_MNT_25M_ASC_[^/]+/[^/]+\.asc"
+
+
 def departement_of(insee: str) -> str:
     """Return the département of an INSEE code as the cadastre writes it (``2A``, ``974``)."""
     return insee[:3] if insee.startswith("97") else insee[:2]
@@ -146,19 +157,29 @@ class Urls:
 
     # --- IGN Géoplateforme downloads ---------------------------------------------------
     def ign_resource(self, product: str, departement: str) -> str:
-        """Return the Atom listing of a product's editions for a département (``BDTOPO``…)."""
-        fmt = "GPKG" if product == "BDTOPO" else "ASC"
-        return (f"{self.base('telechargement')}/resource/{product}?zone={ign_zone(departement)}"
-                f"&format={fmt}")
+        """Return the Atom listing of a product's editions for a département (``BDTOPO``…).
+
+        The BD TOPO is published in several formats: the GeoPackage one is asked. The
+        BD ALTI listing is asked by zone only (``resource/BDALTI?zone=D069`` in public
+        code that fetches it): its 25 m ASC edition is picked from the entries' names.
+        """
+        url = f"{self.base('telechargement')}/resource/{product}?zone={ign_zone(departement)}"
+        return url + "&format=GPKG" if product == "BDTOPO" else url
 
     def bdtopo(self, departement: str, edition: str) -> str:
         """Return the BD TOPO 7z archive of a département at an edition (``2025-12-15``)."""
         name = f"BDTOPO_3-5_TOUSTHEMES_GPKG_LAMB93_{ign_zone(departement)}_{edition}"
         return f"{self.base('telechargement')}/download/BDTOPO/{name}/{name}.7z"
 
-    def bdalti(self, departement: str, edition: str) -> str:
-        """Return the BD ALTI 25 m 7z archive of a département at an edition."""
-        name = f"BDALTIV2_2-0_25M_ASC_LAMB93-IGN69_{ign_zone(departement)}_{edition}"
+    def bdalti(self, departement: str, edition: str, *, projection: str = "LAMB93-IGN69"
+               ) -> str:
+        """Return the BD ALTI 25 m 7z archive of a département at an edition.
+
+        ``projection`` is the archive's « CRS-height system » as its listing names it:
+        ``LAMB93-IGN69`` on the mainland, ``LAMB93-IGN78C`` in Corsica, the local systems
+        overseas (:data:`BDALTI_NAME` matches them all).
+        """
+        name = f"BDALTIV2_2-0_25M_ASC_{projection}_{ign_zone(departement)}_{edition}"
         return f"{self.base('telechargement')}/download/BDALTI/{name}/{name}.7z"
 
     # --- SIRENE, Géorisques, PatriNat --------------------------------------------------
