@@ -81,6 +81,7 @@ class SampleData:
     sirene: bytes = b""                 # geo_siret_25.csv.gz
     bdtopo: bytes = b""                 # the 7z of D025
     bdalti: bytes = b""                 # the BD ALTI 7z of D067
+    patrinat: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # typename ->
 
 
 def _features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
@@ -123,7 +124,28 @@ def sample_data() -> SampleData:
 
     text = "\n".join(",".join(row) for row in [GEO_HEADER, *GEO_ROWS]) + "\n"
     return SampleData(cadastre, _features(zone_urba), _features(friches),
-                      gzip.compress(text.encode(), mtime=0), bdtopo_archive(), bdalti_archive())
+                      gzip.compress(text.encode(), mtime=0), bdtopo_archive(), bdalti_archive(),
+                      patrinat_layers(zones))
+
+
+def patrinat_layers(zones: gpd.GeoDataFrame) -> dict[str, list[dict[str, Any]]]:
+    """The fixture's PatriNat zones, with the WFS layers' raw field names.
+
+    The sample has no protected area: the outlines are the sample's real PLU zones
+    (its natural zones « N » as one ZNIEFF of type I, its agricultural zones « A »
+    as one ZPS), the identifiers and names are the fixture's. The ZNIEFF of type II
+    and Habitats-directive layers are empty in the territory's box.
+    """
+    def zone(kind: str, ident: str, name: str) -> dict[str, Any]:
+        outline = shapely.union_all(zones.geometry[zones["TYPEZONE"] == kind].values)
+        frame = gpd.GeoDataFrame({"id_mnhn": [ident], "nom_site": [name],
+                                  "url_fiche": [f"https://inpn.mnhn.fr/site/{ident}"]},
+                                 geometry=[shapely.force_2d(outline)], crs=zones.crs)
+        return _features(frame.to_crs(4326))[0]
+
+    return {"patrinat_znieff1:znieff1": [zone("N", "430000001", "Vallon de Gennes")],
+            "patrinat_znieff2:znieff2": [], "patrinat_sic:sic": [],
+            "patrinat_zps:zps": [zone("A", "FR4300001", "Plateau de Gennes")]}
 
 
 BDTOPO_EDITION = "2025-09-15"
@@ -434,6 +456,9 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
             self._send(200, body, ctype, headers, fault)
 
         def _wfs(self, q: dict[str, str], fault: tuple[Any, ...] | None) -> None:
+            if (q.get("SERVICE"), q.get("REQUEST")) == ("WFS", "GetFeature") and \
+                    q.get("TYPENAMES") in pub.data.patrinat:
+                return self._patrinat(q, fault)
             if (q.get("SERVICE"), q.get("REQUEST"), q.get("TYPENAMES")) != (
                     "WFS", "GetFeature", "wfs_du:zone_urba"):
                 return self._send(400, b'{"exception": "bad request"}', "application/json",
@@ -445,6 +470,22 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
             body = {"type": "FeatureCollection", "features": page,
                     "totalFeatures": len(matched), "numberMatched": len(matched),
                     "numberReturned": len(page), "timeStamp": "2025-09-01T06:00:00Z"}
+            self._send(200, json.dumps(body).encode(), "application/json;charset=UTF-8",
+                       fault=fault)
+
+        def _patrinat(self, q: dict[str, str], fault: tuple[Any, ...] | None) -> None:
+            """A PatriNat layer inside ``BBOX=lat0,lon0,lat1,lon1,urn:ogc:def:crs:EPSG::4326``."""
+            lat0, lon0, lat1, lon1, crs = q["BBOX"].split(",")
+            if crs != "urn:ogc:def:crs:EPSG::4326" or q.get("SRSNAME") != "EPSG:4326":
+                return self._send(400, b'{"exception": "bad bbox"}', "application/json",
+                                  fault=fault)
+            box = shapely.box(float(lon0), float(lat0), float(lon1), float(lat1))
+            matched = [f for f in pub.data.patrinat[q["TYPENAMES"]]
+                       if shapely.from_geojson(json.dumps(f["geometry"])).intersects(box)]
+            start, count = int(q.get("STARTINDEX", 0)), min(int(q.get("COUNT", 5000)), 5000)
+            page = matched[start:start + count]
+            body = {"type": "FeatureCollection", "features": page,
+                    "numberMatched": len(matched), "numberReturned": len(page)}
             self._send(200, json.dumps(body).encode(), "application/json;charset=UTF-8",
                        fault=fault)
 

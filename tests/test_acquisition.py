@@ -660,3 +660,67 @@ def test_bdalti_is_declared_as_the_mnt_and_watched(publishers, tmp_path):
     assert (mnt.paths, mnt.format, mnt.producer) == (got.paths, "geotiff", "IGN, BD ALTI 25 m")
     [line] = verifier(path, client=client(), mirror=publishers.url)
     assert (line.cached, line.newer) == (BDALTI_EDITION, False)
+
+
+# --- PatriNat -------------------------------------------------------------------------------
+
+def test_patrinat_layers_in_the_box_become_nature_constraints(publishers, tmp_path):
+    from observatoire.acquisition import patrinat
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    publishers.inject("patrinat_znieff1", ("statut", 500))  # retried
+    got = patrinat.fetch(ctx)
+    # The empty layers (ZNIEFF II, Habitats directive) are not declared.
+    assert [(f.kind, dict(f.extra)) for f in got] == [
+        ("contraintes", {"nom": "ZNIEFF de type I", "type": "nature"}),
+        ("contraintes", {"nom": "Natura 2000, directive Oiseaux (ZPS)", "type": "nature"})]
+    [seen] = [q for q in publishers.requests if "patrinat_zps" in q[0]]
+    assert "SRSNAME=EPSG%3A4326" in seen[0] and "urn%3Aogc%3Adef%3Acrs%3AEPSG%3A%3A4326" in seen[0]
+    doc = json.loads(got[0].paths[0].read_text(encoding="utf-8"))
+    assert [f["properties"]["nom_site"] for f in doc["features"]] == ["Vallon de Gennes"]
+    manifest = Cache(tmp_path / "cache").manifest(got[0].paths[0])
+    assert manifest.producteur == "PatriNat (OFB, MNHN)" and "patrinat_znieff1" in manifest.url
+
+
+def test_patrinat_html_page_fails_the_source_and_caches_nothing(publishers, tmp_path):
+    from observatoire.acquisition import patrinat
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    publishers.inject("patrinat_zps", ("html",))
+    with pytest.raises(DownloadError, match="page HTML reçue"):
+        patrinat.fetch(ctx)
+    assert not list((tmp_path / "cache" / "patrinat").rglob("zps*.geojson"))
+
+
+def test_patrinat_constraints_are_written_and_read_by_validate(publishers, tmp_path):
+    from observatoire.validate import validate_territory
+
+    path = init_territory(tmp_path / "g", communes=[INSEE], sources=["cadastre", "patrinat"])
+    # A constraint of the same name declared by hand is the user's.
+    with path.open("a", encoding="utf-8") as f:
+        f.write('\n[[sources.contraintes]]\nnom = "ZNIEFF de type I"\ntype = "nature"\n'
+                'chemin = "../znieff_a_la_main.gpkg"\n')
+    (tmp_path / "znieff_a_la_main.gpkg").write_bytes(b"")
+    outcome = telecharger(path, client=client(), mirror=publishers.url)
+    assert outcome.failed == {} and "contraintes" in outcome.written
+    text = path.read_text(encoding="utf-8")
+    block = text[text.index(BEGIN):text.index(END)]
+    assert block.count("[[sources.contraintes]]") == 1
+    assert 'nom = "Natura 2000, directive Oiseaux (ZPS)"\ntype = "nature"\nchemin = "cache/' \
+        in block
+    territory = load_territory(path)
+    assert sorted(c.name for c in territory.constraints) == [
+        "Natura 2000, directive Oiseaux (ZPS)", "ZNIEFF de type I"]
+    assert [c.paths[0].name for c in territory.constraints
+            if c.name == "ZNIEFF de type I"] == ["znieff_a_la_main.gpkg"]
+    # Without the hand-made file, validate reads the fetched layer.
+    path.write_text(text.replace('\n[[sources.contraintes]]\nnom = "ZNIEFF de type I"\n'
+                                 'type = "nature"\nchemin = "../znieff_a_la_main.gpkg"\n', ""),
+                    encoding="utf-8")
+    telecharger(path, client=client(), mirror=publishers.url)
+    ok, lines = validate_territory(path)
+    assert ok, lines
+    assert sum("sources.contraintes[" in line and "1 entités gardées sur 1 lues" in line
+               for line in lines) == 2

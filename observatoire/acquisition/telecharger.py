@@ -16,7 +16,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
-from observatoire.acquisition import bdalti, bdtopo, cadastre, friches, sirene, zonage
+from observatoire.acquisition import (
+    bdalti,
+    bdtopo,
+    cadastre,
+    friches,
+    patrinat,
+    sirene,
+    zonage,
+)
 from observatoire.acquisition.cache import Cache
 from observatoire.acquisition.contexte import Context, Fetched
 from observatoire.acquisition.http import Client, DownloadError
@@ -36,7 +44,7 @@ logger = logging.getLogger(__name__)
 #: folder) and ``fetch(ctx) -> list[Fetched]``.
 PUBLISHERS: dict[str, ModuleType] = {"cadastre": cadastre, "zonage": zonage,
                                      "friches": friches, "bdtopo": bdtopo, "bdalti": bdalti,
-                                     "sirene": sirene}
+                                     "sirene": sirene, "patrinat": patrinat}
 #: Exit status of ``telecharger`` when publishers fail: 64 plus these bits.
 EXIT_FAILED = 64
 EXIT_BITS = {"cadastre": 1, "zonage": 2, "friches": 4, "bdtopo": 8, "bdalti": 16,

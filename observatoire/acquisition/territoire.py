@@ -27,6 +27,8 @@ from observatoire.errors import ConfigError
 TERRITORY_FILE = "territoire.toml"
 BEGIN = "# >>> sources téléchargées (écrites par « observatoire telecharger », ne pas modifier)"
 END = "# <<< fin des sources téléchargées"
+#: The source kind declared as a list, one table a layer.
+CONSTRAINTS = "contraintes"
 #: Sources fetched by default: those the build needs first.
 DEFAULT_SOURCES = ("cadastre", "zonage", "friches")
 
@@ -190,16 +192,25 @@ def write_sources(path: Path, fetched: Sequence[Fetched]) -> list[str]:
     text = path.read_text(encoding="utf-8")
     before, after = _split(text)
     own = declared_sources(before + after, path)
+    own_constraints = _constraint_names(before + after)
     base = path.resolve().parent
-    kinds: dict[str, Fetched] = {}
+    kinds: dict[tuple[str, str], Fetched] = {}
     for item in fetched:
-        if item.kind not in own:
-            kinds[item.kind] = item
+        if item.kind == CONSTRAINTS:
+            # Constraints are a list: one [[sources.contraintes]] a layer, by name; a
+            # name the user declared by hand is the user's.
+            name = dict(item.extra).get("nom", "")
+            if name not in own_constraints:
+                kinds[(item.kind, name)] = item
+        elif item.kind not in own:
+            kinds[(item.kind, "")] = item
     block = [BEGIN]
-    for kind, item in kinds.items():
+    for (kind, _), item in kinds.items():
         paths = [Path(os.path.relpath(p.resolve(), base)).as_posix() for p in item.paths]
-        block += ["", f"[sources.{kind}]",
-                  f"chemin = {_toml(paths[0] if len(paths) == 1 else paths)}"]
+        header = f"[[sources.{kind}]]" if kind == CONSTRAINTS else f"[sources.{kind}]"
+        block += ["", header]
+        block += [f"{key} = {_toml(value)}" for key, value in item.extra]
+        block.append(f"chemin = {_toml(paths[0] if len(paths) == 1 else paths)}")
         if item.format:
             block.append(f"format = {_toml(item.format)}")
         if item.layer:
@@ -216,4 +227,17 @@ def write_sources(path: Path, fetched: Sequence[Fetched]) -> list[str]:
         message = re.sub(re.escape(str(tmp)), str(path), str(exc))
         raise ConfigError(f"{message} (fichier non modifié)") from None
     os.replace(tmp, path)
-    return list(kinds)
+    return list(dict.fromkeys(kind for kind, _ in kinds))
+
+
+def _constraint_names(text: str) -> set[str]:
+    """Return the names of the constraints declared in a territory file's text."""
+    import tomllib
+
+    try:
+        sources = tomllib.loads(text).get("sources", {})
+    except tomllib.TOMLDecodeError:
+        return set()  # declared_sources has already named the error
+    items = sources.get(CONSTRAINTS, []) if isinstance(sources, dict) else []
+    return {str(c.get("nom")) for c in items if isinstance(c, dict)} if isinstance(
+        items, list) else set()

@@ -198,10 +198,14 @@ class Urls:
 
     def wfs_bbox(self, typename: str, bbox: tuple[float, float, float, float], *,
                  start: int, count: int) -> tuple[str, dict[str, str]]:
-        """Return a page of a Géoplateforme WFS layer inside a WGS84 box (PatriNat)."""
+        """Return a page of a Géoplateforme WFS layer inside a WGS84 box (PatriNat).
+
+        The box is written latitude first, as WFS 2.0 reads the URN form of EPSG:4326;
+        the answer is asked in « EPSG:4326 », which GeoServer writes longitude first.
+        """
         return self.base("wfs"), {
             "SERVICE": "WFS", "VERSION": "2.0.0", "REQUEST": "GetFeature",
-            "TYPENAMES": typename, "OUTPUTFORMAT": "application/json",
+            "TYPENAMES": typename, "OUTPUTFORMAT": "application/json", "SRSNAME": "EPSG:4326",
             "COUNT": str(count), "STARTINDEX": str(start),
             "BBOX": ",".join(f"{v:.6f}" for v in (bbox[1], bbox[0], bbox[3], bbox[2]))
             + ",urn:ogc:def:crs:EPSG::4326",
