@@ -82,6 +82,8 @@ class SampleData:
     bdtopo: bytes = b""                 # the 7z of D025
     bdalti: bytes = b""                 # the BD ALTI 7z of D067
     patrinat: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # typename ->
+    georisques: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # dataset ->
+    tri: dict[str, list[Any]] = field(default_factory=dict)  # typename -> L93 geometries
 
 
 def _features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
@@ -125,7 +127,76 @@ def sample_data() -> SampleData:
     text = "\n".join(",".join(row) for row in [GEO_HEADER, *GEO_ROWS]) + "\n"
     return SampleData(cadastre, _features(zone_urba), _features(friches),
                       gzip.compress(text.encode(), mtime=0), bdtopo_archive(), bdalti_archive(),
-                      patrinat_layers(zones))
+                      patrinat_layers(zones), *georisques_data(parcels, buildings, zones))
+
+
+def georisques_data(parcels: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
+                    zones: gpd.GeoDataFrame
+                    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[Any]]]:
+    """The fixture's Géorisques rows (API v1 shapes) and TRI flood zones (Lambert-93).
+
+    The sample has no risk data: the outlines are real ones of the sample (two
+    parcels as SIS, one building's centre as an ICPE, two natural zones « N » of the
+    PLU as flood zones of strong and medium intensity), the identifiers, names and
+    attributes are the fixture's.
+    """
+    wgs = parcels.geometry.to_crs(4326)
+    sis = [{"id_sis": f"25SIS0000{i}", "identifiant_ssp": f"SSP0000{i}",
+            "nom": f"Ancienne usine {i}", "adresse": None, "superficie": round(area),
+            "geom": {**json.loads(shapely.to_geojson(shapely.multipolygons(
+                         shapely.get_parts(wgs.iloc[k])))),
+                     **({"crs": {"type": "name", "properties": {"name": "EPSG:4326"}}}
+                        if i == 1 else {})},
+            "adresse_lieudit": None, "code_insee": INSEE, "nom_commune": "Gennes",
+            "fiche_risque": None, "date_maj": "2025-06-01", "statut_classification": "SIS"}
+           for i, (k, area) in enumerate(((0, parcels.geometry.iloc[0].area),
+                                          (1, parcels.geometry.iloc[1].area)), start=1)]
+    centre = shapely.force_2d(buildings.geometry.iloc[2]).centroid
+    lon, lat = gpd.GeoSeries([centre], crs=buildings.crs).to_crs(4326).iloc[0].coords[0]
+    icpe = [{"raisonSociale": "Scierie de Gennes", "codeInsee": INSEE, "commune": "Gennes",
+             "codeNaf": "16.10A", "longitude": round(lon, 6), "latitude": round(lat, 6),
+             "codeAIOT": "0006500001", "siret": None, "regime": "E", "statutSeveso": "3",
+             "etatActivite": "En fonctionnement", "prioriteNationale": False, "ied": False,
+             "date_maj": "2025-06-01"}]
+    natural = zones.geometry[zones["TYPEZONE"] == "N"]
+    tri = {"ms:ALEA_SYNT_02_01FOR_FXX": [shapely.force_2d(natural.iloc[0])],
+           "ms:ALEA_SYNT_02_02MOY_FXX": [shapely.force_2d(natural.iloc[1])],
+           "ms:ALEA_SYNT_02_04FAI_FXX": []}
+    return {"ssp/conclusions_sis": sis, "installations_classees": icpe}, tri
+
+
+def _pos(ring: Any) -> str:
+    return " ".join(f"{x:.2f} {y:.2f}" for x, y in ring.coords)
+
+
+def _gml_polygon(poly: Any, gid: str) -> str:
+    inner = "".join(f"<gml:interior><gml:LinearRing><gml:posList srsDimension=\"2\">{_pos(r)}"
+                    f"</gml:posList></gml:LinearRing></gml:interior>" for r in poly.interiors)
+    return (f'<gml:Polygon gml:id="{gid}"><gml:exterior><gml:LinearRing>'
+            f'<gml:posList srsDimension="2">{_pos(poly.exterior)}</gml:posList>'
+            f"</gml:LinearRing></gml:exterior>{inner}</gml:Polygon>")
+
+
+def tri_gml(typename: str, geoms: list[Any], *, matched: int) -> bytes:
+    """A page of Géorisques' MapServer WFS 2.0 in GML 3.2 (``wfs:member``, ``ms:msGeometry``)."""
+    layer = typename.split(":", 1)[1]
+    members = []
+    for i, geom in enumerate(geoms, start=1):
+        polys = list(geom.geoms) if geom.geom_type == "MultiPolygon" else [geom]
+        surfaces = "".join(f"<gml:surfaceMember>{_gml_polygon(p, f'{layer}.{i}.{j}')}"
+                           f"</gml:surfaceMember>" for j, p in enumerate(polys))
+        members.append(
+            f'<wfs:member><ms:{layer} gml:id="{layer}.{i}"><ms:msGeometry>'
+            f'<gml:MultiSurface gml:id="{layer}.{i}.g" srsName="urn:ogc:def:crs:EPSG::2154">'
+            f"{surfaces}</gml:MultiSurface></ms:msGeometry><ms:typ_inond>01</ms:typ_inond>"
+            f"<ms:scenario>02Moy</ms:scenario></ms:{layer}></wfs:member>")
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<wfs:FeatureCollection '
+            f'xmlns:ms="http://mapserver.gis.umn.edu/mapserver" '
+            f'xmlns:gml="http://www.opengis.net/gml/3.2" '
+            f'xmlns:wfs="http://www.opengis.net/wfs/2.0" '
+            f'timeStamp="2025-09-01T06:00:00" numberMatched="{matched}" '
+            f'numberReturned="{len(geoms)}">{"".join(members)}</wfs:FeatureCollection>\n'
+            ).encode()
 
 
 def patrinat_layers(zones: gpd.GeoDataFrame) -> dict[str, list[dict[str, Any]]]:
@@ -423,6 +494,11 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
             if path == (f"/data.geopf.fr/telechargement/download/BDALTI/{BDALTI_NAME}/"
                         f"{BDALTI_NAME}.7z"):
                 return self._file(pub.data.bdalti, "application/x-7z-compressed", fault)
+            if path.startswith("/www.georisques.gouv.fr/api/v1/"):
+                return self._georisques(path.removeprefix("/www.georisques.gouv.fr/api/v1/"),
+                                        query, fault)
+            if path == "/www.georisques.gouv.fr/services":
+                return self._tri(query, fault)
             if path == "/data.geopf.fr/wfs/ows":
                 return self._wfs(query, fault)
             if path == "/apidf-preprod.cerema.fr/cartofriches/geofriches/":
@@ -472,6 +548,42 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
                     "numberReturned": len(page), "timeStamp": "2025-09-01T06:00:00Z"}
             self._send(200, json.dumps(body).encode(), "application/json;charset=UTF-8",
                        fault=fault)
+
+        def _georisques(self, dataset: str, q: dict[str, str],
+                        fault: tuple[Any, ...] | None) -> None:
+            """A page of the Géorisques API v1: ``{results, page, total_pages, data, …}``."""
+            if dataset not in pub.data.georisques or "code_insee" not in q:
+                return self._send(404, b'{"message": "Not Found"}', "application/json",
+                                  fault=fault)
+            rows = [r for r in pub.data.georisques[dataset]
+                    if q["code_insee"] in (r.get("code_insee"), r.get("codeInsee"))]
+            size, page = int(q.get("page_size", 10)), int(q.get("page", 1))
+            total = max(1, -(-len(rows) // size))
+            base = f"{pub.url}/www.georisques.gouv.fr/api/v1/{dataset}?"
+            body = {"results": len(rows), "page": page, "total_pages": total,
+                    "data": rows[(page - 1) * size: page * size], "response_code": 200,
+                    "message": "OK",
+                    "next": base + urlencode({**q, "page": page + 1}) if page < total else None,
+                    "previous": base + urlencode({**q, "page": page - 1}) if page > 1 else None}
+            self._send(200, json.dumps(body).encode(), "application/json", fault=fault)
+
+        def _tri(self, q: dict[str, str], fault: tuple[Any, ...] | None) -> None:
+            """Géorisques' WFS: a TRI layer in a ``BBOX=…,urn:ogc:def:crs:EPSG::2154``."""
+            keys = {k.upper(): v for k, v in q.items()}
+            if (keys.get("SERVICE"), keys.get("REQUEST")) != ("WFS", "GetFeature") or \
+                    keys.get("TYPENAMES") not in pub.data.tri:
+                body = (b'<?xml version="1.0"?><ows:ExceptionReport xmlns:ows='
+                        b'"http://www.opengis.net/ows/1.1"><ows:Exception exceptionCode='
+                        b'"InvalidParameterValue"/></ows:ExceptionReport>')
+                return self._send(200, body, "text/xml", fault=fault)
+            *bounds, crs = keys["BBOX"].split(",")
+            assert crs == "urn:ogc:def:crs:EPSG::2154"
+            box = shapely.box(*(float(v) for v in bounds))
+            matched = [g for g in pub.data.tri[keys["TYPENAMES"]] if g.intersects(box)]
+            start, count = int(keys.get("STARTINDEX", 0)), int(keys.get("COUNT", 1000))
+            self._send(200, tri_gml(keys["TYPENAMES"], matched[start:start + count],
+                                    matched=len(matched)),
+                       "text/xml; subtype=gml/3.2.1", fault=fault)
 
         def _patrinat(self, q: dict[str, str], fault: tuple[Any, ...] | None) -> None:
             """A PatriNat layer inside ``BBOX=lat0,lon0,lat1,lon1,urn:ogc:def:crs:EPSG::4326``."""

@@ -31,6 +31,7 @@ from observatoire.errors import ConfigError
 __all__ = ["publishers", "sample_publishers_data"]  # fixtures used by name
 
 PARCELLES = f"cadastre-{INSEE}-parcelles.json.gz"
+SAMPLE_ZONING = Path(__file__).resolve().parents[1] / "data" / "sample" / "zoning.gpkg"
 
 
 def client(**kw: float) -> Client:
@@ -724,3 +725,104 @@ def test_patrinat_constraints_are_written_and_read_by_validate(publishers, tmp_p
     assert ok, lines
     assert sum("sources.contraintes[" in line and "1 entités gardées sur 1 lues" in line
                for line in lines) == 2
+
+
+# --- Géorisques -----------------------------------------------------------------------------
+
+def test_georisques_tri_sis_and_icpe_page_by_page(publishers, tmp_path):
+    import geopandas as gpd
+    import pyogrio
+
+    from observatoire.acquisition import georisques
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    ctx.page_size = 1  # two SIS on two pages; the first TRI layer asks for a second page
+    publishers.inject("ALEA_SYNT_02_02MOY", ("statut", 500))  # retried
+    got = georisques.fetch(ctx)
+    assert [(f.kind, f.layer, dict(f.extra)) for f in got] == [
+        ("contraintes", "zones_inondables_tri",
+         {"nom": "Zones inondables du TRI, scénario moyen (Géorisques)", "type": "inondation"}),
+        ("contraintes", None, {"nom": "Secteurs d'information sur les sols (Géorisques)",
+                               "type": "risque_technologique"})]
+    assert [q for q, _ in publishers.requests if "conclusions_sis" in q] == [
+        f"/www.georisques.gouv.fr/api/v1/ssp/conclusions_sis?code_insee={INSEE}&page={n}"
+        f"&page_size=1" for n in (1, 2)]
+    assert len(publishers.seen("ALEA_SYNT_02_01FOR_FXX&SRSNAME")) == 2  # STARTINDEX 0, 1
+    zones = pyogrio.read_dataframe(got[0].paths[0], layer="zones_inondables_tri")
+    sample = gpd.read_file(SAMPLE_ZONING, layer="zoning2")
+    natural = sample.geometry[sample["TYPEZONE"] == "N"]
+    assert zones["couche"].tolist() == ["ALEA_SYNT_02_01FOR_FXX", "ALEA_SYNT_02_02MOY_FXX"]
+    assert zones.crs.to_epsg() == 2154
+    assert zones.area.tolist() == pytest.approx([natural.iloc[0].area, natural.iloc[1].area],
+                                                rel=1e-5)  # GML in cm
+    sis = json.loads(got[1].paths[0].read_text(encoding="utf-8"))
+    assert [f["properties"]["id_sis"] for f in sis["features"]] == ["25SIS00001", "25SIS00002"]
+    # Their perimeters are the sample's first two parcels, back in Lambert-93.
+    parcels = gpd.read_file(SAMPLE_ZONING.with_name("parcel.gpkg")).geometry
+    perimeters = gpd.read_file(got[1].paths[0]).to_crs(2154).geometry
+    assert perimeters.area.tolist() == pytest.approx(parcels.area.iloc[:2].tolist(), rel=1e-6)
+    # The ICPE are cached, as points, but not declared: a constraint is an area.
+    icpe = tmp_path / "cache" / "georisques" / ctx.today / "icpe.geojson"
+    [plant] = json.loads(icpe.read_text(encoding="utf-8"))["features"]
+    assert plant["geometry"]["type"] == "Point" and plant["properties"]["codeAIOT"] == \
+        "0006500001"
+    manifest = Cache(tmp_path / "cache").manifest(icpe)
+    assert manifest.producteur.startswith("Géorisques") and manifest.licence.startswith("Licence")
+
+
+def test_georisques_failing_second_page_fails_the_source(publishers, tmp_path):
+    from observatoire.acquisition import georisques
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    ctx.page_size = 1
+    publishers.inject(f"conclusions_sis?code_insee={INSEE}&page=2", ("statut", 404))
+    with pytest.raises(DownloadError, match="404"):
+        georisques.fetch(ctx)
+    assert not (tmp_path / "cache" / "georisques").exists()
+
+
+@pytest.mark.parametrize("fault, message", [(("html",), "page HTML reçue au lieu de GML"),
+                                            (("corrompu",), "GML illisible")])
+def test_georisques_wfs_bad_answers_are_refused(publishers, tmp_path, fault, message):
+    from observatoire.acquisition import georisques
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    publishers.inject("ALEA_SYNT_02_01FOR", fault)
+    with pytest.raises(DownloadError, match=message):
+        georisques.fetch(ctx)
+    assert not (tmp_path / "cache" / "georisques").exists()
+
+
+def test_georisques_wfs_exception_report_is_named(publishers, tmp_path):
+    from observatoire.acquisition import georisques
+    from observatoire.acquisition.http import Client
+
+    url_box = (936000.0, 6687000.0, 937000.0, 6688000.0)
+    with pytest.raises(DownloadError, match="exception.*InvalidParameterValue"):
+        georisques.wfs_gml(Client(timeout=5.0), Urls(publishers.url), "ms:INCONNUE", url_box)
+
+
+def test_georisques_constraints_are_written_and_validate(publishers, tmp_path):
+    from observatoire.validate import validate_territory
+
+    path = init_territory(tmp_path / "g", communes=[INSEE], sources=["cadastre", "georisques"])
+    outcome = telecharger(path, client=client(), mirror=publishers.url)
+    assert outcome.failed == {}
+    territory = load_territory(path)
+    assert [(c.name, c.constraint_type, c.strict, c.layer) for c in territory.constraints] == [
+        ("Zones inondables du TRI, scénario moyen (Géorisques)", "inondation", False,
+         "zones_inondables_tri"),
+        ("Secteurs d'information sur les sols (Géorisques)", "risque_technologique", False,
+         None)]
+    ok, lines = validate_territory(path)
+    assert ok, lines
+    assert any("sources.contraintes[0] : 2 entités gardées sur 2 lues" in line for line in lines)
+    assert any("sources.contraintes[1] : 2 entités gardées sur 2 lues" in line for line in lines)
+    # Offline: the same files, no request.
+    asked = len(publishers.requests)
+    before = path.read_text(encoding="utf-8")
+    assert telecharger(path, offline=True).failed == {}
+    assert len(publishers.requests) == asked and path.read_text(encoding="utf-8") == before

@@ -21,6 +21,7 @@ from observatoire.acquisition import (
     bdtopo,
     cadastre,
     friches,
+    georisques,
     patrinat,
     sirene,
     zonage,
@@ -44,7 +45,8 @@ logger = logging.getLogger(__name__)
 #: folder) and ``fetch(ctx) -> list[Fetched]``.
 PUBLISHERS: dict[str, ModuleType] = {"cadastre": cadastre, "zonage": zonage,
                                      "friches": friches, "bdtopo": bdtopo, "bdalti": bdalti,
-                                     "sirene": sirene, "patrinat": patrinat}
+                                     "sirene": sirene, "georisques": georisques,
+                                     "patrinat": patrinat}
 #: Exit status of ``telecharger`` when publishers fail: 64 plus these bits.
 EXIT_FAILED = 64
 EXIT_BITS = {"cadastre": 1, "zonage": 2, "friches": 4, "bdtopo": 8, "bdalti": 16,

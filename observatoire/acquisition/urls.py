@@ -36,8 +36,11 @@ BASES = {
     "cartofriches": "https://apidf-preprod.cerema.fr/cartofriches",
     # kadataApps/urbaflow flows/geosirene: geo-sirene files per département
     "sirene": "https://files.data.gouv.fr/geo-sirene",
-    # mutafriches apps/api/src/enrichissement/adapters/georisques
+    # mutafriches apps/api/src/enrichissement/adapters/georisques (georisques.constants.ts)
     "georisques": "https://www.georisques.gouv.fr/api/v1",
+    # Géorisques' MapServer WFS (GML answers; ``ms:`` layers), as public code reads it
+    # with GDAL (``WFS:https://www.georisques.gouv.fr/services?service=WFS&version=2.0.0``)
+    "georisques_wfs": "https://www.georisques.gouv.fr/services",
 }
 
 #: Vintages older than this are served only under ``files.data.gouv.fr``
@@ -70,6 +73,21 @@ BDALTI_NAME = (r"BDALTIV2_2-0_25M_ASC_(?P<projection>[A-Z0-9]+-[A-Z0-9]+)_{zone}
 #: ``{name}/BDALTIV2/1_DONNEES_LIVRAISON_{delivery}/BDALTIV2_MNT_25M_ASC_{proj}_{zone}/``
 #: ``BDALTIV2_25M_FXX_{xmin km}_{ymax km}_MNT_{proj}.asc``.
 BDALTI_TILES = r"1_DONNEES_LIVRAISON[^/]*/BDALTIV2_MNT_25M_ASC_[^/]+/[^/]+\.asc"
+
+
+#: Géorisques API v1 datasets read per commune (``?code_insee=&page=&page_size=``,
+#: answers ``{results, page, total_pages, data, next, previous}``).
+GEORISQUES_SIS = "ssp/conclusions_sis"
+GEORISQUES_ICPE = "installations_classees"
+GEORISQUES_PAGE_SIZE = 100
+#: Flood hazard of the TRI (Territoires à risque important d'inondation), « scénario
+#: moyen » (return period of 100 to 300 years: the reference of the flood-risk plans),
+#: strong, medium and weak intensities (``ALEA_SYNT_{scenario}_{intensity}_FXX``:
+#: metropolitan France only; there is no ``02_03MCC`` layer).
+TRI_TYPENAMES = ("ms:ALEA_SYNT_02_01FOR_FXX", "ms:ALEA_SYNT_02_02MOY_FXX",
+                 "ms:ALEA_SYNT_02_04FAI_FXX")
+#: Features per page asked of Géorisques' WFS.
+GEORISQUES_WFS_COUNT = 1000
 
 
 def departement_of(insee: str) -> str:
@@ -191,10 +209,21 @@ class Urls:
                    ) -> tuple[str, dict[str, str]]:
         """Return a page of a Géorisques API dataset for a commune.
 
-        ``dataset``: ``installations_classees``, ``ssp/conclusions_sis``.
+        ``dataset``: :data:`GEORISQUES_ICPE`, :data:`GEORISQUES_SIS` (mutafriches
+        ``adapters/georisques/icpe``, ``…/sis``: ``code_insee``, ``page``, ``page_size``).
         """
         return f"{self.base('georisques')}/{dataset}", {
             "code_insee": insee, "page": str(page), "page_size": str(page_size)}
+
+    def georisques_wfs(self, typename: str, bbox: tuple[float, float, float, float], *,
+                       start: int, count: int) -> tuple[str, dict[str, str]]:
+        """Return a page of a Géorisques WFS layer inside a Lambert-93 box (GML 3.2)."""
+        return self.base("georisques_wfs"), {
+            "SERVICE": "WFS", "VERSION": "2.0.0", "REQUEST": "GetFeature",
+            "TYPENAMES": typename, "SRSNAME": "urn:ogc:def:crs:EPSG::2154",
+            "COUNT": str(count), "STARTINDEX": str(start),
+            "BBOX": ",".join(f"{v:.1f}" for v in bbox) + ",urn:ogc:def:crs:EPSG::2154",
+        }
 
     def wfs_bbox(self, typename: str, bbox: tuple[float, float, float, float], *,
                  start: int, count: int) -> tuple[str, dict[str, str]]:
