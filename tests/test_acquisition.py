@@ -345,6 +345,12 @@ def test_init_writes_the_epci_and_its_communes(tmp_path):
     assert len(terr["communes"]) == 67 and INSEE in terr["communes"]
     assert terr["crs"] == "EPSG:2154"
     assert doc["telechargement"]["sources"] == ["cadastre", "zonage", "friches"]
+    # The comment above it names every source telecharger knows.
+    from observatoire.config import ACQUISITION_SOURCES
+
+    text = path.read_text(encoding="utf-8")
+    comment = text[text.index("[telechargement]"):text.index("sources = ")]
+    assert all(f" {name} " in comment or f" {name}," in comment for name in ACQUISITION_SOURCES)
     with pytest.raises(ConfigError, match="existe déjà"):
         init_territory(tmp_path / "gbm", epci=SIREN)
 
@@ -475,6 +481,18 @@ def test_real_publishers(tmp_path, monkeypatch):
     territory = load_territory(path)
     with gzip.open(territory.source("parcelles").path) as f:
         assert json.load(f)["features"]
+
+
+@pytest.mark.skipif(os.environ.get("OBSERVATOIRE_RESEAU") != "1",
+                    reason="test contre les vrais producteurs : OBSERVATOIRE_RESEAU=1 pour le "
+                           "lancer (accès Internet requis)")
+def test_real_publishers_terrain_and_constraints(tmp_path, monkeypatch):
+    monkeypatch.delenv("OBSERVATOIRE_MIROIR", raising=False)
+    path = init_territory(tmp_path / "gennes", communes=[INSEE],
+                          sources=["cadastre", "bdalti", "georisques", "patrinat"])
+    outcome = telecharger(path, client=Client(timeout=120))
+    assert outcome.failed == {}, {k: str(v) for k, v in outcome.failed.items()}
+    assert load_territory(path).source("mnt") is not None
 
 
 # --- command line -------------------------------------------------------------------------

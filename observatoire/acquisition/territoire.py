@@ -29,6 +29,19 @@ BEGIN = "# >>> sources téléchargées (écrites par « observatoire telecharger
 END = "# <<< fin des sources téléchargées"
 #: The source kind declared as a list, one table a layer.
 CONSTRAINTS = "contraintes"
+#: The comment of ``[telechargement] sources`` in the file ``init`` writes.
+SOURCES_HELP = (
+    "# Sources possibles (une fois téléchargées, « observatoire build » les lit) :",
+    "#   cadastre, zonage, friches : parcelles, PLU/PLUi, Cartofriches (défaut, quelques Mo) ;",
+    "#   bdtopo : bâtiments, routes, voies ferrées, postes électriques et mairies de la BD TOPO",
+    "#     (archive de 200 à 600 Mo par département) ;",
+    "#   bdalti : modèle numérique de terrain BD ALTI 25 m (archive d'environ 30 Mo par",
+    "#     département), pour les pentes ;",
+    "#   sirene : établissements géolocalisés (un fichier par département, republié chaque mois) ;",
+    "#   georisques : zones inondables des TRI et secteurs d'information sur les sols",
+    "#     (contraintes), installations classées ;",
+    "#   patrinat : Natura 2000 et ZNIEFF (contraintes).",
+)
 #: Sources fetched by default: those the build needs first.
 DEFAULT_SOURCES = ("cadastre", "zonage", "friches")
 
@@ -146,6 +159,7 @@ def init_territory(folder: Path, *, epci: str | None = None, communes: Sequence[
     lines += [
         "",
         "[telechargement]",
+        *SOURCES_HELP,
         f"sources = {_toml(list(sources))}",
         "millesime = \"latest\"  # millésime du cadastre : \"latest\" ou AAAA-MM-JJ",
         "cache = \"cache\"",
