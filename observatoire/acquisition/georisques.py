@@ -161,7 +161,7 @@ def wfs_gml(client: Client, urls: Urls, typename: str, bbox: tuple[float, float,
     """
     import pyogrio
 
-    frames = []
+    frames: list[Any] = []
     start = 0
     while True:
         url, params = urls.georisques_wfs(typename, bbox, start=start, count=page_size)
@@ -238,9 +238,9 @@ def fetch(ctx: Context) -> list[Fetched]:
         tri = ctx.cache.newest(SOURCE, TRI_NAME)
         if tri is not None:
             out.append(_tri(tri, tri.parent.name))
-        sis = ctx.cache.newest(SOURCE, SIS_NAME)
-        if sis is not None:
-            out.append(_sis(sis, sis.parent.name))
+        cached_sis = ctx.cache.newest(SOURCE, SIS_NAME)
+        if cached_sis is not None:
+            out.append(_sis(cached_sis, cached_sis.parent.name))
         if not out and ctx.cache.newest(SOURCE, ICPE_NAME) is None:
             raise DownloadError(f"{base} : aucune donnée Géorisques en cache ; relancez sans "
                                 f"--hors-ligne", url=base)

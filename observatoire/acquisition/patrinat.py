@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from observatoire.acquisition.contexte import Context, Fetched
 from observatoire.acquisition.http import Client, DownloadError
-from observatoire.acquisition.urls import PATRINAT_TYPENAMES, WFS_MAX_COUNT
+from observatoire.acquisition.urls import PATRINAT_TYPENAMES, WFS_MAX_COUNT, Urls
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +92,8 @@ def fetch(ctx: Context) -> list[Fetched]:
     bbox = ctx.bbox_wgs84
     page_size = ctx.page_size or WFS_MAX_COUNT
     for layer, typename in PATRINAT_TYPENAMES.items():
-        features = wfs_features(
-            ctx.client, lambda start, count, t=typename: ctx.urls.wfs_bbox(
-                t, bbox, start=start, count=count),
-            page_size=page_size, what=typename)
+        features = wfs_features(ctx.client, partial(_page, ctx.urls, typename, bbox),
+                                page_size=page_size, what=typename)
         if not features:
             logger.info("PatriNat : pas de zone %s dans l'emprise du territoire (marge de "
                         "5 km comprise)", NAMES[layer])
@@ -107,6 +106,11 @@ def fetch(ctx: Context) -> list[Fetched]:
                                producer=PRODUCER)
         out.append(_fetched(layer, path, ctx.today))
     return out
+
+
+def _page(urls: Urls, typename: str, bbox: tuple[float, float, float, float], start: int,
+          count: int) -> tuple[str, dict[str, str]]:
+    return urls.wfs_bbox(typename, bbox, start=start, count=count)
 
 
 def _fetched(layer: str, path: Any, date: str) -> Fetched:
