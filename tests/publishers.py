@@ -203,18 +203,21 @@ def patrinat_layers(zones: gpd.GeoDataFrame) -> dict[str, list[dict[str, Any]]]:
     """The fixture's PatriNat zones, with the WFS layers' raw field names.
 
     The sample has no protected area: the outlines are the sample's real PLU zones
-    (its natural zones « N » as one ZNIEFF of type I, its agricultural zones « A »
+    (its natural zones « N » as two ZNIEFF of type I, its agricultural zones « A »
     as one ZPS), the identifiers and names are the fixture's. The ZNIEFF of type II
     and Habitats-directive layers are empty in the territory's box.
     """
-    def zone(kind: str, ident: str, name: str) -> dict[str, Any]:
-        outline = shapely.union_all(zones.geometry[zones["TYPEZONE"] == kind].values)
+    def zone(kind: str, ident: str, name: str, part: slice = slice(None)) -> dict[str, Any]:
+        outline = shapely.union_all(zones.geometry[zones["TYPEZONE"] == kind].values[part])
         frame = gpd.GeoDataFrame({"id_mnhn": [ident], "nom_site": [name],
                                   "url_fiche": [f"https://inpn.mnhn.fr/site/{ident}"]},
                                  geometry=[shapely.force_2d(outline)], crs=zones.crs)
         return _features(frame.to_crs(4326))[0]
 
-    return {"patrinat_znieff1:znieff1": [zone("N", "430000001", "Vallon de Gennes")],
+    return {"patrinat_znieff1:znieff1": [zone("N", "430000001", "Vallon de Gennes",
+                                              slice(0, 5)),
+                                         zone("N", "430000002", "Bois de Gennes",
+                                              slice(5, None))],
             "patrinat_znieff2:znieff2": [], "patrinat_sic:sic": [],
             "patrinat_zps:zps": [zone("A", "FR4300001", "Plateau de Gennes")]}
 

@@ -697,9 +697,24 @@ def test_patrinat_layers_in_the_box_become_nature_constraints(publishers, tmp_pa
     [seen] = [q for q in publishers.requests if "patrinat_zps" in q[0]]
     assert "SRSNAME=EPSG%3A4326" in seen[0] and "urn%3Aogc%3Adef%3Acrs%3AEPSG%3A%3A4326" in seen[0]
     doc = json.loads(got[0].paths[0].read_text(encoding="utf-8"))
-    assert [f["properties"]["nom_site"] for f in doc["features"]] == ["Vallon de Gennes"]
+    assert [f["properties"]["nom_site"] for f in doc["features"]] == [
+        "Vallon de Gennes", "Bois de Gennes"]
     manifest = Cache(tmp_path / "cache").manifest(got[0].paths[0])
     assert manifest.producteur == "PatriNat (OFB, MNHN)" and "patrinat_znieff1" in manifest.url
+
+
+def test_patrinat_failing_second_page_fails_the_source(publishers, tmp_path):
+    from observatoire.acquisition import patrinat
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    ctx.page_size = 1  # the two ZNIEFF of type I on two pages
+    publishers.inject("patrinat_znieff1%3Aznieff1&OUTPUTFORMAT=application%2Fjson&SRSNAME="
+                      "EPSG%3A4326&COUNT=1&STARTINDEX=1", ("statut", 503), ("statut", 503),
+                      ("statut", 503), ("statut", 503), ("statut", 503))
+    with pytest.raises(DownloadError, match="503"):
+        patrinat.fetch(ctx)
+    assert not (tmp_path / "cache" / "patrinat").exists()
 
 
 def test_patrinat_html_page_fails_the_source_and_caches_nothing(publishers, tmp_path):
@@ -741,8 +756,13 @@ def test_patrinat_constraints_are_written_and_read_by_validate(publishers, tmp_p
     telecharger(path, client=client(), mirror=publishers.url)
     ok, lines = validate_territory(path)
     assert ok, lines
+    assert sum("sources.contraintes[" in line and "2 entités gardées sur 2 lues" in line
+               for line in lines) == 1  # the ZNIEFF I
     assert sum("sources.contraintes[" in line and "1 entités gardées sur 1 lues" in line
-               for line in lines) == 2
+               for line in lines) == 1  # the ZPS
+    [line] = [v for v in verifier(path, client=client(), mirror=publishers.url)
+              if v.source == "patrinat"]
+    assert line.published is None and "sans millésime publié" in line.note
 
 
 # --- Géorisques -----------------------------------------------------------------------------
