@@ -74,6 +74,50 @@ def test_urls_follow_the_publishers_layouts():
     assert (params["STARTINDEX"], params["COUNT"]) == ("5000", "5000")
 
 
+def test_urls_of_the_terrain_and_constraint_publishers():
+    from observatoire.acquisition.bdalti import _crs, _meets
+    from observatoire.acquisition.urls import BDALTI_NAME, BDALTI_TILES
+
+    urls = Urls()
+    # BD ALTI: the listing by zone only; the projection read in it (Corsica: IGN78C).
+    assert urls.ign_resource("BDALTI", "2A") == (
+        "https://data.geopf.fr/telechargement/resource/BDALTI?zone=D02A")
+    assert urls.ign_resource("BDTOPO", "25").endswith("?zone=D025&format=GPKG")
+    listing = ("<title>BDALTIV2_2-0_25M_ASC_LAMB93-IGN78C_D02A_2021-06-22</title>"
+               "<title>BDALTIV2_2-0_75M_ASC_LAMB93-IGN78C_D02A_2024-01-01</title>")
+    [m] = re.finditer(BDALTI_NAME.format(zone="D02A"), listing)
+    assert (m["projection"], m["date"]) == ("LAMB93-IGN78C", "2021-06-22")
+    assert urls.bdalti("2A", "2021-06-22", projection="LAMB93-IGN78C") == (
+        "https://data.geopf.fr/telechargement/download/BDALTI/"
+        "BDALTIV2_2-0_25M_ASC_LAMB93-IGN78C_D02A_2021-06-22/"
+        "BDALTIV2_2-0_25M_ASC_LAMB93-IGN78C_D02A_2021-06-22.7z")
+    assert (_crs("LAMB93-IGN78C", "EPSG:2154"), _crs("RGR92UTM40S-REUN89", "EPSG:2975")) == (
+        "EPSG:2154", "EPSG:2975")
+    # The elevation tiles only (public code reads …/1_DONNEES_LIVRAISON_2021-10-00008/
+    # BDALTIV2_MNT_25M_ASC_LAMB93_IGN69_D085/*.asc), and only those meeting the box.
+    tile = ("BDALTIV2_2-0_25M_ASC_LAMB93-IGN69_D031_2016-11-17/BDALTIV2/1_DONNEES_LIVRAISON_"
+            "2017-02-00098/BDALTIV2_MNT_25M_ASC_LAMB93_IGN69_D031/"
+            "BDALTIV2_25M_FXX_0475_6200_MNT_LAMB93_IGN69.asc")
+    assert re.search(BDALTI_TILES, tile)
+    assert not re.search(BDALTI_TILES, tile.replace("1_DONNEES", "3_SUPPLEMENTS"))
+    # That tile covers x 475–500 km, y 6175–6200 km.
+    assert _meets(tile, (480_000, 6_180_000, 481_000, 6_181_000))
+    assert not _meets(tile, (501_000, 6_180_000, 502_000, 6_181_000))
+    assert not _meets(tile, (480_000, 6_200_100, 481_000, 6_201_000))
+    # Géorisques: API v1 per commune, and the WFS in Lambert-93.
+    assert urls.georisques("ssp/conclusions_sis", "25267", page=2) == (
+        "https://www.georisques.gouv.fr/api/v1/ssp/conclusions_sis",
+        {"code_insee": "25267", "page": "2", "page_size": "100"})
+    url, params = urls.georisques_wfs("ms:ALEA_SYNT_02_01FOR_FXX", (1.0, 2.0, 3.0, 4.0),
+                                      start=0, count=1000)
+    assert url == "https://www.georisques.gouv.fr/services"
+    assert params["BBOX"] == "1.0,2.0,3.0,4.0,urn:ogc:def:crs:EPSG::2154"
+    # PatriNat: the box latitude first (URN form), the answer longitude first.
+    _, params = urls.wfs_bbox("patrinat_zps:zps", (6.0, 47.0, 6.1, 47.1), start=0, count=10)
+    assert params["BBOX"] == "47.000000,6.000000,47.100000,6.100000,urn:ogc:def:crs:EPSG::4326"
+    assert params["SRSNAME"] == "EPSG:4326"
+
+
 def test_a_mirror_keeps_the_host_in_the_path(monkeypatch):
     monkeypatch.setenv("OBSERVATOIRE_MIROIR", "http://127.0.0.1:9/")
     assert Urls.from_env().cadastre_listing() == (
