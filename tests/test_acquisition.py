@@ -908,3 +908,20 @@ def test_georisques_constraints_are_written_and_validate(publishers, tmp_path):
     before = path.read_text(encoding="utf-8")
     assert telecharger(path, offline=True).failed == {}
     assert len(publishers.requests) == asked and path.read_text(encoding="utf-8") == before
+
+
+def test_a_run_of_some_sources_keeps_what_the_others_declared(publishers, tmp_path):
+    path = init_territory(tmp_path / "g", communes=[INSEE],
+                          sources=["cadastre", "zonage", "georisques"])
+    assert telecharger(path, client=client(), mirror=publishers.url).failed == {}
+    first = path.read_text(encoding="utf-8")
+    # The cadastre alone, again: the zoning and the constraints stay declared, unchanged.
+    outcome = telecharger(path, sources=["cadastre"], client=client(), mirror=publishers.url)
+    assert outcome.written == ["parcelles", "batiments", "zonage", "contraintes"]
+    assert path.read_text(encoding="utf-8") == first
+    # A declared file that is gone is dropped (rather than the file refused).
+    zoning = load_territory(path).source("zonage").path
+    zoning.unlink()
+    telecharger(path, sources=["cadastre"], client=client(), mirror=publishers.url)
+    territory = load_territory(path)
+    assert territory.source("zonage") is None and len(territory.constraints) == 2

@@ -208,7 +208,12 @@ def write_sources(path: Path, fetched: Sequence[Fetched]) -> list[str]:
     own = declared_sources(before + after, path)
     own_constraints = _constraint_names(before + after)
     base = path.resolve().parent
-    kinds: dict[tuple[str, str], Fetched] = {}
+    kinds: dict[tuple[str, str], Fetched | str] = {}
+    # What an earlier run declared stays, unless fetched again now (a run of some
+    # sources only, or a source that failed this time) or its files are gone.
+    for key, chunk in _generated_tables(text, base):
+        if key[0] not in own and key[1] not in own_constraints:
+            kinds[key] = chunk
     for item in fetched:
         if item.kind == CONSTRAINTS:
             # Constraints are a list: one [[sources.contraintes]] a layer, by name; a
@@ -219,7 +224,11 @@ def write_sources(path: Path, fetched: Sequence[Fetched]) -> list[str]:
         elif item.kind not in own:
             kinds[(item.kind, "")] = item
     block = [BEGIN]
-    for (kind, _), item in kinds.items():
+    for (kind, _), entry in kinds.items():
+        if isinstance(entry, str):
+            block += ["", entry]
+            continue
+        item = entry
         paths = [Path(os.path.relpath(p.resolve(), base)).as_posix() for p in item.paths]
         header = f"[[sources.{kind}]]" if kind == CONSTRAINTS else f"[sources.{kind}]"
         block += ["", header]
@@ -242,6 +251,38 @@ def write_sources(path: Path, fetched: Sequence[Fetched]) -> list[str]:
         raise ConfigError(f"{message} (fichier non modifié)") from None
     os.replace(tmp, path)
     return list(dict.fromkeys(kind for kind, _ in kinds))
+
+
+def _generated_tables(text: str, base: Path) -> list[tuple[tuple[str, str], str]]:
+    """Return the tables of the generated block: ((kind, constraint name), text).
+
+    A table whose files no longer exist is left out.
+    """
+    import tomllib
+
+    begin, end = text.find(BEGIN), text.find(END)
+    if begin < 0 or end < begin:
+        return []
+    out = []
+    for chunk in re.split(r"(?m)^(?=\[\[?sources\.)", text[begin + len(BEGIN):end]):
+        chunk = chunk.strip()
+        m = re.match(r"\[\[?sources\.(\w+)\]\]?", chunk)
+        if m is None:
+            continue
+        try:
+            table = tomllib.loads(chunk)["sources"][m[1]]
+        except (tomllib.TOMLDecodeError, KeyError):
+            continue
+        table = table[0] if isinstance(table, list) and table else table
+        if not isinstance(table, dict):
+            continue
+        paths = table.get("chemin", [])
+        paths = [paths] if isinstance(paths, str) else paths
+        if not paths or not all(isinstance(p, str) and (base / p).exists() for p in paths):
+            continue
+        name = str(table.get("nom", "")) if m[1] == CONSTRAINTS else ""
+        out.append(((m[1], name), chunk))
+    return out
 
 
 def _constraint_names(text: str) -> set[str]:
