@@ -604,6 +604,9 @@ def test_bdtopo_layers_replace_the_cadastre_buildings_and_validate(publishers, t
                                                      mirror=publishers.url)}
     assert (veille["bdtopo"].cached, veille["bdtopo"].published) == ("2025-09-15", "2025-09-15")
     assert not veille["bdtopo"].newer and veille["zonage"].published is None
+    # The cadastre alone, again: the BD TOPO's buildings stay (the cadastre's are a fallback).
+    telecharger(path, sources=["cadastre"], client=client(), mirror=publishers.url)
+    assert load_territory(path).source("batiments").layer == "batiment"
 
 
 # --- BD ALTI --------------------------------------------------------------------------------

@@ -222,7 +222,13 @@ def write_sources(path: Path, fetched: Sequence[Fetched]) -> list[str]:
             if name not in own_constraints:
                 kinds[(item.kind, name)] = item
         elif item.kind not in own:
-            kinds[(item.kind, "")] = item
+            key = (item.kind, "")
+            previous = kinds.get(key)
+            if item.fallback and previous is not None and (
+                    not isinstance(previous, str)
+                    or f"producteur = {_toml(item.producer)}" not in previous):
+                continue  # another producer's source of this kind is kept
+            kinds[key] = item
     block = [BEGIN]
     for (kind, _), entry in kinds.items():
         if isinstance(entry, str):
