@@ -928,3 +928,22 @@ def test_a_run_of_some_sources_keeps_what_the_others_declared(publishers, tmp_pa
     telecharger(path, sources=["cadastre"], client=client(), mirror=publishers.url)
     territory = load_territory(path)
     assert territory.source("zonage") is None and len(territory.constraints) == 2
+
+
+def test_georisques_sis_geometry_in_its_declared_crs():
+    from observatoire.acquisition.georisques import _geometry
+
+    square = {"type": "Polygon", "coordinates": [[[936000, 6687000], [936100, 6687000],
+                                                  [936100, 6687100], [936000, 6687000]]]}
+    # Declared in Lambert-93: brought back to longitude/latitude (Gennes is at 6.1° E, 47.2° N).
+    got = _geometry({**square, "crs": {"type": "name", "properties": {"name": "EPSG:2154"}}},
+                    "u", "SIS1")
+    lon, lat = got["coordinates"][0][0]
+    assert (round(lon, 1), round(lat, 1)) == (6.1, 47.2)
+    # Undeclared and not longitude/latitude: refused, not guessed.
+    with pytest.raises(DownloadError, match="SIS SIS1 : « geom » sans CRS déclaré"):
+        _geometry(square, "u", "SIS1")
+    # A feature whose geometry is a JSON string (the API's « geom » type allows it).
+    feature = {"type": "Feature", "geometry": json.dumps(
+        {"type": "Point", "coordinates": [6.1, 47.2]})}
+    assert _geometry(feature, "u", "SIS1") == {"type": "Point", "coordinates": [6.1, 47.2]}

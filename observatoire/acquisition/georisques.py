@@ -98,7 +98,6 @@ def _geometry(geom: Any, url: str, ident: str) -> dict[str, Any] | None:
     if crs and not re.search(r"(EPSG:+4326|CRS84)$", str(crs)):
         import shapely
         from pyproj import Transformer
-        from shapely.ops import transform as reproject
 
         try:
             transform = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
@@ -106,7 +105,15 @@ def _geometry(geom: Any, url: str, ident: str) -> dict[str, Any] | None:
             raise DownloadError(f"{url} : SIS {ident} : CRS de « geom » inconnu ({crs})",
                                 url=url, status=200) from None
         shape = shapely.from_geojson(json.dumps(inner))
-        inner = json.loads(shapely.to_geojson(reproject(transform, shape)))
+        inner = json.loads(shapely.to_geojson(shapely.transform(shape, transform,
+                                                                interleaved=False)))
+    import shapely
+
+    x0, y0, x1, y1 = shapely.from_geojson(json.dumps(inner)).bounds
+    if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+        raise DownloadError(f"{url} : SIS {ident} : « geom » sans CRS déclaré et hors des "
+                            f"longitudes et latitudes ({x0:.0f}, {y0:.0f}) ; l'API a peut-être "
+                            f"changé de projection", url=url, status=200)
     return inner
 
 
