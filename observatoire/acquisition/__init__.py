@@ -8,5 +8,6 @@ module per publisher (:mod:`~observatoire.acquisition.cadastre`,
 :mod:`~observatoire.acquisition.zonage`, :mod:`~observatoire.acquisition.friches`,
 :mod:`~observatoire.acquisition.bdtopo`, :mod:`~observatoire.acquisition.bdalti`,
 :mod:`~observatoire.acquisition.sirene`, :mod:`~observatoire.acquisition.georisques`,
-:mod:`~observatoire.acquisition.patrinat`), and :mod:`~observatoire.acquisition.telecharger`, which runs them.
+:mod:`~observatoire.acquisition.patrinat`), and
+:mod:`~observatoire.acquisition.telecharger`, which runs them.
 """

@@ -198,7 +198,8 @@ def fetch(ctx: Context) -> list[Fetched]:
         except ValueError:
             url = urls[0]
             raise DownloadError(f"{url} : les dalles de la BD ALTI ne couvrent pas l'emprise du "
-                                f"territoire ({', '.join(f'{v:.0f}' for v in box)}, {crs})",
+                                f"territoire ({', '.join(f'{v:.0f}' for v in box)}, {crs}) ; "
+                                f"vérifiez les codes INSEE des communes ([territoire] communes)",
                                 url=url, status=200) from None
         data = staged.read_bytes()
     date = max(editions)
