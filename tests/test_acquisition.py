@@ -947,3 +947,31 @@ def test_georisques_sis_geometry_in_its_declared_crs():
     feature = {"type": "Feature", "geometry": json.dumps(
         {"type": "Point", "coordinates": [6.1, 47.2]})}
     assert _geometry(feature, "u", "SIS1") == {"type": "Point", "coordinates": [6.1, 47.2]}
+
+
+@pytest.mark.parametrize("fragment, fault, message", [
+    ("resource/BDALTI", ("html",), "aucune édition de la BD ALTI 25 m"),
+    ("resource/BDALTI", ("statut", 404), "404"),
+    ("download/BDALTI", ("statut", 404), "404"),
+    ("download/BDALTI", ("html",), "page HTML"),
+])
+def test_bdalti_faults_name_the_url_and_cache_nothing(publishers, tmp_path, fragment, fault,
+                                                      message):
+    from observatoire.acquisition import bdalti
+
+    publishers.inject(fragment, fault)
+    ctx = strasbourg(publishers, tmp_path, (1_050_000.0, 6_839_000.0, 1_051_000.0, 6_840_000.0))
+    with pytest.raises(DownloadError, match=message) as err:
+        bdalti.fetch(ctx)
+    assert "BDALTI" in str(err.value)
+    assert not list((tmp_path / "cache").rglob("*.7z")) and not list(
+        (tmp_path / "cache").rglob("*.tif"))
+
+
+def test_bdalti_500_then_success_is_retried(publishers, tmp_path):
+    from observatoire.acquisition import bdalti
+
+    publishers.inject("download/BDALTI", ("statut", 500))
+    ctx = strasbourg(publishers, tmp_path, (1_050_000.0, 6_839_000.0, 1_051_000.0, 6_840_000.0))
+    [got] = bdalti.fetch(ctx)
+    assert got.kind == "mnt" and len(publishers.seen("download/BDALTI")) == 2
