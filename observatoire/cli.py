@@ -246,7 +246,14 @@ def _parser() -> argparse.ArgumentParser:
                         "16 Mo et que la machine a deux cœurs ou plus, en série sinon)")
     b.add_argument("--scheduler", default=None, metavar="tcp://HÔTE:PORT",
                    help="ordonnanceur Dask à utiliser (défaut avec --executeur dask : un "
-                        "cluster local)")
+                        "cluster local) ; ses workers lisent leurs partitions dans le dossier "
+                        "intermédiaire, qui doit leur être accessible")
+    b.add_argument("--dossier-intermediaire", type=Path, default=None, metavar="DOSSIER",
+                   help="dossier des parcelles intermédiaires (GeoParquet par commune) ; "
+                        "remplace options.dossier_intermediaire et la variable "
+                        "OBSERVATOIRE_DOSSIER_INTERMEDIAIRE (défaut : le dossier de sortie) ; "
+                        "sur un cluster de plusieurs machines, un chemin partagé monté au "
+                        "même endroit sur chacune")
     b.add_argument("--out", type=Path, default=None, metavar="DOSSIER",
                    help="dossier de sortie (défaut : sorties.dossier du fichier, sinon "
                         "data/out/<territoire>)")
@@ -434,6 +441,9 @@ def _build(args: argparse.Namespace) -> int:
     if args.parcelles_par_partition is not None:
         territory = dataclasses.replace(territory, options=dataclasses.replace(
             territory.options, parcelles_par_partition=args.parcelles_par_partition))
+    if args.dossier_intermediaire is not None:
+        territory = dataclasses.replace(territory, options=dataclasses.replace(
+            territory.options, dossier_intermediaire=args.dossier_intermediaire.resolve()))
     quiet = args.quiet
     progress = Progress(quiet=quiet, bars=sys.stderr.isatty())
     start = progress.start

@@ -170,6 +170,10 @@ class Options:
         small one is a single partition.
     noms_communes
         INSEE code → name overriding the official names.
+    dossier_intermediaire
+        Folder of the staging store (the parcels by commune in GeoParquet), resolved
+        against the territory file's folder; ``None``: beside the outputs. On a Dask
+        cluster of several machines it must be a shared path every worker reaches.
     """
 
     analysis: AnalysisOptions
@@ -182,6 +186,7 @@ class Options:
     export_cnig: bool | None = None
     parcelles_par_partition: int = PARCELLES_PAR_PARTITION
     noms_communes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    dossier_intermediaire: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -277,6 +282,7 @@ _OPTIONS: dict[str, type | tuple[type, ...]] = {
     "export_cnig": bool,
     "noms_communes": dict,
     "mutabilite": dict,
+    "dossier_intermediaire": str,
 }
 
 
@@ -670,6 +676,8 @@ def read_territory(path: str | Path, *, output_dir: str | Path | None = None
             export_cnig=options.get("export_cnig"),
             parcelles_par_partition=settings.parcelles_par_partition,
             noms_communes=MappingProxyType(dict(options.get("noms_communes", {}))),
+            dossier_intermediaire=(path.parent / options["dossier_intermediaire"]
+                                   if options.get("dossier_intermediaire") else None),
         ),
         profiles=settings.profiles,
         path=path.resolve(),

@@ -15,8 +15,11 @@ import logging
 import multiprocessing
 import os
 import pickle
+import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from observatoire.errors import ConfigError
@@ -217,8 +220,45 @@ class ProcessExecutor:
         self.close()
 
 
+#: Above this size, a task's graph is said (the library's own threshold is 10 MB).
+LARGE_GRAPH = "1MiB"
+
+
+@contextmanager
+def _library_warnings() -> Iterator[None]:
+    """Catch the warnings of ``dask.distributed`` and say them in French (in the log).
+
+    The analysis sends small tasks (paths and identifiers) and the shared context
+    once per worker, so a large graph is a fault of the program: said, not hidden.
+    """
+    import dask
+
+    # Said above 1 MiB instead of the library's 10 MB.
+    with (warnings.catch_warnings(record=True) as caught,
+          dask.config.set({"distributed.admin.large-graph-warning-threshold": LARGE_GRAPH})):
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        text = str(w.message)
+        big = re.search(r"Sending large graph of size ([^.\n]+(?:\.\d+)? ?\w+)", text)
+        if big:
+            log.warning("Dask : une tâche de %s envoyée à l'ordonnanceur (au-delà de %s) ; "
+                        "les partitions devraient être lues par les workers dans le "
+                        "dossier intermédiaire", big.group(1), LARGE_GRAPH)
+        else:
+            log.warning("Dask : avertissement de la bibliothèque (%s) : %s",
+                        w.category.__name__, text.splitlines()[0] if text else "")
+
+
 class DaskExecutor:
     """Run partitions on a ``dask.distributed`` cluster.
+
+    The workers read their partitions from the staging store (``reads_staging``:
+    the analysis sends them paths, :class:`observatoire.pipeline.partitions.
+    GroupFiles`), which must be a folder every worker reaches (a shared filesystem
+    on several machines, ``options.dossier_intermediaire``); the shared context is
+    sent once to each worker. The library's warnings are said in French
+    (:func:`_library_warnings`), a graph above :data:`LARGE_GRAPH` included.
 
     Parameters
     ----------
@@ -230,10 +270,12 @@ class DaskExecutor:
     """
 
     name = "dask"
+    #: The workers read their partitions from the staging store (paths in the tasks).
+    reads_staging = True
 
     def __init__(self, scheduler: str | None = None, *, n_workers: int | None = None) -> None:
         try:
-            from distributed import Client, LocalCluster
+            import distributed  # noqa: F401
         except ImportError:
             raise ConfigError(
                 "l'exécution distribuée demande dask : installez-la avec "
@@ -242,6 +284,13 @@ class DaskExecutor:
         self._cluster = None
         # The last shared object and its future on the cluster (see ``map``).
         self._shared: tuple[Any, Any] | None = None
+        with _library_warnings():
+            self._connect(scheduler, n_workers)
+        log.info("Dask : %s", self.client)
+
+    def _connect(self, scheduler: str | None, n_workers: int | None) -> None:
+        from distributed import Client, LocalCluster
+
         if scheduler is None:
             self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1,
                                          processes=True, dashboard_address=":0")
@@ -254,7 +303,6 @@ class DaskExecutor:
                     f"ordonnanceur Dask injoignable à {scheduler} ({exc}) ; vérifiez l'adresse "
                     f"(--scheduler tcp://hôte:8786)"
                 ) from None
-        log.info("Dask : %s", self.client)
 
     @property
     def workers(self) -> int:
@@ -286,12 +334,13 @@ class DaskExecutor:
             The results, in the order of ``items``.
         """
         items = list(items)
-        if shared is None:
-            futures = self.client.map(fn, items, pure=False)
-        else:
-            ref = self._scattered(shared)
-            futures = self.client.map(fn, items, [ref] * len(items), pure=False)
-        return list(self.client.gather(futures))
+        with _library_warnings():
+            if shared is None:
+                futures = self.client.map(fn, items, pure=False)
+            else:
+                ref = self._scattered(shared)
+                futures = self.client.map(fn, items, [ref] * len(items), pure=False)
+            return list(self.client.gather(futures))
 
     def imap(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None,
              ahead: int | None = None) -> Iterator[Any]:
@@ -300,10 +349,16 @@ class DaskExecutor:
         ``ahead`` defaults to twice the workers.
         """
         n = ahead if ahead is not None else 2 * self.workers
-        if shared is None:
-            return _ahead(lambda item: self.client.submit(fn, item, pure=False), items, n)
-        ref = self._scattered(shared)
-        return _ahead(lambda item: self.client.submit(fn, item, ref, pure=False), items, n)
+        args: tuple[Any, ...] = ()
+        if shared is not None:
+            with _library_warnings():
+                args = (self._scattered(shared),)
+
+        def submit(item: Any) -> _Pending:
+            with _library_warnings():
+                return self.client.submit(fn, item, *args, pure=False)
+
+        return _ahead(submit, items, n)
 
     def _scattered(self, shared: Any) -> Any:
         """Return the future of ``shared`` on every worker, sending it once."""
@@ -322,9 +377,11 @@ class DaskExecutor:
     def close(self) -> None:
         """Close the client and the local cluster, if this executor started one."""
         self._shared = None
-        self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
+        with _library_warnings():
+            self.client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+
 
     def __enter__(self) -> DaskExecutor:
         return self

@@ -19,7 +19,8 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypedDict
 
 import geopandas as gpd
@@ -56,10 +57,11 @@ from observatoire.ingest import Layers
 from observatoire.memory import trim
 from observatoire.pipeline.contiguity import Graph, cross_pairs, open_components
 from observatoire.pipeline.spill import Held, Spilled
-from observatoire.pipeline.staging import Commune, Staged
+from observatoire.pipeline.staging import IDU_BYTES, Commune, Staged, group_parcels
 from observatoire.progress import track
 from observatoire.publish.carte_selection import MAP_MAX_PARCELS, TopScores
 from observatoire.publish.fond import read_background
+from observatoire.readers.lineage import SourceReport
 from observatoire.readers.tiles import as_bbox
 
 log = logging.getLogger(__name__)
@@ -218,42 +220,60 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
                              score_min=opts.score_min_gisement)
 
     # The tasks given to the executor, in order: its results come back in that order.
-    submitted: collections.deque[GroupTask] = collections.deque()
+    submitted: collections.deque[Sent] = collections.deque()
     groups = partition_groups(staged.communes, target=target)
+    executor = executor or SerialExecutor()
+    # A cluster's workers read their parcels from the staging store themselves: a task
+    # carries paths and identifiers, not frames (see GroupFiles).
+    remote = getattr(executor, "reads_staging", False)
 
-    def tasks() -> Iterator[GroupTask]:
+    def tasks() -> Iterator[GroupTask | GroupFiles]:
         # Read here, in this process, as the executor asks for the next group.
-        for group in groups:
-            part = staged.group(group, staged.report)
+        for k, group in enumerate(groups):
             given = {}
             if buildings is not None:
                 pieces = [buildings(as_bbox(c.bounds)) for c in group]
                 found = pd.concat(pieces) if len(pieces) > 1 else pieces[0]
                 given["batiments"] = found[~found.index.duplicated()].sort_index()
+            if remote:
+                yield _group_files(staged, group, k, given, cross, submitted)
+                continue
+            part = staged.group(group, staged.report)
             gid = staged.gid(part["idu"])
-            submitted.append(GroupTask(
+            task = GroupTask(
                 part=part, bounds=as_bbox(part.total_bounds), given=given,
                 gid=gid, touching=isin_sorted(gid, cross.leaving(gid)),
                 proprietaires=(parcel_proprietaires(part, table_proprietaires, absents=absents)
-                        if table_proprietaires is not None else None)))
-            yield submitted[-1]
+                               if table_proprietaires is not None else None))
+            submitted.append(Sent(task, given))
+            yield task
 
-    executor = executor or SerialExecutor()
     t = clock()
     say(f"Indicateurs, notation, unités foncières et gisements : {len(staged.communes)} "
         f"communes…")
-    results = executor.imap(analyse_group, tasks(), shared=(ctx, settings))
-    del ctx  # kept by the executor as long as it needs it (serial), or sent (workers)
+    shared = GroupShared(ctx, settings, table_proprietaires if remote else None, absents)
+    results = executor.imap(analyse_group, tasks(), shared=shared)
+    del ctx, shared  # kept by the executor as long as it needs it (serial), or sent (workers)
     trim()
     for done in track(say, results, total=len(groups), label="groupes de communes"):
-        task = submitted.popleft()
+        sent = submitted.popleft()
+        task = sent.task
         scored, local, wait, wait_site = done.scored, done.local, done.wait, done.wait_site
-        gid, proprietaires = task.gid, task.proprietaires
+        if remote:
+            # The worker read the parcels: their global ids, owners and duplicates here.
+            gid, proprietaires = staged.gid(scored["idu"]), done.proprietaires
+            for what, n in done.repairs.items():
+                staged.report.count(what, n)
+            if sent.batiments_file is not None:
+                sent.batiments_file.unlink(missing_ok=True)
+        else:
+            assert task is not None
+            gid, proprietaires = task.gid, task.proprietaires
         # Land units and candidate sites closed inside the group were made by the
         # worker; the parcels of those that may reach across its edge are held until
         # every group is read.
         _buildings_on(_write_units(out_units, done.units, zae_tree, zae_units),
-                      task.given.get("batiments"), zae_buildings)
+                      sent.given.get("batiments"), zae_buildings)
         if wait.any():
             held.add(scored, proprietaires, gid, wait)
             out_parcels.add(scored[~wait])
@@ -265,7 +285,7 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
         if done.friche_links is not None:
             friche_links.append(done.friche_links)
         # Here, while the workers analyse the next groups (a commune is whole in its group).
-        outlines.append(commune_outlines(task.part))
+        outlines.append(done.outlines if task is None else commune_outlines(task.part))
         if wait_site.any():
             open_sites.add(scored, proprietaires, gid, wait_site)
 
@@ -281,7 +301,7 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
         if both.any():
             pair_lists.append(gid[local[:, both]])
         empty = scored.iloc[:0].copy()
-        del done, task, scored
+        del done, task, sent, scored
     del results
     executor.release()  # the workers and their copies of the context are done
     trim()
@@ -390,6 +410,46 @@ class GroupTask:
 
 
 @dataclass
+class GroupFiles:
+    """A group of communes that the worker reads from the staging store (a Dask cluster).
+
+    Small whatever the group's size (paths and identifiers, not frames): the worker
+    reads the parcels (:func:`~observatoire.pipeline.staging.group_parcels`), the
+    buildings given for the group and, from the shared :class:`GroupShared`, the owners.
+    """
+
+    #: Each commune's staged GeoParquet files.
+    files: list[list[Path]]
+    #: The buildings meeting the group (GeoParquet in the staging store), when streamed.
+    batiments: Path | None
+    #: IDUs (:data:`~observatoire.pipeline.staging.IDU_BYTES`, sorted) of the group's
+    #: parcels with an edge to a parcel outside it.
+    touching: np.ndarray
+
+
+@dataclass
+class Sent:
+    """What this process keeps of a group sent to the executor, until its result comes."""
+
+    #: The group with its parcels (``None`` when the worker reads them: GroupFiles).
+    task: GroupTask | None
+    given: dict[str, gpd.GeoDataFrame]
+    #: The buildings' file written for the worker, removed once the group is done.
+    batiments_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class GroupShared:
+    """What every group reads, sent once to each worker."""
+
+    ctx: AnalysisContext
+    settings: GroupSettings
+    #: The owner table, when the workers read their parcels (GroupFiles).
+    proprietaires: pd.DataFrame | None = None
+    absents: str = "inconnu"
+
+
+@dataclass
 class GroupDone:
     """The analysis of a group (see :func:`analyse_group`)."""
 
@@ -405,18 +465,26 @@ class GroupDone:
     wait_site: np.ndarray
     #: Links between the group's parcels and the friches (``None`` without friches).
     friche_links: pd.DataFrame | None = None
+    #: Read by the worker (GroupFiles): the owners of ``scored``, the communes'
+    #: outlines and the duplicates merged while reading.
+    proprietaires: pd.DataFrame | None = None
+    outlines: gpd.GeoDataFrame | None = None
+    repairs: dict[str, int] = field(default_factory=dict)
 
 
-def analyse_group(task: GroupTask, shared: tuple[AnalysisContext, GroupSettings]
-                  ) -> GroupDone:
+def analyse_group(task: GroupTask | GroupFiles, shared: GroupShared) -> GroupDone:
     """Analyse a group of communes: the work of the executor's workers.
 
     Indicators and scores (:func:`observatoire.analysis.partition_task`), the
     contiguity among the group's parcels, and the land units and candidate sites
     that close inside the group; the parcels of those that may continue across
     its edge (a component holding a ``touching`` parcel) are marked to be held.
+    A :class:`GroupFiles` is read first (:func:`_read_group`).
     """
-    ctx, settings = shared
+    ctx, settings = shared.ctx, shared.settings
+    read: dict[str, object] = {}
+    if isinstance(task, GroupFiles):
+        task, read = _read_group(task, shared)
     part, proprietaires, touching = task.part, task.proprietaires, task.touching
     ind, _avail, scores = partition_task((part, task.bounds, task.given), ctx)
     local = contiguity_pairs(geoms(part), tolerance=settings.tolerance)
@@ -444,7 +512,44 @@ def analyse_group(task: GroupTask, shared: tuple[AnalysisContext, GroupSettings]
                                                idu=part["idu"].astype(str).to_numpy())
         links = link_friches(part, friches, surfaces).drop(columns="parcelle")
     return GroupDone(scored=scored, units=units, sites=sites, local=local,
-                     wait=wait, wait_site=wait_site, friche_links=links)
+                     wait=wait, wait_site=wait_site, friche_links=links, **read)  # type: ignore[arg-type]
+
+
+def _group_files(staged: Staged, group: list[Commune], k: int,
+                 given: dict[str, gpd.GeoDataFrame], cross: Graph,
+                 submitted: collections.deque[Sent]) -> GroupFiles:
+    """Return group ``k`` as paths for a worker, and keep what this process needs of it.
+
+    Only the IDUs are read here (to find the parcels with an edge leaving the
+    group); the buildings given for the group are written to the staging store.
+    """
+    idu = np.unique(np.concatenate([
+        staged.read(c, columns=["idu"])["idu"].to_numpy(dtype=object).astype(IDU_BYTES)
+        for c in group]))
+    touching = staged.idu[cross.leaving(staged.gid(idu))]
+    path = None
+    if "batiments" in given:
+        path = staged.folder / f"batiments-{k:06d}.parquet"
+        given["batiments"].to_parquet(path, index=True, compression=None)
+    submitted.append(Sent(None, given, path))
+    return GroupFiles(files=[list(c.files) for c in group], batiments=path, touching=touching)
+
+
+def _read_group(files: GroupFiles, shared: GroupShared) -> tuple[GroupTask, dict[str, object]]:
+    """Read a group from the staging store, on the worker (see :class:`GroupFiles`)."""
+    report = SourceReport("parcelles", [], "")
+    part = group_parcels(files.files, report)
+    given = {}
+    if files.batiments is not None:
+        given["batiments"] = gpd.read_parquet(files.batiments)
+    own = (parcel_proprietaires(part, shared.proprietaires, absents=shared.absents)
+           if shared.proprietaires is not None else None)
+    idu = part["idu"].to_numpy(dtype=object).astype(IDU_BYTES)
+    task = GroupTask(part=part, bounds=as_bbox(part.total_bounds), given=given,
+                     gid=np.zeros(0, np.int64), touching=isin_sorted(idu, files.touching),
+                     proprietaires=own)
+    return task, {"proprietaires": own, "outlines": commune_outlines(part),
+                  "repairs": dict(report.repairs)}
 
 def _restrict(pairs: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
     """Pairs (positions among ``n``) whose two ends are in ``rows``, renumbered."""

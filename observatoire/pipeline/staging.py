@@ -76,19 +76,12 @@ class Staged:
     def read(self, commune: Commune, *, columns: list[str] | None = None,
              bbox: tuple[float, float, float, float] | None = None) -> gpd.GeoDataFrame:
         """Read a commune's staged parcels (in file order; not yet deduplicated)."""
-        frames = [gpd.read_parquet(p, columns=columns, bbox=bbox) for p in commune.files]
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        return gpd.GeoDataFrame(frame, geometry="geometry", crs=frames[0].crs)
+        return read_files(commune.files, columns=columns, bbox=bbox)
 
     def group(self, communes: list[Commune], report: SourceReport | None = None
               ) -> gpd.GeoDataFrame:
         """Return the canonical parcels of some communes, sorted by IDU."""
-        parts = [self.parcels(c, report) for c in communes]
-        if len(parts) == 1:
-            return parts[0]
-        frame = pd.concat(parts, ignore_index=True).sort_values("idu", kind="stable")
-        return gpd.GeoDataFrame(frame.reset_index(drop=True), geometry="geometry",
-                                crs=parts[0].crs)
+        return group_parcels([c.files for c in communes], report)
 
     def parcels(self, commune: Commune, report: SourceReport | None = None
                 ) -> gpd.GeoDataFrame:
@@ -96,11 +89,7 @@ class Staged:
 
         Duplicates across files are counted in ``report`` when given.
         """
-        frame = self.read(commune)
-        if len(commune.files) > 1:
-            frame = dedupe_parcels(frame, report or SourceReport("parcelles", [], ""))
-            frame = frame.sort_values("idu", kind="stable").reset_index(drop=True)
-        return conform(frame, PARCELLES)
+        return commune_parcels(commune.files, report)
 
     def meeting(self, boxes: np.ndarray) -> Iterator[gpd.GeoDataFrame]:
         """Yield, a commune at a time, the canonical parcels of the communes meeting ``boxes``.
@@ -113,6 +102,42 @@ class Staged:
             if np.any((boxes[:, 0] <= b[2]) & (b[0] <= boxes[:, 2])
                       & (boxes[:, 1] <= b[3]) & (b[1] <= boxes[:, 3])):
                 yield self.parcels(commune)
+
+
+def read_files(files: list[Path], *, columns: list[str] | None = None,
+               bbox: tuple[float, float, float, float] | None = None) -> gpd.GeoDataFrame:
+    """Read a commune's staged files (in file order; not yet deduplicated)."""
+    frames = [gpd.read_parquet(p, columns=columns, bbox=bbox) for p in files]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=frames[0].crs)
+
+
+def commune_parcels(files: list[Path], report: SourceReport | None = None
+                    ) -> gpd.GeoDataFrame:
+    """Return the canonical parcels of a commune's staged ``files``: one per IDU, sorted.
+
+    Duplicates across files are counted in ``report`` when given.
+    """
+    frame = read_files(files)
+    if len(files) > 1:
+        frame = dedupe_parcels(frame, report or SourceReport("parcelles", [], ""))
+        frame = frame.sort_values("idu", kind="stable").reset_index(drop=True)
+    return conform(frame, PARCELLES)
+
+
+def group_parcels(files: list[list[Path]], report: SourceReport | None = None
+                  ) -> gpd.GeoDataFrame:
+    """Return the canonical parcels of some communes (their staged files), sorted by IDU.
+
+    Read here or by a worker of a cluster (:class:`observatoire.pipeline.partitions.
+    GroupFiles`): the staging folder must then be reachable from every worker.
+    """
+    parts = [commune_parcels(f, report) for f in files]
+    if len(parts) == 1:
+        return parts[0]
+    frame = pd.concat(parts, ignore_index=True).sort_values("idu", kind="stable")
+    return gpd.GeoDataFrame(frame.reset_index(drop=True), geometry="geometry",
+                            crs=parts[0].crs)
 
 
 #: Parcel files read together while staging (bytes): few calls, bounded memory.
@@ -229,13 +254,37 @@ def stage_parcels(territory: Territory, folder: Path, *, executor: Executor | No
 STAGING_PREFIX = ".observatoire-partitions-"
 
 
+#: Environment variable naming the staging store's parent folder (a shared path on a cluster).
+STAGING_ENV = "OBSERVATOIRE_DOSSIER_INTERMEDIAIRE"
+
+
+def staging_parent(territory: Territory) -> Path:
+    """Return the folder holding the staging store.
+
+    ``options.dossier_intermediaire`` (or ``--dossier-intermediaire``), else the
+    environment variable :data:`STAGING_ENV`, else the outputs' folder. The workers
+    of a Dask cluster read their partitions there: on several machines it must be
+    a shared filesystem mounted at the same path everywhere.
+    """
+    chosen = territory.options.dossier_intermediaire or os.environ.get(STAGING_ENV)
+    return Path(chosen) if chosen else territory.output_dir
+
+
 def staging_folder(territory: Territory) -> tempfile.TemporaryDirectory[str]:
-    """Return a temporary folder beside the outputs for the staged parcels.
+    """Return a temporary folder for the staged parcels (see :func:`staging_parent`).
 
     Named after this process (``.observatoire-partitions-<pid>-…``): the folders
     that killed builds left behind are removed first.
     """
+    parent = staging_parent(territory)
     territory.output_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_folders(territory.output_dir, STAGING_PREFIX)
-    return tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-",
-                                       dir=territory.output_dir)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SourceError(
+            f"{parent} : dossier intermédiaire impossible à créer ({exc.strerror}) ; "
+            f"donnez un dossier accessible en écriture (options.dossier_intermediaire, "
+            f"--dossier-intermediaire ou {STAGING_ENV})") from None
+    if parent == territory.output_dir:
+        remove_stale_folders(parent, STAGING_PREFIX)
+    return tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=parent)
