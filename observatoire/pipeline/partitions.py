@@ -524,8 +524,8 @@ def _group_files(staged: Staged, group: list[Commune], k: int,
     group); the buildings given for the group are written to the staging store.
     """
     idu = np.unique(np.concatenate([
-        staged.read(c, columns=["idu"])["idu"].to_numpy(dtype=object).astype(IDU_BYTES)
-        for c in group]))
+        pd.read_parquet(path, columns=["idu"])["idu"].to_numpy(dtype=object).astype(IDU_BYTES)
+        for c in group for path in c.files]))
     touching = staged.idu[cross.leaving(staged.gid(idu))]
     path = None
     if "batiments" in given:

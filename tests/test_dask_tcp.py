@@ -1,0 +1,132 @@
+"""A Dask cluster over TCP (scheduler and two worker processes): small tasks, same layers.
+
+The workers read their partitions from the staging store; a task carries paths and
+identifiers, and the shared context is sent once to each worker. The size of every
+task the scheduler receives is read there, by a scheduler plugin.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+from test_partitions import _cut_sample, _territory
+
+from observatoire.config import load_territory
+from observatoire.executor import SerialExecutor, make_executor
+from observatoire.pipeline import build, staging
+
+distributed = pytest.importorskip("distributed", reason="dask.distributed n'est pas installé")
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+MIB = 2**20
+
+
+class GraphSizes(distributed.diagnostics.plugin.SchedulerPlugin):
+    """Record the pickled size of every task's spec as the scheduler receives it."""
+
+    name = "tailles-des-graphes"
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def update_graph(self, scheduler, *, tasks, **kwargs):  # type: ignore[no-untyped-def]
+        for key in tasks:
+            ts = scheduler.tasks.get(key)
+            if ts is not None and ts.run_spec is not None:
+                self.sizes.append(len(pickle.dumps(ts.run_spec, protocol=5)))
+
+
+def _sizes(client) -> list[int]:  # type: ignore[no-untyped-def]
+    def read(dask_scheduler):  # type: ignore[no-untyped-def]
+        plugin = dask_scheduler.plugins[GraphSizes.name]
+        sizes, plugin.sizes = plugin.sizes, []
+        return sizes
+
+    return client.run_on_scheduler(read)
+
+
+@pytest.fixture(scope="module")
+def cluster():  # type: ignore[no-untyped-def]
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  host="127.0.0.1", protocol="tcp",
+                                  dashboard_address=None) as local, \
+            distributed.Client(local) as client:
+        client.register_plugin(GraphSizes())
+        assert local.scheduler_address.startswith("tcp://127.0.0.1:")
+        yield local.scheduler_address, client
+
+
+@pytest.mark.slow
+def test_tcp_cluster_gives_the_serial_layers_with_small_tasks(cluster, tmp_path, caplog):
+    address, client = cluster
+    _cut_sample(tmp_path)
+    toml = _territory(tmp_path, "serie", 1)  # one commune per partition: two partitions
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(staging, "STAGE_BYTES", 1)  # one parcel file per staging group
+        serial = build(load_territory(toml), executor=SerialExecutor())
+        _sizes(client)
+        with make_executor("dask", scheduler=address) as executor, \
+                caplog.at_level("WARNING"):
+            assert executor.reads_staging
+            cluster_run = build(load_territory(toml, output_dir=tmp_path / "dask"),
+                                executor=executor)
+    assert cluster_run.checksums == serial.checksums
+    assert cluster_run.layer_counts == serial.layer_counts
+    sizes = _sizes(client)
+    # The shared context (scattered: no task) and one task per partition at least.
+    assert len(sizes) >= 2
+    assert max(sizes) < MIB, f"tâche de {max(sizes)} octets"
+    print("plus grande tâche :", max(sizes), "octets sur", len(sizes))
+    said = ("distributed", "observatoire.executor")
+    assert not [r for r in caplog.records
+                if r.levelno >= logging.WARNING and r.name.startswith(said)]
+    # The measure sees a big task: a frame inside the graph would be caught.
+    client.submit(len, b"x" * (2 * MIB), pure=False).result()
+    assert max(_sizes(client)) > 2 * MIB
+
+
+@pytest.mark.slow
+def test_command_line_on_a_tcp_cluster(cluster, tmp_path, capsys):
+    from observatoire.cli import main
+
+    address, client = cluster
+    shared = tmp_path / "partage"
+    args = ["build", "--config", str(SAMPLE / "territoire.toml"), "--parcelles-par-partition",
+            "1"]
+    assert main([*args, "--out", str(tmp_path / "serie"), "--executeur", "serie"]) == 0
+    serial = capsys.readouterr()
+    _sizes(client)
+    assert main([*args, "--out", str(tmp_path / "dask"), "--executeur", "dask",
+                 "--scheduler", address, "--dossier-intermediaire", str(shared)]) == 0
+    run = capsys.readouterr()
+    assert max(_sizes(client)) < MIB
+    # The staging store was made in the folder given, and removed after the build.
+    assert shared.is_dir() and not list(shared.iterdir())
+    for text in (run.out, run.err):
+        assert "Sending large graph" not in text and "Warning" not in text
+    # The same layers, counts and checksums printed.
+    layers = [re.findall(r"^ +(\w+) +(\d+) +([0-9a-f]{16,})$", r.out, re.M)
+              for r in (serial, run)]
+    assert len(layers[0]) >= 5 and layers[0] == layers[1]
+
+
+def test_staging_folder_on_a_shared_path(tmp_path, monkeypatch):
+    toml = SAMPLE / "territoire.toml"
+    territory = load_territory(toml, output_dir=tmp_path / "sorties")
+    assert staging.staging_parent(territory) == tmp_path / "sorties"
+    monkeypatch.setenv(staging.STAGING_ENV, str(tmp_path / "env"))
+    assert staging.staging_parent(territory) == tmp_path / "env"
+    text = toml.read_text(encoding="utf-8") + '\n[options]\ndossier_intermediaire = "partage"\n'
+    (tmp_path / "t.toml").write_text(text.replace('chemin = "', f'chemin = "{SAMPLE}/'),
+                                     encoding="utf-8")
+    own = load_territory(tmp_path / "t.toml", output_dir=tmp_path / "sorties")
+    # The option wins over the environment, resolved against the territory file's folder.
+    assert staging.staging_parent(own) == tmp_path / "partage"
+    with staging.staging_folder(own) as folder:
+        assert Path(folder).parent == tmp_path / "partage"
+        assert Path(folder).name.startswith(staging.STAGING_PREFIX)
+    assert not list((tmp_path / "partage").iterdir())
