@@ -12,6 +12,8 @@ import pickle
 import re
 from pathlib import Path
 
+import pandas as pd
+import pyogrio
 import pytest
 from test_partitions import _cut_sample, _territory
 
@@ -76,6 +78,11 @@ def test_tcp_cluster_gives_the_serial_layers_with_small_tasks(cluster, tmp_path,
                                 executor=executor)
     assert cluster_run.checksums == serial.checksums
     assert cluster_run.layer_counts == serial.layer_counts
+    # The duplicate merged by a worker is counted in the sources' report all the same.
+    sources = [pyogrio.read_dataframe(r.gpkg, layer="sources").drop(columns="date_lecture")
+               for r in (serial, cluster_run)]
+    pd.testing.assert_frame_equal(*sources)
+    assert "double" in sources[1].set_index("type_source").loc["parcelles", "reparations"]
     sizes = _sizes(client)
     # The shared context (scattered: no task) and one task per partition at least.
     assert len(sizes) >= 2

@@ -264,6 +264,9 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
             gid, proprietaires = staged.gid(scored["idu"]), done.proprietaires
             for what, n in done.repairs.items():
                 staged.report.count(what, n)
+                if "géométrie différente" in what:  # said by the worker, in its own log
+                    log.warning("%d parcelles en double avec des géométries différentes "
+                                "(la plus grande gardée)", n)
             if sent.batiments_file is not None:
                 sent.batiments_file.unlink(missing_ok=True)
         else:
