@@ -15,6 +15,7 @@ scheduler received (pickled size of its spec, read by a scheduler plugin). With
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import pickle
@@ -85,7 +86,8 @@ def main() -> None:
                 executor.reads_staging = False  # type: ignore[union-attr]
             client.run_on_scheduler(_take)
             t = time.perf_counter()
-            with executor:
+            stream = distributed.get_task_stream(client) if address else None
+            with executor, (stream or contextlib.nullcontext()):
                 result = build(territory(name), executor=executor)
             wall = time.perf_counter() - t
             sizes = client.run_on_scheduler(_take)
@@ -99,6 +101,14 @@ def main() -> None:
                 "taches": len(sizes),
                 "plus_grande_tache_octets": max(sizes, default=0),
             }
+            if stream is not None:
+                # The workers' own time: computing (reading their partition included),
+                # and moving the results and the context between processes.
+                spans: dict[str, float] = {}
+                for record in stream.data:
+                    for s in record.get("startstops", ()):
+                        spans[s["action"]] = spans.get(s["action"], 0.0) + s["stop"] - s["start"]
+                figures[name]["travailleurs_s"] = {k: round(v, 2) for k, v in spans.items()}
         figures["memes_empreintes"] = all(c == checksums["serie"] for c in checksums.values())
     print(json.dumps(figures, indent=2, ensure_ascii=False))
 
