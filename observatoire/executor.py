@@ -281,7 +281,7 @@ class DaskExecutor:
                 "l'exécution distribuée demande dask : installez-la avec "
                 "pip install 'observatoire[dask]'"
             ) from None
-        self._cluster = None
+        self._cluster: Any = None  # the local cluster this executor started, if any
         # The last shared object and its future on the cluster (see ``map``).
         self._shared: tuple[Any, Any] | None = None
         with _library_warnings():
@@ -381,7 +381,6 @@ class DaskExecutor:
             self.client.close()
             if self._cluster is not None:
                 self._cluster.close()
-
 
     def __enter__(self) -> DaskExecutor:
         return self
