@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -137,3 +138,19 @@ def test_staging_folder_on_a_shared_path(tmp_path, monkeypatch):
         assert Path(folder).parent == tmp_path / "partage"
         assert Path(folder).name.startswith(staging.STAGING_PREFIX)
     assert not list((tmp_path / "partage").iterdir())
+
+
+@pytest.mark.slow
+def test_a_large_graph_is_said_in_french(cluster, caplog):
+    from observatoire.executor import _library_warnings
+
+    _, client = cluster
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none escapes to the user
+        with caplog.at_level("WARNING", logger="observatoire.executor"), _library_warnings():
+            assert client.submit(len, b"x" * (2 * MIB), pure=False).result() == 2 * MIB
+    said = [r.getMessage() for r in caplog.records if r.name == "observatoire.executor"]
+    assert len(said) == 1, said
+    assert said[0].startswith("Dask : une tâche de 2.00 MiB envoyée à l'ordonnanceur "
+                              "(au-delà de 1MiB)")
+    _sizes(client)
