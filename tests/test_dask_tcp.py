@@ -154,3 +154,17 @@ def test_a_large_graph_is_said_in_french(cluster, caplog):
     assert said[0].startswith("Dask : une tâche de 2.00 MiB envoyée à l'ordonnanceur "
                               "(au-delà de 1MiB)")
     _sizes(client)
+
+
+def test_a_worker_without_the_staging_folder_says_how_to_share_it(tmp_path):
+    import numpy as np
+
+    from observatoire.errors import SourceError
+    from observatoire.pipeline.partitions import GroupFiles, GroupShared, _read_group
+
+    missing = GroupFiles(files=[[tmp_path / "absent" / "25267-000000.parquet"]],
+                         batiments=None, touching=np.zeros(0, "S14"))
+    shared = GroupShared(ctx=None, settings=None)  # type: ignore[arg-type]
+    with pytest.raises(SourceError, match=r"absent : dossier intermédiaire illisible .*"
+                                          r"--dossier-intermediaire"):
+        _read_group(missing, shared)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from observatoire.analysis.units import (
     unites_foncieres,
 )
 from observatoire.config import Territory
+from observatoire.errors import SourceError
 from observatoire.executor import Executor, SerialExecutor
 from observatoire.geopackage import GeoPackageWriter, LayerBuffer, LayerSum, report_columns
 from observatoire.ingest import Layers
@@ -541,10 +543,19 @@ def _group_files(staged: Staged, group: list[Commune], k: int,
 def _read_group(files: GroupFiles, shared: GroupShared) -> tuple[GroupTask, dict[str, object]]:
     """Read a group from the staging store, on the worker (see :class:`GroupFiles`)."""
     report = SourceReport("parcelles", [], "")
-    part = group_parcels(files.files, report)
     given = {}
-    if files.batiments is not None:
-        given["batiments"] = gpd.read_parquet(files.batiments)
+    try:
+        part = group_parcels(files.files, report)
+        if files.batiments is not None:
+            given["batiments"] = gpd.read_parquet(files.batiments)
+    except OSError as exc:
+        # The worker runs on a machine that does not see this build's staging folder.
+        raise SourceError(
+            f"{files.files[0][0].parent} : dossier intermédiaire illisible depuis le "
+            f"travailleur {socket.gethostname()} ({exc}) ; sur un cluster de plusieurs "
+            f"machines, placez-le sur un chemin partagé monté au même endroit partout "
+            f"(--dossier-intermediaire, options.dossier_intermediaire ou "
+            f"OBSERVATOIRE_DOSSIER_INTERMEDIAIRE)") from None
     own = (parcel_proprietaires(part, shared.proprietaires, absents=shared.absents)
            if shared.proprietaires is not None else None)
     idu = part["idu"].to_numpy(dtype=object).astype(IDU_BYTES)
