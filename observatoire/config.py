@@ -466,6 +466,35 @@ def declared_sources(text: str, path: Path) -> frozenset[str]:
     return frozenset(sources) if isinstance(sources, dict) else frozenset()
 
 
+def declared_constraint_names(text: str) -> frozenset[str]:
+    """Return the names of the ``[[sources.contraintes]]`` a territory file's text declares.
+
+    Text that is not TOML declares none (:func:`declared_sources` names the error).
+    """
+    try:
+        sources = tomllib.loads(text).get("sources", {})
+    except tomllib.TOMLDecodeError:
+        return frozenset()
+    items = sources.get("contraintes", []) if isinstance(sources, dict) else []
+    if not isinstance(items, list):
+        return frozenset()
+    return frozenset(str(c.get("nom")) for c in items if isinstance(c, dict))
+
+
+def source_table(chunk: str, kind: str) -> dict[str, Any] | None:
+    """Return the table of one ``[sources.<kind>]`` (or first ``[[sources.<kind>]]``) chunk.
+
+    For the block ``observatoire telecharger`` generates; ``None`` when the chunk is
+    not TOML or holds no such table.
+    """
+    try:
+        table = tomllib.loads(chunk)["sources"][kind]
+    except (tomllib.TOMLDecodeError, KeyError, TypeError):
+        return None
+    table = table[0] if isinstance(table, list) and table else table
+    return table if isinstance(table, dict) else None
+
+
 def load_territory(path: str | Path, *, output_dir: str | Path | None = None) -> Territory:
     """Load and check a territory file.
 
