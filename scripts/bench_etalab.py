@@ -1,0 +1,136 @@
+"""Compare the readers of Etalab parcel files, in the same run, interleaved.
+
+Each reader turns every ``.json.gz`` (or ``.json``) file of a folder into a
+GeoDataFrame in the territory's CRS (EPSG:2154 by default), in worker processes
+(each file read, then dropped, as the bench's floor does):
+
+- ``pyogrio`` — pyogrio + Arrow through ``/vsigzip/``, then ``GeoDataFrame.to_crs``;
+- ``fleches`` — the project's Arrow path (:func:`observatoire.readers.cadastre.
+  parse_etalab_lines`, one feature per line), then ``to_crs``;
+- ``etalab`` — :func:`observatoire.readers.etalab.read_etalab` (msgspec, simdjson,
+  numpy, projection on flat arrays before building the geometries).
+
+The three readers run one after the other for each number of workers and each
+repetition, in a rotating order, so that the load of a shared machine weighs on
+all of them alike; the ratios to the fastest are printed with the times.
+
+Usage::
+
+    python scripts/bench_etalab.py DOSSIER [--workers 1 2] [--repetitions 2]
+                                   [--crs EPSG:2154] [--json resultats.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+READERS = ("pyogrio", "fleches", "etalab")
+
+
+def read_one(task: tuple[str, str, str]) -> int:
+    """Read one file with one reader; return its number of features."""
+    reader, name, crs = task
+    path = Path(name)
+    if reader == "pyogrio":
+        import pyogrio
+
+        target = f"/vsigzip/{path}" if name.endswith(".gz") else name
+        frame = pyogrio.read_dataframe(target, use_arrow=True).to_crs(crs)
+    elif reader == "fleches":
+        from observatoire.readers import cadastre
+
+        data = (cadastre._gunzip(path, limit=cadastre.ETALAB_IN_MEMORY_BYTES)
+                if name.endswith(".gz") else path.read_bytes())
+        frame = cadastre.parse_etalab_lines(data).to_crs(crs)
+    else:
+        from observatoire.readers.etalab import read_etalab
+
+        frame = read_etalab(path, crs=crs)
+    return len(frame)
+
+
+def _warm(_: int) -> None:
+    import geopandas  # noqa: F401
+    import pyogrio  # noqa: F401
+
+    import observatoire.readers.cadastre  # noqa: F401
+    import observatoire.readers.etalab  # noqa: F401
+
+
+def run(reader: str, files: list[str], *, workers: int, crs: str) -> tuple[float, int]:
+    """Seconds to read ``files`` with ``reader`` on ``workers`` processes, and the rows."""
+    ctx = multiprocessing.get_context("forkserver")
+    with ctx.Pool(workers) as pool:
+        pool.map(_warm, range(workers))  # imports are not timed
+        t = time.perf_counter()
+        rows = sum(pool.imap_unordered(read_one, [(reader, f, crs) for f in files],
+                                       chunksize=4))
+        return time.perf_counter() - t, rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure the readers on a folder of Etalab files."""
+    sys.path.insert(0, str(ROOT))
+    p = argparse.ArgumentParser(prog="bench_etalab.py", description=(
+        "Compare les lecteurs de fichiers Etalab (pyogrio, flèches Arrow, etalab) sur les "
+        "fichiers d'un dossier, entrelacés dans la même exécution."))
+    p.add_argument("dossier", type=Path)
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repetitions", type=int, default=2)
+    p.add_argument("--crs", default="EPSG:2154")
+    p.add_argument("--lecteurs", nargs="+", choices=READERS, default=list(READERS))
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    files = sorted(str(f) for f in args.dossier.iterdir()
+                   if f.name.endswith((".json.gz", ".json")))
+    if not files:
+        p.error(f"{args.dossier} : aucun fichier .json ou .json.gz")
+    print(f"{len(files)} fichiers, {sum(os.path.getsize(f) for f in files) / 1e6:.1f} Mo ; "
+          f"charge {os.getloadavg()[0]:.2f}", flush=True)
+    times: dict[str, dict[int, list[float]]] = {r: {w: [] for w in args.workers}
+                                                 for r in args.lecteurs}
+    rows: dict[str, int] = {}
+    for rep in range(args.repetitions):
+        for workers in args.workers:
+            order = args.lecteurs[rep % len(args.lecteurs):] + args.lecteurs[
+                :rep % len(args.lecteurs)]
+            for reader in order:
+                seconds, n = run(reader, files, workers=workers, crs=args.crs)
+                times[reader][workers].append(seconds)
+                rows[reader] = n
+                print(f"  répétition {rep + 1}, {workers} processus, {reader:<8} "
+                      f"{seconds:7.2f} s ({n} entités)", flush=True)
+    if len(set(rows.values())) != 1:
+        print(f"nombres d'entités différents : {rows}")
+        return 1
+    n = next(iter(rows.values()))
+    result: dict[str, Any] = {"fichiers": len(files), "entites": n, "crs": args.crs,
+                              "lecteurs": {}}
+    print(f"\n{'lecteur':<8} " + " ".join(f"{w} proc. (s)  par M   ×" for w in args.workers))
+    for workers in args.workers:
+        best = min(min(times[r][workers]) for r in args.lecteurs)
+        for reader in args.lecteurs:
+            t = min(times[reader][workers])
+            result["lecteurs"].setdefault(reader, {})[str(workers)] = {
+                "min_s": round(t, 2), "toutes_s": [round(x, 2) for x in times[reader][workers]],
+                "par_million_s": round(t * 1e6 / n, 2), "rapport": round(t / best, 2)}
+    for reader in args.lecteurs:
+        cells = [result["lecteurs"][reader][str(w)] for w in args.workers]
+        print(f"{reader:<8} " + " ".join(f"{c['min_s']:11.2f} {c['par_million_s']:6.2f} "
+                                         f"{c['rapport']:4.2f}" for c in cells))
+    if args.json:
+        args.json.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n",
+                             encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
