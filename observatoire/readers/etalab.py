@@ -81,9 +81,11 @@ _KINDS = {"Polygon": 0, "MultiPolygon": 1}
 _DATE_LIKE = r"\d{4}[-/]\d{1,2}[-/]\d{1,2}|\d{1,2}:\d{2}"
 _OPEN, _CLOSE, _COMMA = ord("["), ord("]"), ord(",")
 _ONE_THREAD = pa_json.ReadOptions(use_threads=False)
+_INT32 = (-(2**31), 2**31 - 1)
 
 
-def read_etalab(path: Path, *, crs: Any = None) -> gpd.GeoDataFrame | None:
+def read_etalab(path: Path, *, crs: Any = None, max_bytes: int = MAX_BYTES
+                ) -> gpd.GeoDataFrame | None:
     """Read an Etalab parcel file (``.json`` or ``.json.gz``), or ``None`` if unusual.
 
     Parameters
@@ -93,6 +95,9 @@ def read_etalab(path: Path, *, crs: Any = None) -> gpd.GeoDataFrame | None:
     crs
         Project the coordinates to this CRS (before building the geometries);
         ``None`` keeps the file's EPSG:4326.
+    max_bytes
+        Files larger than this once decompressed are declined (left to a streaming
+        reader).
 
     Returns
     -------
@@ -100,7 +105,7 @@ def read_etalab(path: Path, *, crs: Any = None) -> gpd.GeoDataFrame | None:
         The features as GDAL reads them (properties as columns in the order of the
         first feature; text as Python strings; ``YYYY-MM-DD`` columns as dates), in
         file order. ``None`` when the file cannot be read, is a corrupt archive,
-        weighs more than :data:`MAX_BYTES` decompressed, or holds anything GDAL should
+        weighs more than ``max_bytes`` decompressed, or holds anything GDAL should
         judge (see the module's docstring): the caller then reads it with GDAL.
     """
     try:
@@ -108,10 +113,10 @@ def read_etalab(path: Path, *, crs: Any = None) -> gpd.GeoDataFrame | None:
     except OSError:
         return None
     if path.name.lower().endswith(".gz"):
-        data = gunzip(raw, limit=MAX_BYTES)
+        data = gunzip(raw, limit=max_bytes)
         if data is None:
             return None
-    elif len(raw) > MAX_BYTES:
+    elif len(raw) > max_bytes:
         return None
     else:
         data = raw
@@ -190,8 +195,11 @@ def _frame(table: pa.Table) -> pd.DataFrame:
             if pa.types.is_string(t)]
     frame = table.drop_columns(text).to_pandas()
     for name in text:  # straight to Python strings, without pandas' own text type
-        frame[name] = pd.Series(table.column(name).to_numpy(zero_copy_only=False),
-                                dtype=object)
+        column = table.column(name)
+        values = column.to_numpy(zero_copy_only=False)
+        if column.null_count:  # missing text is NaN, as pandas' text type turned to object
+            values[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
+        frame[name] = pd.Series(values, dtype=object)
     return frame[table.column_names]
 
 
@@ -233,6 +241,10 @@ def _properties(raws: list[msgspec.Raw], *, has_id: bool) -> pa.Table | None:
             return None  # GDAL writes objects and arrays as JSON text
         if pa.types.is_null(column.type):
             column = column.cast(pa.string())  # GDAL: a text field, all NULL
+        elif pa.types.is_int64(column.type):
+            low, high = pc.min_max(column).values()
+            if low.is_valid and _INT32[0] <= low.as_py() and high.as_py() <= _INT32[1]:
+                column = column.cast(pa.int32())  # GDAL: Integer when it fits, else Integer64
         elif pa.types.is_string(column.type) and pc.any(
                 pc.match_substring_regex(column, _DATE_LIKE)).as_py():
             if not pc.all(pc.match_substring_regex(column, r"^\d{4}-\d{2}-\d{2}$")).as_py():
