@@ -14,10 +14,15 @@ The three readers run one after the other for each number of workers and each
 repetition, in a rotating order, so that the load of a shared machine weighs on
 all of them alike; the ratios to the fastest are printed with the times.
 
+``--analyseurs`` measures instead the JSON libraries that were candidates for the
+reader (orjson, msgspec, simdjson, numpy), in one process, in CPU seconds per
+million features.
+
 Usage::
 
     python scripts/bench_etalab.py DOSSIER [--workers 1 2] [--repetitions 2]
                                    [--crs EPSG:2154] [--json resultats.json]
+    python scripts/bench_etalab.py DOSSIER --analyseurs
 """
 
 from __future__ import annotations
@@ -76,6 +81,71 @@ def run(reader: str, files: list[str], *, workers: int, crs: str) -> tuple[float
         return time.perf_counter() - t, rows
 
 
+def _flatten(nested: Any) -> list[float]:
+    out: list[float] = []
+    stack = [nested]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        else:
+            out.append(item)
+    return out
+
+
+def parsers(files: list[str]) -> dict[str, float]:
+    """Seconds per million features of each way to parse the files (one process, CPU time).
+
+    The candidates of the reader: the whole document to Python objects (orjson,
+    msgspec), simdjson's parse alone, msgspec's typed decoding keeping coordinates and
+    properties raw; then the coordinates to a flat array of doubles (orjson then a
+    Python flattening, numpy's text parser, simdjson's flat buffer).
+    """
+    import msgspec
+    import numpy as np
+    import simdjson
+
+    from observatoire.readers.etalab import _DECODER, MAX_BYTES, gunzip
+
+    try:
+        import orjson
+    except ImportError:  # not a dependency: measured when installed
+        orjson = None
+    cpu: dict[str, float] = {}
+
+    def timed(label: str, fn: Any) -> Any:
+        t = time.process_time()
+        out = fn()
+        cpu[label] = cpu.get(label, 0.0) + time.process_time() - t
+        return out
+
+    n = 0
+    for name in files:
+        raw = Path(name).read_bytes()
+        data = (timed("gunzip (zlib-ng)", lambda raw=raw: gunzip(raw, limit=MAX_BYTES))
+                if name.endswith(".gz") else raw)
+        if orjson is not None:
+            timed("orjson : document → objets Python", lambda d=data: orjson.loads(d))
+        timed("msgspec : document → objets Python", lambda d=data: msgspec.json.decode(d))
+        timed("simdjson : analyse du document seule",
+              lambda d=data: simdjson.Parser().parse(d) and None)
+        doc = timed("msgspec : structure typée, membres bruts", lambda d=data: _DECODER.decode(d))
+        text = b"[" + b",".join(f.geometry.coordinates for f in doc.features) + b"]"
+        if orjson is not None:
+            timed("coordonnées : orjson + aplatissement Python",
+                  lambda t=text: np.array(_flatten(orjson.loads(t))))
+        timed("coordonnées : numpy (fromstring)",
+              lambda t=text: np.fromstring(t.replace(b"[", b" ").replace(b"]", b" "), sep=","))
+
+        def flat(t: bytes = text) -> Any:
+            parsed = simdjson.Parser().parse(t)
+            return np.frombuffer(parsed.as_buffer(of_type="d"), dtype=np.float64)
+
+        timed("coordonnées : simdjson (tampon plat)", flat)
+        n += len(doc.features)
+    return {k: round(v * 1e6 / n, 2) for k, v in cpu.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure the readers on a folder of Etalab files."""
     sys.path.insert(0, str(ROOT))
@@ -88,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crs", default="EPSG:2154")
     p.add_argument("--lecteurs", nargs="+", choices=READERS, default=list(READERS))
     p.add_argument("--json", type=Path)
+    p.add_argument("--analyseurs", action="store_true",
+                   help="mesurer seulement les bibliothèques d'analyse JSON (un processus)")
     args = p.parse_args(argv)
     files = sorted(str(f) for f in args.dossier.iterdir()
                    if f.name.endswith((".json.gz", ".json")))
@@ -95,6 +167,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{args.dossier} : aucun fichier .json ou .json.gz")
     print(f"{len(files)} fichiers, {sum(os.path.getsize(f) for f in files) / 1e6:.1f} Mo ; "
           f"charge {os.getloadavg()[0]:.2f}", flush=True)
+    if args.analyseurs:
+        figures = parsers(files)
+        for label, seconds in figures.items():
+            print(f"  {label:<48} {seconds:7.2f} s CPU par million d'entités")
+        if args.json:
+            args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=1) + "\n",
+                                 encoding="utf-8")
+        return 0
     times: dict[str, dict[int, list[float]]] = {r: {w: [] for w in args.workers}
                                                  for r in args.lecteurs}
     rows: dict[str, int] = {}
