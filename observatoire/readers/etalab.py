@@ -58,12 +58,14 @@ log = logging.getLogger(__name__)
 MAX_BYTES = 256 * 1024 * 1024
 
 
-class _Geometry(msgspec.Struct, forbid_unknown_fields=True):
+# Untracked by the garbage collector (they hold no cycles): a million of them would
+# otherwise trigger collections while decoding.
+class _Geometry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     type: str
     coordinates: msgspec.Raw
 
 
-class _Feature(msgspec.Struct, forbid_unknown_fields=True):
+class _Feature(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     type: str
     geometry: _Geometry
     properties: msgspec.Raw
