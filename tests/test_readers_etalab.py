@@ -20,6 +20,8 @@ import pyogrio
 import pytest
 import shapely
 from geopandas.testing import assert_geodataframe_equal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import observatoire.readers.cadastre as cadastre
 from observatoire.errors import ObservatoireError
@@ -27,6 +29,7 @@ from observatoire.readers.cadastre import parse_etalab_lines, read_parcelles
 from observatoire.readers.etalab import gunzip, parse_etalab, read_etalab
 from observatoire.readers.gdal import python_text, read_vector
 from tests.conftest import shared_file
+from tests.test_fuzz import corruptions
 from tests.test_readers import parcelles
 
 ETALAB = "etalab-cadastre/cadastre-91216-parcelles.json"
@@ -293,3 +296,16 @@ def test_bare_numbers_as_coordinates_are_declined(features):
     fs[1]["geometry"]["coordinates"] = [[5, 6]]
     assert parse_etalab(collection(fs)) is None
     assert np.isfinite(shapely.get_coordinates(parse_etalab(collection(features)).geometry)).all()
+
+
+# --- fuzzing: whatever the fast reader accepts, GDAL reads the same way -------------------------
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data(), seed=st.sampled_from(["réel", "multipolygones"]))
+def test_fuzz_fast_reader_agrees_with_gdal(features, data, seed):
+    fs = json.loads(json.dumps(features))
+    raw = data.draw(corruptions(collection(fs if seed == "réel" else _multipolygon(fs))))
+    fast = parse_etalab(raw)
+    if fast is not None:
+        assert_identical(fast, gdal(raw))
