@@ -10,8 +10,9 @@ GeoDataFrame in the territory's CRS (EPSG:2154 by default), in worker processes
 - ``etalab`` — :func:`observatoire.readers.etalab.read_etalab` (msgspec, simdjson,
   numpy, projection on flat arrays before building the geometries).
 
-The three readers run one after the other for each number of workers and each
-repetition, in a rotating order, so that the load of a shared machine weighs on
+Each worker is pinned to its own core (Arrow's threads included): 1 worker is one
+core, 2 workers two. The three readers run one after the other for each number of
+workers and each repetition, in a rotating order, so that the load of a shared machine weighs on
 all of them alike; the ratios to the fastest are printed with the times.
 
 ``--analyseurs`` measures instead the JSON libraries that were candidates for the
@@ -40,10 +41,11 @@ ROOT = Path(__file__).resolve().parents[1]
 READERS = ("pyogrio", "fleches", "etalab")
 
 
-def read_one(task: tuple[str, str, str]) -> int:
-    """Read one file with one reader; return its number of features."""
+def read_one(task: tuple[str, str, str]) -> tuple[int, float]:
+    """Read one file with one reader; return its number of features and the CPU seconds."""
     reader, name, crs = task
     path = Path(name)
+    cpu = time.process_time()  # every thread of the process (Arrow's too)
     if reader == "pyogrio":
         import pyogrio
 
@@ -59,7 +61,12 @@ def read_one(task: tuple[str, str, str]) -> int:
         from observatoire.readers.etalab import read_etalab
 
         frame = read_etalab(path, crs=crs)
-    return len(frame)
+    return len(frame), time.process_time() - cpu
+
+
+def _pin(cores: list[int]) -> None:
+    """Keep a worker, and the threads it starts, on ``cores`` (one per worker)."""
+    os.sched_setaffinity(0, cores)
 
 
 def _warm(_: int) -> None:
@@ -70,15 +77,21 @@ def _warm(_: int) -> None:
     import observatoire.readers.etalab  # noqa: F401
 
 
-def run(reader: str, files: list[str], *, workers: int, crs: str) -> tuple[float, int]:
-    """Seconds to read ``files`` with ``reader`` on ``workers`` processes, and the rows."""
+def run(reader: str, files: list[str], *, workers: int, crs: str
+        ) -> tuple[float, float, int]:
+    """Read ``files`` with ``reader`` on ``workers`` processes pinned to as many cores.
+
+    Returns the wall seconds, the CPU seconds of the workers, and the rows read.
+    """
     ctx = multiprocessing.get_context("forkserver")
-    with ctx.Pool(workers) as pool:
+    cores = sorted(os.sched_getaffinity(0))[:workers]
+    with ctx.Pool(workers, initializer=_pin, initargs=(cores,)) as pool:
         pool.map(_warm, range(workers))  # imports are not timed
         t = time.perf_counter()
-        rows = sum(pool.imap_unordered(read_one, [(reader, f, crs) for f in files],
-                                       chunksize=4))
-        return time.perf_counter() - t, rows
+        done = list(pool.imap_unordered(read_one, [(reader, f, crs) for f in files],
+                                        chunksize=4))
+        wall = time.perf_counter() - t
+    return wall, sum(c for _, c in done), sum(n for n, _ in done)
 
 
 def _flatten(nested: Any) -> list[float]:
@@ -177,35 +190,42 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     times: dict[str, dict[int, list[float]]] = {r: {w: [] for w in args.workers}
                                                  for r in args.lecteurs}
+    cpus: dict[str, dict[int, list[float]]] = {r: {w: [] for w in args.workers}
+                                                for r in args.lecteurs}
     rows: dict[str, int] = {}
     for rep in range(args.repetitions):
         for workers in args.workers:
             order = args.lecteurs[rep % len(args.lecteurs):] + args.lecteurs[
                 :rep % len(args.lecteurs)]
             for reader in order:
-                seconds, n = run(reader, files, workers=workers, crs=args.crs)
+                seconds, cpu, n = run(reader, files, workers=workers, crs=args.crs)
                 times[reader][workers].append(seconds)
+                cpus[reader][workers].append(cpu)
                 rows[reader] = n
-                print(f"  répétition {rep + 1}, {workers} processus, {reader:<8} "
-                      f"{seconds:7.2f} s ({n} entités)", flush=True)
+                print(f"  répétition {rep + 1}, {workers} cœur(s), {reader:<8} "
+                      f"{seconds:7.2f} s, CPU {cpu:7.2f} s ({n} entités, charge "
+                      f"{os.getloadavg()[0]:.2f})", flush=True)
     if len(set(rows.values())) != 1:
         print(f"nombres d'entités différents : {rows}")
         return 1
     n = next(iter(rows.values()))
     result: dict[str, Any] = {"fichiers": len(files), "entites": n, "crs": args.crs,
                               "lecteurs": {}}
-    print(f"\n{'lecteur':<8} " + " ".join(f"{w} proc. (s)  par M   ×" for w in args.workers))
+    print(f"\n{'lecteur':<8} " + " ".join(f"{w} cœur(s) : s  par M   ×   CPU"
+                                         for w in args.workers))
     for workers in args.workers:
         best = min(min(times[r][workers]) for r in args.lecteurs)
         for reader in args.lecteurs:
             t = min(times[reader][workers])
             result["lecteurs"].setdefault(reader, {})[str(workers)] = {
                 "min_s": round(t, 2), "toutes_s": [round(x, 2) for x in times[reader][workers]],
-                "par_million_s": round(t * 1e6 / n, 2), "rapport": round(t / best, 2)}
+                "par_million_s": round(t * 1e6 / n, 2), "rapport": round(t / best, 2),
+                "cpu_min_s": round(min(cpus[reader][workers]), 2)}
     for reader in args.lecteurs:
         cells = [result["lecteurs"][reader][str(w)] for w in args.workers]
-        print(f"{reader:<8} " + " ".join(f"{c['min_s']:11.2f} {c['par_million_s']:6.2f} "
-                                         f"{c['rapport']:4.2f}" for c in cells))
+        print(f"{reader:<8} " + " ".join(f"{c['min_s']:12.2f} {c['par_million_s']:6.2f} "
+                                         f"{c['rapport']:4.2f} {c['cpu_min_s']:6.2f}"
+                                         for c in cells))
     if args.json:
         args.json.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n",
                              encoding="utf-8")
