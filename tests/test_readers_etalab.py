@@ -309,3 +309,21 @@ def test_fuzz_fast_reader_agrees_with_gdal(features, data, seed):
     fast = parse_etalab(raw)
     if fast is not None:
         assert_identical(fast, gdal(raw))
+
+
+# --- the bench's floor reads Etalab files with this reader ------------------------------------
+
+def test_bench_floor_reads_etalab_with_the_fast_reader(real, features, tmp_path):
+    from tests.test_generator import bench
+
+    frame, rows, reader = bench._read_source(parcelles(real), real, crs="EPSG:2154")
+    assert (rows, reader) == (4241, "etalab")
+    assert_identical(frame, read_vector(real).to_crs("EPSG:2154"))
+    # A file it declines (a "crs" member) is read by pyogrio, then projected as well.
+    declined = tmp_path / "cadastre-91216-parcelles.json"
+    declined.write_bytes(collection(features)[:-2] + b'],"crs":{"type":"name","properties":'
+                         b'{"name":"urn:ogc:def:crs:OGC:1.3:CRS84"}}}')
+    assert read_etalab(declined) is None
+    frame, rows, reader = bench._read_source(parcelles(declined), declined, crs="EPSG:2154")
+    assert (rows, reader) == (5, "pyogrio")
+    assert frame.crs.to_epsg() == 2154
