@@ -219,7 +219,22 @@ DECLINED = {
     "propriété objet": lambda fs: _edit(fs, 1, section={"a": 1}),
     "date impossible": lambda fs: _edit(fs, 2, created="2019-02-30"),
     "sans propriétés": lambda fs: [dict(f, properties={}) for f in fs],
+    "propriétés sans objet": lambda fs: [dict(f, properties=None) for f in fs],
 }
+
+
+def _duplicate_key(data: bytes) -> bytes:
+    """The second feature's section written twice (JSON allows it; GDAL keeps the last)."""
+    head, first, second, rest = data.split(b"\n", 3)
+    assert b'"section":"AB"' in second
+    second = second.replace(b'"section":"AB"', b'"section":"AB","section":"ZZ"', 1)
+    return b"\n".join([head, first, second, rest])
+
+
+def test_duplicate_property_is_declined_and_read_by_gdal(features, tmp_path):
+    data = _duplicate_key(collection(features))
+    assert parse_etalab(data) is None
+    assert gdal(data)["section"].tolist()[:3] == ["AB", "ZZ", "AB"]
 
 
 @pytest.mark.parametrize("case", sorted(DECLINED))

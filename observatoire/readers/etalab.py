@@ -112,19 +112,16 @@ def read_etalab(path: Path, *, crs: Any = None, max_bytes: int = MAX_BYTES
         weighs more than ``max_bytes`` decompressed, or holds anything GDAL should
         judge (see the module's docstring): the caller then reads it with GDAL.
     """
+    gz = path.name.lower().endswith(".gz")
     try:
-        raw = path.read_bytes()
+        if not gz and path.stat().st_size > max_bytes:
+            return None
+        data: bytes | None = path.read_bytes()
     except OSError:
         return None
-    if path.name.lower().endswith(".gz"):
-        data = gunzip(raw, limit=max_bytes)
-        if data is None:
-            return None
-    elif len(raw) > max_bytes:
-        return None
-    else:
-        data = raw
-    return parse_etalab(data, crs=crs)
+    if gz:
+        data = gunzip(data, limit=max_bytes)
+    return None if data is None else parse_etalab(data, crs=crs)
 
 
 def gunzip(raw: bytes, *, limit: int) -> bytes | None:
