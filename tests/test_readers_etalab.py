@@ -19,18 +19,18 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from conftest import shared_file
 from geopandas.testing import assert_geodataframe_equal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_fuzz import corruptions
+from test_readers import parcelles
 
 import observatoire.readers.cadastre as cadastre
 from observatoire.errors import ObservatoireError
 from observatoire.readers.cadastre import parse_etalab_lines, read_parcelles
 from observatoire.readers.etalab import gunzip, parse_etalab, read_etalab
 from observatoire.readers.gdal import python_text, read_vector
-from tests.conftest import shared_file
-from tests.test_fuzz import corruptions
-from tests.test_readers import parcelles
 
 ETALAB = "etalab-cadastre/cadastre-91216-parcelles.json"
 HEAD = b'{"type":"FeatureCollection","features":[\n'
@@ -329,7 +329,7 @@ def test_fuzz_fast_reader_agrees_with_gdal(features, data, seed):
 # --- the bench's floor reads Etalab files with this reader ------------------------------------
 
 def test_bench_floor_reads_etalab_with_the_fast_reader(real, features, tmp_path):
-    from tests.test_generator import bench
+    from test_generator import bench
 
     frame, rows, reader = bench._read_source(parcelles(real), real, crs="EPSG:2154")
     assert (rows, reader) == (4241, "etalab")

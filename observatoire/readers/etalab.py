@@ -116,11 +116,10 @@ def read_etalab(path: Path, *, crs: Any = None, max_bytes: int = MAX_BYTES
     try:
         if not gz and path.stat().st_size > max_bytes:
             return None
-        data: bytes | None = path.read_bytes()
+        raw = path.read_bytes()
     except OSError:
         return None
-    if gz:
-        data = gunzip(data, limit=max_bytes)
+    data = gunzip(raw, limit=max_bytes) if gz else raw
     return None if data is None else parse_etalab(data, crs=crs)
 
 
@@ -129,7 +128,8 @@ def gunzip(raw: bytes, *, limit: int) -> bytes | None:
     d = zlib_ng.decompressobj(wbits=31)  # gzip header; CRC and size checked at the end
     try:
         data = d.decompress(raw, limit + 1)
-    except zlib_ng.error:
+    # zlib_ng's stub declares ``error`` as an instance (``error: Exception``); it is a class.
+    except zlib_ng.error:  # type: ignore[misc]
         return None
     if len(data) > limit or not d.eof or d.unused_data:
         return None  # too large, truncated, or several members: the streaming path
@@ -274,6 +274,8 @@ def _coordinates(raws: list[msgspec.Raw], kinds: np.ndarray
     parser = simdjson.Parser()
     try:
         doc = parser.parse(text)
+        if not isinstance(doc, simdjson.Array):
+            return None
         values = np.frombuffer(doc.as_buffer(of_type="d"), dtype=np.float64)
     except (TypeError, ValueError, RuntimeError):
         return None  # not arrays of numbers only (or numbers beyond doubles)
