@@ -8,6 +8,7 @@ Layout (``historique/`` beside ``observatoire.gpkg``, GeoParquet and Parquet)::
       geometries/<date>.<token>.parquet # the shapes first stored by this observation
       zae/<date>.<token>.parquet        # inventory figures per ZAE
       friches/<date>.<token>.parquet    # status per friche
+      gisements/<date>.<token>.parquet  # candidate sites (identifier, parcels, area)
 
 A shape is stored once, in the observation that first saw it: the store grows
 with the changes, not with the number of observations. An append writes new
@@ -25,15 +26,18 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
+from pyproj import CRS
 
 from observatoire.errors import BuildError
 from observatoire.outputs import fsync_dir
@@ -41,7 +45,9 @@ from observatoire.outputs import fsync_dir
 log = logging.getLogger(__name__)
 
 MANIFEST = "observations.json"
-TABLES = ("parcelles", "geometries", "zae", "friches")
+TABLES = ("parcelles", "geometries", "zae", "friches", "gisements")
+#: Tables an observation may lack (none written by the first versions of the store).
+OPTIONAL_TABLES = ("gisements",)
 #: Coordinates are rounded to the centimetre before fingerprinting: a shape
 #: rewritten with the same vertices (another export, another driver) keeps its
 #: fingerprint.
@@ -63,12 +69,15 @@ class Observation:
         Inventory figures per ZAE.
     friches
         Status per friche.
+    gisements
+        Candidate sites (identifier, parcels, area).
     """
 
     date: dt.date
     parcelles: gpd.GeoDataFrame
     zae: pd.DataFrame
     friches: pd.DataFrame
+    gisements: pd.DataFrame
 
 
 def history_folder(gpkg: str | Path) -> Path:
@@ -76,20 +85,21 @@ def history_folder(gpkg: str | Path) -> Path:
     return Path(gpkg).parent / "historique"
 
 
-def fingerprints(geometry: gpd.GeoSeries) -> np.ndarray:
+def fingerprints(geometry: gpd.GeoSeries | np.ndarray) -> np.ndarray:
     """Return a 16-character fingerprint of each geometry (normalised, centimetre grid).
 
     Parameters
     ----------
     geometry
-        The shapes.
+        The shapes (a GeoSeries or an array of shapely geometries).
 
     Returns
     -------
     numpy.ndarray
         Hex strings; equal shapes (whatever their vertex order) have equal fingerprints.
     """
-    shapes = shapely.normalize(shapely.set_precision(geometry.values, FINGERPRINT_GRID_M))
+    values = geometry.values if isinstance(geometry, gpd.GeoSeries) else np.asarray(geometry)
+    shapes = shapely.normalize(shapely.set_precision(values, FINGERPRINT_GRID_M))
     wkb = shapely.to_wkb(shapes, output_dimension=2)
     return np.array([hashlib.blake2b(b, digest_size=8).hexdigest() for b in wkb], dtype=object)
 
@@ -118,8 +128,53 @@ def observation_dates(folder: Path) -> list[dt.date]:
     return [dt.date.fromisoformat(d) for d in read_manifest(folder)]
 
 
+#: One batch of parcels: their attributes (``idu`` first) and their shapes.
+ParcelBatch = tuple[pa.Table, np.ndarray]
+
+
+class StagedObservation:
+    """An observation whose files are written, committed by :meth:`publish`.
+
+    Made by :func:`stage_observation`. Until :meth:`publish` replaces the
+    manifest, the history reads as before; :meth:`discard` removes the files.
+    """
+
+    def __init__(self, folder: Path, date: dt.date, token: str) -> None:
+        self.folder = folder
+        self.date = date
+        self.token = token
+        self.dest = folder / MANIFEST
+
+    def publish(self) -> Path:
+        """Commit the observation: replace the manifest (atomic), then clear orphan files.
+
+        Raises
+        ------
+        BuildError
+            When the manifest cannot be written; the previous observations stay intact.
+        """
+        manifest = read_manifest(self.folder)
+        try:
+            _write_manifest(self.folder, {**manifest, self.date.isoformat(): self.token})
+        except OSError as exc:
+            raise BuildError(f"{self.folder} : écriture de l'historique impossible "
+                             f"({exc.strerror}) ; les observations précédentes sont "
+                             f"intactes") from None
+        _remove_orphans(self.folder)
+        log.info("Observation du %s ajoutée à l'historique %s", self.date, self.folder)
+        return self.dest
+
+    def discard(self) -> None:
+        """Remove the files of an observation not committed (nothing once published)."""
+        if read_manifest(self.folder).get(self.date.isoformat()) == self.token:
+            return
+        for name in TABLES:
+            _path(self.folder, name, self.date.isoformat(), self.token).unlink(missing_ok=True)
+
+
 def append_observation(folder: Path, date: dt.date, *, parcelles: gpd.GeoDataFrame,
-                       zae: pd.DataFrame, friches: pd.DataFrame) -> Path:
+                       zae: pd.DataFrame, friches: pd.DataFrame,
+                       gisements: pd.DataFrame | None = None) -> Path:
     """Add (or replace) the observation of ``date`` in the history.
 
     Parameters
@@ -130,7 +185,7 @@ def append_observation(folder: Path, date: dt.date, *, parcelles: gpd.GeoDataFra
         Date of the observation; an observation of the same date is replaced.
     parcelles
         One row per parcel with ``idu`` and its geometry, plus the attributes to keep.
-    zae, friches
+    zae, friches, gisements
         Attribute tables to keep for this observation.
 
     Returns
@@ -143,45 +198,119 @@ def append_observation(folder: Path, date: dt.date, *, parcelles: gpd.GeoDataFra
     BuildError
         When the history cannot be written; the previous observations stay intact.
     """
+    attrs = pa.Table.from_pandas(pd.DataFrame(parcelles.drop(columns=parcelles.geometry.name)),
+                                 preserve_index=False)
+    staged = stage_observation(folder, date, batches=[(attrs, parcelles.geometry.values)],
+                               crs=parcelles.crs, zae=zae, friches=friches, gisements=gisements)
+    try:
+        return staged.publish()
+    finally:
+        staged.discard()
+
+
+def stage_observation(folder: Path, date: dt.date, *, batches: Iterable[ParcelBatch],
+                      crs: Any, zae: pd.DataFrame, friches: pd.DataFrame,
+                      gisements: pd.DataFrame | None = None) -> StagedObservation:
+    """Write the files of the observation of ``date``; commit them with ``publish()``.
+
+    The parcels come in batches (read from the GeoPackage by groups): the
+    attributes and the shapes not already in the history are written batch by
+    batch, so a large territory is never held whole.
+
+    Parameters
+    ----------
+    folder
+        The history folder (created when missing).
+    date
+        Date of the observation; an observation of the same date is replaced on commit.
+    batches
+        Attributes (Arrow tables of one schema, ``idu`` first) and shapes of the parcels.
+    crs
+        CRS of the shapes.
+    zae, friches, gisements
+        Attribute tables to keep for this observation.
+
+    Returns
+    -------
+    StagedObservation
+        To publish (commit) or discard.
+
+    Raises
+    ------
+    BuildError
+        When the files cannot be written; the history stays as it was.
+    """
     manifest = read_manifest(folder)
     key = date.isoformat()
     token = uuid.uuid4().hex[:12]
-    empreinte = fingerprints(parcelles.geometry)
+    staged = StagedObservation(folder, date, token)
     known = _known_fingerprints(folder, {d: t for d, t in manifest.items() if d != key})
-    if key in manifest:
-        # Later observations may point at shapes first stored by the one replaced.
-        previous = _read(folder, "geometries", key, manifest[key])
-        keep = previous[~previous["empreinte"].isin(known)]
-        known |= set(keep["empreinte"])
-    else:
-        keep = None
-    shapes = gpd.GeoDataFrame({"empreinte": empreinte}, geometry=parcelles.geometry.values,
-                              crs=parcelles.crs)
-    shapes = shapes[~shapes["empreinte"].isin(known)].drop_duplicates("empreinte")
-    if keep is not None:
-        shapes = pd.concat([gpd.GeoDataFrame(keep, geometry="geometry", crs=parcelles.crs),
-                            shapes]).drop_duplicates("empreinte")
-    attrs = pd.DataFrame(parcelles.drop(columns=parcelles.geometry.name))
-    attrs.insert(1, "empreinte", empreinte)
     try:
         for name in TABLES:
             (folder / name).mkdir(parents=True, exist_ok=True)
-        path = _path(folder, "geometries", key, token)
-        shapes.sort_values("empreinte").to_parquet(path, index=False)
-        _sync(path)
-        for name, frame in (("parcelles", attrs), ("zae", zae), ("friches", friches)):
+        shapes = _ShapeWriter(_path(folder, "geometries", key, token), crs)
+        if key in manifest:
+            # Later observations may point at shapes first stored by the one replaced.
+            previous = _read(folder, "geometries", key, manifest[key])
+            previous = previous[~previous["empreinte"].isin(known)]
+            shapes.add(previous["empreinte"].to_numpy(dtype=object), previous.geometry.values)
+            known |= set(previous["empreinte"])
+        attrs_writer: pq.ParquetWriter | None = None
+        attrs_path = _path(folder, "parcelles", key, token)
+        for attrs, geometry in batches:
+            empreinte = fingerprints(geometry)
+            table = attrs.add_column(1, "empreinte", pa.array(empreinte, type=pa.string()))
+            if attrs_writer is None:
+                attrs_writer = pq.ParquetWriter(attrs_path, table.schema)
+            attrs_writer.write_table(table.cast(attrs_writer.schema))
+            fresh = ~pd.Series(empreinte).isin(known).to_numpy()
+            fresh &= ~pd.Series(empreinte).duplicated().to_numpy()
+            shapes.add(empreinte[fresh], np.asarray(geometry)[fresh])
+            known.update(empreinte[fresh])
+        if attrs_writer is None:
+            raise BuildError(f"{folder} : aucune parcelle à observer le {key}")
+        attrs_writer.close()
+        shapes.close()
+        for name, frame in (("zae", zae), ("friches", friches), ("gisements", gisements)):
             path = _path(folder, name, key, token)
-            pd.DataFrame(frame).reset_index(drop=True).to_parquet(path, index=False)
-            _sync(path)
+            frame = pd.DataFrame() if frame is None else pd.DataFrame(frame)
+            frame.reset_index(drop=True).to_parquet(path, index=False)
         for name in TABLES:
+            for path in (folder / name).glob(f"{key}.{token}.parquet"):
+                _sync(path)
             fsync_dir(folder / name)
-        _write_manifest(folder, {**manifest, key: token})
     except OSError as exc:
+        staged.discard()
         raise BuildError(f"{folder} : écriture de l'historique impossible ({exc.strerror}) ; "
                          f"les observations précédentes sont intactes") from None
-    _remove_orphans(folder)
-    log.info("Observation du %s ajoutée à l'historique %s", key, folder)
-    return folder / MANIFEST
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+class _ShapeWriter:
+    """GeoParquet file of shapes (``empreinte``, WKB ``geometry``) written by batches."""
+
+    def __init__(self, path: Path, crs: Any) -> None:
+        projjson = json.loads(CRS.from_user_input(crs).to_json()) if crs is not None else None
+        geo = {"version": "1.0.0", "primary_column": "geometry",
+               "columns": {"geometry": {"encoding": "WKB", "geometry_types": [],
+                                        "crs": projjson}}}
+        schema = pa.schema([("empreinte", pa.string()), ("geometry", pa.binary())],
+                           metadata={b"geo": json.dumps(geo).encode()})
+        self.writer = pq.ParquetWriter(path, schema)
+
+    def add(self, empreinte: np.ndarray, geometry: np.ndarray) -> None:
+        if not len(empreinte):
+            return
+        self.writer.write_table(pa.table(
+            {"empreinte": pa.array(empreinte, type=pa.string()),
+             "geometry": pa.array(shapely.to_wkb(geometry, output_dimension=2),
+                                  type=pa.binary())}, schema=self.writer.schema))
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def read_observation(folder: Path, date: dt.date) -> Observation:
@@ -204,7 +333,8 @@ def read_observation(folder: Path, date: dt.date) -> Observation:
     parcelles = gpd.GeoDataFrame(attrs, geometry=geometry, crs=shapes.crs)
     return Observation(date=date, parcelles=parcelles,
                        zae=_read(folder, "zae", key, manifest[key]),
-                       friches=_read(folder, "friches", key, manifest[key]))
+                       friches=_read(folder, "friches", key, manifest[key]),
+                       gisements=_read(folder, "gisements", key, manifest[key]))
 
 
 def read_table(folder: Path, name: str) -> pd.DataFrame:
@@ -225,6 +355,8 @@ def _read(folder: Path, name: str, key: str, token: str) -> pd.DataFrame:
     path = _path(folder, name, key, token)
     if name == "geometries":
         return gpd.read_parquet(path)
+    if not path.exists() and name in OPTIONAL_TABLES:
+        return pd.DataFrame()
     return pq.read_table(path).to_pandas()
 
 
