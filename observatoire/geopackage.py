@@ -72,6 +72,22 @@ class GeoPackageWriter:
         """Layers written so far, in order."""
         return list(self._layers)
 
+    def start_from(self, path: Path) -> None:
+        """Start from a copy of the GeoPackage ``path``: its layers are kept, others added.
+
+        Raises
+        ------
+        BuildError
+            When the copy cannot be made.
+        """
+        try:
+            shutil.copyfile(path, self.tmp)
+        except OSError as exc:
+            raise BuildError(f"{path} : copie impossible ({exc.strerror}) ; rien n'a été "
+                             f"publié") from None
+        self._created = True
+        self._layers = [name for name, _ in pyogrio.list_layers(self.tmp)]
+
     def write(self, name: str, frame: pd.DataFrame, *, description: str = "",
               geometry_type: str | None = None, append: bool = False) -> None:
         """Write (or append to) one layer or attribute table.
@@ -96,9 +112,12 @@ class GeoPackageWriter:
         spatial = isinstance(frame, gpd.GeoDataFrame)
         if spatial and geometry_type is None:
             geometry_type = _geometry_type(frame)
+        layer_options = {"OVERWRITE": "YES"} if name in self._layers and not append else {}
         if spatial:
             opts["geometry_type"] = geometry_type
-            opts["layer_options"] = {"SPATIAL_INDEX": "YES"}
+            layer_options["SPATIAL_INDEX"] = "YES"
+        if layer_options:
+            opts["layer_options"] = layer_options
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)

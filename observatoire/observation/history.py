@@ -40,7 +40,7 @@ import shapely
 from pyproj import CRS
 
 from observatoire.errors import BuildError
-from observatoire.outputs import fsync_dir
+from observatoire.outputs import StagedFile, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,12 @@ def observation_dates(folder: Path) -> list[dt.date]:
 ParcelBatch = tuple[pa.Table, np.ndarray]
 
 
-class StagedObservation:
+class StagedObservation(StagedFile):
     """An observation whose files are written, committed by :meth:`publish`.
 
     Made by :func:`stage_observation`. Until :meth:`publish` replaces the
     manifest, the history reads as before; :meth:`discard` removes the files.
+    A build publishes it with its other staged outputs.
     """
 
     def __init__(self, folder: Path, date: dt.date, token: str) -> None:
@@ -144,6 +145,7 @@ class StagedObservation:
         self.date = date
         self.token = token
         self.dest = folder / MANIFEST
+        self.tmp = _path(folder, "parcelles", date.isoformat(), token)
 
     def publish(self) -> Path:
         """Commit the observation: replace the manifest (atomic), then clear orphan files.
@@ -163,6 +165,11 @@ class StagedObservation:
         _remove_orphans(self.folder)
         log.info("Observation du %s ajoutée à l'historique %s", self.date, self.folder)
         return self.dest
+
+    def read(self) -> Observation:
+        """Read the observation back, committed or not."""
+        manifest = {**read_manifest(self.folder), self.date.isoformat(): self.token}
+        return _read_observation(self.folder, self.date, manifest)
 
     def discard(self) -> None:
         """Remove the files of an observation not committed (nothing once published)."""
@@ -327,6 +334,11 @@ def read_observation(folder: Path, date: dt.date) -> Observation:
         dates = ", ".join(manifest) or "aucune"
         raise BuildError(f"{folder} : pas d'observation du {key} dans l'historique "
                          f"(observations : {dates})")
+    return _read_observation(folder, date, manifest)
+
+
+def _read_observation(folder: Path, date: dt.date, manifest: Mapping[str, str]) -> Observation:
+    key = date.isoformat()
     attrs = _read(folder, "parcelles", key, manifest[key])
     shapes = _shapes(folder, manifest, set(attrs["empreinte"]))
     geometry = shapes.reindex(attrs["empreinte"]).geometry.values
