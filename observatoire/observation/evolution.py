@@ -55,7 +55,7 @@ def evolution_parcelles(old: Observation, new: Observation, *,
         ``part_batie_avant``/``part_batie``, ``nouveaux_batiments``,
         ``nouvellement_batie`` (the built share crossed ``seuil_bati``),
         ``surface_consommee_m2`` (area of a newly built parcel), ``gisement_avant``/
-        ``gisement``, for each profile ``classe_<p>_avant``/``classe_<p>`` and
+        ``gisement``, for each profile ``avant_classe_<p>``/``classe_<p>`` and
         ``critere_<p>`` (the criterion whose points moved most, when the class changed).
     """
     a, b = old.parcelles, new.parcelles
@@ -84,9 +84,9 @@ def evolution_parcelles(old: Observation, new: Observation, *,
     classes = np.zeros(len(out), dtype=bool)
     for profile in _profiles(a, b):
         cls = f"classe_{profile}"
-        out[f"{cls}_avant"] = _column(before, cls, dtype=object)
+        out[f"avant_{cls}"] = _column(before, cls, dtype=object)
         out[cls] = b[cls].to_numpy()
-        moved = (out[cls].fillna("") != out[f"{cls}_avant"].fillna("")).to_numpy()
+        moved = (out[cls].fillna("") != out[f"avant_{cls}"].fillna("")).to_numpy()
         out[f"critere_{profile}"] = np.where(moved, _moved_criterion(b, before, profile), None)
         classes |= moved
     lineage_changed = (out["changement"] != INCHANGEE).to_numpy()

@@ -259,8 +259,8 @@ def stage_csv(result: Evolution, dest: Path) -> StagedFile:
     table = pd.DataFrame(result.layers["evolution_parcelles"].drop(columns="geometry"))
     headers = dict(CSV_HEADERS)
     for column in table.columns:
-        if column.startswith("classe_") and column.endswith("_avant"):
-            profile = column.removeprefix("classe_").removesuffix("_avant")
+        if column.startswith("avant_classe_"):
+            profile = column.removeprefix("avant_classe_")
             headers[column] = f"Classe {profile} avant"
             headers[f"classe_{profile}"] = f"Classe {profile}"
             headers[f"critere_{profile}"] = f"Critère ayant le plus changé ({profile})"
