@@ -211,7 +211,7 @@ def evolve(territory: Territory, *, depuis: dt.date | None = None,
     result = compare(old, new, gpkg, seuil_bati=territory.options.analysis.seuil_bati_gisement)
     csv = stage_csv(result, territory.output_dir / "evolution.csv")
     try:
-        with GeoPackageWriter(gpkg) as writer:
+        with GeoPackageWriter(gpkg) as writer, reading_unpublished():
             writer.start_from(gpkg)
             write_layers(writer, result)
             from observatoire.publish.qgis import finalize_gpkg
