@@ -206,6 +206,10 @@ def test_building_added_on_an_empty_parcel_of_the_zae(vintages):
     assert built["surface_consommee_m2"] == pytest.approx(4055.73, abs=0.01)
     assert built["gisement_avant"] == "G-252670000B0613"
     assert built["gisement"] is None
+    # Built, it is excluded from the industrial profile: class A before, none now.
+    assert built["avant_classe_industrie"] == "A"
+    assert built["classe_industrie"] is None
+    assert built["critere_industrie"] == "exclusion"
     # The only newly built parcel.
     assert parcels["nouvellement_batie"].fillna(False).astype(bool).sum() == 1
     zae = _layer(out, "evolution_zae").set_index("zae_id").loc[ZAE]

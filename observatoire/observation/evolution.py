@@ -21,6 +21,8 @@ NOUVELLEMENT_BATIE = "nouvellement bâtie"
 ENTREE_GISEMENT = "entrée en gisement"
 SORTIE_GISEMENT = "sortie de gisement"
 CLASSE_MODIFIEE = "classe modifiée"
+#: The criterion of a class change when the parcel entered or left the profile's exclusions.
+EXCLUSION = "exclusion"
 
 FRICHE_NOUVELLE = "nouvelle"
 FRICHE_DISPARUE = "disparue"
@@ -56,7 +58,8 @@ def evolution_parcelles(old: Observation, new: Observation, *,
         ``nouvellement_batie`` (the built share crossed ``seuil_bati``),
         ``surface_consommee_m2`` (area of a newly built parcel), ``gisement_avant``/
         ``gisement``, for each profile ``avant_classe_<p>``/``classe_<p>`` and
-        ``critere_<p>`` (the criterion whose points moved most, when the class changed).
+        ``critere_<p>`` (the criterion whose points moved most, when the class changed;
+        ``exclusion`` when the parcel entered or left the profile's exclusions).
     """
     a, b = old.parcelles, new.parcelles
     lineage = parcel_lineage(a, b)
@@ -329,4 +332,10 @@ def _moved_criterion(b: pd.DataFrame, before: pd.DataFrame, profile: str) -> np.
     delta = b[columns].to_numpy(dtype=float) - before[columns].to_numpy(dtype=float)
     delta = np.nan_to_num(np.abs(delta), nan=0.0)
     names = np.array([c.removeprefix(prefix) for c in columns], dtype=object)
-    return np.where(delta.max(axis=1) > 0, names[delta.argmax(axis=1)], None)
+    moved = np.where(delta.max(axis=1) > 0, names[delta.argmax(axis=1)], None)
+    exclu = f"exclu_{profile}"
+    if exclu in b and exclu in before:
+        now = b[exclu].astype(object).fillna(False).astype(bool).to_numpy()
+        was = before[exclu].astype(object).fillna(False).astype(bool).to_numpy()
+        moved = np.where(now != was, EXCLUSION, moved)
+    return moved
