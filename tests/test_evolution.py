@@ -314,3 +314,125 @@ def test_sigkill_while_the_build_appends_keeps_the_history(vintages, tmp_path):
     pd.testing.assert_frame_equal(pd.DataFrame(before.parcelles),
                                   pd.DataFrame(after.parcelles))
     assert len(history.read_observation(folder, D1).parcelles) == 828
+
+
+# Non-slow: the evolution functions on small observations, the territory file, the CLI.
+
+def _observation(date: dt.date, parcels: list[tuple[str, tuple[float, float, float, float],
+                                                    float, str | None]],
+                 zae: pd.DataFrame, friches: pd.DataFrame,
+                 gisements: pd.DataFrame) -> history.Observation:
+    frame = gpd.GeoDataFrame(
+        {"idu": [p[0] for p in parcels], "part_batie": [p[2] for p in parcels],
+         "gisement_id": [p[3] for p in parcels], "zae_id": "Z1", "part_zae": 0.5,
+         "code_insee": "25267"},
+        geometry=[shapely.box(*p[1]) for p in parcels], crs="EPSG:2154")
+    frame["surface_m2"] = frame.area
+    frame.insert(1, "empreinte", history.fingerprints(frame.geometry))
+    return history.Observation(date=date, parcelles=frame, zae=zae, friches=friches,
+                               gisements=gisements)
+
+
+def test_evolution_computed_by_hand_on_small_observations():
+    from observatoire.observation import evolution
+
+    zae1 = pd.DataFrame({"zae_id": ["Z1"], "nb_unites": [4], "nb_unites_vacantes": [3],
+                         "taux_vacance": [0.75], "surface_disponible_m2": [30_000.0]})
+    zae2 = zae1.assign(nb_unites_vacantes=[1], taux_vacance=[0.25],
+                       surface_disponible_m2=[20_000.0])
+    fr1 = pd.DataFrame({"site_id": ["F1", "F2"], "site_statut": ["friche sans projet",
+                                                                 "friche avec projet"]})
+    fr2 = pd.DataFrame({"site_id": ["F1", "F3"], "site_statut": ["friche reconvertie",
+                                                                 "friche sans projet"]})
+    g1 = pd.DataFrame({"gisement_id": ["GA", "GB"], "surface_m2": [20_000.0, 10_000.0],
+                       "zae_id": ["Z1", None]})
+    g2 = pd.DataFrame({"gisement_id": ["GA", "GC"], "surface_m2": [10_000.0, 10_000.0],
+                       "zae_id": ["Z1", None]})
+    # A and B (100 m × 100 m) form site GA; C forms GB. Then B is built (0 → 0.6, over
+    # the 0.1 threshold), C leaves its site, D (a parcel where there was none) forms GC.
+    old = _observation(D1, [("A", (0, 0, 100, 100), 0.0, "GA"),
+                            ("B", (100, 0, 200, 100), 0.0, "GA"),
+                            ("C", (200, 0, 300, 100), 0.0, "GB")], zae1, fr1, g1)
+    new = _observation(D2, [("A", (0, 0, 100, 100), 0.0, "GA"),
+                            ("B", (100, 0, 200, 100), 0.6, None),
+                            ("C", (200, 0, 300, 100), 0.0, None),
+                            ("D", (0, 500, 100, 600), 0.0, "GC")], zae2, fr2, g2)
+    parcels = evolution.evolution_parcelles(old, new, seuil_bati=0.1).set_index("idu")
+    # The main change: being built, then entering or leaving a site, then the cadastre.
+    assert parcels["evolution"].to_dict() == {"B": "nouvellement bâtie",
+                                              "C": "sortie de gisement",
+                                              "D": "entrée en gisement"}
+    assert parcels.loc["D", "changement"] == "créée"
+    assert parcels.loc["B", "surface_consommee_m2"] == pytest.approx(10_000)
+    zae = evolution.evolution_zae(old, new, parcels.reset_index()).set_index("zae_id")
+    # 10,000 m² built, half of it inside the ZAE (part_zae 0.5): 0.5 ha.
+    assert zae.loc["Z1", "surface_consommee_ha"] == pytest.approx(0.5)
+    assert zae.loc["Z1", "consommation_par_commune"] == "25267 : 0,50 ha"
+    assert (zae.loc["Z1", "unites_occupees"], zae.loc["Z1", "unites_liberees"]) == (2, 0)
+    assert zae.loc["Z1", "evolution_surface_disponible_m2"] == -10_000
+    sites = evolution.evolution_gisements(old, new, parcels.reset_index()).set_index(
+        "gisement_id")
+    assert sites["statut"].to_dict() == {"GA": "réduit", "GC": "nouveau", "GB": "disparu"}
+    assert sites.loc["GA", ["surface_avant_m2", "surface_m2"]].tolist() == [20_000, 10_000]
+    friches = evolution.evolution_friches(old, new).set_index("site_id")
+    assert friches["changement"].to_dict() == {"F1": "statut modifié", "F2": "disparue",
+                                               "F3": "nouvelle"}
+    assert friches.loc["F1", ["statut_avant", "site_statut"]].tolist() == [
+        "friche sans projet", "friche reconvertie"]
+
+
+def test_date_observation_in_territoire_or_options(tmp_path):
+    from observatoire.errors import ConfigError
+
+    def load(extra_territoire: str, extra_options: str = "") -> dt.date | None:
+        toml = tmp_path / "t.toml"
+        toml.write_text(f"""
+[territoire]
+nom = "Gennes"
+communes = ["25267"]
+{extra_territoire}
+[sources.parcelles]
+chemin = "{SAMPLE / 'parcel.gpkg'}"
+[options]
+{extra_options}
+""", encoding="utf-8")
+        return load_territory(toml).options.date_observation
+
+    assert load("date_observation = 2025-01-01") == D2
+    assert load('date_observation = "2025-01-01"') == D2
+    assert load("", 'date_observation = "2021-11-23"') == D1
+    assert load("") is None
+    with pytest.raises(ConfigError, match="territoire.date_observation.*2025-13-01.*AAAA-MM-JJ"):
+        load('date_observation = "2025-13-01"')
+    with pytest.raises(ConfigError, match="diffèrent ; n'en gardez qu'une"):
+        load("date_observation = 2025-01-01", 'date_observation = "2021-11-23"')
+
+
+def test_cli_unknown_date_lists_the_observations(tmp_path, capsys):
+    from observatoire.cli import EXIT_USER_ERROR, main
+
+    out = tmp_path / "out"
+    toml = territory_file(tmp_path, parcels=SAMPLE / "parcel.gpkg",
+                          buildings=SAMPLE / "building.gpkg",
+                          friches=SAMPLE / "cartofriches_subset_gennes_25267_5km.geojson",
+                          out=out, date=None)
+    assert main(["evolution", "--config", str(toml)]) == EXIT_USER_ERROR
+    assert "observatoire absent" in capsys.readouterr().err
+    parcels = gpd.GeoDataFrame({"idu": ["A"]}, geometry=[shapely.box(0, 0, 1, 1)],
+                               crs="EPSG:2154")
+    out.mkdir()
+    pyogrio.write_dataframe(parcels, out / "observatoire.gpkg", layer="parcelles")
+    empty = pd.DataFrame({"zae_id": []})
+    for date in (D1, D2):
+        history.append_observation(out / "historique", date, parcelles=parcels, zae=empty,
+                                   friches=pd.DataFrame({"site_id": []}))
+    assert main(["evolution", "--config", str(toml), "--depuis", "2022-01-01"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "--depuis 2022-01-01 : pas d'observation" in err
+    assert "observations : 2021-11-23, 2025-01-01" in err
+    assert main(["evolution", "--config", str(toml), "--depuis", "2025-01-01",
+                 "--jusqua", "2021-11-23"]) == EXIT_USER_ERROR
+    assert "doit précéder --jusqua" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evolution", "--config", str(toml), "--depuis", "hier"])
+    assert "date invalide « hier »" in capsys.readouterr().err
