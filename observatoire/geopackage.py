@@ -112,12 +112,12 @@ class GeoPackageWriter:
         spatial = isinstance(frame, gpd.GeoDataFrame)
         if spatial and geometry_type is None:
             geometry_type = _geometry_type(frame)
-        layer_options = {"OVERWRITE": "YES"} if name in self._layers and not append else {}
+        creation = {"OVERWRITE": "YES"} if name in self._layers and not append else {}
         if spatial:
             opts["geometry_type"] = geometry_type
-            layer_options["SPATIAL_INDEX"] = "YES"
-        if layer_options:
-            opts["layer_options"] = layer_options
+            creation["SPATIAL_INDEX"] = "YES"
+        if creation:
+            opts["layer_options"] = creation
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)

@@ -258,7 +258,7 @@ def test_build_without_config_in_a_real_process():
      "nombre entier, au moins 1"),
     (["construire"], "erreur : observatoire : argument COMMANDE : choix invalide : "
                      "'construire' (choix possibles : 'init', 'telecharger', 'build', "
-                     "'validate', 'fusion', 'deps')"),
+                     "'validate', 'fusion', 'deps', 'evolution')"),
     (["validate", "--config", "t.toml", "--vite"],
      "erreur : observatoire : argument(s) non reconnu(s) : --vite"),
     (["build", "--config"], "erreur : observatoire build : argument --config : une valeur est "
