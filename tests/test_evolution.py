@@ -46,7 +46,7 @@ ZAE = "25267_SITE-ECO_00001"
 
 
 def territory_file(folder: Path, *, parcels: Path, buildings: Path, friches: Path,
-                   out: Path, date: dt.date | None) -> Path:
+                   out: Path, date: dt.date | None, rapport: bool = False) -> Path:
     """Write a territory file of the sample with the given parcels, buildings and friches."""
     line = f"date_observation = {date.isoformat()}\n" if date else ""
     toml = folder / "territoire.toml"
@@ -81,7 +81,7 @@ dossier = "{out}"
 [options]
 atlas = false
 carte = false
-rapport = false
+rapport = {str(rapport).lower()}
 export_cnig = false
 """, encoding="utf-8")
     return toml
@@ -154,7 +154,7 @@ def vintages(tmp_path_factory):
     build(load_territory(first))
     parcels, buildings, friches = second_vintage(root / "v2")
     second = territory_file(root / "v2", parcels=parcels, buildings=buildings,
-                            friches=friches, out=out, date=D2)
+                            friches=friches, out=out, date=D2, rapport=True)
     result = build(load_territory(second))
     return out, first, second, result
 
@@ -257,6 +257,22 @@ def test_evolution_csv_and_styles(vintages):
         styled = {r[0] for r in con.execute("SELECT f_table_name FROM layer_styles")}
     assert {"evolution_parcelles", "evolution_zae", "evolution_friches",
             "evolution_gisements"} <= styled
+
+
+@pytest.mark.slow
+def test_report_section_and_series(vintages):
+    import re
+
+    out, *_ = vintages
+    page = (out / "rapport.html").read_text(encoding="utf-8")
+    assert "Évolution depuis le 23 novembre 2021" in page
+    assert "Séries sur les 2 observations de l&#39;historique" in page
+    assert "parcelles nouvellement bâties : 1" in page
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    # Observation, hectares A and B, land consumed in ZAE (0.405573 ha), vacancy
+    # (9 then 8 vacant units out of 10), friches (the 8 of the sample's file, nearby).
+    assert "23 novembre 2021 " in text
+    assert re.search(r"1er janvier 2025 [\d ,]+ 0,4 80,0 8 ", text), text[-3000:]
 
 
 @pytest.mark.slow

@@ -166,10 +166,14 @@ class StagedObservation(StagedFile):
         log.info("Observation du %s ajoutée à l'historique %s", self.date, self.folder)
         return self.dest
 
+    def manifest(self) -> dict[str, str]:
+        """Return the manifest once this observation is committed (date → token)."""
+        return dict(sorted({**read_manifest(self.folder),
+                            self.date.isoformat(): self.token}.items()))
+
     def read(self) -> Observation:
         """Read the observation back, committed or not."""
-        manifest = {**read_manifest(self.folder), self.date.isoformat(): self.token}
-        return _read_observation(self.folder, self.date, manifest)
+        return _read_observation(self.folder, self.date, self.manifest())
 
     def discard(self) -> None:
         """Remove the files of an observation not committed (nothing once published)."""
@@ -349,11 +353,30 @@ def _read_observation(folder: Path, date: dt.date, manifest: Mapping[str, str]) 
                        gisements=_read(folder, "gisements", key, manifest[key]))
 
 
-def read_table(folder: Path, name: str) -> pd.DataFrame:
-    """Return the table ``name`` of every observation, with a ``date_observation`` column."""
+def read_table(folder: Path, name: str, *, columns: list[str] | None = None,
+               manifest: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Return the table ``name`` of every observation, with a ``date_observation`` column.
+
+    Parameters
+    ----------
+    folder
+        The history folder.
+    name
+        ``parcelles``, ``zae``, ``friches`` or ``gisements``.
+    columns
+        The columns to read (those an observation lacks are left out); all by default.
+    manifest
+        Date → token of the observations to read (default: the committed ones;
+        :meth:`StagedObservation.manifest` adds one not yet committed).
+    """
     frames = []
-    for key, token in read_manifest(folder).items():
-        frame = _read(folder, name, key, token)
+    for key, token in (read_manifest(folder) if manifest is None else manifest).items():
+        path = _path(folder, name, key, token)
+        if not path.exists():
+            continue
+        wanted = None if columns is None else [
+            c for c in columns if c in pq.read_schema(path).names]
+        frame = pq.read_table(path, columns=wanted).to_pandas()
         frame.insert(0, "date_observation", dt.date.fromisoformat(key))
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

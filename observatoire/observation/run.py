@@ -110,6 +110,7 @@ class Observed:
     date: dt.date
     staged: list[StagedFile] = field(default_factory=list)
     evolution: Evolution | None = None
+    observation: history.StagedObservation | None = None
 
 
 def observe(territory: Territory, writer: GeoPackageWriter, *,
@@ -142,6 +143,7 @@ def _observe(territory: Territory, writer: GeoPackageWriter, say: Progress) -> O
     observed = Observed(date=date)
     staged = capture.stage_capture(writer.tmp, folder, date)
     observed.staged.append(staged)
+    observed.observation = staged
     earlier = [d for d in history.observation_dates(folder) if d < date]
     if not earlier:
         return observed

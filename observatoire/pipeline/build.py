@@ -134,7 +134,7 @@ def build(territory: Territory, *, progress: Progress | None = None,
             # styles and the report; the history is committed with the other outputs.
             observed = observe(territory, writer, say=say)
             extra.extend(observed.staged)
-            built.views["evolution"] = observed.evolution
+            built.views["observation"] = observed
             publish(layers, built.outputs, built.tables, built.views, territory, say, extra)
             timings["publication"] = time.perf_counter() - t
             say("Publication des résultats…")

@@ -194,7 +194,22 @@ def _report(pub: Publication) -> list[StagedFile]:
     pub.say("Rapport…")
     return [stage_report({**pub.outputs, "parcelles": pub.views["rapport"]()},
                          pub.layers.reports, pub.territory, communes=pub.communes,
-                         background={"routes": pub.layers.routes, **pub.fond})]
+                         background={"routes": pub.layers.routes, **pub.fond},
+                         evolution=_evolution_section(pub))]
+
+
+def _evolution_section(pub: Publication) -> Any:
+    """Return the report's section « Évolution depuis <date> » (None for a first observation)."""
+    observed = pub.views.get("observation")
+    if observed is None or observed.evolution is None or observed.observation is None:
+        return None
+    from observatoire.publish.rapport_evolution import evolution_section
+
+    staged = observed.observation
+    return evolution_section(staged.folder, staged.manifest(), observed.evolution,
+                             profile=pub.territory.profiles[0].name
+                             if pub.territory.profiles else None,
+                             seuil_bati=pub.territory.options.analysis.seuil_bati_gisement)
 
 
 #: Every publication, in the order made: name, when, how.
