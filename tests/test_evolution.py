@@ -80,8 +80,8 @@ dossier = "{out}"
 
 [options]
 atlas = false
-carte = false
 rapport = {str(rapport).lower()}
+carte = {str(rapport).lower()}
 export_cnig = false
 """, encoding="utf-8")
     return toml
@@ -273,6 +273,19 @@ def test_report_section_and_series(vintages):
     # (9 then 8 vacant units out of 10), friches (the 8 of the sample's file, nearby).
     assert "23 novembre 2021 " in text
     assert re.search(r"1er janvier 2025 [\d ,]+ 0,4 80,0 8 ", text), text[-3000:]
+
+
+@pytest.mark.slow
+def test_map_layer_of_changes(vintages):
+    from observatoire.publish.carte import page_data
+
+    out, *_ = vintages
+    data = page_data((out / "carte.html").read_text(encoding="utf-8"))
+    layer = next(x for x in data["layers"] if x["id"] == "evolution_parcelles")
+    assert layer["libelle"] == "Changements depuis le 23 novembre 2021"
+    assert layer["visible"] is False  # a toggle of the layer control
+    assert sorted(layer["props"]["evolution"]["v"]) == [
+        "divisée", "divisée", "fusionnée", "nouvellement bâtie", "renumérotée"]
 
 
 @pytest.mark.slow

@@ -172,6 +172,11 @@ def _background(pub: Publication) -> list[StagedFile]:
 def _map(pub: Publication) -> list[StagedFile]:
     pub.say("Carte interactive…")
     drawn = {**pub.outputs, "parcelles": pub.views["carte"]}
+    observed = pub.views.get("observation")
+    if observed is not None and observed.evolution is not None:
+        changes = observed.evolution.layers["evolution_parcelles"]
+        drawn["evolution_parcelles"] = changes.assign(
+            date_depuis=observed.evolution.depuis.isoformat())
     pub.say(map_message(len(pub.views["carte"]), pub.views["nb_parcelles"], pub.territory))
     return [stage_map(map_units_and_sites(drawn, pub.say), pub.territory,
                       reports=pub.layers.reports, communes=pub.communes, background=pub.fond)]

@@ -46,6 +46,7 @@ from observatoire import __version__
 from observatoire.config import Territory
 from observatoire.errors import BuildError
 from observatoire.publish.assets import (
+    EVOLUTIONS,
     EXCLUDED_COLOUR,
     EXCLUDED_LABEL,
     FRICHE_OTHER_COLOUR,
@@ -112,18 +113,7 @@ LAYER_DESCRIPTIONS: dict[str, str] = {
 
 #: Style of the evolution layers: the column categorised, value → colour and label.
 EVOLUTION_STYLES: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
-    "evolution_parcelles": ("evolution", {
-        "nouvellement bâtie": ("#b2182b", "Nouvellement bâtie"),
-        "entrée en gisement": ("#1a9850", "Entrée en gisement"),
-        "sortie de gisement": ("#f46d43", "Sortie de gisement"),
-        "divisée": ("#6a3d9a", "Divisée"),
-        "fusionnée": ("#1f78b4", "Fusionnée"),
-        "renumérotée": ("#a6cee3", "Renumérotée"),
-        "géométrie modifiée": ("#cab2d6", "Géométrie modifiée"),
-        "créée": ("#33a02c", "Créée"),
-        "supprimée": ("#525252", "Supprimée"),
-        "classe modifiée": ("#fdae61", "Classe de score modifiée"),
-    }),
+    "evolution_parcelles": ("evolution", EVOLUTIONS),
     "evolution_gisements": ("statut", {
         "nouveau": ("#1a9850", "Gisement nouveau"),
         "agrandi": ("#91cf60", "Gisement agrandi"),
