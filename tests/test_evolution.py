@@ -46,14 +46,18 @@ ZAE = "25267_SITE-ECO_00001"
 
 
 def territory_file(folder: Path, *, parcels: Path, buildings: Path, friches: Path,
-                   out: Path, date: dt.date | None, rapport: bool = False) -> Path:
-    """Write a territory file of the sample with the given parcels, buildings and friches."""
+                   out: Path, date: dt.date | None, publications: bool = False) -> Path:
+    """Write a territory file of the sample with the given parcels, buildings and friches.
+
+    ``publications``: the report, the map and the CNIG export too.
+    """
     line = f"date_observation = {date.isoformat()}\n" if date else ""
     toml = folder / "territoire.toml"
     toml.write_text(f"""
 [territoire]
 nom = "Gennes"
 communes = ["25267"]
+epci_nom = "Grand Besançon Métropole"
 epci_siren = "242500361"
 {line}
 [sources.parcelles]
@@ -80,9 +84,9 @@ dossier = "{out}"
 
 [options]
 atlas = false
-rapport = {str(rapport).lower()}
-carte = {str(rapport).lower()}
-export_cnig = false
+rapport = {str(publications).lower()}
+carte = {str(publications).lower()}
+export_cnig = {str(publications).lower()}
 """, encoding="utf-8")
     return toml
 
@@ -154,7 +158,7 @@ def vintages(tmp_path_factory):
     build(load_territory(first))
     parcels, buildings, friches = second_vintage(root / "v2")
     second = territory_file(root / "v2", parcels=parcels, buildings=buildings,
-                            friches=friches, out=out, date=D2, rapport=True)
+                            friches=friches, out=out, date=D2, publications=True)
     result = build(load_territory(second))
     return out, first, second, result
 
@@ -286,6 +290,20 @@ def test_map_layer_of_changes(vintages):
     assert layer["visible"] is False  # a toggle of the layer control
     assert sorted(layer["props"]["evolution"]["v"]) == [
         "divisée", "divisée", "fusionnée", "nouvellement bâtie", "renumérotée"]
+
+
+@pytest.mark.slow
+def test_cnig_dates_from_the_history(vintages):
+    out, *_ = vintages
+    cnig = out / "cnig" / "sites_economiques.gpkg"
+    sites = pyogrio.read_dataframe(cnig, layer="site_eco", read_geometry=False)
+    # The zone was first observed on the first vintage; this observation updates it.
+    assert sites[["site_id", "site_identif_date", "site_actu_date"]].values.tolist() == [
+        [ZAE, D1.isoformat(), D2.isoformat()]]
+    terrains = pyogrio.read_dataframe(cnig, layer="terrain_eco", read_geometry=False)
+    assert len(terrains) == 10
+    assert set(terrains["terr_identif_date"]) == {D1.isoformat()}
+    assert set(terrains["terr_actu_date"]) == {D2.isoformat()}
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ from observatoire.geopackage import GeoPackageWriter, reading_unpublished
 from observatoire.observation import capture, evolution, history
 from observatoire.outputs import StagedFile
 from observatoire.progress import Progress
+from observatoire.publish.cnig import FirstSeen
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,24 @@ def _observe(territory: Territory, writer: GeoPackageWriter, say: Progress) -> O
     observed.staged.append(stage_csv(result, territory.output_dir / "evolution.csv"))
     observed.evolution = result
     return observed
+
+
+def first_seen(observation: history.StagedObservation) -> FirstSeen:
+    """Date of the first observation where each ZAE and each land unit appears.
+
+    Over every observation of the history and ``observation`` (committed or not):
+    the CNIG export's ``site_identif_date`` and ``terr_identif_date``.
+    """
+    manifest = observation.manifest()
+
+    def first(name: str, key: str) -> dict[str, str]:
+        table = history.read_table(observation.folder, name, columns=[key], manifest=manifest)
+        if key not in table:
+            return {}
+        dates = table.dropna(subset=[key]).groupby(key)["date_observation"].min()
+        return {str(k): v.isoformat() for k, v in dates.items()}
+
+    return FirstSeen(zae=first("zae", "zae_id"), unites=first("parcelles", "uf_id"))
 
 
 def evolve(territory: Territory, *, depuis: dt.date | None = None,

@@ -149,11 +149,22 @@ def _cnig(pub: Publication) -> list[StagedFile]:
         pub.outputs["zae"], pub.outputs["zae_unites"], pub.layers.etablissements,
         output_dir=pub.territory.output_dir, epci_nom=nom, epci_siren=siren,
         communes=pub.communes, date_observation=pub.territory.options.date_observation,
-        parcelles=pub.views["zae"], rule=pub.territory.options.vacance)
+        parcelles=pub.views["zae"], rule=pub.territory.options.vacance,
+        first_seen=_first_seen(pub))
     return [template, *stage_cnig_csv(
         template.tmp, output_dir=pub.territory.output_dir, parcelles=pub.views["zae"],
         friches=(pub.layers.friches, pub.layers.friches_surfaces),
         cartofriches=cartofriches_files(pub.territory))]
+
+
+def _first_seen(pub: Publication) -> Any:
+    """Return the first observation of each ZAE and land unit (``None`` without history)."""
+    observed = pub.views.get("observation")
+    if observed is None or observed.observation is None:
+        return None
+    from observatoire.observation.run import first_seen
+
+    return first_seen(observed.observation)
 
 
 def _atlas(pub: Publication) -> list[StagedFile]:
