@@ -118,8 +118,10 @@ def main() -> None:
                                        friches=friches)
             spent = time.perf_counter() - t
             print(f"{date} : {len(parcels):>8} parcelles, ajout {spent:5.2f} s ; formes "
-                  f"{size(folder, 'geometries') / 1e6:6.2f} Mo, attributs "
-                  f"{size(folder, 'parcelles') / 1e6:6.2f} Mo")
+                  f"{size(folder, 'geometries') / 1e6:6.2f} Mo, lignes d'attributs "
+                  f"{size(folder, 'lignes') / 1e6:6.2f} Mo, listes "
+                  f"{size(folder, 'parcelles') / 1e6:6.2f} Mo, total "
+                  f"{sum(size(folder, n) for n in history.TABLES) / 1e6:6.2f} Mo")
         t = time.perf_counter()
         old = history.read_observation(folder, dates[-2])
         new = history.read_observation(folder, dates[-1])

@@ -4,14 +4,18 @@ Layout (``historique/`` beside ``observatoire.gpkg``, GeoParquet and Parquet)::
 
     historique/
       observations.json                 # date → version token, written last (the commit)
-      parcelles/<date>.<token>.parquet  # IDU, geometry fingerprint, indicators, classes
+      parcelles/<date>.<token>.parquet  # the parcels of the observation: one row hash each
+      lignes/<date>.<token>.parquet     # the parcel rows first stored by this observation
+                                        # (IDU, geometry fingerprint, indicators, classes…)
       geometries/<date>.<token>.parquet # the shapes first stored by this observation
       zae/<date>.<token>.parquet        # inventory figures per ZAE
       friches/<date>.<token>.parquet    # status per friche
       gisements/<date>.<token>.parquet  # candidate sites (identifier, parcels, area)
 
-A shape is stored once, in the observation that first saw it: the store grows
-with the changes, not with the number of observations. An append writes new
+A shape is stored once, in the observation that first saw it, and so is a parcel's
+row of attributes (keyed by a 64-bit hash of its values): an observation adds its
+list of row hashes (8 bytes a parcel) and what changed. The store grows with the
+changes, not with the number of observations. An append writes new
 files under a fresh token, then replaces ``observations.json`` with
 :func:`os.replace` (atomic); a kill at any point leaves the previous manifest,
 hence the previous observations, whole. Files no manifest names are removed by
@@ -35,6 +39,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 from pyproj import CRS
@@ -45,7 +50,7 @@ from observatoire.outputs import StagedFile, fsync_dir
 log = logging.getLogger(__name__)
 
 MANIFEST = "observations.json"
-TABLES = ("parcelles", "geometries", "zae", "friches", "gisements")
+TABLES = ("parcelles", "lignes", "geometries", "zae", "friches", "gisements")
 #: Tables an observation may lack (none written by the first versions of the store).
 OPTIONAL_TABLES = ("gisements",)
 #: Coordinates are rounded to the centimetre before fingerprinting: a shape
@@ -185,7 +190,8 @@ class StagedObservation(StagedFile):
         if read_manifest(self.folder).get(self.date.isoformat()) == self.token:
             return
         for name in TABLES:
-            _path(self.folder, name, self.date.isoformat(), self.token).unlink(missing_ok=True)
+            for path in _files(self.folder, name, self.date.isoformat(), self.token):
+                path.unlink(missing_ok=True)
 
 
 def append_observation(folder: Path, date: dt.date, *, parcelles: gpd.GeoDataFrame,
@@ -271,28 +277,46 @@ def stage_observation(folder: Path, date: dt.date, *, batches: Iterable[ParcelBa
             previous = previous[~previous["empreinte"].isin(known)]
             shapes.add(previous["empreinte"].to_numpy(dtype=object), previous.geometry.values)
             known |= set(previous["empreinte"])
-        attrs_writer: pq.ParquetWriter | None = None
-        attrs_path = _path(folder, "parcelles", key, token)
+        others = {d: t for d, t in manifest.items() if d != key}
+        known_rows = _known_rows(folder, others)
+        if key in manifest:
+            # The same for the rows (written as they were, whatever their schema).
+            for path in _files(folder, "lignes", key, manifest[key]):
+                table = pq.read_table(path)
+                table = table.filter(pc.invert(pc.is_in(
+                    table.column("ligne"), value_set=pa.array(list(known_rows), pa.int64()))))
+                pq.write_table(table, _path(folder, "lignes", key, token, part="reprise"))
+                known_rows.update(table.column("ligne").to_pylist())
+        listing = pq.ParquetWriter(_path(folder, "parcelles", key, token),
+                                   pa.schema([("ligne", pa.int64())]))
+        rows_writer: pq.ParquetWriter | None = None
         for attrs, geometry in batches:
             empreinte = fingerprints(geometry)
             table = attrs.add_column(1, "empreinte", pa.array(empreinte, type=pa.string()))
-            if attrs_writer is None:
-                attrs_writer = pq.ParquetWriter(attrs_path, table.schema)
-            attrs_writer.write_table(table.cast(attrs_writer.schema))
+            ligne = row_hashes(table)
+            listing.write_table(pa.table({"ligne": pa.array(ligne, pa.int64())}))
+            table = table.append_column("ligne", pa.array(ligne, pa.int64()))
+            if rows_writer is None:
+                rows_writer = pq.ParquetWriter(_path(folder, "lignes", key, token), table.schema)
+            fresh = ~pd.Series(ligne).isin(known_rows).to_numpy()
+            fresh &= ~pd.Series(ligne).duplicated().to_numpy()
+            rows_writer.write_table(table.filter(pa.array(fresh)).cast(rows_writer.schema))
+            known_rows.update(ligne[fresh].tolist())
             fresh = ~pd.Series(empreinte).isin(known).to_numpy()
             fresh &= ~pd.Series(empreinte).duplicated().to_numpy()
             shapes.add(empreinte[fresh], np.asarray(geometry)[fresh])
             known.update(empreinte[fresh])
-        if attrs_writer is None:
+        listing.close()
+        if rows_writer is None:
             raise BuildError(f"{folder} : aucune parcelle à observer le {key}")
-        attrs_writer.close()
+        rows_writer.close()
         shapes.close()
         for name, frame in (("zae", zae), ("friches", friches), ("gisements", gisements)):
             path = _path(folder, name, key, token)
             frame = pd.DataFrame() if frame is None else pd.DataFrame(frame)
             frame.reset_index(drop=True).to_parquet(path, index=False)
         for name in TABLES:
-            for path in (folder / name).glob(f"{key}.{token}.parquet"):
+            for path in _files(folder, name, key, token):
                 _sync(path)
             fsync_dir(folder / name)
     except OSError as exc:
@@ -348,7 +372,8 @@ def read_observation(folder: Path, date: dt.date) -> Observation:
 
 def _read_observation(folder: Path, date: dt.date, manifest: Mapping[str, str]) -> Observation:
     key = date.isoformat()
-    attrs = _read(folder, "parcelles", key, manifest[key])
+    lignes = _read(folder, "parcelles", key, manifest[key])["ligne"].to_numpy()
+    attrs = _rows(folder, manifest, lignes).reindex(lignes).reset_index(drop=True)
     shapes = _shapes(folder, manifest, set(attrs["empreinte"]))
     geometry = shapes.reindex(attrs["empreinte"]).geometry.values
     parcelles = gpd.GeoDataFrame(attrs, geometry=geometry, crs=shapes.crs)
@@ -375,20 +400,70 @@ def read_table(folder: Path, name: str, *, columns: list[str] | None = None,
         :meth:`StagedObservation.manifest` adds one not yet committed).
     """
     frames = []
-    for key, token in (read_manifest(folder) if manifest is None else manifest).items():
+    manifest = read_manifest(folder) if manifest is None else manifest
+    rows = _rows(folder, manifest, None, columns=columns) if name == "parcelles" else None
+    for key, token in manifest.items():
         path = _path(folder, name, key, token)
         if not path.exists():
             continue
-        wanted = None if columns is None else [
-            c for c in columns if c in pq.read_schema(path).names]
-        frame = pq.read_table(path, columns=wanted).to_pandas()
+        if rows is not None:
+            lignes = pq.read_table(path).column("ligne").to_numpy()
+            frame = rows.reindex(lignes).reset_index(drop=True)
+        else:
+            wanted = None if columns is None else [
+                c for c in columns if c in pq.read_schema(path).names]
+            frame = pq.read_table(path, columns=wanted).to_pandas()
         frame.insert(0, "date_observation", dt.date.fromisoformat(key))
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _path(folder: Path, name: str, key: str, token: str) -> Path:
-    return folder / name / f"{key}.{token}.parquet"
+def row_hashes(table: pa.Table) -> np.ndarray:
+    """Return a 64-bit hash of each row's values and of the column names (``int64``)."""
+    frame = table.to_pandas()
+    names = hashlib.blake2b("\x1f".join(table.column_names).encode(), digest_size=8).digest()
+    salt = np.frombuffer(names, dtype=np.uint64)[0]
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+    return (hashed ^ salt).view(np.int64)
+
+
+def _path(folder: Path, name: str, key: str, token: str, *, part: str = "") -> Path:
+    return folder / name / f"{key}.{token}{'.' + part if part else ''}.parquet"
+
+
+def _files(folder: Path, name: str, key: str, token: str) -> list[Path]:
+    """Return the files of table ``name`` of one observation (and its ``reprise`` part)."""
+    paths = [_path(folder, name, key, token), _path(folder, name, key, token, part="reprise")]
+    return [p for p in paths if p.exists()]
+
+
+def _known_rows(folder: Path, manifest: Mapping[str, str]) -> set[int]:
+    known: set[int] = set()
+    for key, token in manifest.items():
+        for path in _files(folder, "lignes", key, token):
+            known.update(pq.read_table(path, columns=["ligne"]).column("ligne").to_pylist())
+    return known
+
+
+def _rows(folder: Path, manifest: Mapping[str, str], wanted: np.ndarray | None, *,
+          columns: list[str] | None = None) -> pd.DataFrame:
+    """Return the parcel rows whose hash is ``wanted`` (all if ``None``), by hash."""
+    value_set = None if wanted is None else pa.array(np.unique(wanted), pa.int64())
+    frames = []
+    for key, token in manifest.items():
+        for path in _files(folder, "lignes", key, token):
+            names = pq.read_schema(path).names
+            keep = None if columns is None else [c for c in names if c in columns or
+                                                 c == "ligne"]
+            table = pq.read_table(path, columns=keep)
+            if value_set is not None:
+                table = table.filter(pc.is_in(table.column("ligne"), value_set=value_set))
+            if table.num_rows:
+                frames.append(table.to_pandas())
+    if not frames:
+        return pd.DataFrame(index=pd.Index([], name="ligne", dtype=np.int64))
+    rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return rows.drop_duplicates("ligne").set_index("ligne")
 
 
 def _read(folder: Path, name: str, key: str, token: str) -> pd.DataFrame:
@@ -435,7 +510,7 @@ def _remove_orphans(folder: Path) -> None:
     for name in TABLES:
         for path in (folder / name).glob("*.parquet"):
             key, _, rest = path.name.partition(".")
-            if manifest.get(key) != rest.removesuffix(".parquet"):
+            if manifest.get(key) != rest.removesuffix(".parquet").split(".")[0]:
                 path.unlink(missing_ok=True)
     for tmp in folder.glob(f".{MANIFEST}.*.tmp"):
         tmp.unlink(missing_ok=True)
