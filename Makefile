@@ -54,8 +54,9 @@ test: $(STAMP) ## lance la suite de tests (hors ligne, quelques minutes)
 test-rapide: $(STAMP) ## lance les tests sans les lents (constructions, navigateur, QGIS, banc)
 	$(BIN)/pytest -q -m "not slow"
 
-lint: $(STAMP) ## vérifie le style (ruff)
+lint: $(STAMP) ## vérifie le style (ruff) et les types (mypy)
 	$(BIN)/ruff check observatoire tests scripts
+	$(BIN)/mypy observatoire
 
 bench: $(STAMP) ## mesure le temps et la mémoire sur des territoires synthétiques (SIZES=...)
 	$(PY) scripts/bench.py --sizes $(SIZES)
@@ -64,7 +65,7 @@ clean: ## supprime les sorties (jamais les données d'entrée ni l'historique de
 	if [ -d data/out ]; then \
 	  find data/out -mindepth 2 -maxdepth 2 ! -name historique -exec rm -rf {} + ; \
 	  find data/out -mindepth 1 -maxdepth 1 -type f -delete ; fi
-	rm -rf bench/work .pytest_cache
+	rm -rf bench/work .pytest_cache .mypy_cache
 
 distclean: clean ## supprime aussi l'environnement virtuel
 	rm -rf $(VENV)

@@ -19,35 +19,10 @@ from collections.abc import Sequence
 
 from observatoire.config import Territory
 from observatoire.readers.lineage import SourceReport
+from observatoire.sources import SOURCE_KINDS, SOURCES
 
 log = logging.getLogger(__name__)
 
-#: Key sources, and what the results lose without them.
-KEY_SOURCES: dict[str, str] = {
-    "zonage": "les zones A et N du PLU ne sont pas exclues et le critère zonage n'est pas noté",
-    "batiments": "les parcelles déjà bâties ne sont pas exclues, le bâti existant n'est pas "
-                 "noté et les gisements ne testent pas la part bâtie",
-    "routes": "la desserte routière (routes principales, autoroutes) n'est pas notée",
-    "mnt": "la pente n'est pas notée",
-    "contraintes": "aucune contrainte réglementaire (zone inondable, espace protégé…) "
-                   "n'exclut ni ne pénalise de parcelle",
-}
-
-#: What a source that holds nothing for the territory costs the results.
-EMPTY_SOURCE: dict[str, str] = {
-    "zonage": "le zonage ne s'applique à aucune parcelle (zones A et N non exclues, critère "
-              "zonage non noté)",
-    "zae": "aucune zone d'activités n'est inventoriée",
-    "friches": "aucune parcelle n'est reconnue comme friche",
-    "batiments": "aucun bâtiment n'est compté sur les parcelles",
-    "routes": "toutes les parcelles sont notées loin des routes",
-    "contraintes": "cette contrainte n'exclut ni ne pénalise aucune parcelle",
-    "voies_ferrees": "toutes les parcelles sont notées loin d'une voie ferrée",
-    "postes_electriques": "toutes les parcelles sont notées loin d'un poste électrique",
-    "etablissements": "aucun établissement n'occupe les zones d'activités (vacance surestimée)",
-    "proprietaires": "aucune parcelle n'a de propriétaire connu : chacune forme sa propre unité "
-                     "foncière",
-}
 #: Where a source's features must lie to serve the territory (see ``features_in_territory``).
 _WHERE = {"zonage": "ne recoupe l'emprise des parcelles",
           "zae": "ne recoupe l'emprise des parcelles",
@@ -87,8 +62,9 @@ def missing_source_warnings(territory: Territory) -> list[str]:
         given.add("zae")  # the ZAE are derived from the zoning
     weights = {p.name: source_weights(p) for p in profiles}
     out = []
-    for kind, loss in KEY_SOURCES.items():
-        if kind in given:
+    for spec in SOURCES:
+        kind, loss = spec.name, spec.missing
+        if loss is None or kind in given:
             continue
         lost = [f"{_points(w[kind])} points pour {name}" for name, w in weights.items()
                 if w.get(kind)]
@@ -151,7 +127,7 @@ def source_warnings(reports: Sequence[SourceReport], territory: Territory) -> li
         read = f" ({r.features_read} lues)" if r.features_read else ""
         out.append(
             f"source {r.kind} {_names(r)} : aucune entité {where}{read} ; "
-            f"{EMPTY_SOURCE.get(r.kind, 'elle ne sert à rien')} ; vérifiez que le fichier "
+            f"{SOURCE_KINDS[r.kind].empty or 'elle ne sert à rien'} ; vérifiez que le fichier "
             f"porte sur les communes {communes} et son système de coordonnées")
     return out
 
@@ -162,5 +138,5 @@ def warn(messages: Sequence[str]) -> None:
         log.warning("%s", message)
 
 
-__all__ = ["DEM_COVERAGE_MIN", "EMPTY_SOURCE", "KEY_SOURCES", "missing_source_warnings",
+__all__ = ["DEM_COVERAGE_MIN", "missing_source_warnings",
            "source_warnings", "warn"]

@@ -143,7 +143,7 @@ def _positive(value: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="observatoire",
         description="Observatoire du foncier économique : construit, à partir des données "
                     "ouvertes d'un territoire, un GeoPackage, une carte et un rapport.",
@@ -252,8 +252,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="vérifier un fichier de territoire et ses sources sans rien construire",
                        description="Lit le fichier de territoire et chacune de ses sources comme "
                                    "la construction les lirait, sans rien écrire : une ligne par "
-                                   "source (LU, RÉPARÉ, REFUSÉ avec la raison et la correction, "
-                                   "ou IGNORÉ). Code de sortie 0 si la construction peut se "
+                                   "source (LU, RÉPARÉ, ou REFUSÉ avec la raison et la "
+                                   "correction). Code de sortie 0 si la construction peut se "
                                    "faire, 2 sinon.",
                        epilog="exemples :\n"
                               f"  observatoire validate --config {EXAMPLE_CONFIG}\n"

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from observatoire.errors import ConfigError
 from observatoire.profiles import Profile, load_profiles
+from observatoire.sources import SOURCE_KINDS, SOURCES
 
 if TYPE_CHECKING:
     from observatoire.analysis import AnalysisOptions
@@ -57,43 +58,6 @@ LEGAL_CRS = {
     "EPSG:2972": "RGFG95 / UTM 22N (Guyane)",
     "EPSG:2975": "RGR92 / UTM 40S (La Réunion)",
     "EPSG:4471": "RGM04 / UTM 38S (Mayotte)",
-}
-
-#: Source kinds, whether each is a single source or a list, and whether required.
-SOURCE_KINDS: dict[str, tuple[bool, bool]] = {
-    # kind: (is_list, required)
-    "parcelles": (False, True),
-    "zonage": (False, False),
-    "friches": (False, False),
-    "zae": (False, False),
-    "batiments": (False, False),
-    "routes": (False, False),
-    "mnt": (False, False),
-    "voies_ferrees": (False, False),
-    "postes_electriques": (False, False),
-    "proprietaires": (False, False),
-    "etablissements": (False, False),
-    "mairies": (False, False),
-    "chefs_lieux": (False, False),
-    "contraintes": (True, False),
-}
-
-#: Formats each source kind accepts (``auto`` guesses from the file).
-SOURCE_FORMATS: dict[str, tuple[str, ...]] = {
-    "parcelles": ("auto", "etalab", "bdparcellaire", "edigeo", "couche"),
-    "zonage": ("auto", "cnig", "couche"),
-    "friches": ("auto", "cnig_csv", "cartofriches", "couche"),
-    "zae": ("auto", "cnig", "couche"),
-    "batiments": ("auto", "couche"),
-    "routes": ("auto", "couche"),
-    "mnt": ("auto", "geotiff", "ascii"),
-    "voies_ferrees": ("auto", "couche"),
-    "postes_electriques": ("auto", "couche"),
-    "proprietaires": ("auto", "personnes_morales", "table"),
-    "etablissements": ("auto", "sirene", "couche"),
-    "mairies": ("auto", "couche"),
-    "chefs_lieux": ("auto", "couche"),
-    "contraintes": ("auto", "couche"),
 }
 
 #: Publishers ``observatoire telecharger`` fetches (``[telechargement] sources``), in the
@@ -388,10 +352,10 @@ def _parse_source(kind: str, raw: Any, key: str, base: Path, path: Path) -> Sour
         raise ConfigError(f"{path} : clé obligatoire « {key}.chemin » absente ; ajoutez-la")
     paths = _resolve_paths(raw["chemin"], f"{key}.chemin", base, path)
     fmt = _typed(raw.get("format", "auto"), str, f"{key}.format", path)
-    if fmt not in SOURCE_FORMATS[kind]:
+    if fmt not in SOURCE_KINDS[kind].formats:
         raise ConfigError(
             f"{path} : valeur invalide pour « {key}.format » : {fmt!r} ; "
-            f"formats possibles : {', '.join(SOURCE_FORMATS[kind])}"
+            f"formats possibles : {', '.join(SOURCE_KINDS[kind].formats)}"
         )
     crs = raw.get("crs")
     if crs is not None:
@@ -614,16 +578,17 @@ def read_territory(path: str | Path, *, output_dir: str | Path | None = None
     _check_keys(raw_sources, set(SOURCE_KINDS), "sources.", path)
     sources: dict[str, Source] = {}
     constraints: list[Source] = []
-    for kind, (is_list, required) in SOURCE_KINDS.items():
+    for spec in SOURCES:
+        kind = spec.name
         if kind not in raw_sources:
-            if required:
+            if spec.required:
                 raise ConfigError(
                     f"{path} : clé obligatoire « sources.{kind} » absente ; "
                     f"déclarez au moins le cadastre"
                 )
             continue
         raw = raw_sources[kind]
-        if is_list:
+        if spec.is_list:
             if not isinstance(raw, list):
                 raise ConfigError(
                     f"{path} : « sources.{kind} » doit être une liste de tables "
@@ -636,7 +601,7 @@ def read_territory(path: str | Path, *, output_dir: str | Path | None = None
             if dup:
                 raise ConfigError(
                     f"{path} : nom de contrainte en double dans « sources.{kind} » : "
-                    f"{sorted(dup)[0]!r} ; chaque contrainte doit avoir un nom unique"
+                    f"{sorted(dup, key=str)[0]!r} ; chaque contrainte doit avoir un nom unique"
                 )
         else:
             sources[kind] = _parse_source(kind, raw, f"sources.{kind}", base, path)

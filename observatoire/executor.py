@@ -17,7 +17,7 @@ import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 from observatoire.errors import ConfigError
 from observatoire.memory import trim
@@ -73,10 +73,20 @@ class SerialExecutor:
         self.close()
 
 
-def _ahead(submit: Callable[[Any], Future[Any]], items: Iterable[Any], ahead: int
+class _Pending(Protocol):
+    """A submitted task: a :class:`concurrent.futures.Future` or a Dask future."""
+
+    def result(self) -> Any:
+        """Wait for the task and return its result."""
+
+    def cancel(self) -> Any:
+        """Cancel the task if it has not run."""
+
+
+def _ahead(submit: Callable[[Any], _Pending], items: Iterable[Any], ahead: int
            ) -> Iterator[Any]:
     """Yield the results of ``submit(item)`` in order, ``ahead`` items submitted at once."""
-    pending: collections.deque[Future[Any]] = collections.deque()
+    pending: collections.deque[_Pending] = collections.deque()
     it = iter(items)
     try:
         for item in it:

@@ -32,6 +32,7 @@ from pyproj import CRS
 
 from observatoire.errors import BuildError, ConfigError
 from observatoire.outputs import prepare_output, publish_file, staging_path
+from observatoire.schema import NULL
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +344,7 @@ def _value_hashes(values: pd.Series) -> np.ndarray:
 def _bytes_hashes(values: np.ndarray) -> np.ndarray:
     """Hash of str/bytes values (SipHash with pandas' fixed key), NULL for ``None``."""
     h = np.full(len(values), _NULL_HASH, dtype=np.uint64)
-    present = np.flatnonzero(np.not_equal(values, None))
+    present = np.flatnonzero(np.not_equal(values, NULL))
     if len(present):
         try:
             h[present] = pd.util.hash_array(values[present], categorize=False)

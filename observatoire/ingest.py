@@ -15,33 +15,17 @@ import shapely
 
 from observatoire.config import Source, Territory
 from observatoire.readers.cadastre import read_parcelles
-from observatoire.readers.etablissements import read_etablissements
-from observatoire.readers.friches import read_friches
-from observatoire.readers.layers import read_batiments, read_routes, read_zonage, stable_sort
+from observatoire.readers.layers import stable_sort
 from observatoire.readers.lineage import ReadResult, SourceReport, new_report
-from observatoire.readers.zae import assign_zae_ids, derive_zae_from_zonage, read_zae
+from observatoire.readers.zae import assign_zae_ids, derive_zae_from_zonage
 from observatoire.schema import BATIMENTS, ROUTES, ZAE, ZONAGE, empty_layer
+from observatoire.sources import SOURCE_KINDS
 
 log = logging.getLogger(__name__)
 
 #: Context layers are kept within this distance of the territory's parcels (m).
 CONTEXT_MARGIN = 5_000.0
 
-#: Readers of the context sources (everything but the parcels and the analysis inputs).
-CONTEXT_READERS: dict[str, Callable[..., ReadResult]] = {
-    "zonage": read_zonage,
-    "friches": read_friches,
-    "zae": read_zae,
-    "batiments": read_batiments,
-    "routes": read_routes,
-    "etablissements": read_etablissements,
-}
-#: Context sources read through the box of the context (an R-tree query on a GeoPackage):
-#: a national buildings file costs what the territory holds.
-BOXED = frozenset({"zonage", "batiments", "routes"})
-#: Context sources whose features beyond the margin are dropped, and counted under this name.
-NEAR = {"friches": "friches", "batiments": "bâtiments", "routes": "routes",
-        "etablissements": "établissements"}
 #: The territory's parcels meeting some boxes (``(n, 4)`` bounds, territory CRS), in
 #: parts (see :func:`ingest`).
 ParcelParts = Callable[[np.ndarray], Iterable[gpd.GeoDataFrame]]
@@ -196,13 +180,15 @@ def read_context_source(source: Source, territory: Territory, *,
     Parameters
     ----------
     source
-        A source of a kind of :data:`CONTEXT_READERS`.
+        A source of a kind the build reads with the context (``stage="contexte"`` in
+        :data:`observatoire.sources.SOURCES`).
     territory
         The loaded territory file.
     bounds
-        Box of the territory's parcels. Sources of :data:`BOXED` are read through
-        this box widened by :data:`CONTEXT_MARGIN`, those of :data:`NEAR` keep the
-        features within the margin (the others are dropped and counted); the zones
+        Box of the territory's parcels. Kinds marked ``boxed`` in the registry are
+        read through this box widened by :data:`CONTEXT_MARGIN`, those with a
+        ``near`` name keep the features within the margin (the others are dropped
+        and counted under that name); the zones
         (``zonage``, ``zae``) meeting the box are counted in
         ``report.features_in_territory``. ``None``: the whole file, nothing dropped
         nor counted.
@@ -220,14 +206,15 @@ def read_context_source(source: Source, territory: Territory, *,
         The source cannot be read, with its file, layer and field.
     """
     kind = source.kind
-    read = CONTEXT_READERS[kind]
+    spec = SOURCE_KINDS[kind]
+    read = spec.reader
     if bounds is None:
         return read(source, crs=territory.crs, base=territory.path.parent, **options)
     extent = context_extent(bounds)
-    kw = {"bbox": tuple(extent.bounds)} if kind in BOXED else {}
+    kw = {"bbox": tuple(extent.bounds)} if spec.boxed else {}
     result = read(source, crs=territory.crs, base=territory.path.parent, **kw, **options)
-    if kind in NEAR:
-        result.frame = keep_near(result.frame, extent, result.report, NEAR[kind])
+    if spec.near is not None:
+        result.frame = keep_near(result.frame, extent, result.report, spec.near)
     if kind == "friches":
         result.extra["friches_surfaces"] = keep_near(result.extra["friches_surfaces"], extent,
                                                      None, "")

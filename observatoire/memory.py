@@ -16,12 +16,13 @@ import functools
 import gc
 import logging
 import sys
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=1)
-def _malloc_trim() -> object | None:
+def _malloc_trim() -> Callable[[int], int] | None:
     try:
         return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do

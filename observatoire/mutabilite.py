@@ -38,6 +38,12 @@ from observatoire.analysis.mutabilite_criteres import (
 )
 from observatoire.config import Territory
 from observatoire.geopackage import reading_unpublished
+from observatoire.ingest import Layers
+from observatoire.readers.extra import ExtraSources
+from observatoire.readers.lineage import SourceReport
+from observatoire.readers.tiles import as_bbox
+from observatoire.schema import NULL
+from observatoire.sources import kinds_read_at, source_kind
 
 log = logging.getLogger(__name__)
 
@@ -71,28 +77,20 @@ def _has_layer(path: Path, layer: str) -> bool:
 
 
 class ParcelLookup:
-    """The parcels the mutabilité needs: from memory, or from the GeoPackage being written.
+    """The parcels the mutabilité needs, read from the GeoPackage being written.
 
     Parameters
     ----------
-    parcelles
-        Every parcel (a build in one pass), or ``None``.
     gpkg
-        The GeoPackage holding the ``parcelles`` layer (a build by partition).
+        The GeoPackage holding the ``parcelles`` layer (``None``: no parcel).
     """
 
-    def __init__(self, parcelles: gpd.GeoDataFrame | None, gpkg: Path | None) -> None:
-        self.frame = parcelles
-        self.gpkg = gpkg if parcelles is None else None
+    def __init__(self, gpkg: Path | None) -> None:
+        self.gpkg = gpkg
 
     def of_friches(self, score: str) -> gpd.GeoDataFrame:
         """Return the parcels linked to a friche (``friche_id``): idu, commune, score."""
         want = ["idu", "code_insee", "friche_id", score]
-        if self.frame is not None:
-            f = self.frame
-            if "friche_id" not in f:
-                return f.iloc[:0][["idu", "code_insee", f.geometry.name]]
-            return f.loc[f["friche_id"].notna(), [c for c in want if c in f] + [f.geometry.name]]
         if self.gpkg is None or not _has_layer(self.gpkg, "parcelles"):
             return gpd.GeoDataFrame({"idu": [], "code_insee": []}, geometry=[])
         have = _fields(self.gpkg, "parcelles")
@@ -103,8 +101,6 @@ class ParcelLookup:
 
     def extent(self) -> tuple[float, float, float, float] | None:
         """Return the box of the parcels (``None`` without parcels)."""
-        if self.frame is not None:
-            return tuple(float(v) for v in self.frame.total_bounds) if len(self.frame) else None
         if self.gpkg is None or not _has_layer(self.gpkg, "parcelles"):
             return None
         import pyogrio
@@ -112,8 +108,7 @@ class ParcelLookup:
         with reading_unpublished():
             info = pyogrio.read_info(self.gpkg, layer="parcelles", force_total_bounds=True)
         bounds = info.get("total_bounds")
-        return tuple(float(v) for v in bounds) if bounds is not None and info["features"] \
-            else None
+        return as_bbox(bounds) if bounds is not None and info["features"] else None
 
     def communes_at(self, points: np.ndarray) -> np.ndarray:
         """Return the ``code_insee`` of the parcel under each point (``None`` off the parcels)."""
@@ -134,15 +129,10 @@ class ParcelLookup:
         out = np.full(len(points), None, dtype=object)
         if len(points) == 0:
             return out
-        if self.frame is not None:
-            parts = [(np.arange(len(points)), self.frame)]
-        elif self.gpkg is not None and _has_layer(self.gpkg, "parcelles"):
-            parts = []
-            for rows, box in _cells(points):
-                parts.append((rows, _read(self.gpkg, "parcelles", columns=["idu", "code_insee"],
-                                          bbox=box)))
-        else:
+        if self.gpkg is None or not _has_layer(self.gpkg, "parcelles"):
             return out
+        parts = [(rows, _read(self.gpkg, "parcelles", columns=["idu", "code_insee"], bbox=box))
+                 for rows, box in _cells(points)]
         for rows, frame in parts:
             if len(frame) == 0:
                 continue
@@ -213,21 +203,19 @@ def _main_roads(gpkg: Path) -> gpd.GeoDataFrame:
     return _read(gpkg, "routes", columns=cols, where=" OR ".join(f"({c})" for c in clauses))
 
 
-def read_town_halls(territory: Territory, lookup: ParcelLookup, reports: list[Any]
+def read_town_halls(territory: Territory, lookup: ParcelLookup, reports: list[SourceReport]
                     ) -> gpd.GeoDataFrame | None:
     """Read ``mairies`` and ``chefs_lieux`` (reports appended); their commune completed.
 
     A point without ``code_insee`` takes the commune of the parcel it lies on.
     """
-    from observatoire.readers.mairies import read_mairies
-
     frames = []
-    for kind in ("mairies", "chefs_lieux"):
+    for kind in kinds_read_at("mutabilite"):
         source = territory.source(kind)
         if source is None:
             continue
         log.info("lecture de %s (%s)", kind, ", ".join(p.name for p in source.paths))
-        result = read_mairies(source, crs=territory.crs, base=territory.path.parent)
+        result = source_kind(kind).reader(source, crs=territory.crs, base=territory.path.parent)
         reports.append(result.report)
         frames.append(result.frame)
     if not frames:
@@ -302,16 +290,15 @@ def _fill(frame: pd.DataFrame, column: str, values: np.ndarray) -> None:
         frame[column] = new
 
 
-def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territory: Territory,
-                      *, gpkg: Path | None = None,
+def mutabilite_layers(outputs: dict[str, gpd.GeoDataFrame], layers: Layers, extra: ExtraSources,
+                      territory: Territory, *, gpkg: Path | None = None,
                       say: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
     """Compute the mutabilité of every friche and candidate site.
 
     Parameters
     ----------
     outputs
-        The layers of the build: ``friches``, ``friches_surfaces``, ``gisements`` and,
-        in a build in one pass, ``parcelles``.
+        The layers of the build: ``friches``, ``friches_surfaces``, ``gisements``.
     layers
         The canonical layers (:class:`observatoire.ingest.Layers`): zonage, buildings,
         roads, establishments, ``available`` and ``reports`` (the town halls' reports
@@ -345,10 +332,9 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
         return {}
     profile = territory.profiles[0]
     score = f"score_{profile.name}"
-    inputs = extra_inputs(contraintes=extra.contraintes, voies_ferrees=extra.voies_ferrees,
-                          proprietaires=extra.proprietaires)
+    inputs = extra_inputs(extra.read, contraintes=extra.contraintes)
     available = set(layers.available)
-    lookup = ParcelLookup(outputs.get("parcelles"), gpkg)
+    lookup = ParcelLookup(gpkg)
     parcels = lookup.of_friches(score) if len(friches) else gpd.GeoDataFrame(
         {"idu": [], "code_insee": []}, geometry=[], crs=territory.crs)
     surfaces = outputs.get("friches_surfaces", layers.friches_surfaces)
@@ -377,7 +363,7 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
         routes=routes,
         zonage=layers.zonage if "zonage" in available else None,
         contraintes=inputs.contraintes,
-        voies_ferrees=inputs.voies_ferrees,
+        voies_ferrees=inputs.couches.get("voies_ferrees"),
         mairies=read_town_halls(territory, lookup, layers.reports),
         etablissements=layers.etablissements,
         proprietaires=inputs.proprietaires,
@@ -408,7 +394,7 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
     fs = sites.iloc[:nf]
     areal = shapely.get_dimensions(geoms(fs)) == 2
     _fill(out_friches, "unite_fonciere_surface",
-          np.where(areal, values["surfaceSite"].to_numpy(dtype=object)[:nf], None))
+          np.where(areal, values["surfaceSite"].to_numpy(dtype=object)[:nf], NULL))
     _fill(out_friches, "bati_nombre", np.array([None if pd.isna(v) else str(int(v))
                                                 for v in count.iloc[:nf]], dtype=object))
     _fill(out_friches, "proprio_personne", proprio_personne(
@@ -418,7 +404,7 @@ def mutabilite_layers(outputs: dict[str, Any], layers: Any, extra: Any, territor
         for column, field in (("urba_zone_type", "typezone"), ("urba_zone_lib", "libelle")):
             vals = context.zonage[field].to_numpy(dtype=object) if field in context.zonage \
                 else np.full(len(context.zonage), None, dtype=object)
-            _fill(out_friches, column, np.where(best >= 0, vals[np.maximum(best, 0)], None))
+            _fill(out_friches, column, np.where(best >= 0, vals[np.maximum(best, 0)], NULL))
 
     out_gisements = gisements.copy()
     gc = cols.iloc[nf:].set_axis(gisements.index)

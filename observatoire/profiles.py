@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from observatoire.errors import ConfigError
+from observatoire.sources import INDICATOR_SOURCES
 
 CLASS_NAMES = ("A", "B", "C", "D")
 
@@ -267,20 +268,9 @@ def _check_unknown(table: Mapping[str, Any], allowed: set[str], key: str) -> Non
                     f"{', '.join(sorted(allowed))}")
 
 
-def _indicator_names() -> Mapping[str, str]:
-    """Return the indicators the analysis computes (name → source kind).
-
-    Imported when a profile is parsed, not with this module: the analysis imports
-    the profile types from here.
-    """
-    from observatoire.analysis.indicators import INDICATOR_SOURCES
-
-    return INDICATOR_SOURCES
-
-
 def known_indicator(name: str) -> bool:
     """Whether ``name`` is an indicator a profile may use."""
-    return (name in _indicator_names() or name in DERIVED_INDICATORS
+    return (name in INDICATOR_SOURCES or name in DERIVED_INDICATORS
             or bool(_DYNAMIC.match(name)))
 
 
@@ -288,7 +278,7 @@ def _indicator(value: Any, key: str) -> str:
     name = _text(value, key)
     if not known_indicator(name):
         raise _fail(key, f"indicateur inconnu {name!r} ; indicateurs possibles : "
-                    f"{', '.join(sorted([*_indicator_names(), *DERIVED_INDICATORS]))}, "
+                    f"{', '.join(sorted([*INDICATOR_SOURCES, *DERIVED_INDICATORS]))}, "
                     f"dist_route_<classe>_m, part_contrainte_<nom>")
     return name
 

@@ -51,6 +51,10 @@ class LayerSchema:
         return [f.name for f in self.fields]
 
 
+#: NULL as a 0-d object array, for ``np.where(cond, values, NULL)``: the same result
+#: as ``None`` there (an object array), in the types numpy's stubs accept.
+NULL = np.array(None, dtype=object)
+
 #: Column naming the source file of each feature (lineage).
 LINEAGE = "source"
 

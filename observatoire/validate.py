@@ -7,8 +7,9 @@ source read exactly as the build reads it (through the parcels' box, the DEM ove
 the parcels), so that it refuses what the build refuses and counts what the build
 keeps. Nothing is written. Each setting or source gets one line: ``LU`` (read as
 is), ``RÉPARÉ`` (read, with the repairs counted), ``REFUSÉ`` (the build would stop
-on it, with the reason and the fix) or ``IGNORÉ`` (no reader for this kind of
-source); then ``ATTENTION`` lines say what the results lose (a key source missing,
+on it, with the reason and the fix); every kind has its reader in the source
+registry (:data:`observatoire.sources.SOURCES`), the one the build uses. Then
+``ATTENTION`` lines say what the results lose (a key source missing,
 a source holding nothing for the territory).
 """
 
@@ -16,21 +17,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from observatoire.config import Source, Territory, read_territory
 from observatoire.errors import ObservatoireError
-from observatoire.ingest import CONTEXT_READERS, read_context_source
+from observatoire.ingest import read_context_source
 from observatoire.readers.cadastre import read_parcelles
+from observatoire.readers.extra import read_extra_source
 from observatoire.readers.lineage import SourceReport
+from observatoire.sources import source_kind
 
 log = logging.getLogger(__name__)
 
 #: Line statuses, padded so that the keys align.
-READ, REPAIRED, REFUSED, IGNORED = "LU     ", "RÉPARÉ ", "REFUSÉ ", "IGNORÉ "
+READ, REPAIRED, REFUSED = "LU     ", "RÉPARÉ ", "REFUSÉ "
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Check:
     key
         Its key in the territory file (``sources.zonage``, ``profils``…).
     status
-        :data:`READ`, :data:`REPAIRED`, :data:`REFUSED` or :data:`IGNORED`.
+        :data:`READ`, :data:`REPAIRED` or :data:`REFUSED`.
     message
         French text after the key.
     error
@@ -106,13 +107,6 @@ class Validation:
         return out
 
 
-def _extra_readers() -> dict[str, Callable[..., Any]]:
-    """Readers of the analysis inputs (and of the mutabilité's town halls)."""
-    from observatoire.readers.extra import EXTRA_READERS
-
-    return dict(EXTRA_READERS)
-
-
 def check_output_dir(folder: Path) -> str | None:
     """Return why the outputs cannot be written to ``folder``, or ``None`` when they can."""
     folder = Path(os.path.normpath(folder.absolute()))
@@ -158,13 +152,7 @@ def check_territory(path: str | Path) -> Validation:
     result.warnings += missing_source_warnings(territory)
 
     bounds: tuple[float, float, float, float] | None = None
-    extra = _extra_readers()
     for source in territory.all_sources():
-        if source.kind not in CONTEXT_READERS and source.kind not in extra \
-                and source.kind != "parcelles":
-            result.checks.append(Check(source.key, IGNORED,
-                                       "pas de lecteur pour ce type de source"))
-            continue
         check, box = _read(source, territory, bounds)
         result.checks.append(check)
         bounds = box or bounds
@@ -200,11 +188,9 @@ def _read(source: Source, territory: Territory,
         if source.kind == "parcelles":
             read = read_parcelles(source, crs=territory.crs, base=territory.path.parent,
                                   communes=territory.communes)
-        elif source.kind in CONTEXT_READERS:
+        elif source_kind(source.kind).stage == "contexte":
             read = read_context_source(source, territory, bounds=bounds)
         else:
-            from observatoire.readers.extra import read_extra_source
-
             read = read_extra_source(source, territory, bounds=bounds)
     except ObservatoireError as exc:
         return Check(source.key, REFUSED, str(exc), exc), None

@@ -177,7 +177,7 @@ def analysed(layers: dict[str, gpd.GeoDataFrame]) -> dict[str, gpd.GeoDataFrame]
     share = p.geometry.intersection(zone).area / p.geometry.area
     inside = p[share > 0.5].sort_values("idu").head(4)
     occupations = ["occupée", "vacante", "présumée vacante", "présumée occupée"]
-    owners = [("personne morale", HOSTILE[0]), ("personne physique", PERSON),
+    proprietaires = [("personne morale", HOSTILE[0]), ("personne physique", PERSON),
               ("inconnu", None), ("personne morale", "SCI DU PARC")]
     units = gpd.GeoDataFrame({
         "zae_id": zae["zae_id"].iloc[0],
@@ -186,8 +186,8 @@ def analysed(layers: dict[str, gpd.GeoDataFrame]) -> dict[str, gpd.GeoDataFrame]
         "surface_m2": inside["surface_m2"].to_numpy(),
         "part_dans_zae": 1.0,
         "coupee_par_limite": False,
-        "proprietaire_type": [o[0] for o in owners[:len(inside)]],
-        "proprietaire_nom": [o[1] for o in owners[:len(inside)]],
+        "proprietaire_type": [o[0] for o in proprietaires[:len(inside)]],
+        "proprietaire_nom": [o[1] for o in proprietaires[:len(inside)]],
         "proprietaire_siren": None,
         "occupants": [f"12345678900011 – {PERSON}"] * len(inside),
         "nb_occupants": 1,

@@ -292,9 +292,9 @@ def test_natural_persons_are_never_in_the_page(page):
     data = embedded_data(page)
     units = next(layer for layer in data["layers"] if layer["id"] == "zae_unites")
     assert "occupants" not in units["props"]
-    owners = decode_column(units["props"]["proprietaire_nom"], units["n"])
+    proprietaires = decode_column(units["props"]["proprietaire_nom"], units["n"])
     kinds = decode_column(units["props"]["proprietaire_type"], units["n"])
-    assert owners == [HOSTILE[0], None, None, "SCI DU PARC"]
+    assert proprietaires == [HOSTILE[0], None, None, "SCI DU PARC"]
     assert kinds[1] == "personne physique"
 
 

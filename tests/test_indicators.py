@@ -332,11 +332,13 @@ def test_distance_targets_keys_follow_the_layers_given():
     rail = frame([shapely.LineString([(X0 + 30, Y0 - 100), (X0 + 30, Y0 + 100)])],
                  nature=["voie"])
     classes = {"principale": ("principale",), "rapide": ("autoroute",)}
-    t = distance_targets(routes=s["routes"], voies_ferrees=rail, classes_routes=classes)
+    t = distance_targets(routes=s["routes"], couches={"voies_ferrees": rail},
+                         classes_routes=classes)
     assert set(t) == {"dist_route_principale_m", "dist_route_rapide_m", "dist_voie_ferree_m"}
     assert (len(t["dist_route_principale_m"]), len(t["dist_route_rapide_m"])) == (1, 0)
     assert distance_targets() == {}
-    only = distance_targets(postes_electriques=frame([shapely.Point(X0, Y0)], nature=["p"]))
+    only = distance_targets(couches={"postes_electriques": frame([shapely.Point(X0, Y0)],
+                                                                 nature=["p"])})
     assert list(only) == ["dist_poste_electrique_m"]
 
 
@@ -347,10 +349,12 @@ def test_compute_indicators_with_prepared_targets_is_identical():
     # A substation polygon holding the first parcel and overlapping the second: 0 m.
     poste = frame([box(-20, -20, 150, 150), shapely.Point(X0 + 900, Y0)], nature=["a", "b"])
     classes = {"principale": ("principale",), "locale": ("locale",)}
-    layers = {"routes": s["routes"], "voies_ferrees": rail, "postes_electriques": poste}
-    cibles = distance_targets(**layers, classes_routes=classes)
-    plain = compute_indicators(s["parcelles"], **layers, classes_routes=classes)
-    fast = compute_indicators(s["parcelles"], **layers, classes_routes=classes, cibles=cibles)
+    couches = {"voies_ferrees": rail, "postes_electriques": poste}
+    cibles = distance_targets(routes=s["routes"], couches=couches, classes_routes=classes)
+    plain = compute_indicators(s["parcelles"], routes=s["routes"], couches=couches,
+                               classes_routes=classes)
+    fast = compute_indicators(s["parcelles"], routes=s["routes"], couches=couches,
+                              classes_routes=classes, cibles=cibles)
     pd.testing.assert_frame_equal(plain.frame, fast.frame, check_exact=True)
     assert plain.available == fast.available
     f = fast.frame
@@ -460,3 +464,49 @@ def test_inputs_are_not_modified():
                        routes=s["routes"])
     for k, v in s.items():
         assert_geodataframe_equal(v, before[k])
+
+
+# --------------------------------------------------------------------------- dist_zae_m
+
+
+def test_dist_zae_m_by_hand():
+    """3-4-5: the parcel's corner (10, 10) is 30 m and 40 m from the zone's (40, 50)."""
+    p = parcels([box(0, 0, 10, 10), box(45, 55, 60, 70)])
+    zae = frame([box(40, 50, 100, 100)], zae_id=["Z1"])
+    ind = compute_indicators(p, zae=zae, classes_routes={})
+    assert ind.frame["dist_zae_m"].tolist() == pytest.approx([50.0, 0.0])
+    assert "dist_zae_m" in ind.available
+    assert compute_indicators(p, classes_routes={}).frame["dist_zae_m"].isna().all()
+
+
+def test_dist_zae_m_on_the_sample_territory_whole_and_by_partition():
+    """Gennes: its one ZAE is the PLU's UY zone; parcel B 569 lies 160 m from it.
+
+    The nearest points are the parcel's vertex (938 032.25, 6 687 244.38) and the
+    zone's vertex (937 964.6428…, 6 687 389.3324…): √(67.6072² + 144.9524²) = 159.94 m.
+    """
+    from observatoire.analysis import analysis_context, partition_task
+
+    layers = ingest(load_territory("data/sample/territoire.toml"))
+    parcelles, zae = layers.parcelles, layers.zae
+    assert len(zae) == 1
+    ind = compute_indicators(parcelles, zae=zae, classes_routes={}).frame
+    row = parcelles.index[parcelles["idu"] == "252670000B0569"][0]
+    corner = np.array([938032.25, 6687244.38])
+    vertices = shapely.get_coordinates(zae.geometry.iloc[0])
+    nearest = vertices[np.argmin(np.hypot(*(vertices - corner).T))]
+    assert nearest == pytest.approx([937964.6429, 6687389.3324], abs=1e-4)
+    assert ind.loc[row, "dist_zae_m"] == pytest.approx(math.hypot(*(corner - nearest)))
+    assert ind.loc[row, "dist_zae_m"] == pytest.approx(159.94, abs=0.01)
+    # Parcels in the zone are at 0 m, the others farther.
+    inside = ind["zae_id"].notna()
+    assert (ind.loc[inside, "dist_zae_m"] == 0).all() and (ind.loc[~inside, "dist_zae_m"] > 0).all()
+    # A partition whose box misses the zone still measures it: the zone is a whole
+    # distance target, while the partition's overlay layers hold no ZAE.
+    ctx = analysis_context(layers)
+    part = parcelles[parcelles["section"] == "ZB"]
+    bounds = tuple(part.total_bounds)
+    assert len(ctx.around(bounds).zae) == 0
+    frame_b, available, _ = partition_task((part, bounds, {}), ctx)
+    assert "dist_zae_m" in available
+    assert same(frame_b["dist_zae_m"], ind.loc[part.index, "dist_zae_m"])

@@ -271,13 +271,13 @@ def test_shops_and_services_within_500_m():
     assert _values(proximite_commerces_services(sites, None)) == [None] * 4
 
 
-def _owners(rows: list[tuple]) -> pd.DataFrame:
+def _proprietaires(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["idu", "proprietaire_cle", "proprietaire_type",
                                        "proprietaire_groupe"])
 
 
-def test_owner_type_from_the_dgfip_groups():
-    owners = _owners([
+def test_proprietaire_type_from_the_dgfip_groups():
+    proprietaires = _proprietaires([
         ("A1", "siren:1", "personne morale", "commune"),
         ("A2", "siren:2", "personne morale", "personne morale non remarquable"),
         ("A3", "siren:3", "personne morale", "copropriété"),
@@ -288,22 +288,22 @@ def test_owner_type_from_the_dgfip_groups():
         ("A6", "nom:X", "personne morale", None),
     ])
     idu = pd.Series(["A1", "A2", "A3", "A4", "A5", "A6", "A7"])
-    cats = categorie_proprietaires(owners, idu, absents="personne physique")
+    cats = categorie_proprietaires(proprietaires, idu, absents="personne physique")
     assert cats.tolist() == ["public", "prive", "copro", "public", "copro", None, "prive"]
-    assert categorie_proprietaires(owners, pd.Series(["A7"])).tolist() == [None]
+    assert categorie_proprietaires(proprietaires, pd.Series(["A7"])).tolist() == [None]
     sites = gpd.GeoDataFrame({"idus": ["A1", "A1|A4", "A1|A2", "A2|A7", "A2|A3", "A3|A1",
                                        "A6|A1", None]},
                              geometry=[shapely.Point(0, 0)] * 8, crs=CRS)
-    d = type_proprietaire(sites, owners, absents="personne physique")
+    d = type_proprietaire(sites, proprietaires, absents="personne physique")
     assert _values(d) == ["public", "public", "mixte", "prive", "copro-indivision", "mixte",
                           None, None]
     assert _values(type_proprietaire(sites, None)) == [None] * 8
     # The CNIG field proprio_personne, as Cartofriches writes it.
-    assert proprio_personne(sites, owners, absents="personne physique").tolist() == [
+    assert proprio_personne(sites, proprietaires, absents="personne physique").tolist() == [
         "personne morale", "personne morale", "personne morale",
         "personne physique, personne morale", "personne morale", "personne morale",
         "personne morale", None]
-    assert proprio_personne(sites, owners).tolist()[3] is None
+    assert proprio_personne(sites, proprietaires).tolist()[3] is None
 
 
 @pytest.fixture(scope="module")

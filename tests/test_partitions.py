@@ -69,7 +69,7 @@ def _cut_sample(folder: Path) -> dict[str, str]:
         chain |= {idu[pairs[0, k]], idu[pairs[1, k]]}
     rows = [f"{i};SCI DU PONT;personne morale;444444444;C1" for i in sorted(chain)]
     rows.append(f"{idu[-1]};MARTIN;personne physique;;C2")
-    (folder / "owners.csv").write_text(
+    (folder / "proprietaires.csv").write_text(
         "idu;proprietaire;type;siren;compte\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return {i: "SCI DU PONT" for i in chain}
 
@@ -91,7 +91,7 @@ couche = "parcel"
 
 {sample_context_sources()}
 [sources.proprietaires]
-chemin = "owners.csv"
+chemin = "proprietaires.csv"
 format = "table"
 
 [sources.proprietaires.champs]
@@ -207,7 +207,7 @@ def test_report_reads_the_parcels_back_from_the_geopackage(builds, monkeypatch):
 
 def test_partition_options(tmp_path, caplog):
     (tmp_path / "parcel-1.gpkg").write_bytes((SAMPLE / "parcel.gpkg").read_bytes())
-    (tmp_path / "owners.csv").write_text("idu;compte\n", encoding="utf-8")
+    (tmp_path / "proprietaires.csv").write_text("idu;compte\n", encoding="utf-8")
     toml = _territory(tmp_path, "x", 1)
     assert load_territory(toml).options.parcelles_par_partition == 1
     for bad in ("0", "-3", '"commune"', "true"):

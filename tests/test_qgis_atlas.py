@@ -201,7 +201,7 @@ def test_layout_texts(hand_made):
     assert "Les personnes physiques ne sont jamais nommées" in sources
 
 
-def test_owners_are_named_only_when_legal_entities(hand_made):
+def test_proprietaires_are_named_only_when_legal_entities(hand_made):
     table = layout_of(project_of(hand_made)).find("LayoutMultiFrame")
     columns = {c.get("heading"): c.get("attribute") for c in table.find("displayColumns")}
     assert list(columns) == ["Unité foncière", "Parcelles", "Surface", "Propriétaire",

@@ -17,7 +17,7 @@ from affine import Affine
 from observatoire.config import Source, load_territory
 from observatoire.errors import CRSError, SchemaError, SourceError
 from observatoire.readers.contraintes import read_contrainte
-from observatoire.readers.extra import EXTRA_READERS, read_extra_sources
+from observatoire.readers.extra import read_extra_sources
 from observatoire.readers.mnt import read_mnt
 from observatoire.readers.proprietaires import normalise_name, read_proprietaires
 from observatoire.readers.reseaux import read_postes_electriques, read_voies_ferrees
@@ -227,7 +227,7 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]], *, encoding:
 
 
 @pytest.mark.parametrize("encoding", ["latin-1", "utf-8"])
-def test_dgfip_owner_file(tmp_path, encoding):
+def test_dgfip_proprietaires_file(tmp_path, encoding):
     path = write_csv(tmp_path / "pm25.txt", DGFIP_HEADER, DGFIP_ROWS, encoding=encoding)
     result = read_proprietaires(Source(kind="proprietaires", paths=(path,)), crs=L93)
     out = result.frame.set_index("idu")
@@ -248,8 +248,8 @@ def test_dgfip_owner_file(tmp_path, encoding):
     assert repairs["lignes sans identifiant de parcelle valide écartées"] == 1
 
 
-def test_generic_owner_table_never_names_natural_persons(tmp_path):
-    path = write_csv(tmp_path / "owners.csv",
+def test_generic_proprietaires_table_never_names_natural_persons(tmp_path):
+    path = write_csv(tmp_path / "proprietaires.csv",
                      ["idu", "proprietaire", "type", "siren", "compte"],
                      [["252670000A0001", "DUPONT JEAN", "personne physique", "", "B001"],
                       ["252670000A0002", "SCI LES PINS", "", "444444444", "B002"],
@@ -271,7 +271,7 @@ def test_generic_owner_table_never_names_natural_persons(tmp_path):
     assert not out.astype(str).apply(lambda c: c.str.contains("DUPONT|MARTIN")).any().any()
 
 
-def test_owner_table_without_idu_column(tmp_path):
+def test_proprietaires_table_without_idu_column(tmp_path):
     path = write_csv(tmp_path / "o.csv", ["parcel", "name"], [["x", "y"]], encoding="utf-8",
                      sep=",")
     with pytest.raises(SchemaError, match=r"sources\.proprietaires\.champs\.idu"):
@@ -325,8 +325,7 @@ stricte = true
     assert len(extra.reports()) == 3
     from observatoire.analysis import extra_inputs
 
-    inputs = extra_inputs(mnt=extra.mnt, contraintes=extra.contraintes,
-                          proprietaires=extra.proprietaires)
+    inputs = extra_inputs(extra.read, contraintes=extra.contraintes)
     assert inputs.contraintes[0].strict and inputs.contraintes[0].kind == "inondation"
     assert inputs.proprietaires_absents == "personne physique"
     ok, lines = validate_territory(toml)
@@ -339,10 +338,5 @@ stricte = true
     assert dem.startswith("REFUSÉ") and "mnt.asc : le MNT ne couvre pas les parcelles" in dem
     (ppri,) = [ln for ln in lines if " sources.contraintes[0] :" in ln]
     assert ppri.startswith("LU") and "1 entités gardées sur 1 lues" in ppri
-    (owners,) = [ln for ln in lines if " sources.proprietaires :" in ln]
-    assert owners.startswith("RÉPARÉ") or owners.startswith("LU")
-
-
-def test_extra_readers_cover_the_kinds():
-    assert set(EXTRA_READERS) == {"mnt", "contraintes", "voies_ferrees", "postes_electriques",
-                                  "proprietaires", "mairies", "chefs_lieux"}
+    (line,) = [ln for ln in lines if " sources.proprietaires :" in ln]
+    assert line.startswith("RÉPARÉ") or line.startswith("LU")

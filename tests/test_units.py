@@ -14,17 +14,13 @@ from hypothesis import strategies as st
 
 from observatoire.analysis.units import (
     candidate_pairs,
-    component_labels,
     connected_components,
     contiguity_pairs,
-    contiguity_pairs_idu,
     contiguous,
     eligible,
     gisements,
     meilleurs_sites,
-    pairs_from_idu,
-    parcel_owners,
-    plus_grande_surface_dispo,
+    parcel_proprietaires,
     shared_edge_pairs,
     unit_of_parcel,
     unites_foncieres,
@@ -112,22 +108,22 @@ def test_shared_edges_found_without_predicate():
 ROW = [box(0, 0, 50, 50), box(50, 0, 100, 50), box(112, 0, 162, 50), box(162, 0, 212, 50)]
 
 
-def owners_table(rows: list[tuple[str, str, str, str | None, str | None]]) -> pd.DataFrame:
+def table_proprietaires(rows: list[tuple[str, str, str, str | None, str | None]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["idu", "proprietaire_cle", "proprietaire_type",
                                        "proprietaire_nom", "proprietaire_siren"])
 
 
-def test_units_same_owner_contiguous_and_road_breaks():
+def test_units_same_proprietaire_contiguous_and_road_breaks():
     p = parcels(ROW)
     idu = p["idu"].tolist()
-    table = owners_table([
+    table = table_proprietaires([
         (idu[0], "siren:111111111", "personne morale", "SCI DU PRE", "111111111"),
         (idu[1], "siren:111111111", "personne morale", "SCI DU PRE", "111111111"),
         (idu[2], "siren:111111111", "personne morale", "SCI DU PRE", "111111111"),
         (idu[3], "compte:B042", "personne physique", "DUPONT JEAN", None),
     ])
-    owners = parcel_owners(p, table, absents="personne physique")
-    units = unites_foncieres(p, owners=owners)
+    proprietaires = parcel_proprietaires(p, table, absents="personne physique")
+    units = unites_foncieres(p, proprietaires=proprietaires)
     assert units["idus"].tolist() == [f"{idu[0]}|{idu[1]}", idu[2], idu[3]]
     assert units["uf_id"].tolist() == [f"UF-{idu[0]}", f"UF-{idu[2]}", f"UF-{idu[3]}"]
     assert units["nb_parcelles"].tolist() == [2, 1, 1]
@@ -145,26 +141,26 @@ def test_units_same_owner_contiguous_and_road_breaks():
                                                  f"UF-{idu[2]}", f"UF-{idu[3]}"]
 
 
-def test_units_co_owners_and_absent_parcels():
+def test_units_co_proprietaires_and_absent_parcels():
     p = parcels(ROW[:2] + [box(100, 0, 150, 50)])
     idu = p["idu"].tolist()
-    table = owners_table([
+    table = table_proprietaires([
         (idu[0], "siren:111111111", "personne morale", "SCI A", "111111111"),
         (idu[0], "siren:222222222", "personne morale", "SARL B", "222222222"),
         (idu[1], "siren:222222222", "personne morale", "SARL B", "222222222"),
         (idu[1], "siren:111111111", "personne morale", "SCI A", "111111111"),
     ])
-    owners = parcel_owners(p, table, absents="personne physique")
-    assert values(owners["proprietaire_nom"]) == ["SARL B | SCI A", "SARL B | SCI A", None]
-    assert values(owners["proprietaire_type"]) == ["personne morale", "personne morale",
+    proprietaires = parcel_proprietaires(p, table, absents="personne physique")
+    assert values(proprietaires["proprietaire_nom"]) == ["SARL B | SCI A", "SARL B | SCI A", None]
+    assert values(proprietaires["proprietaire_type"]) == ["personne morale", "personne morale",
                                                     "personne physique"]
-    units = unites_foncieres(p, owners=owners)
+    units = unites_foncieres(p, proprietaires=proprietaires)
     # Same set of co-owners → one unit; the absent parcel is its own unit.
     assert units["nb_parcelles"].tolist() == [2, 1]
     assert values(units["proprietaire_siren"]) == ["111111111|222222222", None]
 
 
-def test_units_without_owner_table():
+def test_units_without_proprietaires_table():
     p = parcels(ROW)
     units = unites_foncieres(p)
     assert len(units) == 4
@@ -230,25 +226,15 @@ def test_gisements_leave_out_undetermined_classes():
     assert sites["score_moyen"].tolist() == pytest.approx([70, 70])
 
 
-def test_gisements_owner_count():
+def test_gisements_proprietaires_count():
     p = scored_row()
     idu = p["idu"].tolist()
-    table = owners_table([(idu[3], "siren:111111111", "personne morale", "SCI", "111111111")])
-    owners = parcel_owners(p, table)
-    sites = gisements(p, profile="industrie", owners=owners, score_min=50)
+    table = table_proprietaires(
+        [(idu[3], "siren:111111111", "personne morale", "SCI", "111111111")])
+    proprietaires = parcel_proprietaires(p, table)
+    sites = gisements(p, profile="industrie", proprietaires=proprietaires, score_min=50)
     # Site 3-4: one known owner, plus parcel 4 of unknown owner.
     assert sites["nb_proprietaires"].tolist() == [2, 2]
-
-
-def test_largest_available_area_per_zae():
-    p = scored_row()
-    zae = gpd.GeoDataFrame({"zae_id": ["Z1", "Z2", "Z3"]},
-                           geometry=[box(0, 0, 100, 50), box(212, 0, 362, 50),
-                                     box(1000, 0, 1100, 100)], crs=CRS)
-    out = plus_grande_surface_dispo(p, zae, profile="industrie", seuil_bati=0.1)
-    # Z1: parcels 0 and 1 are contiguous and available: 5 000 m². Z2: parcel 3 alone
-    # (parcel 4 is outside the ZAE, 5 is built): 2 500 m². Z3: nothing.
-    assert out.tolist() == pytest.approx([5000, 2500, 0])
 
 
 def test_best_sites_table():
@@ -303,46 +289,29 @@ def grid_with_roads() -> gpd.GeoDataFrame:
     return parcels(geoms, idus)
 
 
-def test_contiguity_pairs_idu_by_partition_equal_the_whole():
+def test_contiguity_breaks_at_roads_and_tolerates_small_gaps():
     p = grid_with_roads()
-    whole_a, whole_b = contiguity_pairs_idu(p)
-    g = np.asarray(p.geometry.array)
-    found = set()
-    # Two partitions cut at x = 262 m (between the 5th and 6th columns); each takes
-    # its parcels plus those within the tolerance of its own.
-    west = shapely.bounds(g)[:, 0] < X0 + 262
-    for part in (west, ~west):
-        near = shapely.dwithin(g[:, None], g[part][None, :], 0.5).any(axis=1)
-        a, b = contiguity_pairs_idu(p[part | near])
-        found |= set(zip(a.tolist(), b.tolist(), strict=True))
-    assert found == set(zip(whole_a.tolist(), whole_b.tolist(), strict=True))
-    # The road breaks contiguity: 3 columns west of it, 5 east (the gap is tolerated).
-    labels = component_labels(whole_a, whole_b)
-    assert labels.nunique() == 2
-    assert sorted(labels.value_counts().tolist()) == [9, 15]
-    assert labels["25267000AB0023"] == "25267000AB0009"
-
-
-def test_pairs_from_idu_on_a_subset_give_the_same_sites():
-    p = grid_with_roads()
-    a, b = contiguity_pairs_idu(p)
     pairs = contiguity_pairs(np.asarray(p.geometry.array))
-    assert pairs_from_idu(p, a, b).tolist() == pairs.tolist()
-    # Duplicated and reversed pairs are merged; pairs leaving the subset dropped.
-    twice = pairs_from_idu(p, np.r_[a, b], np.r_[b, a])
-    assert twice.tolist() == pairs.tolist()
+    labels = connected_components(len(p), pairs)
+    # The road breaks contiguity: 3 columns west of it, 5 east (the gap is tolerated).
+    assert sorted(np.unique(labels, return_counts=True)[1].tolist()) == [9, 15]
+    assert labels[23] == labels[9] != labels[0]
+
+
+def test_gisements_of_a_subset_holding_whole_components():
+    p = grid_with_roads()
+    pairs = contiguity_pairs(np.asarray(p.geometry.array))
     scored = p.assign(exclu_t=False, score_t=60.0, part_batie=0.0, zae_id=None, part_zae=0.0,
                       friche_id=None)
     scored.loc[[4, 10], "score_t"] = 20.0
     ok = eligible(scored, profile="t")
     whole = gisements(scored, profile="t", pairs=pairs)
+    # The pairs of the subset, renumbered into its positions (what the pipeline's
+    # contiguity graph gives for the parcels of a group).
+    position = np.cumsum(ok) - 1
+    keep = ok[pairs[0]] & ok[pairs[1]]
     subset = scored[ok].reset_index(drop=True)
-    part = gisements(subset, profile="t", pairs=pairs_from_idu(subset, a, b))
+    part = gisements(subset, profile="t", pairs=position[pairs[:, keep]])
     pd.testing.assert_frame_equal(pd.DataFrame(part.drop(columns="geometry")),
                                   pd.DataFrame(whole.drop(columns="geometry")))
     assert part.geometry.geom_equals(whole.geometry).all()
-
-
-def test_component_labels_empty():
-    labels = component_labels(np.array([], dtype=object), np.array([], dtype=object))
-    assert labels.empty

@@ -60,7 +60,8 @@ def resolve_communes(*, epci: str | None = None, communes: Sequence[str] = ()
     if not rows:
         raise ConfigError("aucune commune : indiquez --epci SIREN ou --communes INSEE…")
     sirens = {row.epci for row in rows}
-    found_epci = table.find_epci(sirens.pop()) if len(sirens) == 1 else None
+    siren = sirens.pop() if len(sirens) == 1 else None
+    found_epci = table.find_epci(siren) if siren is not None else None
     if found_epci is not None and set(found_epci.membres) == {r.code for r in rows}:
         name = found_epci.nom
     elif len(rows) == 1:

@@ -33,29 +33,22 @@ in one run over the whole territory:
 - :func:`~observatoire.analysis.scoring.score_parcels` given those indicators:
   scores, classes, contributions, reliability and texts are per row (every value
   rendered in a text is formatted on its own);
-- :func:`~observatoire.analysis.units.parcel_owners` given the owner table;
+- :func:`~observatoire.analysis.units.parcel_proprietaires` given the owner table;
 - :func:`~observatoire.analysis.friche_links.friche_links` given the friches of
   :meth:`AnalysisContext.friches_around`: the links of the partitions, concatenated,
   are those of the territory. :func:`~observatoire.analysis.friches.attach_friches`
   then runs once, on every IDU of the territory: an IDU is absent only when no
   partition holds it.
 
-What links parcels across partition edges is the contiguity graph. Compute it by
-partition with :func:`~observatoire.analysis.units.contiguity_pairs_idu` on the
-partition's parcels plus the neighbouring parcels within the tolerance of its
-edge, concatenate the IDU pairs and drop duplicates; then
-:func:`~observatoire.analysis.units.component_labels` labels connected components
-globally (the label is the smallest IDU: it does not depend on the partitioning),
-and :func:`~observatoire.analysis.units.pairs_from_idu` turns the global pairs into
-the ``pairs`` argument of :func:`~observatoire.analysis.units.unites_foncieres`,
-:func:`~observatoire.analysis.units.gisements` and
-:func:`~observatoire.analysis.units.plus_grande_surface_dispo` for any subset of
-parcels holding whole components: the parcels of legal-entity owners (the others
-are units of their own) for the land units, the eligible parcels
-(:func:`~observatoire.analysis.units.eligible`) for the candidate sites, the
-available parcels of the ZAE for their largest available area.
-:func:`~observatoire.analysis.units.connected_components` does the same on
-positional pairs.
+What links parcels across partition edges is the contiguity graph: the pipeline
+builds its edges between communes on global parcel ids
+(:class:`observatoire.pipeline.contiguity.Graph`) and passes the positional pairs
+of any subset of parcels holding whole components as the ``pairs`` argument of
+:func:`~observatoire.analysis.units.unites_foncieres` and
+:func:`~observatoire.analysis.units.gisements`: the parcels of legal-entity owners
+(the others are units of their own) for the land units, the eligible parcels
+(:func:`~observatoire.analysis.units.eligible`) for the candidate sites.
+:func:`~observatoire.analysis.units.connected_components` labels the components.
 """
 
 from __future__ import annotations
@@ -63,9 +56,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -84,22 +77,67 @@ from observatoire.analysis.units import (
     SCORE_MIN_GISEMENT,
     SEUIL_BATI_GISEMENT,
     TOLERANCE,
-    component_labels,
     connected_components,
     contiguity_pairs,
-    contiguity_pairs_idu,
     gisements,
     meilleurs_sites,
-    pairs_from_idu,
-    parcel_owners,
-    plus_grande_surface_dispo,
+    parcel_proprietaires,
     unit_of_parcel,
     unites_foncieres,
 )
 from observatoire.errors import ConfigError
 from observatoire.profiles import shipped_profiles
+from observatoire.readers.lineage import ReadResult
+from observatoire.sources import SOURCE_KINDS
+
+if TYPE_CHECKING:
+    from observatoire.config import Source
 
 log = logging.getLogger(__name__)
+
+#: A partition's box: xmin, ymin, xmax, ymax.
+Bounds = tuple[float, float, float, float]
+
+
+class CanonicalLayers(Protocol):
+    """The canonical layers the analysis reads (:class:`observatoire.ingest.Layers`)."""
+
+    @property
+    def parcelles(self) -> gpd.GeoDataFrame:
+        """The parcels."""
+
+    @property
+    def zonage(self) -> gpd.GeoDataFrame:
+        """The zoning of the local plans."""
+
+    @property
+    def zae(self) -> gpd.GeoDataFrame:
+        """The business zones."""
+
+    @property
+    def batiments(self) -> gpd.GeoDataFrame:
+        """The buildings."""
+
+    @property
+    def routes(self) -> gpd.GeoDataFrame:
+        """The roads."""
+
+    @property
+    def friches(self) -> gpd.GeoDataFrame:
+        """The friche points."""
+
+    @property
+    def friches_surfaces(self) -> gpd.GeoDataFrame:
+        """The friche perimeters."""
+
+    @property
+    def available(self) -> Collection[str]:
+        """The kinds of the sources read (the others are empty layers)."""
+
+
+#: What the analysis of one partition receives: its parcels, their box and the context
+#: layers given for this partition (``{"batiments": …}`` when the build streams them).
+PartitionTask = tuple[gpd.GeoDataFrame, Bounds, Mapping[str, gpd.GeoDataFrame]]
 
 
 @dataclass(frozen=True)
@@ -112,8 +150,9 @@ class ExtraInputs:
         The DEM in the territory CRS, or ``None``.
     contraintes
         The constraint layers.
-    voies_ferrees, postes_electriques
-        Railways and electrical substations, or ``None``.
+    couches
+        The other vector inputs by source kind (``voies_ferrees``,
+        ``postes_electriques``…), whole; a kind the territory lacks is absent.
     proprietaires
         Owner table (``idu``, ``proprietaire_cle``, ``proprietaire_type``,
         ``proprietaire_nom``, ``proprietaire_siren``), or ``None``.
@@ -124,8 +163,7 @@ class ExtraInputs:
 
     mnt: RasterLike | None = None
     contraintes: tuple[Constraint, ...] = ()
-    voies_ferrees: gpd.GeoDataFrame | None = None
-    postes_electriques: gpd.GeoDataFrame | None = None
+    couches: Mapping[str, gpd.GeoDataFrame] = field(default_factory=dict)
     proprietaires: pd.DataFrame | None = None
     proprietaires_absents: str = "inconnu"
 
@@ -200,7 +238,7 @@ class AnalysisResult:
     gisements
         Candidate sites of the first profile.
     zae
-        The ZAE with ``plus_grand_terrain_libre_m2``.
+        The ZAE layer, with its friches (the inventory adds its columns afterwards).
     meilleurs_sites
         The candidate sites as a table, best first.
     profiles
@@ -240,7 +278,7 @@ def sort_by_idu(parcelles: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return parcelles.loc[order].reset_index(drop=True)
 
 
-def analyse(layers: Any, *, extra: ExtraInputs | None = None,
+def analyse(layers: CanonicalLayers, *, extra: ExtraInputs | None = None,
             profiles: Sequence[Profile] | None = None,
             options: AnalysisOptions | None = None,
             communes: Sequence[str] | None = None) -> AnalysisResult:
@@ -290,19 +328,17 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
 
     t = clock()
     pairs = contiguity_pairs(geoms(parcelles), tolerance=opts.tolerance_contiguite)
-    owners = None
+    proprietaires = None
     if extra.proprietaires is not None:
-        owners = parcel_owners(parcelles, extra.proprietaires,
+        proprietaires = parcel_proprietaires(parcelles, extra.proprietaires,
                                absents=extra.proprietaires_absents)
-    unites = unites_foncieres(parcelles, owners=owners, pairs=pairs)
+    unites = unites_foncieres(parcelles, proprietaires=proprietaires, pairs=pairs)
     scored = scored_frame(parcelles, indicators.frame, scores,
                           unit_of_parcel(parcelles, unites).to_numpy(dtype=object))
     first = profs[0]
-    sites = gisements(scored, profile=first.name, pairs=pairs, owners=owners,
+    sites = gisements(scored, profile=first.name, pairs=pairs, proprietaires=proprietaires,
                       seuil_bati=opts.seuil_bati_gisement, score_min=opts.score_min_gisement)
     zae = layers.zae.copy()
-    zae["plus_grand_terrain_libre_m2"] = plus_grande_surface_dispo(
-        scored, zae, profile=first.name, pairs=pairs, seuil_bati=opts.seuil_bati_gisement)
     best = meilleurs_sites(sites, classes=dict(first.classes))
     timings["unites_gisements"] = clock() - t
 
@@ -324,7 +360,7 @@ def analyse(layers: Any, *, extra: ExtraInputs | None = None,
                           friches=attached.friches, friches_surfaces=attached.friches_surfaces)
 
 
-def friches_of_territory(layers: Any, links: pd.DataFrame | None, *, idu: np.ndarray,
+def friches_of_territory(layers: CanonicalLayers, links: pd.DataFrame | None, *, idu: np.ndarray,
                          communes: Sequence[str]) -> AttachedFriches:
     """Attach the friches of ``layers`` (both build paths call it, with every parcel's links).
 
@@ -338,7 +374,7 @@ def friches_of_territory(layers: Any, links: pd.DataFrame | None, *, idu: np.nda
                           communes=communes, zae=layers.zae)
 
 
-def analysis_context(layers: Any, *, extra: ExtraInputs | None = None,
+def analysis_context(layers: CanonicalLayers, *, extra: ExtraInputs | None = None,
                      profiles: Sequence[Profile] | None = None,
                      options: AnalysisOptions | None = None
                      ) -> AnalysisContext:
@@ -358,28 +394,28 @@ def analysis_context(layers: Any, *, extra: ExtraInputs | None = None,
     extra = extra or ExtraInputs()
     opts = options if options is not None else AnalysisOptions()
     profs = tuple(profiles) if profiles is not None else shipped_profiles()
-    have = set(getattr(layers, "available", set()))
+    have = set(layers.available)
 
     def layer(kind: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
         return frame if kind in have else None
 
     classes = road_classes(opts.classes_routes, profs)
-    routes = layer("routes", layers.routes)
+    kinds = ("zonage", "zae", "batiments", "routes", "friches")
+    context: dict[str, gpd.GeoDataFrame] = {k: getattr(layers, k) for k in kinds if k in have}
+    routes = context.get("routes")
     return AnalysisContext(
-        zonage=layer("zonage", layers.zonage),
-        zae=layer("zae", layers.zae),
-        batiments=layer("batiments", layers.batiments),
+        zonage=context.get("zonage"),
+        zae=context.get("zae"),
+        batiments=context.get("batiments"),
         routes=routes,
-        friches=layer("friches", layers.friches),
+        friches=context.get("friches"),
         friches_surfaces=layer("friches", layers.friches_surfaces),
         mnt=extra.mnt,
-        voies_ferrees=extra.voies_ferrees,
-        postes_electriques=extra.postes_electriques,
+        couches=extra.couches,
         contraintes=tuple(extra.contraintes),
         classes_routes=classes,
         profiles=profs,
-        cibles=distance_targets(routes=routes, voies_ferrees=extra.voies_ferrees,
-                                postes_electriques=extra.postes_electriques,
+        cibles=distance_targets(routes=routes, couches={**context, **extra.couches},
                                 classes_routes=classes),
         friche_refs=_friche_refs(layer("friches", layers.friches)),
     )
@@ -417,9 +453,8 @@ class AnalysisContext:
     routes: gpd.GeoDataFrame | None
     friches: gpd.GeoDataFrame | None
     friches_surfaces: gpd.GeoDataFrame | None
-    mnt: Any
-    voies_ferrees: gpd.GeoDataFrame | None
-    postes_electriques: gpd.GeoDataFrame | None
+    mnt: RasterLike | None
+    couches: Mapping[str, gpd.GeoDataFrame]
     contraintes: tuple[Constraint, ...]
     classes_routes: Mapping[str, Sequence[str]]
     profiles: tuple[Profile, ...]
@@ -451,7 +486,8 @@ class AnalysisContext:
                idu: Sequence[str] | None = None) -> AnalysisContext:
         """Return the context of a partition around ``bounds``.
 
-        Overlay layers are selected by the box (whole features, in layer order); the
+        Overlay layers, and the inputs of ``couches`` whose registry ``partition`` is
+        ``boite``, are selected by the box (whole features, in layer order); the
         DEM is cut to the box plus two cells (:func:`~observatoire.analysis.slope.
         raster_window`: the same slopes); distance targets stay whole. Friche points
         stay whole, unless ``idu`` (the partition's parcels) is given: then those in
@@ -471,6 +507,8 @@ class AnalysisContext:
             self, zonage=select(self.zonage), zae=select(self.zae),
             batiments=select(self.batiments), friches=friches, friches_surfaces=surfaces,
             mnt=raster_window(self.mnt, bounds) if self.mnt is not None else None,
+            couches={k: select(f) if SOURCE_KINDS[k].partition == "boite" else f
+                     for k, f in self.couches.items()},
             contraintes=tuple(replace(c, frame=select(c.frame)) for c in self.contraintes))
 
 
@@ -480,44 +518,43 @@ def _indicators_and_scores(parcelles: gpd.GeoDataFrame, ctx: AnalysisContext,
     indicators = compute_indicators(
         parcelles, zonage=ctx.zonage, zae=ctx.zae, batiments=ctx.batiments, routes=ctx.routes,
         friches=ctx.friches, friches_surfaces=ctx.friches_surfaces, mnt=ctx.mnt,
-        voies_ferrees=ctx.voies_ferrees, postes_electriques=ctx.postes_electriques,
-        contraintes=ctx.contraintes, classes_routes=ctx.classes_routes, cibles=ctx.cibles,
+        couches=ctx.couches, contraintes=ctx.contraintes, classes_routes=ctx.classes_routes,
+        cibles=ctx.cibles,
         timings=timings)
     return indicators, score_parcels(indicators, ctx.profiles)
 
 
-def partition_task(task: tuple[Any, ...], ctx: AnalysisContext
+def partition_task(task: PartitionTask, ctx: AnalysisContext
                    ) -> tuple[pd.DataFrame, frozenset[str], pd.DataFrame]:
     """One partition: its indicators, which were available, and its scores.
 
-    ``task`` is the partition's parcels, their box and, optionally, context layers
+    ``task`` is the partition's parcels, their box and the context layers
     given for this partition (``{"batiments": …}`` when the build streams them);
     ``ctx`` the whole context (sent once to each worker), from which the
     partition's is selected.
     """
-    part, bounds, *given = task
+    part, bounds, given = task
     local = ctx.around(bounds, idu=part["idu"].astype(str).to_numpy())
-    if given and given[0]:
-        local = replace(local, **given[0])
+    if given:
+        local = replace(local, **given)
     indicators, scores = _indicators_and_scores(part, local)
     return indicators.frame, indicators.available, scores
 
 
-def extra_inputs(*, mnt: Any = None, contraintes: Sequence[tuple[Any, Any]] = (),
-                 voies_ferrees: Any = None, postes_electriques: Any = None,
-                 proprietaires: Any = None) -> ExtraInputs:
+def extra_inputs(read: Mapping[str, ReadResult | RasterLike | None], *,
+                 contraintes: Sequence[tuple[Source, ReadResult]] = ()) -> ExtraInputs:
     """Build :class:`ExtraInputs` from the results of the ``readers.extra`` readers.
 
     Parameters
     ----------
-    mnt
-        A ``RasterResult`` (or any raster with ``array``, ``transform``, ``crs``,
-        ``nodata``), or ``None``.
+    read
+        Source kind → result of its reader (``ExtraSources.read``): ``mnt`` a
+        ``RasterResult`` (or any raster with ``array``, ``transform``, ``crs``,
+        ``nodata``), ``proprietaires`` and every other kind a ``ReadResult``, whose
+        frame goes to :attr:`ExtraInputs.couches`.
     contraintes
         ``(source, result)`` of each constraint: the :class:`~observatoire.config.Source`
         (``name``, ``constraint_type``, ``strict``) and its ``ReadResult``.
-    voies_ferrees, postes_electriques, proprietaires
-        ``ReadResult`` objects, or ``None``.
 
     Returns
     -------
@@ -528,24 +565,26 @@ def extra_inputs(*, mnt: Any = None, contraintes: Sequence[tuple[Any, Any]] = ()
         Constraint(name=str(source.name), kind=str(source.constraint_type or "autre"),
                    strict=bool(source.strict), frame=result.frame)
         for source, result in contraintes)
+    results = {k: r for k, r in read.items() if isinstance(r, ReadResult)}
+    raster = read.get("mnt")
+    proprietaires = results.get("proprietaires")
     absents = "inconnu"
     if proprietaires is not None and proprietaires.report.format == "personnes_morales":
         # The DGFiP file lists every parcel owned by a legal entity: the others belong
         # to natural persons.
         absents = "personne physique"
     return ExtraInputs(
-        mnt=mnt,
+        mnt=None if raster is None or isinstance(raster, ReadResult) else raster,
         contraintes=constraints,
-        voies_ferrees=voies_ferrees.frame if voies_ferrees is not None else None,
-        postes_electriques=postes_electriques.frame if postes_electriques is not None else None,
+        couches={k: r.frame for k, r in results.items() if k != "proprietaires"},
         proprietaires=proprietaires.frame if proprietaires is not None else None,
         proprietaires_absents=absents,
     )
 
 
-__all__ = ["AnalysisContext", "AnalysisOptions", "AnalysisResult", "Constraint", "ExtraInputs",
+__all__ = ["AnalysisContext", "AnalysisOptions", "AnalysisResult", "Bounds", "CanonicalLayers",
+           "Constraint", "ExtraInputs", "PartitionTask",
            "analyse", "analysis_context", "friches_of_territory", "partition_task",
            "scored_frame",
-           "component_labels", "connected_components", "contiguity_pairs",
-           "contiguity_pairs_idu", "extra_inputs", "pairs_from_idu", "road_classes",
+           "connected_components", "contiguity_pairs", "extra_inputs", "road_classes",
            "sort_by_idu"]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from observatoire.analysis.geometry import geoms
 from observatoire.analysis.nearest import DistanceTargets, nearest_distance
+from observatoire.sources import DISTANCE_INDICATORS
 
 #: Road classes of the ``routes`` layer, from the strongest.
 ROAD_CLASSES = ("autoroute", "principale", "secondaire", "locale")
@@ -92,17 +93,20 @@ def _road_groups(routes: gpd.GeoDataFrame, columns: Mapping[str, Sequence[str]]
 
 
 def distance_targets(*, routes: gpd.GeoDataFrame | None = None,
-                     voies_ferrees: gpd.GeoDataFrame | None = None,
-                     postes_electriques: gpd.GeoDataFrame | None = None,
+                     couches: Mapping[str, gpd.GeoDataFrame] | None = None,
                      classes_routes: Mapping[str, Sequence[str]] = DEFAULT_CLASSES_ROUTES
                      ) -> dict[str, DistanceTargets]:
     """Distance-target layers indexed once, for :func:`compute_indicators` (``cibles``).
 
     Parameters
     ----------
-    routes, voies_ferrees, postes_electriques
-        The whole target layers; ``None`` for a layer the territory lacks (its
-        indicators get no entry).
+    routes
+        The whole road layer; ``None`` when the territory lacks it (its indicators
+        get no entry).
+    couches
+        Whole layers by source kind; those of a kind with a ``distance`` indicator
+        in the registry (:data:`observatoire.sources.DISTANCE_INDICATORS`) are
+        indexed, the others ignored.
     classes_routes
         Road distance groups (see :func:`distances_routes`).
 
@@ -110,14 +114,14 @@ def distance_targets(*, routes: gpd.GeoDataFrame | None = None,
     -------
     dict
         Indicator column → its targets: ``dist_route_<suffix>_m`` for each group of
-        ``classes_routes``, ``dist_voie_ferree_m``, ``dist_poste_electrique_m``.
+        ``classes_routes``, then the distance indicator of each kind given.
     """
     out: dict[str, DistanceTargets] = {}
     if routes is not None:
         columns = {f"dist_route_{s}_m": m for s, m in classes_routes.items()}
         out.update({c: DistanceTargets(g) for c, g in _road_groups(routes, columns).items()})
-    for name, layer in (("dist_voie_ferree_m", voies_ferrees),
-                        ("dist_poste_electrique_m", postes_electriques)):
-        if layer is not None:
-            out[name] = DistanceTargets(layer)
+    couches = couches or {}
+    for kind, name in DISTANCE_INDICATORS.items():
+        if couches.get(kind) is not None:
+            out[name] = DistanceTargets(couches[kind])
     return out

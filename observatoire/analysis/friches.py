@@ -54,12 +54,11 @@ import shapely
 from observatoire.analysis.friche_links import LINK_IDU, LINK_POINT, friche_sites, listed_idus
 from observatoire.analysis.geometry import geoms
 from observatoire.analysis.overlay import overlap_pairs
+from observatoire.schema import NULL
 
 #: Columns the analysis adds to ``friches`` and ``friches_surfaces``, in order.
 FRICHES_COLUMNS = ("dans_territoire", "appariement", "idu_absents", "zae_id", "surface_m2",
                    "surface_origine")
-#: Columns the analysis adds to ``zae``.
-ZAE_FRICHES_COLUMNS = ("nb_friches", "surface_friches_m2")
 #: Values of ``appariement``.
 APPARIEMENTS = ("identifiant", "géométrie")
 #: Values of ``surface_origine``.
@@ -146,7 +145,7 @@ def attach_friches(friches: gpd.GeoDataFrame, friches_surfaces: gpd.GeoDataFrame
     by_idu = set(listed.loc[found, "site_id"])
     by_geometry = set(links.loc[links["rang"] != LINK_IDU, "site_id"])
     appariement = np.where(site_ids.isin(by_idu), APPARIEMENTS[0],
-                           np.where(site_ids.isin(by_geometry), APPARIEMENTS[1], None))
+                           np.where(site_ids.isin(by_geometry), APPARIEMENTS[1], NULL))
 
     surface, origin, parcels = _surfaces(sites, site_ids, friches_surfaces, links)
     fields = pd.DataFrame({
@@ -169,7 +168,7 @@ def _text(value: object) -> str:
     return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _key(text: str, dtype: np.dtype) -> object:
+def _key(text: str, dtype: np.dtype) -> str | bytes:
     """``text`` as an element comparable with a sorted array of ``dtype``."""
     return text.encode("ascii", "replace") if dtype.kind == "S" else text
 
@@ -400,5 +399,5 @@ def friche_counts(friches: gpd.GeoDataFrame, friches_surfaces: gpd.GeoDataFrame
     }
 
 
-__all__ = ["APPARIEMENTS", "FRICHES_COLUMNS", "SURFACE_ORIGINES", "ZAE_FRICHES_COLUMNS",
-           "AttachedFriches", "attach_friches", "friche_counts", "zae_friches"]
+__all__ = ["APPARIEMENTS", "FRICHES_COLUMNS", "SURFACE_ORIGINES", "AttachedFriches",
+           "attach_friches", "friche_counts", "zae_friches"]

@@ -8,8 +8,10 @@ Series or a DataFrame indexed like the parcels, none modifying its inputs:
 - coverage (:mod:`observatoire.analysis.coverage`): buildings, PLU zone, ZAE,
   constraint layers, through the overlaps of :mod:`observatoire.analysis.overlay`;
 - friches (:mod:`observatoire.analysis.friche_links`);
-- distances (:mod:`observatoire.analysis.distances`): roads, railways, substations,
-  exact through :mod:`observatoire.analysis.nearest`;
+- distances (:mod:`observatoire.analysis.distances`): roads, and the nearest
+  feature of each kind with a ``distance`` indicator in the source registry
+  (:data:`observatoire.sources.DISTANCE_INDICATORS`: railways, substations…), exact
+  through :mod:`observatoire.analysis.nearest`;
 - slope (:mod:`observatoire.analysis.slope`).
 
 Spatial joins go through :class:`shapely.STRtree` queries on whole arrays; there is
@@ -41,6 +43,7 @@ from observatoire.analysis.nearest import DistanceTargets
 from observatoire.analysis.shape import compacite, emprise_possible, largeur_utile
 from observatoire.analysis.slope import RasterLike, parcel_slope
 from observatoire.errors import ConfigError
+from observatoire.sources import DISTANCE_INDICATORS
 
 
 @dataclass(frozen=True)
@@ -128,29 +131,6 @@ def pente(parcelles: gpd.GeoDataFrame, mnt: RasterLike) -> pd.DataFrame:
     return pd.DataFrame({"pente_moy_pct": mean, "pente_max_pct": vmax}, index=parcelles.index)
 
 
-#: Indicator → the source kind it needs (``parcelles`` ones are always available).
-INDICATOR_SOURCES: dict[str, str] = {
-    "surface_m2": "parcelles",
-    "compacite": "parcelles",
-    "largeur_utile_m": "parcelles",
-    "emprise_50m": "parcelles",
-    "part_batie": "batiments",
-    "nb_batiments": "batiments",
-    "zone_libelle": "zonage",
-    "zone_typezone": "zonage",
-    "zone_activite": "zonage",
-    "zae_id": "zae",
-    "part_zae": "zae",
-    "friche_id": "friches",
-    "friche_statut": "friches",
-    "friche_type": "friches",
-    "pente_moy_pct": "mnt",
-    "pente_max_pct": "mnt",
-    "dist_voie_ferree_m": "voies_ferrees",
-    "dist_poste_electrique_m": "postes_electriques",
-}
-
-
 def compute_indicators(
     parcelles: gpd.GeoDataFrame,
     *,
@@ -161,8 +141,7 @@ def compute_indicators(
     friches: gpd.GeoDataFrame | None = None,
     friches_surfaces: gpd.GeoDataFrame | None = None,
     mnt: RasterLike | None = None,
-    voies_ferrees: gpd.GeoDataFrame | None = None,
-    postes_electriques: gpd.GeoDataFrame | None = None,
+    couches: Mapping[str, gpd.GeoDataFrame | None] | None = None,
     contraintes: Sequence[Constraint] = (),
     classes_routes: Mapping[str, Sequence[str]] = DEFAULT_CLASSES_ROUTES,
     cibles: Mapping[str, DistanceTargets] | None = None,
@@ -174,23 +153,28 @@ def compute_indicators(
     ----------
     parcelles
         The canonical parcels (territory CRS).
-    zonage, zae, batiments, routes, friches, friches_surfaces, voies_ferrees,
-    postes_electriques
+    zonage, zae, batiments, routes, friches, friches_surfaces
         Context layers; ``None`` when the territory does not provide them (their
         indicators are then NULL and not ``available``). An empty layer that was
         provided is *available*: no building means a built share of 0.
     mnt
         The DEM in the territory CRS, or ``None``.
+    couches
+        The other vector inputs by source kind (``voies_ferrees``,
+        ``postes_electriques``…), as the context layers: a kind absent or ``None``
+        leaves its indicators NULL.
     contraintes
         Constraint layers.
     classes_routes
         Road distance groups (see :func:`distances_routes`).
     cibles
         The distance targets indexed once (:func:`distance_targets`), by column;
-        the distance indicators read them instead of indexing ``routes``,
-        ``voies_ferrees`` and ``postes_electriques`` again, which still decide
-        which of those indicators are available (a layer that is ``None`` leaves
-        them NULL). A column missing from it is measured on its layer.
+        the distance indicators read them instead of indexing ``routes`` and the
+        layers of the kinds with a ``distance`` indicator in the registry
+        (:data:`~observatoire.sources.DISTANCE_INDICATORS`) again; those layers
+        still decide which of the indicators are available (a layer that is
+        ``None`` leaves them NULL). A column missing from it is measured on its
+        layer.
     timings
         Filled with the seconds spent per indicator family, when given.
 
@@ -274,8 +258,10 @@ def compute_indicators(
         available |= set(road_cols)
     else:
         null(road_cols)
-    for name, layer in (("dist_voie_ferree_m", voies_ferrees),
-                        ("dist_poste_electrique_m", postes_electriques)):
+    layers = {"zonage": zonage, "zae": zae, "batiments": batiments, "friches": friches,
+              **(couches or {})}
+    for kind, name in DISTANCE_INDICATORS.items():
+        layer = layers.get(kind)
         if layer is not None:
             target = cibles[name] if cibles and name in cibles else layer
             cols[name] = distance_plus_proche(parcelles, target, name=name)
@@ -297,6 +283,6 @@ def compute_indicators(
 
 
 __all__ = [
-    "INDICATOR_SOURCES", "Constraint", "Indicators", "check_constraint_names",
+    "Constraint", "Indicators", "check_constraint_names",
     "compute_indicators", "identifier", "pente",
 ]

@@ -40,6 +40,7 @@ from observatoire.analysis.indicators import Constraint
 from observatoire.analysis.mutabilite import NE_SAIT_PAS, round_half_up
 from observatoire.analysis.nearest import nearest_distance
 from observatoire.analysis.overlay import overlap_pairs
+from observatoire.schema import NULL
 
 #: Town centre: town hall nearer than this (m), excluded (``SEUIL_CENTRE_VILLE_M``).
 SEUIL_CENTRE_VILLE_M = 1000.0
@@ -127,14 +128,14 @@ def surface_site(sites: gpd.GeoDataFrame) -> Derived:
     g = geoms(sites)
     areal = _areal(g)
     area = np.where(areal, round_half_up(shapely.area(g)), np.nan)
-    src = np.where(areal, "aire de la géométrie : " + _origin(sites), None).astype(object)
+    src = np.where(areal, "aire de la géométrie : " + _origin(sites), NULL).astype(object)
     if "unite_fonciere_surface" in sites:
         given = pd.to_numeric(sites["unite_fonciere_surface"], errors="coerce").to_numpy(float)
         use = ~areal & np.isfinite(given)
         area[use] = round_half_up(given[use])
         src[use] = "unite_fonciere_surface de la source des friches"
     src[np.isnan(area)] = "ni périmètre ni parcelle connus, ni unite_fonciere_surface"
-    values = np.where(np.isnan(area), None, area).astype(object)
+    values = np.where(np.isnan(area), NULL, area).astype(object)
     return _derived(values, src, sites.index)
 
 
@@ -163,7 +164,7 @@ def surface_bati(sites: gpd.GeoDataFrame, batiments: gpd.GeoDataFrame | None) ->
     values = np.where(areal, round_half_up(built), np.nan)
     src = np.where(areal, "bâtiments : " + count.astype(str).astype(object) + " dans le site",
                    "site connu par son seul point").astype(object)
-    return _derived(np.where(np.isnan(values), None, values).astype(object), src, sites.index)
+    return _derived(np.where(np.isnan(values), NULL, values).astype(object), src, sites.index)
 
 
 def nombre_batiments(sites: gpd.GeoDataFrame, batiments: gpd.GeoDataFrame | None) -> pd.Series:
@@ -230,7 +231,7 @@ def site_en_centre_ville(sites: gpd.GeoDataFrame, mairies: gpd.GeoDataFrame | No
         town = geoms(first)[pos[found]]
         dist[found] = shapely.distance(pts[found], town)
     with np.errstate(invalid="ignore"):
-        values = np.where(found, dist < SEUIL_CENTRE_VILLE_M, None).astype(object)
+        values = np.where(found, dist < SEUIL_CENTRE_VILLE_M, NULL).astype(object)
     kind = np.where(first["mairie_type"].to_numpy(dtype=object) == "mairie", "mairie",
                     "chef-lieu").astype(object)
     src = np.full(len(sites), "aucune mairie ni chef-lieu pour la commune du site", dtype=object)
@@ -278,7 +279,7 @@ def distance_autoroute(sites: gpd.GeoDataFrame, routes: gpd.GeoDataFrame | None)
     dist = nearest_distance(representative_points(sites), target)
     d = round_half_up(dist)
     ok = np.isfinite(d) & (dist <= RAYON_AUTOROUTE_M)
-    values = np.where(ok, d, None).astype(object)
+    values = np.where(ok, d, NULL).astype(object)
     src = np.where(ok, "voie de grande circulation à " + metres(d),
                    "aucune voie de grande circulation à moins de 15 km dans la couche des "
                    "routes").astype(object)
@@ -341,7 +342,7 @@ def _hits(sites: gpd.GeoDataFrame, zones: gpd.GeoDataFrame) -> tuple[np.ndarray,
     if len(g) == 0 or len(z) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     areal = _areal(g)
-    ia, ib, _ = overlap_pairs(np.where(areal, g, None), z)
+    ia, ib, _ = overlap_pairs(np.where(areal, g, NULL), z)
     pa, pb = np.zeros(0, np.int64), np.zeros(0, np.int64)
     if (~areal).any():
         pts = np.flatnonzero(~areal)
@@ -366,7 +367,7 @@ def _constraint_frame(contraintes: Sequence[Constraint], kinds: Sequence[str]
 
 
 def _presence(sites: gpd.GeoDataFrame, contraintes: Sequence[Constraint], kind: str,
-              yes: object, no: object, what: str) -> Derived:
+              yes: str | bool, no: str | bool, what: str) -> Derived:
     zones = _constraint_frame(contraintes, [kind])
     if zones is None:
         return unknown(sites, f"aucune contrainte de type « {kind} » déclarée")
@@ -414,7 +415,7 @@ def risques_technologiques(sites: gpd.GeoDataFrame, contraintes: Sequence[Constr
 
 #: Keyword rules classifying a protected area by its layer name and label (normalised):
 #: (criterion, value, pattern), in the reference's order of priority per criterion.
-ZONE_RULES: tuple[tuple[str, str, str], ...] = (
+ZONE_RULES: tuple[tuple[str, str | None, str], ...] = (
     ("zonageEnvironnemental", "natura-2000",
      r"natura|\bzps\b|\bzsc\b|\bp?sic\b|directive (?:oiseaux|habitats)"),
     ("zonageEnvironnemental", "znieff-type-1-2", r"znieff"),
@@ -600,7 +601,7 @@ def zone_dominante(sites: gpd.GeoDataFrame, zonage: gpd.GeoDataFrame) -> np.ndar
     g = geoms(sites)
     areal = _areal(g)
     best = np.full(len(g), -1, dtype=np.int64)
-    ia, ib, area = overlap_pairs(np.where(areal, g, None), geoms(zonage))
+    ia, ib, area = overlap_pairs(np.where(areal, g, NULL), geoms(zonage))
     if len(ia):
         order = np.lexsort((ib, -area, ia))
         first = order[np.r_[True, ia[order][1:] != ia[order][:-1]]]
@@ -707,7 +708,7 @@ def categorie_proprietaires(proprietaires: pd.DataFrame, idu: pd.Series, *,
     return out.astype(object)
 
 
-def combine_owners(categories: pd.Series, site: np.ndarray, n: int) -> np.ndarray:
+def combine_proprietaires(categories: pd.Series, site: np.ndarray, n: int) -> np.ndarray:
     """Mutafriches' ``typeProprietaire`` of each site from the categories of its parcels.
 
     Only public → ``public``; only private → ``prive``; private and co-owned (no
@@ -750,7 +751,7 @@ def type_proprietaire(sites: gpd.GeoDataFrame, proprietaires: pd.DataFrame | Non
         site = pd.Index(sites.index).get_indexer(parcels.index)
         cats = categorie_proprietaires(proprietaires, parcels.reset_index(drop=True),
                                        absents=absents)
-        values = combine_owners(cats, site, n)
+        values = combine_proprietaires(cats, site, n)
         has = np.bincount(site, minlength=n) > 0
         src = np.where(has, "table des propriétaires (parcelles du site)",
                        "aucune parcelle connue pour le site").astype(object)
@@ -786,14 +787,15 @@ def proprietaire_cnig(sites: pd.DataFrame) -> Derived:
     pairs = pd.DataFrame({"c": codes.to_numpy(dtype=object),
                           "p": personne.to_numpy(dtype=object)})
     # Each distinct answer read once.
-    table = {key: _owner_codes(*key) for key in set(zip(pairs["c"], pairs["p"], strict=True))}
+    table = {key: _proprietaire_codes(*key)
+             for key in set(zip(pairs["c"], pairs["p"], strict=True))}
     found = [table[key] for key in zip(pairs["c"], pairs["p"], strict=True)]
     values = np.array([f[0] for f in found] or [], dtype=object)
     src = np.array([f[1] for f in found] or [], dtype=object)
     return _derived(values, src, sites.index)
 
 
-def _owner_codes(codes: str, personne: str) -> tuple[str | None, str]:
+def _proprietaire_codes(codes: str, personne: str) -> tuple[str | None, str]:
     items = [c.strip().strip('"') for c in codes.replace("|", ",").split(",") if c.strip()]
     if items:
         cats: list[str | None] = []
@@ -809,7 +811,8 @@ def _owner_codes(codes: str, personne: str) -> tuple[str | None, str]:
         if None in cats:
             return None, f"source des friches : proprio_type {','.join(items)} (catégorie " \
                          f"publique ou privée inconnue)"
-        value = combine_owners(pd.Series(cats, dtype=object), np.zeros(len(cats), np.int64), 1)
+        value = combine_proprietaires(pd.Series(cats, dtype=object),
+                                      np.zeros(len(cats), np.int64), 1)
         return value[0], f"source des friches : proprio_type {','.join(items)}"
     if personne == "personne physique":
         return "prive", "source des friches : proprio_personne « personne physique »"
@@ -985,7 +988,7 @@ def derive_criteria(sites: gpd.GeoDataFrame, layers: CriteriaLayers
 
 
 __all__ = ["CriteriaLayers", "Derived", "categorie_proprietaires", "classify_zones",
-           "combine_owners", "derive_criteria", "distance_autoroute", "distance_ite",
+           "combine_proprietaires", "derive_criteria", "distance_autoroute", "distance_ite",
            "etat_bati", "grande_circulation", "pollution", "proprietaire_cnig",
            "proximite_commerces_services", "raccordement_eau", "risque_inondation",
            "risques_technologiques", "site_en_centre_ville", "surface_bati", "surface_site",
@@ -1240,7 +1243,7 @@ def proprio_personne(sites: pd.DataFrame, proprietaires: pd.DataFrame | None, *,
     per_site: dict[int, set[str]] = {}
     for s, t in zip(site, types, strict=True):
         per_site.setdefault(int(s), set()).update(t)
-    for s, t in per_site.items():
-        if t <= {"personne physique", "personne morale"} and t:
-            out[s] = ", ".join(k for k in ("personne physique", "personne morale") if k in t)
+    for s, held in per_site.items():
+        if held <= {"personne physique", "personne morale"} and held:
+            out[s] = ", ".join(k for k in ("personne physique", "personne morale") if k in held)
     return out

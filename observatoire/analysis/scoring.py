@@ -21,14 +21,14 @@ distance to a layer that *was* given but holds no feature of the class is read a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from observatoire.analysis.indicators import INDICATOR_SOURCES, Indicators
+from observatoire.analysis.indicators import Indicators
 from observatoire.profiles import (
     CLASS_NAMES,
     DERIVED_INDICATORS,
@@ -41,6 +41,7 @@ from observatoire.profiles import (
     known_indicator,
 )
 from observatoire.profiles import PLACEHOLDER as _PLACEHOLDER
+from observatoire.sources import INDICATOR_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -549,14 +550,9 @@ def score_parcels(indicators: Indicators, profiles: Sequence[Profile]) -> pd.Dat
     return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
 
 
-def profile_names(profiles: Iterable[Profile]) -> list[str]:
-    """Names of the profiles, in order."""
-    return [p.name for p in profiles]
-
-
 __all__ = [
     "CLASS_NAMES", "DERIVED_INDICATORS", "FIABILITE_MIN", "UNDETERMINED", "Criterion",
     "Exclusion", "Profile", "aggregate", "format_values", "indicator_source", "known_indicator",
-    "profile_names", "render", "score_parcels", "score_profile", "scoring_frame",
+    "render", "score_parcels", "score_profile", "scoring_frame",
     "source_weights",
 ]

@@ -16,7 +16,7 @@ exactextract (coverage-weighted) for speed and accuracy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import shapely
@@ -26,12 +26,23 @@ from observatoire.analysis.geometry import edges, ramp
 
 
 class RasterLike(Protocol):
-    """A north-up raster held in memory (what the ``mnt`` reader returns)."""
+    """A north-up raster held in memory (what the ``mnt`` reader returns), read only."""
 
-    array: np.ndarray
-    transform: Affine
-    crs: Any
-    nodata: float | None
+    @property
+    def array(self) -> np.ndarray:
+        """The cells (rows, columns)."""
+
+    @property
+    def transform(self) -> Affine:
+        """Cell to map coordinates."""
+
+    @property
+    def crs(self) -> str:
+        """The coordinate reference system (``EPSG:…``)."""
+
+    @property
+    def nodata(self) -> float | None:
+        """The value of missing cells."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +134,7 @@ class RasterWindow:
 
     array: np.ndarray
     transform: Affine
-    crs: Any
+    crs: str
     nodata: float | None
 
 

@@ -39,10 +39,8 @@ log = logging.getLogger(__name__)
 TOLERANCE = 0.5
 SEUIL_BATI_GISEMENT = 0.1
 SCORE_MIN_GISEMENT = 50.0
-OWNER_TYPES = ("personne morale", "personne physique", "inconnu")
+PROPRIETAIRE_TYPES = ("personne morale", "personne physique", "inconnu")
 
-UNITES_COLUMNS = ["uf_id", "idus", "nb_parcelles", "surface_m2", "proprietaire_type",
-                  "proprietaire_nom", "proprietaire_siren", "methode"]
 GISEMENTS_COLUMNS = ["gisement_id", "surface_m2", "nb_parcelles", "idus", "nb_proprietaires",
                      "score_moyen", "score_min", "zae_id", "friche_id", "communes"]
 
@@ -186,87 +184,6 @@ def contiguity_pairs(polygons: np.ndarray, *, tolerance: float = TOLERANCE) -> n
     return pairs[:, contiguous(polygons, pairs, shared=shared)]
 
 
-def contiguity_pairs_idu(parcelles: gpd.GeoDataFrame, *, tolerance: float = TOLERANCE
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Build the contiguity graph of some parcels as pairs of IDUs.
-
-    Made to assemble partitions: run it on each partition's parcels together with
-    the parcels of its neighbours that lie within ``tolerance`` of its edge (any
-    pair is then found by at least one partition), concatenate the results and
-    drop the duplicates; :func:`pairs_from_idu` turns them back into positions for
-    :func:`unites_foncieres`, :func:`gisements` and :func:`plus_grande_surface_dispo`.
-
-    Parameters
-    ----------
-    parcelles
-        Parcels (``idu``, geometry), with unique IDUs.
-    tolerance
-        Contiguity tolerance (m).
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``idu_a`` and ``idu_b`` (object arrays of str), ``idu_a < idu_b``, sorted.
-    """
-    pairs = contiguity_pairs(geoms(parcelles), tolerance=tolerance)
-    idu = parcelles["idu"].astype(str).to_numpy(dtype=object)
-    a, b = idu[pairs[0]], idu[pairs[1]]
-    swap = b < a
-    table = pd.DataFrame({"a": np.where(swap, b, a), "b": np.where(swap, a, b)})
-    table = table.sort_values(["a", "b"], kind="stable")
-    return table["a"].to_numpy(dtype=object), table["b"].to_numpy(dtype=object)
-
-
-def pairs_from_idu(parcelles: pd.DataFrame, idu_a: np.ndarray, idu_b: np.ndarray
-                   ) -> np.ndarray:
-    """Turn IDU pairs into the positional pairs of ``parcelles`` (the ``pairs`` argument).
-
-    Parameters
-    ----------
-    parcelles
-        Parcels (``idu``), with unique IDUs; any subset of the territory.
-    idu_a, idu_b
-        Pairs of IDUs (:func:`contiguity_pairs_idu`), in any order, duplicates allowed.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (2, m): positions ``i < j`` of the pairs whose two parcels are in
-        ``parcelles``, unique, sorted.
-    """
-    index = pd.Index(parcelles["idu"].astype(str).to_numpy(dtype=object))
-    i = index.get_indexer(pd.Index(np.asarray(idu_a, dtype=object).astype(str)))
-    j = index.get_indexer(pd.Index(np.asarray(idu_b, dtype=object).astype(str)))
-    ok = (i >= 0) & (j >= 0) & (i != j)
-    n = np.int64(max(len(index), 1))
-    key = unique_int(np.minimum(i[ok], j[ok]).astype(np.int64) * n + np.maximum(i[ok], j[ok]))
-    return np.stack([key // n, key % n])
-
-
-def component_labels(idu_a: np.ndarray, idu_b: np.ndarray) -> pd.Series:
-    """Label the connected components of a graph given by IDU pairs.
-
-    Parameters
-    ----------
-    idu_a, idu_b
-        Edges, as pairs of IDUs.
-
-    Returns
-    -------
-    pandas.Series
-        Indexed by every IDU of a pair (sorted), the smallest IDU of its component:
-        the same label whatever the partition that found the pairs. IDUs absent
-        from the pairs are components of their own.
-    """
-    ends = np.concatenate([np.asarray(idu_a, dtype=object),
-                           np.asarray(idu_b, dtype=object)]).astype(str)
-    nodes, inverse = np.unique(ends, return_inverse=True)
-    m = len(ends) // 2
-    labels = connected_components(len(nodes), np.stack([inverse[:m], inverse[m:]]))
-    return pd.Series(nodes[labels].astype(object), index=pd.Index(nodes.astype(object)),
-                     name="composante")
-
-
 def connected_components(n: int, pairs: np.ndarray) -> np.ndarray:
     """Label the connected components of a graph of ``n`` nodes (vectorised union-find).
 
@@ -388,10 +305,10 @@ def components(parcelles: gpd.GeoDataFrame, *, nodes: np.ndarray, same: np.ndarr
     return connected_components(n, pairs[:, keep])
 
 
-# --------------------------------------------------------------------------- owners
+# --------------------------------------------------------------------------- proprietaires
 
 
-def parcel_owners(parcelles: gpd.GeoDataFrame, proprietaires: pd.DataFrame, *,
+def parcel_proprietaires(parcelles: gpd.GeoDataFrame, proprietaires: pd.DataFrame, *,
                   absents: str = "inconnu") -> pd.DataFrame:
     """Find the owner of every parcel, from an owner table keyed by IDU.
 
@@ -463,7 +380,7 @@ def _join_present(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray, sep
 # --------------------------------------------------------------------------- units
 
 
-def unites_foncieres(parcelles: gpd.GeoDataFrame, *, owners: pd.DataFrame | None = None,
+def unites_foncieres(parcelles: gpd.GeoDataFrame, *, proprietaires: pd.DataFrame | None = None,
                      pairs: np.ndarray | None = None, tolerance: float = TOLERANCE
                      ) -> gpd.GeoDataFrame:
     """Land units: contiguous parcels of the same owner, or one unit per parcel.
@@ -472,8 +389,8 @@ def unites_foncieres(parcelles: gpd.GeoDataFrame, *, owners: pd.DataFrame | None
     ----------
     parcelles
         The parcels (``idu``, ``surface_m2``).
-    owners
-        Output of :func:`parcel_owners`, or ``None`` when the territory gives no
+    proprietaires
+        Output of :func:`parcel_proprietaires`, or ``None`` when the territory gives no
         owner table (each parcel is then its own unit, ``methode = 'parcelle'``).
     pairs
         The contiguity graph (:func:`contiguity_pairs`; computed when ``None``).
@@ -487,7 +404,7 @@ def unites_foncieres(parcelles: gpd.GeoDataFrame, *, owners: pd.DataFrame | None
     """
     n = len(parcelles)
     idu = parcelles["idu"].astype(str).to_numpy(dtype=object)
-    if owners is None:
+    if proprietaires is None:
         labels = np.arange(n)
         kind = np.full(n, "inconnu", dtype=object)
         nom = siren = np.full(n, None, dtype=object)
@@ -495,11 +412,11 @@ def unites_foncieres(parcelles: gpd.GeoDataFrame, *, owners: pd.DataFrame | None
     else:
         if pairs is None:
             pairs = contiguity_pairs(geoms(parcelles), tolerance=tolerance)
-        key = owners["cle"].to_numpy(dtype=object)
+        key = proprietaires["cle"].to_numpy(dtype=object)
         labels = components(parcelles, nodes=pd.notna(key), same=key, pairs=pairs)
-        kind = owners["proprietaire_type"].to_numpy(dtype=object)
-        nom = owners["proprietaire_nom"].to_numpy(dtype=object)
-        siren = owners["proprietaire_siren"].to_numpy(dtype=object)
+        kind = proprietaires["proprietaire_type"].to_numpy(dtype=object)
+        nom = proprietaires["proprietaire_nom"].to_numpy(dtype=object)
+        siren = proprietaires["proprietaire_siren"].to_numpy(dtype=object)
         method = "proprietaire"
     order, starts, sizes = _groups(labels, idu)
     first = order[starts]
@@ -557,7 +474,7 @@ def eligible(scored: pd.DataFrame, *, profile: str, seuil_bati: float = SEUIL_BA
 
 
 def gisements(scored: gpd.GeoDataFrame, *, profile: str, pairs: np.ndarray | None = None,
-              owners: pd.DataFrame | None = None, seuil_bati: float = SEUIL_BATI_GISEMENT,
+              proprietaires: pd.DataFrame | None = None, seuil_bati: float = SEUIL_BATI_GISEMENT,
               score_min: float = SCORE_MIN_GISEMENT, tolerance: float = TOLERANCE
               ) -> gpd.GeoDataFrame:
     """Candidate sites: contiguous eligible parcels merged.
@@ -570,8 +487,8 @@ def gisements(scored: gpd.GeoDataFrame, *, profile: str, pairs: np.ndarray | Non
         The profile whose scores select the parcels.
     pairs
         The contiguity graph (:func:`contiguity_pairs`; computed when ``None``).
-    owners
-        Output of :func:`parcel_owners` (``nb_proprietaires`` is NULL without it).
+    proprietaires
+        Output of :func:`parcel_proprietaires` (``nb_proprietaires`` is NULL without it).
     seuil_bati, score_min
         Eligibility thresholds (``options.seuil_bati_gisement``,
         ``options.score_min_gisement``).
@@ -606,7 +523,7 @@ def gisements(scored: gpd.GeoDataFrame, *, profile: str, pairs: np.ndarray | Non
         "surface_m2": total,
         "nb_parcelles": sizes.astype(np.int64),
         "idus": _join_groups(idu[rows], starts, sizes, "|"),
-        "nb_proprietaires": _count_owners(owners, rows, grp, len(starts)),
+        "nb_proprietaires": _count_proprietaires(proprietaires, rows, grp, len(starts)),
         "score_moyen": mean,
         "score_min": np.minimum.reduceat(score, starts),
         "zae_id": _dominant_key(scored["zae_id"], rows, grp, area * scored["part_zae"]
@@ -634,12 +551,12 @@ def _empty_gisements(crs: object) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
 
 
-def _count_owners(owners: pd.DataFrame | None, rows: np.ndarray, grp: np.ndarray, n: int
-                  ) -> pd.Series:
+def _count_proprietaires(proprietaires: pd.DataFrame | None, rows: np.ndarray, grp: np.ndarray,
+                         n: int) -> pd.Series:
     """Distinct owners per site; a parcel of unknown owner counts as one more owner."""
-    if owners is None:
+    if proprietaires is None:
         return pd.Series(pd.NA, index=range(n), dtype="Int64")
-    key = owners["cle"].to_numpy(dtype=object)[rows]
+    key = proprietaires["cle"].to_numpy(dtype=object)[rows]
     unknown = pd.isna(key)
     key = np.where(unknown, "?" + pd.Series(rows).astype(str).to_numpy(), key)
     counts = pd.DataFrame({"g": grp, "k": key}).drop_duplicates().groupby("g").size()
@@ -659,84 +576,6 @@ def _dominant_key(values: pd.Series, rows: np.ndarray, grp: np.ndarray, weight: 
                .drop_duplicates("g"))
         out[tab["g"].to_numpy()] = tab["v"].to_numpy(dtype=object)
     return out
-
-
-def plus_grande_surface_dispo(scored: gpd.GeoDataFrame, zae: gpd.GeoDataFrame, *,
-                              profile: str, pairs: np.ndarray | None = None,
-                              seuil_bati: float = SEUIL_BATI_GISEMENT,
-                              tolerance: float = TOLERANCE) -> pd.Series:
-    """Largest contiguous available area of each ZAE (m²).
-
-    A parcel is available when the profile does not exclude it and its built share
-    is under ``seuil_bati`` (the score does not matter: in a ZAE the zoning already
-    says what may be built). Contiguous available parcels of the same ZAE are
-    merged; the area counted is the part inside the ZAE.
-
-    Returns
-    -------
-    pandas.Series
-        ``plus_grand_terrain_libre_m2``, indexed like ``zae`` (0 when nothing is
-        available).
-    """
-    if len(zae) == 0 or len(scored) == 0:
-        return pd.Series(0.0, index=zae.index, name="plus_grand_terrain_libre_m2")
-    ok, inside = available_in_zae(scored, profile=profile, seuil_bati=seuil_bati)
-    if pairs is None and ok.any():
-        pairs = contiguity_pairs(geoms(scored), tolerance=tolerance)
-    zid = scored["zae_id"].astype(object).where(scored["zae_id"].notna(), None
-                                                ).to_numpy(dtype=object)
-    return largest_available(ok, zid, inside,
-                             pairs if pairs is not None else np.zeros((2, 0), np.int64), zae)
-
-
-def available_in_zae(scored: pd.DataFrame, *, profile: str,
-                     seuil_bati: float = SEUIL_BATI_GISEMENT) -> tuple[np.ndarray, np.ndarray]:
-    """Which parcels are available in a ZAE, and their area inside it (m²).
-
-    Available: in a ZAE, not excluded by ``profile``, built share under
-    ``seuil_bati`` (or unknown). Row-local: computed on any subset of the parcels.
-    """
-    built = scored["part_batie"].to_numpy(dtype="float64")
-    ok = (~scored[f"exclu_{profile}"].to_numpy(dtype=bool)
-          & (np.isnan(built) | (built < seuil_bati)) & scored["zae_id"].notna().to_numpy())
-    inside = (scored["surface_m2"].to_numpy(dtype="float64")
-              * scored["part_zae"].to_numpy(dtype="float64"))
-    return ok, inside
-
-
-def largest_available(ok: np.ndarray, zae_id: np.ndarray, inside: np.ndarray,
-                      pairs: np.ndarray, zae: gpd.GeoDataFrame) -> pd.Series:
-    """Largest area of contiguous available parcels of the same ZAE, per ZAE (m²).
-
-    Parameters
-    ----------
-    ok, inside
-        Of some parcels holding whole components (:func:`available_in_zae`).
-    zae_id
-        The ZAE of each of those parcels (``None`` outside).
-    pairs
-        Their contiguity graph (positions).
-    zae
-        The ZAE layer.
-
-    Returns
-    -------
-    pandas.Series
-        ``plus_grand_terrain_libre_m2``, indexed like ``zae`` (0 when nothing is
-        available).
-    """
-    out = pd.Series(0.0, index=zae.index, name="plus_grand_terrain_libre_m2")
-    if len(zae) == 0 or not ok.any():
-        return out
-    zid = np.asarray(zae_id, dtype=object)
-    keep = ok[pairs[0]] & ok[pairs[1]]
-    keep[keep] = zid[pairs[0][keep]] == zid[pairs[1][keep]]
-    labels = connected_components(len(ok), pairs[:, keep])
-    sel = np.flatnonzero(ok)
-    per_site = (pd.DataFrame({"site": labels[sel], "zae_id": zid[sel], "m2": inside[sel]})
-                .groupby(["zae_id", "site"])["m2"].sum().groupby(level=0).max())
-    best = zae["zae_id"].astype(str).map(per_site)
-    return best.fillna(0.0).astype("float64").rename("plus_grand_terrain_libre_m2")
 
 
 def meilleurs_sites(sites: gpd.GeoDataFrame, *, classes: Mapping[str, float] | None = None,
@@ -783,11 +622,11 @@ def meilleurs_sites(sites: gpd.GeoDataFrame, *, classes: Mapping[str, float] | N
 
 
 __all__ = [
-    "GISEMENTS_COLUMNS", "OWNER_TYPES", "SCORE_MIN_GISEMENT", "SEUIL_BATI_GISEMENT",
-    "TOLERANCE", "UNITES_COLUMNS", "candidate_pairs", "component_labels", "components",
-    "available_in_zae", "connected_components", "contiguity_pairs", "contiguity_pairs_idu",
-    "contiguous", "eligible", "gisements", "largest_available", "meilleurs_sites",
-    "pairs_from_idu", "parcel_owners",
-    "plus_grande_surface_dispo", "shared_edge_pairs", "sort_gisements", "unit_of_parcel",
+    "GISEMENTS_COLUMNS", "PROPRIETAIRE_TYPES", "SCORE_MIN_GISEMENT", "SEUIL_BATI_GISEMENT",
+    "TOLERANCE", "candidate_pairs", "components",
+    "connected_components", "contiguity_pairs",
+    "contiguous", "eligible", "gisements", "meilleurs_sites",
+    "parcel_proprietaires",
+    "shared_edge_pairs", "sort_gisements", "unit_of_parcel",
     "unites_foncieres",
 ]

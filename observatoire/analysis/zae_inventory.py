@@ -36,7 +36,7 @@ from observatoire.errors import ConfigError, SchemaError
 log = logging.getLogger(__name__)
 
 #: Owner categories of the ``unites_foncieres`` contract.
-OWNER_TYPES = ("personne morale", "personne physique", "inconnu")
+PROPRIETAIRE_TYPES = ("personne morale", "personne physique", "inconnu")
 #: Values of ``occupation`` (contract).
 OCCUPATIONS = ("occupée", "vacante", "présumée occupée", "présumée vacante")
 #: Values of ``statut_vacance``; the first and third count as vacant.
@@ -352,10 +352,10 @@ def occupant_label(etablissements: pd.DataFrame) -> pd.Series:
     return label.where(~hidden, "établissement non diffusible (non nommé)")
 
 
-def _owner_columns(unites: pd.DataFrame) -> pd.DataFrame:
+def _proprietaire_columns(unites: pd.DataFrame) -> pd.DataFrame:
     """Owner category, name (legal entities only) and SIREN (legal entities only)."""
     kind = unites["proprietaire_type"].astype(object)
-    kind = kind.where(kind.isin(OWNER_TYPES), "inconnu")
+    kind = kind.where(kind.isin(PROPRIETAIRE_TYPES), "inconnu")
     legal = kind == "personne morale"
     name = unites["proprietaire_nom"].astype(object).where(legal & unites["proprietaire_nom"]
                                                            .notna(), None)
@@ -439,7 +439,7 @@ def inventory(zae: gpd.GeoDataFrame, unites: gpd.GeoDataFrame,
 
     assigned = assign_units(zae, unites, rule=rule)
     units = unites.loc[assigned.index]
-    base = pd.concat([assigned, _owner_columns(units)], axis=1)
+    base = pd.concat([assigned, _proprietaire_columns(units)], axis=1)
     base["uf_id"] = units["uf_id"].astype(object)
     base["idus"] = units["idus"].astype(object)
     base["nb_parcelles"] = (pd.to_numeric(units["nb_parcelles"], errors="coerce")

@@ -8,11 +8,12 @@ GeoPackage's R-tree (:func:`observatoire.geopackage.layer_reader`).
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 import geopandas as gpd
+import shapely
 
-from observatoire.config import Territory
+from observatoire.config import Source, Territory
 from observatoire.executor import Executor, SerialExecutor
 from observatoire.geopackage import GeoPackageWriter, LayerBuffer, LayerSum
 from observatoire.ingest import keep_near
@@ -20,12 +21,16 @@ from observatoire.pipeline.staging import portable
 from observatoire.progress import Progress, track
 from observatoire.readers.layers import read_batiments
 from observatoire.readers.lineage import SourceReport, merge_reports
-from observatoire.readers.tiles import tile_grid
+from observatoire.readers.tiles import BBox, Tile, as_bbox, tile_grid
 
 TILE_SIZE = 20_000.0
 
+#: What every tile's reading shares: the source, the territory's CRS and folder, the
+#: box read and the extent the buildings must meet.
+TileShared = tuple[Source, str, Path, BBox, shapely.Geometry]
 
-def read_tile(tile: Any, shared: tuple[Any, ...]) -> tuple[gpd.GeoDataFrame, SourceReport]:
+
+def read_tile(tile: Tile, shared: TileShared) -> tuple[gpd.GeoDataFrame, SourceReport]:
     """Read the buildings of ``tile`` kept near the territory, and their report.
 
     The work of the executor's workers while streaming the buildings; ``shared``
@@ -36,7 +41,7 @@ def read_tile(tile: Any, shared: tuple[Any, ...]) -> tuple[gpd.GeoDataFrame, Sou
     return keep_near(result.frame, extent, result.report, "bâtiments"), result.report
 
 
-def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: Any,
+def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: shapely.Geometry,
                      total: LayerSum, *, executor: Executor | None = None,
                      progress: Progress | None = None) -> SourceReport:
     """Read the buildings tile by tile into the ``batiments`` layer; return their report.
@@ -48,11 +53,11 @@ def stream_batiments(territory: Territory, writer: GeoPackageWriter, extent: Any
     """
     source = territory.source("batiments")
     assert source is not None
-    box = tuple(float(v) for v in extent.bounds)
+    box = as_bbox(extent.bounds)
     out = LayerBuffer(writer, "batiments", total)
     reports = []
     executor = executor or SerialExecutor()
-    shared = (portable(source), territory.crs, territory.path.parent, box, extent)
+    shared: TileShared = (portable(source), territory.crs, territory.path.parent, box, extent)
     tiles = tile_grid(box, size=TILE_SIZE)
     for frame, report in track(progress, executor.imap(read_tile, tiles, shared=shared),
                                total=len(tiles), label="tuiles de bâtiments"):

@@ -28,7 +28,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -48,7 +47,7 @@ from observatoire.mutabilite import mutabilite_layers
 from observatoire.observation.run import observe
 from observatoire.outputs import StagedFile
 from observatoire.pipeline.batiments import stream_batiments
-from observatoire.pipeline.partitions import analyse_partitions
+from observatoire.pipeline.partitions import Views, analyse_partitions
 from observatoire.pipeline.publication import publish
 from observatoire.pipeline.staging import stage_parcels, staging_folder
 from observatoire.progress import Progress
@@ -193,7 +192,7 @@ class _Built:
     counts: dict[str, int]
     checksums: dict[str, str]
     write_start: float
-    views: dict[str, Any]
+    views: Views
 
 
 def _analyse(territory: Territory, writer: GeoPackageWriter, folder: Path, say: Progress,
@@ -237,11 +236,9 @@ def _analyse(territory: Territory, writer: GeoPackageWriter, folder: Path, say: 
 
     t = time.perf_counter()
     result = analyse_partitions(
-        staged, layers, extra_inputs(
-            mnt=extra.mnt, contraintes=extra.contraintes, voies_ferrees=extra.voies_ferrees,
-            postes_electriques=extra.postes_electriques, proprietaires=extra.proprietaires),
-        territory, writer, executor=executor,
-        target=territory.options.parcelles_par_partition, buildings=buildings, say=say)
+        staged, layers, extra_inputs(extra.read, contraintes=extra.contraintes), territory,
+        writer, executor=executor, target=territory.options.parcelles_par_partition,
+        buildings=buildings, say=say)
     timings["analyse"] = time.perf_counter() - t
     timings.update({f"analyse.{k}": v for k, v in result.timings.items()})
     written.update(result.written)
@@ -276,8 +273,8 @@ def _analyse(territory: Territory, writer: GeoPackageWriter, folder: Path, say: 
     counts.update({name: len(frame) for name, frame in outputs.items()})
     _write_layers(writer, outputs)
     # What the publication does not read is let go: memory for the maps and exports.
-    for name in ("zae_unites_candidates", "batiments_zae"):
-        result.views.pop(name, None)
+    result.views.pop("zae_unites_candidates", None)
+    result.views.pop("batiments_zae", None)
     trim()
     return _Built(layers=layers, outputs=outputs, tables=result.tables, counts=counts,
                   checksums=checksums, write_start=t, views=result.views)

@@ -107,7 +107,8 @@ def cross_pairs(staged: Staged, *, tolerance: float, progress: Progress | None =
         if not later:
             cache.pop(k, None)
             continue
-        own_idu, own_box = cache.pop(k, None) or _boxes(staged, commune)
+        cached = cache.pop(k, None)
+        own_idu, own_box = cached if cached is not None else _boxes(staged, commune)
         own = shapely.box(*(own_box + grow).T)
         own_tree = shapely.STRtree(own)
         picked_own: set[str] = set()

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 import geopandas as gpd
 import numpy as np
@@ -40,13 +40,11 @@ from observatoire.analysis.friches import zae_friches
 from observatoire.analysis.geometry import geoms, isin_sorted
 from observatoire.analysis.limites import commune_outlines
 from observatoire.analysis.units import (
-    available_in_zae,
     contiguity_pairs,
     eligible,
     gisements,
-    largest_available,
     meilleurs_sites,
-    parcel_owners,
+    parcel_proprietaires,
     sort_gisements,
     unit_of_parcel,
     unites_foncieres,
@@ -62,8 +60,36 @@ from observatoire.pipeline.staging import Commune, Staged
 from observatoire.progress import track
 from observatoire.publish.carte_selection import MAP_MAX_PARCELS, TopScores
 from observatoire.publish.fond import read_background
+from observatoire.readers.tiles import as_bbox
 
 log = logging.getLogger(__name__)
+
+class Views(TypedDict, total=False):
+    """What the publication reads of the parcels besides the layers (let go once read)."""
+
+    #: The parcels drawn on the map (:class:`~observatoire.publish.carte_selection.TopScores`).
+    carte: gpd.GeoDataFrame
+    #: How many parcels the territory has.
+    nb_parcelles: int
+    #: The parcels meeting a ZAE (``idu``, ``friche_id``, geometry), or ``None``.
+    zae: gpd.GeoDataFrame | None
+    #: Reads the parcels' columns the report needs back from the GeoPackage.
+    rapport: Callable[[], pd.DataFrame]
+    #: Reads the map's background (communes, roads, buildings) back from the GeoPackage.
+    fond: Callable[[], dict[str, gpd.GeoDataFrame]]
+    #: The land units meeting a ZAE, for the inventory.
+    zae_unites_candidates: gpd.GeoDataFrame
+    #: The buildings meeting those units, when the buildings are streamed.
+    batiments_zae: gpd.GeoDataFrame | None
+
+
+class SiteSettings(TypedDict):
+    """Keyword arguments of :func:`observatoire.analysis.units.gisements`."""
+
+    profile: str
+    seuil_bati: float
+    score_min: float
+
 
 @dataclass
 class Partitioned:
@@ -71,7 +97,7 @@ class Partitioned:
 
     written: dict[str, LayerSum]
     outputs: dict[str, gpd.GeoDataFrame]
-    views: dict[str, gpd.GeoDataFrame]
+    views: Views
     tables: dict[str, pd.DataFrame]
     timings: dict[str, float]
 
@@ -159,7 +185,7 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
     # Written by the caller; from now on held by the context only (indexed for the
     # distances), and not at all in this process once the context is sent to workers.
     layers.routes = layers.routes.iloc[:0].copy()
-    owners_table = extra.proprietaires
+    table_proprietaires = extra.proprietaires
     absents = extra.proprietaires_absents
 
     t = clock()
@@ -181,7 +207,6 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
     pair_lists: list[np.ndarray] = [np.stack([cross.a, cross.b])]
     zae_units = Spilled(staged.folder, "zae_unites")
     zae_parcels = Spilled(staged.folder, "zae_parcelles")
-    zae_rows: list[pd.DataFrame] = []
     zae_buildings = Spilled(staged.folder, "zae_batiments")
     # Links between parcels and friches: decided on the whole territory at the end (an
     # IDU is absent only when no partition holds it).
@@ -202,15 +227,15 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
             part = staged.group(group, staged.report)
             given = {}
             if buildings is not None:
-                pieces = [buildings(tuple(float(v) for v in c.bounds)) for c in group]
+                pieces = [buildings(as_bbox(c.bounds)) for c in group]
                 found = pd.concat(pieces) if len(pieces) > 1 else pieces[0]
                 given["batiments"] = found[~found.index.duplicated()].sort_index()
             gid = staged.gid(part["idu"])
             submitted.append(GroupTask(
-                part=part, bounds=tuple(float(v) for v in part.total_bounds), given=given,
+                part=part, bounds=as_bbox(part.total_bounds), given=given,
                 gid=gid, touching=isin_sorted(gid, cross.leaving(gid)),
-                owners=(parcel_owners(part, owners_table, absents=absents)
-                        if owners_table is not None else None)))
+                proprietaires=(parcel_proprietaires(part, table_proprietaires, absents=absents)
+                        if table_proprietaires is not None else None)))
             yield submitted[-1]
 
     executor = executor or SerialExecutor()
@@ -223,14 +248,14 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
     for done in track(say, results, total=len(groups), label="groupes de communes"):
         task = submitted.popleft()
         scored, local, wait, wait_site = done.scored, done.local, done.wait, done.wait_site
-        gid, owners = task.gid, task.owners
+        gid, proprietaires = task.gid, task.proprietaires
         # Land units and candidate sites closed inside the group were made by the
         # worker; the parcels of those that may reach across its edge are held until
         # every group is read.
         _buildings_on(_write_units(out_units, done.units, zae_tree, zae_units),
                       task.given.get("batiments"), zae_buildings)
         if wait.any():
-            held.add(scored, owners, gid, wait)
+            held.add(scored, proprietaires, gid, wait)
             out_parcels.add(scored[~wait])
             best.add(scored[~wait], gid[~wait])
         else:
@@ -242,20 +267,16 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
         # Here, while the workers analyse the next groups (a commune is whole in its group).
         outlines.append(commune_outlines(task.part))
         if wait_site.any():
-            open_sites.add(scored, owners, gid, wait_site)
+            open_sites.add(scored, proprietaires, gid, wait_site)
 
         # What the ZAE, the map and the report need of the parcels.
-        in_zae = scored["zae_id"].notna().to_numpy()
-        if in_zae.any():
-            zae_rows.append(_zae_rows(scored, gid, profile=first,
-                                      seuil_bati=opts.seuil_bati_gisement))
         if zae_tree is not None:
             hit = np.unique(zae_tree.query(np.asarray(scored.geometry.values),
                                            predicate="intersects")[0])
             if len(hit):
                 zae_parcels.append(scored.iloc[hit][["idu", "friche_id", "geometry"]])
-        # The local edges that the held parcels and the ZAE will need at the end.
-        need = wait | wait_site | in_zae
+        # The local edges that the held parcels and the open sites will need at the end.
+        need = wait | wait_site
         both = need[local[0]] & need[local[1]]
         if both.any():
             pair_lists.append(gid[local[:, both]])
@@ -271,7 +292,7 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
     graph = Graph.of(pair_lists, len(staged.idu))
     if held:
         frame, own, hgid = held.frame()
-        units = unites_foncieres(frame, owners=own, pairs=graph.within(hgid))
+        units = unites_foncieres(frame, proprietaires=own, pairs=graph.within(hgid))
         frame["uf_id"] = unit_of_parcel(frame, units).to_numpy(dtype=object)
         met = _write_units(out_units, units, zae_tree, zae_units)
         if met is not None and buildings is not None:
@@ -282,7 +303,7 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
             open_sites.set_units(hgid, frame["uf_id"].to_numpy(dtype=object))
     if open_sites:
         frame, own, sgid = open_sites.frame()
-        sites.append(gisements(frame, pairs=graph.within(sgid), owners=own,
+        sites.append(gisements(frame, pairs=graph.within(sgid), proprietaires=own,
                                **settings.sites()))
     out_parcels.flush()
     out_units.flush()
@@ -293,12 +314,6 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
     del all_sites, found
 
     zae = layers.zae.copy()
-    z = (pd.concat(zae_rows, ignore_index=True).sort_values("_gid", kind="stable")
-         .reset_index(drop=True) if zae_rows else _zae_rows(empty, np.empty(0, dtype=np.int64),
-                                                             profile=first, seuil_bati=0.0))
-    zae["plus_grand_terrain_libre_m2"] = largest_available(
-        z["ok"].to_numpy(dtype=bool), z["zae_id"].to_numpy(dtype=object),
-        z["inside"].to_numpy(dtype="float64"), graph.within(z["_gid"].to_numpy()), zae)
     timings["unites_gisements"] = clock() - t
 
     t = clock()
@@ -310,7 +325,7 @@ def analyse_partitions(staged: Staged, layers: Layers, extra: ExtraInputs,
         zae[name] = values
     timings["friches"] = clock() - t
 
-    views: dict[str, Any] = {
+    views: Views = {
         "carte": best.result(),
         "nb_parcelles": best.seen,
         "zae": pd.concat(zae_parcels.load(), ignore_index=True) if zae_parcels else None,
@@ -353,7 +368,7 @@ class GroupSettings:
     seuil_bati: float
     score_min: float
 
-    def sites(self) -> dict[str, Any]:
+    def sites(self) -> SiteSettings:
         """Arguments of :func:`observatoire.analysis.units.gisements`."""
         return {"profile": self.profile, "seuil_bati": self.seuil_bati,
                 "score_min": self.score_min}
@@ -366,12 +381,12 @@ class GroupTask:
     part: gpd.GeoDataFrame
     bounds: tuple[float, float, float, float]
     #: Context layers given for this group (``{"batiments": …}`` when streamed).
-    given: dict[str, Any]
+    given: dict[str, gpd.GeoDataFrame]
     #: Global ids of the parcels.
     gid: np.ndarray
     #: The parcels with an edge to another commune.
     touching: np.ndarray
-    owners: pd.DataFrame | None
+    proprietaires: pd.DataFrame | None
 
 
 @dataclass
@@ -402,17 +417,17 @@ def analyse_group(task: GroupTask, shared: tuple[AnalysisContext, GroupSettings]
     its edge (a component holding a ``touching`` parcel) are marked to be held.
     """
     ctx, settings = shared
-    part, owners, touching = task.part, task.owners, task.touching
+    part, proprietaires, touching = task.part, task.proprietaires, task.touching
     ind, _avail, scores = partition_task((part, task.bounds, task.given), ctx)
     local = contiguity_pairs(geoms(part), tolerance=settings.tolerance)
-    if owners is None:
+    if proprietaires is None:
         units = unites_foncieres(part)
         wait = np.zeros(len(part), dtype=bool)
     else:
-        key = pd.factorize(owners["cle"])[0]
+        key = pd.factorize(proprietaires["cle"])[0]
         wait = open_components(len(part), local, key >= 0, touching, same=key)
         rows = np.flatnonzero(~wait)
-        units = unites_foncieres(part.iloc[rows], owners=owners.iloc[rows],
+        units = unites_foncieres(part.iloc[rows], proprietaires=proprietaires.iloc[rows],
                                  pairs=_restrict(local, rows, len(part)))
     uf = np.full(len(part), None, dtype=object)
     uf[~wait] = unit_of_parcel(part[~wait], units).to_numpy(dtype=object)
@@ -421,7 +436,7 @@ def analyse_group(task: GroupTask, shared: tuple[AnalysisContext, GroupSettings]
     wait_site = open_components(len(part), local, ok, touching)
     rows = np.flatnonzero(~wait_site)
     sites = gisements(scored.iloc[rows], pairs=_restrict(local, rows, len(part)),
-                      owners=owners.iloc[rows] if owners is not None else None,
+                      proprietaires=proprietaires.iloc[rows] if proprietaires is not None else None,
                       **settings.sites())
     links = None
     if ctx.friches is not None:
@@ -462,15 +477,3 @@ def _buildings_on(units: gpd.GeoDataFrame | None, batiments: gpd.GeoDataFrame | 
     rows = np.unique(tree.query(np.asarray(units.geometry.values), predicate="intersects")[1])
     if len(rows):
         keep.append(batiments.iloc[rows])
-
-
-def _zae_rows(scored: gpd.GeoDataFrame, gid: np.ndarray, *, profile: str,
-              seuil_bati: float) -> pd.DataFrame:
-    """Return what :func:`largest_available` needs of the parcels of a ZAE."""
-    zid = scored["zae_id"]
-    sel = zid.notna().to_numpy()
-    ok, inside = available_in_zae(scored, profile=profile, seuil_bati=seuil_bati)
-    return pd.DataFrame({"_gid": gid[sel], "zae_id": zid[sel].astype(object).to_numpy(),
-                         "ok": ok[sel], "inside": inside[sel]})
-
-

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
@@ -34,6 +34,9 @@ from observatoire.publish.cnig_csv import cartofriches_files, stage_cnig_csv
 from observatoire.publish.consultation import stage_consultation
 from observatoire.publish.meilleurs_sites import best_sites_table
 from observatoire.publish.rapport import stage_report
+
+if TYPE_CHECKING:
+    from observatoire.pipeline.partitions import Views
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ class Publication:
     layers: Layers
     outputs: dict[str, gpd.GeoDataFrame]
     tables: dict[str, pd.DataFrame]
-    views: dict[str, Any]
+    views: Views
     territory: Territory
     say: Progress
     communes: dict[str, str] = field(default_factory=dict)
@@ -90,7 +93,7 @@ class Output:
 
 
 def publish(layers: Layers, outputs: dict[str, gpd.GeoDataFrame],
-            tables: dict[str, pd.DataFrame], views: dict[str, Any], territory: Territory,
+            tables: dict[str, pd.DataFrame], views: Views, territory: Territory,
             say: Progress, staged: list[StagedFile]) -> None:
     """Write every output of :data:`OUTPUTS` wanted to staged files, appended to ``staged``.
 
@@ -198,8 +201,8 @@ def _let_go(pub: Publication) -> list[StagedFile]:
 
     (:func:`~observatoire.publish.qgis.finalize_gpkg` reads only the layers' columns.)
     """
-    for name in ("carte", "zae"):
-        pub.views.pop(name, None)
+    pub.views.pop("carte", None)
+    pub.views.pop("zae", None)
     if "zae_unites" in pub.outputs:
         pub.outputs["zae_unites"] = pub.outputs["zae_unites"].iloc[:0].copy()
     trim()

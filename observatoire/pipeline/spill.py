@@ -55,19 +55,19 @@ class Held:
 
     def __init__(self) -> None:
         self.frames: list[gpd.GeoDataFrame] = []
-        self.owners: list[pd.DataFrame] = []
+        self.proprietaires: list[pd.DataFrame] = []
         self.gids: list[np.ndarray] = []
 
     def __bool__(self) -> bool:
         return bool(self.frames)
 
-    def add(self, scored: gpd.GeoDataFrame, owners: pd.DataFrame | None, gid: np.ndarray,
+    def add(self, scored: gpd.GeoDataFrame, proprietaires: pd.DataFrame | None, gid: np.ndarray,
             mask: np.ndarray) -> None:
         """Keep the rows of ``mask``."""
         rows = np.flatnonzero(mask)
         self.frames.append(scored.iloc[rows])
-        if owners is not None:
-            self.owners.append(owners.iloc[rows])
+        if proprietaires is not None:
+            self.proprietaires.append(proprietaires.iloc[rows])
         self.gids.append(gid[rows])
 
     def set_units(self, gid: np.ndarray, uf_id: np.ndarray) -> None:
@@ -87,10 +87,10 @@ class Held:
         order = np.argsort(gid, kind="stable")
         frame = pd.concat(self.frames, ignore_index=True).iloc[order].reset_index(drop=True)
         frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=self.frames[0].crs)
-        owners = None
-        if self.owners:
-            owners = pd.concat(self.owners, ignore_index=True).iloc[order].reset_index(
-                drop=True)
-        return frame, owners, gid[order]
+        proprietaires = None
+        if self.proprietaires:
+            proprietaires = pd.concat(self.proprietaires, ignore_index=True).iloc[order]
+            proprietaires = proprietaires.reset_index(drop=True)
+        return frame, proprietaires, gid[order]
 
 

@@ -16,7 +16,6 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -150,7 +149,12 @@ def portable(source: Source) -> Source:
     return replace(source, fields=dict(source.fields))
 
 
-def stage_group(task: tuple[int, tuple[Path, ...]], shared: tuple[Any, ...]) -> StagedGroup:
+#: What every group's staging shares: the parcel source, the territory's CRS, folder
+#: and communes, and the staging folder.
+StageShared = tuple[Source, str, Path, tuple[str, ...], Path]
+
+
+def stage_group(task: tuple[int, tuple[Path, ...]], shared: StageShared) -> StagedGroup:
     """Read group ``k`` of parcel files and write its parcels, split by commune, to GeoParquet.
 
     The work of the executor's workers while staging (any worker process may run
@@ -193,8 +197,8 @@ def stage_parcels(territory: Territory, folder: Path, *, executor: Executor | No
     idus: list[np.ndarray] = []
     executor = executor or SerialExecutor()
     groups = _file_groups(source.paths, STAGE_BYTES)
-    shared = (portable(source), territory.crs, territory.path.parent,
-              tuple(territory.communes), folder)
+    shared: StageShared = (portable(source), territory.crs, territory.path.parent,
+                           tuple(territory.communes), folder)
     for done in track(progress, executor.imap(stage_group, enumerate(groups), shared=shared),
                       total=len(groups), label="fichiers de parcelles"):
         reports.append(done.report)

@@ -110,7 +110,7 @@ VACANCY_STATUTS: dict[str, tuple[str, str]] = {
 }
 
 #: Owner categories of land units (``proprietaire_type``).
-OWNER_TYPES: dict[str, tuple[str, str]] = {
+PROPRIETAIRE_TYPES: dict[str, tuple[str, str]] = {
     "personne morale": ("#8856a7", "Personne morale"),
     "personne physique": ("#9ebcda", "Personne physique"),
     "inconnu": ("#d9d9d9", "Propriétaire inconnu"),

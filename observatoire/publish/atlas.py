@@ -44,7 +44,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import matplotlib
@@ -62,6 +62,9 @@ from matplotlib.textpath import TextPath
 from matplotlib.transforms import Affine2D
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 from pyproj import Transformer
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 from observatoire import __version__
 from observatoire.analysis.zae_inventory import observation_date
@@ -123,7 +126,7 @@ MAX_LOCAL_ROADS = 30_000
 BACKGROUND_ROAD_COLOURS = {c: STYLES[c]["color"] for c in ROAD_CLASSES}
 COMMUNE_COLOUR = STYLES["commune"]["color"]
 
-_RC: dict[str, Any] = {
+_RC: dict[RcKeyType, Any] = {
     "text.parse_math": False,
     "font.family": "DejaVu Sans",
     "font.size": 8,
@@ -301,18 +304,19 @@ def units_table(units: pd.DataFrame) -> Table:
     Owners are named only when the inventory says they are legal entities
     (``proprietaire_type`` « personne morale »), whatever the input holds.
     """
-    rows, swatches = [], []
+    rows: list[list[str]] = []
+    swatches: list[str | None] = []
     for k, u in enumerate(units.itertuples(index=False), start=1):
         kind = getattr(u, "proprietaire_type", None)
         kind = kind if kind in ("personne morale", "personne physique") else "inconnu"
-        owner = kind
+        proprietaire = kind
         if kind == "personne morale":
             name = getattr(u, "proprietaire_nom", None)
             siren = getattr(u, "proprietaire_siren", None)
             if name is not None and not pd.isna(name):
-                owner += f" : {name}"
+                proprietaire += f" : {name}"
             if siren is not None and not pd.isna(siren):
-                owner += f" (SIREN {siren})"
+                proprietaire += f" (SIREN {siren})"
         idus = _text(getattr(u, "idus", None)).replace("|", ", ")
         share = getattr(u, "part_dans_zae", None)
         area = f"{_m2(getattr(u, 'surface_m2', None))}"
@@ -321,7 +325,7 @@ def units_table(units: pd.DataFrame) -> Table:
         status = getattr(u, "statut_vacance", None)
         colour, label = STATUTS.get(status, STATUTS["inconnue"]) if isinstance(
             status, str) else STATUTS["inconnue"]
-        rows.append([str(k), f"{u.uf_id} — {idus}", area, owner,
+        rows.append([str(k), f"{u.uf_id} — {idus}", area, proprietaire,
                      _text(getattr(u, "occupants", None)),
                      label if isinstance(status, str) and status in STATUTS else _text(status),
                      _text(getattr(u, "raison_vacance", None))])

@@ -204,8 +204,9 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[str]], numeric: Seque
 
 def _figures(figures: Sequence[KeyFigure], per_row: int = 5) -> Table:
     """Lay the key figures out as cards, ``per_row`` to a row."""
-    cells = [[_p(f.label, "libelle"), _p(f.value, "valeur"), _p(f.detail, "detail")]
-             for f in figures]
+    # A card is a list of paragraphs; the last row is padded with empty cells.
+    cells: list[list[Paragraph] | str] = [
+        [_p(f.label, "libelle"), _p(f.value, "valeur"), _p(f.detail, "detail")] for f in figures]
     rows = [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
     rows[-1] += [""] * (per_row - len(rows[-1]))
     width = WIDTH / per_row

@@ -91,7 +91,7 @@ TRANCHES_EFFECTIF = {
 MIN_PIECE_M2 = 1.0
 
 
-_PUBLIC_OWNERS = (
+_PUBLIC_PROPRIETAIRES = (
     (re.compile(r"^(?:COMMUNE|VILLE|MAIRIE)\b"), "commune"),
     (re.compile(r"^(?:DEPARTEMENT|CONSEIL DEPARTEMENTAL|CONSEIL GENERAL)\b"), "département"),
     (re.compile(r"^(?:REGION|CONSEIL REGIONAL)\b"), "région"),
@@ -117,7 +117,7 @@ def maitrise_fonciere(kind: pd.Series, name: pd.Series, siren: pd.Series, *,
     legal = kind == "personne morale"
     norm = name.fillna("").astype(str).str.upper().str.normalize("NFKD").str.encode(
         "ascii", "ignore").str.decode("ascii").str.replace(r"[^A-Z0-9 ]", " ", regex=True)
-    for pattern, value in _PUBLIC_OWNERS:
+    for pattern, value in _PUBLIC_PROPRIETAIRES:
         hit = legal & (out == "inconnu") & norm.str.contains(pattern)
         out[hit] = value
     if epci_siren:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from observatoire.publish.assets import (
     FRICHE_STATUTS,
     OCCUPATIONS,
-    OWNER_TYPES,
+    PROPRIETAIRE_TYPES,
     SCORE_CLASSES,
     ZONE_TYPES,
     ScoringProfile,
@@ -71,6 +71,7 @@ ALIASES: dict[str, str] = {
     "zone_typezone": "Type de zone du PLU",
     "zone_activite": "Zone d'activités du PLU",
     "part_zae": "Part dans la zone d'activités",
+    "dist_zae_m": "Distance à la zone d'activités la plus proche (m)",
     "friche_statut": "Statut de la friche",
     "friche_type": "Type de friche",
     "pente_moy_pct": "Pente moyenne (%)",
@@ -122,7 +123,6 @@ ALIASES: dict[str, str] = {
     "zae_type": "Type de site économique",
     "zae_vocation": "Vocation dominante",
     "zae_origine": "Origine de la zone",
-    "plus_grand_terrain_libre_m2": "Plus grand terrain libre (m²)",
     "nb_unites": "Unités foncières",
     "nb_unites_vacantes": "Unités foncières vacantes",
     "taux_vacance": "Taux de vacance (unités)",
@@ -249,7 +249,7 @@ VALUE_MAPS: dict[str, dict[str, str]] = {
         "couche": "Couche de zones fournie",
         "derivee_plu": "Dérivée des zones d'activités du PLU",
     },
-    "proprietaire_type": {value: label for value, (_, label) in OWNER_TYPES.items()},
+    "proprietaire_type": {value: label for value, (_, label) in PROPRIETAIRE_TYPES.items()},
     "methode": {
         "proprietaire": "Parcelles contiguës d'un même propriétaire",
         "parcelle": "Une parcelle par unité (propriétaires inconnus)",

@@ -53,7 +53,7 @@ from observatoire.publish.assets import (
     FRICHE_STATUTS,
     GISEMENT_COLOUR,
     OCCUPATIONS,
-    OWNER_TYPES,
+    PROPRIETAIRE_TYPES,
     ROAD_CLASSES,
     SCORE_CLASSES,
     VACANCY_CLASSES,
@@ -528,7 +528,7 @@ def _symbology(table: SpatialTable, profiles: ProfileTexts | None) -> LayerStyle
         return LayerStyle(categorized_renderer("occupation", cats), None, first("uf_id"))
     if name == "unites_foncieres" and "proprietaire_type" in cols:
         cats = [(value, label, fill_symbol("", colour, "#525252", fill_alpha=150, width=0.2))
-                for value, (colour, label) in OWNER_TYPES.items()]
+                for value, (colour, label) in PROPRIETAIRE_TYPES.items()]
         cats.append(("", "Non renseigné", fill_symbol("", "#f0f0f0", "#525252", fill_alpha=150)))
         return LayerStyle(categorized_renderer("proprietaire_type", cats), None,
                           first("uf_id"))

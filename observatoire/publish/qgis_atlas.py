@@ -622,8 +622,7 @@ class _Sheet:
                 ("taux_vacance_surface", "Taux de vacance (surface)", percent),
                 ("surface_disponible_m2", "Surface disponible (vacante)", hectares),
                 ("plus_grande_surface_dispo_m2", "Plus grand lot disponible d'un seul tenant",
-                 hectares),
-                ("plus_grand_terrain_libre_m2", "Plus grand terrain libre", hectares)):
+                 hectares)):
             if self._has(column):
                 lines.append((label, fmt(_field(column))))
         if self.units is not None and "nb_occupants" in self.units.columns:

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import matplotlib
@@ -30,6 +30,9 @@ from jinja2 import Environment, select_autoescape
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 from observatoire import __version__
 from observatoire.analysis.scoring import UNDETERMINED
@@ -70,7 +73,7 @@ log = logging.getLogger(__name__)
 #: Number of candidate sites listed in the report.
 TOP_SITES = 15
 
-_RC: dict[str, Any] = {
+_RC: dict[RcKeyType, Any] = {
     "svg.hashsalt": "observatoire",
     "svg.fonttype": "path",
     "text.parse_math": False,
@@ -234,7 +237,7 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
     names = {**_commune_names(layers), **names}
     overview = _overview(layers, background or {}, names,
                          crs if crs is not None else getattr(parcelles, "crs", None), atlas)
-    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+    with matplotlib.rc_context(_RC):
         sections = [
             _available_land(parcelles, found, names),
             _best_sites(layers.get("gisements")),

@@ -372,6 +372,7 @@ def parse_etalab_lines(data: bytes) -> gpd.GeoDataFrame | None:
     # parsed with its own schema, then the features are put back in file order.
     multi_at = ([m.start() for m in re.finditer(rb'"MultiPolygon"', body)]
                 if b'"MultiPolygon"' in body else [])
+    parts: list[tuple[str, bytes, np.ndarray | None]]
     if not multi_at:
         parts = [("Polygon", body, None)]
     else:
@@ -382,7 +383,9 @@ def parse_etalab_lines(data: bytes) -> gpd.GeoDataFrame | None:
         parts = [(kind, b"\n".join(itertools.compress(lines, mask)), np.flatnonzero(mask))
                  for kind, mask in (("Polygon", ~is_multi), ("MultiPolygon", is_multi))
                  if mask.any()]
-    tables, geometries, positions = [], [], []
+    tables: list[pa.Table] = []
+    geometries: list[np.ndarray] = []
+    positions: list[np.ndarray] = []
     for kind, chunk, rows in parts:
         try:
             parsed = _parse_features(chunk, kind, first)
@@ -392,7 +395,8 @@ def parse_etalab_lines(data: bytes) -> gpd.GeoDataFrame | None:
             return None
         tables.append(parsed[0])
         geometries.append(parsed[1])
-        positions.append(rows)
+        if rows is not None:  # two kinds: their features' places in the file
+            positions.append(rows)
     table, geoms = tables[0], geometries[0]
     if len(tables) > 1:
         if tables[0].schema != tables[1].schema:

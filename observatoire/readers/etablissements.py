@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import logging
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -485,7 +486,7 @@ def _finish(frame: gpd.GeoDataFrame, report: SourceReport) -> gpd.GeoDataFrame:
     return conform(out, ETABLISSEMENTS)
 
 
-def _columns(frame: pd.DataFrame):  # type: ignore[no-untyped-def]
+def _columns(frame: pd.DataFrame) -> Callable[[str], pd.Series]:
     """Return a getter of text columns that yields an all-NULL column when absent."""
     def get(name: str) -> pd.Series:
         if name in frame:
@@ -565,10 +566,3 @@ def mask_natural_persons(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     for col in ("nom", "raison_sociale", "adresse"):
         out[col] = out[col].astype(object).where(~hidden, None)
     return out
-
-
-def empty_etablissements(crs: str) -> gpd.GeoDataFrame:
-    """Return an empty ``etablissements`` layer."""
-    return conform(gpd.GeoDataFrame({c: [] for c in ETABLISSEMENTS.columns},
-                                    geometry=gpd.GeoSeries([], crs=crs), crs=crs),
-                   ETABLISSEMENTS)

@@ -1,48 +1,31 @@
 """The analysis inputs read together: DEM, constraints, railways, substations, owners.
 
-Each family has its reader module, with the same signature as the other readers,
-``(source, *, crs, base) -> result``: :mod:`~observatoire.readers.mnt` (``mnt``),
+The kinds read here are those of stage ``analyse`` in the source registry
+(:data:`observatoire.sources.SOURCES`), each with its reader, of the same signature
+as the other readers, ``(source, *, crs, base) -> result``:
+:mod:`~observatoire.readers.mnt` (``mnt``),
 :mod:`~observatoire.readers.contraintes` (``contraintes``),
-:mod:`~observatoire.readers.reseaux` (``voies_ferrees``, ``postes_electriques``),
-:mod:`~observatoire.readers.proprietaires` (``proprietaires``) and
-:mod:`~observatoire.readers.mairies` (``mairies``).
+:mod:`~observatoire.readers.reseaux` (``voies_ferrees``, ``postes_electriques``) and
+:mod:`~observatoire.readers.proprietaires` (``proprietaires``).
 
-:data:`EXTRA_READERS` maps each source kind to its reader (used by ``validate``);
 :func:`read_extra_sources` reads those a territory declares into
-:class:`ExtraSources`.
+:class:`ExtraSources`; :func:`read_extra_source` reads one of them (or a town-hall
+source of the mutabilité) as the build does, for the build and ``validate``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import shapely
 
 from observatoire.config import Source, Territory
-from observatoire.readers.contraintes import read_contrainte
 from observatoire.readers.lineage import ReadResult, SourceReport
-from observatoire.readers.mairies import read_mairies
-from observatoire.readers.mnt import RasterResult, read_mnt
-from observatoire.readers.proprietaires import read_proprietaires
-from observatoire.readers.reseaux import read_postes_electriques, read_voies_ferrees
+from observatoire.sources import SOURCE_KINDS, kinds_read_at
 
 log = logging.getLogger(__name__)
-
-
-#: Source kind → reader, for ``validate`` and the build.
-EXTRA_READERS: dict[str, Callable[..., Any]] = {
-    "mnt": read_mnt,
-    "contraintes": read_contrainte,
-    "voies_ferrees": read_voies_ferrees,
-    "postes_electriques": read_postes_electriques,
-    "proprietaires": read_proprietaires,
-    # Read for the mutabilité (observatoire.mutabilite), checked here by validate.
-    "mairies": read_mairies,
-    "chefs_lieux": read_mairies,
-}
 
 
 @dataclass
@@ -51,29 +34,24 @@ class ExtraSources:
 
     Attributes
     ----------
-    mnt, voies_ferrees, postes_electriques, proprietaires
-        Results of the readers, ``None`` for a source not configured.
+    read
+        Source kind → result of its reader (a ``RasterResult`` for ``mnt``, a
+        ``ReadResult`` otherwise), for the single sources configured.
     contraintes
         ``(source, result)`` of every constraint layer, in file order.
     """
 
-    mnt: RasterResult | None = None
+    read: dict[str, Any] = field(default_factory=dict)
     contraintes: list[tuple[Source, ReadResult]] = field(default_factory=list)
-    voies_ferrees: ReadResult | None = None
-    postes_electriques: ReadResult | None = None
-    proprietaires: ReadResult | None = None
 
     def reports(self) -> list[SourceReport]:
         """Return the reports of every source read, for the ``sources`` table."""
-        out = [r.report for r in (self.mnt, self.voies_ferrees, self.postes_electriques,
-                                  self.proprietaires) if r is not None]
+        out = [self.read[k].report for k in kinds_read_at("analyse") if k in self.read]
         return out + [r.report for _, r in self.contraintes]
 
     def available(self) -> set[str]:
         """Kinds of the sources read."""
-        kinds = {k for k in ("mnt", "voies_ferrees", "postes_electriques", "proprietaires")
-                 if getattr(self, k) is not None}
-        return kinds | ({"contraintes"} if self.contraintes else set())
+        return set(self.read) | ({"contraintes"} if self.contraintes else set())
 
 
 def read_extra_sources(territory: Territory, *,
@@ -91,19 +69,19 @@ def read_extra_sources(territory: Territory, *,
     Returns
     -------
     ExtraSources
-        The results; sources not configured are ``None`` (or an empty list).
+        The results; sources not configured are absent.
     """
     out = ExtraSources()
-    if (src := territory.source("mnt")) is not None:
-        log.info("lecture du MNT (%s)", ", ".join(p.name for p in src.paths))
-        out.mnt = read_extra_source(src, territory, bounds=bounds)
-    for src in territory.constraints:
-        log.info("lecture de la contrainte « %s »", src.name)
-        out.contraintes.append((src, read_extra_source(src, territory, bounds=bounds)))
-    for kind in ("voies_ferrees", "postes_electriques", "proprietaires"):
-        if (src := territory.source(kind)) is not None:
-            log.info("lecture de %s (%s)", kind, ", ".join(p.name for p in src.paths))
-            setattr(out, kind, read_extra_source(src, territory, bounds=bounds))
+    kinds = kinds_read_at("analyse")
+    for src in territory.all_sources():
+        if src.kind not in kinds:
+            continue
+        log.info("lecture de %s (%s)", src.key or src.kind, ", ".join(p.name for p in src.paths))
+        result = read_extra_source(src, territory, bounds=bounds)
+        if SOURCE_KINDS[src.kind].is_list:
+            out.contraintes.append((src, result))
+        else:
+            out.read[src.kind] = result
     return out
 
 
@@ -116,7 +94,7 @@ def read_extra_source(source: Source, territory: Territory, *,
     Parameters
     ----------
     source
-        A source of a kind of :data:`EXTRA_READERS`.
+        A source of stage ``analyse`` or ``mutabilite`` in the registry.
     territory
         The loaded territory file.
     bounds
@@ -132,9 +110,10 @@ def read_extra_source(source: Source, territory: Territory, *,
         As the source's reader.
     """
     kw: dict[str, Any] = {"crs": territory.crs, "base": territory.path.parent}
+    read = SOURCE_KINDS[source.kind].reader
     if source.kind == "mnt":
-        return read_mnt(source, bounds=bounds, **kw)
-    result = EXTRA_READERS[source.kind](source, **kw)
+        return read(source, bounds=bounds, **kw)
+    result = read(source, **kw)
     if bounds is None:
         return result
     report = result.report
@@ -149,4 +128,4 @@ def read_extra_source(source: Source, territory: Territory, *,
     return result
 
 
-__all__ = ["EXTRA_READERS", "ExtraSources", "read_extra_source", "read_extra_sources"]
+__all__ = ["ExtraSources", "read_extra_source", "read_extra_sources"]

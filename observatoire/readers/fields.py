@@ -74,11 +74,11 @@ def map_fields(frame: pd.DataFrame, mapping: Mapping[str, str | Iterable[str]],
                 break
     missing = [c for c in required if c not in data]
     if missing:
-        cands = mapping.get(missing[0], missing[0])
-        cands = [cands] if isinstance(cands, str) else list(cands)
+        looked = mapping.get(missing[0], missing[0])
+        names = [looked] if isinstance(looked, str) else list(looked)
         raise SchemaError(
             f"{where(path, layer, missing[0])} : champ obligatoire introuvable (cherché : "
-            f"{', '.join(cands)}) ; indiquez le champ source avec « {prefix}.{missing[0]} = "
+            f"{', '.join(names)}) ; indiquez le champ source avec « {prefix}.{missing[0]} = "
             f"\"NOM_DU_CHAMP\" » dans le fichier de territoire ; champs disponibles : {available}"
         )
     out = pd.DataFrame(data, index=frame.index)

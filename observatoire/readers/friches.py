@@ -33,7 +33,7 @@ from observatoire.readers.layers import stable_sort
 from observatoire.readers.lineage import ReadResult, SourceReport, new_report, relative_name
 from observatoire.readers.provenance import note_provenance
 from observatoire.readers.tiles import BBox, clip_to_bbox
-from observatoire.schema import FRICHES, FRICHES_SURFACES, LINEAGE, conform
+from observatoire.schema import FRICHES, FRICHES_SURFACES, LINEAGE, NULL, LayerSchema, conform
 
 FRICHES_FIELDS = {
     "site_id": ["site_id"],
@@ -88,7 +88,8 @@ def read_friches(source: Source, *, crs: str, base: Path | None = None,
         ``frame`` holds the points; ``extra["friches_surfaces"]`` the perimeters.
     """
     report = new_report("friches", source.paths, source.format, source.layer)
-    points, surfaces = [], []
+    points: list[gpd.GeoDataFrame] = []
+    surfaces: list[gpd.GeoDataFrame] = []
     for path in source.paths:
         fmt = source.format if source.format != "auto" else detect_format(path)
         report.format = fmt
@@ -124,10 +125,10 @@ def _crs_of(geoms: gpd.GeoSeries | np.ndarray) -> object:
     return geoms.crs if isinstance(geoms, gpd.GeoSeries) else None
 
 
-def _finish(frames: list[gpd.GeoDataFrame], crs: str, schema: object, report: SourceReport,
+def _finish(frames: list[gpd.GeoDataFrame], crs: str, schema: LayerSchema, report: SourceReport,
             *, count_dups: bool = True) -> gpd.GeoDataFrame:
     if not frames:
-        return conform(gpd.GeoDataFrame({c: [] for c in schema.columns},  # type: ignore[attr-defined]
+        return conform(gpd.GeoDataFrame({c: [] for c in schema.columns},
                                         geometry=gpd.GeoSeries([], crs=crs), crs=crs), schema)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
@@ -138,7 +139,7 @@ def _finish(frames: list[gpd.GeoDataFrame], crs: str, schema: object, report: So
     if count_dups:
         report.count("friches en double (même site_id) écartées", int(dup.sum()))
     frame = frame[~dup].reset_index(drop=True)
-    return conform(frame, schema)  # type: ignore[arg-type]
+    return conform(frame, schema)
 
 
 def _normalise_attrs(fields: pd.DataFrame, path: Path, layer: str | None,
@@ -273,8 +274,8 @@ def _read_vector_friches(path: Path, source: Source, report: SourceReport
     geoms = raw.geometry.values
     ids = shapely.get_type_id(geoms)
     is_area = np.isin(ids, [3, 6]) | ((ids == 7) & (shapely.area(geoms) > 0))
-    polys = np.where(is_area, geoms, None)
-    points = np.where(is_area, None, geoms)
+    polys = np.where(is_area, geoms, NULL)
+    points = np.where(is_area, NULL, geoms)
     if is_area.any():
         points[is_area] = shapely.point_on_surface(geoms[is_area])
     return (attrs, gpd.GeoSeries(points, index=attrs.index, crs=raw.crs),

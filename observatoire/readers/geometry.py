@@ -21,9 +21,6 @@ from observatoire.errors import GeometryError, where
 from observatoire.readers.gdal import gdal_notes
 from observatoire.readers.lineage import SourceReport
 
-_MULTI = {"Polygon": "MultiPolygon", "LineString": "MultiLineString", "Point": "Point"}
-
-
 _FAMILY = {
     "MultiPolygon": ("Polygon", "MultiPolygon"),
     "MultiLineString": ("LineString", "MultiLineString"),

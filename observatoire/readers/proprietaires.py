@@ -40,7 +40,7 @@ DGFIP_COLUMNS = {
 #: Rights held by an owner in the DGFiP file (propriétaire, nu-propriétaire, bailleur à
 #: construction, foncier, bailleur à réhabilitation); managers, occupants, usufructuaries
 #: and lessees are not owners.
-OWNER_RIGHTS = {"P", "N", "B", "F", "V"}
+PROPRIETAIRE_DROITS = {"P", "N", "B", "F", "V"}
 
 
 #: DGFiP « groupe de personne » (the suffix A marks Alsace-Moselle agricultural funds).
@@ -62,7 +62,7 @@ TABLE_FIELDS = {
 }
 
 
-OWNER_COLUMNS = ["idu", "proprietaire_cle", "proprietaire_type", "proprietaire_nom",
+PROPRIETAIRES_COLUMNS = ["idu", "proprietaire_cle", "proprietaire_type", "proprietaire_nom",
                  "proprietaire_siren", "proprietaire_forme", "proprietaire_groupe", LINEAGE]
 
 
@@ -157,16 +157,16 @@ def read_proprietaires(source: Source, *, crs: str, base: Path | None = None) ->
                                           else "table")
         report.format = this
         if this == "personnes_morales":
-            frame = _dgfip_owners(raw, source, path, report)
+            frame = _dgfip_proprietaires(raw, source, path, report)
         else:
-            frame = _table_owners(raw, source, path, report)
+            frame = _table_proprietaires(raw, source, path, report)
         frame[LINEAGE] = relative_name(path, base)
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     frame = frame.drop_duplicates(["idu", "proprietaire_cle"]).sort_values(
         ["idu", "proprietaire_cle"], kind="stable").reset_index(drop=True)
     report.features_kept = len(frame)
-    return ReadResult(frame[OWNER_COLUMNS], report)  # type: ignore[arg-type]
+    return ReadResult(frame[PROPRIETAIRES_COLUMNS], report)
 
 
 def _find_columns(raw: pd.DataFrame, wanted: Mapping[str, list[str]],
@@ -191,7 +191,7 @@ def _find_columns(raw: pd.DataFrame, wanted: Mapping[str, list[str]],
     return found
 
 
-def _dgfip_owners(raw: pd.DataFrame, source: Source, path: Path, report: SourceReport
+def _dgfip_proprietaires(raw: pd.DataFrame, source: Source, path: Path, report: SourceReport
                   ) -> pd.DataFrame:
     cols = _find_columns(raw, DGFIP_COLUMNS, source.fields, path)
     for need in ("departement", "commune", "section", "numero", "nom"):
@@ -213,10 +213,10 @@ def _dgfip_owners(raw: pd.DataFrame, source: Source, path: Path, report: SourceR
     keep = idu.str.match(_IDU) & s["section"].ne("") & s["numero"].str.strip("0").ne("")
     report.count("lignes sans identifiant de parcelle valide écartées", int((~keep).sum()))
     if "droit" in s:
-        owner = s["droit"].str.upper().isin(OWNER_RIGHTS) | (s["droit"] == "")
+        is_proprietaire = s["droit"].str.upper().isin(PROPRIETAIRE_DROITS) | (s["droit"] == "")
         report.count("droits autres que propriétaire (gérant, usufruitier…) écartés",
-                     int((keep & ~owner).sum()))
-        keep &= owner
+                     int((keep & ~is_proprietaire).sum()))
+        keep &= is_proprietaire
     siren = s.get("siren", pd.Series("", index=raw.index)).str.replace(" ", "")
     valid_siren = siren.str.match(_SIREN)
     nom = s["nom"].replace("", None)
@@ -238,7 +238,7 @@ def _dgfip_owners(raw: pd.DataFrame, source: Source, path: Path, report: SourceR
     return frame[~empty_key].astype(object).where(frame[~empty_key].notna(), None)
 
 
-def _owner_type(values: pd.Series) -> pd.Series:
+def _proprietaire_type(values: pd.Series) -> pd.Series:
     v = values.astype(object).where(values.notna(), "").astype(str).map(normalise_name)
     out = pd.Series("inconnu", index=values.index, dtype=object)
     out[v.str.contains("moral") | v.isin(["pm", "m"])] = "personne morale"
@@ -246,7 +246,7 @@ def _owner_type(values: pd.Series) -> pd.Series:
     return out
 
 
-def _table_owners(raw: pd.DataFrame, source: Source, path: Path, report: SourceReport
+def _table_proprietaires(raw: pd.DataFrame, source: Source, path: Path, report: SourceReport
                   ) -> pd.DataFrame:
     cols = _find_columns(raw, {k: [normalise_name(n) for n in v]
                                for k, v in TABLE_FIELDS.items()}, source.fields, path)
@@ -270,7 +270,7 @@ def _table_owners(raw: pd.DataFrame, source: Source, path: Path, report: SourceR
     report.count("lignes sans identifiant de parcelle valide écartées", int((~keep).sum()))
     siren = col("proprietaire_siren").fillna("").str.replace(" ", "")
     valid_siren = siren.str.match(_SIREN)
-    kind = _owner_type(col("proprietaire_type"))
+    kind = _proprietaire_type(col("proprietaire_type"))
     # Without a declared type, a valid SIREN means a legal entity; nothing else is assumed.
     kind = kind.where(~((kind == "inconnu") & valid_siren), "personne morale")
     legal = kind == "personne morale"

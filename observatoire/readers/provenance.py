@@ -323,8 +323,8 @@ def _fallback_date(report: SourceReport, layers: Mapping[str, pd.DataFrame | Non
         except OSError:
             continue
     if stamps:
-        date, path = max(stamps)
-        report.data_date = date.isoformat()
+        day, path = max(stamps)
+        report.data_date = day.isoformat()
         report.data_date_origin = _ORIGIN_MTIME.format(file=path.name)
 
 

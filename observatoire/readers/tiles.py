@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +35,12 @@ BBOX_MARGIN_SHARE = 0.01
 
 
 BBox = tuple[float, float, float, float]
+
+
+def as_bbox(values: Iterable[float]) -> BBox:
+    """Return four bounds (xmin, ymin, xmax, ymax) as a :data:`BBox` of floats."""
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return (x0, y0, x1, y1)
 
 
 def bbox_in_file_crs(path: Path, layer: str | None, bbox: BBox, *, crs: str,
@@ -89,7 +95,7 @@ def bbox_in_file_crs(path: Path, layer: str | None, bbox: BBox, *, crs: str,
             *wide, densify_pts=51)
     except Exception:  # pyproj refuses the CRS or the transformation
         return None
-    return tuple(float(v) for v in out) if np.isfinite(out).all() else None  # type: ignore[return-value]
+    return as_bbox(out) if np.isfinite(out).all() else None
 
 
 def clip_to_bbox(frame: gpd.GeoDataFrame, bbox: BBox | None) -> gpd.GeoDataFrame:
@@ -320,7 +326,7 @@ def _box_in_territory_crs(path: Path, layer: str | None, box: BBox, *, crs: str,
                                    always_xy=True).transform_bounds(*box, densify_pts=51)
     except Exception:  # pyproj refuses the CRS or the transformation
         return None
-    return tuple(float(v) for v in out) if np.isfinite(out).all() else None  # type: ignore[return-value]
+    return as_bbox(out) if np.isfinite(out).all() else None
 
 
 def _bbox_read_boxes(path: Path, layer: str | None, bbox: BBox, *, crs: str,
@@ -333,7 +339,7 @@ def _bbox_read_boxes(path: Path, layer: str | None, bbox: BBox, *, crs: str,
         state = path.stat()
     except OSError:
         return None, None
-    return _bbox_read_boxes_of(str(path), layer, tuple(float(v) for v in bbox), crs, declared,
+    return _bbox_read_boxes_of(str(path), layer, as_bbox(bbox), crs, declared,
                                state.st_size, state.st_mtime_ns)
 
 
