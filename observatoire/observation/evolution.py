@@ -15,6 +15,7 @@ import pandas as pd
 
 from observatoire.observation.history import Observation
 from observatoire.observation.lineage import INCHANGEE, SUPPRIMEE, parcel_lineage
+from observatoire.schema import NULL
 
 #: Main change of a parcel (``evolution`` column, the layer's style), by priority.
 NOUVELLEMENT_BATIE = "nouvellement bâtie"
@@ -90,7 +91,7 @@ def evolution_parcelles(old: Observation, new: Observation, *,
         out[f"avant_{cls}"] = _column(before, cls, dtype=object)
         out[cls] = b[cls].to_numpy()
         moved = (out[cls].fillna("") != out[f"avant_{cls}"].fillna("")).to_numpy()
-        out[f"critere_{profile}"] = np.where(moved, _moved_criterion(b, before, profile), None)
+        out[f"critere_{profile}"] = np.where(moved, _moved_criterion(b, before, profile), NULL)
         classes |= moved
     lineage_changed = (out["changement"] != INCHANGEE).to_numpy()
     out["evolution"] = np.select(
@@ -141,7 +142,7 @@ def evolution_gisements(old: Observation, new: Observation,
     # Pairs from every new parcel (unchanged ones too: they keep their site).
     pairs = _site_pairs(old, new)
     pairs = pairs[pairs["gisement"].isin(b.index) & pairs["gisement_avant"].isin(a.index)]
-    rows = []
+    rows: list[tuple[object, str | None, str, float, float, object]] = []
     for site, group in pairs.groupby("gisement"):
         previous = sorted(set(group["gisement_avant"]))
         before = float(a.loc[previous, "surface_m2"].sum())
@@ -332,7 +333,7 @@ def _moved_criterion(b: pd.DataFrame, before: pd.DataFrame, profile: str) -> np.
     delta = b[columns].to_numpy(dtype=float) - before[columns].to_numpy(dtype=float)
     delta = np.nan_to_num(np.abs(delta), nan=0.0)
     names = np.array([c.removeprefix(prefix) for c in columns], dtype=object)
-    moved = np.where(delta.max(axis=1) > 0, names[delta.argmax(axis=1)], None)
+    moved: np.ndarray = np.where(delta.max(axis=1) > 0, names[delta.argmax(axis=1)], NULL)
     exclu = f"exclu_{profile}"
     if exclu in b and exclu in before:
         now = b[exclu].astype(object).fillna(False).astype(bool).to_numpy()

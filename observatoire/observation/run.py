@@ -75,7 +75,7 @@ class Evolution:
     jusqua: dt.date
     layers: dict[str, gpd.GeoDataFrame]
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, int | float]:
         """French label → number of changes."""
         parcelles = self.layers["evolution_parcelles"]
         kinds = parcelles["evolution"].value_counts()

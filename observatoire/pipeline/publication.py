@@ -37,6 +37,8 @@ from observatoire.publish.rapport import stage_report
 
 if TYPE_CHECKING:
     from observatoire.pipeline.partitions import Views
+    from observatoire.publish.cnig import FirstSeen
+    from observatoire.publish.rapport import Section
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +162,7 @@ def _cnig(pub: Publication) -> list[StagedFile]:
         cartofriches=cartofriches_files(pub.territory))]
 
 
-def _first_seen(pub: Publication) -> Any:
+def _first_seen(pub: Publication) -> FirstSeen | None:
     """Return the first observation of each ZAE and land unit (``None`` without history)."""
     observed = pub.views.get("observation")
     if observed is None or observed.observation is None:
@@ -217,7 +219,7 @@ def _report(pub: Publication) -> list[StagedFile]:
                          evolution=_evolution_section(pub))]
 
 
-def _evolution_section(pub: Publication) -> Any:
+def _evolution_section(pub: Publication) -> Section | None:
     """Return the report's section « Évolution depuis <date> » (None for a first observation)."""
     observed = pub.views.get("observation")
     if observed is None or observed.evolution is None or observed.observation is None:

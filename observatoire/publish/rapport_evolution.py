@@ -67,7 +67,7 @@ def evolution_section(folder: Path, manifest: Mapping[str, str], evolution: Evol
     section.paragraphs.append(
         f"Séries sur les {len(manifest)} observations de l'historique "
         f"({', '.join(french_date(dt.date.fromisoformat(d)) for d in manifest)}).")
-    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+    with matplotlib.rc_context(_RC):
         figures = _series(folder, manifest, section, profile=profile, seuil_bati=seuil_bati)
     dates = list(figures.index)
     section.tables.append(Table(
