@@ -604,7 +604,9 @@ def output_lines(outputs: Sequence[Path], output_dir: Path) -> list[str]:
     done: set[Path] = set()
     for path in outputs:
         found = group(path)
-        if found is None:
+        if path.name == "observations.json":  # the history's commit
+            lines.append(f"Historique des observations : {_display(path.parent)}/")
+        elif found is None:
             lines.append(_display(path))
         elif found[0] not in done:
             folder, describe = found

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -265,8 +266,6 @@ def test_evolution_csv_and_styles(vintages):
 
 @pytest.mark.slow
 def test_report_section_and_series(vintages):
-    import re
-
     out, *_ = vintages
     page = (out / "rapport.html").read_text(encoding="utf-8")
     assert "Évolution depuis le 23 novembre 2021" in page
@@ -304,6 +303,28 @@ def test_cnig_dates_from_the_history(vintages):
     assert len(terrains) == 10
     assert set(terrains["terr_identif_date"]) == {D1.isoformat()}
     assert set(terrains["terr_actu_date"]) == {D2.isoformat()}
+
+
+@pytest.mark.slow
+def test_cli_evolution_between_two_observations(vintages, capsys):
+    from observatoire.cli import main
+
+    out, _, second, _ = vintages
+    gpkg = out / "observatoire.gpkg"
+    layers = dict(pyogrio.list_layers(gpkg))
+    (out / "evolution.csv").unlink()
+    assert main(["evolution", "--config", str(second), "--depuis", D1.isoformat(),
+                 "--jusqua", D2.isoformat()]) == 0
+    printed = capsys.readouterr().out
+    assert "Évolution du 23/11/2021 au 01/01/2025 :" in printed
+    assert re.search(r"parcelles divisées +1\n", printed)
+    assert re.search(r"parcelles nouvellement bâties +1\n", printed)
+    assert re.search(r"foncier consommé en ZAE \(ha\) +0,41\n", printed)
+    # The same layers, the evolution layers rewritten in place; the CSV written again.
+    assert dict(pyogrio.list_layers(gpkg)) == layers
+    assert pyogrio.read_info(gpkg, layer="parcelles")["features"] == 828 - 3 + 3
+    assert pyogrio.read_info(gpkg, layer="evolution_parcelles")["features"] == 5
+    assert (out / "evolution.csv").exists()
 
 
 @pytest.mark.slow
