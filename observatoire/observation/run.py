@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 
@@ -78,19 +79,27 @@ class Evolution:
     def counts(self) -> dict[str, int | float]:
         """French label → number of changes."""
         parcelles = self.layers["evolution_parcelles"]
-        kinds = parcelles["evolution"].value_counts()
+        kinds = parcelles["changement"].value_counts()  # the lineage
+        classes = np.zeros(len(parcelles), dtype=bool)
+        for column in parcelles.columns:
+            if column.startswith("avant_classe_"):
+                now = parcelles[column.removeprefix("avant_")]
+                classes |= (now.fillna("") != parcelles[column].fillna("")).to_numpy()
+        classes &= (parcelles["changement"] != "supprimée").to_numpy()
         zae = self.layers["evolution_zae"]
         friches = self.layers["evolution_friches"]["changement"].value_counts()
         sites = self.layers["evolution_gisements"]["statut"].value_counts()
         return {
-            "parcelles divisées": int(kinds.get("divisée", 0)),
+            # A parcel split in two gives two rows « divisée »: the parcels split are counted.
+            "parcelles divisées": int(parcelles.loc[parcelles["changement"] == "divisée",
+                                                    "idu_precedents"].nunique()),
             "parcelles fusionnées": int(kinds.get("fusionnée", 0)),
             "parcelles renumérotées": int(kinds.get("renumérotée", 0)),
             "parcelles créées": int(kinds.get("créée", 0)),
             "parcelles supprimées": int(kinds.get("supprimée", 0)),
             "parcelles nouvellement bâties": int(parcelles["nouvellement_batie"]
                                                  .fillna(False).astype(bool).sum()),
-            "changements de classe": int(kinds.get(evolution.CLASSE_MODIFIEE, 0)),
+            "changements de classe": int(classes.sum()),
             "gisements nouveaux": int(sites.get(evolution.GISEMENT_NOUVEAU, 0)),
             "gisements disparus": int(sites.get(evolution.GISEMENT_DISPARU, 0)),
             "gisements réduits": int(sites.get(evolution.GISEMENT_REDUIT, 0)),
