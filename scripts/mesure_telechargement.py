@@ -1,6 +1,8 @@
 """Time ``observatoire telecharger`` on Gennes against the tests' local copy of the publishers.
 
-Run: ``.venv/bin/python scripts/mesure_telechargement.py`` (no internet needed).
+Run: ``.venv/bin/python scripts/mesure_telechargement.py`` (no internet needed); with
+``--toutes``, every source the local copy serves for Gennes (BD TOPO, SIRENE,
+Géorisques and PatriNat as well; the BD ALTI fixture covers Strasbourg, not Gennes).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ def main() -> None:
     server.RequestHandlerClass = publishers._handler(pub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     folder = Path(tempfile.mkdtemp())
-    path = init_territory(folder / "gennes", communes=[publishers.INSEE])
+    sources = (["cadastre", "zonage", "friches", "bdtopo", "sirene", "georisques", "patrinat"]
+               if "--toutes" in sys.argv[1:] else ["cadastre", "zonage", "friches"])
+    path = init_territory(folder / "gennes", communes=[publishers.INSEE], sources=sources)
     start = time.perf_counter()
     outcome = telecharger(path, client=Client(), mirror=pub.url)
     first = time.perf_counter() - start
@@ -37,7 +41,8 @@ def main() -> None:
     second = time.perf_counter() - start
     size = sum(f.stat().st_size for f in (folder / "gennes" / "cache").rglob("*") if f.is_file())
     print(f"premier téléchargement {first:.2f} s, second (304) {second:.2f} s, "
-          f"cache {size / 1e3:.0f} ko, échecs : {sorted(outcome.failed) or 'aucun'}")
+          f"cache {size / 1e3:.0f} ko, échecs : {sorted(outcome.failed) or 'aucun'}, "
+          f"sources : {', '.join(sources)}")
     server.shutdown()
 
 

@@ -80,6 +80,10 @@ class SampleData:
     friches: list[dict[str, Any]]       # Cartofriches features
     sirene: bytes = b""                 # geo_siret_25.csv.gz
     bdtopo: bytes = b""                 # the 7z of D025
+    bdalti: bytes = b""                 # the BD ALTI 7z of D067
+    patrinat: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # typename ->
+    georisques: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # dataset ->
+    tri: dict[str, list[Any]] = field(default_factory=dict)  # typename -> L93 geometries
 
 
 def _features(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
@@ -122,15 +126,135 @@ def sample_data() -> SampleData:
 
     text = "\n".join(",".join(row) for row in [GEO_HEADER, *GEO_ROWS]) + "\n"
     return SampleData(cadastre, _features(zone_urba), _features(friches),
-                      gzip.compress(text.encode(), mtime=0), bdtopo_archive())
+                      gzip.compress(text.encode(), mtime=0), bdtopo_archive(), bdalti_archive(),
+                      patrinat_layers(zones), *georisques_data(parcels, buildings, zones))
+
+
+def georisques_data(parcels: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
+                    zones: gpd.GeoDataFrame
+                    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[Any]]]:
+    """The fixture's Géorisques rows (API v1 shapes) and TRI flood zones (Lambert-93).
+
+    The sample has no risk data: the outlines are real ones of the sample (two
+    parcels as SIS, one building's centre as an ICPE, two natural zones « N » of the
+    PLU as flood zones of strong and medium intensity), the identifiers, names and
+    attributes are the fixture's.
+    """
+    wgs = parcels.geometry.to_crs(4326)
+    sis = [{"id_sis": f"25SIS0000{i}", "identifiant_ssp": f"SSP0000{i}",
+            "nom": f"Ancienne usine {i}", "adresse": None, "superficie": round(area),
+            "geom": {**json.loads(shapely.to_geojson(shapely.multipolygons(
+                         shapely.get_parts(wgs.iloc[k])))),
+                     **({"crs": {"type": "name", "properties": {"name": "EPSG:4326"}}}
+                        if i == 1 else {})},
+            "adresse_lieudit": None, "code_insee": INSEE, "nom_commune": "Gennes",
+            "fiche_risque": None, "date_maj": "2025-06-01", "statut_classification": "SIS"}
+           for i, (k, area) in enumerate(((0, parcels.geometry.iloc[0].area),
+                                          (1, parcels.geometry.iloc[1].area)), start=1)]
+    centre = shapely.force_2d(buildings.geometry.iloc[2]).centroid
+    lon, lat = gpd.GeoSeries([centre], crs=buildings.crs).to_crs(4326).iloc[0].coords[0]
+    icpe = [{"raisonSociale": "Scierie de Gennes", "codeInsee": INSEE, "commune": "Gennes",
+             "codeNaf": "16.10A", "longitude": round(lon, 6), "latitude": round(lat, 6),
+             "codeAIOT": "0006500001", "siret": None, "regime": "E", "statutSeveso": "3",
+             "etatActivite": "En fonctionnement", "prioriteNationale": False, "ied": False,
+             "date_maj": "2025-06-01"}]
+    natural = zones.geometry[zones["TYPEZONE"] == "N"]
+    tri = {"ms:ALEA_SYNT_02_01FOR_FXX": [shapely.force_2d(natural.iloc[0])],
+           "ms:ALEA_SYNT_02_02MOY_FXX": [shapely.force_2d(natural.iloc[1])],
+           "ms:ALEA_SYNT_02_04FAI_FXX": []}
+    return {"ssp/conclusions_sis": sis, "installations_classees": icpe}, tri
+
+
+def _pos(ring: Any) -> str:
+    return " ".join(f"{x:.2f} {y:.2f}" for x, y in ring.coords)
+
+
+def _gml_polygon(poly: Any, gid: str) -> str:
+    inner = "".join(f"<gml:interior><gml:LinearRing><gml:posList srsDimension=\"2\">{_pos(r)}"
+                    f"</gml:posList></gml:LinearRing></gml:interior>" for r in poly.interiors)
+    return (f'<gml:Polygon gml:id="{gid}"><gml:exterior><gml:LinearRing>'
+            f'<gml:posList srsDimension="2">{_pos(poly.exterior)}</gml:posList>'
+            f"</gml:LinearRing></gml:exterior>{inner}</gml:Polygon>")
+
+
+def tri_gml(typename: str, geoms: list[Any], *, matched: int) -> bytes:
+    """A page of Géorisques' MapServer WFS 2.0 in GML 3.2 (``wfs:member``, ``ms:msGeometry``)."""
+    layer = typename.split(":", 1)[1]
+    members = []
+    for i, geom in enumerate(geoms, start=1):
+        polys = list(geom.geoms) if geom.geom_type == "MultiPolygon" else [geom]
+        surfaces = "".join(f"<gml:surfaceMember>{_gml_polygon(p, f'{layer}.{i}.{j}')}"
+                           f"</gml:surfaceMember>" for j, p in enumerate(polys))
+        members.append(
+            f'<wfs:member><ms:{layer} gml:id="{layer}.{i}"><ms:msGeometry>'
+            f'<gml:MultiSurface gml:id="{layer}.{i}.g" srsName="urn:ogc:def:crs:EPSG::2154">'
+            f"{surfaces}</gml:MultiSurface></ms:msGeometry><ms:typ_inond>01</ms:typ_inond>"
+            f"<ms:scenario>02Moy</ms:scenario></ms:{layer}></wfs:member>")
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<wfs:FeatureCollection '
+            f'xmlns:ms="http://mapserver.gis.umn.edu/mapserver" '
+            f'xmlns:gml="http://www.opengis.net/gml/3.2" '
+            f'xmlns:wfs="http://www.opengis.net/wfs/2.0" '
+            f'timeStamp="2025-09-01T06:00:00" numberMatched="{matched}" '
+            f'numberReturned="{len(geoms)}">{"".join(members)}</wfs:FeatureCollection>\n'
+            ).encode()
+
+
+def patrinat_layers(zones: gpd.GeoDataFrame) -> dict[str, list[dict[str, Any]]]:
+    """The fixture's PatriNat zones, with the WFS layers' raw field names.
+
+    The sample has no protected area: the outlines are the sample's real PLU zones
+    (its natural zones « N » as two ZNIEFF of type I, its agricultural zones « A »
+    as one ZPS), the identifiers and names are the fixture's. The ZNIEFF of type II
+    and Habitats-directive layers are empty in the territory's box.
+    """
+    def zone(kind: str, ident: str, name: str, part: slice = slice(None)) -> dict[str, Any]:
+        outline = shapely.union_all(zones.geometry[zones["TYPEZONE"] == kind].values[part])
+        frame = gpd.GeoDataFrame({"id_mnhn": [ident], "nom_site": [name],
+                                  "url_fiche": [f"https://inpn.mnhn.fr/site/{ident}"]},
+                                 geometry=[shapely.force_2d(outline)], crs=zones.crs)
+        return _features(frame.to_crs(4326))[0]
+
+    return {"patrinat_znieff1:znieff1": [zone("N", "430000001", "Vallon de Gennes",
+                                              slice(0, 5)),
+                                         zone("N", "430000002", "Bois de Gennes",
+                                              slice(5, None))],
+            "patrinat_znieff2:znieff2": [], "patrinat_sic:sic": [],
+            "patrinat_zps:zps": [zone("A", "FR4300001", "Plateau de Gennes")]}
 
 
 BDTOPO_EDITION = "2025-09-15"
 BDTOPO_NAME = f"BDTOPO_3-5_TOUSTHEMES_GPKG_LAMB93_D025_{BDTOPO_EDITION}"
 
 
+#: Buildings of the sample given the town-hall and school natures in the fixture's
+#: ``zone_d_activite_ou_d_interet`` (the sample has no such layer: the footprints are
+#: real, the natures are the fixture's, to test the « Mairie » filter and the 5 km cut).
+MAIRIE_BUILDING, ECOLE_BUILDING = 0, 1
+#: A third town hall, moved this far east (metres): outside Gennes plus 5 km.
+FAR_AWAY = 60_000.0
+
+
+def zones_d_interet() -> gpd.GeoDataFrame:
+    """The fixture's ``zone_d_activite_ou_d_interet``, with BD TOPO 3's field names."""
+    import shapely.affinity
+
+    buildings = gpd.read_file(SAMPLE / "building.gpkg")
+    mairie = shapely.force_2d(buildings.geometry.iloc[MAIRIE_BUILDING])
+    ecole = shapely.force_2d(buildings.geometry.iloc[ECOLE_BUILDING])
+    return gpd.GeoDataFrame({
+        "cleabs": ["SURFACTI0000000000000001", "SURFACTI0000000000000002",
+                   "SURFACTI0000000000000003"],
+        "categorie": ["Administratif ou militaire", "Science et enseignement",
+                      "Administratif ou militaire"],
+        "nature": ["Mairie", "Enseignement primaire", "Mairie"],
+        "toponyme": ["Mairie", "École", "Mairie"],
+    }, geometry=[mairie, ecole, shapely.affinity.translate(mairie, FAR_AWAY)],
+        crs=buildings.crs)
+
+
 def bdtopo_archive() -> bytes:
-    """A BD TOPO 7z of the sample's BD TOPO buildings and roads (layers named as IGN's)."""
+    """A BD TOPO 7z of the sample's BD TOPO buildings and roads, and the town halls of
+    :func:`zones_d_interet` (layers and fields named as IGN's)."""
     import tempfile
 
     import py7zr
@@ -141,6 +265,8 @@ def bdtopo_archive() -> bytes:
         for src, layer in (("building", "batiment"), ("road", "troncon_de_route")):
             frame = pyogrio.read_dataframe(SAMPLE / f"{src}.gpkg")
             pyogrio.write_dataframe(frame, gpkg, layer=layer, driver="GPKG")
+        pyogrio.write_dataframe(zones_d_interet(), gpkg, layer="zone_d_activite_ou_d_interet",
+                                driver="GPKG")
         archive = Path(tmp) / "a.7z"
         with py7zr.SevenZipFile(archive, "w") as z:
             z.write(gpkg, f"BDTOPO/1_DONNEES_LIVRAISON/{gpkg.name}")
@@ -158,6 +284,105 @@ def bdtopo_atom(base: str) -> bytes:
     return (f'<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
             f'xmlns:gpf_dl="https://data.geopf.fr/annexes/ressources/xsd/gpf_dl.xsd">'
             f"<title>BDTOPO</title>{entries}</feed>").encode()
+
+
+#: The BD ALTI fixture: Strasbourg (67482), the place of the repository's real DEM.
+STRASBOURG = "67482"
+BDALTI_EDITION = "2023-01-12"
+BDALTI_NAME = f"BDALTIV2_2-0_25M_ASC_LAMB93-IGN69_D067_{BDALTI_EDITION}"
+BDALTI_DELIVERY = "1_DONNEES_LIVRAISON_2023-02-00123"
+#: BD ALTI's grid: 25 m cells centred on multiples of 25 m; tiles of 25 km.
+BDALTI_RES = 25.0
+BDALTI_NODATA = -99999.0
+#: The western edge of the tile ``…_1050_6850_…`` (cell centres from x = 1,050,000 m).
+BDALTI_SPLIT = 1_050_000.0 - BDALTI_RES / 2
+
+
+def bdalti_grid() -> tuple[np.ndarray, Any]:
+    """The real 10 m DEM of tests/data (Strasbourg-Neudorf) averaged onto BD ALTI's grid.
+
+    The fixture's BD ALTI tiles are cut from this grid: real elevations, at their
+    real place, on the 25 m grid (cell centres on multiples of 25 m) of the product.
+    Returns the array (nodata -99999) and its affine transform.
+    """
+    import math
+    import warnings
+
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.warp import Resampling, reproject
+
+    with rasterio.open(Path(__file__).resolve().parent / "data" / "MNT.asc") as src:
+        data, bounds, transform, nodata = src.read(1), src.bounds, src.transform, src.nodata
+    half = BDALTI_RES / 2
+    west = math.floor((bounds.left + half) / BDALTI_RES) * BDALTI_RES - half
+    north = math.ceil((bounds.top - half) / BDALTI_RES) * BDALTI_RES + half
+    cols = math.ceil((bounds.right - west) / BDALTI_RES)
+    rows = math.ceil((north - bounds.bottom) / BDALTI_RES)
+    grid = np.full((rows, cols), BDALTI_NODATA, dtype=np.float64)
+    with warnings.catch_warnings():
+        # rasterio 1.4 multiplies Affine objects with ``*`` (affine 3 deprecates it).
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        dst_transform = from_origin(west, north, BDALTI_RES, BDALTI_RES)
+        reproject(data.astype(np.float64), grid, src_transform=transform, src_crs="EPSG:2154",
+                  src_nodata=nodata, dst_transform=dst_transform, dst_crs="EPSG:2154",
+                  dst_nodata=BDALTI_NODATA, resampling=Resampling.average)
+    return np.round(grid, 2), dst_transform
+
+
+def _asc(array: np.ndarray, west: float, south: float) -> bytes:
+    """An ESRI ASCII grid written as IGN writes the BD ALTI's (no .prj)."""
+    rows, cols = array.shape
+    head = (f"ncols        {cols}\nnrows        {rows}\nxllcorner    {west:.6f}\n"
+            f"yllcorner    {south:.6f}\ncellsize     {BDALTI_RES:.6f}\n"
+            f"NODATA_value  {BDALTI_NODATA:.2f}\n")
+    body = "\n".join(" ".join(f"{v:.2f}" for v in row) for row in array)
+    return (head + body + "\n").encode()
+
+
+def bdalti_archive() -> bytes:
+    """The D067 BD ALTI 7z: :func:`bdalti_grid` split into two tiles at x = 1,050 km.
+
+    Laid out as IGN's archives (``{name}/BDALTIV2/1_DONNEES_LIVRAISON_…/``
+    ``BDALTIV2_MNT_25M_ASC_LAMB93_IGN69_D067/BDALTIV2_25M_FXX_{x km}_{y km}_MNT_…asc``);
+    the tiles hold only the cells of the real DEM (IGN's are 1,000 × 1,000 cells), and
+    a ``LISEZ-MOI`` and, in another folder, an ``.asc`` that is no elevation grid.
+    """
+    import tempfile
+
+    import py7zr
+
+    grid, transform = bdalti_grid()
+    split = round((BDALTI_SPLIT - transform.c) / BDALTI_RES)
+    south = transform.f - grid.shape[0] * BDALTI_RES
+    folder = (f"{BDALTI_NAME}/BDALTIV2/{BDALTI_DELIVERY}/"
+              f"BDALTIV2_MNT_25M_ASC_LAMB93_IGN69_D067")
+    tiles = {
+        f"{folder}/BDALTIV2_25M_FXX_1025_6850_MNT_LAMB93_IGN69.asc":
+            _asc(grid[:, :split], transform.c, south),
+        f"{folder}/BDALTIV2_25M_FXX_1050_6850_MNT_LAMB93_IGN69.asc":
+            _asc(grid[:, split:], BDALTI_SPLIT, south),
+        f"{BDALTI_NAME}/BDALTIV2/LISEZ-MOI.txt": b"BD ALTI 25 m\n",
+        f"{BDALTI_NAME}/BDALTIV2/3_SUPPLEMENTS_LIVRAISON_2023-02-00123/"
+        f"BDALTIV2_MNT_25M_ASC_LAMB93_IGN69_D067/dalles.asc": b"pas une grille\n",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "a.7z"
+        with py7zr.SevenZipFile(archive, "w") as z:
+            for name, data in tiles.items():
+                z.writestr(data, name)
+        return archive.read_bytes()
+
+
+def bdalti_atom(base: str) -> bytes:
+    """The Atom listing of the D067 BD ALTI: two 25 m editions and a 75 m one."""
+    names = ["BDALTIV2_2-0_25M_ASC_LAMB93-IGN69_D067_2021-01-13", BDALTI_NAME,
+             "BDALTIV2_2-0_75M_ASC_LAMB93-IGN69_D067_2024-03-01"]
+    entries = "".join(f"<entry><id>{base}/resource/BDALTI/{n}</id><title>{n}</title>"
+                      f"<gpf_dl:zone label=\"D067\">D067</gpf_dl:zone></entry>" for n in names)
+    return (f'<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+            f'xmlns:gpf_dl="https://data.geopf.fr/annexes/ressources/xsd/gpf_dl.xsd">'
+            f"<title>BDALTI</title>{entries}</feed>").encode()
 
 
 @dataclass
@@ -265,6 +490,18 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
             if path == (f"/data.geopf.fr/telechargement/download/BDTOPO/{BDTOPO_NAME}/"
                         f"{BDTOPO_NAME}.7z"):
                 return self._file(pub.data.bdtopo, "application/x-7z-compressed", fault)
+            if path == "/data.geopf.fr/telechargement/resource/BDALTI" and \
+                    query.get("zone") == "D067":
+                return self._send(200, bdalti_atom(f"{pub.url}/data.geopf.fr/telechargement"),
+                                  "application/atom+xml", fault=fault)
+            if path == (f"/data.geopf.fr/telechargement/download/BDALTI/{BDALTI_NAME}/"
+                        f"{BDALTI_NAME}.7z"):
+                return self._file(pub.data.bdalti, "application/x-7z-compressed", fault)
+            if path.startswith("/www.georisques.gouv.fr/api/v1/"):
+                return self._georisques(path.removeprefix("/www.georisques.gouv.fr/api/v1/"),
+                                        query, fault)
+            if path == "/www.georisques.gouv.fr/services":
+                return self._tri(query, fault)
             if path == "/data.geopf.fr/wfs/ows":
                 return self._wfs(query, fault)
             if path == "/apidf-preprod.cerema.fr/cartofriches/geofriches/":
@@ -298,6 +535,9 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
             self._send(200, body, ctype, headers, fault)
 
         def _wfs(self, q: dict[str, str], fault: tuple[Any, ...] | None) -> None:
+            if (q.get("SERVICE"), q.get("REQUEST")) == ("WFS", "GetFeature") and \
+                    q.get("TYPENAMES") in pub.data.patrinat:
+                return self._patrinat(q, fault)
             if (q.get("SERVICE"), q.get("REQUEST"), q.get("TYPENAMES")) != (
                     "WFS", "GetFeature", "wfs_du:zone_urba"):
                 return self._send(400, b'{"exception": "bad request"}', "application/json",
@@ -309,6 +549,58 @@ def _handler(pub: Publishers) -> type[BaseHTTPRequestHandler]:
             body = {"type": "FeatureCollection", "features": page,
                     "totalFeatures": len(matched), "numberMatched": len(matched),
                     "numberReturned": len(page), "timeStamp": "2025-09-01T06:00:00Z"}
+            self._send(200, json.dumps(body).encode(), "application/json;charset=UTF-8",
+                       fault=fault)
+
+        def _georisques(self, dataset: str, q: dict[str, str],
+                        fault: tuple[Any, ...] | None) -> None:
+            """A page of the Géorisques API v1: ``{results, page, total_pages, data, …}``."""
+            if dataset not in pub.data.georisques or "code_insee" not in q:
+                return self._send(404, b'{"message": "Not Found"}', "application/json",
+                                  fault=fault)
+            rows = [r for r in pub.data.georisques[dataset]
+                    if q["code_insee"] in (r.get("code_insee"), r.get("codeInsee"))]
+            size, page = int(q.get("page_size", 10)), int(q.get("page", 1))
+            total = max(1, -(-len(rows) // size))
+            base = f"{pub.url}/www.georisques.gouv.fr/api/v1/{dataset}?"
+            body = {"results": len(rows), "page": page, "total_pages": total,
+                    "data": rows[(page - 1) * size: page * size], "response_code": 200,
+                    "message": "OK",
+                    "next": base + urlencode({**q, "page": page + 1}) if page < total else None,
+                    "previous": base + urlencode({**q, "page": page - 1}) if page > 1 else None}
+            self._send(200, json.dumps(body).encode(), "application/json", fault=fault)
+
+        def _tri(self, q: dict[str, str], fault: tuple[Any, ...] | None) -> None:
+            """Géorisques' WFS: a TRI layer in a ``BBOX=…,urn:ogc:def:crs:EPSG::2154``."""
+            keys = {k.upper(): v for k, v in q.items()}
+            if (keys.get("SERVICE"), keys.get("REQUEST")) != ("WFS", "GetFeature") or \
+                    keys.get("TYPENAMES") not in pub.data.tri:
+                body = (b'<?xml version="1.0"?><ows:ExceptionReport xmlns:ows='
+                        b'"http://www.opengis.net/ows/1.1"><ows:Exception exceptionCode='
+                        b'"InvalidParameterValue"/></ows:ExceptionReport>')
+                return self._send(200, body, "text/xml", fault=fault)
+            *bounds, crs = keys["BBOX"].split(",")
+            assert crs == "urn:ogc:def:crs:EPSG::2154"
+            box = shapely.box(*(float(v) for v in bounds))
+            matched = [g for g in pub.data.tri[keys["TYPENAMES"]] if g.intersects(box)]
+            start, count = int(keys.get("STARTINDEX", 0)), int(keys.get("COUNT", 1000))
+            self._send(200, tri_gml(keys["TYPENAMES"], matched[start:start + count],
+                                    matched=len(matched)),
+                       "text/xml; subtype=gml/3.2.1", fault=fault)
+
+        def _patrinat(self, q: dict[str, str], fault: tuple[Any, ...] | None) -> None:
+            """A PatriNat layer inside ``BBOX=lat0,lon0,lat1,lon1,urn:ogc:def:crs:EPSG::4326``."""
+            lat0, lon0, lat1, lon1, crs = q["BBOX"].split(",")
+            if crs != "urn:ogc:def:crs:EPSG::4326" or q.get("SRSNAME") != "EPSG:4326":
+                return self._send(400, b'{"exception": "bad bbox"}', "application/json",
+                                  fault=fault)
+            box = shapely.box(float(lon0), float(lat0), float(lon1), float(lat1))
+            matched = [f for f in pub.data.patrinat[q["TYPENAMES"]]
+                       if shapely.from_geojson(json.dumps(f["geometry"])).intersects(box)]
+            start, count = int(q.get("STARTINDEX", 0)), min(int(q.get("COUNT", 5000)), 5000)
+            page = matched[start:start + count]
+            body = {"type": "FeatureCollection", "features": page,
+                    "numberMatched": len(matched), "numberReturned": len(page)}
             self._send(200, json.dumps(body).encode(), "application/json;charset=UTF-8",
                        fault=fault)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import tomllib
@@ -30,6 +31,7 @@ from observatoire.errors import ConfigError
 __all__ = ["publishers", "sample_publishers_data"]  # fixtures used by name
 
 PARCELLES = f"cadastre-{INSEE}-parcelles.json.gz"
+SAMPLE_ZONING = Path(__file__).resolve().parents[1] / "data" / "sample" / "zoning.gpkg"
 
 
 def client(**kw: float) -> Client:
@@ -70,6 +72,50 @@ def test_urls_follow_the_publishers_layouts():
     assert url == "https://data.geopf.fr/wfs/ows"
     assert params["CQL_FILTER"] == "partition IN ('DU_25267','DU_242500361')"
     assert (params["STARTINDEX"], params["COUNT"]) == ("5000", "5000")
+
+
+def test_urls_of_the_terrain_and_constraint_publishers():
+    from observatoire.acquisition.bdalti import _crs, _meets
+    from observatoire.acquisition.urls import BDALTI_NAME, BDALTI_TILES
+
+    urls = Urls()
+    # BD ALTI: the listing by zone only; the projection read in it (Corsica: IGN78C).
+    assert urls.ign_resource("BDALTI", "2A") == (
+        "https://data.geopf.fr/telechargement/resource/BDALTI?zone=D02A")
+    assert urls.ign_resource("BDTOPO", "25").endswith("?zone=D025&format=GPKG")
+    listing = ("<title>BDALTIV2_2-0_25M_ASC_LAMB93-IGN78C_D02A_2021-06-22</title>"
+               "<title>BDALTIV2_2-0_75M_ASC_LAMB93-IGN78C_D02A_2024-01-01</title>")
+    [m] = re.finditer(BDALTI_NAME.format(zone="D02A"), listing)
+    assert (m["projection"], m["date"]) == ("LAMB93-IGN78C", "2021-06-22")
+    assert urls.bdalti("2A", "2021-06-22", projection="LAMB93-IGN78C") == (
+        "https://data.geopf.fr/telechargement/download/BDALTI/"
+        "BDALTIV2_2-0_25M_ASC_LAMB93-IGN78C_D02A_2021-06-22/"
+        "BDALTIV2_2-0_25M_ASC_LAMB93-IGN78C_D02A_2021-06-22.7z")
+    assert (_crs("LAMB93-IGN78C", "EPSG:2154"), _crs("RGR92UTM40S-REUN89", "EPSG:2975")) == (
+        "EPSG:2154", "EPSG:2975")
+    # The elevation tiles only (public code reads …/1_DONNEES_LIVRAISON_2021-10-00008/
+    # BDALTIV2_MNT_25M_ASC_LAMB93_IGN69_D085/*.asc), and only those meeting the box.
+    tile = ("BDALTIV2_2-0_25M_ASC_LAMB93-IGN69_D031_2016-11-17/BDALTIV2/1_DONNEES_LIVRAISON_"
+            "2017-02-00098/BDALTIV2_MNT_25M_ASC_LAMB93_IGN69_D031/"
+            "BDALTIV2_25M_FXX_0475_6200_MNT_LAMB93_IGN69.asc")
+    assert re.search(BDALTI_TILES, tile)
+    assert not re.search(BDALTI_TILES, tile.replace("1_DONNEES", "3_SUPPLEMENTS"))
+    # That tile covers x 475–500 km, y 6175–6200 km.
+    assert _meets(tile, (480_000, 6_180_000, 481_000, 6_181_000))
+    assert not _meets(tile, (501_000, 6_180_000, 502_000, 6_181_000))
+    assert not _meets(tile, (480_000, 6_200_100, 481_000, 6_201_000))
+    # Géorisques: API v1 per commune, and the WFS in Lambert-93.
+    assert urls.georisques("ssp/conclusions_sis", "25267", page=2) == (
+        "https://www.georisques.gouv.fr/api/v1/ssp/conclusions_sis",
+        {"code_insee": "25267", "page": "2", "page_size": "100"})
+    url, params = urls.georisques_wfs("ms:ALEA_SYNT_02_01FOR_FXX", (1.0, 2.0, 3.0, 4.0),
+                                      start=0, count=1000)
+    assert url == "https://www.georisques.gouv.fr/services"
+    assert params["BBOX"] == "1.0,2.0,3.0,4.0,urn:ogc:def:crs:EPSG::2154"
+    # PatriNat: the box latitude first (URN form), the answer longitude first.
+    _, params = urls.wfs_bbox("patrinat_zps:zps", (6.0, 47.0, 6.1, 47.1), start=0, count=10)
+    assert params["BBOX"] == "47.000000,6.000000,47.100000,6.100000,urn:ogc:def:crs:EPSG::4326"
+    assert params["SRSNAME"] == "EPSG:4326"
 
 
 def test_a_mirror_keeps_the_host_in_the_path(monkeypatch):
@@ -307,18 +353,23 @@ def test_bdtopo_newest_edition_cut_to_the_territory(publishers, tmp_path):
     cadastre.fetch(ctx)
     fetched = bdtopo.fetch(ctx)
     assert [(f.kind, f.layer, f.date) for f in fetched] == [
-        ("batiments", "batiment", "2025-09-15"), ("routes", "troncon_de_route", "2025-09-15")]
+        ("batiments", "batiment", "2025-09-15"), ("routes", "troncon_de_route", "2025-09-15"),
+        ("mairies", "zone_d_activite_ou_d_interet", "2025-09-15")]
     out = fetched[0].paths[0]
     # The sample's 325 buildings and 182 road sections all lie within Gennes plus 5 km.
     assert pyogrio.read_info(out, layer="batiment")["features"] == 325
     assert pyogrio.read_info(out, layer="troncon_de_route")["features"] == 182
+    # Of the three zones of interest: the school is not a town hall, the third town hall
+    # lies 60 km east, beyond the 5 km margin.
+    mairies = pyogrio.read_dataframe(out, layer="zone_d_activite_ou_d_interet")
+    assert mairies["cleabs"].tolist() == ["SURFACTI0000000000000001"]
     archive = out.parent / f"{bdtopo_name()}.7z"
     assert Cache(tmp_path / "cache").manifest(archive) is not None
     # Offline: the cached edition, no request.
     asked = len(publishers.requests)
     offline = context(publishers, tmp_path, offline=True)
     offline.bbox_wgs84 = ctx.bbox_wgs84
-    assert [f.date for f in bdtopo.fetch(offline)] == ["2025-09-15"] * 2
+    assert [f.date for f in bdtopo.fetch(offline)] == ["2025-09-15"] * 3
     assert len(publishers.requests) == asked
 
 
@@ -338,6 +389,12 @@ def test_init_writes_the_epci_and_its_communes(tmp_path):
     assert len(terr["communes"]) == 67 and INSEE in terr["communes"]
     assert terr["crs"] == "EPSG:2154"
     assert doc["telechargement"]["sources"] == ["cadastre", "zonage", "friches"]
+    # The comment above it names every source telecharger knows.
+    from observatoire.config import ACQUISITION_SOURCES
+
+    text = path.read_text(encoding="utf-8")
+    comment = text[text.index("[telechargement]"):text.index("sources = ")]
+    assert all(f" {name} " in comment or f" {name}," in comment for name in ACQUISITION_SOURCES)
     with pytest.raises(ConfigError, match="existe déjà"):
         init_territory(tmp_path / "gbm", epci=SIREN)
 
@@ -470,6 +527,18 @@ def test_real_publishers(tmp_path, monkeypatch):
         assert json.load(f)["features"]
 
 
+@pytest.mark.skipif(os.environ.get("OBSERVATOIRE_RESEAU") != "1",
+                    reason="test contre les vrais producteurs : OBSERVATOIRE_RESEAU=1 pour le "
+                           "lancer (accès Internet requis)")
+def test_real_publishers_terrain_and_constraints(tmp_path, monkeypatch):
+    monkeypatch.delenv("OBSERVATOIRE_MIROIR", raising=False)
+    path = init_territory(tmp_path / "gennes", communes=[INSEE],
+                          sources=["cadastre", "bdalti", "georisques", "patrinat"])
+    outcome = telecharger(path, client=Client(timeout=120))
+    assert outcome.failed == {}, {k: str(v) for k, v in outcome.failed.items()}
+    assert load_territory(path).source("mnt") is not None
+
+
 # --- command line -------------------------------------------------------------------------
 
 def test_cli_init_unknown_siren_is_one_french_line(tmp_path, capsys):
@@ -526,10 +595,383 @@ def test_bdtopo_layers_replace_the_cadastre_buildings_and_validate(publishers, t
     assert (territory.source("batiments").layer, territory.source("routes").layer) == (
         "batiment", "troncon_de_route")
     assert territory.source("batiments").producer == "IGN, BD TOPO"
+    assert territory.source("mairies").layer == "zone_d_activite_ou_d_interet"
     ok, lines = validate_territory(path)
     assert ok, lines
     assert any("sources.routes : 182 entités gardées" in line for line in lines)
+    assert any("sources.mairies : 1 entités gardées sur 1 lues" in line for line in lines)
     veille = {line.source: line for line in verifier(path, client=client(),
                                                      mirror=publishers.url)}
     assert (veille["bdtopo"].cached, veille["bdtopo"].published) == ("2025-09-15", "2025-09-15")
     assert not veille["bdtopo"].newer and veille["zonage"].published is None
+    # The cadastre alone, again: the BD TOPO's buildings stay (the cadastre's are a fallback).
+    telecharger(path, sources=["cadastre"], client=client(), mirror=publishers.url)
+    assert load_territory(path).source("batiments").layer == "batiment"
+
+
+# --- BD ALTI --------------------------------------------------------------------------------
+
+def strasbourg(pub: Publishers, tmp_path: Path, box_l93: tuple[float, float, float, float], *,
+               offline: bool = False) -> Context:
+    """A fetch for Strasbourg (D067, where the BD ALTI fixture is), its box given."""
+    from publishers import STRASBOURG
+    from pyproj import Transformer
+
+    ctx = Context(communes=(STRASBOURG,), epci_siren=None, crs="EPSG:2154",
+                  client=None if offline else client(), cache=Cache(tmp_path / "cache"),
+                  urls=Urls(pub.url))
+    ctx.bbox_wgs84 = Transformer.from_crs("EPSG:2154", "EPSG:4326", always_xy=True
+                                          ).transform_bounds(*box_l93)
+    return ctx
+
+
+def test_bdalti_newest_25m_edition_mosaicked_and_cut(publishers, tmp_path):
+    import numpy as np
+    import rasterio
+    from publishers import BDALTI_EDITION, BDALTI_NAME, BDALTI_SPLIT, bdalti_grid
+
+    from observatoire.acquisition import bdalti
+    from observatoire.config import Source
+    from observatoire.readers.mnt import read_mnt
+
+    box = (1_049_500.0, 6_839_000.0, 1_053_000.0, 6_841_500.0)
+    ctx = strasbourg(publishers, tmp_path, box)
+    assert bdalti.edition(ctx, "67") == (BDALTI_EDITION, "LAMB93-IGN69")  # not the 75 m one
+    [got] = bdalti.fetch(ctx)
+    assert (got.kind, got.format, got.date, got.producer) == (
+        "mnt", "geotiff", BDALTI_EDITION, "IGN, BD ALTI 25 m")
+    grid, transform = bdalti_grid()
+    with rasterio.open(got.paths[0]) as tif:
+        assert tif.crs.to_epsg() == 2154 and tif.res == (25.0, 25.0)
+        left, bottom, right, top = tif.bounds
+        data = tif.read(1)
+    # The box in lon/lat, back in Lambert-93 (a little larger): the cut is that box snapped
+    # outwards to the 25 m grid (edges at 12.5 m past a multiple of 25), and spans both tiles.
+    from pyproj import Transformer
+
+    wide = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True).transform_bounds(
+        *ctx.bbox_wgs84)
+    assert box[0] - 500 < wide[0] < box[0] and box[2] < wide[2] < box[2] + 500
+    snap = [math.floor((wide[0] - 12.5) / 25) * 25 + 12.5,
+            math.floor((wide[1] - 12.5) / 25) * 25 + 12.5,
+            math.ceil((wide[2] - 12.5) / 25) * 25 + 12.5,
+            math.ceil((wide[3] - 12.5) / 25) * 25 + 12.5]
+    assert [left, bottom, right, top] == pytest.approx(snap, abs=1e-6)
+    assert left < BDALTI_SPLIT < right
+    assert (left - transform.c) % 25 == 0 and (transform.f - top) % 25 == 0
+    # Cell for cell, the fixture's grid: nothing resampled.
+    r0, c0 = round((transform.f - top) / 25), round((left - transform.c) / 25)
+    assert np.array_equal(data, grid[r0:r0 + data.shape[0], c0:c0 + data.shape[1]]
+                          .astype(np.float32))
+    archive = tmp_path / "cache" / "bdalti" / BDALTI_EDITION / f"{BDALTI_NAME}.7z"
+    assert Cache(tmp_path / "cache").manifest(archive).producteur == "IGN, BD ALTI 25 m"
+    manifest = Cache(tmp_path / "cache").manifest(got.paths[0])
+    assert manifest.url.endswith(f"{BDALTI_NAME}.7z") and manifest.licence.startswith("Licence")
+    # The build's reader takes it as it is (EPSG:2154 declared, nodata as NaN).
+    mnt = read_mnt(Source(kind="mnt", paths=got.paths), crs="EPSG:2154")
+    assert mnt.array.shape == data.shape
+    assert np.isnan(mnt.array).sum() == (data == -99999).sum()
+    # Offline: the cached edition, the same GeoTIFF, no request.
+    asked = len(publishers.requests)
+    [again] = bdalti.fetch(strasbourg(publishers, tmp_path, box, offline=True))
+    assert again.paths == got.paths and again.date == BDALTI_EDITION
+    assert len(publishers.requests) == asked
+
+
+def test_bdalti_outside_its_tiles_is_refused(publishers, tmp_path):
+    from observatoire.acquisition import bdalti
+
+    ctx = strasbourg(publishers, tmp_path, (1_000_000.0, 6_700_000.0, 1_001_000.0, 6_701_000.0))
+    with pytest.raises(DownloadError, match="ne couvrent pas l'emprise du territoire"):
+        bdalti.fetch(ctx)
+    assert not list((tmp_path / "cache" / "bdalti").rglob("*.tif"))
+
+
+def test_bdalti_corrupt_archive_is_not_cached(publishers, tmp_path):
+    from publishers import BDALTI_NAME
+
+    from observatoire.acquisition import bdalti
+
+    publishers.inject(f"{BDALTI_NAME}.7z", ("corrompu",))
+    ctx = strasbourg(publishers, tmp_path, (1_050_000.0, 6_839_000.0, 1_051_000.0, 6_840_000.0))
+    with pytest.raises(DownloadError, match="corrompu ou tronqué"):
+        bdalti.fetch(ctx)
+    assert not list((tmp_path / "cache").rglob("*.7z"))
+    [got] = bdalti.fetch(ctx)  # served whole the next time
+    assert got.kind == "mnt"
+
+
+def test_bdalti_is_declared_as_the_mnt_and_watched(publishers, tmp_path):
+    from publishers import BDALTI_EDITION, STRASBOURG
+
+    path = init_territory(tmp_path / "s", communes=[STRASBOURG], sources=["bdalti"])
+    # Without the cadastre (not served for Strasbourg) the box is unknown: named, bit 16.
+    outcome = telecharger(path, client=client(), mirror=publishers.url)
+    assert "emprise du territoire inconnue" in str(outcome.failed["bdalti"])
+    assert outcome.exit_status == EXIT_FAILED + 16
+    [line] = verifier(path, client=client(), mirror=publishers.url)
+    assert (line.source, line.cached, line.published, line.newer) == (
+        "bdalti", None, BDALTI_EDITION, True)
+    # Fetched, it is written as the mnt source of the territory file.
+    from observatoire.acquisition import bdalti
+
+    [got] = bdalti.fetch(strasbourg(publishers, tmp_path / "s",
+                                    (1_050_000.0, 6_839_000.0, 1_051_000.0, 6_840_000.0)))
+    parcels = tmp_path / "s" / "parcelles.json.gz"
+    parcels.write_bytes(publishers.data.cadastre["parcelles"])
+    from observatoire.acquisition.contexte import Fetched
+
+    write_sources(path, [Fetched("parcelles", (parcels,), "etalab", "DGFiP", "2025-09-01"), got])
+    mnt = load_territory(path).source("mnt")
+    assert (mnt.paths, mnt.format, mnt.producer) == (got.paths, "geotiff", "IGN, BD ALTI 25 m")
+    [line] = verifier(path, client=client(), mirror=publishers.url)
+    assert (line.cached, line.newer) == (BDALTI_EDITION, False)
+
+
+# --- PatriNat -------------------------------------------------------------------------------
+
+def test_patrinat_layers_in_the_box_become_nature_constraints(publishers, tmp_path):
+    from observatoire.acquisition import patrinat
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    publishers.inject("patrinat_znieff1", ("statut", 500))  # retried
+    got = patrinat.fetch(ctx)
+    # The empty layers (ZNIEFF II, Habitats directive) are not declared.
+    assert [(f.kind, dict(f.extra)) for f in got] == [
+        ("contraintes", {"nom": "ZNIEFF de type I", "type": "nature"}),
+        ("contraintes", {"nom": "Natura 2000, directive Oiseaux (ZPS)", "type": "nature"})]
+    [seen] = [q for q in publishers.requests if "patrinat_zps" in q[0]]
+    assert "SRSNAME=EPSG%3A4326" in seen[0] and "urn%3Aogc%3Adef%3Acrs%3AEPSG%3A%3A4326" in seen[0]
+    doc = json.loads(got[0].paths[0].read_text(encoding="utf-8"))
+    assert [f["properties"]["nom_site"] for f in doc["features"]] == [
+        "Vallon de Gennes", "Bois de Gennes"]
+    manifest = Cache(tmp_path / "cache").manifest(got[0].paths[0])
+    assert manifest.producteur == "PatriNat (OFB, MNHN)" and "patrinat_znieff1" in manifest.url
+
+
+def test_patrinat_failing_second_page_fails_the_source(publishers, tmp_path):
+    from observatoire.acquisition import patrinat
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    ctx.page_size = 1  # the two ZNIEFF of type I on two pages
+    publishers.inject("patrinat_znieff1%3Aznieff1&OUTPUTFORMAT=application%2Fjson&SRSNAME="
+                      "EPSG%3A4326&COUNT=1&STARTINDEX=1", ("statut", 503), ("statut", 503),
+                      ("statut", 503), ("statut", 503), ("statut", 503))
+    with pytest.raises(DownloadError, match="503"):
+        patrinat.fetch(ctx)
+    assert not (tmp_path / "cache" / "patrinat").exists()
+
+
+def test_patrinat_html_page_fails_the_source_and_caches_nothing(publishers, tmp_path):
+    from observatoire.acquisition import patrinat
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    publishers.inject("patrinat_zps", ("html",))
+    with pytest.raises(DownloadError, match="page HTML reçue"):
+        patrinat.fetch(ctx)
+    assert not list((tmp_path / "cache" / "patrinat").rglob("zps*.geojson"))
+
+
+def test_patrinat_constraints_are_written_and_read_by_validate(publishers, tmp_path):
+    from observatoire.validate import validate_territory
+
+    path = init_territory(tmp_path / "g", communes=[INSEE], sources=["cadastre", "patrinat"])
+    # A constraint of the same name declared by hand is the user's.
+    with path.open("a", encoding="utf-8") as f:
+        f.write('\n[[sources.contraintes]]\nnom = "ZNIEFF de type I"\ntype = "nature"\n'
+                'chemin = "../znieff_a_la_main.gpkg"\n')
+    (tmp_path / "znieff_a_la_main.gpkg").write_bytes(b"")
+    outcome = telecharger(path, client=client(), mirror=publishers.url)
+    assert outcome.failed == {} and "contraintes" in outcome.written
+    text = path.read_text(encoding="utf-8")
+    block = text[text.index(BEGIN):text.index(END)]
+    assert block.count("[[sources.contraintes]]") == 1
+    assert 'nom = "Natura 2000, directive Oiseaux (ZPS)"\ntype = "nature"\nchemin = "cache/' \
+        in block
+    territory = load_territory(path)
+    assert sorted(c.name for c in territory.constraints) == [
+        "Natura 2000, directive Oiseaux (ZPS)", "ZNIEFF de type I"]
+    assert [c.paths[0].name for c in territory.constraints
+            if c.name == "ZNIEFF de type I"] == ["znieff_a_la_main.gpkg"]
+    # Without the hand-made file, validate reads the fetched layer.
+    path.write_text(text.replace('\n[[sources.contraintes]]\nnom = "ZNIEFF de type I"\n'
+                                 'type = "nature"\nchemin = "../znieff_a_la_main.gpkg"\n', ""),
+                    encoding="utf-8")
+    telecharger(path, client=client(), mirror=publishers.url)
+    ok, lines = validate_territory(path)
+    assert ok, lines
+    assert sum("sources.contraintes[" in line and "2 entités gardées sur 2 lues" in line
+               for line in lines) == 1  # the ZNIEFF I
+    assert sum("sources.contraintes[" in line and "1 entités gardées sur 1 lues" in line
+               for line in lines) == 1  # the ZPS
+    [line] = [v for v in verifier(path, client=client(), mirror=publishers.url)
+              if v.source == "patrinat"]
+    assert line.published is None and "sans millésime publié" in line.note
+
+
+# --- Géorisques -----------------------------------------------------------------------------
+
+def test_georisques_tri_sis_and_icpe_page_by_page(publishers, tmp_path):
+    import geopandas as gpd
+    import pyogrio
+
+    from observatoire.acquisition import georisques
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    ctx.page_size = 1  # two SIS on two pages; the first TRI layer asks for a second page
+    publishers.inject("ALEA_SYNT_02_02MOY", ("statut", 500))  # retried
+    got = georisques.fetch(ctx)
+    assert [(f.kind, f.layer, dict(f.extra)) for f in got] == [
+        ("contraintes", "zones_inondables_tri",
+         {"nom": "Zones inondables du TRI, scénario moyen (Géorisques)", "type": "inondation"}),
+        ("contraintes", None, {"nom": "Secteurs d'information sur les sols (Géorisques)",
+                               "type": "risque_technologique"})]
+    assert [q for q, _ in publishers.requests if "conclusions_sis" in q] == [
+        f"/www.georisques.gouv.fr/api/v1/ssp/conclusions_sis?code_insee={INSEE}&page={n}"
+        f"&page_size=1" for n in (1, 2)]
+    assert len(publishers.seen("ALEA_SYNT_02_01FOR_FXX&SRSNAME")) == 2  # STARTINDEX 0, 1
+    zones = pyogrio.read_dataframe(got[0].paths[0], layer="zones_inondables_tri")
+    sample = gpd.read_file(SAMPLE_ZONING, layer="zoning2")
+    natural = sample.geometry[sample["TYPEZONE"] == "N"]
+    assert zones["couche"].tolist() == ["ALEA_SYNT_02_01FOR_FXX", "ALEA_SYNT_02_02MOY_FXX"]
+    assert zones.crs.to_epsg() == 2154
+    assert zones.area.tolist() == pytest.approx([natural.iloc[0].area, natural.iloc[1].area],
+                                                rel=1e-5)  # GML in cm
+    sis = json.loads(got[1].paths[0].read_text(encoding="utf-8"))
+    assert [f["properties"]["id_sis"] for f in sis["features"]] == ["25SIS00001", "25SIS00002"]
+    # Their perimeters are the sample's first two parcels, back in Lambert-93.
+    parcels = gpd.read_file(SAMPLE_ZONING.with_name("parcel.gpkg")).geometry
+    perimeters = gpd.read_file(got[1].paths[0]).to_crs(2154).geometry
+    assert perimeters.area.tolist() == pytest.approx(parcels.area.iloc[:2].tolist(), rel=1e-6)
+    # The ICPE are cached, as points, but not declared: a constraint is an area.
+    icpe = tmp_path / "cache" / "georisques" / ctx.today / "icpe.geojson"
+    [plant] = json.loads(icpe.read_text(encoding="utf-8"))["features"]
+    assert plant["geometry"]["type"] == "Point" and plant["properties"]["codeAIOT"] == \
+        "0006500001"
+    manifest = Cache(tmp_path / "cache").manifest(icpe)
+    assert manifest.producteur.startswith("Géorisques") and manifest.licence.startswith("Licence")
+
+
+def test_georisques_failing_second_page_fails_the_source(publishers, tmp_path):
+    from observatoire.acquisition import georisques
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    ctx.page_size = 1
+    publishers.inject(f"conclusions_sis?code_insee={INSEE}&page=2", ("statut", 404))
+    with pytest.raises(DownloadError, match="404"):
+        georisques.fetch(ctx)
+    assert not (tmp_path / "cache" / "georisques").exists()
+
+
+@pytest.mark.parametrize("fault, message", [(("html",), "page HTML reçue au lieu de GML"),
+                                            (("corrompu",), "GML illisible")])
+def test_georisques_wfs_bad_answers_are_refused(publishers, tmp_path, fault, message):
+    from observatoire.acquisition import georisques
+
+    ctx = context(publishers, tmp_path)
+    cadastre.fetch(ctx)
+    publishers.inject("ALEA_SYNT_02_01FOR", fault)
+    with pytest.raises(DownloadError, match=message):
+        georisques.fetch(ctx)
+    assert not (tmp_path / "cache" / "georisques").exists()
+
+
+def test_georisques_wfs_exception_report_is_named(publishers, tmp_path):
+    from observatoire.acquisition import georisques
+    from observatoire.acquisition.http import Client
+
+    url_box = (936000.0, 6687000.0, 937000.0, 6688000.0)
+    with pytest.raises(DownloadError, match="exception.*InvalidParameterValue"):
+        georisques.wfs_gml(Client(timeout=5.0), Urls(publishers.url), "ms:INCONNUE", url_box)
+
+
+def test_georisques_constraints_are_written_and_validate(publishers, tmp_path):
+    from observatoire.validate import validate_territory
+
+    path = init_territory(tmp_path / "g", communes=[INSEE], sources=["cadastre", "georisques"])
+    outcome = telecharger(path, client=client(), mirror=publishers.url)
+    assert outcome.failed == {}
+    territory = load_territory(path)
+    assert [(c.name, c.constraint_type, c.strict, c.layer) for c in territory.constraints] == [
+        ("Zones inondables du TRI, scénario moyen (Géorisques)", "inondation", False,
+         "zones_inondables_tri"),
+        ("Secteurs d'information sur les sols (Géorisques)", "risque_technologique", False,
+         None)]
+    ok, lines = validate_territory(path)
+    assert ok, lines
+    assert any("sources.contraintes[0] : 2 entités gardées sur 2 lues" in line for line in lines)
+    assert any("sources.contraintes[1] : 2 entités gardées sur 2 lues" in line for line in lines)
+    # Offline: the same files, no request.
+    asked = len(publishers.requests)
+    before = path.read_text(encoding="utf-8")
+    assert telecharger(path, offline=True).failed == {}
+    assert len(publishers.requests) == asked and path.read_text(encoding="utf-8") == before
+
+
+def test_a_run_of_some_sources_keeps_what_the_others_declared(publishers, tmp_path):
+    path = init_territory(tmp_path / "g", communes=[INSEE],
+                          sources=["cadastre", "zonage", "georisques"])
+    assert telecharger(path, client=client(), mirror=publishers.url).failed == {}
+    first = path.read_text(encoding="utf-8")
+    # The cadastre alone, again: the zoning and the constraints stay declared, unchanged.
+    outcome = telecharger(path, sources=["cadastre"], client=client(), mirror=publishers.url)
+    assert outcome.written == ["parcelles", "batiments", "zonage", "contraintes"]
+    assert path.read_text(encoding="utf-8") == first
+    # A declared file that is gone is dropped (rather than the file refused).
+    zoning = load_territory(path).source("zonage").path
+    zoning.unlink()
+    telecharger(path, sources=["cadastre"], client=client(), mirror=publishers.url)
+    territory = load_territory(path)
+    assert territory.source("zonage") is None and len(territory.constraints) == 2
+
+
+def test_georisques_sis_geometry_in_its_declared_crs():
+    from observatoire.acquisition.georisques import _geometry
+
+    square = {"type": "Polygon", "coordinates": [[[936000, 6687000], [936100, 6687000],
+                                                  [936100, 6687100], [936000, 6687000]]]}
+    # Declared in Lambert-93: brought back to longitude/latitude (Gennes is at 6.1° E, 47.2° N).
+    got = _geometry({**square, "crs": {"type": "name", "properties": {"name": "EPSG:2154"}}},
+                    "u", "SIS1")
+    lon, lat = got["coordinates"][0][0]
+    assert (round(lon, 1), round(lat, 1)) == (6.1, 47.2)
+    # Undeclared and not longitude/latitude: refused, not guessed.
+    with pytest.raises(DownloadError, match="SIS SIS1 : « geom » sans CRS déclaré"):
+        _geometry(square, "u", "SIS1")
+    # A feature whose geometry is a JSON string (the API's « geom » type allows it).
+    feature = {"type": "Feature", "geometry": json.dumps(
+        {"type": "Point", "coordinates": [6.1, 47.2]})}
+    assert _geometry(feature, "u", "SIS1") == {"type": "Point", "coordinates": [6.1, 47.2]}
+
+
+@pytest.mark.parametrize("fragment, fault, message", [
+    ("resource/BDALTI", ("html",), "aucune édition de la BD ALTI 25 m"),
+    ("resource/BDALTI", ("statut", 404), "404"),
+    ("download/BDALTI", ("statut", 404), "404"),
+    ("download/BDALTI", ("html",), "page HTML"),
+])
+def test_bdalti_faults_name_the_url_and_cache_nothing(publishers, tmp_path, fragment, fault,
+                                                      message):
+    from observatoire.acquisition import bdalti
+
+    publishers.inject(fragment, fault)
+    ctx = strasbourg(publishers, tmp_path, (1_050_000.0, 6_839_000.0, 1_051_000.0, 6_840_000.0))
+    with pytest.raises(DownloadError, match=message) as err:
+        bdalti.fetch(ctx)
+    assert "BDALTI" in str(err.value)
+    assert not list((tmp_path / "cache").rglob("*.7z")) and not list(
+        (tmp_path / "cache").rglob("*.tif"))
+
+
+def test_bdalti_500_then_success_is_retried(publishers, tmp_path):
+    from observatoire.acquisition import bdalti
+
+    publishers.inject("download/BDALTI", ("statut", 500))
+    ctx = strasbourg(publishers, tmp_path, (1_050_000.0, 6_839_000.0, 1_051_000.0, 6_840_000.0))
+    [got] = bdalti.fetch(ctx)
+    assert got.kind == "mnt" and len(publishers.seen("download/BDALTI")) == 2

@@ -96,3 +96,40 @@ def test_init_telecharger_build_equals_the_build_by_hand(publishers, tmp_path, m
     assert main(["telecharger", "--config", "gennes/territoire.toml", "--hors-ligne"]) == 0
     assert len(publishers.requests) == asked
     assert (tmp_path / "gennes" / "territoire.toml").read_text(encoding="utf-8") == before
+
+
+@pytest.mark.slow
+def test_fetched_constraints_and_town_halls_reach_the_observatory(publishers, tmp_path,
+                                                                  monkeypatch):
+    """The SIS served are two of the sample's parcels: those two are wholly under it."""
+    import geopandas as gpd
+    import pyogrio
+    from publishers import MAIRIE_BUILDING
+
+    from observatoire.acquisition.http import Client
+    from observatoire.acquisition.telecharger import telecharger
+    from observatoire.acquisition.territoire import init_territory
+
+    path = init_territory(tmp_path / "g", communes=[INSEE],
+                          sources=["cadastre", "zonage", "bdtopo", "georisques", "patrinat"])
+    outcome = telecharger(path, client=Client(backoff=0.01), mirror=publishers.url)
+    assert outcome.failed == {}
+    territory = load_territory(path)
+    assert len(territory.constraints) == 4 and territory.source("mairies") is not None
+    result = build(territory)
+    parcelles = pyogrio.read_dataframe(result.gpkg, layer="parcelles")
+    sis = "part_contrainte_secteurs_d_information_sur_les_sols_georisques"
+    for column in (sis, "part_contrainte_zones_inondables_du_tri_scenario_moyen_georisques",
+                   "part_contrainte_znieff_de_type_i",
+                   "part_contrainte_natura_2000_directive_oiseaux_zps"):
+        assert parcelles[column].max() > 0.99, column
+    sample = gpd.read_file(SAMPLE / "parcel.gpkg").iloc[:2]
+    ids = (sample["DEPCOM"] + sample["COM_ABS"] + sample["SECTION"] + sample["NUMERO"]).tolist()
+    under = parcelles.set_index("idu")[sis]
+    assert under.loc[ids].tolist() == pytest.approx([1.0, 1.0], abs=1e-3)
+    assert (under.drop(index=ids) < 0.05).all()  # the neighbours, by a sliver at most
+    # The town hall served (a building of the sample) is the one the observatory reads.
+    mairies = pyogrio.read_dataframe(territory.source("mairies").path,
+                                     layer="zone_d_activite_ou_d_interet")
+    building = gpd.read_file(SAMPLE / "building.gpkg").geometry.iloc[MAIRIE_BUILDING]
+    assert mairies.geometry.iloc[0].area == pytest.approx(building.area)

@@ -1,4 +1,4 @@
-"""IGN BD TOPO per département: buildings, roads, railways, substations, cut to the territory.
+"""IGN BD TOPO per département: buildings, roads, railways, substations, town halls.
 
 The current edition of a département is read from the Géoplateforme's Atom listing
 (``resource/BDTOPO?zone=D025&format=GPKG``: its entries name
@@ -7,6 +7,11 @@ The current edition of a département is read from the Géoplateforme's Atom lis
 cached under that edition, checked whole (py7zr) before it is kept. The layers
 the observatory reads are then cut to the territory's box plus 5 km into one small
 GeoPackage beside the archive.
+
+Town halls are the features of ``zone_d_activite_ou_d_interet`` whose ``nature``
+is « Mairie » (BD TOPO 3 data dictionary: class « Zone d'activité ou d'intérêt »,
+category « Administratif ou militaire »); only those are kept in the cut, and they
+become the ``mairies`` source of the build (:mod:`observatoire.readers.mairies`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ LAYERS = {
     "troncon_de_route": "routes",
     "troncon_de_voie_ferree": "voies_ferrees",
     "poste_de_transformation": "postes_electriques",
+    "zone_d_activite_ou_d_interet": "mairies",
 }
+#: Features kept of a layer (an OGR SQL filter), when not all of them.
+FILTERS = {"zone_d_activite_ou_d_interet": "nature = 'Mairie'"}
 
 
 def edition(ctx: Context, departement: str) -> str:
@@ -88,8 +96,10 @@ def fetch(ctx: Context) -> list[Fetched]:
             present = set(pyogrio.list_layers(gpkg)[:, 0])
             for layer in LAYERS:
                 if layer in present:
-                    frames.setdefault(layer, []).append(
-                        pyogrio.read_dataframe(gpkg, layer=layer, bbox=box))
+                    frame = pyogrio.read_dataframe(gpkg, layer=layer, bbox=box,
+                                                   where=FILTERS.get(layer))
+                    if len(frame) or layer not in FILTERS:
+                        frames.setdefault(layer, []).append(frame)
     out = ctx.cache.path(SOURCE, max(editions), "bdtopo_territoire.gpkg")
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / out.name

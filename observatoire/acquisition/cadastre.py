@@ -100,7 +100,7 @@ def fetch(ctx: Context) -> list[Fetched]:
     return [
         Fetched("parcelles", tuple(paths[(c, "parcelles")] for c in ctx.communes), "etalab",
                 PRODUCER, millesime),
-        Fetched("batiments", buildings, None, PRODUCER, millesime),
+        Fetched("batiments", buildings, None, PRODUCER, millesime, fallback=True),
     ]
 
 

@@ -94,6 +94,9 @@ class Fetched:
         Its ``couche``, or ``None``.
     extra
         Further keys (``nom``, ``type`` of a constraint).
+    fallback
+        A stand-in (the cadastre's buildings): it does not replace a source of the
+        same kind another producer gave, in this run or an earlier one.
     """
 
     kind: str
@@ -103,3 +106,4 @@ class Fetched:
     date: str
     layer: str | None = None
     extra: tuple[tuple[str, str], ...] = ()
+    fallback: bool = False

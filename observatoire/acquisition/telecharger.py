@@ -16,7 +16,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
-from observatoire.acquisition import bdtopo, cadastre, friches, sirene, zonage
+from observatoire.acquisition import (
+    bdalti,
+    bdtopo,
+    cadastre,
+    friches,
+    georisques,
+    patrinat,
+    sirene,
+    zonage,
+)
 from observatoire.acquisition.cache import Cache
 from observatoire.acquisition.contexte import Context, Fetched
 from observatoire.acquisition.http import Client, DownloadError
@@ -35,7 +44,9 @@ logger = logging.getLogger(__name__)
 #: The publisher modules done so far, by source name: each has ``SOURCE`` (its cache
 #: folder) and ``fetch(ctx) -> list[Fetched]``.
 PUBLISHERS: dict[str, ModuleType] = {"cadastre": cadastre, "zonage": zonage,
-                                     "friches": friches, "bdtopo": bdtopo, "sirene": sirene}
+                                     "friches": friches, "bdtopo": bdtopo, "bdalti": bdalti,
+                                     "sirene": sirene, "georisques": georisques,
+                                     "patrinat": patrinat}
 #: Exit status of ``telecharger`` when publishers fail: 64 plus these bits.
 EXIT_FAILED = 64
 EXIT_BITS = {"cadastre": 1, "zonage": 2, "friches": 4, "bdtopo": 8, "bdalti": 16,
@@ -216,10 +227,10 @@ def verifier(path: Path, *, client: Client | None = None, mirror: str | None = N
                 lines.append(Veille(name, None, None, f"index illisible : {exc}"))
                 continue
             lines.append(Veille(name, cached, published))
-        elif name == "bdtopo":
-            editions = ctx.cache.millesimes(bdtopo.SOURCE)
+        elif name in ("bdtopo", "bdalti"):
+            editions = ctx.cache.millesimes(PUBLISHERS[name].SOURCE)
             try:
-                published = max(bdtopo.edition(ctx, dep) for dep in ctx.departements)
+                published = max(_edition(name, ctx, dep) for dep in ctx.departements)
             except DownloadError as exc:
                 lines.append(Veille(name, None, None, f"liste illisible : {exc}"))
                 continue
@@ -232,3 +243,10 @@ def verifier(path: Path, *, client: Client | None = None, mirror: str | None = N
         else:
             lines.append(Veille(name, None, None, "pas encore pris en charge"))
     return lines
+
+
+def _edition(name: str, ctx: Context, departement: str) -> str:
+    """Return the newest edition of an IGN product published for a département."""
+    if name == "bdalti":
+        return bdalti.edition(ctx, departement)[0]
+    return bdtopo.edition(ctx, departement)

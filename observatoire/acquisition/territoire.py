@@ -27,6 +27,21 @@ from observatoire.errors import ConfigError
 TERRITORY_FILE = "territoire.toml"
 BEGIN = "# >>> sources téléchargées (écrites par « observatoire telecharger », ne pas modifier)"
 END = "# <<< fin des sources téléchargées"
+#: The source kind declared as a list, one table a layer.
+CONSTRAINTS = "contraintes"
+#: The comment of ``[telechargement] sources`` in the file ``init`` writes.
+SOURCES_HELP = (
+    "# Sources possibles (une fois téléchargées, « observatoire build » les lit) :",
+    "#   cadastre, zonage, friches : parcelles, PLU/PLUi, Cartofriches (défaut, quelques Mo) ;",
+    "#   bdtopo : bâtiments, routes, voies ferrées, postes électriques et mairies de la BD TOPO",
+    "#     (archive de 200 à 600 Mo par département) ;",
+    "#   bdalti : modèle numérique de terrain BD ALTI 25 m (archive d'environ 30 Mo par",
+    "#     département), pour les pentes ;",
+    "#   sirene : établissements géolocalisés (un fichier par département, republié chaque mois) ;",
+    "#   georisques : zones inondables des TRI et secteurs d'information sur les sols",
+    "#     (contraintes), installations classées ;",
+    "#   patrinat : Natura 2000 et ZNIEFF (contraintes).",
+)
 #: Sources fetched by default: those the build needs first.
 DEFAULT_SOURCES = ("cadastre", "zonage", "friches")
 
@@ -145,6 +160,7 @@ def init_territory(folder: Path, *, epci: str | None = None, communes: Sequence[
     lines += [
         "",
         "[telechargement]",
+        *SOURCES_HELP,
         f"sources = {_toml(list(sources))}",
         "millesime = \"latest\"  # millésime du cadastre : \"latest\" ou AAAA-MM-JJ",
         "cache = \"cache\"",
@@ -191,16 +207,40 @@ def write_sources(path: Path, fetched: Sequence[Fetched]) -> list[str]:
     text = path.read_text(encoding="utf-8")
     before, after = _split(text)
     own = declared_sources(before + after, path)
+    own_constraints = _constraint_names(before + after)
     base = path.resolve().parent
-    kinds: dict[str, Fetched] = {}
+    kinds: dict[tuple[str, str], Fetched | str] = {}
+    # What an earlier run declared stays, unless fetched again now (a run of some
+    # sources only, or a source that failed this time) or its files are gone.
+    for key, chunk in _generated_tables(text, base):
+        if key[0] not in own and key[1] not in own_constraints:
+            kinds[key] = chunk
     for item in fetched:
-        if item.kind not in own:
-            kinds[item.kind] = item
+        if item.kind == CONSTRAINTS:
+            # Constraints are a list: one [[sources.contraintes]] a layer, by name; a
+            # name the user declared by hand is the user's.
+            name = dict(item.extra).get("nom", "")
+            if name not in own_constraints:
+                kinds[(item.kind, name)] = item
+        elif item.kind not in own:
+            key = (item.kind, "")
+            previous = kinds.get(key)
+            if item.fallback and previous is not None and (
+                    not isinstance(previous, str)
+                    or f"producteur = {_toml(item.producer)}" not in previous):
+                continue  # another producer's source of this kind is kept
+            kinds[key] = item
     block = [BEGIN]
-    for kind, item in kinds.items():
+    for (kind, _), entry in kinds.items():
+        if isinstance(entry, str):
+            block += ["", entry]
+            continue
+        item = entry
         paths = [Path(os.path.relpath(p.resolve(), base)).as_posix() for p in item.paths]
-        block += ["", f"[sources.{kind}]",
-                  f"chemin = {_toml(paths[0] if len(paths) == 1 else paths)}"]
+        header = f"[[sources.{kind}]]" if kind == CONSTRAINTS else f"[sources.{kind}]"
+        block += ["", header]
+        block += [f"{key} = {_toml(value)}" for key, value in item.extra]
+        block.append(f"chemin = {_toml(paths[0] if len(paths) == 1 else paths)}")
         if item.format:
             block.append(f"format = {_toml(item.format)}")
         if item.layer:
@@ -217,4 +257,49 @@ def write_sources(path: Path, fetched: Sequence[Fetched]) -> list[str]:
         message = re.sub(re.escape(str(tmp)), str(path), str(exc))
         raise ConfigError(f"{message} (fichier non modifié)") from None
     os.replace(tmp, path)
-    return list(kinds)
+    return list(dict.fromkeys(kind for kind, _ in kinds))
+
+
+def _generated_tables(text: str, base: Path) -> list[tuple[tuple[str, str], str]]:
+    """Return the tables of the generated block: ((kind, constraint name), text).
+
+    A table whose files no longer exist is left out.
+    """
+    import tomllib
+
+    begin, end = text.find(BEGIN), text.find(END)
+    if begin < 0 or end < begin:
+        return []
+    out = []
+    for chunk in re.split(r"(?m)^(?=\[\[?sources\.)", text[begin + len(BEGIN):end]):
+        chunk = chunk.strip()
+        m = re.match(r"\[\[?sources\.(\w+)\]\]?", chunk)
+        if m is None:
+            continue
+        try:
+            table = tomllib.loads(chunk)["sources"][m[1]]
+        except (tomllib.TOMLDecodeError, KeyError):
+            continue
+        table = table[0] if isinstance(table, list) and table else table
+        if not isinstance(table, dict):
+            continue
+        paths = table.get("chemin", [])
+        paths = [paths] if isinstance(paths, str) else paths
+        if not paths or not all(isinstance(p, str) and (base / p).exists() for p in paths):
+            continue
+        name = str(table.get("nom", "")) if m[1] == CONSTRAINTS else ""
+        out.append(((m[1], name), chunk))
+    return out
+
+
+def _constraint_names(text: str) -> set[str]:
+    """Return the names of the constraints declared in a territory file's text."""
+    import tomllib
+
+    try:
+        sources = tomllib.loads(text).get("sources", {})
+    except tomllib.TOMLDecodeError:
+        return set()  # declared_sources has already named the error
+    items = sources.get(CONSTRAINTS, []) if isinstance(sources, dict) else []
+    return {str(c.get("nom")) for c in items if isinstance(c, dict)} if isinstance(
+        items, list) else set()

@@ -36,8 +36,11 @@ BASES = {
     "cartofriches": "https://apidf-preprod.cerema.fr/cartofriches",
     # kadataApps/urbaflow flows/geosirene: geo-sirene files per département
     "sirene": "https://files.data.gouv.fr/geo-sirene",
-    # mutafriches apps/api/src/enrichissement/adapters/georisques
+    # mutafriches apps/api/src/enrichissement/adapters/georisques (georisques.constants.ts)
     "georisques": "https://www.georisques.gouv.fr/api/v1",
+    # Géorisques' MapServer WFS (GML answers; ``ms:`` layers), as public code reads it
+    # with GDAL (``WFS:https://www.georisques.gouv.fr/services?service=WFS&version=2.0.0``)
+    "georisques_wfs": "https://www.georisques.gouv.fr/services",
 }
 
 #: Vintages older than this are served only under ``files.data.gouv.fr``
@@ -59,6 +62,32 @@ PATRINAT_TYPENAMES = {
     "natura2000_sic": "patrinat_sic:sic",
     "natura2000_zps": "patrinat_zps:zps",
 }
+
+
+#: A BD ALTI 25 m ASC edition in a Géoplateforme listing: its projection and date
+#: (``BDALTIV2_2-0_25M_ASC_LAMB93-IGN69_D025_2023-01-12``); ``{zone}`` is the IGN zone.
+BDALTI_NAME = (r"BDALTIV2_2-0_25M_ASC_(?P<projection>[A-Z0-9]+-[A-Z0-9]+)_{zone}_"
+               r"(?P<date>\d{{4}}-\d{{2}}-\d{{2}})")
+#: Where the elevation tiles lie in a BD ALTI archive (the other folders hold the
+#: source and distance grids, and the tiles' outlines):
+#: ``{name}/BDALTIV2/1_DONNEES_LIVRAISON_{delivery}/BDALTIV2_MNT_25M_ASC_{proj}_{zone}/``
+#: ``BDALTIV2_25M_FXX_{xmin km}_{ymax km}_MNT_{proj}.asc``.
+BDALTI_TILES = r"1_DONNEES_LIVRAISON[^/]*/BDALTIV2_MNT_25M_ASC_[^/]+/[^/]+\.asc"
+
+
+#: Géorisques API v1 datasets read per commune (``?code_insee=&page=&page_size=``,
+#: answers ``{results, page, total_pages, data, next, previous}``).
+GEORISQUES_SIS = "ssp/conclusions_sis"
+GEORISQUES_ICPE = "installations_classees"
+GEORISQUES_PAGE_SIZE = 100
+#: Flood hazard of the TRI (Territoires à risque important d'inondation), « scénario
+#: moyen » (return period of 100 to 300 years: the reference of the flood-risk plans),
+#: strong, medium and weak intensities (``ALEA_SYNT_{scenario}_{intensity}_FXX``:
+#: metropolitan France only; there is no ``02_03MCC`` layer).
+TRI_TYPENAMES = ("ms:ALEA_SYNT_02_01FOR_FXX", "ms:ALEA_SYNT_02_02MOY_FXX",
+                 "ms:ALEA_SYNT_02_04FAI_FXX")
+#: Features per page asked of Géorisques' WFS.
+GEORISQUES_WFS_COUNT = 1000
 
 
 def departement_of(insee: str) -> str:
@@ -146,19 +175,29 @@ class Urls:
 
     # --- IGN Géoplateforme downloads ---------------------------------------------------
     def ign_resource(self, product: str, departement: str) -> str:
-        """Return the Atom listing of a product's editions for a département (``BDTOPO``…)."""
-        fmt = "GPKG" if product == "BDTOPO" else "ASC"
-        return (f"{self.base('telechargement')}/resource/{product}?zone={ign_zone(departement)}"
-                f"&format={fmt}")
+        """Return the Atom listing of a product's editions for a département (``BDTOPO``…).
+
+        The BD TOPO is published in several formats: the GeoPackage one is asked. The
+        BD ALTI listing is asked by zone only (``resource/BDALTI?zone=D069`` in public
+        code that fetches it): its 25 m ASC edition is picked from the entries' names.
+        """
+        url = f"{self.base('telechargement')}/resource/{product}?zone={ign_zone(departement)}"
+        return url + "&format=GPKG" if product == "BDTOPO" else url
 
     def bdtopo(self, departement: str, edition: str) -> str:
         """Return the BD TOPO 7z archive of a département at an edition (``2025-12-15``)."""
         name = f"BDTOPO_3-5_TOUSTHEMES_GPKG_LAMB93_{ign_zone(departement)}_{edition}"
         return f"{self.base('telechargement')}/download/BDTOPO/{name}/{name}.7z"
 
-    def bdalti(self, departement: str, edition: str) -> str:
-        """Return the BD ALTI 25 m 7z archive of a département at an edition."""
-        name = f"BDALTIV2_2-0_25M_ASC_LAMB93-IGN69_{ign_zone(departement)}_{edition}"
+    def bdalti(self, departement: str, edition: str, *, projection: str = "LAMB93-IGN69"
+               ) -> str:
+        """Return the BD ALTI 25 m 7z archive of a département at an edition.
+
+        ``projection`` is the archive's « CRS-height system » as its listing names it:
+        ``LAMB93-IGN69`` on the mainland, ``LAMB93-IGN78C`` in Corsica, the local systems
+        overseas (:data:`BDALTI_NAME` matches them all).
+        """
+        name = f"BDALTIV2_2-0_25M_ASC_{projection}_{ign_zone(departement)}_{edition}"
         return f"{self.base('telechargement')}/download/BDALTI/{name}/{name}.7z"
 
     # --- SIRENE, Géorisques, PatriNat --------------------------------------------------
@@ -170,17 +209,32 @@ class Urls:
                    ) -> tuple[str, dict[str, str]]:
         """Return a page of a Géorisques API dataset for a commune.
 
-        ``dataset``: ``installations_classees``, ``ssp/conclusions_sis``.
+        ``dataset``: :data:`GEORISQUES_ICPE`, :data:`GEORISQUES_SIS` (mutafriches
+        ``adapters/georisques/icpe``, ``…/sis``: ``code_insee``, ``page``, ``page_size``).
         """
         return f"{self.base('georisques')}/{dataset}", {
             "code_insee": insee, "page": str(page), "page_size": str(page_size)}
 
+    def georisques_wfs(self, typename: str, bbox: tuple[float, float, float, float], *,
+                       start: int, count: int) -> tuple[str, dict[str, str]]:
+        """Return a page of a Géorisques WFS layer inside a Lambert-93 box (GML 3.2)."""
+        return self.base("georisques_wfs"), {
+            "SERVICE": "WFS", "VERSION": "2.0.0", "REQUEST": "GetFeature",
+            "TYPENAMES": typename, "SRSNAME": "urn:ogc:def:crs:EPSG::2154",
+            "COUNT": str(count), "STARTINDEX": str(start),
+            "BBOX": ",".join(f"{v:.1f}" for v in bbox) + ",urn:ogc:def:crs:EPSG::2154",
+        }
+
     def wfs_bbox(self, typename: str, bbox: tuple[float, float, float, float], *,
                  start: int, count: int) -> tuple[str, dict[str, str]]:
-        """Return a page of a Géoplateforme WFS layer inside a WGS84 box (PatriNat)."""
+        """Return a page of a Géoplateforme WFS layer inside a WGS84 box (PatriNat).
+
+        The box is written latitude first, as WFS 2.0 reads the URN form of EPSG:4326;
+        the answer is asked in « EPSG:4326 », which GeoServer writes longitude first.
+        """
         return self.base("wfs"), {
             "SERVICE": "WFS", "VERSION": "2.0.0", "REQUEST": "GetFeature",
-            "TYPENAMES": typename, "OUTPUTFORMAT": "application/json",
+            "TYPENAMES": typename, "OUTPUTFORMAT": "application/json", "SRSNAME": "EPSG:4326",
             "COUNT": str(count), "STARTINDEX": str(start),
             "BBOX": ",".join(f"{v:.6f}" for v in (bbox[1], bbox[0], bbox[3], bbox[2]))
             + ",urn:ogc:def:crs:EPSG::4326",

@@ -583,7 +583,8 @@ def extra_inputs(read: Mapping[str, ReadResult | RasterLike | None], *,
 
 
 __all__ = ["AnalysisContext", "AnalysisOptions", "AnalysisResult", "Bounds", "CanonicalLayers",
-           "Constraint", "ExtraInputs", "PartitionTask",
+           "Constraint", "ExtraInputs", "PartitionTask", "SCORE_MIN_GISEMENT",
+           "SEUIL_BATI_GISEMENT",
            "analyse", "analysis_context", "friches_of_territory", "partition_task",
            "scored_frame",
            "connected_components", "contiguity_pairs", "extra_inputs", "road_classes",

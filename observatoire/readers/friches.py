@@ -169,7 +169,7 @@ def _normalise_attrs(fields: pd.DataFrame, path: Path, layer: str | None,
     return out
 
 
-def parse_idu_list(value: str | None) -> str | None:
+def parse_idu_list(value: object) -> str | None:
     """Normalise a parcel list — ``{a,b}`` (Cartofriches), ``a|b`` or ``a,b`` — to ``a|b``.
 
     A missing value (``None``, NaN: a text column of pandas 3) and the missing
