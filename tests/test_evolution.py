@@ -30,11 +30,11 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from conftest import SAMPLE
 
 from observatoire.config import load_territory
 from observatoire.observation import history
 from observatoire.pipeline import build
-from tests.conftest import SAMPLE
 
 D1 = dt.date(2021, 11, 23)  # the sample cadastre's vintage (metadata of parcel.gpkg)
 D2 = dt.date(2025, 1, 1)

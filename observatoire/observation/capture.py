@@ -37,7 +37,7 @@ PARCEL_COLUMNS = ("idu", "code_insee", "surface_m2", "uf_id", "part_batie", "nb_
 PROFILE_COLUMN = re.compile(r"^(score|classe|exclu|contrib)_")
 ZAE_COLUMNS = ("zae_id", "zae_nom", "comm_insee", "nb_unites", "nb_unites_vacantes",
                "taux_vacance", "taux_vacance_surface", "surface_disponible_m2",
-               "plus_grande_surface_dispo_m2", "plus_grand_terrain_libre_m2", "nb_friches",
+               "plus_grande_surface_dispo_m2", "nb_friches",
                "surface_friches_m2")
 FRICHE_COLUMNS = ("site_id", "site_nom", "site_statut", "comm_insee", "dans_territoire",
                   "zae_id", "surface_m2")
