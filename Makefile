@@ -61,8 +61,11 @@ lint: $(STAMP) ## vérifie le style (ruff) et les types (mypy)
 bench: $(STAMP) ## mesure le temps et la mémoire sur des territoires synthétiques (SIZES=...)
 	$(PY) scripts/bench.py --sizes $(SIZES)
 
-clean: ## supprime les sorties (jamais les données d'entrée)
-	rm -rf data/out bench/work .pytest_cache .mypy_cache
+clean: ## supprime les sorties (jamais les données d'entrée ni l'historique des observations)
+	if [ -d data/out ]; then \
+	  find data/out -mindepth 2 -maxdepth 2 ! -name historique -exec rm -rf {} + ; \
+	  find data/out -mindepth 1 -maxdepth 1 -type f -delete ; fi
+	rm -rf bench/work .pytest_cache .mypy_cache
 
 distclean: clean ## supprime aussi l'environnement virtuel
 	rm -rf $(VENV)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import logging
 import re
 import sys
@@ -294,7 +295,41 @@ def _parser() -> argparse.ArgumentParser:
                               f"  observatoire deps --config {EXAMPLE_CONFIG}")
     d.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
                    help=CONFIG_HELP)
+
+    e = sub.add_parser("evolution", parents=[common],
+                       help="comparer deux observations de l'historique",
+                       description="Compare deux observations de l'historique (dossier "
+                                   "« historique » à côté de observatoire.gpkg, une observation "
+                                   "par construction) : parcelles divisées, fusionnées, "
+                                   "renumérotées, nouvellement bâties, gisements gagnés, perdus "
+                                   "ou réduits, changements de classe ; foncier consommé et "
+                                   "vacance par ZAE ; friches nouvelles, disparues ou de statut "
+                                   "modifié. Écrit les couches evolution_parcelles, "
+                                   "evolution_zae, evolution_friches et evolution_gisements "
+                                   "dans le GeoPackage, et evolution.csv.",
+                       epilog="exemples :\n"
+                              f"  observatoire evolution --config {EXAMPLE_CONFIG}\n"
+                              "  observatoire evolution --config mon_territoire.toml "
+                              "--depuis 2023-01-01 --jusqua 2025-01-01")
+    e.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
+                   help=CONFIG_HELP)
+    e.add_argument("--depuis", type=_date, default=None, metavar="AAAA-MM-JJ",
+                   help="date de l'observation de départ (défaut : celle qui précède --jusqua)")
+    e.add_argument("--jusqua", type=_date, default=None, metavar="AAAA-MM-JJ",
+                   help="date de l'observation d'arrivée (défaut : la dernière)")
+    e.add_argument("--out", type=Path, default=None, metavar="DOSSIER",
+                   help="dossier de l'observatoire (défaut : sorties.dossier du fichier, "
+                        "sinon data/out/<territoire>)")
     return parser
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"date invalide « {text} » : écrivez-la AAAA-MM-JJ, par exemple 2025-01-01"
+        ) from None
 
 
 class _FrenchFormatter(logging.Formatter):
@@ -341,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _deps(args)
         if args.command == "fusion":
             return _fusion(args)
+        if args.command == "evolution":
+            return _evolution(args)
     except ObservatoireError as exc:
         print(f"erreur : {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -531,6 +568,23 @@ class Progress:
             yield from bar
 
 
+def _evolution(args: argparse.Namespace) -> int:
+    from observatoire.config import load_territory
+    from observatoire.observation.run import evolve
+
+    territory = load_territory(args.config, output_dir=args.out)
+    result, outputs = evolve(territory, depuis=args.depuis, jusqua=args.jusqua)
+    if not args.quiet:
+        print(f"Évolution du {result.depuis.strftime('%d/%m/%Y')} au "
+              f"{result.jusqua.strftime('%d/%m/%Y')} :")
+        for label, n in result.counts().items():
+            print(f"  {label:<32} {n:>10}".replace(".", ","))
+        print("Sorties :")
+        for line in output_lines(outputs, territory.output_dir):
+            print(f"  {line}")
+    return 0
+
+
 def output_lines(outputs: Sequence[Path], output_dir: Path) -> list[str]:
     """One line per output, but one for each group of files made per ZAE or per class.
 
@@ -564,7 +618,9 @@ def output_lines(outputs: Sequence[Path], output_dir: Path) -> list[str]:
     done: set[Path] = set()
     for path in outputs:
         found = group(path)
-        if found is None:
+        if path.name == "observations.json":  # the history's commit
+            lines.append(f"Historique des observations : {_display(path.parent)}/")
+        elif found is None:
             lines.append(_display(path))
         elif found[0] not in done:
             folder, describe = found

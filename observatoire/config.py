@@ -269,7 +269,7 @@ class Territory:
 
 
 _OPTIONS: dict[str, type | tuple[type, ...]] = {
-    "date_observation": str,
+    "date_observation": (str, dt.date),
     "carte": bool,
     "rapport": bool,
     "atlas": bool,
@@ -472,6 +472,35 @@ def declared_sources(text: str, path: Path) -> frozenset[str]:
     return frozenset(sources) if isinstance(sources, dict) else frozenset()
 
 
+def declared_constraint_names(text: str) -> frozenset[str]:
+    """Return the names of the ``[[sources.contraintes]]`` a territory file's text declares.
+
+    Text that is not TOML declares none (:func:`declared_sources` names the error).
+    """
+    try:
+        sources = tomllib.loads(text).get("sources", {})
+    except tomllib.TOMLDecodeError:
+        return frozenset()
+    items = sources.get("contraintes", []) if isinstance(sources, dict) else []
+    if not isinstance(items, list):
+        return frozenset()
+    return frozenset(str(c.get("nom")) for c in items if isinstance(c, dict))
+
+
+def source_table(chunk: str, kind: str) -> dict[str, Any] | None:
+    """Return the table of one ``[sources.<kind>]`` (or first ``[[sources.<kind>]]``) chunk.
+
+    For the block ``observatoire telecharger`` generates; ``None`` when the chunk is
+    not TOML or holds no such table.
+    """
+    try:
+        table = tomllib.loads(chunk)["sources"][kind]
+    except (tomllib.TOMLDecodeError, KeyError, TypeError):
+        return None
+    table = table[0] if isinstance(table, list) and table else table
+    return table if isinstance(table, dict) else None
+
+
 def load_territory(path: str | Path, *, output_dir: str | Path | None = None) -> Territory:
     """Load and check a territory file.
 
@@ -551,8 +580,8 @@ def read_territory(path: str | Path, *, output_dir: str | Path | None = None
     telechargement = _telechargement(doc.get("telechargement"), base, path)
 
     terr = _require(doc, "territoire", dict, "", path)
-    _check_keys(terr, {"nom", "communes", "crs", "code", "epci_nom", "epci_siren"},
-                "territoire.", path)
+    _check_keys(terr, {"nom", "communes", "crs", "code", "epci_nom", "epci_siren",
+                       "date_observation"}, "territoire.", path)
     name = _require(terr, "nom", str, "territoire.", path).strip()
     if not name:
         raise ConfigError(f"{path} : « territoire.nom » est vide ; donnez le nom du territoire")
@@ -627,10 +656,7 @@ def read_territory(path: str | Path, *, output_dir: str | Path | None = None
     for key, typ in _OPTIONS.items():
         if key in options:
             _typed(options[key], typ, f"options.{key}", path)
-    date_observation = None
-    if "date_observation" in options:
-        _check_date(options["date_observation"], "options.date_observation", path)
-        date_observation = dt.date.fromisoformat(options["date_observation"])
+    date_observation = _observation_date(terr, options, path)
     algorithm = _mutabilite_tables(options.get("mutabilite", {}), base, path)
 
     raw_profiles = _typed(doc.get("profils", {}), dict, "profils", path)
@@ -888,6 +914,34 @@ def vacancy_rule(options: Mapping[str, Any] | None = None) -> VacancyRule:
             )
         values[key] = float(value)
     return VacancyRule(**values)
+
+
+def _observation_date(terr: dict[str, Any], options: dict[str, Any],
+                      path: Path) -> dt.date | None:
+    """Return the date of the observation: ``[territoire]`` or ``[options]`` ``date_observation``.
+
+    Written as text (``"2025-01-01"``) or as a TOML date (``2025-01-01``); given in
+    both tables, the two must agree.
+    """
+    found: dict[str, dt.date] = {}
+    for table, values in (("territoire", terr), ("options", options)):
+        if "date_observation" not in values:
+            continue
+        key = f"{table}.date_observation"
+        value = _typed(values["date_observation"], (str, dt.date), key, path)
+        if isinstance(value, dt.datetime):
+            raise ConfigError(f"{path} : valeur invalide pour « {key} » : {value!r} (une date "
+                              f"AAAA-MM-JJ, sans heure)")
+        if isinstance(value, str):
+            _check_date(value, key, path)
+            value = dt.date.fromisoformat(value)
+        found[key] = value
+    if len(set(found.values())) > 1:
+        raise ConfigError(f"{path} : « territoire.date_observation » "
+                          f"({found['territoire.date_observation']}) et "
+                          f"« options.date_observation » ({found['options.date_observation']}) "
+                          f"diffèrent ; n'en gardez qu'une")
+    return next(iter(found.values()), None)
 
 
 def _check_date(value: str, key: str, path: Path) -> None:

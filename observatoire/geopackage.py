@@ -73,6 +73,22 @@ class GeoPackageWriter:
         """Layers written so far, in order."""
         return list(self._layers)
 
+    def start_from(self, path: Path) -> None:
+        """Start from a copy of the GeoPackage ``path``: its layers are kept, others added.
+
+        Raises
+        ------
+        BuildError
+            When the copy cannot be made.
+        """
+        try:
+            shutil.copyfile(path, self.tmp)
+        except OSError as exc:
+            raise BuildError(f"{path} : copie impossible ({exc.strerror}) ; rien n'a été "
+                             f"publié") from None
+        self._created = True
+        self._layers = [name for name, _ in pyogrio.list_layers(self.tmp)]
+
     def write(self, name: str, frame: pd.DataFrame, *, description: str = "",
               geometry_type: str | None = None, append: bool = False) -> None:
         """Write (or append to) one layer or attribute table.
@@ -97,9 +113,12 @@ class GeoPackageWriter:
         spatial = isinstance(frame, gpd.GeoDataFrame)
         if spatial and geometry_type is None:
             geometry_type = _geometry_type(frame)
+        creation = {"OVERWRITE": "YES"} if name in self._layers and not append else {}
         if spatial:
             opts["geometry_type"] = geometry_type
-            opts["layer_options"] = {"SPATIAL_INDEX": "YES"}
+            creation["SPATIAL_INDEX"] = "YES"
+        if creation:
+            opts["layer_options"] = creation
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)

@@ -258,7 +258,7 @@ def test_build_without_config_in_a_real_process():
      "nombre entier, au moins 1"),
     (["construire"], "erreur : observatoire : argument COMMANDE : choix invalide : "
                      "'construire' (choix possibles : 'init', 'telecharger', 'build', "
-                     "'validate', 'fusion', 'deps')"),
+                     "'validate', 'fusion', 'deps', 'evolution')"),
     (["validate", "--config", "t.toml", "--vite"],
      "erreur : observatoire : argument(s) non reconnu(s) : --vite"),
     (["build", "--config"], "erreur : observatoire build : argument --config : une valeur est "
@@ -350,5 +350,6 @@ def test_one_line_for_the_consultation_files(verbose_build):
         f"  Consultation : 1 fichier XLSX et 1 CSV dans {out / 'consultation'}/"]
     assert not [line for line in outputs if line.endswith((".xlsx", ".csv"))
                 and "meilleurs_sites" not in line]
-    # GeoPackage, CSV, consultation, CNIG and its CSV files, atlas, map, report
-    assert len(outputs) == 8
+    # GeoPackage, history, CSV, consultation, CNIG and its CSV files, atlas, map, report
+    assert len(outputs) == 9
+    assert f"  Historique des observations : {out / 'historique'}/" in outputs

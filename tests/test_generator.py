@@ -242,6 +242,7 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     # The floor writes the very layers the build wrote, with as many rows.
     assert floor["couches_ecrites"].items() >= build["couches"].items()
     assert floor["lecture_par_source"]["parcelles"]["lignes"] == 1000
+    assert floor["lecture_par_source"]["parcelles"]["lecteur"] == "etalab"
     assert run["ratio_plancher"] == pytest.approx(build["duree_s"] / floor["total_s"], rel=0.01)
     assert run["generation"]["cache"] is False
     # The generated territory is cached by size and seed.

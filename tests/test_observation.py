@@ -131,3 +131,26 @@ def test_sigkill_during_append_keeps_previous_observations(tmp_path):
     # The next append clears the dead one's files.
     _append(folder, D2, V2, [0.5] * 7)
     assert len(list((folder / "parcelles").glob("*.parquet"))) == 2
+
+
+def test_history_stores_each_row_once(tmp_path):
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "historique"
+    _append(folder, D1, V1, [0.0] * 6)
+    # Same parcels, one built (F): one new row; the others point at D1's rows.
+    _append(folder, D2, V1, [0.0] * 5 + [0.8])
+
+    def rows(date: dt.date) -> int:
+        return sum(pq.read_metadata(p).num_rows
+                   for p in (folder / "lignes").glob(f"{date.isoformat()}.*.parquet"))
+
+    assert (rows(D1), rows(D2)) == (6, 1)
+    second = history.read_observation(folder, D2).parcelles
+    assert second["idu"].tolist() == [r[0] for r in V1]
+    assert second["part_batie"].tolist() == [0.0] * 5 + [0.8]
+    # A third observation back to D1's values stores nothing new.
+    _append(folder, dt.date(2026, 1, 1), V1, [0.0] * 6)
+    assert rows(dt.date(2026, 1, 1)) == 0
+    series = history.read_table(folder, "parcelles", columns=["idu", "part_batie"])
+    assert series.groupby("date_observation")["part_batie"].sum().tolist() == [0.0, 0.8, 0.0]

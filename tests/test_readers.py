@@ -526,6 +526,7 @@ def _without_arrow(monkeypatch) -> None:
     import observatoire.readers.cadastre as cadastre
 
     monkeypatch.setattr(cadastre, "parse_etalab_lines", lambda data: None)
+    monkeypatch.setattr(cadastre, "read_etalab", lambda path, **kw: None)
 
 
 @pytest.mark.parametrize("gz", [False, True])

@@ -21,7 +21,14 @@ from pathlib import Path
 from observatoire import communes as table
 from observatoire.acquisition.cache import write_atomic
 from observatoire.acquisition.contexte import Fetched
-from observatoire.config import ACQUISITION_SOURCES, declared_sources, load_territory, slugify
+from observatoire.config import (
+    ACQUISITION_SOURCES,
+    declared_constraint_names,
+    declared_sources,
+    load_territory,
+    slugify,
+    source_table,
+)
 from observatoire.errors import ConfigError
 
 TERRITORY_FILE = "territoire.toml"
@@ -207,7 +214,7 @@ def write_sources(path: Path, fetched: Sequence[Fetched]) -> list[str]:
     text = path.read_text(encoding="utf-8")
     before, after = _split(text)
     own = declared_sources(before + after, path)
-    own_constraints = _constraint_names(before + after)
+    own_constraints = declared_constraint_names(before + after)
     base = path.resolve().parent
     kinds: dict[tuple[str, str], Fetched | str] = {}
     # What an earlier run declared stays, unless fetched again now (a run of some
@@ -265,8 +272,6 @@ def _generated_tables(text: str, base: Path) -> list[tuple[tuple[str, str], str]
 
     A table whose files no longer exist is left out.
     """
-    import tomllib
-
     begin, end = text.find(BEGIN), text.find(END)
     if begin < 0 or end < begin:
         return []
@@ -276,12 +281,8 @@ def _generated_tables(text: str, base: Path) -> list[tuple[tuple[str, str], str]
         m = re.match(r"\[\[?sources\.(\w+)\]\]?", chunk)
         if m is None:
             continue
-        try:
-            table = tomllib.loads(chunk)["sources"][m[1]]
-        except (tomllib.TOMLDecodeError, KeyError):
-            continue
-        table = table[0] if isinstance(table, list) and table else table
-        if not isinstance(table, dict):
+        table = source_table(chunk, m[1])
+        if table is None:
             continue
         paths = table.get("chemin", [])
         paths = [paths] if isinstance(paths, str) else paths
@@ -290,16 +291,3 @@ def _generated_tables(text: str, base: Path) -> list[tuple[tuple[str, str], str]
         name = str(table.get("nom", "")) if m[1] == CONSTRAINTS else ""
         out.append(((m[1], name), chunk))
     return out
-
-
-def _constraint_names(text: str) -> set[str]:
-    """Return the names of the constraints declared in a territory file's text."""
-    import tomllib
-
-    try:
-        sources = tomllib.loads(text).get("sources", {})
-    except tomllib.TOMLDecodeError:
-        return set()  # declared_sources has already named the error
-    items = sources.get(CONSTRAINTS, []) if isinstance(sources, dict) else []
-    return {str(c.get("nom")) for c in items if isinstance(c, dict)} if isinstance(
-        items, list) else set()

@@ -4,13 +4,18 @@ Layout (``historique/`` beside ``observatoire.gpkg``, GeoParquet and Parquet)::
 
     historique/
       observations.json                 # date → version token, written last (the commit)
-      parcelles/<date>.<token>.parquet  # IDU, geometry fingerprint, indicators, classes
+      parcelles/<date>.<token>.parquet  # the parcels of the observation: one row hash each
+      lignes/<date>.<token>.parquet     # the parcel rows first stored by this observation
+                                        # (IDU, geometry fingerprint, indicators, classes…)
       geometries/<date>.<token>.parquet # the shapes first stored by this observation
       zae/<date>.<token>.parquet        # inventory figures per ZAE
       friches/<date>.<token>.parquet    # status per friche
+      gisements/<date>.<token>.parquet  # candidate sites (identifier, parcels, area)
 
-A shape is stored once, in the observation that first saw it: the store grows
-with the changes, not with the number of observations. An append writes new
+A shape is stored once, in the observation that first saw it, and so is a parcel's
+row of attributes (keyed by a 64-bit hash of its values): an observation adds its
+list of row hashes (8 bytes a parcel) and what changed. The store grows with the
+changes, not with the number of observations. An append writes new
 files under a fresh token, then replaces ``observations.json`` with
 :func:`os.replace` (atomic); a kill at any point leaves the previous manifest,
 hence the previous observations, whole. Files no manifest names are removed by
@@ -25,23 +30,29 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
+from pyproj import CRS
 
 from observatoire.errors import BuildError
-from observatoire.outputs import fsync_dir
+from observatoire.outputs import StagedFile, fsync_dir
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "observations.json"
-TABLES = ("parcelles", "geometries", "zae", "friches")
+TABLES = ("parcelles", "lignes", "geometries", "zae", "friches", "gisements")
+#: Tables an observation may lack (none written by the first versions of the store).
+OPTIONAL_TABLES = ("gisements",)
 #: Coordinates are rounded to the centimetre before fingerprinting: a shape
 #: rewritten with the same vertices (another export, another driver) keeps its
 #: fingerprint.
@@ -63,12 +74,15 @@ class Observation:
         Inventory figures per ZAE.
     friches
         Status per friche.
+    gisements
+        Candidate sites (identifier, parcels, area).
     """
 
     date: dt.date
     parcelles: gpd.GeoDataFrame
     zae: pd.DataFrame
     friches: pd.DataFrame
+    gisements: pd.DataFrame
 
 
 def history_folder(gpkg: str | Path) -> Path:
@@ -76,20 +90,26 @@ def history_folder(gpkg: str | Path) -> Path:
     return Path(gpkg).parent / "historique"
 
 
-def fingerprints(geometry: gpd.GeoSeries) -> np.ndarray:
+def fingerprints(geometry: gpd.GeoSeries | np.ndarray) -> np.ndarray:
     """Return a 16-character fingerprint of each geometry (normalised, centimetre grid).
 
     Parameters
     ----------
     geometry
-        The shapes.
+        The shapes (a GeoSeries or an array of shapely geometries).
 
     Returns
     -------
     numpy.ndarray
         Hex strings; equal shapes (whatever their vertex order) have equal fingerprints.
     """
-    shapes = shapely.normalize(shapely.set_precision(geometry.values, FINGERPRINT_GRID_M))
+    values = geometry.values if isinstance(geometry, gpd.GeoSeries) else np.asarray(geometry)
+    # Rounding the coordinates (then dropping the vertices it makes repeated) is three
+    # times faster than shapely.set_precision, and the shape need not stay valid: it
+    # is only hashed.
+    decimals = int(round(-np.log10(FINGERPRINT_GRID_M)))
+    rounded = shapely.transform(values, lambda c: np.round(c, decimals))
+    shapes = shapely.normalize(shapely.remove_repeated_points(rounded, 0.0))
     wkb = shapely.to_wkb(shapes, output_dimension=2)
     return np.array([hashlib.blake2b(b, digest_size=8).hexdigest() for b in wkb], dtype=object)
 
@@ -118,8 +138,65 @@ def observation_dates(folder: Path) -> list[dt.date]:
     return [dt.date.fromisoformat(d) for d in read_manifest(folder)]
 
 
+#: One batch of parcels: their attributes (``idu`` first) and their shapes.
+ParcelBatch = tuple[pa.Table, np.ndarray]
+
+
+class StagedObservation(StagedFile):
+    """An observation whose files are written, committed by :meth:`publish`.
+
+    Made by :func:`stage_observation`. Until :meth:`publish` replaces the
+    manifest, the history reads as before; :meth:`discard` removes the files.
+    A build publishes it with its other staged outputs.
+    """
+
+    def __init__(self, folder: Path, date: dt.date, token: str) -> None:
+        self.folder = folder
+        self.date = date
+        self.token = token
+        self.dest = folder / MANIFEST
+        self.tmp = _path(folder, "parcelles", date.isoformat(), token)
+
+    def publish(self) -> Path:
+        """Commit the observation: replace the manifest (atomic), then clear orphan files.
+
+        Raises
+        ------
+        BuildError
+            When the manifest cannot be written; the previous observations stay intact.
+        """
+        manifest = read_manifest(self.folder)
+        try:
+            _write_manifest(self.folder, {**manifest, self.date.isoformat(): self.token})
+        except OSError as exc:
+            raise BuildError(f"{self.folder} : écriture de l'historique impossible "
+                             f"({exc.strerror}) ; les observations précédentes sont "
+                             f"intactes") from None
+        _remove_orphans(self.folder)
+        log.info("Observation du %s ajoutée à l'historique %s", self.date, self.folder)
+        return self.dest
+
+    def manifest(self) -> dict[str, str]:
+        """Return the manifest once this observation is committed (date → token)."""
+        return dict(sorted({**read_manifest(self.folder),
+                            self.date.isoformat(): self.token}.items()))
+
+    def read(self) -> Observation:
+        """Read the observation back, committed or not."""
+        return _read_observation(self.folder, self.date, self.manifest())
+
+    def discard(self) -> None:
+        """Remove the files of an observation not committed (nothing once published)."""
+        if read_manifest(self.folder).get(self.date.isoformat()) == self.token:
+            return
+        for name in TABLES:
+            for path in _files(self.folder, name, self.date.isoformat(), self.token):
+                path.unlink(missing_ok=True)
+
+
 def append_observation(folder: Path, date: dt.date, *, parcelles: gpd.GeoDataFrame,
-                       zae: pd.DataFrame, friches: pd.DataFrame) -> Path:
+                       zae: pd.DataFrame, friches: pd.DataFrame,
+                       gisements: pd.DataFrame | None = None) -> Path:
     """Add (or replace) the observation of ``date`` in the history.
 
     Parameters
@@ -130,7 +207,7 @@ def append_observation(folder: Path, date: dt.date, *, parcelles: gpd.GeoDataFra
         Date of the observation; an observation of the same date is replaced.
     parcelles
         One row per parcel with ``idu`` and its geometry, plus the attributes to keep.
-    zae, friches
+    zae, friches, gisements
         Attribute tables to keep for this observation.
 
     Returns
@@ -143,45 +220,137 @@ def append_observation(folder: Path, date: dt.date, *, parcelles: gpd.GeoDataFra
     BuildError
         When the history cannot be written; the previous observations stay intact.
     """
+    attrs = pa.Table.from_pandas(pd.DataFrame(parcelles.drop(columns=parcelles.geometry.name)),
+                                 preserve_index=False)
+    staged = stage_observation(folder, date, batches=[(attrs, parcelles.geometry.values)],
+                               crs=parcelles.crs, zae=zae, friches=friches, gisements=gisements)
+    try:
+        return staged.publish()
+    finally:
+        staged.discard()
+
+
+def stage_observation(folder: Path, date: dt.date, *, batches: Iterable[ParcelBatch],
+                      crs: Any, zae: pd.DataFrame, friches: pd.DataFrame,
+                      gisements: pd.DataFrame | None = None) -> StagedObservation:
+    """Write the files of the observation of ``date``; commit them with ``publish()``.
+
+    The parcels come in batches (read from the GeoPackage by groups): the
+    attributes and the shapes not already in the history are written batch by
+    batch, so a large territory is never held whole.
+
+    Parameters
+    ----------
+    folder
+        The history folder (created when missing).
+    date
+        Date of the observation; an observation of the same date is replaced on commit.
+    batches
+        Attributes (Arrow tables of one schema, ``idu`` first) and shapes of the parcels.
+    crs
+        CRS of the shapes.
+    zae, friches, gisements
+        Attribute tables to keep for this observation.
+
+    Returns
+    -------
+    StagedObservation
+        To publish (commit) or discard.
+
+    Raises
+    ------
+    BuildError
+        When the files cannot be written; the history stays as it was.
+    """
     manifest = read_manifest(folder)
     key = date.isoformat()
     token = uuid.uuid4().hex[:12]
-    empreinte = fingerprints(parcelles.geometry)
+    staged = StagedObservation(folder, date, token)
     known = _known_fingerprints(folder, {d: t for d, t in manifest.items() if d != key})
-    if key in manifest:
-        # Later observations may point at shapes first stored by the one replaced.
-        previous = _read(folder, "geometries", key, manifest[key])
-        keep = previous[~previous["empreinte"].isin(known)]
-        known |= set(keep["empreinte"])
-    else:
-        keep = None
-    shapes = gpd.GeoDataFrame({"empreinte": empreinte}, geometry=parcelles.geometry.values,
-                              crs=parcelles.crs)
-    shapes = shapes[~shapes["empreinte"].isin(known)].drop_duplicates("empreinte")
-    if keep is not None:
-        shapes = pd.concat([gpd.GeoDataFrame(keep, geometry="geometry", crs=parcelles.crs),
-                            shapes]).drop_duplicates("empreinte")
-    attrs = pd.DataFrame(parcelles.drop(columns=parcelles.geometry.name))
-    attrs.insert(1, "empreinte", empreinte)
     try:
         for name in TABLES:
             (folder / name).mkdir(parents=True, exist_ok=True)
-        path = _path(folder, "geometries", key, token)
-        shapes.sort_values("empreinte").to_parquet(path, index=False)
-        _sync(path)
-        for name, frame in (("parcelles", attrs), ("zae", zae), ("friches", friches)):
+        shapes = _ShapeWriter(_path(folder, "geometries", key, token), crs)
+        if key in manifest:
+            # Later observations may point at shapes first stored by the one replaced.
+            previous = _read(folder, "geometries", key, manifest[key])
+            previous = previous[~previous["empreinte"].isin(known)]
+            shapes.add(previous["empreinte"].to_numpy(dtype=object), previous.geometry.values)
+            known |= set(previous["empreinte"])
+        others = {d: t for d, t in manifest.items() if d != key}
+        known_rows = _known_rows(folder, others)
+        if key in manifest:
+            # The same for the rows (written as they were, whatever their schema).
+            for path in _files(folder, "lignes", key, manifest[key]):
+                table = pq.read_table(path)
+                table = table.filter(pc.invert(pc.is_in(
+                    table.column("ligne"), value_set=pa.array(list(known_rows), pa.int64()))))
+                pq.write_table(table, _path(folder, "lignes", key, token, part="reprise"))
+                known_rows.update(table.column("ligne").to_pylist())
+        listing = pq.ParquetWriter(_path(folder, "parcelles", key, token),
+                                   pa.schema([("ligne", pa.int64())]))
+        rows_writer: pq.ParquetWriter | None = None
+        for attrs, geometry in batches:
+            empreinte = fingerprints(geometry)
+            table = attrs.add_column(1, "empreinte", pa.array(empreinte, type=pa.string()))
+            ligne = row_hashes(table)
+            listing.write_table(pa.table({"ligne": pa.array(ligne, pa.int64())}))
+            table = table.append_column("ligne", pa.array(ligne, pa.int64()))
+            if rows_writer is None:
+                rows_writer = pq.ParquetWriter(_path(folder, "lignes", key, token), table.schema)
+            fresh = ~pd.Series(ligne).isin(known_rows).to_numpy()
+            fresh &= ~pd.Series(ligne).duplicated().to_numpy()
+            rows_writer.write_table(table.filter(pa.array(fresh)).cast(rows_writer.schema))
+            known_rows.update(ligne[fresh].tolist())
+            fresh = ~pd.Series(empreinte).isin(known).to_numpy()
+            fresh &= ~pd.Series(empreinte).duplicated().to_numpy()
+            shapes.add(empreinte[fresh], np.asarray(geometry)[fresh])
+            known.update(empreinte[fresh])
+        listing.close()
+        if rows_writer is None:
+            raise BuildError(f"{folder} : aucune parcelle à observer le {key}")
+        rows_writer.close()
+        shapes.close()
+        for name, frame in (("zae", zae), ("friches", friches), ("gisements", gisements)):
             path = _path(folder, name, key, token)
-            pd.DataFrame(frame).reset_index(drop=True).to_parquet(path, index=False)
-            _sync(path)
+            frame = pd.DataFrame() if frame is None else pd.DataFrame(frame)
+            frame.reset_index(drop=True).to_parquet(path, index=False)
         for name in TABLES:
+            for path in _files(folder, name, key, token):
+                _sync(path)
             fsync_dir(folder / name)
-        _write_manifest(folder, {**manifest, key: token})
     except OSError as exc:
+        staged.discard()
         raise BuildError(f"{folder} : écriture de l'historique impossible ({exc.strerror}) ; "
                          f"les observations précédentes sont intactes") from None
-    _remove_orphans(folder)
-    log.info("Observation du %s ajoutée à l'historique %s", key, folder)
-    return folder / MANIFEST
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+class _ShapeWriter:
+    """GeoParquet file of shapes (``empreinte``, WKB ``geometry``) written by batches."""
+
+    def __init__(self, path: Path, crs: Any) -> None:
+        projjson = json.loads(CRS.from_user_input(crs).to_json()) if crs is not None else None
+        geo = {"version": "1.0.0", "primary_column": "geometry",
+               "columns": {"geometry": {"encoding": "WKB", "geometry_types": [],
+                                        "crs": projjson}}}
+        schema = pa.schema([("empreinte", pa.string()), ("geometry", pa.binary())],
+                           metadata={b"geo": json.dumps(geo).encode()})
+        self.writer = pq.ParquetWriter(path, schema)
+
+    def add(self, empreinte: np.ndarray, geometry: np.ndarray) -> None:
+        if not len(empreinte):
+            return
+        self.writer.write_table(pa.table(
+            {"empreinte": pa.array(empreinte, type=pa.string()),
+             "geometry": pa.array(shapely.to_wkb(geometry, output_dimension=2),
+                                  type=pa.binary())}, schema=self.writer.schema))
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def read_observation(folder: Path, date: dt.date) -> Observation:
@@ -198,33 +367,111 @@ def read_observation(folder: Path, date: dt.date) -> Observation:
         dates = ", ".join(manifest) or "aucune"
         raise BuildError(f"{folder} : pas d'observation du {key} dans l'historique "
                          f"(observations : {dates})")
-    attrs = _read(folder, "parcelles", key, manifest[key])
+    return _read_observation(folder, date, manifest)
+
+
+def _read_observation(folder: Path, date: dt.date, manifest: Mapping[str, str]) -> Observation:
+    key = date.isoformat()
+    lignes = _read(folder, "parcelles", key, manifest[key])["ligne"].to_numpy()
+    attrs = _rows(folder, manifest, lignes).reindex(lignes).reset_index(drop=True)
     shapes = _shapes(folder, manifest, set(attrs["empreinte"]))
     geometry = shapes.reindex(attrs["empreinte"]).geometry.values
     parcelles = gpd.GeoDataFrame(attrs, geometry=geometry, crs=shapes.crs)
     return Observation(date=date, parcelles=parcelles,
                        zae=_read(folder, "zae", key, manifest[key]),
-                       friches=_read(folder, "friches", key, manifest[key]))
+                       friches=_read(folder, "friches", key, manifest[key]),
+                       gisements=_read(folder, "gisements", key, manifest[key]))
 
 
-def read_table(folder: Path, name: str) -> pd.DataFrame:
-    """Return the table ``name`` of every observation, with a ``date_observation`` column."""
+def read_table(folder: Path, name: str, *, columns: list[str] | None = None,
+               manifest: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Return the table ``name`` of every observation, with a ``date_observation`` column.
+
+    Parameters
+    ----------
+    folder
+        The history folder.
+    name
+        ``parcelles``, ``zae``, ``friches`` or ``gisements``.
+    columns
+        The columns to read (those an observation lacks are left out); all by default.
+    manifest
+        Date → token of the observations to read (default: the committed ones;
+        :meth:`StagedObservation.manifest` adds one not yet committed).
+    """
     frames = []
-    for key, token in read_manifest(folder).items():
-        frame = _read(folder, name, key, token)
+    manifest = read_manifest(folder) if manifest is None else manifest
+    rows = _rows(folder, manifest, None, columns=columns) if name == "parcelles" else None
+    for key, token in manifest.items():
+        path = _path(folder, name, key, token)
+        if not path.exists():
+            continue
+        if rows is not None:
+            lignes = pq.read_table(path).column("ligne").to_numpy()
+            frame = rows.reindex(lignes).reset_index(drop=True)
+        else:
+            wanted = None if columns is None else [
+                c for c in columns if c in pq.read_schema(path).names]
+            frame = pq.read_table(path, columns=wanted).to_pandas()
         frame.insert(0, "date_observation", dt.date.fromisoformat(key))
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _path(folder: Path, name: str, key: str, token: str) -> Path:
-    return folder / name / f"{key}.{token}.parquet"
+def row_hashes(table: pa.Table) -> np.ndarray:
+    """Return a 64-bit hash of each row's values and of the column names (``int64``)."""
+    frame = table.to_pandas()
+    names = hashlib.blake2b("\x1f".join(table.column_names).encode(), digest_size=8).digest()
+    salt = np.frombuffer(names, dtype=np.uint64)[0]
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+    return (hashed ^ salt).view(np.int64)
+
+
+def _path(folder: Path, name: str, key: str, token: str, *, part: str = "") -> Path:
+    return folder / name / f"{key}.{token}{'.' + part if part else ''}.parquet"
+
+
+def _files(folder: Path, name: str, key: str, token: str) -> list[Path]:
+    """Return the files of table ``name`` of one observation (and its ``reprise`` part)."""
+    paths = [_path(folder, name, key, token), _path(folder, name, key, token, part="reprise")]
+    return [p for p in paths if p.exists()]
+
+
+def _known_rows(folder: Path, manifest: Mapping[str, str]) -> set[int]:
+    known: set[int] = set()
+    for key, token in manifest.items():
+        for path in _files(folder, "lignes", key, token):
+            known.update(pq.read_table(path, columns=["ligne"]).column("ligne").to_pylist())
+    return known
+
+
+def _rows(folder: Path, manifest: Mapping[str, str], wanted: np.ndarray | None, *,
+          columns: list[str] | None = None) -> pd.DataFrame:
+    """Return the parcel rows whose hash is ``wanted`` (all if ``None``), by hash."""
+    value_set = None if wanted is None else pa.array(np.unique(wanted), pa.int64())
+    frames = []
+    for key, token in manifest.items():
+        for path in _files(folder, "lignes", key, token):
+            names = pq.read_schema(path).names
+            keep = None if columns is None else [c for c in names if c in columns or
+                                                 c == "ligne"]
+            table = pq.read_table(path, columns=keep)
+            if value_set is not None:
+                table = table.filter(pc.is_in(table.column("ligne"), value_set=value_set))
+            if table.num_rows:
+                frames.append(table.to_pandas())
+    if not frames:
+        return pd.DataFrame(index=pd.Index([], name="ligne", dtype=np.int64))
+    rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return rows.drop_duplicates("ligne").set_index("ligne")
 
 
 def _read(folder: Path, name: str, key: str, token: str) -> pd.DataFrame:
     path = _path(folder, name, key, token)
     if name == "geometries":
         return gpd.read_parquet(path)
+    if not path.exists() and name in OPTIONAL_TABLES:
+        return pd.DataFrame()
     return pq.read_table(path).to_pandas()
 
 
@@ -263,7 +510,7 @@ def _remove_orphans(folder: Path) -> None:
     for name in TABLES:
         for path in (folder / name).glob("*.parquet"):
             key, _, rest = path.name.partition(".")
-            if manifest.get(key) != rest.removesuffix(".parquet"):
+            if manifest.get(key) != rest.removesuffix(".parquet").split(".")[0]:
                 path.unlink(missing_ok=True)
     for tmp in folder.glob(f".{MANIFEST}.*.tmp"):
         tmp.unlink(missing_ok=True)

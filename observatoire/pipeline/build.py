@@ -44,6 +44,7 @@ from observatoire.geopackage import GeoPackageWriter, LayerSum, layer_checksum, 
 from observatoire.ingest import Layers, context_extent, ingest
 from observatoire.memory import trim
 from observatoire.mutabilite import mutabilite_layers
+from observatoire.observation.run import observe
 from observatoire.outputs import StagedFile
 from observatoire.pipeline.batiments import stream_batiments
 from observatoire.pipeline.partitions import Views, analyse_partitions
@@ -128,6 +129,11 @@ def build(territory: Territory, *, progress: Progress | None = None,
         t = time.perf_counter()
         extra: list[StagedFile] = []
         try:
+            # The observation is staged, and the evolution layers written, before the
+            # styles and the report; the history is committed with the other outputs.
+            observed = observe(territory, writer, say=say)
+            extra.extend(observed.staged)
+            built.views["observation"] = observed
             publish(layers, built.outputs, built.tables, built.views, territory, say, extra)
             timings["publication"] = time.perf_counter() - t
             say("Publication des résultats…")

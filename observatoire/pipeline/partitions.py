@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import geopandas as gpd
 import numpy as np
@@ -66,6 +66,9 @@ from observatoire.publish.fond import read_background
 from observatoire.readers.lineage import SourceReport
 from observatoire.readers.tiles import as_bbox
 
+if TYPE_CHECKING:
+    from observatoire.observation.run import Observed
+
 log = logging.getLogger(__name__)
 
 class Views(TypedDict, total=False):
@@ -85,6 +88,9 @@ class Views(TypedDict, total=False):
     zae_unites_candidates: gpd.GeoDataFrame
     #: The buildings meeting those units, when the buildings are streamed.
     batiments_zae: gpd.GeoDataFrame | None
+    #: The build's observation and the evolution since the previous one
+    #: (:func:`observatoire.observation.run.observe`).
+    observation: Observed
 
 
 class SiteSettings(TypedDict):

@@ -37,6 +37,8 @@ from observatoire.publish.rapport import stage_report
 
 if TYPE_CHECKING:
     from observatoire.pipeline.partitions import Views
+    from observatoire.publish.cnig import FirstSeen
+    from observatoire.publish.rapport import Section
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +154,22 @@ def _cnig(pub: Publication) -> list[StagedFile]:
         pub.outputs["zae"], pub.outputs["zae_unites"], pub.layers.etablissements,
         output_dir=pub.territory.output_dir, epci_nom=nom, epci_siren=siren,
         communes=pub.communes, date_observation=pub.territory.options.date_observation,
-        parcelles=pub.views["zae"], rule=pub.territory.options.vacance)
+        parcelles=pub.views["zae"], rule=pub.territory.options.vacance,
+        first_seen=_first_seen(pub))
     return [template, *stage_cnig_csv(
         template.tmp, output_dir=pub.territory.output_dir, parcelles=pub.views["zae"],
         friches=(pub.layers.friches, pub.layers.friches_surfaces),
         cartofriches=cartofriches_files(pub.territory))]
+
+
+def _first_seen(pub: Publication) -> FirstSeen | None:
+    """Return the first observation of each ZAE and land unit (``None`` without history)."""
+    observed = pub.views.get("observation")
+    if observed is None or observed.observation is None:
+        return None
+    from observatoire.observation.run import first_seen
+
+    return first_seen(observed.observation)
 
 
 def _atlas(pub: Publication) -> list[StagedFile]:
@@ -175,6 +188,11 @@ def _background(pub: Publication) -> list[StagedFile]:
 def _map(pub: Publication) -> list[StagedFile]:
     pub.say("Carte interactive…")
     drawn = {**pub.outputs, "parcelles": pub.views["carte"]}
+    observed = pub.views.get("observation")
+    if observed is not None and observed.evolution is not None:
+        changes = observed.evolution.layers["evolution_parcelles"]
+        drawn["evolution_parcelles"] = changes.assign(
+            date_depuis=observed.evolution.depuis.isoformat())
     pub.say(map_message(len(pub.views["carte"]), pub.views["nb_parcelles"], pub.territory))
     return [stage_map(map_units_and_sites(drawn, pub.say), pub.territory,
                       reports=pub.layers.reports, communes=pub.communes, background=pub.fond)]
@@ -197,7 +215,22 @@ def _report(pub: Publication) -> list[StagedFile]:
     pub.say("Rapport…")
     return [stage_report({**pub.outputs, "parcelles": pub.views["rapport"]()},
                          pub.layers.reports, pub.territory, communes=pub.communes,
-                         background={"routes": pub.layers.routes, **pub.fond})]
+                         background={"routes": pub.layers.routes, **pub.fond},
+                         evolution=_evolution_section(pub))]
+
+
+def _evolution_section(pub: Publication) -> Section | None:
+    """Return the report's section « Évolution depuis <date> » (None for a first observation)."""
+    observed = pub.views.get("observation")
+    if observed is None or observed.evolution is None or observed.observation is None:
+        return None
+    from observatoire.publish.rapport_evolution import evolution_section
+
+    staged = observed.observation
+    return evolution_section(staged.folder, staged.manifest(), observed.evolution,
+                             profile=pub.territory.profiles[0].name
+                             if pub.territory.profiles else None,
+                             seuil_bati=pub.territory.options.analysis.seuil_bati_gisement)
 
 
 #: Every publication, in the order made: name, when, how.

@@ -56,6 +56,19 @@ FRICHE_STATUTS: dict[str, tuple[str, str]] = {
     "friche reconvertie": ("#33a02c", "Friche reconvertie"),
     "inconnu": ("#969696", "Statut inconnu"),
 }
+#: Main change of a parcel between two observations (``evolution``): colour, label.
+EVOLUTIONS: dict[str, tuple[str, str]] = {
+    "nouvellement bâtie": ("#b2182b", "Nouvellement bâtie"),
+    "entrée en gisement": ("#1a9850", "Entrée en gisement"),
+    "sortie de gisement": ("#f46d43", "Sortie de gisement"),
+    "divisée": ("#6a3d9a", "Divisée"),
+    "fusionnée": ("#1f78b4", "Fusionnée"),
+    "renumérotée": ("#a6cee3", "Renumérotée"),
+    "géométrie modifiée": ("#cab2d6", "Géométrie modifiée"),
+    "créée": ("#33a02c", "Créée"),
+    "supprimée": ("#525252", "Supprimée"),
+    "classe modifiée": ("#fdae61", "Classe de score modifiée"),
+}
 #: Colour of a friche whose status is empty or outside the CNIG list.
 FRICHE_OTHER_COLOUR = "#969696"
 

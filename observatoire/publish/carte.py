@@ -10,7 +10,8 @@ OpenStreetMap basemap is an option when the network is there.
 
 Layers (from bottom to top): PLU zoning, parcels coloured by score class
 (excluded parcels grey), land units of the ZAE by occupation, friche
-perimeters, ZAE coloured by vacancy rate, candidate sites, friches by status.
+perimeters, ZAE coloured by vacancy rate, candidate sites, the changes since the previous
+observation (hidden when the page opens), friches by status.
 A selector switches between the overview of the territory and the view of each
 ZAE; a search finds a parcel (IDU, or section and number) or a commune; a
 button prints the current view with its legend.
@@ -55,6 +56,7 @@ from observatoire.communes import commune_names
 from observatoire.config import Territory
 from observatoire.outputs import StagedFile
 from observatoire.publish.assets import (
+    EVOLUTIONS,
     EXCLUDED_COLOUR,
     EXCLUDED_LABEL,
     FRICHE_OTHER_COLOUR,
@@ -224,6 +226,17 @@ MAP_LAYERS: tuple[MapLayer, ...] = (
               ("idus", "Parcelles (IDU)", "list")),
              (("gisement_id", "Gisement", "text"), ("surface_m2", "", "m2"),
               ("score_moyen", "score", "score"))),
+    MapLayer("evolution_parcelles", "Changements depuis l'observation précédente", "polygon",
+             0.5, False, "idu", "Parcelle — changement",
+             (("evolution", "Changement principal", "text"),
+              ("changement", "Changement cadastral", "text"),
+              ("idu_precedents", "Parcelles précédentes", "text"),
+              ("part_batie_avant", "Part bâtie avant", "pct"),
+              ("part_batie", "Part bâtie", "pct"),
+              ("surface_consommee_m2", "Surface consommée", "m2"),
+              ("gisement_avant", "Gisement avant", "text"), ("gisement", "Gisement", "text"),
+              ("zae_id", "Zone d'activités", "text")),
+             (("idu", "", "idu"), ("evolution", "", "text"))),
     MapLayer("friches_proximite", "Friches à proximité, hors territoire (5 km)", "point", 0.0,
              True, "site_nom", "Friche hors territoire", _FRICHE_FIELDS,
              (("site_nom", "", "text"), ("comm_nom", "", "text")), source="friches",
@@ -446,6 +459,9 @@ def map_data(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: st
         frame = _features(layers.get(spec.source or spec.name), spec)
         if frame is None or len(frame) == 0 or frame.geometry.isna().all():
             continue
+        if spec.name == "evolution_parcelles" and "date_depuis" in frame:
+            since = dt.date.fromisoformat(str(frame["date_depuis"].iloc[0]))
+            spec = dataclasses.replace(spec, label=f"Changements depuis le {french_date(since)}")
         display = _display_frame(_linked(_named(frame, spec.name, names)), spec, crs, found)
         entry = _encode_layer(display, spec, found if spec.name == "parcelles" else [])
         shown.append(entry)
@@ -482,6 +498,7 @@ def map_data(layers: Mapping[str, gpd.GeoDataFrame], *, title: str, subtitle: st
             "zonage": {k: list(v) for k, v in ZONE_TYPES.items()},
             "occupation": {k: list(v) for k, v in OCCUPATIONS.items()},
             "gisement": GISEMENT_COLOUR,
+            "evolution": {k: list(v) for k, v in EVOLUTIONS.items()},
             "zae": ZAE_COLOUR,
         },
     }

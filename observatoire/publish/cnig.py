@@ -40,6 +40,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +241,8 @@ def build_cnig_layers(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
                       date_observation: dt.date | str | None = None,
                       parcelles: gpd.GeoDataFrame | None = None,
                       rule: VacancyRule = DEFAULT_RULE,
-                      producteur: str | None = None) -> dict[str, gpd.GeoDataFrame]:
+                      producteur: str | None = None,
+                      first_seen: FirstSeen | None = None) -> dict[str, gpd.GeoDataFrame]:
     """Fill the four layers of the standard from the observatory's inventory.
 
     The whole export in memory; :func:`cnig_parts` gives it in parts.
@@ -269,6 +271,10 @@ def build_cnig_layers(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
         The inventory's thresholds (buildings, establishment radius, exclusions).
     producteur
         ``source_producteur`` (default: the EPCI's name).
+    first_seen
+        Date of the first observation where each zone (``zae_id``) and each land
+        unit (``uf_id``) appears, from the history: ``site_identif_date`` and
+        ``terr_identif_date`` (default: ``date_observation``, as the update dates).
 
     Returns
     -------
@@ -285,7 +291,7 @@ def build_cnig_layers(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
     for part in cnig_parts(zae, zae_unites, etablissements, epci_nom=epci_nom,
                            epci_siren=epci_siren, communes=communes,
                            date_observation=date_observation, parcelles=parcelles, rule=rule,
-                           producteur=producteur):
+                           producteur=producteur, first_seen=first_seen):
         for name, frame in part.items():
             parts.setdefault(name, []).append(frame)
     return {name: parts[name][0] if len(parts[name]) == 1 else
@@ -302,7 +308,8 @@ def cnig_parts(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
                epci_siren: str, communes: Mapping[str, str],
                date_observation: dt.date | str | None = None,
                parcelles: gpd.GeoDataFrame | None = None, rule: VacancyRule = DEFAULT_RULE,
-               producteur: str | None = None, chunk_units: int = CNIG_CHUNK_UNITS
+               producteur: str | None = None, chunk_units: int = CNIG_CHUNK_UNITS,
+               first_seen: FirstSeen | None = None
                ) -> Iterator[dict[str, gpd.GeoDataFrame]]:
     """Yield the layers of the standard in parts, to append one after the other.
 
@@ -358,6 +365,9 @@ def cnig_parts(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
             communes=communes, insee_of=insee_of)
         if rows is not None and len(rows):
             etabs.append(rows)
+        if first_seen is not None:
+            terrains["terr_identif_date"] = _first_date(terrains["uf_id"], first_seen.unites,
+                                                        day)
         yield {"terrain_eco": _to_template(terrains, "terrain_eco", crs)}
     etab = _empty_etablissements(crs)
     if etabs:
@@ -368,10 +378,29 @@ def cnig_parts(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
                    site_id=site_id, insee=insee, communes=communes, day=day,
                    epci_nom=epci_nom, epci_siren=epci_siren, rule=rule,
                    producteur=producteur or epci_nom)
+    if first_seen is not None:
+        sites["site_identif_date"] = _first_date(zae["zae_id"], first_seen.zae, day)
     poles = _poles(sites, insee=insee, day=day)
     sites["pole_id"] = poles["pole_id"].to_numpy()
     layers = {"site_eco": sites, "etablissement": etab, "pole_eco": poles}
     yield {name: _to_template(frame, name, crs) for name, frame in layers.items()}
+
+
+@dataclass(frozen=True)
+class FirstSeen:
+    """Date (ISO) of the first observation where each zone and each land unit appears.
+
+    Made from the history by :func:`observatoire.observation.run.first_seen`.
+    """
+
+    zae: Mapping[str, str]
+    unites: Mapping[str, str]
+
+
+def _first_date(ids: pd.Series, first: Mapping[str, str], day: str) -> np.ndarray:
+    """Return each identifier's first observation, never after ``day`` (``day`` if unknown)."""
+    dates = ids.map(first).fillna(day)
+    return np.where(dates.astype(str) > day, day, dates.astype(str))
 
 
 def _chunk_bounds(zae_id: np.ndarray, size: int) -> list[tuple[int, int]]:
@@ -727,12 +756,13 @@ def stage_cnig_export(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
                       communes: Mapping[str, str], date_observation: dt.date | str | None,
                       parcelles: gpd.GeoDataFrame | None = None,
                       rule: VacancyRule = DEFAULT_RULE,
-                      producteur: str | None = None) -> StagedFile:
+                      producteur: str | None = None,
+                      first_seen: FirstSeen | None = None) -> StagedFile:
     """Write the CNIG export to a staged file and validate it before it can be published.
 
     Parameters
     ----------
-    zae, zae_unites, etablissements, parcelles, rule, producteur
+    zae, zae_unites, etablissements, parcelles, rule, producteur, first_seen
         See :func:`build_cnig_layers`.
     output_dir
         The territory's output folder; the file is ``<output_dir>/cnig/sites_economiques.gpkg``.
@@ -762,7 +792,8 @@ def stage_cnig_export(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
         write_cnig_geopackage(cnig_parts(
             zae, zae_unites, etablissements, epci_nom=epci_nom or "",
             epci_siren=epci_siren or "", communes=communes, date_observation=date_observation,
-            parcelles=parcelles, rule=rule, producteur=producteur), staged.tmp)
+            parcelles=parcelles, rule=rule, producteur=producteur, first_seen=first_seen),
+            staged.tmp)
         counts = validate_geopackage(staged.tmp)
     except BaseException:
         staged.discard()

@@ -188,6 +188,34 @@ ALIASES: dict[str, str] = {
     "geocodage": "Qualité de géocodage",
 }
 
+#: Columns of the evolution layers (:mod:`observatoire.observation.run`).
+ALIASES.update({
+    "date_depuis": "Observation précédente",
+    "date_jusqua": "Observation",
+    "idu_precedents": "Parcelles précédentes (IDU)",
+    "nb_precedents": "Nombre de parcelles précédentes",
+    "evolution": "Évolution principale",
+    "part_batie_avant": "Part bâtie avant",
+    "nb_batiments_avant": "Nombre de bâtiments avant",
+    "nouveaux_batiments": "Nouveaux bâtiments",
+    "nouvellement_batie": "Nouvellement bâtie",
+    "surface_consommee_m2": "Surface consommée (m²)",
+    "gisement_avant": "Gisement avant",
+    "gisement": "Gisement",
+    "gisements_avant": "Gisements précédents",
+    "surface_avant_m2": "Surface avant (m²)",
+    "surface_consommee_ha": "Foncier consommé (ha)",
+    "consommation_par_commune": "Foncier consommé par commune",
+    "nb_unites_avant": "Nombre d'unités foncières avant",
+    "nb_unites_vacantes_avant": "Unités vacantes avant",
+    "taux_vacance_avant": "Taux de vacance avant",
+    "surface_disponible_avant_m2": "Surface disponible avant (m²)",
+    "unites_liberees": "Unités libérées",
+    "unites_occupees": "Unités occupées",
+    "evolution_surface_disponible_m2": "Évolution de la surface disponible (m²)",
+    "statut_avant": "Statut avant",
+})
+
 #: Aliases of a column that means something else in one layer.
 LAYER_ALIASES: dict[str, dict[str, str]] = {
     "parcelles": {"numero": "Numéro de parcelle"},
@@ -196,6 +224,11 @@ LAYER_ALIASES: dict[str, dict[str, str]] = {
     "friches": {"zae_id": "Zone d'activités de la friche"},
     "friches_surfaces": {"zae_id": "Zone d'activités de la friche"},
     "gisements": {"zae_id": "Zone d'activités du gisement", "friche_id": "Friche du gisement"},
+    "evolution_parcelles": {"changement": "Changement cadastral"},
+    "evolution_zae": {"changement": "Évolution de la zone"},
+    "evolution_friches": {"changement": "Évolution de la friche"},
+    "evolution_gisements": {"statut": "Évolution du gisement",
+                            "zae_id": "Zone d'activités du gisement"},
 }
 
 #: Labels of score classes beyond those of :data:`SCORE_CLASSES`.
@@ -258,6 +291,8 @@ def profile_aliases(profiles: Sequence[ScoringProfile]) -> dict[str, str]:
             f"exclusions_{p.name}": f"Motifs d'exclusion « {p.label} »",
             f"raisons_{p.name}": f"Atouts et faiblesses « {p.label} »",
             f"fiabilite_{p.name}": f"Fiabilité du score « {p.label} »",
+            f"avant_classe_{p.name}": f"Classe « {p.label} » avant",
+            f"critere_{p.name}": f"Critère ayant le plus changé « {p.label} »",
         })
         out.update({column: f"Points « {label} » ({p.label})"
                     for column, label in p.criteria})

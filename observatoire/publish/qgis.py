@@ -46,6 +46,7 @@ from observatoire import __version__
 from observatoire.config import Territory
 from observatoire.errors import BuildError
 from observatoire.publish.assets import (
+    EVOLUTIONS,
     EXCLUDED_COLOUR,
     EXCLUDED_LABEL,
     FRICHE_OTHER_COLOUR,
@@ -88,12 +89,17 @@ PROJECT_LAYERS: dict[str, tuple[str, str, bool]] = {
     "friches_surfaces": ("Friches (périmètres)", "Friches", True),
     "unites_foncieres": ("Unités foncières — propriétaires", "Analyse", False),
     "parcelles": ("Parcelles", "Analyse", True),
+    "evolution_parcelles": ("Parcelles — changements", "Évolution", False),
+    "evolution_gisements": ("Gisements — changements", "Évolution", False),
+    "evolution_zae": ("Zones d'activités — changements", "Évolution", False),
+    "evolution_friches": ("Friches — changements", "Évolution", False),
     "routes": ("Routes", "Référentiels", True),
     "batiments": ("Bâtiments", "Référentiels", True),
     "zonage": ("Zonage du PLU", "Référentiels", False),
 }
 #: Groups of the project, from top to bottom.
-PROJECT_GROUPS = ("Friches", "Analyse", "Zones d'activités", "Référentiels", "Autres couches")
+PROJECT_GROUPS = ("Friches", "Analyse", "Zones d'activités", "Évolution", "Référentiels",
+                  "Autres couches")
 
 #: Descriptions of the layers the canonical schema does not describe.
 LAYER_DESCRIPTIONS: dict[str, str] = {
@@ -103,6 +109,28 @@ LAYER_DESCRIPTIONS: dict[str, str] = {
                         "(catégorie de propriétaire ; nom des seules personnes morales)",
     "zae_unites": "Unités foncières des zones d'activités et leur occupation "
                   "(inventaire des ZAE, loi Climat et résilience)",
+}
+
+#: Style of the evolution layers: the column categorised, value → colour and label.
+EVOLUTION_STYLES: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
+    "evolution_parcelles": ("evolution", EVOLUTIONS),
+    "evolution_gisements": ("statut", {
+        "nouveau": ("#1a9850", "Gisement nouveau"),
+        "agrandi": ("#91cf60", "Gisement agrandi"),
+        "réduit": ("#fc8d59", "Gisement réduit"),
+        "disparu": ("#d73027", "Gisement disparu"),
+    }),
+    "evolution_zae": ("changement", {
+        "modifiée": ("#fdae61", "Zone modifiée"),
+        "nouvelle": ("#1a9850", "Zone nouvelle"),
+        "disparue": ("#d73027", "Zone disparue"),
+        "inchangée": ("#f0f0f0", "Zone inchangée"),
+    }),
+    "evolution_friches": ("changement", {
+        "statut modifié": ("#ff7f00", "Statut modifié"),
+        "nouvelle": ("#e31a1c", "Friche nouvelle"),
+        "disparue": ("#33a02c", "Friche disparue"),
+    }),
 }
 
 #: Source kinds feeding each layer (lineage).
@@ -474,6 +502,13 @@ def _symbology(table: SpatialTable, profiles: ProfileTexts | None) -> LayerStyle
                           first("site_nom", "site_id"))
     if name == "zae":
         return _zae_style(table)
+    if name in EVOLUTION_STYLES and EVOLUTION_STYLES[name][0] in cols:
+        column, values = EVOLUTION_STYLES[name]
+        cats = [(value, label, _symbol_for(kind, "", colour, outline="#252525",
+                                           fill_alpha=170, width=0.3))
+                for value, (colour, label) in values.items()]
+        key = first("idu", "gisement_id", "zae_id", "site_id")
+        return LayerStyle(categorized_renderer(column, cats), None, _field(key))
     if name == "gisements":
         symbol = fill_symbol("", GISEMENT_COLOUR, GISEMENT_COLOUR, fill_alpha=40, width=0.8,
                              outline_style="dash")
@@ -578,7 +613,8 @@ def field_elements(table: SpatialTable, *, profiles: ProfileTexts | None = None,
     widget, so that QGIS shows the label of each value. A field without alias is
     logged (and left to its name).
     """
-    found = scoring_profiles(table.columns, profiles) if table.name == "parcelles" else []
+    found = (scoring_profiles(table.columns, profiles)
+             if table.name in ("parcelles", "evolution_parcelles") else [])
     columns = [c for c in table.columns if c != table.geometry_column]
     configuration = ET.Element("fieldConfiguration")
     aliases = ET.Element("aliases")

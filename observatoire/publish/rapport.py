@@ -135,7 +135,8 @@ class Overview:
 
 def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[SourceReport],
                  territory: Territory, *, communes: Mapping[str, str] | None = None,
-                 background: Mapping[str, gpd.GeoDataFrame] | None = None) -> StagedFile:
+                 background: Mapping[str, gpd.GeoDataFrame] | None = None,
+                 evolution: Section | None = None) -> StagedFile:
     """Write ``rapport.html`` to a staged file next to the GeoPackage.
 
     Parameters
@@ -153,6 +154,10 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
     background
         The map's background (:mod:`observatoire.publish.fond`): ``limites_communes``
         and ``routes``, drawn under the territory map that opens the report.
+    evolution
+        The section « Évolution depuis <date> »
+        (:func:`observatoire.publish.rapport_evolution.evolution_section`), after the
+        vacancy of the ZAE; ``None`` for a first observation.
 
     Returns
     -------
@@ -174,6 +179,7 @@ def stage_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sourc
             territory.communes, overrides=territory.options.noms_communes),
         background=background, crs=territory.crs,
         atlas=f"{ATLAS_FOLDER}/" if territory.options.atlas else None,
+        evolution=evolution,
     )
     staged.tmp.write_text(page, encoding="utf-8")
     return staged
@@ -185,7 +191,8 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
                   warnings: Sequence[str] = (),
                   names: Mapping[str, str] | None = None,
                   background: Mapping[str, gpd.GeoDataFrame] | None = None,
-                  crs: Any = None, atlas: str | None = None) -> str:
+                  crs: Any = None, atlas: str | None = None,
+                  evolution: Section | None = None) -> str:
     """Return the HTML of the report.
 
     Parameters
@@ -213,6 +220,8 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
     atlas
         Folder of the atlas sheets, relative to the report (``atlas/``): the table of
         zones links to them; ``None`` when the atlas is not produced.
+    evolution
+        As for :func:`stage_report`.
 
     Returns
     -------
@@ -235,6 +244,7 @@ def render_report(layers: Mapping[str, gpd.GeoDataFrame], reports: Sequence[Sour
             _friches(layers.get("friches")),
             _mutabilite(layers.get("friches"), layers.get("gisements")),
             _vacancy(layers.get("zae"), cover=bool(overview.rows)),
+            *([evolution] if evolution is not None else []),
             _scores(parcelles, found),
             _producers(reports, base),
             _sources(reports, parcelles, found, base, profiles or ProfileTexts(), warnings),

@@ -256,6 +256,11 @@ function observatoireDessin(map, data) {
     }
   }
 
+  function evolutionStyle(kind) {
+    var colour = categoryColour(palettes.evolution || {}, kind, "#555555");
+    return {color: colour, weight: 1.5, fillColor: colour, fillOpacity: 0.6};
+  }
+
   function value(props, column, i) {
     return props[column] ? props[column][i] : null;
   }
@@ -278,6 +283,7 @@ function observatoireDessin(map, data) {
       case "friches_surfaces_proximite":
         return fricheStyle(layer.id, value(props, "site_statut", i));
       case "zonage": return zoneStyle(value(props, "typezone", i));
+      case "evolution_parcelles": return evolutionStyle(value(props, "evolution", i));
       default:
         return {color: "#555555", weight: 1, fillOpacity: 0.1};
     }
@@ -734,6 +740,10 @@ function observatoireDessin(map, data) {
         });
       } else if (layer.id === "gisements") {
         legendItem(list, gisementStyle(), "Gisement foncier (site candidat)");
+      } else if (layer.id === "evolution_parcelles") {
+        Object.keys(palettes.evolution).forEach(function (k) {
+          legendItem(list, evolutionStyle(k), palettes.evolution[k][1]);
+        });
       }
       sec.appendChild(list);
       legendSections[layer.id] = {section: sec, title: title, list: list, baseTitle: layer.libelle,
