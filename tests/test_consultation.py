@@ -210,3 +210,32 @@ def test_large_zone_is_streamed_with_the_same_cells(tmp_path, monkeypatch):
     ws = load_workbook(path)["Unités foncières"]
     assert [[c.value for c in row] for row in ws.iter_rows(min_row=2)] == rows
     assert ws["D6"].data_type == "s" and ws.freeze_panes == "D2"
+
+
+def test_worker_processes_write_the_same_files(inventaire, tmp_path, monkeypatch):
+    """Zones written by two worker processes, a task per zone: the files of one process."""
+    from observatoire.publish import consultation
+
+    zae, zu = inventaire
+    # A third zone, without units, between the two others.
+    extra = zae.iloc[[1]].assign(zae_id="Z1 vide", zae_nom="Vide")
+    zae = pd.concat([zae, extra], ignore_index=True)
+    monkeypatch.setattr(consultation, "CHUNK_ZONES", 1)
+    for out, workers in ((tmp_path / "un", 1), (tmp_path / "deux", 2)):
+        for s in stage_consultation(zae, zu, output_dir=out, territory="Gennes",
+                                    date_observation=OBS, workers=workers):
+            s.publish()
+    one, two = tmp_path / "un" / "consultation", tmp_path / "deux" / "consultation"
+    names = sorted(p.name for p in one.iterdir())
+    assert names == sorted(p.name for p in two.iterdir())
+    assert len(names) == 6
+    for name in names:
+        if name.endswith(".csv"):
+            assert (one / name).read_bytes() == (two / name).read_bytes(), name
+        else:
+            a, b = load_workbook(one / name), load_workbook(two / name)
+            for sheet in ("Unités foncières", "Zone"):
+                assert ([[c.value for c in r] for r in a[sheet].iter_rows()]
+                        == [[c.value for c in r] for r in b[sheet].iter_rows()]), name
+    empty = load_workbook(two / "Z1_vide.xlsx")["Unités foncières"]
+    assert empty.max_row == 1

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -289,11 +291,53 @@ def _percent(value: Any) -> str | None:
     return f"{float(value) * 100:.1f} %".replace(".", ",")
 
 
+#: Zones from which the files are written by worker processes (when the machine has cores).
+PARALLEL_MIN_ZONES = 200
+#: Zones whose files one task writes.
+CHUNK_ZONES = 100
+
+
+@dataclass
+class _Zones:
+    """Zones whose files one task writes: their rows, and where to write them."""
+
+    table: pd.DataFrame  # the rows of these zones, zone after zone
+    cells: list[list[str]]  # the same rows as CSV cells, column by column
+    runs: list[tuple[int, int]]  # the rows of each zone in ``table``
+    infos: list[dict[str, Any]]  # each zone's row of ``zae``, with ``comm_nom``
+    targets: list[tuple[Path, Path]]  # each zone's XLSX and CSV
+
+
+def _write_zones(task: _Zones, shared: tuple[str, dt.date]) -> int:
+    """Write the XLSX and CSV of each zone of ``task``; return how many zones."""
+    territory, obs = shared
+    for (lo, hi), info, (xlsx, csv_path) in zip(task.runs, task.infos, task.targets,
+                                                 strict=True):
+        rows = task.table.iloc[lo:hi]
+        write_xlsx(rows, xlsx, zone=info, territory=territory, date_observation=obs)
+        write_csv(rows, csv_path, cells=[column[lo:hi] for column in task.cells])
+    return len(task.infos)
+
+
+def _chunks(table: pd.DataFrame, cells: list[list[str]], runs: list[tuple[int, int]],
+            infos: list[dict[str, Any]], targets: list[tuple[Path, Path]], size: int
+            ) -> Iterator[_Zones]:
+    """Cut the zones into tasks of ``size`` zones, each with its own rows."""
+    for k in range(0, len(infos), size):
+        part = runs[k:k + size]
+        lo = min((a for a, b in part if b > a), default=0)
+        hi = max((b for a, b in part if b > a), default=0)
+        yield _Zones(table.iloc[lo:hi], [column[lo:hi] for column in cells],
+                     [(a - lo, b - lo) if b > a else (0, 0) for a, b in part],
+                     infos[k:k + size], targets[k:k + size])
+
+
 def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
                        output_dir: str | Path, territory: str,
                        date_observation: dt.date | str | None,
                        progress: Progress | None = None,
-                       communes: Mapping[str, str] | None = None) -> list[StagedFile]:
+                       communes: Mapping[str, str] | None = None,
+                       workers: int | None = None) -> list[StagedFile]:
     """Write each zone's consultation XLSX and CSV to staged files.
 
     Parameters
@@ -313,42 +357,66 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
         The build's progress: counts the zones (:func:`observatoire.progress.track`).
     communes
         INSEE code → commune name: the zone's commune is named in its workbook.
+    workers
+        Processes writing the files; default: every core available from
+        :data:`PARALLEL_MIN_ZONES` zones on, else this process alone. Most zones
+        are small: the cost of a file is mostly that of opening and closing it,
+        which the workers share.
 
     Returns
     -------
     list of StagedFile
         Two per zone, to publish with the other outputs.
     """
+    from observatoire.executor import ProcessExecutor, available_cores
+
     obs, _ = observation_date(date_observation)
     folder = Path(output_dir) / "consultation"
-    staged: list[StagedFile] = []
-    used: set[str] = set()
     table = consultation_table(zae, zae_unites)
     cells = csv_cells(table)
     # The table is sorted by zone: the rows of each zone are one run, found once.
-    runs = {key: (rows[0], rows[-1] + 1) for key, rows in
-            table.groupby(HEADERS[0], sort=False, dropna=True).indices.items()}
+    found = {key: (int(rows[0]), int(rows[-1]) + 1) for key, rows in
+             table.groupby(HEADERS[0], sort=False, dropna=True).indices.items()}
     names = communes or {}
+    zones = pd.DataFrame(zae.drop(columns=zae.geometry.name)).sort_values(
+        "zae_id", kind="stable").to_dict("records")
+    runs = [found.get(zone["zae_id"], (0, 0)) for zone in zones]
+    infos = [{**zone, "comm_nom": names.get(zone.get("comm_insee"))} for zone in zones]
+    staged: list[StagedFile] = []
+    used: set[str] = set()
     try:
-        zones = zae.sort_values("zae_id", kind="stable").to_dict("records")
-        for zone in track(progress, zones, total=len(zones),
-                          label="zones (fichiers de consultation)"):
+        targets = []
+        for zone in zones:
             name = safe_file_name(zone["zae_id"])
             while name in used:
                 name += "_"
             used.add(name)
-            lo, hi = runs.get(zone["zae_id"], (0, 0))
-            rows = table.iloc[lo:hi]
-            xlsx = StagedFile(folder / f"{name}.xlsx")
-            staged.append(xlsx)
-            info = {**zone, "comm_nom": names.get(zone.get("comm_insee"))}
-            write_xlsx(rows, xlsx.tmp, zone=info, territory=territory, date_observation=obs)
-            csv_file = StagedFile(folder / f"{name}.csv")
-            staged.append(csv_file)
-            write_csv(rows, csv_file.tmp, cells=[column[lo:hi] for column in cells])
+            xlsx, csv_file = StagedFile(folder / f"{name}.xlsx"), StagedFile(folder / f"{name}.csv")
+            staged += [xlsx, csv_file]
+            targets.append((xlsx.tmp, csv_file.tmp))
+        n = workers if workers is not None else (
+            available_cores() if len(zones) >= PARALLEL_MIN_ZONES else 1)
+        shared = (territory, obs)
+        chunks = _chunks(table, cells, runs, infos, targets, CHUNK_ZONES)
+        label = "zones (fichiers de consultation)"
+        if n <= 1:
+            done = (_write_zones(chunk, shared) for chunk in chunks)
+            for _ in track(progress, _each_zone(done), total=len(zones), label=label):
+                pass
+        else:
+            with ProcessExecutor(n) as pool:
+                done = pool.imap(_write_zones, chunks, shared=shared)
+                for _ in track(progress, _each_zone(done), total=len(zones), label=label):
+                    pass
     except BaseException:
         for s in staged:
             s.discard()
         raise
     log.info("consultation : %d fichier(s) pour %d zone(s)", len(staged), len(zae))
     return staged
+
+
+def _each_zone(counts: Iterable[int]) -> Iterator[None]:
+    """One item per zone written, from the number of zones of each task done."""
+    for count in counts:
+        yield from itertools.repeat(None, count)
