@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import tempfile
 import time
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="dossier d'une construction (observatoire.gpkg)")
     parser.add_argument("--garder", type=Path, help="publier les fichiers dans ce dossier")
     parser.add_argument("--etapes", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument("--profil", type=Path,
+                        help="profil cProfile de chaque étape : DOSSIER/<étape>.prof")
     args = parser.parse_args(argv)
 
     territory = load_territory(args.config)
@@ -98,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         out = args.garder or Path(tmp)
         timings: dict[str, float] = {}
         for stage in args.etapes:
+            profiler = cProfile.Profile() if args.profil else None
+            if profiler:
+                profiler.enable()
             t = time.perf_counter()
             staged: list[StagedFile]
             if stage == "consultation":
@@ -115,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
                     template.tmp, output_dir=out, parcelles=parcelles,
                     friches=(friches, surfaces), cartofriches=cartofriches_files(territory))]
             timings[stage] = round(time.perf_counter() - t, 3)
+            if profiler:
+                profiler.disable()
+                args.profil.mkdir(parents=True, exist_ok=True)
+                profiler.dump_stats(args.profil / f"{stage}.prof")
             print(f"{stage} : {timings[stage]:.1f} s ({len(staged)} fichiers)", flush=True)
             for s in staged:
                 s.publish() if args.garder else s.discard()

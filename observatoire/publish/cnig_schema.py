@@ -343,9 +343,13 @@ def _describe(error: jsonschema.ValidationError, field: Mapping[str, Any] | None
 
 
 def _value_key(value: Any) -> Any:
-    """Return a hashable key of a cell value (GeoJSON mappings by their text)."""
+    """Return a hashable key of a cell value (GeoJSON mappings by identity).
+
+    Every geometry differs from the others: written out as text to be grouped, it
+    would cost more than its own validation.
+    """
     if isinstance(value, dict | list):
-        return ("json", json.dumps(value, sort_keys=True))
+        return ("object", id(value))
     return (type(value).__name__, value)
 
 
@@ -515,15 +519,12 @@ def gpkg_rows(frame: gpd.GeoDataFrame, layer: str) -> list[dict[str, Any]]:
     if layer == "pole_eco":
         values: list[Any] = _geopoint(geoms, frame.crs)
     else:
-        values = [None if g is None or shapely.is_empty(g) else json.loads(shapely.to_geojson(g))
-                  for g in geoms]
+        missing = (shapely.is_missing(geoms) | shapely.is_empty(geoms)).tolist()
+        values = [None if m else json.loads(text) for text, m in
+                  zip(shapely.to_geojson(geoms).tolist(), missing, strict=True)]
+    # (``to_dict`` gives Python numbers, not numpy's: the rows are as JSON would read them.)
     for rec, v in zip(records, values, strict=True):
         rec[gfield] = v
-        for k, x in rec.items():
-            if isinstance(x, np.integer):
-                rec[k] = int(x)
-            elif isinstance(x, np.floating):
-                rec[k] = float(x)
     return records
 
 
