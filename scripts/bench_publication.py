@@ -14,7 +14,9 @@ the build calls it (:mod:`observatoire.pipeline.publication`) and timed.
 The parcels given to the CNIG export are those that meet a ZAE, as the build
 gives them (``idu``, ``friche_id``, geometry). With ``--garder DOSSIER`` the files
 are published there (to compare two versions of the code on the same build);
-otherwise they are discarded. The last line is JSON: seconds by stage.
+otherwise they are discarded. The last line is JSON: seconds by stage, wall clock
+and processor time (``<stage>.cpu``: this process and its workers; on a loaded
+machine, the figure that compares two versions).
 
 Usage::
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import resource
 import tempfile
 import time
 import warnings
@@ -55,6 +58,13 @@ def _read(gpkg: Path, layer: str, **kwargs: Any) -> gpd.GeoDataFrame | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return pyogrio.read_dataframe(gpkg, layer=layer, use_arrow=True, **kwargs)
+
+
+def _cpu_seconds() -> float:
+    """Processor time of this process and of its finished workers (user and system)."""
+    own, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                         resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 def zae_parcels(gpkg: Path, zae: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -104,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             profiler = cProfile.Profile() if args.profil else None
             if profiler:
                 profiler.enable()
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), _cpu_seconds()
             staged: list[StagedFile]
             if stage == "consultation":
                 staged = stage_consultation(
@@ -121,11 +131,13 @@ def main(argv: list[str] | None = None) -> int:
                     template.tmp, output_dir=out, parcelles=parcelles,
                     friches=(friches, surfaces), cartofriches=cartofriches_files(territory))]
             timings[stage] = round(time.perf_counter() - t, 3)
+            timings[f"{stage}.cpu"] = round(_cpu_seconds() - cpu, 3)
             if profiler:
                 profiler.disable()
                 args.profil.mkdir(parents=True, exist_ok=True)
                 profiler.dump_stats(args.profil / f"{stage}.prof")
-            print(f"{stage} : {timings[stage]:.1f} s ({len(staged)} fichiers)", flush=True)
+            print(f"{stage} : {timings[stage]:.1f} s, {timings[stage + '.cpu']:.1f} s de "
+                  f"processeur ({len(staged)} fichiers)", flush=True)
             for s in staged:
                 s.publish() if args.garder else s.discard()
     print(json.dumps(timings))
