@@ -368,7 +368,7 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
     list of StagedFile
         Two per zone, to publish with the other outputs.
     """
-    from observatoire.executor import ProcessExecutor, available_cores
+    from observatoire.executor import ProcessExecutor, SerialExecutor, available_cores
 
     obs, _ = observation_date(date_observation)
     folder = Path(output_dir) / "consultation"
@@ -399,15 +399,10 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
         shared = (territory, obs)
         chunks = _chunks(table, cells, runs, infos, targets, CHUNK_ZONES)
         label = "zones (fichiers de consultation)"
-        if n <= 1:
-            done = (_write_zones(chunk, shared) for chunk in chunks)
+        with ProcessExecutor(n) if n > 1 else SerialExecutor() as pool:
+            done = pool.imap(_write_zones, chunks, shared=shared)
             for _ in track(progress, _each_zone(done), total=len(zones), label=label):
                 pass
-        else:
-            with ProcessExecutor(n) as pool:
-                done = pool.imap(_write_zones, chunks, shared=shared)
-                for _ in track(progress, _each_zone(done), total=len(zones), label=label):
-                    pass
     except BaseException:
         for s in staged:
             s.discard()
