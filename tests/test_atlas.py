@@ -421,3 +421,20 @@ def test_zone_without_units_and_with_a_hostile_name(tmp_path, sample_config):
     assert "</script><script>window.__pwned=2</script>" in pdf_text(files["A.pdf"])
     # Unknown occupancy (neither establishments nor buildings): said, not guessed.
     assert parse(files["A.html"]).cards["taux_vacance"] == ("", "—")
+
+
+def test_sources_of_many_files_are_counted(tmp_path):
+    """A source of a file per commune names five of them and counts the others."""
+    from observatoire.publish.atlas import sources_table
+    from observatoire.readers.lineage import SourceReport
+
+    paths = [tmp_path / f"cadastre-25{i:03d}-parcelles.json.gz" for i in range(1, 290)]
+    table = sources_table([SourceReport(kind="parcelles", paths=paths, format="etalab"),
+                           SourceReport(kind="zae", paths=paths[:2], format="cnig")], tmp_path)
+    assert table.rows[0][1] == ("cadastre-25001-parcelles.json.gz ; "
+                                "cadastre-25002-parcelles.json.gz ; "
+                                "cadastre-25003-parcelles.json.gz ; "
+                                "cadastre-25004-parcelles.json.gz ; "
+                                "cadastre-25005-parcelles.json.gz ; … (289 fichiers)")
+    assert table.rows[1][1] == ("cadastre-25001-parcelles.json.gz ; "
+                                "cadastre-25002-parcelles.json.gz")

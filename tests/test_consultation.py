@@ -125,3 +125,117 @@ def test_safe_file_name():
     assert safe_file_name("25267_SITE-ECO_00001") == "25267_SITE-ECO_00001"
     assert safe_file_name("../../etc/passwd") == "etc_passwd"
     assert safe_file_name("///") == "zone"
+
+
+def test_workbook_cells_read_back(tmp_path):
+    """Every cell of a workbook, read back with openpyxl: values, types, styles, layout."""
+    from observatoire.publish.consultation import WIDTHS, write_xlsx
+
+    rows = [
+        ["Z1", "ZA du Pont", "U1", "25267000AB0001, 25267000AB0002", 2, 5000, 71.4, "non",
+         "personne morale", "=SOMME(A1:A9)", "+33123", "12345678900011 – ACME", 1,
+         "occupée", "occupée", "-établissement actif", None],
+        ["Z1", "ZA du Pont", "U2", "", 1, 12, 100.0, "oui", "personne physique", None, None,
+         "@mention", 0, "vacante", "vacante", "http://exemple.fr", None],
+    ]
+    table = pd.DataFrame(rows, columns=list(HEADERS), dtype=object)
+    zone = {"zae_id": "Z1", "zae_nom": "ZA du Pont", "comm_insee": "25267", "comm_nom": "Gennes",
+            "nb_unites": 2, "nb_unites_vacantes": 1, "taux_vacance": 0.5,
+            "taux_vacance_surface": 0.0024, "surface_disponible_m2": 12.4,
+            "regle_vacance": "=règle"}
+    path = write_xlsx(table, tmp_path / "z1.xlsx", zone=zone, territory="Gennes",
+                      date_observation=dt.date(2025, 3, 1))
+
+    wb = load_workbook(path)
+    assert wb.sheetnames == ["Unités foncières", "Zone"]
+    ws = wb["Unités foncières"]
+    assert [c.value for c in ws[1]] == list(HEADERS)
+    # An empty text is an empty cell; the last column (observations) is empty.
+    expected = [[None if v in ("", None) else v for v in row] for row in rows]
+    assert [[c.value for c in row] for row in ws.iter_rows(min_row=2)] == expected
+    # Text that a spreadsheet would run stays text: no formula, number or link.
+    for ref in ("J2", "K2", "L3", "P2", "P3"):
+        assert ws[ref].data_type == "s" and ws[ref].hyperlink is None, ref
+    assert ws["J2"].value == "=SOMME(A1:A9)" and ws["K2"].value == "+33123"
+    assert [ws[ref].data_type for ref in ("E2", "F2", "G2", "M3")] == ["n"] * 4
+    assert ws["G2"].value == 71.4 and ws["F3"].value == 12
+    header = ws["A1"]
+    assert header.font.b and header.fill.fill_type == "solid"
+    assert header.fill.fgColor.rgb[-6:] == "DDEBF7"
+    assert header.alignment.wrap_text and header.alignment.vertical == "top"
+    assert not ws["A2"].font.b and ws["A2"].fill.fill_type is None
+    assert ws.freeze_panes == "D2"
+    assert ws.auto_filter.ref == "A1:Q3"
+    widths = {}
+    for dim in ws.column_dimensions.values():  # a run of equal widths may be one range
+        for col in range(dim.min, dim.max + 1):
+            widths[col] = dim.width
+    assert [widths[i] for i in range(1, 18)] == list(WIDTHS)
+
+    info = wb["Zone"]
+    assert [[c.value for c in row] for row in info.iter_rows()][2:12] == [
+        ["Zone", "ZA du Pont"], ["Identifiant", "Z1"], ["Commune", "Gennes (25267)"],
+        ["Date d'observation", "01/03/2025"], ["Unités foncières", 2],
+        ["Unités vacantes", 1], ["Taux de vacance (nombre)", "50,0 %"],
+        ["Taux de vacance (surface)", "0,2 %"], ["Surface disponible (m²)", 12],
+        ["Règle de vacance appliquée", "=règle"]]
+    assert info["B12"].data_type == "s"
+    assert info.max_row == 14
+    assert all(info.cell(row=r, column=1).font.b for r in range(1, 15))
+    assert all(info.cell(row=r, column=2).alignment.wrap_text for r in range(1, 15))
+    assert info.column_dimensions["A"].width == 30 and info.column_dimensions["B"].width == 90
+
+
+def test_workbook_without_rows_has_no_filter(tmp_path):
+    from observatoire.publish.consultation import write_xlsx
+
+    table = pd.DataFrame(columns=list(HEADERS))
+    path = write_xlsx(table, tmp_path / "vide.xlsx", zone={"zae_id": "Z9"}, territory="T",
+                      date_observation=OBS)
+    ws = load_workbook(path)["Unités foncières"]
+    assert [c.value for c in ws[1]] == list(HEADERS) and ws.max_row == 1
+    assert ws.auto_filter.ref is None
+
+
+def test_large_zone_is_streamed_with_the_same_cells(tmp_path, monkeypatch):
+    """A zone beyond STREAM_ROWS is written row by row: same cells, text stays text."""
+    from observatoire.publish import consultation
+
+    rows = [["Z", "Zone", f"U{i}", "=1+1", i, i * 10, 0.5, "non", "inconnu", None, None,
+             None, 0, "vacante", "vacante", "-", None] for i in range(5)]
+    table = pd.DataFrame(rows, columns=list(HEADERS), dtype=object)
+    monkeypatch.setattr(consultation, "STREAM_ROWS", 2)
+    path = consultation.write_xlsx(table, tmp_path / "z.xlsx", zone={"zae_id": "Z"},
+                                   territory="T", date_observation=OBS)
+    ws = load_workbook(path)["Unités foncières"]
+    assert [[c.value for c in row] for row in ws.iter_rows(min_row=2)] == rows
+    assert ws["D6"].data_type == "s" and ws.freeze_panes == "D2"
+
+
+def test_worker_processes_write_the_same_files(inventaire, tmp_path, monkeypatch):
+    """Zones written by two worker processes, a task per zone: the files of one process."""
+    from observatoire.publish import consultation
+
+    zae, zu = inventaire
+    # A third zone, without units, between the two others.
+    extra = zae.iloc[[1]].assign(zae_id="Z1 vide", zae_nom="Vide")
+    zae = pd.concat([zae, extra], ignore_index=True)
+    monkeypatch.setattr(consultation, "CHUNK_ZONES", 1)
+    for out, workers in ((tmp_path / "un", 1), (tmp_path / "deux", 2)):
+        for s in stage_consultation(zae, zu, output_dir=out, territory="Gennes",
+                                    date_observation=OBS, workers=workers):
+            s.publish()
+    one, two = tmp_path / "un" / "consultation", tmp_path / "deux" / "consultation"
+    names = sorted(p.name for p in one.iterdir())
+    assert names == sorted(p.name for p in two.iterdir())
+    assert len(names) == 6
+    for name in names:
+        if name.endswith(".csv"):
+            assert (one / name).read_bytes() == (two / name).read_bytes(), name
+        else:
+            a, b = load_workbook(one / name), load_workbook(two / name)
+            for sheet in ("Unités foncières", "Zone"):
+                assert ([[c.value for c in r] for r in a[sheet].iter_rows()]
+                        == [[c.value for c in r] for r in b[sheet].iter_rows()]), name
+    empty = load_workbook(two / "Z1_vide.xlsx")["Unités foncières"]
+    assert empty.max_row == 1

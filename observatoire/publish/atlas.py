@@ -358,8 +358,17 @@ def sites_table(sites: pd.DataFrame) -> Table | None:
                  [False, True, True, True, False])
 
 
+#: Files of a source named in the table of the sources; beyond, they are counted.
+MAX_FILES_NAMED = 5
+
+
 def sources_table(reports: Sequence[SourceReport], base: Path | None) -> Table:
-    """Return the table of the sources read: files, format, file date, date read."""
+    """Return the table of the sources read: files, format, file date, date read.
+
+    A source of many files (one per commune) names its first
+    :data:`MAX_FILES_NAMED` and counts the others: the cell of 289 names would not
+    fit on a page.
+    """
     rows = []
     for r in reports:
         dates = []
@@ -368,7 +377,10 @@ def sources_table(reports: Sequence[SourceReport], base: Path | None) -> Table:
                 dates.append(dt.datetime.fromtimestamp(Path(p).stat().st_mtime, dt.UTC).date())
             except OSError:
                 continue
-        rows.append([r.kind, " ; ".join(relative_name(Path(p), base) for p in r.paths),
+        names = [relative_name(Path(p), base) for p in r.paths[:MAX_FILES_NAMED]]
+        if len(r.paths) > MAX_FILES_NAMED:
+            names.append(f"… ({len(r.paths)} fichiers)")
+        rows.append([r.kind, " ; ".join(names),
                      r.format, french_date(max(dates)) if dates else "—",
                      french_date(r.read_at) if r.read_at else "—", number(r.features_kept)])
     return Table(["Source", "Fichier", "Format", "Fichier daté du", "Lu le", "Entités"], rows,

@@ -521,7 +521,12 @@ def _piece_parcels(pieces: gpd.GeoDataFrame, unit: pd.DataFrame,
                            ).explode("idu")
     pairs = pairs.merge(members, on=["piece", "idu"])  # only the unit's own parcels
     pairs = pairs[pairs["area"] >= MIN_PIECE_M2].sort_values(["piece", "idu"])
-    lists = pairs.groupby("piece")["idu"].agg("|".join)
+    # The parcels of each piece joined, a run of rows each (not a pandas group each).
+    piece, names = pairs["piece"].to_numpy(), pairs["idu"].tolist()
+    starts = np.flatnonzero(np.r_[True, piece[1:] != piece[:-1]]) if len(piece) else piece
+    stops = np.r_[starts[1:], len(piece)].astype(int)
+    lists = pd.Series(["|".join(names[a:b]) for a, b in zip(starts, stops, strict=True)],
+                      index=piece[starts], dtype=object)
     refcad = pd.Series(lists.reindex(unit.index).to_numpy(), index=unit.index).fillna(
         unit["idus"])
     friche = pd.Series(False, index=unit.index)

@@ -143,11 +143,11 @@ def _number(value: float) -> str:
     return np.format_float_positional(value, trim="-")
 
 
-def _geojson(geom: shapely.Geometry | None) -> str:
-    if geom is None or shapely.is_empty(geom):
-        return ""
-    geom = shapely.set_precision(geom, 10 ** -COORD_DECIMALS)
-    return shapely.to_geojson(geom)
+def _geojson(geoms: np.ndarray) -> list[str]:
+    """GeoJSON of each geometry, to :data:`COORD_DECIMALS` decimals; ``""`` when none or empty."""
+    text = shapely.to_geojson(shapely.set_precision(geoms, 10 ** -COORD_DECIMALS))
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    return ["" if m else t for t, m in zip(text.tolist(), missing.tolist(), strict=True)]
 
 
 def _geopoint(geom: shapely.Geometry | None) -> str:
@@ -186,7 +186,7 @@ def csv_rows(frame: gpd.GeoDataFrame, layer: str, *,
     for field in fields:
         name, ftype = field["name"], field.get("type", "string")
         if name == GEOMETRY_FIELDS.get(layer) and ftype == "geojson":
-            out[name] = [_geojson(g) for g in geoms.values]
+            out[name] = _geojson(np.asarray(geoms.values))
             continue
         if name == GEOMETRY_FIELDS.get(layer) or name == GEOPOINT_FIELDS.get(layer):
             out[name] = [_geopoint(g) for g in points.values]

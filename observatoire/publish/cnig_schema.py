@@ -301,6 +301,30 @@ def _field_validators(layer: str, value_lists: bool
     return validators, tuple(schema["required"])
 
 
+#: Python types of the JSON types, exactly (``bool`` is not a number here).
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "null": (type(None),), "number": (int, float), "integer": (int,),
+    "boolean": (bool,)}
+
+
+@functools.lru_cache(maxsize=16)
+def _plain_types(layer: str, value_lists: bool) -> dict[str, frozenset[type]]:
+    """Python types that a field whose schema is only a ``type`` accepts without validation.
+
+    A value of such a type is valid whatever it is: the validator is not called for
+    it (most distinct values are identifiers, areas and texts of this kind).
+    """
+    schema = json_schema(layer, value_lists=value_lists)
+    plain: dict[str, frozenset[type]] = {}
+    for name, sub in schema["properties"].items():
+        if set(sub) != {"type"}:
+            continue
+        kinds = [sub["type"]] if isinstance(sub["type"], str) else sub["type"]
+        if all(k in _PYTHON_TYPES for k in kinds):
+            plain[name] = frozenset(t for k in kinds for t in _PYTHON_TYPES[k])
+    return plain
+
+
 _TYPE_WORDS = {"string": "un texte", "number": "un nombre", "integer": "un entier",
                "object": "un objet GeoJSON", "boolean": "un booléen"}
 
@@ -343,9 +367,13 @@ def _describe(error: jsonschema.ValidationError, field: Mapping[str, Any] | None
 
 
 def _value_key(value: Any) -> Any:
-    """Return a hashable key of a cell value (GeoJSON mappings by their text)."""
+    """Return a hashable key of a cell value (GeoJSON mappings by identity).
+
+    Every geometry differs from the others: written out as text to be grouped, it
+    would cost more than its own validation.
+    """
     if isinstance(value, dict | list):
-        return ("json", json.dumps(value, sort_keys=True))
+        return ("object", id(value))
     return (type(value).__name__, value)
 
 
@@ -382,6 +410,7 @@ def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists
     ts = table_schema(layer)
     fields = {f["name"]: f for f in ts["fields"]}
     validators, required = _field_validators(layer, value_lists)
+    plain = _plain_types(layer, value_lists)
     found: list[tuple[int, int, str]] = []  # (row, field rank, message)
     # Each field's schema is checked once per distinct value: the same rules as the row
     # schema, without validating « 2025-03-01 » ten thousand times.
@@ -394,7 +423,10 @@ def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists
                 continue
             value = row[name]
             groups.setdefault(_value_key(value), (value, []))[1].append(i)
+        accepted = plain.get(name, frozenset())
         for value, idx in groups.values():
+            if type(value) in accepted:
+                continue
             error = jsonschema.exceptions.best_match(validator.iter_errors(value))
             if error is not None:
                 message = f"champ « {name} » : {_describe(error, fields.get(name), value)}"
@@ -515,15 +547,12 @@ def gpkg_rows(frame: gpd.GeoDataFrame, layer: str) -> list[dict[str, Any]]:
     if layer == "pole_eco":
         values: list[Any] = _geopoint(geoms, frame.crs)
     else:
-        values = [None if g is None or shapely.is_empty(g) else json.loads(shapely.to_geojson(g))
-                  for g in geoms]
+        missing = (shapely.is_missing(geoms) | shapely.is_empty(geoms)).tolist()
+        values = [None if m else json.loads(text) for text, m in
+                  zip(shapely.to_geojson(geoms).tolist(), missing, strict=True)]
+    # (``to_dict`` gives Python numbers, not numpy's: the rows are as JSON would read them.)
     for rec, v in zip(records, values, strict=True):
         rec[gfield] = v
-        for k, x in rec.items():
-            if isinstance(x, np.integer):
-                rec[k] = int(x)
-            elif isinstance(x, np.floating):
-                rec[k] = float(x)
     return records
 
 

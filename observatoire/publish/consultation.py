@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
+import xlsxwriter
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
 
 from observatoire.analysis.zae_inventory import observation_date
 from observatoire.outputs import StagedFile
@@ -122,7 +126,22 @@ def _csv_cell(value: Any) -> str:
     return text
 
 
-def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
+def csv_cells(table: pd.DataFrame) -> list[list[str]]:
+    """Return the cells of ``table`` as the CSV writes them, column by column.
+
+    Missing values are empty, decimals take a comma, text that a spreadsheet
+    would run as a formula is quoted with ``'``.
+    """
+    return [[_csv_cell(v) for v in column] for column in _columns(table)]
+
+
+def _columns(table: pd.DataFrame) -> list[list[Any]]:
+    """Return the values of each column of ``table`` as Python objects."""
+    return [table[name].tolist() for name in table.columns]
+
+
+def write_csv(table: pd.DataFrame, path: str | Path, *,
+              cells: list[list[str]] | None = None) -> Path:
     """Write ``table`` as a French spreadsheet CSV (``;``, decimal comma, UTF-8 with BOM).
 
     Parameters
@@ -131,6 +150,8 @@ def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
         From :func:`consultation_table`.
     path
         The file to write.
+    cells
+        The cells of ``table``, from :func:`csv_cells`, when already made.
 
     Returns
     -------
@@ -138,12 +159,18 @@ def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
         ``path``.
     """
     path = Path(path)
+    columns = csv_cells(table) if cells is None else cells
     with open(path, "w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f, delimiter=";", quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         writer.writerow(table.columns)
-        for row in table.itertuples(index=False):
-            writer.writerow([_csv_cell(v) for v in row])
+        writer.writerows(zip(*columns, strict=True))
     return path
+
+
+#: Zones of more rows than this are written row by row to disk (constant memory).
+STREAM_ROWS = 20_000
+#: Pixels of one character of the default font (Calibri 11), as xlsxwriter counts them.
+_CHAR_PX = 7
 
 
 def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any],
@@ -169,29 +196,28 @@ def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any]
     pathlib.Path
         ``path``.
     """
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "Unités foncières"
-    ws.append(list(table.columns))
-    for row in table.itertuples(index=False):
-        ws.append([None if v is None else v for v in row])
-    # openpyxl stores any text starting with « = » as a formula: keep user data as text.
-    for cells in ws.iter_rows(min_row=2):
-        for cell in cells:
-            if isinstance(cell.value, str) and cell.value.startswith(_FORMULA_START):
-                cell.data_type = "s"
-    header_fill = PatternFill("solid", fgColor="DDEBF7")
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-        cell.fill = header_fill
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-    for i, width in enumerate(WIDTHS, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = width
-    ws.freeze_panes = "D2"
+    # Text stays text: no formula, number or link is made of a string.
+    options: dict[str, Any] = {"strings_to_formulas": False, "strings_to_numbers": False,
+                               "strings_to_urls": False}
+    # A small workbook is assembled in memory (no temporary file); a large zone is
+    # written row by row instead, so that its cells are never all held at once.
+    options["constant_memory" if len(table) > STREAM_ROWS else "in_memory"] = True
+    wb = xlsxwriter.Workbook(str(path), options)
+    ws = wb.add_worksheet("Unités foncières")
+    header = wb.add_format({"bold": True, "pattern": 1, "bg_color": "#DDEBF7",
+                            "text_wrap": True, "valign": "top"})
+    for col, name in enumerate(table.columns):
+        ws.write_string(0, col, name, header)
+    for row, values in enumerate(zip(*_columns(table), strict=True), start=1):
+        _write_row(ws, row, values)
+    # Widths in pixels: the file then holds the widths given, in characters.
+    for i, width in enumerate(WIDTHS):
+        ws.set_column_pixels(i, i, width * _CHAR_PX)
+    ws.freeze_panes(1, 3)  # D2: the header row and the unit's zone, name and id
     if len(table):
-        ws.auto_filter.ref = ws.dimensions
+        ws.autofilter(0, 0, len(table), len(table.columns) - 1)
 
-    info = wb.create_sheet("Zone")
+    info = wb.add_worksheet("Zone")
     rate = zone.get("taux_vacance")
     rate_area = zone.get("taux_vacance_surface")
     rows = [
@@ -212,19 +238,37 @@ def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any]
                          "l'onglet « Unités foncières »."),
         ("Données personnelles", "Les propriétaires personnes physiques ne sont pas nommés."),
     ]
-    for label, value in rows:
-        info.append([label, value])
-        if isinstance(value, str) and value.startswith(_FORMULA_START):
-            info.cell(row=info.max_row, column=2).data_type = "s"
-    for cell in info["A"]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(vertical="top")
-    for cell in info["B"]:
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-    info.column_dimensions["A"].width = 30
-    info.column_dimensions["B"].width = 90
-    wb.save(path)
+    label = wb.add_format({"bold": True, "valign": "top"})
+    text = wb.add_format({"text_wrap": True, "valign": "top"})
+    for row, (name, value) in enumerate(rows):
+        info.write_string(row, 0, name, label)
+        _write_cell(info, row, 1, value, text)
+    info.set_column_pixels(0, 0, 30 * _CHAR_PX)
+    info.set_column_pixels(1, 1, 90 * _CHAR_PX)
+    wb.close()
     return Path(path)
+
+
+def _write_row(ws: Worksheet, row: int, values: Iterable[Any]) -> None:
+    for col, value in enumerate(values):
+        # An empty text is an empty cell, as is NaN (a table made by hand).
+        if value is not None and value != "" and value == value:
+            _write_cell(ws, row, col, value)
+
+
+def _write_cell(ws: Worksheet, row: int, col: int, value: Any,
+                cell_format: Format | None = None) -> None:
+    """Write a value with its type: text as text (never a formula), numbers as numbers."""
+    if value is None:
+        ws.write_blank(row, col, None, cell_format)
+    elif isinstance(value, str):
+        ws.write_string(row, col, value, cell_format)
+    elif isinstance(value, bool | np.bool_):
+        ws.write_boolean(row, col, bool(value), cell_format)
+    elif isinstance(value, Real):
+        ws.write_number(row, col, value, cell_format)
+    else:
+        ws.write_string(row, col, str(value), cell_format)
 
 
 def _commune(zone: Mapping[str, Any]) -> str | None:
@@ -247,11 +291,53 @@ def _percent(value: Any) -> str | None:
     return f"{float(value) * 100:.1f} %".replace(".", ",")
 
 
+#: Zones from which the files are written by worker processes (when the machine has cores).
+PARALLEL_MIN_ZONES = 200
+#: Zones whose files one task writes.
+CHUNK_ZONES = 100
+
+
+@dataclass
+class _Zones:
+    """Zones whose files one task writes: their rows, and where to write them."""
+
+    table: pd.DataFrame  # the rows of these zones, zone after zone
+    cells: list[list[str]]  # the same rows as CSV cells, column by column
+    runs: list[tuple[int, int]]  # the rows of each zone in ``table``
+    infos: list[dict[str, Any]]  # each zone's row of ``zae``, with ``comm_nom``
+    targets: list[tuple[Path, Path]]  # each zone's XLSX and CSV
+
+
+def _write_zones(task: _Zones, shared: tuple[str, dt.date]) -> int:
+    """Write the XLSX and CSV of each zone of ``task``; return how many zones."""
+    territory, obs = shared
+    for (lo, hi), info, (xlsx, csv_path) in zip(task.runs, task.infos, task.targets,
+                                                 strict=True):
+        rows = task.table.iloc[lo:hi]
+        write_xlsx(rows, xlsx, zone=info, territory=territory, date_observation=obs)
+        write_csv(rows, csv_path, cells=[column[lo:hi] for column in task.cells])
+    return len(task.infos)
+
+
+def _chunks(table: pd.DataFrame, cells: list[list[str]], runs: list[tuple[int, int]],
+            infos: list[dict[str, Any]], targets: list[tuple[Path, Path]], size: int
+            ) -> Iterator[_Zones]:
+    """Cut the zones into tasks of ``size`` zones, each with its own rows."""
+    for k in range(0, len(infos), size):
+        part = runs[k:k + size]
+        lo = min((a for a, b in part if b > a), default=0)
+        hi = max((b for a, b in part if b > a), default=0)
+        yield _Zones(table.iloc[lo:hi], [column[lo:hi] for column in cells],
+                     [(a - lo, b - lo) if b > a else (0, 0) for a, b in part],
+                     infos[k:k + size], targets[k:k + size])
+
+
 def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
                        output_dir: str | Path, territory: str,
                        date_observation: dt.date | str | None,
                        progress: Progress | None = None,
-                       communes: Mapping[str, str] | None = None) -> list[StagedFile]:
+                       communes: Mapping[str, str] | None = None,
+                       workers: int | None = None) -> list[StagedFile]:
     """Write each zone's consultation XLSX and CSV to staged files.
 
     Parameters
@@ -271,41 +357,61 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
         The build's progress: counts the zones (:func:`observatoire.progress.track`).
     communes
         INSEE code → commune name: the zone's commune is named in its workbook.
+    workers
+        Processes writing the files; default: every core available from
+        :data:`PARALLEL_MIN_ZONES` zones on, else this process alone. Most zones
+        are small: the cost of a file is mostly that of opening and closing it,
+        which the workers share.
 
     Returns
     -------
     list of StagedFile
         Two per zone, to publish with the other outputs.
     """
+    from observatoire.executor import ProcessExecutor, SerialExecutor, available_cores
+
     obs, _ = observation_date(date_observation)
     folder = Path(output_dir) / "consultation"
+    table = consultation_table(zae, zae_unites)
+    cells = csv_cells(table)
+    # The table is sorted by zone: the rows of each zone are one run, found once.
+    found = {key: (int(rows[0]), int(rows[-1]) + 1) for key, rows in
+             table.groupby(HEADERS[0], sort=False, dropna=True).indices.items()}
+    names = communes or {}
+    zones = pd.DataFrame(zae.drop(columns=zae.geometry.name)).sort_values(
+        "zae_id", kind="stable").to_dict("records")
+    runs = [found.get(zone["zae_id"], (0, 0)) for zone in zones]
+    infos = [{**zone, "comm_nom": names.get(zone.get("comm_insee"))} for zone in zones]
     staged: list[StagedFile] = []
     used: set[str] = set()
-    table = consultation_table(zae, zae_unites)
-    # The rows of each zone, found once (not by scanning the table for every zone).
-    by_zone = {key: table.iloc[rows] for key, rows in
-               table.groupby(HEADERS[0], sort=False, dropna=True).indices.items()}
-    empty = table.iloc[:0]
-    names = communes or {}
     try:
-        zones = zae.sort_values("zae_id", kind="stable")
-        for _, zone in track(progress, zones.iterrows(), total=len(zones),
-                             label="zones (fichiers de consultation)"):
+        targets = []
+        for zone in zones:
             name = safe_file_name(zone["zae_id"])
             while name in used:
                 name += "_"
             used.add(name)
-            rows = by_zone.get(zone["zae_id"], empty)
-            xlsx = StagedFile(folder / f"{name}.xlsx")
-            staged.append(xlsx)
-            info = {**zone.to_dict(), "comm_nom": names.get(zone.get("comm_insee"))}
-            write_xlsx(rows, xlsx.tmp, zone=info, territory=territory, date_observation=obs)
-            csv_file = StagedFile(folder / f"{name}.csv")
-            staged.append(csv_file)
-            write_csv(rows, csv_file.tmp)
+            xlsx, csv_file = StagedFile(folder / f"{name}.xlsx"), StagedFile(folder / f"{name}.csv")
+            staged += [xlsx, csv_file]
+            targets.append((xlsx.tmp, csv_file.tmp))
+        n = workers if workers is not None else (
+            available_cores() if len(zones) >= PARALLEL_MIN_ZONES else 1)
+        shared = (territory, obs)
+        chunks = _chunks(table, cells, runs, infos, targets, CHUNK_ZONES)
+        label = "zones (fichiers de consultation)"
+        with ProcessExecutor(n) if n > 1 else SerialExecutor() as pool:
+            done = pool.imap(_write_zones, chunks, shared=shared)
+            for _ in track(progress, _each_zone(done), total=len(zones), label=label):
+                pass
     except BaseException:
         for s in staged:
             s.discard()
         raise
     log.info("consultation : %d fichier(s) pour %d zone(s)", len(staged), len(zae))
     return staged
+
+
+def _each_zone(counts: Iterable[int]) -> Iterator[None]:
+    """One item per zone written, from the number of zones of each task done."""
+    for count in counts:
+        yield from itertools.repeat(None, count)
