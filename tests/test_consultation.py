@@ -197,6 +197,22 @@ def test_workbook_without_rows_has_no_filter(tmp_path):
     assert ws.auto_filter.ref is None
 
 
+def test_null_zone_values_are_empty_cells(tmp_path):
+    """A zone without a name (NaN in the layer) is named by its id; NULLs are empty cells."""
+    from observatoire.publish.consultation import write_xlsx
+
+    table = pd.DataFrame({h: [float("nan")] if i == 5 else ["x"] for i, h in enumerate(HEADERS)})
+    zone = {"zae_id": "Z9", "zae_nom": float("nan"), "regle_vacance": pd.NA,
+            "nb_unites": float("nan"), "taux_vacance": None}
+    path = write_xlsx(table, tmp_path / "z.xlsx", zone=zone, territory="T",
+                      date_observation=OBS)
+    wb = load_workbook(path)
+    info = {r[0].value: r[1].value for r in wb["Zone"].iter_rows()}
+    assert info["Zone"] == "Z9"
+    assert info["Règle de vacance appliquée"] is None and info["Unités foncières"] is None
+    assert wb["Unités foncières"].cell(row=2, column=6).value is None
+
+
 def test_large_zone_is_streamed_with_the_same_cells(tmp_path, monkeypatch):
     """A zone beyond STREAM_ROWS is written row by row: same cells, text stays text."""
     from observatoire.publish import consultation

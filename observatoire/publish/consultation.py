@@ -223,7 +223,7 @@ def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any]
     rows = [
         ("Inventaire des zones d'activité économique", territory),
         ("Article", "L318-8-2 du code de l'urbanisme"),
-        ("Zone", zone.get("zae_nom") or zone.get("zae_id")),
+        ("Zone", _known(zone.get("zae_nom")) or zone.get("zae_id")),
         ("Identifiant", zone.get("zae_id")),
         ("Commune", _commune(zone)),
         ("Date d'observation", date_observation.strftime("%d/%m/%Y")),
@@ -232,7 +232,7 @@ def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any]
         ("Taux de vacance (nombre)", _percent(rate)),
         ("Taux de vacance (surface)", _percent(rate_area)),
         ("Surface disponible (m²)", _number(zone.get("surface_disponible_m2"), digits=0)),
-        ("Règle de vacance appliquée", zone.get("regle_vacance")),
+        ("Règle de vacance appliquée", _known(zone.get("regle_vacance"))),
         ("Consultation", "Ce document est soumis pendant 30 jours aux propriétaires et occupants "
                          "de la zone : indiquez vos observations dans la dernière colonne de "
                          "l'onglet « Unités foncières »."),
@@ -259,7 +259,9 @@ def _write_row(ws: Worksheet, row: int, values: Iterable[Any]) -> None:
 def _write_cell(ws: Worksheet, row: int, col: int, value: Any,
                 cell_format: Format | None = None) -> None:
     """Write a value with its type: text as text (never a formula), numbers as numbers."""
-    if value is None:
+    if value is None or value is pd.NA or value is pd.NaT or (
+            isinstance(value, Real) and not isinstance(value, bool | np.bool_)
+            and value != value):  # NULL of a text or number column (NaN, <NA>)
         ws.write_blank(row, col, None, cell_format)
     elif isinstance(value, str):
         ws.write_string(row, col, value, cell_format)
@@ -269,6 +271,11 @@ def _write_cell(ws: Worksheet, row: int, col: int, value: Any,
         ws.write_number(row, col, value, cell_format)
     else:
         ws.write_string(row, col, str(value), cell_format)
+
+
+def _known(value: Any) -> Any:
+    """``value``, or ``None`` for a NULL (``None``, NaN, ``<NA>``)."""
+    return None if value is None or (np.ndim(value) == 0 and pd.isna(value)) else value
 
 
 def _commune(zone: Mapping[str, Any]) -> str | None:
