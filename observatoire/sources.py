@@ -10,7 +10,7 @@ territory file (:mod:`observatoire.config`), ``validate``
 :mod:`observatoire.readers.extra`) and the analysis
 (:mod:`observatoire.analysis.indicators`) all read this table: a new source is a
 new line here and its reader; a new indicator, its name here and its function
-(``docs/extension.md``).
+(``docs/recettes.md``).
 
 Readers and schemas are named ``"module:attribut"`` and imported when first used:
 the readers import :class:`observatoire.config.Source`, and the territory file
