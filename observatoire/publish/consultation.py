@@ -197,12 +197,12 @@ def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any]
         ``path``.
     """
     # Text stays text: no formula, number or link is made of a string.
-    options: dict[str, Any] = {"strings_to_formulas": False, "strings_to_numbers": False,
-                               "strings_to_urls": False}
+    settings: dict[str, Any] = {"strings_to_formulas": False, "strings_to_numbers": False,
+                                "strings_to_urls": False}
     # A small workbook is assembled in memory (no temporary file); a large zone is
     # written row by row instead, so that its cells are never all held at once.
-    options["constant_memory" if len(table) > STREAM_ROWS else "in_memory"] = True
-    wb = xlsxwriter.Workbook(str(path), options)
+    settings["constant_memory" if len(table) > STREAM_ROWS else "in_memory"] = True
+    wb = xlsxwriter.Workbook(str(path), settings)
     ws = wb.add_worksheet("Unités foncières")
     header = wb.add_format({"bold": True, "pattern": 1, "bg_color": "#DDEBF7",
                             "text_wrap": True, "valign": "top"})
