@@ -266,6 +266,7 @@ def _generator() -> Any:
     spec = importlib.util.spec_from_file_location("generate_territory", GENERATOR)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -768,14 +769,15 @@ def main(argv: list[str] | None = None) -> int:
     for n in sorted(set(args.sizes)):
         print(f"\n== {n} parcelles ==", flush=True)
         toml, generation = ensure_territory(n, seed=args.seed, workdir=workdir)
+        config = toml
         if not args.sans_evolution:
             # The reference build is the first vintage's observation (dated).
             gen = _generator()
-            toml = gen.with_observation_date(toml, gen.DATE_MILLESIME_1)
+            config = gen.with_observation_date(toml, gen.DATE_MILLESIME_1)
         out = toml.parent / "out"
         shutil.rmtree(out, ignore_errors=True)
         print("  construction (observatoire.pipeline.build)…", flush=True)
-        build = run_build(toml, out, workdir=workdir, n=n, profile=args.profile)
+        build = run_build(config, out, workdir=workdir, n=n, profile=args.profile)
         print("  plancher E/S (pyogrio Arrow)…", flush=True)
         gpkg = Path(build["gpkg"]) if build.get("ok") else None
         floor = run_floor(toml, gpkg, workdir=workdir, n=n)

@@ -1224,8 +1224,10 @@ def derive_next_vintage(src: str | Path, out: str | Path, *, seed: int,
     - *fusions*: two neighbours of a row (sharing a whole side) become one parcel with a
       new number;
     - *renumerotations*: a parcel keeps its shape and gets a new number;
-    - *nouveaux_batiments*: a building (40 % of the parcel, centred) is added on an
-      unchanged parcel that had none.
+    - *nouveaux_batiments*: a building (40 % of the parcel's sides, centred) is added
+      on an unchanged parcel that had none.
+
+    Parcels named by a friche (``unite_fonciere_refcad``) are never edited.
 
     Every other parcel keeps its feature byte for byte; the other sources are linked
     (symbolic links to ``src``), the building layer is copied then appended to, and
@@ -1262,6 +1264,10 @@ def derive_next_vintage(src: str | Path, out: str | Path, *, seed: int,
                     "divisions": [], "fusions": [], "renumerotations": [],
                     "nouveaux_batiments": []}
     new_rings: list[np.ndarray] = []
+    # Parcels of friches are left as they are: the friches file names them.
+    refcad = pd.read_csv(src / "friches" / "friches_cnig.csv", sep=";", dtype=str,
+                         usecols=["unite_fonciere_refcad"])["unite_fonciere_refcad"]
+    friche_idu = set(refcad.dropna().str.split("|").explode())
     for path in sorted((src / "cadastre").glob("cadastre-*-parcelles.json.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as f:
             lines = _split_features(f.read())
@@ -1273,8 +1279,8 @@ def derive_next_vintage(src: str | Path, out: str | Path, *, seed: int,
         tree = shapely.STRtree(polys)
         hit = tree.query(tree_points, predicate="within")[1]
         has_building[hit] = True
-        used = np.zeros(n, dtype=bool)
         props = [f["properties"] for f in feats]
+        used = np.array([p["id"] in friche_idu for p in props], dtype=bool)
         section_max: dict[tuple[str, str], int] = {}
         for p in props:
             key = (p["prefixe"], p["section"])
