@@ -188,3 +188,65 @@ def test_evolution_between_two_built_vintages(vintages, tmp_path: Path) -> None:
     assert sorted(gained["idu"]) == sorted(record["nouveaux_batiments"])
     assert (gained["part_batie"] > gained["part_batie_avant"].fillna(0)).all()
     assert np.isclose(gained["part_batie_avant"].fillna(0), 0).all()
+
+
+def _observation(parcels: gpd.GeoDataFrame, built: set[str]) -> dict:
+    """Attributes of an observation: a built share, a class, sites in sections A and B.
+
+    A site gathers the unbuilt parcels of sections A and B numbered by the same tens.
+    """
+    frame = parcels[["idu", "geometry"]].reset_index(drop=True)
+    frame["code_insee"] = frame["idu"].str[:5]
+    frame["surface_m2"] = frame.area.round(2)
+    frame["part_batie"] = np.where(frame["idu"].isin(built), 0.16, 0.0)
+    frame["nb_batiments"] = frame["idu"].isin(built).astype(int)
+    frame["classe_industrie"] = np.where(frame["surface_m2"] > 3000, "A", "C")
+    in_site = frame["idu"].str[8:10].isin(["0A", "0B"]) & ~frame["idu"].isin(built)
+    frame["gisement_id"] = np.where(in_site, "G-" + frame["idu"].str[:13], None)
+    sites = (frame.dropna(subset=["gisement_id"]).groupby("gisement_id")["surface_m2"].sum()
+             .reset_index())
+    sites["zae_id"] = None
+    return {"parcelles": frame, "zae": pd.DataFrame({"zae_id": pd.Series([], dtype=object)}),
+            "friches": pd.DataFrame({"site_id": pd.Series([], dtype=object)}),
+            "gisements": sites}
+
+
+def test_changes_alone_give_the_whole_evolution(vintages, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from observatoire.observation import evolution, history
+    from observatoire.observation.run import _site_shapes
+
+    m1, m2, record = vintages
+    d1, d2 = dt.date(2024, 1, 1), dt.date(2025, 1, 1)
+    folder = tmp_path / "historique"
+    history.append_observation(folder, d1, **_observation(_parcels(m1), set()))
+    history.append_observation(folder, d2, **_observation(_parcels(m2),
+                                                          set(record["nouveaux_batiments"])))
+    results = []
+    for old, new in ((history.read_observation(folder, d1), history.read_observation(folder, d2)),
+                     history.read_changes(folder, d1, d2)):
+        parcelles = evolution.evolution_parcelles(old, new, seuil_bati=0.1)
+        sites = evolution.evolution_gisements(old, new, parcelles)
+        results.append((old, parcelles, sites, _site_shapes(sites, old, new)))
+    (whole, p1, g1, s1), (lean, p2, g2, s2) = results
+    counts = record["nombres"]
+    # Only the parcels that differ are read: the edited ones and the newly built ones.
+    assert len(lean.parcelles) == (counts["divisions"] + 2 * counts["fusions"]
+                                   + counts["renumerotations"] + counts["nouveaux_batiments"])
+    assert len(whole.parcelles) > 10 * len(lean.parcelles)
+    assert (lean.inchangees["gisement_id"].notna()).all() and len(lean.inchangees) > 0
+    key = ["idu", "idu_precedents"]
+    p1 = p1.sort_values(key).reset_index(drop=True)
+    p2 = p2.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(pd.DataFrame(p1.drop(columns="geometry")),
+                                  pd.DataFrame(p2.drop(columns="geometry")))
+    assert p1.geometry.geom_equals_exact(p2.geometry, tolerance=0).all()
+    assert (p1["evolution"] == "nouvellement bâtie").sum() == counts["nouveaux_batiments"]
+    # Sites that lost a newly built parcel are reduced, with the same outline either way.
+    assert (g1["statut"] == "réduit").sum() > 0
+    pd.testing.assert_frame_equal(g1.sort_values("gisement_id").reset_index(drop=True),
+                                  g2.sort_values("gisement_id").reset_index(drop=True))
+    s1 = s1.sort_values("gisement_id").reset_index(drop=True)
+    s2 = s2.sort_values("gisement_id").reset_index(drop=True)
+    assert (s1.geometry.symmetric_difference(s2.geometry).area < 1e-6).all()

@@ -1,7 +1,10 @@
 """What changed between two observations: parcels, candidate sites, ZAE, friches.
 
 Pure functions: two :class:`~observatoire.observation.history.Observation` in,
-frames out. Each new parcel is compared with its predecessors found by
+frames out: whole observations, or only the parcels that differ
+(:func:`~observatoire.observation.history.read_changes`: a parcel whose row is the
+same in both yields no evolution, the results are the same). Each new parcel is
+compared with its predecessors found by
 :func:`~observatoire.observation.lineage.parcel_lineage`; its values *before*
 are those of its largest predecessor, except the built share of merged parcels
 (built area over total area).
@@ -121,7 +124,9 @@ def evolution_gisements(old: Observation, new: Observation,
     """Return the candidate sites gained, lost, reduced or enlarged.
 
     Sites are matched through their parcels: a new site continues the old sites
-    of its parcels' predecessors.
+    of its parcels' predecessors. Observations read by
+    :func:`~observatoire.observation.history.read_changes` give the unchanged parcels
+    of the sites apart (``inchangees``): each keeps its site.
 
     Parameters
     ----------
@@ -141,6 +146,10 @@ def evolution_gisements(old: Observation, new: Observation,
     b = _sites(new.gisements)
     # Pairs from every new parcel (unchanged ones too: they keep their site).
     pairs = _site_pairs(old, new)
+    if new.inchangees is not None and len(new.inchangees):
+        same = new.inchangees["gisement_id"].to_numpy(dtype=object)
+        pairs = pd.concat([pairs, pd.DataFrame({"gisement_avant": same, "gisement": same})],
+                          ignore_index=True)
     pairs = pairs[pairs["gisement"].isin(b.index) & pairs["gisement_avant"].isin(a.index)]
     rows: list[tuple[object, str | None, str, float, float, object]] = []
     for site, group in pairs.groupby("gisement"):
