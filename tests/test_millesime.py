@@ -250,3 +250,23 @@ def test_changes_alone_give_the_whole_evolution(vintages, tmp_path: Path) -> Non
     s1 = s1.sort_values("gisement_id").reset_index(drop=True)
     s2 = s2.sort_values("gisement_id").reset_index(drop=True)
     assert (s1.geometry.symmetric_difference(s2.geometry).area < 1e-6).all()
+
+
+def test_two_identical_observations_read_no_parcel(vintages, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from observatoire.observation import evolution, history
+
+    m1, _, _ = vintages
+    d1, d2 = dt.date(2024, 1, 1), dt.date(2025, 1, 1)
+    folder = tmp_path / "historique"
+    same = _observation(_parcels(m1), set())
+    history.append_observation(folder, d1, **same)
+    history.append_observation(folder, d2, **same)
+    old, new = history.read_changes(folder, d1, d2)
+    assert len(old.parcelles) == len(new.parcelles) == 0
+    assert {"idu", "empreinte", "surface_m2"} <= set(new.parcelles.columns)
+    assert len(new.inchangees) == same["parcelles"]["gisement_id"].notna().sum()
+    parcelles = evolution.evolution_parcelles(old, new, seuil_bati=0.1)
+    assert len(parcelles) == 0
+    assert len(evolution.evolution_gisements(old, new, parcelles)) == 0

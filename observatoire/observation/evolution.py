@@ -298,7 +298,8 @@ def _site_pairs(old: Observation, new: Observation) -> pd.DataFrame:
     pred = kept["idu_precedents"].fillna("").str.split(",")
     exploded = pd.DataFrame({"gisement": np.repeat(kept["gisement"].to_numpy(),
                                                    pred.str.len().to_numpy()),
-                             "idu": np.concatenate(pred.to_numpy()) if len(pred) else []})
+                             "idu": np.concatenate(pred.to_numpy()) if len(pred)
+                             else np.array([], dtype=object)})
     site_before = a.drop_duplicates("idu").set_index("idu")["gisement_id"]
     exploded["gisement_avant"] = exploded["idu"].map(site_before)
     return exploded.dropna(subset=["gisement_avant"])[["gisement_avant", "gisement"]]
@@ -316,10 +317,13 @@ def _predecessor_values(a: pd.DataFrame, kept: pd.DataFrame) -> pd.DataFrame:
     """
     pred = kept["idu_precedents"].fillna("").str.split(",")
     exploded = pd.DataFrame({"row": np.repeat(np.arange(len(kept)), pred.str.len()),
-                             "idu": np.concatenate(pred.to_numpy()) if len(kept) else []})
+                             "idu": np.concatenate(pred.to_numpy()) if len(kept)
+                             else np.array([], dtype=object)})
     old = pd.DataFrame(a.drop(columns=a.geometry.name)).drop_duplicates("idu").set_index("idu")
     if "surface_m2" not in old:
         old["surface_m2"] = a.drop_duplicates("idu").set_index("idu").geometry.area
+    if not len(kept):  # no parcel changed (pandas joins empty frames awkwardly)
+        return pd.DataFrame(columns=list(old.columns), index=pd.RangeIndex(0))
     exploded = exploded.join(old, on="idu", how="inner")
     main = exploded.sort_values(["surface_m2", "idu"], ascending=[False, True])
     before = main.drop_duplicates("row").set_index("row").reindex(range(len(kept)))
