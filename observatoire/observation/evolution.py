@@ -330,7 +330,11 @@ def _predecessor_values(a: pd.DataFrame, kept: pd.DataFrame) -> pd.DataFrame:
     if "part_batie" in old:
         exploded["bati_m2"] = exploded["part_batie"] * exploded["surface_m2"]
         sums = exploded.groupby("row")[["bati_m2", "surface_m2"]].sum().reindex(range(len(kept)))
-        before["part_batie"] = sums["bati_m2"] / sums["surface_m2"]
+        # Only for merges: a sole predecessor keeps its share (x·s/s may round below x
+        # and make a parcel at the threshold look newly built).
+        merged = (kept["nb_precedents"] > 1).to_numpy()
+        before["part_batie"] = np.where(merged, sums["bati_m2"] / sums["surface_m2"],
+                                        before["part_batie"])
     if "nb_batiments" in old:
         before["nb_batiments"] = exploded.groupby("row")["nb_batiments"].sum().reindex(
             range(len(kept)))
