@@ -11,7 +11,13 @@ For each size (number of parcels), in one run:
    correct reader measured (:mod:`observatoire.readers.etalab` for the Etalab parcel
    files, projected to the territory's CRS; pyogrio + Arrow for the other vector
    layers, pyarrow for CSV, rasterio for the DEM), then write every layer of the
-   build's GeoPackage (same rows, same columns) with pyogrio + Arrow.
+   build's GeoPackage (same rows, same columns) with pyogrio + Arrow;
+4. history and evolution (unless ``--sans-evolution``): the build of step 2 is the
+   first vintage's observation (``date_observation`` 2024-01-01); the generator
+   derives the second vintage (``--millesime-suivant``: splits, merges, renumberings,
+   new buildings), built into the same output folder (2025-01-01); then
+   ``evolution`` runs in its own process: its time against one build's, its peak
+   memory against the 3 GB ceiling.
 
 Results go to ``bench/results.json``; the last line printed is a one-line summary::
 
@@ -42,7 +48,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = Path(__file__).resolve().with_name("generate_territory.py")
-DRIVERS = ("_build", "_floor")
+DRIVERS = ("_build", "_floor", "_evolution")
+#: Peak memory ceiling of the build and of the evolution (issue 16: 3 GB).
+PLAFOND_MEMOIRE_MO = 3000.0
 MB = 1e6
 GB = 1e9
 
@@ -231,7 +239,7 @@ def _input_files(toml: Path) -> dict[str, Any]:
     return {"fichiers": len(paths), "octets": sum(p.stat().st_size for p in paths)}
 
 
-def run_build(toml: Path, out: Path, *, workdir: Path, n: int, profile: bool
+def run_build(toml: Path, out: Path, *, workdir: Path, n: int | str, profile: bool
               ) -> dict[str, Any]:
     """Run the build driver in its own process and collect its measurements."""
     result_path = workdir / f"build-{n}.json"
@@ -251,6 +259,93 @@ def run_build(toml: Path, out: Path, *, workdir: Path, n: int, profile: bool
         data["erreur"] = log[-1] if log else f"code de sortie {m.returncode}"
         data.setdefault("memoire_max_mo", round(m.maxrss_mb, 1))
     return data
+
+
+def _generator() -> Any:
+    """The generator module (scripts/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate_territory", GENERATOR)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def ensure_next_vintage(toml: Path, *, seed: int) -> tuple[Path, dict[str, Any]]:
+    """Derive the second vintage of the territory of ``toml``, or reuse the cached one."""
+    folder = toml.parent.with_name(toml.parent.name + "-millesime2")
+    marker = folder / ".bench.json"
+    key = {"source": str(toml.parent), "graine": seed, "generateur": _generator_digest()}
+    if marker.is_file() and (folder / "millesime.json").is_file():
+        try:
+            if json.loads(marker.read_text(encoding="utf-8")) == key:
+                record = json.loads((folder / "millesime.json").read_text(encoding="utf-8"))
+                return folder / "territoire.toml", {"cache": True,
+                                                    "nombres": record["nombres"]}
+        except json.JSONDecodeError:
+            pass
+    print("  dérivation du millésime 2 (divisions, fusions, renumérotations, bâtiments)…",
+          flush=True)
+    m = run_measured([sys.executable, str(GENERATOR), "--millesime-suivant",
+                      str(toml.parent), "--seed", str(seed), "--out", str(folder)])
+    if m.returncode != 0:
+        raise SystemExit(f"bench : échec de la dérivation du millésime 2 de {toml.parent}")
+    marker.write_text(json.dumps(key), encoding="utf-8")
+    record = json.loads((folder / "millesime.json").read_text(encoding="utf-8"))
+    return folder / "territoire.toml", {"cache": False, "duree_s": round(m.wall_s, 2),
+                                        "memoire_max_mo": round(m.maxrss_mb, 1),
+                                        "nombres": record["nombres"]}
+
+
+def run_evolution(toml: Path, out: Path, *, workdir: Path, n: int) -> dict[str, Any]:
+    """Run the evolution driver (the two last observations of ``out``) in its own process."""
+    result_path = workdir / f"evolution-{n}.json"
+    result_path.unlink(missing_ok=True)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "_evolution", "--config", str(toml),
+           "--out", str(out), "--json", str(result_path)]
+    m = run_measured(cmd, log=workdir / f"evolution-{n}.log")
+    data: dict[str, Any] = {"ok": m.returncode == 0 and result_path.is_file(),
+                            "duree_processus_s": round(m.wall_s, 2),
+                            "cpu_s": round(m.cpu_s, 2),
+                            "memoire_max_mo": round(m.maxrss_mb, 1)}
+    if result_path.is_file():
+        data.update(json.loads(result_path.read_text(encoding="utf-8")))
+    else:
+        log = (workdir / f"evolution-{n}.log").read_text(encoding="utf-8").strip().splitlines()
+        data["erreur"] = log[-1] if log else f"code de sortie {m.returncode}"
+    return data
+
+
+def _driver_evolution(argv: list[str]) -> int:
+    """Child process: run ``evolve()`` on the two last observations and dump its figures."""
+    p = argparse.ArgumentParser(prog="bench.py _evolution")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--json", type=Path, required=True)
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from observatoire.config import load_territory
+    from observatoire.observation.run import evolve
+
+    territory = load_territory(args.config, output_dir=args.out)
+    start = time.perf_counter()
+    result, _ = evolve(territory)
+    total = time.perf_counter() - start
+    parcelles = result.layers["evolution_parcelles"]
+    data = {
+        "duree_s": round(total, 3),
+        "memoire_max_mo": round(_status_kb("VmHWM") * 1024 / MB, 1),
+        "depuis": result.depuis.isoformat(), "jusqua": result.jusqua.isoformat(),
+        "changements": {str(k): int(v) for k, v in
+                        parcelles["changement"].value_counts().items()},
+        "evolutions": {str(k): int(v) for k, v in
+                       parcelles["evolution"].value_counts().items()},
+        "couches": {k: len(v) for k, v in result.layers.items()},
+    }
+    args.json.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    return 0
 
 
 def run_floor(toml: Path, gpkg: Path | None, *, workdir: Path, n: int) -> dict[str, Any]:
@@ -546,6 +641,29 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a is not None and b else None
 
 
+def measure_evolution(toml: Path, out: Path, build: dict[str, Any], *, workdir: Path, n: int,
+                      seed: int) -> dict[str, Any]:
+    """Build the second vintage into ``out`` (after the first), then time the evolution."""
+    toml2, derivation = ensure_next_vintage(toml, seed=seed)
+    print("  construction du millésime 2 dans le même dossier…", flush=True)
+    build2 = run_build(toml2, out, workdir=workdir, n=f"{n}-millesime2", profile=False)
+    data: dict[str, Any] = {"millesime2": derivation,
+                            "construction_millesime2": {
+                                k: build2.get(k) for k in ("ok", "duree_s", "memoire_max_mo",
+                                                           "erreur") if k in build2}}
+    if not build2.get("ok"):
+        return data
+    print("  évolution entre les deux observations…", flush=True)
+    evo = run_evolution(toml2, out, workdir=workdir, n=n)
+    data["evolution"] = evo
+    if evo.get("ok"):
+        data["ratio_construction"] = _ratio(evo["duree_s"], build["duree_s"])
+        data["sous_plafond_memoire"] = evo["memoire_max_mo"] <= PLAFOND_MEMOIRE_MO
+        data["objectif_atteint"] = (evo["duree_s"] <= build["duree_s"]
+                                    and data["sous_plafond_memoire"])
+    return data
+
+
 def print_table(run: dict[str, Any]) -> None:
     """Print the measurements of one size."""
     n = run["parcelles"]
@@ -575,6 +693,24 @@ def print_table(run: dict[str, Any]) -> None:
               f"ni exports) = {data_ratio:.1f} × plancher E/S")
     if not build.get("ok"):
         print(f"  → build en échec : {build.get('erreur')}")
+    evo = run.get("evolution")
+    if evo:
+        b2 = evo["construction_millesime2"]
+        if not b2.get("ok"):
+            print(f"  → construction du millésime 2 en échec : {b2.get('erreur')}")
+            return
+        e = evo["evolution"]
+        if not e.get("ok"):
+            print(f"  → évolution en échec : {e.get('erreur')}")
+            return
+        print(f"  → millésime 2 : {evo['millesime2']['nombres']}")
+        print(f"  → construction du millésime 2 : {b2['duree_s']:.1f} s, "
+              f"{b2['memoire_max_mo']:.0f} Mo")
+        print(f"  → évolution : {e['duree_s']:.1f} s = {evo['ratio_construction']:.2f} × "
+              f"une construction, mémoire max {e['memoire_max_mo']:.0f} Mo "
+              f"(plafond {PLAFOND_MEMOIRE_MO:.0f} Mo) — objectif "
+              f"{'atteint' if evo['objectif_atteint'] else 'NON atteint'}")
+        print(f"  → lignées : {e['changements']}")
 
 
 #: Build stages from reading the sources to the published GeoPackage (no maps, report, exports):
@@ -609,6 +745,9 @@ def summary_line(runs: list[dict[str, Any]], growth: list[dict[str, Any]]) -> st
         if g["ratio_temps"] is not None:
             parts.append(f"{short_size(g['de'])}→{short_size(g['a'])} × {g['ratio_temps']:.1f}")
     parts.append(f"mémoire max {peak * MB / GB:.1f} Go")
+    evo = (big.get("evolution") or {}).get("evolution") or {}
+    if evo.get("ok"):
+        parts.append(f"évolution {evo['duree_s']:.1f} s, {evo['memoire_max_mo'] * MB / GB:.1f} Go")
     return " ; ".join(parts)
 
 
@@ -616,7 +755,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or, with a leading ``_build``/``_floor``, one of its drivers)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DRIVERS:
-        return {"_build": _driver_build, "_floor": _driver_floor}[argv[0]](argv[1:])
+        return {"_build": _driver_build, "_floor": _driver_floor,
+                "_evolution": _driver_evolution}[argv[0]](argv[1:])
     parser = argparse.ArgumentParser(
         prog="bench.py",
         description="Mesure le temps et la mémoire de la construction sur des territoires "
@@ -631,6 +771,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="profiler la construction (cProfile) : build-<n>.prof et .txt "
                              "dans le dossier de travail")
+    parser.add_argument("--sans-evolution", action="store_true",
+                        help="ne pas mesurer l'historique et l'évolution (millésime 2, "
+                             "seconde construction, évolution)")
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.sizes):
         parser.error("--sizes : des nombres de parcelles positifs")
@@ -645,10 +788,15 @@ def main(argv: list[str] | None = None) -> int:
     for n in sorted(set(args.sizes)):
         print(f"\n== {n} parcelles ==", flush=True)
         toml, generation = ensure_territory(n, seed=args.seed, workdir=workdir)
+        config = toml
+        if not args.sans_evolution:
+            # The reference build is the first vintage's observation (dated).
+            gen = _generator()
+            config = gen.with_observation_date(toml, gen.DATE_MILLESIME_1)
         out = toml.parent / "out"
         shutil.rmtree(out, ignore_errors=True)
         print("  construction (observatoire.pipeline.build)…", flush=True)
-        build = run_build(toml, out, workdir=workdir, n=n, profile=args.profile)
+        build = run_build(config, out, workdir=workdir, n=n, profile=args.profile)
         print("  plancher E/S (lecteurs les plus rapides, pyogrio Arrow en écriture)…", flush=True)
         gpkg = Path(build["gpkg"]) if build.get("ok") else None
         floor = run_floor(toml, gpkg, workdir=workdir, n=n)
@@ -668,6 +816,9 @@ def main(argv: list[str] | None = None) -> int:
         run["pipeline_donnees_s"] = data
         run["ratio_plancher_donnees"] = (_ratio(data, floor["total_s"])
                                          if build.get("ok") and data else None)
+        if not args.sans_evolution and build.get("ok"):
+            run["evolution"] = measure_evolution(toml, out, build, workdir=workdir, n=n,
+                                                 seed=args.seed)
         runs.append(run)
         print_table(run)
 

@@ -30,6 +30,13 @@ files (gzip members carry no timestamp, GeoPackages a fixed date).
 Usage::
 
     python scripts/generate_territory.py --parcels 100000 --seed 42 --out bench/work/t100k
+
+``--millesime-suivant DOSSIER`` derives instead the next cadastre vintage of the
+territory generated in ``DOSSIER`` (splits, merges, renumberings, new buildings:
+:func:`derive_next_vintage`)::
+
+    python scripts/generate_territory.py --millesime-suivant bench/work/t100k \
+        --seed 42 --out bench/work/t100k-millesime2
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import json
 import logging
 import math
 import shutil
@@ -1148,17 +1156,247 @@ def generate(n_parcels: int, *, seed: int, out: str | Path, commune_blocks: int 
     return toml
 
 
+# --- Second vintage -------------------------------------------------------------------
+
+#: Edits of the next vintage, as shares of each commune's parcels (rounded per commune):
+#: splits in two, merged pairs of neighbours, renumberings, and new buildings (share of
+#: the parcels without a building). Rates of a few years of a real cadastre.
+TAUX_MILLESIME = {"divisions": 0.01, "fusions": 0.005, "renumerotations": 0.003,
+                  "nouveaux_batiments": 0.01}
+#: Observation dates written in the two vintages' territory files.
+DATE_MILLESIME_1, DATE_MILLESIME_2 = "2024-01-01", "2025-01-01"
+#: Date written in ``updated`` of the parcels an edit created.
+DATE_MAJ_MILLESIME_2 = "2024-09-01"
+HEADER = '{"type":"FeatureCollection","features":[\n'
+
+
+def with_observation_date(toml: Path, date: str, dest: Path | None = None) -> Path:
+    """Write a copy of the territory file ``toml`` with ``date_observation = date``.
+
+    The copy (``dest``, default ``territoire-<date>.toml`` beside it) stays in the same
+    folder when ``dest`` is omitted, so its relative paths still resolve.
+    """
+    dest = dest or toml.with_name(f"territoire-{date}.toml")
+    text = toml.read_text(encoding="utf-8")
+    text = text.replace("[territoire]\n", f'[territoire]\ndate_observation = "{date}"\n', 1)
+    dest.write_text(text, encoding="utf-8")
+    return dest
+
+
+def _split_features(text: str) -> list[str]:
+    body = text[len(HEADER):-2]
+    return body.split(",\n") if body else []
+
+
+def _ring(feature: dict) -> list[list[float]]:
+    return feature["geometry"]["coordinates"][0]
+
+
+def _idu(commune: str, prefixe: str, section: str, numero: int) -> str:
+    return f"{commune}{prefixe}{section.zfill(2)}{numero:04d}"
+
+
+def _shoelace(ring: list[list[float]]) -> float:
+    xy = np.asarray(ring)
+    return 0.5 * abs(float(np.sum(xy[:-1, 0] * xy[1:, 1] - xy[1:, 0] * xy[:-1, 1])))
+
+
+def _edited(template: dict, ring: list[list[float]], numero: int, contenance: int) -> str:
+    p = dict(template["properties"])
+    idu = _idu(p["commune"], p["prefixe"], p["section"], numero)
+    p.update(id=idu, numero=str(numero), contenance=int(contenance),
+             updated=DATE_MAJ_MILLESIME_2)
+    feature = {"type": "Feature", "id": idu,
+               "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": p}
+    return json.dumps(feature, separators=(",", ":"), ensure_ascii=False)
+
+
+def derive_next_vintage(src: str | Path, out: str | Path, *, seed: int,
+                        taux: dict[str, float] | None = None) -> dict:
+    """Derive the next cadastre vintage of the territory generated in ``src`` into ``out``.
+
+    In each commune, drawn at random (``seed``) among distinct parcels, at the rates of
+    :data:`TAUX_MILLESIME` (rounded per commune):
+
+    - *divisions*: a parcel is cut in two along the line joining the middles of its
+      front and back edges; both pieces get new numbers (the largest of the section
+      plus one), the parent disappears;
+    - *fusions*: two neighbours of a row (sharing a whole side) become one parcel with a
+      new number;
+    - *renumerotations*: a parcel keeps its shape and gets a new number;
+    - *nouveaux_batiments*: a building (40 % of the parcel's sides, centred) is added
+      on an unchanged parcel that had none.
+
+    Parcels named by a friche (``unite_fonciere_refcad``) are never edited.
+
+    Every other parcel keeps its feature byte for byte; the other sources are linked
+    (symbolic links to ``src``), the building layer is copied then appended to, and
+    the territory file gets ``date_observation`` :data:`DATE_MILLESIME_2`.
+
+    Returns
+    -------
+    dict
+        Counts (``divisions``, ``fusions``, ``renumerotations``, ``nouveaux_batiments``)
+        and the IDUs involved; also written to ``out/millesime.json``.
+    """
+    src, out = Path(src).resolve(), Path(out)
+    rates = {**TAUX_MILLESIME, **(taux or {})}
+    rng = np.random.default_rng([seed, 2])
+    t0 = time.perf_counter()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for sub in ("plu", "friches", "zae", "bdtopo", "contraintes", "mnt"):
+        (out / sub).mkdir()
+        for path in sorted((src / sub).iterdir()):
+            if path.name != "batiment.gpkg":
+                (out / sub / path.name).symlink_to(path)
+    (out / "cadastre").mkdir()
+    to_wgs84 = Transformer.from_crs("EPSG:2154", "EPSG:4326", always_xy=True)
+    to_l93 = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
+    buildings = pyogrio.read_dataframe(src / "bdtopo" / "batiment.gpkg", columns=["ID"])
+    n_buildings = len(buildings)
+    points = shapely.get_coordinates(shapely.centroid(buildings.geometry.values))
+    px, py = to_wgs84.transform(points[:, 0], points[:, 1])
+    tree_points = shapely.points(np.c_[px, py])
+    del buildings
+    record: dict = {"source": str(src), "graine": seed, "taux": rates,
+                    "divisions": [], "fusions": [], "renumerotations": [],
+                    "nouveaux_batiments": []}
+    new_rings: list[np.ndarray] = []
+    # Parcels of friches are left as they are: the friches file names them.
+    refcad = pd.read_csv(src / "friches" / "friches_cnig.csv", sep=";", dtype=str,
+                         usecols=["unite_fonciere_refcad"])["unite_fonciere_refcad"]
+    friche_idu = set(refcad.dropna().str.split("|").explode())
+    for path in sorted((src / "cadastre").glob("cadastre-*-parcelles.json.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            lines = _split_features(f.read())
+        feats = [json.loads(line) for line in lines]
+        n = len(feats)
+        rings = [_ring(f) for f in feats]
+        polys = shapely.polygons([np.asarray(r) for r in rings])
+        has_building = np.zeros(n, dtype=bool)
+        tree = shapely.STRtree(polys)
+        hit = tree.query(tree_points, predicate="within")[1]
+        has_building[hit] = True
+        props = [f["properties"] for f in feats]
+        used = np.array([p["id"] in friche_idu for p in props], dtype=bool)
+        section_max: dict[tuple[str, str], int] = {}
+        for p in props:
+            key = (p["prefixe"], p["section"])
+            section_max[key] = max(section_max.get(key, 0), int(p["numero"]))
+
+        def next_numero(p: dict, counters: dict[tuple[str, str], int] = section_max) -> int:
+            key = (p["prefixe"], p["section"])
+            counters[key] += 1
+            return counters[key]
+
+        replaced: dict[int, list[str]] = {}
+        # Merges first: neighbours of a row share a whole side (same vertices).
+        pairs = [i for i in range(n - 1)
+                 if props[i]["section"] == props[i + 1]["section"]
+                 and props[i]["prefixe"] == props[i + 1]["prefixe"]
+                 and rings[i][2] == rings[i + 1][0] and rings[i][5] == rings[i + 1][7]]
+        want = int(round(n * rates["fusions"]))
+        for i in rng.permutation(pairs):
+            if want == 0:
+                break
+            if used[i] or used[i + 1]:
+                continue
+            used[i] = used[i + 1] = True
+            a, b = rings[i], rings[i + 1]
+            merged = [a[0], a[1], a[2], *b[1:8], a[6], a[7], a[8], a[9], a[0]]
+            surface = int(props[i]["contenance"]) + int(props[i + 1]["contenance"])
+            line = _edited(feats[i], merged, next_numero(props[i]), surface)
+            replaced[i], replaced[i + 1] = [line], []
+            record["fusions"].append({"avant": [props[i]["id"], props[i + 1]["id"]],
+                                      "apres": json.loads(line)["id"]})
+            want -= 1
+        free = np.flatnonzero(~used)
+        n_split = int(round(n * rates["divisions"]))
+        n_renum = int(round(n * rates["renumerotations"]))
+        drawn = rng.permutation(free)[: n_split + n_renum]
+        for i in drawn[:n_split]:
+            used[i] = True
+            r = rings[i]
+            left = [r[0], r[1], r[6], r[7], r[8], r[9], r[0]]
+            right = [r[1], r[2], r[3], r[4], r[5], r[6], r[1]]
+            share = _shoelace(left) / (_shoelace(left) + _shoelace(right))
+            total = int(props[i]["contenance"])
+            pieces = [_edited(feats[i], left, next_numero(props[i]), round(total * share)),
+                      _edited(feats[i], right, next_numero(props[i]),
+                              total - round(total * share))]
+            replaced[i] = pieces
+            record["divisions"].append({"avant": props[i]["id"],
+                                        "apres": [json.loads(x)["id"] for x in pieces]})
+        for i in drawn[n_split:]:
+            used[i] = True
+            line = _edited(feats[i], rings[i], next_numero(props[i]),
+                           int(props[i]["contenance"]))
+            replaced[i] = [line]
+            record["renumerotations"].append({"avant": props[i]["id"],
+                                              "apres": json.loads(line)["id"]})
+        empty = np.flatnonzero(~has_building & ~used)
+        n_built = int(round(len(empty) * rates["nouveaux_batiments"]))
+        for i in np.sort(rng.permutation(empty)[:n_built]):
+            corners = np.asarray(rings[i])[[0, 2, 5, 7]]
+            x, y = to_l93.transform(corners[:, 0], corners[:, 1])
+            xy = np.c_[x, y]
+            centre = xy.mean(axis=0)
+            square = centre + 0.4 * (xy - centre)
+            new_rings.append(np.vstack([square, square[:1]]))
+            record["nouveaux_batiments"].append(props[i]["id"])
+        if replaced:
+            body: list[str] = []
+            for i, line in enumerate(lines):
+                body.extend(replaced.get(i, [line]))
+            _write_gzip(out / "cadastre" / path.name,
+                        (HEADER + ",\n".join(body) + "]}").encode())
+        else:
+            (out / "cadastre" / path.name).symlink_to(path)
+    dest = out / "bdtopo" / "batiment.gpkg"
+    shutil.copyfile(src / "bdtopo" / "batiment.gpkg", dest)
+    if new_rings:
+        k = len(new_rings)
+        ids = [f"BATIMENT{i:016d}" for i in range(n_buildings + 1, n_buildings + k + 1)]
+        frame = gpd.GeoDataFrame({
+            "ID": ids, "NATURE": ["Indifférenciée"] * k, "USAGE1": ["Résidentiel"] * k,
+            "HAUTEUR": np.full(k, 6.5), "NB_ETAGES": np.full(k, 2, dtype=np.int32),
+        }, geometry=shapely.polygons(np.stack(new_rings)), crs="EPSG:2154")
+        with _fixed_gdal_date():
+            _write_gpkg(frame, dest, "batiment", append=True)
+    with_observation_date(src / "territoire.toml", DATE_MILLESIME_2, out / "territoire.toml")
+    counts = {k: len(record[k]) for k in ("divisions", "fusions", "renumerotations",
+                                          "nouveaux_batiments")}
+    record["nombres"] = counts
+    (out / "millesime.json").write_text(json.dumps(record, ensure_ascii=False, indent=1),
+                                        encoding="utf-8")
+    log.info("millésime suivant écrit dans %s en %.1f s : %s", out,
+             time.perf_counter() - t0, counts)
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(
         description="Génère un territoire synthétique réaliste (formats d'entrée réels).")
-    parser.add_argument("--parcels", type=int, required=True, help="nombre de parcelles")
+    parser.add_argument("--parcels", type=int, help="nombre de parcelles")
+    parser.add_argument("--millesime-suivant", type=Path, metavar="DOSSIER",
+                        help="dériver le millésime suivant du territoire généré dans DOSSIER "
+                             "(divisions, fusions, renumérotations, nouveaux bâtiments) "
+                             "au lieu de générer un territoire")
     parser.add_argument("--seed", type=int, default=42, help="graine (défaut : 42)")
     parser.add_argument("--out", type=Path, required=True, help="dossier de sortie")
     parser.add_argument("--commune-blocks", type=int, default=15,
                         help="îlots par côté de commune, multiple de 3 (défaut : 15)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.millesime_suivant is not None:
+        record = derive_next_vintage(args.millesime_suivant, args.out, seed=args.seed)
+        print(json.dumps(record["nombres"], ensure_ascii=False))
+        return 0
+    if args.parcels is None:
+        parser.error("--parcels est requis (sauf avec --millesime-suivant)")
     path = generate(args.parcels, seed=args.seed, out=args.out,
                     commune_blocks=args.commune_blocks)
     print(path)

@@ -123,13 +123,13 @@ def main() -> None:
                   f"{size(folder, 'parcelles') / 1e6:6.2f} Mo, total "
                   f"{sum(size(folder, n) for n in history.TABLES) / 1e6:6.2f} Mo")
         t = time.perf_counter()
-        old = history.read_observation(folder, dates[-2])
-        new = history.read_observation(folder, dates[-1])
+        # As the build and `observatoire evolution` do: only the parcels that differ.
+        old, new = history.read_changes(folder, dates[-2], dates[-1])
         read = time.perf_counter() - t
         t = time.perf_counter()
         changes = evolution.evolution_parcelles(old, new, seuil_bati=0.1)
         spent = time.perf_counter() - t
-        print(f"lecture de deux observations {read:.2f} s ; évolution {spent:.2f} s "
+        print(f"lecture des parcelles qui diffèrent {read:.2f} s ; évolution {spent:.2f} s "
               f"({len(changes)} parcelles changées : "
               f"{changes['evolution'].value_counts().to_dict()})")
 

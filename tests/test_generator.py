@@ -245,6 +245,22 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert floor["lecture_par_source"]["parcelles"]["lecteur"] == "etalab"
     assert run["ratio_plancher"] == pytest.approx(build["duree_s"] / floor["total_s"], rel=0.01)
     assert run["generation"]["cache"] is False
+    # History and evolution: the second vintage built into the same folder, then compared.
+    evo = run["evolution"]
+    edits = evo["millesime2"]["nombres"]
+    assert edits == {"divisions": 10, "fusions": 5, "renumerotations": 3,
+                     "nouveaux_batiments": edits["nouveaux_batiments"]}
+    assert evo["construction_millesime2"]["ok"]
+    found = evo["evolution"]
+    assert found["ok"] and (found["depuis"], found["jusqua"]) == ("2024-01-01", "2025-01-01")
+    assert {k: v for k, v in found["changements"].items() if k != "inchangée"} == {
+        "divisée": 20, "fusionnée": 5, "renumérotée": 3}
+    assert found["changements"]["inchangée"] >= edits["nouveaux_batiments"]
+    # Rounded to two decimals.
+    assert evo["ratio_construction"] == pytest.approx(found["duree_s"] / build["duree_s"],
+                                                      abs=0.006)
+    assert evo["sous_plafond_memoire"] is (found["memoire_max_mo"] <= 3000)
+    assert "évolution" in last
     # The generated territory is cached by size and seed.
     toml, generation = bench.ensure_territory(1000, seed=42, workdir=tmp_path / "work")
     assert generation == {"cache": True}

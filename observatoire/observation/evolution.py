@@ -1,7 +1,10 @@
 """What changed between two observations: parcels, candidate sites, ZAE, friches.
 
 Pure functions: two :class:`~observatoire.observation.history.Observation` in,
-frames out. Each new parcel is compared with its predecessors found by
+frames out: whole observations, or only the parcels that differ
+(:func:`~observatoire.observation.history.read_changes`: a parcel whose row is the
+same in both yields no evolution, the results are the same). Each new parcel is
+compared with its predecessors found by
 :func:`~observatoire.observation.lineage.parcel_lineage`; its values *before*
 are those of its largest predecessor, except the built share of merged parcels
 (built area over total area).
@@ -121,7 +124,9 @@ def evolution_gisements(old: Observation, new: Observation,
     """Return the candidate sites gained, lost, reduced or enlarged.
 
     Sites are matched through their parcels: a new site continues the old sites
-    of its parcels' predecessors.
+    of its parcels' predecessors. Observations read by
+    :func:`~observatoire.observation.history.read_changes` give the unchanged parcels
+    of the sites apart (``inchangees``): each keeps its site.
 
     Parameters
     ----------
@@ -141,6 +146,10 @@ def evolution_gisements(old: Observation, new: Observation,
     b = _sites(new.gisements)
     # Pairs from every new parcel (unchanged ones too: they keep their site).
     pairs = _site_pairs(old, new)
+    if new.inchangees is not None and len(new.inchangees):
+        same = new.inchangees["gisement_id"].to_numpy(dtype=object)
+        pairs = pd.concat([pairs, pd.DataFrame({"gisement_avant": same, "gisement": same})],
+                          ignore_index=True)
     pairs = pairs[pairs["gisement"].isin(b.index) & pairs["gisement_avant"].isin(a.index)]
     rows: list[tuple[object, str | None, str, float, float, object]] = []
     for site, group in pairs.groupby("gisement"):
@@ -289,7 +298,8 @@ def _site_pairs(old: Observation, new: Observation) -> pd.DataFrame:
     pred = kept["idu_precedents"].fillna("").str.split(",")
     exploded = pd.DataFrame({"gisement": np.repeat(kept["gisement"].to_numpy(),
                                                    pred.str.len().to_numpy()),
-                             "idu": np.concatenate(pred.to_numpy()) if len(pred) else []})
+                             "idu": np.concatenate(pred.to_numpy()) if len(pred)
+                             else np.array([], dtype=object)})
     site_before = a.drop_duplicates("idu").set_index("idu")["gisement_id"]
     exploded["gisement_avant"] = exploded["idu"].map(site_before)
     return exploded.dropna(subset=["gisement_avant"])[["gisement_avant", "gisement"]]
@@ -307,17 +317,24 @@ def _predecessor_values(a: pd.DataFrame, kept: pd.DataFrame) -> pd.DataFrame:
     """
     pred = kept["idu_precedents"].fillna("").str.split(",")
     exploded = pd.DataFrame({"row": np.repeat(np.arange(len(kept)), pred.str.len()),
-                             "idu": np.concatenate(pred.to_numpy()) if len(kept) else []})
+                             "idu": np.concatenate(pred.to_numpy()) if len(kept)
+                             else np.array([], dtype=object)})
     old = pd.DataFrame(a.drop(columns=a.geometry.name)).drop_duplicates("idu").set_index("idu")
     if "surface_m2" not in old:
         old["surface_m2"] = a.drop_duplicates("idu").set_index("idu").geometry.area
+    if not len(kept):  # no parcel changed (pandas joins empty frames awkwardly)
+        return pd.DataFrame(columns=list(old.columns), index=pd.RangeIndex(0))
     exploded = exploded.join(old, on="idu", how="inner")
     main = exploded.sort_values(["surface_m2", "idu"], ascending=[False, True])
     before = main.drop_duplicates("row").set_index("row").reindex(range(len(kept)))
     if "part_batie" in old:
         exploded["bati_m2"] = exploded["part_batie"] * exploded["surface_m2"]
         sums = exploded.groupby("row")[["bati_m2", "surface_m2"]].sum().reindex(range(len(kept)))
-        before["part_batie"] = sums["bati_m2"] / sums["surface_m2"]
+        # Only for merges: a sole predecessor keeps its share (x·s/s may round below x
+        # and make a parcel at the threshold look newly built).
+        merged = (kept["nb_precedents"] > 1).to_numpy()
+        before["part_batie"] = np.where(merged, sums["bati_m2"] / sums["surface_m2"],
+                                        before["part_batie"])
     if "nb_batiments" in old:
         before["nb_batiments"] = exploded.groupby("row")["nb_batiments"].sum().reindex(
             range(len(kept)))

@@ -57,6 +57,8 @@ OPTIONAL_TABLES = ("gisements",)
 #: rewritten with the same vertices (another export, another driver) keeps its
 #: fingerprint.
 FINGERPRINT_GRID_M = 0.01
+#: Rows read at once from the history's Parquet files when only some are wanted.
+BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,11 @@ class Observation:
         Status per friche.
     gisements
         Candidate sites (identifier, parcels, area).
+    inchangees
+        Read by :func:`read_changes`: the parcels left out of ``parcelles`` because the
+        other observation holds the very same row, those in a candidate site only
+        (``idu``, ``empreinte``, ``gisement_id``, geometry); ``None`` when ``parcelles``
+        holds every parcel.
     """
 
     date: dt.date
@@ -83,6 +90,7 @@ class Observation:
     zae: pd.DataFrame
     friches: pd.DataFrame
     gisements: pd.DataFrame
+    inchangees: gpd.GeoDataFrame | None = None
 
 
 def history_folder(gpkg: str | Path) -> Path:
@@ -383,6 +391,72 @@ def _read_observation(folder: Path, date: dt.date, manifest: Mapping[str, str]) 
                        gisements=_read(folder, "gisements", key, manifest[key]))
 
 
+def read_changes(folder: Path, depuis: dt.date, jusqua: dt.date, *,
+                 manifest: Mapping[str, str] | None = None) -> tuple[Observation, Observation]:
+    """Read two observations, each holding only the parcels the other lacks.
+
+    A parcel row (IDU, shape fingerprint and every kept attribute) is stored under a
+    64-bit hash of its values: a hash found in both observations is a parcel that did
+    not change, which no evolution reports. Only the other rows are read with their
+    attributes and shapes, so the memory follows the number of changes, not the
+    territory; the unchanged parcels of candidate sites are kept apart
+    (:attr:`Observation.inchangees`, same frame in both) for the sites' evolution.
+
+    Parameters
+    ----------
+    folder
+        The history folder.
+    depuis, jusqua
+        Dates of the two observations.
+    manifest
+        Date → token of the observations (default: the committed ones;
+        :meth:`StagedObservation.manifest` adds one not yet committed).
+
+    Returns
+    -------
+    tuple
+        The two observations (``depuis`` first).
+
+    Raises
+    ------
+    BuildError
+        When the history holds no observation of one of the dates.
+    """
+    manifest = read_manifest(folder) if manifest is None else dict(manifest)
+    for date in (depuis, jusqua):
+        if date.isoformat() not in manifest:
+            dates = ", ".join(manifest) or "aucune"
+            raise BuildError(f"{folder} : pas d'observation du {date.isoformat()} dans "
+                             f"l'historique (observations : {dates})")
+    keys = (depuis.isoformat(), jusqua.isoformat())
+    lignes = [_read(folder, "parcelles", k, manifest[k])["ligne"].to_numpy() for k in keys]
+    common = np.intersect1d(lignes[0], lignes[1])
+    changed = [values[~np.isin(values, common)] for values in lignes]
+    rows = _rows(folder, manifest, np.concatenate(changed))
+    kept = _rows(folder, manifest, common, columns=["idu", "empreinte", "gisement_id"])
+    if "gisement_id" in kept:
+        kept = kept[kept["gisement_id"].notna()]
+    else:
+        kept = kept.iloc[:0]
+    wanted = set(rows["empreinte"]) | set(kept["empreinte"]) if "empreinte" in rows else set()
+    shapes = _shapes(folder, manifest, wanted)
+    inchangees = gpd.GeoDataFrame(
+        kept.reset_index(drop=True),
+        geometry=shapes.geometry.reindex(kept["empreinte"]).values, crs=shapes.crs)
+    out = []
+    for key, values in zip(keys, changed, strict=True):
+        attrs = rows.reindex(values).reset_index(drop=True)
+        geometry = shapes.geometry.reindex(attrs["empreinte"]).values
+        out.append(Observation(
+            date=dt.date.fromisoformat(key),
+            parcelles=gpd.GeoDataFrame(attrs, geometry=geometry, crs=shapes.crs),
+            zae=_read(folder, "zae", key, manifest[key]),
+            friches=_read(folder, "friches", key, manifest[key]),
+            gisements=_read(folder, "gisements", key, manifest[key]),
+            inchangees=inchangees))
+    return out[0], out[1]
+
+
 def read_table(folder: Path, name: str, *, columns: list[str] | None = None,
                manifest: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Return the table ``name`` of every observation, with a ``date_observation`` column.
@@ -455,13 +529,22 @@ def _rows(folder: Path, manifest: Mapping[str, str], wanted: np.ndarray | None, 
             names = pq.read_schema(path).names
             keep = None if columns is None else [c for c in names if c in columns or
                                                  c == "ligne"]
-            table = pq.read_table(path, columns=keep)
-            if value_set is not None:
-                table = table.filter(pc.is_in(table.column("ligne"), value_set=value_set))
-            if table.num_rows:
-                frames.append(table.to_pandas())
+            # By batches: only the wanted rows are ever held.
+            parts = []
+            for batch in pq.ParquetFile(path).iter_batches(BATCH_ROWS, columns=keep):
+                if value_set is not None:
+                    batch = batch.filter(pc.is_in(batch.column("ligne"), value_set=value_set))
+                if batch.num_rows:
+                    parts.append(batch)
+            if parts:
+                frames.append(pa.Table.from_batches(parts).to_pandas())
     if not frames:
-        return pd.DataFrame(index=pd.Index([], name="ligne", dtype=np.int64))
+        names = [n for key, token in manifest.items()
+                 for path in _files(folder, "lignes", key, token)
+                 for n in pq.read_schema(path).names
+                 if n != "ligne" and (columns is None or n in columns)]
+        return pd.DataFrame(columns=list(dict.fromkeys(names)),
+                            index=pd.Index([], name="ligne", dtype=np.int64))
     rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     return rows.drop_duplicates("ligne").set_index("ligne")
 
@@ -484,11 +567,37 @@ def _known_fingerprints(folder: Path, manifest: Mapping[str, str]) -> set[str]:
 
 
 def _shapes(folder: Path, manifest: Mapping[str, str], wanted: set[str]) -> gpd.GeoDataFrame:
-    frames = []
+    """Return the shapes whose fingerprint is ``wanted``, by fingerprint.
+
+    Read by batches and decoded once filtered: only the wanted shapes are ever held.
+    """
+    value_set = pa.array(sorted(wanted), pa.string())
+    parts: list[pa.Table] = []
+    crs = None
     for key, token in manifest.items():
-        frame = _read(folder, "geometries", key, token)
-        frames.append(frame[frame["empreinte"].isin(wanted)])
-    return pd.concat(frames).drop_duplicates("empreinte").set_index("empreinte")
+        path = _path(folder, "geometries", key, token)
+        if crs is None:
+            crs = _geoparquet_crs(path)
+        for batch in pq.ParquetFile(path).iter_batches(BATCH_ROWS):
+            batch = batch.filter(pc.is_in(batch.column("empreinte"), value_set=value_set))
+            if batch.num_rows:
+                parts.append(pa.Table.from_batches([batch]))
+    if parts:
+        table = pa.concat_tables(parts)
+        empreinte = table.column("empreinte").to_numpy(zero_copy_only=False)
+        geometry = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+    else:
+        empreinte, geometry = np.array([], dtype=object), np.array([], dtype=object)
+    frame = gpd.GeoDataFrame({"empreinte": empreinte}, geometry=geometry, crs=crs)
+    return frame.drop_duplicates("empreinte").set_index("empreinte")
+
+
+def _geoparquet_crs(path: Path) -> CRS | None:
+    """CRS of a GeoParquet file's geometry column (from its ``geo`` metadata)."""
+    metadata = pq.read_schema(path).metadata or {}
+    geo = json.loads(metadata.get(b"geo", b"{}"))
+    crs = geo.get("columns", {}).get(geo.get("primary_column", "geometry"), {}).get("crs")
+    return CRS.from_json_dict(crs) if crs else None
 
 
 def _sync(path: Path) -> None:

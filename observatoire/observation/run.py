@@ -158,8 +158,8 @@ def _observe(territory: Territory, writer: GeoPackageWriter, say: Progress) -> O
     if not earlier:
         return observed
     say(f"Évolution depuis l'observation du {earlier[-1].strftime('%d/%m/%Y')}…")
-    old = history.read_observation(folder, earlier[-1])
-    result = compare(old, staged.read(), writer.tmp,
+    old, new = history.read_changes(folder, earlier[-1], date, manifest=staged.manifest())
+    result = compare(old, new, writer.tmp,
                      seuil_bati=territory.options.analysis.seuil_bati_gisement)
     write_layers(writer, result)
     observed.staged.append(stage_csv(result, territory.output_dir / "evolution.csv"))
@@ -236,8 +236,7 @@ def evolve(territory: Territory, *, depuis: dt.date | None = None,
     if depuis >= jusqua:
         raise BuildError(f"--depuis ({depuis.isoformat()}) doit précéder --jusqua "
                          f"({jusqua.isoformat()}) ; observations : {listed}")
-    old = history.read_observation(folder, depuis)
-    new = history.read_observation(folder, jusqua)
+    old, new = history.read_changes(folder, depuis, jusqua)
     result = compare(old, new, gpkg, seuil_bati=territory.options.analysis.seuil_bati_gisement)
     csv = stage_csv(result, territory.output_dir / "evolution.csv")
     try:
@@ -325,7 +324,14 @@ def _site_shapes(sites: pd.DataFrame, old: history.Observation,
         parcels = obs.parcelles
         if "gisement_id" not in parcels:
             return gpd.GeoSeries([], crs=parcels.crs)
-        return parcels[parcels["gisement_id"].notna()].dissolve("gisement_id").geometry
+        parcels = parcels[parcels["gisement_id"].isin(sites["gisement_id"])]
+        if obs.inchangees is not None:  # the unchanged parcels of the sites
+            kept = obs.inchangees[obs.inchangees["gisement_id"].isin(sites["gisement_id"])]
+            parcels = pd.concat([parcels[["gisement_id", parcels.geometry.name]],
+                                 kept[["gisement_id", kept.geometry.name]]],
+                                ignore_index=True)
+            parcels = gpd.GeoDataFrame(parcels, geometry="geometry", crs=obs.parcelles.crs)
+        return parcels.dissolve("gisement_id").geometry
 
     now, before = outlines(new), outlines(old)
     lost = (sites["statut"] == evolution.GISEMENT_DISPARU).to_numpy()

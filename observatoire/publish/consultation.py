@@ -260,8 +260,7 @@ def _write_cell(ws: Worksheet, row: int, col: int, value: Any,
                 cell_format: Format | None = None) -> None:
     """Write a value with its type: text as text (never a formula), numbers as numbers."""
     if value is None or value is pd.NA or value is pd.NaT or (
-            isinstance(value, Real) and not isinstance(value, bool | np.bool_)
-            and value != value):  # NULL of a text or number column (NaN, <NA>)
+            isinstance(value, float | np.floating) and np.isnan(value)):  # NULL: NaN, <NA>
         ws.write_blank(row, col, None, cell_format)
     elif isinstance(value, str):
         ws.write_string(row, col, value, cell_format)
