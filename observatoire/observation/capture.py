@@ -9,6 +9,7 @@ one batch at a time, never the territory's parcels.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import re
 from collections.abc import Iterator
@@ -123,19 +124,24 @@ def parcel_batches(gpkg: str | Path, gisements: pd.DataFrame | None = None
     columns.remove("idu")
     columns.insert(0, "idu")
     site_of = _gisement_of(gisements)
-    total = int(info["features"])
-    for start in range(0, max(total, 1), BATCH):
-        meta, table = pyogrio.read_arrow(gpkg, layer="parcelles", columns=columns,
-                                         skip_features=start, max_features=BATCH)
+    # One pass over the layer (a stream of batches): reading each batch with
+    # ``skip_features`` would make GDAL walk again every row before it.
+    with pyogrio.open_arrow(gpkg, layer="parcelles", columns=columns, batch_size=BATCH,
+                            use_pyarrow=True) as (meta, reader):
         geometry_name = meta["geometry_name"] or "wkb_geometry"
-        wkb = table.column(geometry_name).to_numpy(zero_copy_only=False)
-        table = table.drop_columns([geometry_name]).select(columns)
-        idu = table.column("idu").to_pandas()
-        sites = idu.map(site_of) if len(site_of) else pd.Series(None, index=idu.index)
-        table = table.append_column("gisement_id", pa.array(
-            sites.astype(object).where(sites.notna(), None).to_numpy(dtype=object),
-            type=pa.string()))
-        yield table, shapely.from_wkb(wkb)
+        batches = (b for b in reader if b.num_rows)
+        # An empty layer still gives one empty batch: its columns are observed.
+        first = next(batches, None) or pa.RecordBatch.from_pylist([], schema=reader.schema)
+        for batch in itertools.chain([first], batches):
+            table = pa.Table.from_batches([batch])
+            wkb = table.column(geometry_name).to_numpy(zero_copy_only=False)
+            table = table.drop_columns([geometry_name]).select(columns)
+            idu = table.column("idu").to_pandas()
+            sites = idu.map(site_of) if len(site_of) else pd.Series(None, index=idu.index)
+            table = table.append_column("gisement_id", pa.array(
+                sites.astype(object).where(sites.notna(), None).to_numpy(dtype=object),
+                type=pa.string()))
+            yield table, shapely.from_wkb(wkb)
 
 
 def _gisement_of(gisements: pd.DataFrame | None) -> pd.Series:

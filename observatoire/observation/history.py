@@ -306,11 +306,15 @@ def stage_observation(folder: Path, date: dt.date, *, batches: Iterable[ParcelBa
             table = table.append_column("ligne", pa.array(ligne, pa.int64()))
             if rows_writer is None:
                 rows_writer = pq.ParquetWriter(_path(folder, "lignes", key, token), table.schema)
-            fresh = ~pd.Series(ligne).isin(known_rows).to_numpy()
+            # Membership in the sets, batch by batch (``Series.isin(set)`` would copy the
+            # whole set at every batch: quadratic on a large territory).
+            fresh = np.fromiter((h not in known_rows for h in ligne.tolist()), dtype=bool,
+                                count=len(ligne))
             fresh &= ~pd.Series(ligne).duplicated().to_numpy()
             rows_writer.write_table(table.filter(pa.array(fresh)).cast(rows_writer.schema))
             known_rows.update(ligne[fresh].tolist())
-            fresh = ~pd.Series(empreinte).isin(known).to_numpy()
+            fresh = np.fromiter((e not in known for e in empreinte), dtype=bool,
+                                count=len(empreinte))
             fresh &= ~pd.Series(empreinte).duplicated().to_numpy()
             shapes.add(empreinte[fresh], np.asarray(geometry)[fresh])
             known.update(empreinte[fresh])

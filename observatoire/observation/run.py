@@ -179,8 +179,14 @@ def first_seen(observation: history.StagedObservation) -> FirstSeen:
         table = history.read_table(observation.folder, name, columns=[key], manifest=manifest)
         if key not in table:
             return {}
-        dates = table.dropna(subset=[key]).groupby(key)["date_observation"].min()
-        return {str(k): v.isoformat() for k, v in dates.items()}
+        table = table.dropna(subset=[key])
+        # The first date of each identifier: a stable sort on the date, first row kept
+        # (a group-by ``min`` on date objects compares them one by one in Python).
+        iso = pd.Series(pd.to_datetime(table["date_observation"]).to_numpy(), index=table.index)
+        table = table.assign(_t=iso).sort_values("_t", kind="stable")
+        table = table.drop_duplicates(key)
+        days = table["_t"].dt.strftime("%Y-%m-%d")
+        return dict(zip(table[key].astype(str), days, strict=True))
 
     return FirstSeen(zae=first("zae", "zae_id"), unites=first("parcelles", "uf_id"))
 
