@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,26 +16,17 @@ import pyogrio
 import pytest
 import rasterio
 import shapely
+from conftest import ROOT, load_script
 
 from observatoire.config import load_territory
 from observatoire.ingest import ingest
 from observatoire.readers.crs import CRS_BOUNDS
 
-ROOT = Path(__file__).resolve().parents[1]
 N_PARCELS = 1500
 
 
-def _load_script(name: str):  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_script("generate_territory")
-bench = _load_script("bench")
+gen = load_script("generate_territory")
+bench = load_script("bench")
 
 
 def _digests(folder: Path) -> dict[str, str]:

@@ -4,9 +4,7 @@ evolution found between two generated vintages."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,6 +13,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from conftest import load_script
 
 from observatoire.observation.history import fingerprints
 from observatoire.observation.lineage import (
@@ -25,20 +24,10 @@ from observatoire.observation.lineage import (
     parcel_lineage,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 N_PARCELS = 3000
 
 
-def _load_script(name: str):  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_script("generate_territory")
+gen = load_script("generate_territory")
 
 
 @pytest.fixture(scope="module")
