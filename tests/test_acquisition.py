@@ -975,3 +975,43 @@ def test_bdalti_500_then_success_is_retried(publishers, tmp_path):
     ctx = strasbourg(publishers, tmp_path, (1_050_000.0, 6_839_000.0, 1_051_000.0, 6_840_000.0))
     [got] = bdalti.fetch(ctx)
     assert got.kind == "mnt" and len(publishers.seen("download/BDALTI")) == 2
+
+
+def test_georisques_and_patrinat_offline_use_the_newest_cache_or_say_none(publishers, tmp_path):
+    from observatoire.acquisition import georisques, patrinat
+
+    offline = context(publishers, tmp_path, offline=True)
+    with pytest.raises(DownloadError, match=r"aucune donnée Géorisques en cache ; relancez sans "
+                                            r"--hors-ligne"):
+        georisques.fetch(offline)
+    with pytest.raises(DownloadError, match=r"aucune couche PatriNat en cache ; relancez sans "
+                                            r"--hors-ligne"):
+        patrinat.fetch(offline)
+    online = context(publishers, tmp_path)
+    cadastre.fetch(online)
+    fetched = {"georisques": georisques.fetch(online), "patrinat": patrinat.fetch(online)}
+    assert len(fetched["georisques"]) == 2 and len(fetched["patrinat"]) >= 1
+    asked = len(publishers.requests)
+    offline = context(publishers, tmp_path, offline=True)
+    for name, module in (("georisques", georisques), ("patrinat", patrinat)):
+        again = module.fetch(offline)
+        # The same declarations from the cache, dated by the folder of the copy used.
+        assert [(f.paths, f.extra, f.date) for f in again] == [
+            (f.paths, f.extra, f.date) for f in fetched[name]], name
+    assert len(publishers.requests) == asked  # nothing asked offline
+    # Only the ICPE in the cache: no error, and nothing declared (points are not areas).
+    folder = tmp_path / "cache" / "georisques" / online.today
+    for name in (georisques.TRI_NAME, georisques.SIS_NAME):
+        (folder / name).unlink()
+    assert georisques.fetch(context(publishers, tmp_path, offline=True)) == []
+
+
+def test_publishers_without_the_territory_box_name_the_cadastre(publishers, tmp_path):
+    from observatoire.acquisition import georisques, patrinat
+
+    ctx = context(publishers, tmp_path)  # the cadastre not fetched: no box
+    for module in (georisques, patrinat, friches):
+        with pytest.raises(DownloadError, match=r"emprise du territoire inconnue \(le cadastre, "
+                                                r"qui donne le contour des communes, n'a pas "
+                                                r"été téléchargé\)"):
+            module.fetch(ctx)

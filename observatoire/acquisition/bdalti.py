@@ -162,9 +162,7 @@ def fetch(ctx: Context) -> list[Fetched]:
     from pyproj import Transformer
 
     base = ctx.urls.base("telechargement")
-    if ctx.bbox_wgs84 is None:
-        raise DownloadError(f"{base} : emprise du territoire inconnue (le cadastre, qui donne "
-                            f"le contour des communes, n'a pas été téléchargé)", url=base)
+    box_wgs84 = ctx.box(base)
     editions: list[str] = []
     urls: list[str] = []
     tiles: list[Path] = []
@@ -176,7 +174,7 @@ def fetch(ctx: Context) -> list[Fetched]:
             crs = _crs(projection, ctx.crs)
             crs_of.add(crs)
             box = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform_bounds(
-                *ctx.bbox_wgs84)
+                *box_wgs84)
             archive = ctx.cache.fetch(ctx.client, url, source=SOURCE, millesime=date,
                                       name=url.rsplit("/", 1)[1], expect="7z",
                                       producer=PRODUCER)
@@ -189,7 +187,7 @@ def fetch(ctx: Context) -> list[Fetched]:
                                 url=base)
         crs = crs_of.pop()
         box = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform_bounds(
-            *ctx.bbox_wgs84)
+            *box_wgs84)
         staged = Path(tmp) / NAME
         try:
             if not tiles:

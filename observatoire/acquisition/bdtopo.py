@@ -78,11 +78,9 @@ def fetch(ctx: Context) -> list[Fetched]:
     from pyproj import Transformer
 
     base = ctx.urls.base("telechargement")
-    if ctx.bbox_wgs84 is None:
-        raise DownloadError(f"{base} : emprise du territoire inconnue (le cadastre, qui donne "
-                            f"le contour des communes, n'a pas été téléchargé)", url=base)
+    box_wgs84 = ctx.box(base)
     box = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True).transform_bounds(
-        *ctx.bbox_wgs84)
+        *box_wgs84)
     frames: dict[str, list[gpd.GeoDataFrame]] = {}
     editions = []
     for dep in ctx.departements:

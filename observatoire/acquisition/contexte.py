@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from observatoire.acquisition.cache import Cache
-from observatoire.acquisition.http import Client
+from observatoire.acquisition.http import Client, DownloadError
 from observatoire.acquisition.urls import Urls, departement_of
 
 T = TypeVar("T")
@@ -66,6 +66,39 @@ class Context:
     def offline(self) -> bool:
         """Whether only the cache may be used."""
         return self.client is None
+
+    def box(self, url: str) -> tuple[float, float, float, float]:
+        """Return the territory's box plus :data:`MARGE_M` (:attr:`bbox_wgs84`).
+
+        It is known once the cadastre gave the communes' outlines.
+
+        Raises
+        ------
+        DownloadError
+            Naming ``url``, when the box is not known (the cadastre was not fetched).
+        """
+        if self.bbox_wgs84 is None:
+            raise DownloadError(f"{url} : emprise du territoire inconnue (le cadastre, qui "
+                                f"donne le contour des communes, n'a pas été téléchargé)",
+                                url=url)
+        return self.bbox_wgs84
+
+    def cached(self, source: str, names: Sequence[str], *, what: str, url: str
+               ) -> dict[str, Path]:
+        """Offline (``--hors-ligne``): the newest cached copy of each of ``names``.
+
+        Raises
+        ------
+        DownloadError
+            Naming ``url`` and ``what`` (« aucune {what} en cache »), when none of
+            ``names`` is in the cache.
+        """
+        found = {name: path for name in names
+                 if (path := self.cache.newest(source, name)) is not None}
+        if not found:
+            raise DownloadError(f"{url} : aucune {what} en cache ; relancez sans --hors-ligne",
+                                url=url)
+        return found
 
     def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """Apply ``function`` to ``items`` within the client's concurrency limit."""

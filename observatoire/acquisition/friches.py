@@ -82,11 +82,9 @@ def fetch(ctx: Context) -> list[Fetched]:
             raise DownloadError(f"{base} : aucune donnée Cartofriches en cache ; relancez "
                                 f"sans --hors-ligne", url=base)
         return [Fetched("friches", (path,), "cartofriches", PRODUCER, path.parent.name)]
-    if ctx.bbox_wgs84 is None:
-        raise DownloadError(f"{base} : emprise du territoire inconnue (le cadastre, qui donne "
-                            f"le contour des communes, n'a pas été téléchargé)", url=base)
-    features = geofriches(ctx.client, ctx.urls, ctx.bbox_wgs84, page_size=page_size)
-    url, params = ctx.urls.cartofriches_geofriches(ctx.bbox_wgs84, page_size=page_size)
+    box_wgs84 = ctx.box(base)
+    features = geofriches(ctx.client, ctx.urls, box_wgs84, page_size=page_size)
+    url, params = ctx.urls.cartofriches_geofriches(box_wgs84, page_size=page_size)
     if not features:
         logger.warning("Cartofriches : aucune friche recensée dans l'emprise du territoire "
                        "(marge de 5 km comprise) ; pas de source friches")

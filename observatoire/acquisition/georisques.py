@@ -211,9 +211,8 @@ def tri_zones(ctx: Context, client: Client, dest: Path) -> int:
     import pyogrio
     from pyproj import Transformer
 
-    assert ctx.bbox_wgs84 is not None
     box = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True).transform_bounds(
-        *ctx.bbox_wgs84)
+        *ctx.box(ctx.urls.base("georisques")))
     parts = []
     for typename in TRI_TYPENAMES:
         for frame in wfs_gml(client, ctx.urls, typename, box,
@@ -241,20 +240,13 @@ def fetch(ctx: Context) -> list[Fetched]:
     """
     base = ctx.urls.base("georisques")
     if ctx.client is None:
-        out = []
-        tri = ctx.cache.newest(SOURCE, TRI_NAME)
-        if tri is not None:
-            out.append(_tri(tri, tri.parent.name))
-        cached_sis = ctx.cache.newest(SOURCE, SIS_NAME)
-        if cached_sis is not None:
-            out.append(_sis(cached_sis, cached_sis.parent.name))
-        if not out and ctx.cache.newest(SOURCE, ICPE_NAME) is None:
-            raise DownloadError(f"{base} : aucune donnée Géorisques en cache ; relancez sans "
-                                f"--hors-ligne", url=base)
-        return out
-    if ctx.bbox_wgs84 is None:
-        raise DownloadError(f"{base} : emprise du territoire inconnue (le cadastre, qui donne "
-                            f"le contour des communes, n'a pas été téléchargé)", url=base)
+        # The ICPE are cached but not declared (points): the others are returned.
+        cached = ctx.cached(SOURCE, (TRI_NAME, SIS_NAME, ICPE_NAME), what="donnée Géorisques",
+                            url=base)
+        return [make(path, path.parent.name) for name, make in ((TRI_NAME, _tri),
+                                                                (SIS_NAME, _sis))
+                if (path := cached.get(name)) is not None]
+    ctx.box(base)
     client = ctx.client
     sis = sis_features(ctx, client)
     icpe = icpe_features(ctx, client)

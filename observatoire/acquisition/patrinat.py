@@ -76,20 +76,13 @@ def fetch(ctx: Context) -> list[Fetched]:
         A page failed, or the territory's box is unknown (the cadastre failed).
     """
     base = ctx.urls.base("wfs")
-    out = []
     if ctx.client is None:
-        for layer in NAMES:
-            path = ctx.cache.newest(SOURCE, f"{layer}.geojson")
-            if path is not None:
-                out.append(_fetched(layer, path, path.parent.name))
-        if not out:
-            raise DownloadError(f"{base} : aucune couche PatriNat en cache ; relancez sans "
-                                f"--hors-ligne", url=base)
-        return out
-    if ctx.bbox_wgs84 is None:
-        raise DownloadError(f"{base} : emprise du territoire inconnue (le cadastre, qui donne "
-                            f"le contour des communes, n'a pas été téléchargé)", url=base)
-    bbox = ctx.bbox_wgs84
+        cached = ctx.cached(SOURCE, [f"{layer}.geojson" for layer in NAMES],
+                            what="couche PatriNat", url=base)
+        return [_fetched(layer, path, path.parent.name) for layer in NAMES
+                if (path := cached.get(f"{layer}.geojson")) is not None]
+    bbox = ctx.box(base)
+    out = []
     page_size = ctx.page_size or WFS_MAX_COUNT
     for layer, typename in PATRINAT_TYPENAMES.items():
         features = wfs_features(ctx.client, partial(_page, ctx.urls, typename, bbox),
