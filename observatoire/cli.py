@@ -162,6 +162,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="messages détaillés (et trace complète d'une erreur interne)")
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="n'afficher que les erreurs")
+    # The territory file, first argument of every subcommand that reads one.
+    territory = argparse.ArgumentParser(add_help=False)
+    territory.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
+                           help=CONFIG_HELP)
     parser.add_argument("-v", "--verbose", action="store_true", help="messages détaillés")
     parser.add_argument("-q", "--quiet", action="store_true", help="n'afficher que les erreurs")
     sub = parser.add_subparsers(dest="command", metavar="COMMANDE", title="commandes")
@@ -187,7 +191,7 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"sources à télécharger parmi {', '.join(ACQUISITION_SOURCES)} "
                         f"(défaut : {', '.join(DEFAULT_SOURCES)})")
 
-    t = sub.add_parser("telecharger", parents=[common],
+    t = sub.add_parser("telecharger", parents=[common, territory],
                        help="télécharger les données ouvertes d'un territoire",
                        description="Télécharge, pour les communes du territoire, le cadastre "
                                    "Etalab, le zonage des PLU/PLUi (Géoportail de l'Urbanisme), "
@@ -211,8 +215,6 @@ def _parser() -> argparse.ArgumentParser:
                               "  observatoire telecharger --config t.toml --millesime 2025-04-01 "
                               "--sources cadastre\n"
                               "  observatoire telecharger --config t.toml --verifier")
-    t.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
-                   help="fichier de territoire écrit par « observatoire init »")
     t.add_argument("--millesime", default=None, metavar="latest|AAAA-MM-JJ",
                    help="millésime du cadastre (défaut : telechargement.millesime du fichier)")
     t.add_argument("--sources", nargs="+", default=None, metavar="SOURCE",
@@ -224,7 +226,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--delai", type=float, default=60.0, metavar="SECONDES",
                    help="délai d'attente d'une réponse avant un nouvel essai (défaut : 60)")
 
-    b = sub.add_parser("build", parents=[common], help="construire l'observatoire d'un territoire",
+    b = sub.add_parser("build", parents=[common, territory],
+                       help="construire l'observatoire d'un territoire",
                        description="Lit les sources, calcule les indicateurs et les scores, "
                                    "écrit le GeoPackage, la carte, le rapport et les exports ; "
                                    "les sorties précédentes ne sont remplacées qu'une fois "
@@ -233,8 +236,6 @@ def _parser() -> argparse.ArgumentParser:
                               f"  observatoire build --config {EXAMPLE_CONFIG}\n"
                               "  observatoire build --config dep25.toml --executeur processus "
                               "--out /srv/observatoire/25")
-    b.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
-                   help=CONFIG_HELP)
     b.add_argument("--parcelles-par-partition", type=_positive, default=None, metavar="N",
                    help="parcelles analysées ensemble (communes voisines regroupées jusqu'à N "
                         "parcelles, une commune n'est jamais coupée) ; remplace "
@@ -259,18 +260,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="dossier de sortie (défaut : sorties.dossier du fichier, sinon "
                         "data/out/<territoire>)")
 
-    v = sub.add_parser("validate", parents=[common],
-                       help="vérifier un fichier de territoire et ses sources sans rien construire",
-                       description="Lit le fichier de territoire et chacune de ses sources comme "
-                                   "la construction les lirait, sans rien écrire : une ligne par "
-                                   "source (LU, RÉPARÉ, ou REFUSÉ avec la raison et la "
-                                   "correction). Code de sortie 0 si la construction peut se "
-                                   "faire, 2 sinon.",
-                       epilog="exemples :\n"
-                              f"  observatoire validate --config {EXAMPLE_CONFIG}\n"
-                              "  observatoire validate --config mon_territoire.toml")
-    v.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
-                   help=CONFIG_HELP)
+    sub.add_parser("validate", parents=[common, territory],
+                   help="vérifier un fichier de territoire et ses sources sans rien construire",
+                   description="Lit le fichier de territoire et chacune de ses sources comme "
+                               "la construction les lirait, sans rien écrire : une ligne par "
+                               "source (LU, RÉPARÉ, ou REFUSÉ avec la raison et la "
+                               "correction). Code de sortie 0 si la construction peut se "
+                               "faire, 2 sinon.",
+                   epilog="exemples :\n"
+                          f"  observatoire validate --config {EXAMPLE_CONFIG}\n"
+                          "  observatoire validate --config mon_territoire.toml")
 
     f = sub.add_parser("fusion", parents=[common],
                        help="fusionner les observatoires de plusieurs départements",
@@ -287,16 +286,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="GeoPackage fusionné à produire (remplacé seulement si la fusion "
                         "réussit)")
 
-    d = sub.add_parser("deps", parents=[common],
-                       help="lister les fichiers d'entrée d'un territoire (pour make)",
-                       description="Écrit le chemin de chaque fichier source du territoire, un "
-                                   "par ligne : le Makefile reconstruit quand l'un d'eux change.",
-                       epilog="exemple :\n"
-                              f"  observatoire deps --config {EXAMPLE_CONFIG}")
-    d.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
-                   help=CONFIG_HELP)
+    sub.add_parser("deps", parents=[common, territory],
+                   help="lister les fichiers d'entrée d'un territoire (pour make)",
+                   description="Écrit le chemin de chaque fichier source du territoire, un "
+                               "par ligne : le Makefile reconstruit quand l'un d'eux change.",
+                   epilog="exemple :\n"
+                          f"  observatoire deps --config {EXAMPLE_CONFIG}")
 
-    e = sub.add_parser("evolution", parents=[common],
+    e = sub.add_parser("evolution", parents=[common, territory],
                        help="comparer deux observations de l'historique",
                        description="Compare deux observations de l'historique (dossier "
                                    "« historique » à côté de observatoire.gpkg, une observation "
@@ -311,8 +308,6 @@ def _parser() -> argparse.ArgumentParser:
                               f"  observatoire evolution --config {EXAMPLE_CONFIG}\n"
                               "  observatoire evolution --config mon_territoire.toml "
                               "--depuis 2023-01-01 --jusqua 2025-01-01")
-    e.add_argument("--config", type=Path, required=True, metavar="TERRITOIRE.toml",
-                   help=CONFIG_HELP)
     e.add_argument("--depuis", type=_date, default=None, metavar="AAAA-MM-JJ",
                    help="date de l'observation de départ (défaut : celle qui précède --jusqua)")
     e.add_argument("--jusqua", type=_date, default=None, metavar="AAAA-MM-JJ",
