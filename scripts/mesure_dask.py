@@ -21,6 +21,7 @@ import json
 import pickle
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import distributed
@@ -52,6 +53,26 @@ def _take(dask_scheduler):  # type: ignore[no-untyped-def]
     return sizes
 
 
+def graph_sizes(client: distributed.Client) -> list[int]:
+    """Sizes (bytes) of the tasks the scheduler received since the last call."""
+    return list(client.run_on_scheduler(_take))
+
+
+@contextlib.contextmanager
+def local_tcp_cluster(workers: int = 2) -> Iterator[tuple[str, distributed.Client]]:
+    """A local cluster over TCP on 127.0.0.1 (worker processes of one thread).
+
+    Yields the scheduler's address and a client; :class:`GraphSizes` is registered
+    on the scheduler (read with :func:`graph_sizes`). Also used by the tests.
+    """
+    with distributed.LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
+                                  host="127.0.0.1", protocol="tcp",
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        client.register_plugin(GraphSizes())
+        yield cluster.scheduler_address, client
+
+
 def main() -> None:
     """Build in series, then on the cluster; print the figures as JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -69,28 +90,24 @@ def main() -> None:
         return t
 
     figures: dict[str, object] = {}
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                  host="127.0.0.1", protocol="tcp",
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        client.register_plugin(GraphSizes())
+    with local_tcp_cluster() as (scheduler, client):
         runs = [("serie", None, True)]
-        runs.append(("dask", cluster.scheduler_address, True))
+        runs.append(("dask", scheduler, True))
         if args.avec_graphes:
-            runs.append(("dask-graphes", cluster.scheduler_address, False))
+            runs.append(("dask-graphes", scheduler, False))
         checksums = {}
         for name, address, reads in runs:
             executor = (SerialExecutor() if address is None
                         else make_executor("dask", scheduler=address))
             if address is not None and not reads:
                 executor.reads_staging = False  # type: ignore[union-attr]
-            client.run_on_scheduler(_take)
+            graph_sizes(client)
             t = time.perf_counter()
             stream = distributed.get_task_stream(client) if address else None
             with executor, (stream or contextlib.nullcontext()):
                 result = build(territory(name), executor=executor)
             wall = time.perf_counter() - t
-            sizes = client.run_on_scheduler(_take)
+            sizes = graph_sizes(client)
             checksums[name] = result.checksums
             figures[name] = {
                 "total_s": round(wall, 2),

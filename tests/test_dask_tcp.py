@@ -8,7 +8,6 @@ task the scheduler receives is read there, by a scheduler plugin.
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 import warnings
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pyogrio
 import pytest
+from conftest import load_script
 from test_partitions import _cut_sample, _territory
 
 from observatoire.config import load_territory
@@ -28,39 +28,14 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 MIB = 2**20
 
 
-class GraphSizes(distributed.diagnostics.plugin.SchedulerPlugin):
-    """Record the pickled size of every task's spec as the scheduler receives it."""
-
-    name = "tailles-des-graphes"
-
-    def __init__(self) -> None:
-        self.sizes: list[int] = []
-
-    def update_graph(self, scheduler, *, tasks, **kwargs):  # type: ignore[no-untyped-def]
-        for key in tasks:
-            ts = scheduler.tasks.get(key)
-            if ts is not None and ts.run_spec is not None:
-                self.sizes.append(len(pickle.dumps(ts.run_spec, protocol=5)))
-
-
-def _sizes(client) -> list[int]:  # type: ignore[no-untyped-def]
-    def read(dask_scheduler):  # type: ignore[no-untyped-def]
-        plugin = dask_scheduler.plugins[GraphSizes.name]
-        sizes, plugin.sizes = plugin.sizes, []
-        return sizes
-
-    return client.run_on_scheduler(read)
+mesure = load_script("mesure_dask")
 
 
 @pytest.fixture(scope="module")
 def cluster():  # type: ignore[no-untyped-def]
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                  host="127.0.0.1", protocol="tcp",
-                                  dashboard_address=None) as local, \
-            distributed.Client(local) as client:
-        client.register_plugin(GraphSizes())
-        assert local.scheduler_address.startswith("tcp://127.0.0.1:")
-        yield local.scheduler_address, client
+    with mesure.local_tcp_cluster() as (address, client):
+        assert address.startswith("tcp://127.0.0.1:")
+        yield address, client
 
 
 @pytest.mark.slow
@@ -71,7 +46,7 @@ def test_tcp_cluster_gives_the_serial_layers_with_small_tasks(cluster, tmp_path,
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(staging, "STAGE_BYTES", 1)  # one parcel file per staging group
         serial = build(load_territory(toml), executor=SerialExecutor())
-        _sizes(client)
+        mesure.graph_sizes(client)
         with make_executor("dask", scheduler=address) as executor, \
                 caplog.at_level("WARNING"):
             assert executor.reads_staging
@@ -84,7 +59,7 @@ def test_tcp_cluster_gives_the_serial_layers_with_small_tasks(cluster, tmp_path,
                for r in (serial, cluster_run)]
     pd.testing.assert_frame_equal(*sources)
     assert "double" in sources[1].set_index("type_source").loc["parcelles", "reparations"]
-    sizes = _sizes(client)
+    sizes = mesure.graph_sizes(client)
     # The shared context (scattered: no task) and one task per partition at least.
     assert len(sizes) >= 2
     assert max(sizes) < MIB, f"tâche de {max(sizes)} octets"
@@ -94,7 +69,7 @@ def test_tcp_cluster_gives_the_serial_layers_with_small_tasks(cluster, tmp_path,
                 if r.levelno >= logging.WARNING and r.name.startswith(said)]
     # The measure sees a big task: a frame inside the graph would be caught.
     client.submit(len, b"x" * (2 * MIB), pure=False).result()
-    assert max(_sizes(client)) > 2 * MIB
+    assert max(mesure.graph_sizes(client)) > 2 * MIB
 
 
 @pytest.mark.slow
@@ -107,11 +82,11 @@ def test_command_line_on_a_tcp_cluster(cluster, tmp_path, capsys):
             "1"]
     assert main([*args, "--out", str(tmp_path / "serie"), "--executeur", "serie"]) == 0
     serial = capsys.readouterr()
-    _sizes(client)
+    mesure.graph_sizes(client)
     assert main([*args, "--out", str(tmp_path / "dask"), "--executeur", "dask",
                  "--scheduler", address, "--dossier-intermediaire", str(shared)]) == 0
     run = capsys.readouterr()
-    assert max(_sizes(client)) < MIB
+    assert max(mesure.graph_sizes(client)) < MIB
     # The staging store was made in the folder given, and removed after the build.
     assert shared.is_dir() and not list(shared.iterdir())
     for text in (run.out, run.err):
@@ -153,7 +128,7 @@ def test_a_large_graph_is_said_in_french(cluster, caplog):
     assert len(said) == 1, said
     assert said[0].startswith("Dask : une tâche de 2.00 MiB envoyée à l'ordonnanceur "
                               "(au-delà de 1MiB)")
-    _sizes(client)
+    mesure.graph_sizes(client)
 
 
 def test_a_worker_without_the_staging_folder_says_how_to_share_it(tmp_path):
