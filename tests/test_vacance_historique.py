@@ -29,6 +29,8 @@ in both. With the history:
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -352,3 +354,32 @@ def test_a_recent_closure_outweighs_observations_that_saw_nothing():
     assert units.loc["U1", "statut_vacance"] == "non vacante"
     assert units.loc["U1", "raison_vacance"].startswith(
         "aucun établissement actif ; dernière fermeture le 01/01/2024")
+
+
+@pytest.mark.slow
+def test_without_date_observation_the_history_is_not_used(observations, tmp_path, caplog):
+    # The inventory would be dated today and the observation by the cadastre's
+    # vintage: the history is left aside, the closing dates decide, the log says so.
+    out, _ = observations
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    folder = tmp_path / "v"
+    folder.mkdir()
+    parcels = pyogrio.read_dataframe(SAMPLE / "parcel.gpkg", layer="parcel")
+    etabs = _establishments(folder / "etablissements.gpkg", parcels, sawmill=False)
+    toml = _territory(folder, parcels=SAMPLE / "parcel.gpkg", etablissements=etabs, out=copy,
+                      date=D1)
+    toml.write_text(toml.read_text(encoding="utf-8").replace(
+        f"date_observation = {D1.isoformat()}\n", ""), encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="observatoire.pipeline.build"):
+        build(load_territory(toml))
+    assert ("Vacance des ZAE : l'historique n'est pas utilisé sans date_observation (dans "
+            "[territoire]) ; règle des dates de fermeture du millésime d'établissements"
+            in caplog.messages)
+    units = pyogrio.read_dataframe(copy / "observatoire.gpkg", layer="zae_unites")
+    sawmill = units.set_index("uf_id").loc[f"UF-{SAWMILL_PARCEL}"]
+    assert sawmill["raison_vacance"] == NEVER
+    rule = pyogrio.read_dataframe(copy / "observatoire.gpkg", layer="zae")["regle_vacance"][0]
+    assert rule.startswith("Définition légale (art. L318-8-2 du code de l'urbanisme) : unité "
+                           "vacante si aucun établissement n'y est actif au ")
+    assert "historique" not in rule

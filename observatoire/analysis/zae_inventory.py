@@ -13,8 +13,10 @@ years on 1 January of the observation year and it is unoccupied, i.e. no
 establishment is active on it at the observation date and every establishment
 that was there closed on or before 1 January of the year minus two. Without an
 establishments layer, occupancy is presumed from buildings (a unit bearing a
-significant built footprint is « présumée occupée »). The rule applied is
-written in ``regle_vacance``.
+significant built footprint is « présumée occupée »). With earlier observations of
+the establishments in the history (:class:`EstablishmentHistory`), the rule is
+evaluated from them (:func:`_observed_status`, ``docs/observation.md``). The rule
+applied is written in ``regle_vacance``.
 
 Pure functions: GeoDataFrames in, GeoDataFrames out, inputs never modified, no I/O.
 """
