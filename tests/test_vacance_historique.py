@@ -383,3 +383,42 @@ def test_without_date_observation_the_history_is_not_used(observations, tmp_path
     assert rule.startswith("Définition légale (art. L318-8-2 du code de l'urbanisme) : unité "
                            "vacante si aucun établissement n'y est actif au ")
     assert "historique" not in rule
+
+
+def test_active_establishments_per_parcel_across_batches(tmp_path, monkeypatch):
+    from observatoire.observation import capture
+
+    # P1, P2, P3: 10 m × 10 m, P2 and P3 6 m apart (a road between them).
+    # Written P3 first: the road's point finds P3 (4 m) in the first batch, then P2 (2 m).
+    parcels = gpd.GeoDataFrame({"idu": ["P3", "P2", "P1"]},
+                               geometry=[box(36, 0, 46, 10), box(20, 0, 30, 10),
+                                         box(0, 0, 10, 10)], crs=CRS)
+    etabs = gpd.GeoDataFrame({
+        "siret": [f"{k}" * 14 for k in range(1, 7)],
+        "etat": ["A", "A", "A", "F", "A", "A"],
+        "date_creation": "2000-01-01",
+        "date_fermeture": [None, None, None, "2020-01-01", None, None],
+        "naf": ["25.11Z", "25.11Z", "25.11Z", "25.11Z", "68.20B", "25.11Z"],
+    }, geometry=[
+        shapely.Point(5, 5),    # in P1
+        shapely.Point(2, 8),    # in P1 too
+        shapely.Point(32, 5),   # on the road: 2 m from P2, 4 m from P3 → P2
+        shapely.Point(25, 5),   # in P2, closed: not active
+        shapely.Point(40, 5),   # in P3, a property company (68.20B): does not occupy it
+        shapely.Point(60, 5),   # 14 m from P3: beyond the 10 m radius, attached to none
+    ], crs=CRS)
+    gpkg = tmp_path / "observatoire.gpkg"
+    pyogrio.write_dataframe(parcels, gpkg, layer="parcelles")
+    pyogrio.write_dataframe(etabs, gpkg, layer="etablissements")
+    # One parcel per batch: the nearest over all batches wins.
+    monkeypatch.setattr(capture, "BATCH", 1)
+    counts = capture.active_establishments(gpkg, dt.date(2024, 1, 1))
+    assert counts.to_dict() == {"P1": 2, "P2": 1}
+    folder = tmp_path / "historique"
+    capture.stage_capture(gpkg, folder, dt.date(2024, 1, 1)).publish()
+    read = history.read_establishments(folder, before=dt.date(2025, 1, 1))
+    assert read is not None
+    (observed,) = read.observations
+    assert dict(zip(observed.parcelles["idu"], observed.parcelles["nb_etablissements_actifs"],
+                    strict=True)) == {"P1": 2, "P2": 1}
+    assert observed.parcelles.geometry.area.tolist() == [100.0, 100.0]

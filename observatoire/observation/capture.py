@@ -194,11 +194,11 @@ def active_establishments(gpkg: str | Path, date: dt.date, *,
     points = np.asarray(etablissements.geometry.values)[
         (states["actif"] & ~states["exclu"]).to_numpy(dtype=bool)]
     points = points[~shapely.is_missing(points) & ~shapely.is_empty(points)]
+    if not len(points):
+        return pd.Series(dtype="int64")
     inside = np.full(len(points), None, dtype=object)
     nearest = np.full(len(points), None, dtype=object)
     distance = np.full(len(points), np.inf)
-    if not len(points):
-        return pd.Series(dtype="int64")
     with pyogrio.open_arrow(gpkg, layer="parcelles", columns=["idu"], batch_size=BATCH,
                             use_pyarrow=True) as (meta, reader):
         geometry_name = meta["geometry_name"] or "wkb_geometry"
