@@ -6,6 +6,7 @@ on 127.0.0.1 with the repository's sample, and injects faults.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import hashlib
 import json
@@ -16,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE
 from publishers import INSEE, MILLESIMES, SIREN, Publishers, publishers, sample_publishers_data
 
 from observatoire.acquisition import cadastre, friches, zonage
@@ -397,6 +399,24 @@ def test_init_writes_the_epci_and_its_communes(tmp_path):
     assert all(f" {name} " in comment or f" {name}," in comment for name in ACQUISITION_SOURCES)
     with pytest.raises(ConfigError, match="existe déjà"):
         init_territory(tmp_path / "gbm", epci=SIREN)
+
+
+def test_init_template_explains_date_observation(tmp_path):
+    path = init_territory(tmp_path / "gennes", communes=[INSEE])
+    text = path.read_text(encoding="utf-8")
+    doc = tomllib.loads(text)
+    # Commented out: the file parses and the date is left to the vintage.
+    assert "date_observation" not in doc["territoire"]
+    assert "\n# date_observation = 2025-01-01\n" in text
+    assert "# Date de l'observation (AAAA-MM-JJ)" in text
+    # Uncommented, it is the territory's date of observation (in [territoire]).
+    enabled = text.replace("# date_observation = ", "date_observation = ")
+    assert tomllib.loads(enabled)["territoire"]["date_observation"] == dt.date(2025, 1, 1)
+    # With a source (as telecharger adds them), the territory loads with that date.
+    parcelles = SAMPLE / "parcel.gpkg"
+    path.write_text(enabled + f'\n[sources.parcelles]\nchemin = "{parcelles}"\n'
+                              'format = "bdparcellaire"\ncouche = "parcel"\n', encoding="utf-8")
+    assert load_territory(path).options.date_observation == dt.date(2025, 1, 1)
 
 
 def test_init_overseas_takes_the_legal_crs(tmp_path):

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
@@ -447,6 +448,60 @@ def test_evolution_computed_by_hand_on_small_observations():
                                                "F3": "nouvelle"}
     assert friches.loc["F1", ["statut_avant", "site_statut"]].tolist() == [
         "friche sans projet", "friche reconvertie"]
+
+
+def test_report_series_of_land_consumed_follows_the_lineage(tmp_path):
+    """The report's « foncier consommé » on the derived vintage, parcel B0039 built.
+
+    Three observations appended to a history: the sample (D1), its second vintage
+    (D2: B0039 renumbered B9004, same shape) and the second vintage again (D3). The
+    attributes are set by hand: B0039 / B9004 (2,718.45 m²) is in zone Z and built at
+    every observation (built share 0.5); B0619 (4,055.73 m²) is in Z, unbuilt at D1,
+    built at D2 (0.4); every other parcel is unbuilt and outside any zone. Land
+    consumed: at D2, B0619 only, 0.405573 ha (matching by IDU would also count
+    B9004, a parcel with no predecessor of its IDU: 0.677418 ha); at D3, nothing.
+    """
+    from observatoire.observation.evolution import evolution_parcelles
+    from observatoire.observation.run import Evolution
+    from observatoire.publish import rapport_evolution
+
+    v2_path, _, _ = second_vintage(tmp_path)
+
+    def observed(path: Path, built_now: bool) -> gpd.GeoDataFrame:
+        raw = pyogrio.read_dataframe(path, layer="parcel")
+        frame = gpd.GeoDataFrame({"idu": _idu(raw).to_numpy()}, geometry=raw.geometry.values,
+                                 crs=raw.crs)
+        frame["surface_m2"] = frame.area.round(2)
+        in_zone = frame["idu"].isin([RENUMBERED, "252670000B9004", BUILT])
+        frame["zae_id"] = np.where(in_zone, "Z", None)
+        frame["part_zae"] = np.where(in_zone, 1.0, 0.0)
+        frame["part_batie"] = np.select(
+            [frame["idu"].isin([RENUMBERED, "252670000B9004"]), frame["idu"] == BUILT],
+            [0.5, 0.4 if built_now else 0.0], 0.0)
+        return frame
+
+    folder = tmp_path / "historique"
+    empty = pd.DataFrame({"zae_id": pd.Series([], dtype=object)})
+    d3 = dt.date(2026, 1, 1)
+    for date, path, built_now in ((D1, SAMPLE / "parcel.gpkg", False), (D2, v2_path, True),
+                                  (d3, v2_path, True)):
+        frame = observed(path, built_now)
+        history.append_observation(folder, date, parcelles=frame, zae=empty, friches=empty)
+    areas = frame.set_index("idu")["surface_m2"]
+    assert (areas[BUILT], areas["252670000B9004"]) == (4055.73, 2718.45)
+    manifest = history.read_manifest(folder)
+    old, new = history.read_changes(folder, D2, d3)
+    current = Evolution(depuis=D2, jusqua=d3, layers={
+        "evolution_parcelles": evolution_parcelles(old, new, seuil_bati=0.1)})
+    parcelles = history.read_table(folder, "parcelles", manifest=manifest,
+                                   columns=["idu", "surface_m2", "part_batie", "zae_id",
+                                            "part_zae"])
+    consumed = rapport_evolution._consumed(folder, manifest, parcelles, [D1, D2, d3],
+                                           seuil_bati=0.1, current=current)
+    assert consumed is not None
+    assert np.isnan(consumed[D1])
+    assert consumed[D2] == pytest.approx(0.405573)
+    assert consumed[d3] == 0.0
 
 
 def test_date_observation_in_territoire_or_options(tmp_path):

@@ -110,6 +110,19 @@ def territory_crs(rows: Sequence[table.Commune]) -> str:
     return crs.pop()
 
 
+#: Comment of the template on ``date_observation`` (commented out: the line to enable).
+DATE_OBSERVATION_HELP = (
+    "",
+    "# Date de l'observation (AAAA-MM-JJ). Chaque « observatoire build » ajoute à",
+    "# l'historique (dossier historique/ à côté de observatoire.gpkg) une observation datée,",
+    "# comparée à la précédente ; reconstruire à la même date la remplace. Sans cette ligne,",
+    "# l'observation prend la date du millésime du cadastre et l'inventaire des ZAE (vacance",
+    "# de l'art. L318-8-2) la date du jour : renseignez-la pour que les deux coïncident, par",
+    "# exemple au 1er janvier de chaque année d'observation. Voir docs/observation.md.",
+    "# date_observation = 2025-01-01",
+)
+
+
 def init_territory(folder: Path, *, epci: str | None = None, communes: Sequence[str] = (),
                    sources: Sequence[str] = DEFAULT_SOURCES) -> Path:
     """Write ``folder/territoire.toml`` for an EPCI or a list of communes.
@@ -165,6 +178,7 @@ def init_territory(folder: Path, *, epci: str | None = None, communes: Sequence[
         lines += [f"epci_nom = {_toml(found_epci.nom)}",
                   f"epci_siren = {_toml(found_epci.siren)}"]
     lines += [
+        *DATE_OBSERVATION_HELP,
         "",
         "[telechargement]",
         *SOURCES_HELP,

@@ -13,8 +13,10 @@ years on 1 January of the observation year and it is unoccupied, i.e. no
 establishment is active on it at the observation date and every establishment
 that was there closed on or before 1 January of the year minus two. Without an
 establishments layer, occupancy is presumed from buildings (a unit bearing a
-significant built footprint is « présumée occupée »). The rule applied is
-written in ``regle_vacance``.
+significant built footprint is « présumée occupée »). With earlier observations of
+the establishments in the history (:class:`EstablishmentHistory`), the rule is
+evaluated from them (:func:`_observed_status`, ``docs/observation.md``). The rule
+applied is written in ``regle_vacance``.
 
 Pure functions: GeoDataFrames in, GeoDataFrames out, inputs never modified, no I/O.
 """
@@ -23,7 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -32,6 +35,7 @@ import shapely
 
 from observatoire.analysis.geometry import prepared
 from observatoire.errors import ConfigError, SchemaError
+from observatoire.observation.lineage import SEUIL_RECOUVREMENT, SURFACE_MIN_M2
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,44 @@ class VacancyRule:
 
 #: The default thresholds.
 DEFAULT_RULE = VacancyRule()
+
+#: Column of the history's parcel rows: active establishments located on the parcel.
+NB_ETABLISSEMENTS_ACTIFS = "nb_etablissements_actifs"
+
+
+@dataclass(frozen=True)
+class ObservedEstablishments:
+    """One earlier observation of the history made with an establishments layer.
+
+    Attributes
+    ----------
+    date
+        Date of the observation.
+    parcelles
+        The parcels on which at least one active establishment was located then
+        (``idu``, :data:`NB_ETABLISSEMENTS_ACTIFS`, their shapes at that date).
+    """
+
+    date: dt.date
+    parcelles: gpd.GeoDataFrame
+
+
+@dataclass(frozen=True)
+class EstablishmentHistory:
+    """What the history tells of the establishments before the observation date.
+
+    Read by :func:`observatoire.observation.history.read_establishments`.
+
+    Attributes
+    ----------
+    observations
+        The earlier observations made with an establishments layer, oldest first.
+    sans_etablissements
+        Dates of the earlier observations made without one.
+    """
+
+    observations: Sequence[ObservedEstablishments] = field(default_factory=tuple)
+    sans_etablissements: Sequence[dt.date] = field(default_factory=tuple)
 
 def observation_date(value: str | dt.date | None) -> tuple[dt.date, bool]:
     """Parse the option ``date_observation`` (ISO date); default to today.
@@ -395,7 +437,9 @@ def _rule_text(*, legal: bool, batiments: bool, rule: VacancyRule, date_observat
 def inventory(zae: gpd.GeoDataFrame, unites: gpd.GeoDataFrame,
               batiments: gpd.GeoDataFrame | None, etablissements: gpd.GeoDataFrame | None, *,
               date_observation: dt.date | str | None = None,
-              rule: VacancyRule = VacancyRule()) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+              rule: VacancyRule = VacancyRule(),
+              historique: EstablishmentHistory | None = None,
+              ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Compute the ZAE inventory: units per zone, occupants, vacancy, rates.
 
     Parameters
@@ -416,6 +460,10 @@ def inventory(zae: gpd.GeoDataFrame, unites: gpd.GeoDataFrame,
         Observation date (ISO text or date); ``None``: today, said in ``regle_vacance``.
     rule
         Thresholds (``Territory.options.vacance``).
+    historique
+        The earlier observations of the history (``None``: no history), used with an
+        establishments layer: the legal rule is then evaluated from the
+        observations (:func:`_observed_status`), and ``regle_vacance`` says so.
 
     Returns
     -------
@@ -436,6 +484,8 @@ def inventory(zae: gpd.GeoDataFrame, unites: gpd.GeoDataFrame,
     legal = etablissements is not None
     rule_text = _rule_text(legal=legal, batiments=batiments is not None, rule=rule,
                            date_observation=obs, default_date=default_date)
+    if legal and historique is not None:
+        rule_text = _history_rule_text(rule_text, historique, date_observation=obs)
 
     assigned = assign_units(zae, unites, rule=rule)
     units = unites.loc[assigned.index]
@@ -456,7 +506,8 @@ def inventory(zae: gpd.GeoDataFrame, unites: gpd.GeoDataFrame,
 
     if legal:
         assert etablissements is not None
-        occ = _legal_status(units, etablissements, built, obs=obs, rule=rule)
+        occ = _legal_status(units, etablissements, built, obs=obs, rule=rule,
+                            historique=historique)
     else:
         occ = _presumed_status(built, share_built, has_buildings=batiments is not None,
                                rule=rule)
@@ -497,8 +548,13 @@ def _check_inputs(zae: gpd.GeoDataFrame, unites: gpd.GeoDataFrame,
 
 
 def _legal_status(units: gpd.GeoDataFrame, etablissements: gpd.GeoDataFrame,
-                  built: pd.Series, *, obs: dt.date, rule: VacancyRule) -> pd.DataFrame:
-    """Occupation and legal vacancy of each unit from its establishments."""
+                  built: pd.Series, *, obs: dt.date, rule: VacancyRule,
+                  historique: EstablishmentHistory | None = None) -> pd.DataFrame:
+    """Occupation and legal vacancy of each unit from its establishments.
+
+    With earlier observations of the establishments (``historique``), the rule is
+    evaluated from them (:func:`_observed_status`).
+    """
     states = establishment_states(etablissements, date_observation=obs, rule=rule)
     relevant = states["existe"] & ~states["exclu"]
     etabs = etablissements[relevant.to_numpy()]
@@ -564,6 +620,11 @@ def _legal_status(units: gpd.GeoDataFrame, etablissements: gpd.GeoDataFrame,
                         + " m² : occupation à vérifier sur place")
     raison = np.select(conditions, [r.to_numpy(dtype=object) for r in reasons],
                        never.to_numpy(dtype=object))
+    if historique is not None and historique.observations:
+        occupation, statut, raison = _observed_status(
+            units, historique, obs=obs, active_now=has_active.to_numpy(dtype=bool),
+            recent_closure=(has_closed & recent.fillna(False)).to_numpy(dtype=bool),
+            occupation=occupation, statut=statut, raison=raison)
     return pd.DataFrame({
         "occupants": per_unit(occupants).astype(object),
         "nb_occupants": nb_occ,
@@ -574,6 +635,145 @@ def _legal_status(units: gpd.GeoDataFrame, etablissements: gpd.GeoDataFrame,
         "date_derniere_fermeture": last_closure.dt.strftime("%Y-%m-%d").astype(object).where(
             last_closure.notna(), None),
     }, index=units.index)
+
+
+def observed_occupation(units: gpd.GeoDataFrame, observations: Sequence[ObservedEstablishments]
+                        ) -> pd.DataFrame:
+    """Whether an active establishment was observed on each unit, at each earlier observation.
+
+    A parcel of an earlier observation stands for the unit it overlaps as the
+    lineage links parcels (:mod:`observatoire.observation.lineage`): their common
+    part covers at least half of the one or of the other, and at least 1 m². So a
+    renumbered parcel, the pieces of a split one and the parts of a merged one
+    carry their establishments to the unit they now belong to.
+
+    Parameters
+    ----------
+    units
+        Land units (polygons).
+    observations
+        The earlier observations made with an establishments layer.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``units``, one boolean column per observation (its date).
+    """
+    u = np.asarray(units.geometry.values)
+    out = pd.DataFrame(index=units.index)
+    for observed in observations:
+        parcels = np.asarray(observed.parcelles.geometry.values)
+        ip, iu, inter = overlap_areas(parcels, u)
+        share = np.maximum(inter / shapely.area(parcels[ip]), inter / shapely.area(u[iu]))
+        linked = iu[(share >= SEUIL_RECOUVREMENT) & (inter >= SURFACE_MIN_M2)]
+        seen = np.zeros(len(u), dtype=bool)
+        seen[linked] = True
+        out[observed.date] = seen
+    return out
+
+
+def _observed_status(units: gpd.GeoDataFrame, historique: EstablishmentHistory, *,
+                     obs: dt.date, active_now: np.ndarray, recent_closure: np.ndarray,
+                     occupation: np.ndarray, statut: np.ndarray, raison: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Apply the legal rule from the observations of the history.
+
+    The window runs from 1 January of the observation year minus two (the
+    threshold) to the observation date. A unit without active establishment now:
+
+    - on which an establishment was observed active after the threshold is
+      « non vacante » (occupied less than two years before), with the date of the
+      latest such observation;
+    - else, when the history holds an observation of the establishments dated on
+      or before the threshold (it covers the window): with none observed on it at
+      the latest such observation nor after, and no closure after the threshold in
+      the current vintage, it is « vacante » by the observations. One occupied at
+      that observation and not since was freed at a date the observations do not
+      give (before or after the threshold): the current vintage's closing dates
+      decide, as without history, and the reason says so;
+    - else (the history does not cover the window): the closing dates decide.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``occupation``, ``statut_vacance`` and ``raison_vacance``, updated.
+    """
+    threshold = vacancy_threshold(obs)
+    observations = sorted((o for o in historique.observations if o.date < obs),
+                          key=lambda o: o.date)
+    seen = observed_occupation(units, observations)
+    occupation, statut, raison = occupation.copy(), statut.copy(), raison.copy()
+    inside = [o.date for o in observations if o.date > threshold]
+    free = ~active_now
+    latest = pd.Series(pd.NaT, index=units.index, dtype="datetime64[ns]")
+    for date in inside:
+        latest = latest.where(~seen[date], pd.Timestamp(date))
+    recent = free & latest.notna().to_numpy()
+    when = _fr_date(latest).fillna("").to_numpy(dtype=object)
+    y = threshold.year
+    raison[recent] = ("aucun établissement actif au " + obs.strftime("%d/%m/%Y")
+                      + " ; établissement actif observé le " + when[recent]
+                      + f" (observation de l'historique), après le 1er janvier {y} : "
+                        "inoccupée depuis moins de deux ans au 1er janvier "
+                        f"{obs.year}, donc non vacante au sens de l'article L318-8-2")
+    occupation[recent] = "occupée"
+    statut[recent] = "non vacante"
+    before = [o.date for o in observations if o.date <= threshold]
+    if not before:
+        return occupation, statut, raison
+    anchor = before[-1]
+    used = ", ".join(d.strftime("%d/%m/%Y") for d in [anchor, *inside])
+    left = free & ~recent & seen[anchor].to_numpy(dtype=bool) & ~recent_closure
+    raison[left] = (raison[left] + " ; établissement actif observé le "
+                    + anchor.strftime("%d/%m/%Y") + ", aucun aux observations suivantes "
+                    "(" + ", ".join(d.strftime("%d/%m/%Y") for d in inside) + ")"
+                    if inside else raison[left] + " ; établissement actif observé le "
+                    + anchor.strftime("%d/%m/%Y") + " (observation de l'historique)")
+    vacant = free & ~recent & ~seen[anchor].to_numpy(dtype=bool) & ~recent_closure
+    raison[vacant] = (f"aucun établissement actif observé sur l'unité aux observations du "
+                      f"{used} (la première au plus tard le 1er janvier {y}) ni au "
+                      f"{obs.strftime('%d/%m/%Y')} : inoccupée depuis au moins deux ans au "
+                      f"1er janvier {obs.year}")
+    occupation[vacant] = "vacante"
+    statut[vacant] = "vacante"
+    return occupation, statut, raison
+
+
+def _history_rule_text(text: str, historique: EstablishmentHistory, *,
+                       date_observation: dt.date) -> str:
+    """``regle_vacance``: which rule was applied, on which observations."""
+    threshold = vacancy_threshold(date_observation)
+    y = threshold.year
+    dates = sorted(o.date for o in historique.observations if o.date < date_observation)
+    without = sorted(d for d in historique.sans_etablissements if d < date_observation)
+    if not dates and not without:
+        return text
+
+    def fr(values: list[dt.date]) -> str:
+        return ", ".join(d.strftime("%d/%m/%Y") for d in values)
+
+    if not dates:
+        return (f"{text} ; historique : aucune observation des établissements (observations "
+                f"du {fr(without)} faites sans couche d'établissements) : règle des dates de "
+                f"fermeture du millésime d'établissements")
+    before = [d for d in dates if d <= threshold]
+    inside = [d for d in dates if d > threshold]
+    if before:
+        used = [before[-1], *inside]
+        return (f"Définition légale (art. L318-8-2 du code de l'urbanisme) évaluée sur les "
+                f"observations de l'historique du {fr(used)} et le millésime d'établissements "
+                f"du {date_observation.strftime('%d/%m/%Y')} : unité vacante si aucun "
+                f"établissement actif n'y a été observé à ces dates (la première au plus tard "
+                f"le 1er janvier {y}) ni n'y a fermé après le 1er janvier {y} ; non vacante si "
+                f"un établissement y est actif ou y a été observé actif après le 1er janvier "
+                f"{y} ; unité où un établissement était actif le "
+                f"{before[-1].strftime('%d/%m/%Y')} et aucun depuis : dates de fermeture du "
+                f"millésime ; " + text.split(" ; ", 1)[1])
+    return (f"{text} ; historique trop court pour la règle des observations : aucune "
+            f"observation des établissements au plus tard le 1er janvier {y} (observations "
+            f"des établissements : {fr(dates)}) : règle des dates de fermeture du millésime "
+            f"d'établissements, et unité non vacante si un établissement y a été observé actif "
+            f"après le 1er janvier {y}")
 
 
 def _presumed_status(built: pd.Series, share: pd.Series, *, has_buildings: bool,

@@ -21,6 +21,12 @@ import pyarrow as pa
 import pyogrio
 import shapely
 
+from observatoire.analysis.zae_inventory import (
+    DEFAULT_RULE,
+    NB_ETABLISSEMENTS_ACTIFS,
+    VacancyRule,
+    establishment_states,
+)
 from observatoire.errors import BuildError
 from observatoire.observation import history
 
@@ -76,8 +82,13 @@ def observation_date(gpkg: str | Path, configured: dt.date | None) -> dt.date:
     return chosen.max().date() if len(chosen) else dt.date.today()
 
 
-def stage_capture(gpkg: str | Path, folder: Path, date: dt.date) -> history.StagedObservation:
+def stage_capture(gpkg: str | Path, folder: Path, date: dt.date, *,
+                  rule: VacancyRule = DEFAULT_RULE) -> history.StagedObservation:
     """Write the observation of ``date`` read from ``gpkg`` to the history, uncommitted.
+
+    With an ``etablissements`` layer, each parcel row keeps the number of
+    establishments active on the parcel at ``date`` (:func:`active_establishments`),
+    which the ZAE inventory of a later build reads back.
 
     Parameters
     ----------
@@ -87,6 +98,9 @@ def stage_capture(gpkg: str | Path, folder: Path, date: dt.date) -> history.Stag
         The history folder.
     date
         Date of the observation.
+    rule
+        The inventory's rule: which establishments occupy the land, how far from a
+        parcel one may be attached to it.
 
     Returns
     -------
@@ -103,18 +117,21 @@ def stage_capture(gpkg: str | Path, folder: Path, date: dt.date) -> history.Stag
         raise BuildError(f"{gpkg} : pas de couche « parcelles » à observer")
     gisements = _table(gpkg, "gisements", GISEMENT_COLUMNS, layers)
     crs = pyogrio.read_info(gpkg, layer="parcelles")["crs"]
+    actifs = (active_establishments(gpkg, date, rule=rule) if "etablissements" in layers
+              else None)
     return history.stage_observation(
-        folder, date, batches=parcel_batches(gpkg, gisements), crs=crs,
+        folder, date, batches=parcel_batches(gpkg, gisements, actifs), crs=crs,
         zae=_table(gpkg, "zae", ZAE_COLUMNS, layers),
         friches=_table(gpkg, "friches", FRICHE_COLUMNS, layers), gisements=gisements)
 
 
-def parcel_batches(gpkg: str | Path, gisements: pd.DataFrame | None = None
-                   ) -> Iterator[history.ParcelBatch]:
+def parcel_batches(gpkg: str | Path, gisements: pd.DataFrame | None = None,
+                   actifs: pd.Series | None = None) -> Iterator[history.ParcelBatch]:
     """Yield the parcels' kept columns and shapes, :data:`BATCH` rows at a time.
 
     Each parcel gets the ``gisement_id`` of the candidate site listing its IDU
-    (``gisements.idus``, separated by ``|``).
+    (``gisements.idus``, separated by ``|``) and, when ``actifs`` is given (IDU →
+    number of active establishments), :data:`NB_ETABLISSEMENTS_ACTIFS` (0 when none).
     """
     info = pyogrio.read_info(gpkg, layer="parcelles")
     fields = list(info["fields"])
@@ -141,7 +158,70 @@ def parcel_batches(gpkg: str | Path, gisements: pd.DataFrame | None = None
             table = table.append_column("gisement_id", pa.array(
                 sites.astype(object).where(sites.notna(), None).to_numpy(dtype=object),
                 type=pa.string()))
+            if actifs is not None:
+                count = idu.map(actifs).fillna(0).to_numpy(dtype=np.int32)
+                table = table.append_column(NB_ETABLISSEMENTS_ACTIFS, pa.array(count, pa.int32()))
             yield table, shapely.from_wkb(wkb)
+
+
+def active_establishments(gpkg: str | Path, date: dt.date, *,
+                          rule: VacancyRule = DEFAULT_RULE) -> pd.Series:
+    """Count the establishments active at ``date`` on each parcel (IDU → count).
+
+    The establishments are those of the inventory's rule
+    (:func:`~observatoire.analysis.zae_inventory.establishment_states`: existing,
+    not closed, not a property company), each attached to the parcel containing
+    it, else to the nearest parcel within ``rule.rayon_rattachement_m``. The parcels
+    are read by :data:`BATCH` (IDU and shape only): a point inside no parcel of a
+    batch keeps its nearest candidate over all batches.
+
+    Parameters
+    ----------
+    gpkg
+        The observatory GeoPackage, with ``etablissements`` and ``parcelles`` layers.
+    date
+        Date of the observation.
+    rule
+        Establishments excluded, radius of attachment.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by IDU, parcels with at least one active establishment only.
+    """
+    etablissements = pyogrio.read_dataframe(gpkg, layer="etablissements")
+    states = establishment_states(etablissements, date_observation=date, rule=rule)
+    points = np.asarray(etablissements.geometry.values)[
+        (states["actif"] & ~states["exclu"]).to_numpy(dtype=bool)]
+    points = points[~shapely.is_missing(points) & ~shapely.is_empty(points)]
+    if not len(points):
+        return pd.Series(dtype="int64")
+    inside = np.full(len(points), None, dtype=object)
+    nearest = np.full(len(points), None, dtype=object)
+    distance = np.full(len(points), np.inf)
+    with pyogrio.open_arrow(gpkg, layer="parcelles", columns=["idu"], batch_size=BATCH,
+                            use_pyarrow=True) as (meta, reader):
+        geometry_name = meta["geometry_name"] or "wkb_geometry"
+        for batch in reader:
+            if not batch.num_rows:
+                continue
+            shapes = shapely.from_wkb(batch.column(geometry_name).to_numpy(zero_copy_only=False))
+            idu = batch.column("idu").to_numpy(zero_copy_only=False)
+            tree = shapely.STRtree(shapes)
+            ip, jp = tree.query(points, predicate="intersects")
+            first = pd.Series(jp).groupby(ip).first()  # a point on a shared limit: one parcel
+            todo = first.index.to_numpy()[pd.isna(inside[first.index.to_numpy()])]
+            inside[todo] = idu[first.loc[todo].to_numpy()]
+            rest = np.flatnonzero(pd.isna(inside))
+            if len(rest) and rule.rayon_rattachement_m > 0:
+                (kp, kj), d = tree.query_nearest(points[rest],
+                                                 max_distance=rule.rayon_rattachement_m,
+                                                 return_distance=True, all_matches=False)
+                closer = d < distance[rest[kp]]
+                nearest[rest[kp[closer]]] = idu[kj[closer]]
+                distance[rest[kp[closer]]] = d[closer]
+    chosen = pd.Series(np.where(pd.isna(inside), nearest, inside))
+    return chosen.dropna().value_counts().sort_index()
 
 
 def _gisement_of(gisements: pd.DataFrame | None) -> pd.Series:

@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 import shapely
 from pyproj import CRS
 
+from observatoire.analysis.zae_inventory import EstablishmentHistory, ObservedEstablishments
 from observatoire.errors import BuildError
 from observatoire.outputs import StagedFile, fsync_dir
 
@@ -494,6 +495,62 @@ def read_table(folder: Path, name: str, *, columns: list[str] | None = None,
         frame.insert(0, "date_observation", dt.date.fromisoformat(key))
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def read_establishments(folder: Path, *, before: dt.date,
+                        column: str = "nb_etablissements_actifs"
+                        ) -> EstablishmentHistory | None:
+    """Return the parcels where active establishments were observed, before a date.
+
+    An observation made with an establishments layer gives each of its parcel rows
+    ``column`` (0 when none is active on the parcel); one made without lacks it. Only
+    the hashes and ``column`` of the distinct rows are read, then the identity and
+    shape of the parcels where an establishment was active: the memory follows
+    the occupied parcels, not the territory.
+
+    Parameters
+    ----------
+    folder
+        The history folder.
+    before
+        Only the observations dated before it are read.
+    column
+        The parcel rows' column counting the active establishments.
+
+    Returns
+    -------
+    EstablishmentHistory or None
+        ``None`` when the history holds no observation before ``before``.
+    """
+    manifest = {d: t for d, t in read_manifest(folder).items() if d < before.isoformat()}
+    if not manifest:
+        return None
+    counts = _rows(folder, manifest, None, columns=[column])
+    if column not in counts:
+        return EstablishmentHistory(sans_etablissements=tuple(
+            dt.date.fromisoformat(d) for d in manifest))
+    counted = counts[column].dropna()
+    recorded = counted.index.to_numpy()
+    occupied = counted.index[counted.to_numpy() > 0].to_numpy()
+    listings = {key: _read(folder, "parcelles", key, token)["ligne"].to_numpy()
+                for key, token in manifest.items()}
+    with_layer = {key: values[np.isin(values, occupied)] for key, values in listings.items()
+                  if np.isin(values[:1], recorded).any()}
+    wanted = np.unique(np.concatenate(list(with_layer.values()))) if with_layer else occupied[:0]
+    rows = _rows(folder, manifest, wanted, columns=["idu", "empreinte", column])
+    shapes = _shapes(folder, manifest, set(rows["empreinte"]) if len(rows) else set())
+    observations = []
+    for key, values in with_layer.items():
+        attrs = rows.reindex(np.unique(values)).reset_index(drop=True)
+        geometry = shapes.geometry.reindex(attrs["empreinte"]).values
+        observations.append(ObservedEstablishments(
+            date=dt.date.fromisoformat(key),
+            parcelles=gpd.GeoDataFrame(attrs[["idu", column]], geometry=geometry,
+                                       crs=shapes.crs)))
+    return EstablishmentHistory(
+        observations=tuple(observations),
+        sans_etablissements=tuple(dt.date.fromisoformat(d) for d in manifest
+                                  if d not in with_layer))
 
 
 def row_hashes(table: pa.Table) -> np.ndarray:

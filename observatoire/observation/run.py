@@ -151,7 +151,7 @@ def _observe(territory: Territory, writer: GeoPackageWriter, say: Progress) -> O
     date = capture.observation_date(writer.tmp, territory.options.date_observation)
     say(f"Observation du {date.strftime('%d/%m/%Y')} ajoutée à l'historique…")
     observed = Observed(date=date)
-    staged = capture.stage_capture(writer.tmp, folder, date)
+    staged = capture.stage_capture(writer.tmp, folder, date, rule=territory.options.vacance)
     observed.staged.append(staged)
     observed.observation = staged
     earlier = [d for d in history.observation_dates(folder) if d < date]

@@ -35,7 +35,11 @@ import pandas as pd
 from observatoire import __version__
 from observatoire.analysis import extra_inputs
 from observatoire.analysis.friches import friche_counts
-from observatoire.analysis.zae_inventory import inventory
+from observatoire.analysis.zae_inventory import (
+    EstablishmentHistory,
+    inventory,
+    observation_date,
+)
 from observatoire.checks import missing_source_warnings, source_warnings, warn
 from observatoire.config import Territory
 from observatoire.errors import BuildError
@@ -44,6 +48,8 @@ from observatoire.geopackage import GeoPackageWriter, LayerSum, layer_checksum, 
 from observatoire.ingest import Layers, context_extent, ingest
 from observatoire.memory import trim
 from observatoire.mutabilite import mutabilite_layers
+from observatoire.observation import history
+from observatoire.observation.history import history_folder
 from observatoire.observation.run import observe
 from observatoire.outputs import StagedFile
 from observatoire.pipeline.batiments import stream_batiments
@@ -250,7 +256,7 @@ def _analyse(territory: Territory, writer: GeoPackageWriter, folder: Path, say: 
         result.views["batiments_zae"] if streamed else None,
         layers.etablissements,
         date_observation=territory.options.date_observation,
-        rule=territory.options.vacance)
+        rule=territory.options.vacance, historique=_establishment_history(territory, layers))
     timings["inventaire_zae"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -278,6 +284,28 @@ def _analyse(territory: Territory, writer: GeoPackageWriter, folder: Path, say: 
     trim()
     return _Built(layers=layers, outputs=outputs, tables=result.tables, counts=counts,
                   checksums=checksums, write_start=t, views=result.views)
+
+
+def _establishment_history(territory: Territory, layers: Layers) -> EstablishmentHistory | None:
+    """Read the earlier observations of the establishments (``None``: not used).
+
+    The inventory is computed before this build's observation is captured: the
+    observations read are those of the history dated before the inventory's date.
+    Without ``date_observation`` the inventory is dated today and the observation
+    by the cadastre's vintage: an earlier build of the same data would pass for an
+    earlier observation, so the history is not used (said in the log).
+    """
+    if layers.etablissements is None:
+        return None
+    folder = history_folder(territory.gpkg_path)
+    if territory.options.date_observation is None:
+        if history.observation_dates(folder):
+            log.warning("Vacance des ZAE : l'historique n'est pas utilisé sans "
+                        "date_observation (dans [territoire]) ; règle des dates de fermeture "
+                        "du millésime d'établissements")
+        return None
+    date, _ = observation_date(territory.options.date_observation)
+    return history.read_establishments(folder, before=date)
 
 
 def _local(executor: Executor | None) -> Executor | None:

@@ -2,7 +2,8 @@
 
 Read from the history (:mod:`observatoire.observation.history`), a few columns of
 each observation: hectares available by score class, vacancy rate by ZAE, friches
-by status and economic land consumed between observations.
+by status and economic land consumed between observations (compared as the
+evolution layers are, following the parcels' lineage).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from observatoire.observation import history
+from observatoire.observation.evolution import evolution_parcelles
 from observatoire.observation.run import Evolution
 from observatoire.publish.assets import (
     FRICHE_OTHER_COLOUR,
@@ -68,7 +70,8 @@ def evolution_section(folder: Path, manifest: Mapping[str, str], evolution: Evol
         f"Séries sur les {len(manifest)} observations de l'historique "
         f"({', '.join(french_date(dt.date.fromisoformat(d)) for d in manifest)}).")
     with matplotlib.rc_context(_RC):
-        figures = _series(folder, manifest, section, profile=profile, seuil_bati=seuil_bati)
+        figures = _series(folder, manifest, section, profile=profile, seuil_bati=seuil_bati,
+                          current=evolution)
     dates = list(figures.index)
     section.tables.append(Table(
         ["Observation", *figures.columns],
@@ -79,7 +82,7 @@ def evolution_section(folder: Path, manifest: Mapping[str, str], evolution: Evol
 
 
 def _series(folder: Path, manifest: Mapping[str, str], section: Section, *,
-            profile: str | None, seuil_bati: float) -> pd.DataFrame:
+            profile: str | None, seuil_bati: float, current: Evolution) -> pd.DataFrame:
     """Draw the charts into ``section``; return the figures by observation."""
     dates = [dt.date.fromisoformat(d) for d in manifest]
     figures = pd.DataFrame(index=pd.Index(dates, name="date"))
@@ -99,7 +102,8 @@ def _series(folder: Path, manifest: Mapping[str, str], section: Section, *,
                                     f"Barres empilées : hectares de parcelles par classe du "
                                     f"profil {profile}, à chaque observation", _svg_uri(fig)))
         figures["Hectares A et B"] = ha[[c for c in ("A", "B") if c in ha]].sum(axis=1)
-    consumed = _consumed(parcelles, dates, seuil_bati)
+    consumed = _consumed(folder, manifest, parcelles, dates, seuil_bati=seuil_bati,
+                         current=current)
     if consumed is not None:
         fig = Figure(figsize=(7.5, 2.6))
         ax = fig.add_subplot()
@@ -107,7 +111,8 @@ def _series(folder: Path, manifest: Mapping[str, str], section: Section, *,
         ax.set_ylabel("hectares")
         section.charts.append(Chart("Foncier économique consommé",
                                     "Barres : hectares de parcelles des zones d'activités "
-                                    "devenues bâties depuis l'observation précédente",
+                                    "devenues bâties depuis l'observation précédente "
+                                    "(parcelles suivies par leur filiation)",
                                     _svg_uri(fig)))
         figures["Foncier consommé en ZAE (ha)"] = consumed
     zae = history.read_table(folder, "zae", manifest=manifest,
@@ -153,25 +158,37 @@ def _series(folder: Path, manifest: Mapping[str, str], section: Section, *,
     return figures
 
 
-def _consumed(parcelles: pd.DataFrame, dates: list[dt.date],
-              seuil_bati: float) -> pd.Series | None:
-    """Hectares of ZAE parcels built since the observation before (same IDU), by date.
+def _consumed(folder: Path, manifest: Mapping[str, str], parcelles: pd.DataFrame,
+              dates: list[dt.date], *, seuil_bati: float,
+              current: Evolution) -> pd.Series | None:
+    """Hectares of ZAE parcels built since the observation before, by date.
 
-    A parcel renumbered or redrawn between two observations is not counted here
-    (the evolution layers follow the lineage; this series matches IDUs).
+    Each pair of successive observations is compared as the evolution layers are
+    (:func:`~observatoire.observation.history.read_changes`, then the parcels'
+    lineage): a parcel renumbered, split or merged is compared with its
+    predecessors, so a parcel already built and renumbered is not land consumed.
+    The figure is the evolution's ``surface_consommee_ha`` summed over the ZAE; the
+    pair of ``current`` is not computed again.
     """
     if not {"part_batie", "zae_id", "idu"} <= set(parcelles.columns) or len(dates) < 2:
         return None
-    share = parcelles["part_zae"].fillna(1.0) if "part_zae" in parcelles else 1.0
-    frame = parcelles.assign(built=parcelles["part_batie"].fillna(0) >= seuil_bati,
-                             ha=parcelles["surface_m2"] * share / 10_000)
     out = pd.Series(np.nan, index=pd.Index(dates))
     for before, after in zip(dates, dates[1:], strict=False):
-        old = frame[frame["date_observation"] == before].set_index("idu")["built"]
-        new = frame[(frame["date_observation"] == after) & frame["zae_id"].notna()]
-        was = new["idu"].map(old).fillna(False).astype(bool)
-        out[after] = float(new.loc[new["built"] & ~was, "ha"].sum())
+        if (before, after) == (current.depuis, current.jusqua):
+            changes = current.layers["evolution_parcelles"]
+        else:
+            old, new = history.read_changes(folder, before, after, manifest=manifest)
+            changes = evolution_parcelles(old, new, seuil_bati=seuil_bati)
+        out[after] = consumed_ha(changes)
     return out
+
+
+def consumed_ha(changes: pd.DataFrame) -> float:
+    """Hectares of ZAE land newly built in an ``evolution_parcelles`` table (part in the ZAE)."""
+    built = changes[changes["nouvellement_batie"].fillna(False).astype(bool).to_numpy()
+                    & changes["zae_id"].notna().to_numpy()]
+    share = built["part_zae"].fillna(1.0) if "part_zae" in built else 1.0
+    return float((built["surface_consommee_m2"] * share).sum() / 10_000)
 
 
 def _bars(table: pd.DataFrame, colours: Mapping[str, str], unit: str, *,
