@@ -20,6 +20,26 @@ _COLLECTIONS = (shapely.GeometryType.MULTIPOINT, shapely.GeometryType.MULTILINES
                 shapely.GeometryType.MULTIPOLYGON, shapely.GeometryType.GEOMETRYCOLLECTION)
 
 
+#: Share of the one or the other of two parcels of two dates that their common part must
+#: cover for them to be the same land (lineage, :mod:`observatoire.observation.lineage`;
+#: justified in ``docs/observation.md``).
+SEUIL_RECOUVREMENT = 0.5
+#: Smallest common part linking two parcels (m²): slivers along redrawn limits are not links.
+SURFACE_MIN_M2 = 1.0
+
+
+def same_land(common: np.ndarray, area_a: np.ndarray, area_b: np.ndarray) -> np.ndarray:
+    """Whether pieces of two dates with a common part of area ``common`` are the same land.
+
+    The common part covers at least :data:`SEUIL_RECOUVREMENT` of either piece (a
+    part of a split lies inside its parent, a merged parcel covers its parts) and
+    at least :data:`SURFACE_MIN_M2`.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.maximum(common / area_a, common / area_b)
+    return (share >= SEUIL_RECOUVREMENT) & (common >= SURFACE_MIN_M2)
+
+
 def ramp(counts: np.ndarray) -> np.ndarray:
     """``concatenate([arange(c) for c in counts])`` without a Python loop."""
     counts = np.asarray(counts, dtype=np.int64)

@@ -33,9 +33,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from observatoire.analysis.geometry import prepared
+from observatoire.analysis.geometry import prepared, same_land
 from observatoire.errors import ConfigError, SchemaError
-from observatoire.observation.lineage import SEUIL_RECOUVREMENT, SURFACE_MIN_M2
 
 log = logging.getLogger(__name__)
 
@@ -642,7 +641,7 @@ def observed_occupation(units: gpd.GeoDataFrame, observations: Sequence[Observed
     """Whether an active establishment was observed on each unit, at each earlier observation.
 
     A parcel of an earlier observation stands for the unit it overlaps as the
-    lineage links parcels (:mod:`observatoire.observation.lineage`): their common
+    lineage links parcels (:func:`~observatoire.analysis.geometry.same_land`): their common
     part covers at least half of the one or of the other, and at least 1 m². So a
     renumbered parcel, the pieces of a split one and the parts of a merged one
     carry their establishments to the unit they now belong to.
@@ -664,8 +663,7 @@ def observed_occupation(units: gpd.GeoDataFrame, observations: Sequence[Observed
     for observed in observations:
         parcels = np.asarray(observed.parcelles.geometry.values)
         ip, iu, inter = overlap_areas(parcels, u)
-        share = np.maximum(inter / shapely.area(parcels[ip]), inter / shapely.area(u[iu]))
-        linked = iu[(share >= SEUIL_RECOUVREMENT) & (inter >= SURFACE_MIN_M2)]
+        linked = iu[same_land(inter, shapely.area(parcels[ip]), shapely.area(u[iu]))]
         seen = np.zeros(len(u), dtype=bool)
         seen[linked] = True
         out[observed.date] = seen

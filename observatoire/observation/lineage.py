@@ -3,10 +3,10 @@
 A parcel keeping its IDU and its exact shape is *inchangée* without any
 geometry work. The others are matched by overlap, on candidates found with a
 shapely STRtree: an old parcel ``o`` and a new parcel ``n`` are linked when
-their intersection covers at least :data:`SEUIL_RECOUVREMENT` of either of
+their intersection covers at least half of either of
 them (a piece of a split lies inside its parent, a merged parcel covers its
-parts), and at least :data:`SURFACE_MIN_M2`. Thresholds are justified in
-``docs/observation.md``.
+parts), and at least 1 m² (:func:`observatoire.analysis.geometry.same_land`, whose
+thresholds are justified in ``docs/observation.md``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-#: Share of the old or the new parcel the intersection must cover to link them.
-SEUIL_RECOUVREMENT = 0.5
-#: Smallest intersection linking two parcels (m²): slivers along redrawn limits are not links.
-SURFACE_MIN_M2 = 1.0
+from observatoire.analysis.geometry import same_land
 
 INCHANGEE = "inchangée"
 GEOMETRIE_MODIFIEE = "géométrie modifiée"
@@ -52,8 +49,7 @@ def parcel_links(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> pd.DataFrame:
     tree = shapely.STRtree(g_old)
     j_new, j_old = tree.query(g_new, predicate="intersects")
     inter = shapely.area(shapely.intersection(g_old[j_old], g_new[j_new]))
-    share = np.maximum(inter / shapely.area(g_old[j_old]), inter / shapely.area(g_new[j_new]))
-    keep = (share >= SEUIL_RECOUVREMENT) & (inter >= SURFACE_MIN_M2)
+    keep = same_land(inter, shapely.area(g_old[j_old]), shapely.area(g_new[j_new]))
     matched = pd.DataFrame({"i_old": rest_old[j_old[keep]], "i_new": rest_new[j_new[keep]],
                             "surface_commune_m2": inter[keep]})
     same["surface_commune_m2"] = shapely.area(new.geometry.values[same["i_new"].to_numpy()])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,6 @@ from observatoire.geopackage import GeoPackageWriter, reading_unpublished
 from observatoire.observation import capture, evolution, history
 from observatoire.outputs import StagedFile
 from observatoire.progress import Progress
-from observatoire.publish.cnig import FirstSeen
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,18 @@ def _observe(territory: Territory, writer: GeoPackageWriter, say: Progress) -> O
     observed.staged.append(stage_csv(result, territory.output_dir / "evolution.csv"))
     observed.evolution = result
     return observed
+
+
+@dataclass(frozen=True)
+class FirstSeen:
+    """Date (ISO) of the first observation where each zone and each land unit appears.
+
+    Made from the history by :func:`first_seen`; the CNIG export's identification
+    dates (:mod:`observatoire.publish.cnig`).
+    """
+
+    zae: Mapping[str, str]
+    unites: Mapping[str, str]
 
 
 def first_seen(observation: history.StagedObservation) -> FirstSeen:

@@ -36,8 +36,8 @@ from observatoire.publish.meilleurs_sites import best_sites_table
 from observatoire.publish.rapport import stage_report
 
 if TYPE_CHECKING:
+    from observatoire.observation.run import FirstSeen
     from observatoire.pipeline.partitions import Views
-    from observatoire.publish.cnig import FirstSeen
     from observatoire.publish.rapport import Section
 
 log = logging.getLogger(__name__)

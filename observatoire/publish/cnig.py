@@ -40,7 +40,6 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +59,7 @@ from observatoire.analysis.zae_inventory import (
 )
 from observatoire.errors import ConfigError
 from observatoire.geopackage import append_to_template
+from observatoire.observation.run import FirstSeen
 from observatoire.outputs import StagedFile
 from observatoire.publish.cnig_schema import (
     CLASSES,
@@ -384,17 +384,6 @@ def cnig_parts(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame,
     sites["pole_id"] = poles["pole_id"].to_numpy()
     layers = {"site_eco": sites, "etablissement": etab, "pole_eco": poles}
     yield {name: _to_template(frame, name, crs) for name, frame in layers.items()}
-
-
-@dataclass(frozen=True)
-class FirstSeen:
-    """Date (ISO) of the first observation where each zone and each land unit appears.
-
-    Made from the history by :func:`observatoire.observation.run.first_seen`.
-    """
-
-    zae: Mapping[str, str]
-    unites: Mapping[str, str]
 
 
 def _first_date(ids: pd.Series, first: Mapping[str, str], day: str) -> np.ndarray:
