@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
-from shapely.geometry import box
+from shapely.geometry import MultiPolygon, Polygon, box
 
 from observatoire.observation import history, lineage
 
@@ -64,6 +65,20 @@ def test_fingerprint_ignores_vertex_order_and_sub_centimetre_noise():
     assert fp[0] == fp[1] == fp[2] != fp[3]
 
 
+def test_fingerprint_drops_the_vertices_rounding_repeats_only_where_there_are():
+    square = Polygon([(0, 0), (10, 0), (10, 10), (0, 10)])
+    # A vertex 3 mm from the corner before it: the same point at 1 cm, so dropped; the
+    # same square starting elsewhere; a second part whose ring repeats no vertex.
+    noisy = Polygon([(0, 0), (10, 0), (10.003, 0.002), (10, 10), (0, 10)])
+    shifted = Polygon([(10, 10), (0, 10), (0, 0), (10, 0)])
+    two = MultiPolygon([noisy, box(20, 0, 30, 10)])
+    fp = history.fingerprints(np.array([square, noisy, shifted, two,
+                                        MultiPolygon([square, box(20, 0, 30, 10)])]))
+    assert fp[0] == fp[1] == fp[2] and fp[3] == fp[4] != fp[0]
+    # Only the copies are rounded: the shapes given are untouched.
+    assert list(noisy.exterior.coords)[2] == (10.003, 0.002)
+
+
 def _append(folder: Path, date: dt.date, rows, batie: list[float]) -> None:
     parcelles = _parcels(rows, part_batie=batie).drop(columns="empreinte")
     history.append_observation(
@@ -100,7 +115,7 @@ def test_history_missing_date_is_a_french_error(tmp_path):
 _KILLED = """
 import datetime as dt, os, signal, sys
 import geopandas as gpd, pandas as pd
-from shapely.geometry import box
+from shapely.geometry import MultiPolygon, Polygon, box
 from observatoire.observation import history
 folder = sys.argv[1]
 real = history._write_manifest

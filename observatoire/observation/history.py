@@ -117,8 +117,18 @@ def fingerprints(geometry: gpd.GeoSeries | np.ndarray) -> np.ndarray:
     # times faster than shapely.set_precision, and the shape need not stay valid: it
     # is only hashed.
     decimals = int(round(-np.log10(FINGERPRINT_GRID_M)))
-    rounded = shapely.transform(values, lambda c: np.round(c, decimals))
-    shapes = shapely.normalize(shapely.remove_repeated_points(rounded, 0.0))
+    shapes = np.array(values, dtype=object)  # new geometries in a new array
+    coords, owner = shapely.get_coordinates(shapes, return_index=True)
+    coords = np.round(coords, decimals)
+    shapes = shapely.set_coordinates(shapes, coords)
+    # Repeated vertices are removed only from the shapes that have one after rounding
+    # (two equal points in a row; a ring's last point equal to the next ring's first
+    # counts too, harmlessly): few at 1 cm, and the call costs as much as the rest.
+    same = (owner[1:] == owner[:-1]) & (coords[1:] == coords[:-1]).all(axis=1)
+    repeated = np.unique(owner[1:][same])
+    if len(repeated):
+        shapes[repeated] = shapely.remove_repeated_points(shapes[repeated], 0.0)
+    shapes = shapely.normalize(shapes)
     wkb = shapely.to_wkb(shapes, output_dimension=2)
     return np.array([hashlib.blake2b(b, digest_size=8).hexdigest() for b in wkb], dtype=object)
 
