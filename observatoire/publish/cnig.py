@@ -550,12 +550,18 @@ def _shared_areas(pieces: np.ndarray, parcels: np.ndarray) -> np.ndarray:
     """Area shared by each piece and the parcel paired with it.
 
     A parcel inside its piece (the common case: a unit is the union of its
-    parcels) shares its own area, found without an intersection.
+    parcels) shares its own area, found without an intersection; a piece that
+    is its parcel, vertex for vertex (a unit of one parcel), without even a
+    test of covering.
     """
     if not len(pieces):
         return np.array([], dtype=float)
-    with prepared(pieces):
-        inside = shapely.covers(pieces, parcels)
+    # A parcel is a multipolygon, most often of one polygon; a piece, a polygon.
+    single = shapely.get_geometry(parcels, 0)
+    inside = shapely.equals_exact(pieces, np.where(
+        shapely.get_num_geometries(parcels) == 1, single, parcels), tolerance=0)
+    with prepared(pieces[~inside]):
+        inside[~inside] = shapely.covers(pieces[~inside], parcels[~inside])
     area = np.where(inside, shapely.area(parcels), 0.0)
     if (~inside).any():
         area[~inside] = shapely.area(shapely.intersection(pieces[~inside], parcels[~inside]))
