@@ -498,6 +498,27 @@ def test_units_in_pieces_give_one_terrain_per_piece(tmp_path):
     assert terr["terr_etat_occup"].tolist() == ["inoccupé", "inoccupé", "friche"]
 
 
+def test_piece_parcels_measures_own_parcels_and_friches_only():
+    """Each way of measuring a piece's parcels: same polygon, covered, clipped; friches."""
+    pieces = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 10, 10), shapely.box(20, 0, 30, 10),
+                                        shapely.box(50, 0, 70, 10)], crs=CRS)
+    unit = pd.DataFrame({"idus": ["P1", "P2|P3", "P4|P5"]})
+    parcelles = gpd.GeoDataFrame({
+        "idu": ["P1", "P2", "P3", "P4", "P5", "F1", "F2"],
+        "friche_id": [None, None, None, None, None, "A", "B"],
+    }, geometry=[
+        shapely.MultiPolygon([shapely.box(0, 0, 10, 10)]),  # the piece itself
+        shapely.box(20, 0, 35, 10),  # clipped to the piece: 100 m² shared
+        shapely.box(29.95, 0, 40, 10),  # a sliver of 0.5 m²: not listed
+        shapely.box(50, 0, 60, 10), shapely.box(60, 0, 70, 10),  # covered by their piece
+        shapely.box(65, 5, 80, 10),  # another unit's friche parcel, over the third piece
+        shapely.box(10, 0, 15, 10),  # a friche parcel touching the first piece only
+    ], crs=CRS)
+    refcad, friche = cnig._piece_parcels(pieces, unit, parcelles)
+    assert refcad.tolist() == ["P1", "P2", "P4|P5"]
+    assert friche.tolist() == [False, False, True]
+
+
 def test_export_by_groups_of_sites_is_the_export_made_at_once(tmp_path):
     """Terrains made site by site: same rows, same numbering per commune, same establishments."""
     def sq(x1, y1, x2, y2):
