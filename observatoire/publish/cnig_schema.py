@@ -367,14 +367,27 @@ def _describe(error: jsonschema.ValidationError, field: Mapping[str, Any] | None
 
 
 def _value_key(value: Any) -> Any:
-    """Return a hashable key of a cell value (GeoJSON mappings by identity).
+    """Return a hashable key of a cell value: values of one key pass or fail the same checks.
 
-    Every geometry differs from the others: written out as text to be grouped, it
-    would cost more than its own validation.
+    A GeoJSON mapping is keyed by what the field schemas look at (:func:`_field_schema`):
+    its ``type`` and whether its ``coordinates`` or ``geometries`` are lists. Every
+    geometry differs from the others: written out as text to be grouped, or checked
+    one by one, it would cost more than all the other fields.
     """
-    if isinstance(value, dict | list):
+    if isinstance(value, dict):
+        kind = value.get("type")
+        if kind is None or isinstance(kind, str):
+            return ("object", "type" in value, kind, isinstance(value.get("coordinates"), list),
+                    isinstance(value.get("geometries"), list))
         return ("object", id(value))
-    return (type(value).__name__, value)
+    if isinstance(value, list):
+        return ("array", id(value))
+    return (type(value), value)
+
+
+#: Types of the values keyed by themselves in :func:`validate_rows`.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_ABSENT = object()
 
 
 def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists: bool = True,
@@ -417,12 +430,18 @@ def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists
     for rank, (name, validator) in enumerate(validators.items()):
         groups: dict[Any, tuple[Any, list[int]]] = {}
         for i, row in enumerate(rows):
-            if name not in row:
+            value = row.get(name, _ABSENT)
+            if value is _ABSENT:
                 if name in required:
                     found.append((i, rank, f"champ « {name} » : champ absent"))
                 continue
-            value = row[name]
-            groups.setdefault(_value_key(value), (value, []))[1].append(i)
+            kind = type(value)
+            key = (kind, value) if kind in _SCALARS else _value_key(value)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = (value, [i])
+            else:
+                group[1].append(i)
         accepted = plain.get(name, frozenset())
         for value, idx in groups.values():
             if type(value) in accepted:
@@ -537,6 +556,17 @@ def gpkg_rows(frame: gpd.GeoDataFrame, layer: str) -> list[dict[str, Any]]:
 
     The geometry becomes the class's GeoJSON field (or the geopoint of a pole).
     """
+    return _gpkg_rows(frame, layer, one_geojson_per_type=False)
+
+
+def _gpkg_rows(frame: gpd.GeoDataFrame, layer: str, *, one_geojson_per_type: bool
+               ) -> list[dict[str, Any]]:
+    """:func:`gpkg_rows`; with ``one_geojson_per_type``, geometries of a type share one GeoJSON.
+
+    The GeoJSON of a geometry passes the standard's checks or fails them by its
+    type alone (:func:`_value_key`): to validate a layer, one GeoJSON is made of
+    the first geometry of each type and given to the rows of that type.
+    """
     layer = _layer(layer)
     data = pd.DataFrame(frame.drop(columns=[frame.geometry.name]))
     data = data.drop(columns=[c for c in ("fid",) if c in data])
@@ -547,9 +577,16 @@ def gpkg_rows(frame: gpd.GeoDataFrame, layer: str) -> list[dict[str, Any]]:
     if layer == "pole_eco":
         values: list[Any] = _geopoint(geoms, frame.crs)
     else:
-        missing = (shapely.is_missing(geoms) | shapely.is_empty(geoms)).tolist()
-        values = [None if m else json.loads(text) for text, m in
-                  zip(shapely.to_geojson(geoms).tolist(), missing, strict=True)]
+        missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+        if one_geojson_per_type:
+            kinds = np.where(missing, -1, shapely.get_type_id(geoms))
+            found, first, inverse = np.unique(kinds, return_index=True, return_inverse=True)
+            shared = [None if kind < 0 else json.loads(shapely.to_geojson(geoms[i]))
+                      for kind, i in zip(found.tolist(), first.tolist(), strict=True)]
+            values = [shared[k] for k in inverse.tolist()]
+        else:
+            values = [None if m else json.loads(text) for text, m in
+                      zip(shapely.to_geojson(geoms).tolist(), missing.tolist(), strict=True)]
     # (``to_dict`` gives Python numbers, not numpy's: the rows are as JSON would read them.)
     for rec, v in zip(records, values, strict=True):
         rec[gfield] = v
@@ -599,7 +636,8 @@ def validate_geopackage(path: str | Path, *, value_lists: bool = True) -> dict[s
                 frame = pyogrio.read_dataframe(path, layer=layer, skip_features=start,
                                                max_features=VALIDATION_BATCH)
             if len(frame) or start == 0:
-                validate_rows(gpkg_rows(frame, layer), layer, value_lists=value_lists,
+                rows = _gpkg_rows(frame, layer, one_geojson_per_type=True)
+                validate_rows(rows, layer, value_lists=value_lists,
                               origin=str(path), first_row=start + 1, seen=seen)
             start += len(frame)
             if len(frame) < VALIDATION_BATCH:
