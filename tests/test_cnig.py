@@ -145,6 +145,22 @@ def test_validator_names_layer_row_and_field(changes, field, message):
         validate_rows(rows, "terrain_eco")
 
 
+def test_geojson_values_grouped_by_type_are_each_still_checked():
+    """Polygons sharing a type are checked once; a broken one among them is still named."""
+    good = [terrain_row(terr_id=f"25267_TERRAIN-ECO_{k:05d}", terr_geomsurf={
+        "type": "Polygon", "coordinates": [[[k, 0], [k + 1, 0], [k + 1, 1], [k, 0]]]})
+        for k in range(1, 4)]
+    validate_rows(good, "terrain_eco")
+    broken = [*good, terrain_row(terr_id="25267_TERRAIN-ECO_00004", terr_geomsurf={
+        "type": "Polygon", "coordinates": "0 0, 1 0"}), terrain_row(
+        terr_id="25267_TERRAIN-ECO_00005", terr_geomsurf={"type": "Feature"})]
+    with pytest.raises(SchemaError, match=r"\(2 problème\(s\)\) : ligne 4 \(terr_id "
+                                          r"25267_TERRAIN-ECO_00004\), champ « terr_geomsurf » "
+                                          r".*ligne 5 \(terr_id 25267_TERRAIN-ECO_00005\), champ "
+                                          r"« terr_geomsurf »"):
+        validate_rows(broken, "terrain_eco")
+
+
 def test_value_lists_ignore_case_as_the_standard_examples_do():
     validate_rows([terrain_row(terr_etat_occup="Occupé")], "terrain_eco")
 
