@@ -145,7 +145,18 @@ def xlsx_cells(table: pd.DataFrame) -> list[list[str | None]]:
 
 
 def _memo(values: list[Any], make: Callable[[Any], _T]) -> list[_T]:
-    """``make`` of each value, called once per distinct value (and type: 1 is not 1.0)."""
+    """``make`` of each value, called once per distinct value of a type.
+
+    Numbers of different types are told apart (1 is not 1.0, nor ``True``); decimals
+    are not shared at all (0.0 and -0.0 are equal, not written alike).
+    """
+    kinds = {value.__class__ for value in values} - {type(None)}
+    if any(issubclass(kind, float) for kind in kinds):
+        return [make(value) for value in values]
+    if len(kinds) <= 1:
+        # One type (and NULLs): the values are their own keys.
+        once = {value: make(value) for value in set(values)}
+        return [once[value] for value in values]
     made: dict[tuple[type, Any], _T] = {}
     out = []
     for value in values:
