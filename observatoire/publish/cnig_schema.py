@@ -571,7 +571,6 @@ def _gpkg_rows(frame: gpd.GeoDataFrame, layer: str, *, one_geojson_per_type: boo
     data = pd.DataFrame(frame.drop(columns=[frame.geometry.name]))
     data = data.drop(columns=[c for c in ("fid",) if c in data])
     data = data.rename(columns=GPKG_TO_SCHEMA)
-    records = data.astype(object).where(data.notna(), None).to_dict("records")
     geoms = np.asarray(frame.geometry.values)
     gfield = GEOMETRY_FIELDS[layer]
     if layer == "pole_eco":
@@ -587,10 +586,17 @@ def _gpkg_rows(frame: gpd.GeoDataFrame, layer: str, *, one_geojson_per_type: boo
         else:
             values = [None if m else json.loads(text) for text, m in
                       zip(shapely.to_geojson(geoms).tolist(), missing.tolist(), strict=True)]
-    # (``to_dict`` gives Python numbers, not numpy's: the rows are as JSON would read them.)
-    for rec, v in zip(records, values, strict=True):
-        rec[gfield] = v
-    return records
+    # Column by column (``tolist`` gives Python numbers, not numpy's: the rows are as JSON
+    # would read them), NULLs as ``None``.
+    names = [*map(str, data.columns), gfield]
+    columns = []
+    for name in data.columns:
+        cells = data[name].astype(object).tolist()
+        nulls = data[name].isna().to_numpy()
+        if nulls.any():
+            cells = [None if null else v for v, null in zip(cells, nulls.tolist(), strict=True)]
+        columns.append(cells)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, values, strict=True)]
 
 
 def validate_geopackage(path: str | Path, *, value_lists: bool = True) -> dict[str, int]:
