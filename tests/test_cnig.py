@@ -161,6 +161,22 @@ def test_geojson_values_grouped_by_type_are_each_still_checked():
         validate_rows(broken, "terrain_eco")
 
 
+def test_columns_are_validated_as_their_rows():
+    """The same rows given by field: the same problems, named by row and identifier."""
+    rows = [terrain_row(terr_id=f"25267_TERRAIN-ECO_{k:05d}") for k in range(1, 4)]
+    rows[1]["terr_refcad"] = "25267000AB001"
+    columns = {name: [row[name] for row in rows] for name in rows[0] if name != "terr_usage"}
+    message = (r"\(4 problème\(s\)\) : ligne 1 \(terr_id 25267_TERRAIN-ECO_00001\), champ "
+               r"« terr_usage » : champ absent ; ligne 2 \(terr_id 25267_TERRAIN-ECO_00002\), "
+               r"champ « terr_refcad » : valeur '25267000AB001' non conforme")
+    with pytest.raises(SchemaError, match=message):
+        cnig_schema.validate_columns(columns, 3, "terrain_eco")
+    for row in rows:
+        del row["terr_usage"]
+    with pytest.raises(SchemaError, match=message):
+        validate_rows(rows, "terrain_eco")
+
+
 def test_value_lists_ignore_case_as_the_standard_examples_do():
     validate_rows([terrain_row(terr_etat_occup="Occupé")], "terrain_eco")
 

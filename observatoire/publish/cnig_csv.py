@@ -51,7 +51,7 @@ from observatoire.publish.cnig_schema import (
     GPKG_TO_SCHEMA,
     cast_cell,
     table_schema,
-    validate_rows,
+    validate_columns,
 )
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ def validate_csv_file(path: str | Path, layer: str, *, batch: int = CSV_BATCH) -
     """Validate a CSV file of a class against its ``schema.json``, by batches of rows.
 
     The header must hold the fields of ``schema.json``, in its order; each row is
-    checked by :func:`observatoire.publish.cnig_schema.validate_rows` (types, required
+    checked by :func:`observatoire.publish.cnig_schema.validate_columns` (types, required
     values, patterns, lists, dates, GeoJSON, geopoints, unique identifiers).
 
     Parameters
@@ -314,21 +314,21 @@ def validate_csv_file(path: str | Path, layer: str, *, batch: int = CSV_BATCH) -
                     )
                 lines.append(line)
                 if len(lines) == batch:
-                    validate_rows(_cast_rows(lines, fields, missing), layer, origin=str(path),
-                                  first_row=count + 2, seen=seen)
+                    validate_columns(_cast_columns(lines, fields, missing), len(lines), layer,
+                                     origin=str(path), first_row=count + 2, seen=seen)
                     count += len(lines)
                     lines = []
-            validate_rows(_cast_rows(lines, fields, missing), layer, origin=str(path),
-                          first_row=count + 2, seen=seen)
+            validate_columns(_cast_columns(lines, fields, missing), len(lines), layer,
+                             origin=str(path), first_row=count + 2, seen=seen)
             count += len(lines)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SourceError(f"{path} : CSV illisible ({exc})") from None
     return count
 
 
-def _cast_rows(lines: list[list[str]], fields: list[dict[str, Any]], missing: set[str]
-               ) -> list[dict[str, Any]]:
-    """Cast the cells of CSV lines to their types (:func:`cast_cell`), column by column.
+def _cast_columns(lines: list[list[str]], fields: list[dict[str, Any]], missing: set[str]
+                  ) -> dict[str, list[Any]]:
+    """Cast the cells of CSV lines to their types (:func:`cast_cell`), by field.
 
     A cell is cast once per distinct text of its column, but for GeoJSON, parsed
     for each cell (a mapping is mutable: each row has its own).
@@ -341,8 +341,7 @@ def _cast_rows(lines: list[list[str]], fields: list[dict[str, Any]], missing: se
         else:
             once = {text: cast_cell(text, field, missing) for text in set(texts)}
             columns.append([once[text] for text in texts])
-    names = [f["name"] for f in fields]
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+    return dict(zip([f["name"] for f in fields], columns, strict=True))
 
 
 def stage_cnig_csv(gpkg: str | Path, *, output_dir: str | Path,
