@@ -145,6 +145,38 @@ def test_validator_names_layer_row_and_field(changes, field, message):
         validate_rows(rows, "terrain_eco")
 
 
+def test_geojson_values_grouped_by_type_are_each_still_checked():
+    """Polygons sharing a type are checked once; a broken one among them is still named."""
+    good = [terrain_row(terr_id=f"25267_TERRAIN-ECO_{k:05d}", terr_geomsurf={
+        "type": "Polygon", "coordinates": [[[k, 0], [k + 1, 0], [k + 1, 1], [k, 0]]]})
+        for k in range(1, 4)]
+    validate_rows(good, "terrain_eco")
+    broken = [*good, terrain_row(terr_id="25267_TERRAIN-ECO_00004", terr_geomsurf={
+        "type": "Polygon", "coordinates": "0 0, 1 0"}), terrain_row(
+        terr_id="25267_TERRAIN-ECO_00005", terr_geomsurf={"type": "Feature"})]
+    with pytest.raises(SchemaError, match=r"\(2 problème\(s\)\) : ligne 4 \(terr_id "
+                                          r"25267_TERRAIN-ECO_00004\), champ « terr_geomsurf » "
+                                          r".*ligne 5 \(terr_id 25267_TERRAIN-ECO_00005\), champ "
+                                          r"« terr_geomsurf »"):
+        validate_rows(broken, "terrain_eco")
+
+
+def test_columns_are_validated_as_their_rows():
+    """The same rows given by field: the same problems, named by row and identifier."""
+    rows = [terrain_row(terr_id=f"25267_TERRAIN-ECO_{k:05d}") for k in range(1, 4)]
+    rows[1]["terr_refcad"] = "25267000AB001"
+    columns = {name: [row[name] for row in rows] for name in rows[0] if name != "terr_usage"}
+    message = (r"\(4 problème\(s\)\) : ligne 1 \(terr_id 25267_TERRAIN-ECO_00001\), champ "
+               r"« terr_usage » : champ absent ; ligne 2 \(terr_id 25267_TERRAIN-ECO_00002\), "
+               r"champ « terr_refcad » : valeur '25267000AB001' non conforme")
+    with pytest.raises(SchemaError, match=message):
+        cnig_schema.validate_columns(columns, 3, "terrain_eco")
+    for row in rows:
+        del row["terr_usage"]
+    with pytest.raises(SchemaError, match=message):
+        validate_rows(rows, "terrain_eco")
+
+
 def test_value_lists_ignore_case_as_the_standard_examples_do():
     validate_rows([terrain_row(terr_etat_occup="Occupé")], "terrain_eco")
 
@@ -496,6 +528,27 @@ def test_units_in_pieces_give_one_terrain_per_piece(tmp_path):
                              date_observation=OBS, parcelles=parcelles, **EPCI).publish()
     terr = read(path, "terrain_eco").sort_values("terr_id")
     assert terr["terr_etat_occup"].tolist() == ["inoccupé", "inoccupé", "friche"]
+
+
+def test_piece_parcels_measures_own_parcels_and_friches_only():
+    """Each way of measuring a piece's parcels: same polygon, covered, clipped; friches."""
+    pieces = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 10, 10), shapely.box(20, 0, 30, 10),
+                                        shapely.box(50, 0, 70, 10)], crs=CRS)
+    unit = pd.DataFrame({"idus": ["P1", "P2|P3", "P4|P5"]})
+    parcelles = gpd.GeoDataFrame({
+        "idu": ["P1", "P2", "P3", "P4", "P5", "F1", "F2"],
+        "friche_id": [None, None, None, None, None, "A", "B"],
+    }, geometry=[
+        shapely.MultiPolygon([shapely.box(0, 0, 10, 10)]),  # the piece itself
+        shapely.box(20, 0, 35, 10),  # clipped to the piece: 100 m² shared
+        shapely.box(29.95, 0, 40, 10),  # a sliver of 0.5 m²: not listed
+        shapely.box(50, 0, 60, 10), shapely.box(60, 0, 70, 10),  # covered by their piece
+        shapely.box(65, 5, 80, 10),  # another unit's friche parcel, over the third piece
+        shapely.box(10, 0, 15, 10),  # a friche parcel touching the first piece only
+    ], crs=CRS)
+    refcad, friche = cnig._piece_parcels(pieces, unit, parcelles)
+    assert refcad.tolist() == ["P1", "P2", "P4|P5"]
+    assert friche.tolist() == [False, False, True]
 
 
 def test_export_by_groups_of_sites_is_the_export_made_at_once(tmp_path):

@@ -255,3 +255,33 @@ def test_worker_processes_write_the_same_files(inventaire, tmp_path, monkeypatch
                         == [[c.value for c in r] for r in b[sheet].iter_rows()]), name
     empty = load_workbook(two / "Z1_vide.xlsx")["Unités foncières"]
     assert empty.max_row == 1
+
+
+def test_workbook_text_is_escaped_and_read_back_unchanged(tmp_path):
+    """Markup, edge spaces, tabs, line breaks and any script come back as written."""
+    from observatoire.publish.consultation import write_xlsx
+
+    values = ["SCI A & B <Nord> \"Le Pré\"", "  espace ", "tab\tligne\nfin", "é€😀", True, 3.25,
+              10**17]
+    row = (values + [None] * len(HEADERS))[:len(HEADERS)]
+    table = pd.DataFrame([row], columns=list(HEADERS), dtype=object)
+    path = write_xlsx(table, tmp_path / "z.xlsx", zone={"zae_id": "Z & <1>"}, territory="T",
+                      date_observation=OBS)
+    wb = load_workbook(path)
+    ws = wb["Unités foncières"]
+    assert [c.value for c in ws[2]][:len(values)] == values
+    assert [ws.cell(row=2, column=k).data_type for k in (5, 6, 7)] == ["b", "n", "n"]
+    assert {r[0].value: r[1].value for r in wb["Zone"].iter_rows()}["Identifiant"] == "Z & <1>"
+
+
+def test_cells_made_once_per_value_keep_types_and_signs_apart():
+    """Cells are made once per distinct value: 1 and True, 0.0 and -0.0 stay distinct."""
+    from observatoire.publish.consultation import csv_cells, xlsx_cells
+
+    table = pd.DataFrame({"a": [0.0, -0.0, None, 1.0], "b": [1, True, 1, "x"],
+                          "c": ["x", None, "x", "y"]}, dtype=object)
+    assert csv_cells(table) == [["0", "-0", "", "1"], ["1", "True", "1", "x"],
+                                ["x", "", "x", "y"]]
+    xlsx = xlsx_cells(table)
+    assert xlsx[0][:3] == ["><v>0</v></c>", "><v>-0</v></c>", None]
+    assert xlsx[1][:2] == ["><v>1</v></c>", ' t="b"><v>1</v></c>']

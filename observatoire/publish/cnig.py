@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from observatoire.analysis.geometry import prepared
 from observatoire.analysis.zae_inventory import (
     DEFAULT_RULE,
     VacancyRule,
@@ -501,15 +502,22 @@ def _terrains(zae: gpd.GeoDataFrame, zu: pd.DataFrame, parcelles: gpd.GeoDataFra
 
 def _piece_parcels(pieces: gpd.GeoDataFrame, unit: pd.DataFrame,
                    parcelles: gpd.GeoDataFrame) -> tuple[pd.Series, pd.Series]:
-    """Parcels (IDUs of the unit) that each piece covers by more than a sliver, and friches."""
-    p = np.asarray(parcelles.geometry.values)
-    ip, jp, area = overlap_areas(np.asarray(pieces.geometry.values), p)
-    idu = parcelles["idu"].astype(str).to_numpy()
-    pairs = pd.DataFrame({"piece": ip, "idu": idu[jp], "area": area})
+    """Parcels (IDUs of the unit) that each piece covers by more than a sliver, and friches.
+
+    Only two kinds of pairs are measured: each piece with its own unit's parcels
+    (the only ones it lists), and with the parcels of a friche. The parcels that
+    merely touch a piece along a boundary, most of the neighbours, are never
+    intersected.
+    """
+    geoms = np.asarray(parcelles.geometry.values)
     members = pd.DataFrame({"piece": unit.index, "idu": unit["idus"].fillna("").str.split("|")}
                            ).explode("idu")
-    pairs = pairs.merge(members, on=["piece", "idu"])  # only the unit's own parcels
-    pairs = pairs[pairs["area"] >= MIN_PIECE_M2].sort_values(["piece", "idu"])
+    rows = pd.DataFrame({"idu": parcelles["idu"].astype(str).to_numpy(),
+                         "j": np.arange(len(parcelles))})
+    pairs = members.merge(rows, on="idu")  # only the unit's own parcels
+    area = _shared_areas(np.asarray(pieces.geometry.values)[pairs["piece"].to_numpy()],
+                         geoms[pairs["j"].to_numpy()])
+    pairs = pairs.drop(columns="j")[area >= MIN_PIECE_M2].sort_values(["piece", "idu"])
     # The parcels of each piece joined, a run of rows each (not a pandas group each).
     piece, names = pairs["piece"].to_numpy(), pairs["idu"].tolist()
     starts = np.flatnonzero(np.r_[True, piece[1:] != piece[:-1]]) if len(piece) else piece
@@ -520,10 +528,33 @@ def _piece_parcels(pieces: gpd.GeoDataFrame, unit: pd.DataFrame,
         unit["idus"])
     friche = pd.Series(False, index=unit.index)
     if "friche_id" in parcelles:
-        fr = parcelles["friche_id"].notna().to_numpy()[jp]
-        hit = pd.Series(fr, index=ip).groupby(level=0).any()
-        friche = hit.reindex(unit.index).fillna(False).astype(bool)
+        # Any parcel of a friche sharing an area with the piece, the unit's or not.
+        on_friche = parcelles["friche_id"].notna().to_numpy()
+        ip, _, _ = overlap_areas(np.asarray(pieces.geometry.values), geoms[on_friche])
+        friche = pd.Series(unit.index.isin(ip), index=unit.index)
     return refcad, friche
+
+
+def _shared_areas(pieces: np.ndarray, parcels: np.ndarray) -> np.ndarray:
+    """Area shared by each piece and the parcel paired with it.
+
+    A parcel inside its piece (the common case: a unit is the union of its
+    parcels) shares its own area, found without an intersection; a piece that
+    is its parcel, vertex for vertex (a unit of one parcel), without even a
+    test of covering.
+    """
+    if not len(pieces):
+        return np.array([], dtype=float)
+    # A parcel is a multipolygon, most often of one polygon; a piece, a polygon.
+    single = shapely.get_geometry(parcels, 0)
+    inside = shapely.equals_exact(pieces, np.where(
+        shapely.get_num_geometries(parcels) == 1, single, parcels), tolerance=0)
+    with prepared(pieces[~inside]):
+        inside[~inside] = shapely.covers(pieces[~inside], parcels[~inside])
+    area = np.where(inside, shapely.area(parcels), 0.0)
+    if (~inside).any():
+        area[~inside] = shapely.area(shapely.intersection(pieces[~inside], parcels[~inside]))
+    return area
 
 
 def _empty_etablissements(crs: Any) -> gpd.GeoDataFrame:

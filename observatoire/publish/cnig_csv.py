@@ -51,7 +51,7 @@ from observatoire.publish.cnig_schema import (
     GPKG_TO_SCHEMA,
     cast_cell,
     table_schema,
-    validate_rows,
+    validate_columns,
 )
 
 log = logging.getLogger(__name__)
@@ -176,20 +176,28 @@ def csv_rows(frame: gpd.GeoDataFrame, layer: str, *,
         One text cell per field of ``schema.json``, in its order; ``""`` for a
         missing value.
     """
+    names = [f["name"] for f in table_schema(layer)["fields"]]
+    cells = _csv_columns(frame, layer, urls=urls)
+    return pd.DataFrame(dict(zip(names, cells, strict=True)), index=frame.index, columns=names)
+
+
+def _csv_columns(frame: gpd.GeoDataFrame, layer: str, *,
+                 urls: Mapping[str, str] | None = None) -> list[list[str]]:
+    """Return the cells of :func:`csv_rows`, column by column (no frame made of them)."""
     fields = table_schema(layer)["fields"]
     data = pd.DataFrame(frame.drop(columns=[frame.geometry.name])).rename(columns=GPKG_TO_SCHEMA)
     geoms = frame.geometry
     points = geoms.representative_point() if len(geoms) else geoms
     if frame.crs is not None:
         geoms, points = geoms.to_crs(4326), points.to_crs(4326)
-    out: dict[str, Any] = {}
+    out: list[list[str]] = []
     for field in fields:
         name, ftype = field["name"], field.get("type", "string")
         if name == GEOMETRY_FIELDS.get(layer) and ftype == "geojson":
-            out[name] = _geojson(np.asarray(geoms.values))
+            out.append(_geojson(np.asarray(geoms.values)))
             continue
         if name == GEOMETRY_FIELDS.get(layer) or name == GEOPOINT_FIELDS.get(layer):
-            out[name] = [_geopoint(g) for g in points.values]
+            out.append([_geopoint(g) for g in points.values])
             continue
         if name == "terr_url_cartofriches" and urls is not None and "terr_id" in data:
             values = data["terr_id"].map(urls)
@@ -199,11 +207,11 @@ def csv_rows(frame: gpd.GeoDataFrame, layer: str, *,
             values = pd.Series(None, index=data.index, dtype=object)
         if ftype in ("number", "integer"):
             nums = pd.to_numeric(values, errors="coerce").astype("float64")
-            out[name] = ["" if np.isnan(v) else _number(v) for v in nums.to_numpy()]
+            out.append(["" if np.isnan(v) else _number(v) for v in nums.to_numpy().tolist()])
         else:
             text = values.astype(object).where(values.notna(), None)
-            out[name] = ["" if v is None else str(v) for v in text]
-    return pd.DataFrame(out, index=frame.index, columns=[f["name"] for f in fields])
+            out.append(["" if v is None else str(v) for v in text.tolist()])
+    return out
 
 
 def _read_batches(gpkg: Path, layer: str, batch: int) -> Iterator[gpd.GeoDataFrame]:
@@ -248,9 +256,8 @@ def write_csv_layer(gpkg: str | Path, layer: str, path: str | Path, *,
         writer = csv.writer(f, delimiter=";", quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         writer.writerow([fd["name"] for fd in table_schema(layer)["fields"]])
         for frame in _read_batches(Path(gpkg), layer, batch):
-            cells = csv_rows(frame, layer, urls=urls)
-            writer.writerows(cells.itertuples(index=False, name=None))
-            rows += len(cells)
+            writer.writerows(zip(*_csv_columns(frame, layer, urls=urls), strict=True))
+            rows += len(frame)
     return rows
 
 
@@ -258,7 +265,7 @@ def validate_csv_file(path: str | Path, layer: str, *, batch: int = CSV_BATCH) -
     """Validate a CSV file of a class against its ``schema.json``, by batches of rows.
 
     The header must hold the fields of ``schema.json``, in its order; each row is
-    checked by :func:`observatoire.publish.cnig_schema.validate_rows` (types, required
+    checked by :func:`observatoire.publish.cnig_schema.validate_columns` (types, required
     values, patterns, lists, dates, GeoJSON, geopoints, unique identifiers).
 
     Parameters
@@ -298,24 +305,43 @@ def validate_csv_file(path: str | Path, layer: str, *, batch: int = CSV_BATCH) -
                     f"{path}, couche « {layer} » : en-tête différent de celui du schéma CNIG ; "
                     f"attendu : {';'.join(names)}"
                 )
-            chunk: list[dict[str, Any]] = []
+            lines: list[list[str]] = []
             for line in reader:
                 if len(line) != len(names):
                     raise SchemaError(
                         f"{path}, couche « {layer} », ligne {reader.line_num} : {len(line)} "
                         f"champ(s) au lieu de {len(names)}"
                     )
-                chunk.append({n: cast_cell(v, f, missing)
-                              for n, f, v in zip(names, fields, line, strict=True)})
-                if len(chunk) == batch:
-                    validate_rows(chunk, layer, origin=str(path), first_row=count + 2, seen=seen)
-                    count += len(chunk)
-                    chunk = []
-            validate_rows(chunk, layer, origin=str(path), first_row=count + 2, seen=seen)
-            count += len(chunk)
+                lines.append(line)
+                if len(lines) == batch:
+                    validate_columns(_cast_columns(lines, fields, missing), len(lines), layer,
+                                     origin=str(path), first_row=count + 2, seen=seen)
+                    count += len(lines)
+                    lines = []
+            validate_columns(_cast_columns(lines, fields, missing), len(lines), layer,
+                             origin=str(path), first_row=count + 2, seen=seen)
+            count += len(lines)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SourceError(f"{path} : CSV illisible ({exc})") from None
     return count
+
+
+def _cast_columns(lines: list[list[str]], fields: list[dict[str, Any]], missing: set[str]
+                  ) -> dict[str, list[Any]]:
+    """Cast the cells of CSV lines to their types (:func:`cast_cell`), by field.
+
+    A cell is cast once per distinct text of its column, but for GeoJSON, parsed
+    for each cell (a mapping is mutable: each row has its own).
+    """
+    columns = []
+    for field, texts in zip(fields, zip(*lines, strict=True) if lines else [()] * len(fields),
+                            strict=True):
+        if field.get("type") == "geojson":
+            columns.append([cast_cell(text, field, missing) for text in texts])
+        else:
+            once = {text: cast_cell(text, field, missing) for text in set(texts)}
+            columns.append([once[text] for text in texts])
+    return dict(zip([f["name"] for f in fields], columns, strict=True))
 
 
 def stage_cnig_csv(gpkg: str | Path, *, output_dir: str | Path,

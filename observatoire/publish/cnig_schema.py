@@ -325,6 +325,22 @@ def _plain_types(layer: str, value_lists: bool) -> dict[str, frozenset[type]]:
     return plain
 
 
+@functools.lru_cache(maxsize=16)
+def _plain_patterns(layer: str, value_lists: bool) -> dict[str, re.Pattern[str]]:
+    """Compiled pattern of each field whose schema is a text ``type`` and a ``pattern`` only.
+
+    A text matching it is valid: the validator (which tests ``re.search`` alike) is
+    not called for it (identifiers, parcel lists, value lists).
+    """
+    schema = json_schema(layer, value_lists=value_lists)
+    out = {}
+    for name, sub in schema["properties"].items():
+        kinds = [sub.get("type")] if isinstance(sub.get("type"), str) else sub.get("type", [])
+        if set(sub) == {"type", "pattern"} and "string" in kinds:
+            out[name] = re.compile(sub["pattern"])
+    return out
+
+
 _TYPE_WORDS = {"string": "un texte", "number": "un nombre", "integer": "un entier",
                "object": "un objet GeoJSON", "boolean": "un booléen"}
 
@@ -367,14 +383,27 @@ def _describe(error: jsonschema.ValidationError, field: Mapping[str, Any] | None
 
 
 def _value_key(value: Any) -> Any:
-    """Return a hashable key of a cell value (GeoJSON mappings by identity).
+    """Return a hashable key of a cell value: values of one key pass or fail the same checks.
 
-    Every geometry differs from the others: written out as text to be grouped, it
-    would cost more than its own validation.
+    A GeoJSON mapping is keyed by what the field schemas look at (:func:`_field_schema`):
+    its ``type`` and whether its ``coordinates`` or ``geometries`` are lists. Every
+    geometry differs from the others: written out as text to be grouped, or checked
+    one by one, it would cost more than all the other fields.
     """
-    if isinstance(value, dict | list):
+    if isinstance(value, dict):
+        kind = value.get("type")
+        if kind is None or isinstance(kind, str):
+            return ("object", "type" in value, kind, isinstance(value.get("coordinates"), list),
+                    isinstance(value.get("geometries"), list))
         return ("object", id(value))
-    return (type(value).__name__, value)
+    if isinstance(value, list):
+        return ("array", id(value))
+    return (type(value), value)
+
+
+#: Types of the values keyed by themselves in :func:`validate_rows`.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_ABSENT = object()
 
 
 def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists: bool = True,
@@ -407,37 +436,82 @@ def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists
         :data:`MAX_PROBLEMS` of them, and their total.
     """
     layer = _layer(classe)
-    ts = table_schema(layer)
-    fields = {f["name"]: f for f in ts["fields"]}
+    names = list(_field_validators(layer, value_lists)[0])
+    columns = {name: [row.get(name, _ABSENT) for row in rows] for name in names}
+    key = _primary_key(layer)
+    if key and key not in columns:
+        columns[key] = [row.get(key, _ABSENT) for row in rows]
+    validate_columns(columns, len(rows), layer, value_lists=value_lists, origin=origin,
+                     first_row=first_row, seen=seen)
+
+
+def _primary_key(layer: str) -> str | None:
+    key = table_schema(layer).get("primaryKey")
+    return key if isinstance(key, str) else (key[0] if key else None)
+
+
+def validate_columns(columns: Mapping[str, Sequence[Any]], n_rows: int, classe: str, *,
+                     value_lists: bool = True, origin: str | None = None, first_row: int = 1,
+                     seen: dict[Any, int] | None = None) -> None:
+    """Validate rows given column by column, as :func:`validate_rows` does.
+
+    Parameters
+    ----------
+    columns
+        Field name → its values, one per row (``None`` when missing); a field that
+        is not given is absent from every row.
+    n_rows
+        The number of rows.
+    classe, value_lists, origin, first_row, seen
+        See :func:`validate_rows`.
+
+    Raises
+    ------
+    SchemaError
+        As :func:`validate_rows`.
+    """
+    layer = _layer(classe)
+    fields = {f["name"]: f for f in table_schema(layer)["fields"]}
     validators, required = _field_validators(layer, value_lists)
     plain = _plain_types(layer, value_lists)
+    patterns = _plain_patterns(layer, value_lists)
     found: list[tuple[int, int, str]] = []  # (row, field rank, message)
     # Each field's schema is checked once per distinct value: the same rules as the row
-    # schema, without validating « 2025-03-01 » ten thousand times.
+    # schema, without validating « 2025-03-01 » ten thousand times. The rows of a value
+    # are looked for only when it fails.
     for rank, (name, validator) in enumerate(validators.items()):
-        groups: dict[Any, tuple[Any, list[int]]] = {}
-        for i, row in enumerate(rows):
-            if name not in row:
-                if name in required:
-                    found.append((i, rank, f"champ « {name} » : champ absent"))
-                continue
-            value = row[name]
-            groups.setdefault(_value_key(value), (value, []))[1].append(i)
+        values = columns.get(name)
+        if values is None:
+            values = [_ABSENT] * n_rows
+        kinds = {value.__class__ for value in values}
+        keyed = len(kinds - {type(None)}) <= 1 and kinds <= _SCALARS
+        distinct = ({value: value for value in set(values)} if keyed else
+                    {_cell_key(value): value for value in values})
         accepted = plain.get(name, frozenset())
-        for value, idx in groups.values():
-            if type(value) in accepted:
+        pattern = patterns.get(name)
+        failed: dict[Any, str] = {}
+        for k, value in distinct.items():
+            if value is _ABSENT:
+                if name in required:
+                    failed[k] = f"champ « {name} » : champ absent"
+                continue
+            if type(value) in accepted or (
+                    pattern is not None and type(value) is str and pattern.search(value)):
                 continue
             error = jsonschema.exceptions.best_match(validator.iter_errors(value))
             if error is not None:
-                message = f"champ « {name} » : {_describe(error, fields.get(name), value)}"
-                found.extend((i, rank, message) for i in idx)
-    key = ts.get("primaryKey")
-    key = key if isinstance(key, str) else (key[0] if key else None)
-    if key:
+                failed[k] = f"champ « {name} » : {_describe(error, fields.get(name), value)}"
+        if failed:
+            for i, value in enumerate(values):
+                message = failed.get(value if keyed else _cell_key(value))
+                if message is not None:
+                    found.append((i, rank, message))
+    key = _primary_key(layer)
+    idents = columns.get(key) if key else None
+    if key and idents is not None:
         seen = {} if seen is None else seen
-        for i, row in enumerate(rows):
-            ident = row.get(key)
-            if ident is None:
+        for i, ident in enumerate(idents):
+            if ident is None or ident is _ABSENT:
                 continue
             if ident in seen:
                 found.append((i, -1, f"champ « {key} » : identifiant {ident!r} déjà utilisé "
@@ -447,8 +521,8 @@ def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists
     total = len(found)
     problems = []
     for i, _, message in found[:MAX_PROBLEMS]:
-        ident = rows[i].get(key) if key else None
-        label = f" ({key} {ident})" if ident is not None else ""
+        ident = idents[i] if idents is not None else None
+        label = f" ({key} {ident})" if ident is not None and ident is not _ABSENT else ""
         problems.append(f"ligne {i + first_row}{label}, {message}")
     if problems:
         where = f"{origin}, " if origin else ""
@@ -457,6 +531,11 @@ def validate_rows(rows: Sequence[Mapping[str, Any]], classe: str, *, value_lists
             f"{where}couche « {layer} » non conforme au standard CNIG Sites Économiques "
             f"({total} problème(s)){more} : " + " ; ".join(problems)
         )
+
+
+def _cell_key(value: Any) -> Any:
+    """:func:`_value_key`, and the absent marker as itself."""
+    return value if value is _ABSENT else _value_key(value)
 
 
 def cast_cell(value: str | None, field: Mapping[str, Any], missing: Iterable[str]) -> Any:
@@ -537,23 +616,50 @@ def gpkg_rows(frame: gpd.GeoDataFrame, layer: str) -> list[dict[str, Any]]:
 
     The geometry becomes the class's GeoJSON field (or the geopoint of a pole).
     """
+    columns = _gpkg_columns(frame, layer, one_geojson_per_type=False)
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _gpkg_columns(frame: gpd.GeoDataFrame, layer: str, *, one_geojson_per_type: bool
+                  ) -> dict[str, list[Any]]:
+    """Return the values of :func:`gpkg_rows` by field, in its order.
+
+    With ``one_geojson_per_type``, geometries of a type share one GeoJSON.
+
+    The GeoJSON of a geometry passes the standard's checks or fails them by its
+    type alone (:func:`_value_key`): to validate a layer, one GeoJSON is made of
+    the first geometry of each type and given to the rows of that type.
+    """
     layer = _layer(layer)
     data = pd.DataFrame(frame.drop(columns=[frame.geometry.name]))
     data = data.drop(columns=[c for c in ("fid",) if c in data])
     data = data.rename(columns=GPKG_TO_SCHEMA)
-    records = data.astype(object).where(data.notna(), None).to_dict("records")
     geoms = np.asarray(frame.geometry.values)
     gfield = GEOMETRY_FIELDS[layer]
     if layer == "pole_eco":
         values: list[Any] = _geopoint(geoms, frame.crs)
     else:
-        missing = (shapely.is_missing(geoms) | shapely.is_empty(geoms)).tolist()
-        values = [None if m else json.loads(text) for text, m in
-                  zip(shapely.to_geojson(geoms).tolist(), missing, strict=True)]
-    # (``to_dict`` gives Python numbers, not numpy's: the rows are as JSON would read them.)
-    for rec, v in zip(records, values, strict=True):
-        rec[gfield] = v
-    return records
+        missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+        if one_geojson_per_type:
+            kinds = np.where(missing, -1, shapely.get_type_id(geoms))
+            found, first, inverse = np.unique(kinds, return_index=True, return_inverse=True)
+            shared = [None if kind < 0 else json.loads(shapely.to_geojson(geoms[i]))
+                      for kind, i in zip(found.tolist(), first.tolist(), strict=True)]
+            values = [shared[k] for k in inverse.tolist()]
+        else:
+            values = [None if m else json.loads(text) for text, m in
+                      zip(shapely.to_geojson(geoms).tolist(), missing.tolist(), strict=True)]
+    # Column by column (``tolist`` gives Python numbers, not numpy's: the rows are as JSON
+    # would read them), NULLs as ``None``.
+    columns = {}
+    for name in data.columns:
+        cells = data[name].astype(object).tolist()
+        nulls = data[name].isna().to_numpy()
+        if nulls.any():
+            cells = [None if null else v for v, null in zip(cells, nulls.tolist(), strict=True)]
+        columns[str(name)] = cells
+    columns[gfield] = values
+    return columns
 
 
 def validate_geopackage(path: str | Path, *, value_lists: bool = True) -> dict[str, int]:
@@ -599,8 +705,9 @@ def validate_geopackage(path: str | Path, *, value_lists: bool = True) -> dict[s
                 frame = pyogrio.read_dataframe(path, layer=layer, skip_features=start,
                                                max_features=VALIDATION_BATCH)
             if len(frame) or start == 0:
-                validate_rows(gpkg_rows(frame, layer), layer, value_lists=value_lists,
-                              origin=str(path), first_row=start + 1, seen=seen)
+                columns = _gpkg_columns(frame, layer, one_geojson_per_type=True)
+                validate_columns(columns, len(frame), layer, value_lists=value_lists,
+                                 origin=str(path), first_row=start + 1, seen=seen)
             start += len(frame)
             if len(frame) < VALIDATION_BATCH:
                 break
