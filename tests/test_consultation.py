@@ -273,15 +273,3 @@ def test_workbook_text_is_escaped_and_read_back_unchanged(tmp_path):
     assert [ws.cell(row=2, column=k).data_type for k in (5, 6, 7)] == ["b", "n", "n"]
     assert {r[0].value: r[1].value for r in wb["Zone"].iter_rows()}["Identifiant"] == "Z & <1>"
 
-
-def test_cells_made_once_per_value_keep_types_and_signs_apart():
-    """Cells are made once per distinct value: 1 and True, 0.0 and -0.0 stay distinct."""
-    from observatoire.publish.consultation import csv_cells, xlsx_cells
-
-    table = pd.DataFrame({"a": [0.0, -0.0, None, 1.0], "b": [1, True, 1, "x"],
-                          "c": ["x", None, "x", "y"]}, dtype=object)
-    assert csv_cells(table) == [["0", "-0", "", "1"], ["1", "True", "1", "x"],
-                                ["x", "", "x", "y"]]
-    xlsx = xlsx_cells(table)
-    assert xlsx[0][:3] == ["><v>0</v></c>", "><v>-0</v></c>", None]
-    assert xlsx[1][:2] == ["><v>1</v></c>", ' t="b"><v>1</v></c>']

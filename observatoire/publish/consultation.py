@@ -16,27 +16,27 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import itertools
 import logging
 import re
-import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import xlsxwriter
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
 
 from observatoire.analysis.zae_inventory import observation_date
 from observatoire.outputs import StagedFile
 from observatoire.progress import Progress, track
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 #: Columns of the consultation table: French header → how to fill it.
 HEADERS = (
@@ -132,40 +132,7 @@ def csv_cells(table: pd.DataFrame) -> list[list[str]]:
     Missing values are empty, decimals take a comma, text that a spreadsheet
     would run as a formula is quoted with ``'``.
     """
-    return [_memo(column, _csv_cell) for column in _columns(table)]
-
-
-def xlsx_cells(table: pd.DataFrame) -> list[list[str | None]]:
-    """Return the cells of ``table`` as the workbook holds them, column by column.
-
-    Each cell is the XML of a typed cell after its reference (:func:`_cell`);
-    ``None`` for an empty one.
-    """
-    return [_memo(column, _cell) for column in _columns(table)]
-
-
-def _memo(values: list[Any], make: Callable[[Any], _T]) -> list[_T]:
-    """``make`` of each value, called once per distinct value of a type.
-
-    Numbers of different types are told apart (1 is not 1.0, nor ``True``); decimals
-    are not shared at all (0.0 and -0.0 are equal, not written alike).
-    """
-    kinds = {value.__class__ for value in values} - {type(None)}
-    if any(issubclass(kind, float) for kind in kinds):
-        return [make(value) for value in values]
-    if len(kinds) <= 1:
-        # One type (and NULLs): the values are their own keys.
-        once = {value: make(value) for value in set(values)}
-        return [once[value] for value in values]
-    made: dict[tuple[type, Any], _T] = {}
-    out = []
-    for value in values:
-        key = (value.__class__, value)
-        if key in made:
-            out.append(made[key])
-        else:
-            out.append(made.setdefault(key, make(value)))
-    return out
+    return [[_csv_cell(v) for v in column] for column in _columns(table)]
 
 
 def _columns(table: pd.DataFrame) -> list[list[Any]]:
@@ -200,18 +167,15 @@ def write_csv(table: pd.DataFrame, path: str | Path, *,
     return path
 
 
-#: Rows of the units sheet made at once, then written to the file: a large zone's
-#: cells are never all held at once.
+#: Zones of more rows than this are written row by row to disk (constant memory).
 STREAM_ROWS = 20_000
+#: Pixels of one character of the default font (Calibri 11), as xlsxwriter counts them.
+_CHAR_PX = 7
 
 
 def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any],
-               territory: str, date_observation: dt.date,
-               cells: list[list[str | None]] | None = None) -> Path:
+               territory: str, date_observation: dt.date) -> Path:
     """Write one zone's consultation workbook: the units, and a summary sheet.
-
-    The workbook is written as its XML parts (:func:`_write_workbook`): a cell is a
-    few characters of text, where a spreadsheet library makes an object of each one.
 
     Parameters
     ----------
@@ -226,14 +190,34 @@ def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any]
         The territory's name, for the title.
     date_observation
         The inventory's date.
-    cells
-        The cells of ``table``, from :func:`xlsx_cells`, when already made.
 
     Returns
     -------
     pathlib.Path
         ``path``.
     """
+    # Text stays text: no formula, number or link is made of a string.
+    settings: dict[str, Any] = {"strings_to_formulas": False, "strings_to_numbers": False,
+                                "strings_to_urls": False}
+    # A small workbook is assembled in memory (no temporary file); a large zone is
+    # written row by row instead, so that its cells are never all held at once.
+    settings["constant_memory" if len(table) > STREAM_ROWS else "in_memory"] = True
+    wb = xlsxwriter.Workbook(str(path), settings)
+    ws = wb.add_worksheet("Unités foncières")
+    header = wb.add_format({"bold": True, "pattern": 1, "bg_color": "#DDEBF7",
+                            "text_wrap": True, "valign": "top"})
+    for col, name in enumerate(table.columns):
+        ws.write_string(0, col, name, header)
+    for row, values in enumerate(zip(*_columns(table), strict=True), start=1):
+        _write_row(ws, row, values)
+    # Widths in pixels: the file then holds the widths given, in characters.
+    for i, width in enumerate(WIDTHS):
+        ws.set_column_pixels(i, i, width * _CHAR_PX)
+    ws.freeze_panes(1, 3)  # D2: the header row and the unit's zone, name and id
+    if len(table):
+        ws.autofilter(0, 0, len(table), len(table.columns) - 1)
+
+    info = wb.add_worksheet("Zone")
     rate = zone.get("taux_vacance")
     rate_area = zone.get("taux_vacance_surface")
     rows = [
@@ -254,182 +238,38 @@ def write_xlsx(table: pd.DataFrame, path: str | Path, *, zone: Mapping[str, Any]
                          "l'onglet « Unités foncières »."),
         ("Données personnelles", "Les propriétaires personnes physiques ne sont pas nommés."),
     ]
-    _write_workbook(table, rows, Path(path),
-                    columns=xlsx_cells(table) if cells is None else cells)
+    label = wb.add_format({"bold": True, "valign": "top"})
+    text = wb.add_format({"text_wrap": True, "valign": "top"})
+    for row, (name, value) in enumerate(rows):
+        info.write_string(row, 0, name, label)
+        _write_cell(info, row, 1, value, text)
+    info.set_column_pixels(0, 0, 30 * _CHAR_PX)
+    info.set_column_pixels(1, 1, 90 * _CHAR_PX)
+    wb.close()
     return Path(path)
 
 
-#: Sheets of the workbook.
-_SHEETS = ("Unités foncières", "Zone")
-#: Cell styles (``s``): 1 header, 2 label of the summary, 3 its values.
-_STYLES = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-    '<fonts count="2"><font><sz val="11"/><name val="Calibri"/><family val="2"/>'
-    '<scheme val="minor"/></font><font><b/><sz val="11"/><name val="Calibri"/>'
-    '<family val="2"/><scheme val="minor"/></font></fonts>'
-    '<fills count="3"><fill><patternFill patternType="none"/></fill>'
-    '<fill><patternFill patternType="gray125"/></fill><fill><patternFill patternType="solid">'
-    '<fgColor rgb="FFDDEBF7"/><bgColor indexed="64"/></patternFill></fill></fills>'
-    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
-    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
-    '<xf numFmtId="0" fontId="1" fillId="2" borderId="0" xfId="0" applyFont="1" applyFill="1" '
-    'applyAlignment="1"><alignment vertical="top" wrapText="1"/></xf>'
-    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1" '
-    'applyAlignment="1"><alignment vertical="top"/></xf>'
-    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" applyAlignment="1">'
-    '<alignment vertical="top" wrapText="1"/></xf></cellXfs>'
-    '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
-    '</styleSheet>')
-_XML = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-_MAIN = ('xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-         'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"')
-_RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-_PACKAGE = "http://schemas.openxmlformats.org/package/2006"
-_SHEET_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
-_PARTS = {
-    "[Content_Types].xml": (
-        f'{_XML}<Types xmlns="{_PACKAGE}/content-types">'
-        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
-        'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
-        '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
-        'officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/styles.xml" '
-        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
-        f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{_SHEET_TYPE}"/>'
-        f'<Override PartName="/xl/worksheets/sheet2.xml" ContentType="{_SHEET_TYPE}"/></Types>'),
-    "_rels/.rels": (
-        f'{_XML}<Relationships xmlns="{_PACKAGE}/relationships"><Relationship Id="rId1" '
-        f'Type="{_RELS}/officeDocument" Target="xl/workbook.xml"/></Relationships>'),
-    "xl/_rels/workbook.xml.rels": (
-        f'{_XML}<Relationships xmlns="{_PACKAGE}/relationships">'
-        f'<Relationship Id="rId1" Type="{_RELS}/worksheet" Target="worksheets/sheet1.xml"/>'
-        f'<Relationship Id="rId2" Type="{_RELS}/worksheet" Target="worksheets/sheet2.xml"/>'
-        f'<Relationship Id="rId3" Type="{_RELS}/styles" Target="styles.xml"/>'
-        '</Relationships>'),
-    "xl/styles.xml": _STYLES,
-}
-_HEADER, _LABEL, _VALUE = ' s="1"', ' s="2"', ' s="3"'
-_CONTROL_ESCAPED = re.compile("(_x[0-9a-fA-F]{4}_)")
-_CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
-_EDGE_SPACE = re.compile(r"^\s|\s$")
-#: Whatever :func:`_text_cell` changes, or marks.
-_SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f&<>\ufffe\uffff]|_x[0-9a-fA-F]{4}_|^\s|\s$")
-#: Longest text of a cell, in UTF-16 units (Excel's limit).
-_MAX_TEXT = 32_767
+def _write_row(ws: Worksheet, row: int, values: Iterable[Any]) -> None:
+    for col, value in enumerate(values):
+        # An empty text is an empty cell, as is NaN (a table made by hand).
+        if value is not None and value != "" and value == value:
+            _write_cell(ws, row, col, value)
 
 
-def _text_cell(text: str, style: str = "") -> str:
-    """Return the end of a text cell (after its reference): inline, escaped as Excel does."""
-    if len(text) <= _MAX_TEXT // 2 and not _SPECIAL.search(text):
-        return f'{style} t="inlineStr"><is><t>{text}</t></is></c>'
-    if len(text) > _MAX_TEXT // 2 and len(text.encode("utf-16-le")) > 2 * _MAX_TEXT:
-        text = text.encode("utf-16-le")[:2 * _MAX_TEXT].decode("utf-16-le", errors="ignore")
-    # Control characters as _xHHHH_ (and a literal _xHHHH_ protected), as Excel writes them.
-    text = _CONTROL.sub(lambda m: f"_x{ord(m.group(1)):04X}_",
-                        _CONTROL_ESCAPED.sub(r"_x005F\1", text))
-    text = text.replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
-    space = ' xml:space="preserve"' if _EDGE_SPACE.search(text) else ""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return f'{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
-
-
-def _cell(value: Any, style: str = "") -> str | None:
-    """Return the end of a cell of ``value`` (after its reference), typed; ``None`` if NULL.
-
-    Text stays text (never a formula, a number or a link); numbers are numbers. An
-    empty text is an empty cell, as is a NULL (``None``, NaN, ``<NA>``).
-    """
+def _write_cell(ws: Worksheet, row: int, col: int, value: Any,
+                cell_format: Format | None = None) -> None:
+    """Write a value with its type: text as text (never a formula), numbers as numbers."""
     if value is None or value is pd.NA or value is pd.NaT or (
-            isinstance(value, float | np.floating) and np.isnan(value)):
-        return None
-    if isinstance(value, str) and not value:
-        return None
-    if isinstance(value, str):
-        return _text_cell(value, style)
-    if isinstance(value, bool | np.bool_):
-        return f'{style} t="b"><v>{int(value)}</v></c>'
-    if isinstance(value, Real):
-        if not np.isfinite(float(value)):
-            raise ValueError(f"nombre infini dans un fichier de consultation : {value!r}")
-        return f"{style}><v>{value:.16G}</v></c>"
-    return _text_cell(str(value), style)
-
-
-def _column_letters(n: int) -> list[str]:
-    letters = []
-    for i in range(n):
-        name, k = "", i + 1
-        while k:
-            k, r = divmod(k - 1, 26)
-            name = chr(65 + r) + name
-        letters.append(name)
-    return letters
-
-
-def _cols(widths: Iterable[int]) -> str:
-    """``<cols>``: runs of equal widths, in characters."""
-    out, runs = [], [list(g) for _, g in itertools.groupby(enumerate(widths, start=1),
-                                                           key=lambda p: p[1])]
-    for run in runs:
-        out.append(f'<col min="{run[0][0]}" max="{run[-1][0]}" width="{run[0][1]}" '
-                   'customWidth="1"/>')
-    return "<cols>" + "".join(out) + "</cols>"
-
-
-_MARGINS = '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" ' \
-           'footer="0.3"/>'
-
-
-def _write_workbook(table: pd.DataFrame, summary: list[tuple[str, Any]], path: Path, *,
-                    columns: list[list[str | None]]) -> None:
-    """Write the units sheet of ``table`` (its cells ``columns``) and the summary sheet."""
-    letters = _column_letters(len(table.columns))
-    last = f"{letters[-1]}{len(table) + 1}"
-    filtered = len(table) > 0
-    name = _SHEETS[0].replace("'", "''")
-    defined = (f'<definedNames><definedName name="_xlnm._FilterDatabase" localSheetId="0" '
-               f'hidden="1">\'{name}\'!$A$1:${letters[-1]}${len(table) + 1}</definedName>'
-               '</definedNames>' if filtered else "")
-    workbook = (f'{_XML}<workbook {_MAIN}><bookViews><workbookView/></bookViews><sheets>'
-                f'<sheet name="{_SHEETS[0]}" sheetId="1" r:id="rId1"/>'
-                f'<sheet name="{_SHEETS[1]}" sheetId="2" r:id="rId2"/></sheets>{defined}'
-                '</workbook>')
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for part, text in _PARTS.items():
-            zf.writestr(part, text)
-        zf.writestr("xl/workbook.xml", workbook)
-        with zf.open("xl/worksheets/sheet1.xml", "w") as raw, io.TextIOWrapper(
-                raw, encoding="utf-8") as f:
-            f.write(
-                f'{_XML}<worksheet {_MAIN}><dimension ref="A1:{last}"/><sheetViews>'
-                '<sheetView tabSelected="1" workbookViewId="0"><pane xSplit="3" ySplit="1" '
-                'topLeftCell="D2" activePane="bottomRight" state="frozen"/>'
-                '<selection pane="topRight" activeCell="D1" sqref="D1"/>'
-                '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/>'
-                '<selection pane="bottomRight"/></sheetView></sheetViews>'
-                f'<sheetFormatPr defaultRowHeight="15"/>{_cols(WIDTHS)}<sheetData>'
-                '<row r="1">' + "".join(f'<c r="{c}1"{_text_cell(str(h), _HEADER)}'
-                                        for c, h in zip(letters, table.columns, strict=True))
-                + "</row>")
-            for lo in range(0, len(table), STREAM_ROWS):
-                block = []
-                ends = [c[lo:lo + STREAM_ROWS] for c in columns]
-                for n, row in enumerate(zip(*ends, strict=True), start=lo + 2):
-                    cells = "".join(f'<c r="{c}{n}"{end}' for c, end in zip(
-                        letters, row, strict=True) if end)
-                    block.append(f'<row r="{n}">{cells}</row>')
-                f.write("".join(block))
-            f.write("</sheetData>" + (f'<autoFilter ref="A1:{last}"/>' if filtered else "")
-                    + _MARGINS + "</worksheet>")
-        info = "".join(
-            f'<row r="{n}"><c r="A{n}"{_text_cell(label, _LABEL)}'
-            f'<c r="B{n}"{_cell(value, _VALUE) or _VALUE + "/>"}</row>'
-            for n, (label, value) in enumerate(summary, start=1))
-        zf.writestr("xl/worksheets/sheet2.xml", (
-            f'{_XML}<worksheet {_MAIN}><dimension ref="A1:B{len(summary)}"/><sheetViews>'
-            '<sheetView workbookViewId="0"/></sheetViews><sheetFormatPr defaultRowHeight="15"/>'
-            f'{_cols((30, 90))}<sheetData>{info}</sheetData>{_MARGINS}</worksheet>'))
+            isinstance(value, float | np.floating) and np.isnan(value)):  # NULL: NaN, <NA>
+        ws.write_blank(row, col, None, cell_format)
+    elif isinstance(value, str):
+        ws.write_string(row, col, value, cell_format)
+    elif isinstance(value, bool | np.bool_):
+        ws.write_boolean(row, col, bool(value), cell_format)
+    elif isinstance(value, Real):
+        ws.write_number(row, col, value, cell_format)
+    else:
+        ws.write_string(row, col, str(value), cell_format)
 
 
 def _known(value: Any) -> Any:
@@ -458,9 +298,7 @@ def _percent(value: Any) -> str | None:
 
 
 #: Zones from which the files are written by worker processes (when the machine has cores).
-#: A zone's two files take a few milliseconds; starting the workers, seconds: at 611
-#: zones (41,250 units), this process alone wrote them in 3.2 s, two workers in 4.9 s.
-PARALLEL_MIN_ZONES = 2_000
+PARALLEL_MIN_ZONES = 200
 #: Zones whose files one task writes.
 CHUNK_ZONES = 100
 
@@ -471,7 +309,6 @@ class _Zones:
 
     table: pd.DataFrame  # the rows of these zones, zone after zone
     cells: list[list[str]]  # the same rows as CSV cells, column by column
-    xlsx: list[list[str | None]]  # and as workbook cells
     runs: list[tuple[int, int]]  # the rows of each zone in ``table``
     infos: list[dict[str, Any]]  # each zone's row of ``zae``, with ``comm_nom``
     targets: list[tuple[Path, Path]]  # each zone's XLSX and CSV
@@ -483,22 +320,20 @@ def _write_zones(task: _Zones, shared: tuple[str, dt.date]) -> int:
     for (lo, hi), info, (xlsx, csv_path) in zip(task.runs, task.infos, task.targets,
                                                  strict=True):
         rows = task.table.iloc[lo:hi]
-        write_xlsx(rows, xlsx, zone=info, territory=territory, date_observation=obs,
-                   cells=[column[lo:hi] for column in task.xlsx])
+        write_xlsx(rows, xlsx, zone=info, territory=territory, date_observation=obs)
         write_csv(rows, csv_path, cells=[column[lo:hi] for column in task.cells])
     return len(task.infos)
 
 
-def _chunks(table: pd.DataFrame, cells: list[list[str]], xlsx: list[list[str | None]],
-            runs: list[tuple[int, int]], infos: list[dict[str, Any]],
-            targets: list[tuple[Path, Path]], size: int) -> Iterator[_Zones]:
+def _chunks(table: pd.DataFrame, cells: list[list[str]], runs: list[tuple[int, int]],
+            infos: list[dict[str, Any]], targets: list[tuple[Path, Path]], size: int
+            ) -> Iterator[_Zones]:
     """Cut the zones into tasks of ``size`` zones, each with its own rows."""
     for k in range(0, len(infos), size):
         part = runs[k:k + size]
         lo = min((a for a, b in part if b > a), default=0)
         hi = max((b for a, b in part if b > a), default=0)
         yield _Zones(table.iloc[lo:hi], [column[lo:hi] for column in cells],
-                     [column[lo:hi] for column in xlsx],
                      [(a - lo, b - lo) if b > a else (0, 0) for a, b in part],
                      infos[k:k + size], targets[k:k + size])
 
@@ -530,7 +365,9 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
         INSEE code → commune name: the zone's commune is named in its workbook.
     workers
         Processes writing the files; default: every core available from
-        :data:`PARALLEL_MIN_ZONES` zones on, else this process alone.
+        :data:`PARALLEL_MIN_ZONES` zones on, else this process alone. Most zones
+        are small: the cost of a file is mostly that of opening and closing it,
+        which the workers share.
 
     Returns
     -------
@@ -542,7 +379,7 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
     obs, _ = observation_date(date_observation)
     folder = Path(output_dir) / "consultation"
     table = consultation_table(zae, zae_unites)
-    cells, xlsx_columns = csv_cells(table), xlsx_cells(table)
+    cells = csv_cells(table)
     # The table is sorted by zone: the rows of each zone are one run, found once.
     found = {key: (int(rows[0]), int(rows[-1]) + 1) for key, rows in
              table.groupby(HEADERS[0], sort=False, dropna=True).indices.items()}
@@ -566,7 +403,7 @@ def stage_consultation(zae: gpd.GeoDataFrame, zae_unites: gpd.GeoDataFrame, *,
         n = workers if workers is not None else (
             available_cores() if len(zones) >= PARALLEL_MIN_ZONES else 1)
         shared = (territory, obs)
-        chunks = _chunks(table, cells, xlsx_columns, runs, infos, targets, CHUNK_ZONES)
+        chunks = _chunks(table, cells, runs, infos, targets, CHUNK_ZONES)
         label = "zones (fichiers de consultation)"
         with ProcessExecutor(n) if n > 1 else SerialExecutor() as pool:
             done = pool.imap(_write_zones, chunks, shared=shared)
