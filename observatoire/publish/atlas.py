@@ -422,7 +422,16 @@ def polygon_paths(geoms: np.ndarray) -> list[MplPath]:
         codes[ends] = MplPath.CLOSEPOLY
     geom_of = part_of[ring_of][coord_of] if len(coords) else np.zeros(0, dtype=np.int64)
     cuts = np.searchsorted(geom_of, np.arange(len(geoms) + 1))
-    return [MplPath(coords[a:b], codes[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    # The paths as ``MplPath(vertices, codes)`` makes them (closed rings: never
+    # simplified), without its checks of the arrays made above: a map of the
+    # territory holds some 100,000.
+    like = vars(MplPath(np.zeros((2, 2)), [MplPath.MOVETO, MplPath.CLOSEPOLY]))
+    paths = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        path = object.__new__(MplPath)
+        path.__dict__.update(like, _vertices=coords[a:b], _codes=codes[a:b])
+        paths.append(path)
+    return paths
 
 
 def line_segments(geoms: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -464,6 +473,10 @@ def north_angles(points: np.ndarray, crs: Any) -> np.ndarray:
     return np.degrees(np.arctan2(np.asarray(x2) - x, np.asarray(y2) - y))
 
 
+#: The columns of the layers that the maps read (colours, numbers, labels).
+DRAWN_COLUMNS = ("zae_id", "uf_id", "statut_vacance", "taux_vacance", "classe", "code_insee")
+
+
 @dataclass
 class _Layer:
     geoms: np.ndarray
@@ -498,11 +511,12 @@ class MapDrawer:
             if frame is None or not len(frame):
                 continue
             geoms = np.asarray(frame.geometry.values)
-            keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-            frame = frame[keep]
+            keep = np.flatnonzero(~(shapely.is_missing(geoms) | shapely.is_empty(geoms)))
             geoms = geoms[keep]
+            # Only the columns the maps read: each map takes the rows of its extent.
+            columns = [c for c in DRAWN_COLUMNS if c in frame.columns]
             self.layers[name] = _Layer(geoms, shapely.STRtree(geoms), pd.DataFrame(
-                frame.drop(columns=frame.geometry.name)).reset_index(drop=True))
+                frame[columns]).iloc[keep].reset_index(drop=True))
 
     def _in(self, name: str, box: shapely.Geometry) -> tuple[np.ndarray, pd.DataFrame]:
         layer = self.layers.get(name)
@@ -897,6 +911,23 @@ CHUNK_ZONES = 25
 MAP_LAYERS = ("zae", "zae_unites", "gisements", "friches", "friches_surfaces", "routes")
 
 
+#: The columns of each layer that a sheet reads besides those drawn (its lists of
+#: friches and candidate sites); the others are not handed to the workers.
+SHEET_COLUMNS = {
+    "gisements": ("gisement_id", "surface_m2", "nb_parcelles", "score_moyen", "friche_id"),
+    "friches": ("site_id", "site_nom", "site_statut", "site_type", "source_nom"),
+    "friches_surfaces": ("site_id", "site_nom", "site_statut", "site_type", "source_nom"),
+}
+
+
+def _slim(name: str, frame: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    """Keep the columns of ``frame`` that the sheets draw or list (and its geometry)."""
+    if frame is None:
+        return None
+    wanted = {*DRAWN_COLUMNS, *SHEET_COLUMNS.get(name, ())}
+    return frame[[c for c in frame.columns if c in wanted or c == frame.geometry.name]]
+
+
 @dataclass
 class _Chunk:
     """Zones whose sheets one task writes, with the features their maps and lists need."""
@@ -961,8 +992,8 @@ def stage_atlas(layers: Mapping[str, gpd.GeoDataFrame | None],
         np.zeros(len(zones))
     units = pd.DataFrame(zu.drop(columns=zu.geometry.name)).sort_values(
         ["zae_id", "uf_id"], kind="stable")
-    drawn = {name: layers.get(name) for name in MAP_LAYERS}
-    drawn["zae_unites"] = zu
+    drawn = {name: _slim(name, layers.get(name)) for name in MAP_LAYERS}
+    drawn["zae_unites"] = _slim("zae_unites", zu)
 
     files = sheet_names(zones["zae_id"])
     staged: list[StagedFile] = []
