@@ -1070,8 +1070,8 @@ def _render_zones(chunk: _Chunk, context: AtlasContext) -> int:
     """Write the HTML and PDF sheets of a chunk's zones to their staged paths."""
     drawer = MapDrawer(chunk.layers, crs=chunk.zones.crs)
     geoms = np.asarray(chunk.zones.geometry.values)
-    by_zone = {key: chunk.units.iloc[rows] for key, rows in
-               chunk.units.groupby("zae_id", sort=False).indices.items()}
+    # Rows of each zone's units, taken for the chunk's zones only (one take each).
+    rows_of = chunk.units.groupby("zae_id", sort=False).indices
     friches = [f for f in (chunk.layers.get("friches"), chunk.layers.get("friches_surfaces"))
                if f is not None and len(f)]
     friche_trees = [_tree(f) for f in friches]
@@ -1079,7 +1079,8 @@ def _render_zones(chunk: _Chunk, context: AtlasContext) -> int:
     sites_tree = _tree(sites)
     for i, (_, zone) in enumerate(chunk.zones.iterrows()):
         geom = geoms[i]
-        zone_units = by_zone.get(zone["zae_id"], chunk.units.iloc[:0])
+        rows = rows_of.get(zone["zae_id"])
+        zone_units = chunk.units.iloc[rows] if rows is not None else chunk.units.iloc[:0]
         in_friches = pd.concat([_within(f, geom, t) for f, t in
                                 zip(friches, friche_trees, strict=True)]) \
             if friches else pd.DataFrame()
