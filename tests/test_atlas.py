@@ -217,6 +217,29 @@ def test_map_shows_the_units_coloured_by_status():
     assert share(STATUTS["présumée vacante"][0]) == 0
 
 
+def test_zone_image_pixels_are_the_png_and_the_pdf_map(tmp_path):
+    """The PDF draws the map's pixels: those the PNG holds, written as from the PNG."""
+    from PIL import Image as PILImage
+
+    from observatoire.publish import atlas_pdf
+
+    crs = "EPSG:2154"
+    zone = shapely.box(930_000, 6_680_000, 930_200, 6_680_100)
+    units = gpd.GeoDataFrame({"zae_id": "Z", "uf_id": ["U1"], "statut_vacance": ["vacante"]},
+                             geometry=[zone], crs=crs)
+    zae = gpd.GeoDataFrame({"zae_id": ["Z"]}, geometry=[zone], crs=crs)
+    image = MapDrawer({"zae": zae, "zae_unites": units}, crs=crs).zone_image(
+        zone, "Z", labels={"U1": "1"})
+    decoded = np.asarray(PILImage.open(io.BytesIO(image.png)).convert("RGBA"))
+    assert image.pixels.shape == (679, 1092, 4) and np.array_equal(image.pixels, decoded)
+    pdfs = []
+    for pixels in (None, image.pixels):
+        doc = tmp_path / f"carte-{len(pdfs)}.pdf"
+        atlas_pdf._document(doc, "carte", [atlas_pdf._map(image.png, 115, pixels)], "pied")
+        pdfs.append(doc.read_bytes())
+    assert pdfs[0] == pdfs[1]
+
+
 def test_scale_bar_and_north_arrow():
     assert nice_length(1_000) == 200
     assert nice_length(7_300) == 1_000

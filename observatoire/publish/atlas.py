@@ -181,6 +181,8 @@ class Sheet:
     friches: Table | None
     sites: Table | None
     notes: list[str] = field(default_factory=list)
+    #: The map's pixels (RGBA), when drawn here: the PDF takes them rather than decode the PNG.
+    map_pixels: np.ndarray | None = None
 
     @property
     def map_uri(self) -> str:
@@ -477,6 +479,14 @@ def north_angles(points: np.ndarray, crs: Any) -> np.ndarray:
 DRAWN_COLUMNS = ("zae_id", "uf_id", "statut_vacance", "taux_vacance", "classe", "code_insee")
 
 
+@dataclass(frozen=True)
+class MapImage:
+    """A map drawn: its PNG (the HTML sheet's) and its pixels (RGBA, the PDF's)."""
+
+    png: bytes
+    pixels: np.ndarray
+
+
 @dataclass
 class _Layer:
     geoms: np.ndarray
@@ -577,7 +587,7 @@ class MapDrawer:
             [colours[c] for c in cls[part_of]], linewidths=widths[part_of] * 1.6, zorder=1,
             capstyle="round"))
 
-    def _finish(self, fig: Figure, ax: Any, ext: Sequence[float], angle: float) -> bytes:
+    def _finish(self, fig: Figure, ax: Any, ext: Sequence[float], angle: float) -> MapImage:
         length = nice_length(ext[2] - ext[0])
         bar = AnchoredSizeBar(ax.transData, length, length_label(length), "lower left",
                               pad=0.6, borderpad=0.6, sep=3, frameon=True, size_vertical=0,
@@ -599,11 +609,19 @@ class MapDrawer:
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=self.dpi, facecolor="white",
                     metadata={"Software": None}, pil_kwargs={"compress_level": 1})
-        return buffer.getvalue()
+        # The canvas still holds the pixels the PNG was made of.
+        canvas = fig.canvas
+        assert isinstance(canvas, FigureCanvasAgg)
+        return MapImage(buffer.getvalue(), np.asarray(canvas.buffer_rgba()).copy())
 
     def zone_map(self, zone: shapely.Geometry, zae_id: str, *, angle: float = 0.0,
                  labels: Mapping[str, str] | None = None) -> bytes:
-        """Draw the map extract of one zone (PNG).
+        """Draw the map extract of one zone (PNG): :meth:`zone_image`'s PNG."""
+        return self.zone_image(zone, zae_id, angle=angle, labels=labels).png
+
+    def zone_image(self, zone: shapely.Geometry, zae_id: str, *, angle: float = 0.0,
+                   labels: Mapping[str, str] | None = None) -> MapImage:
+        """Draw the map extract of one zone: its PNG, and its pixels.
 
         Parameters
         ----------
@@ -619,8 +637,8 @@ class MapDrawer:
 
         Returns
         -------
-        bytes
-            The PNG image.
+        MapImage
+            The PNG image and its pixels.
         """
         ext = self.extent(shapely.bounds(zone), MAP_SIZE)
         box = shapely.box(*ext)
@@ -713,7 +731,7 @@ class MapDrawer:
                              [labels[z] for z in zae.frame["zae_id"][named]],
                              [label_colour(c) for c in np.asarray(colours)[named]],
                              size=8 / 72 * (x1 - x0) / COVER_MAP_SIZE[0])
-            return self._finish(fig, ax, ext, angle)
+            return self._finish(fig, ax, ext, angle).png
 
 
     def _territory_roads(self) -> tuple[str, ...]:
@@ -804,7 +822,7 @@ class MapDrawer:
                             ha="center", va="center", fontsize=8, color="#333333",
                             zorder=9, clip_on=True, path_effects=[
                                 patheffects.withStroke(linewidth=2.5, foreground="white")])
-            return self._finish(fig, ax, ext, angle)
+            return self._finish(fig, ax, ext, angle).png
 
 
 @functools.cache
@@ -1095,6 +1113,8 @@ def _render_zones(chunk: _Chunk, context: AtlasContext) -> int:
         insee = zone.get("comm_insee")
         commune = (f"{chunk.names[insee]} ({insee})" if insee in chunk.names else insee) \
             if isinstance(insee, str) else None
+        image = drawer.zone_image(geom, zone["zae_id"], angle=float(chunk.angles[i]),
+                                  labels=labels)
         sheet = Sheet(
             zae_id=str(zone["zae_id"]), name=_zone_name(zone),
             subtitle=_subtitle(zone, commune),
@@ -1103,8 +1123,7 @@ def _render_zones(chunk: _Chunk, context: AtlasContext) -> int:
                                  sites_m2=float(surface_m2(in_sites).sum())
                                  if len(in_sites) else 0.0,
                                  n_friches=len(in_friches)),
-            map_png=drawer.zone_map(geom, zone["zae_id"], angle=float(chunk.angles[i]),
-                                    labels=labels),
+            map_png=image.png, map_pixels=image.pixels,
             map_alt=f"Carte de la zone {_zone_name(zone)} : unités foncières colorées "
                     f"selon leur statut de vacance",
             rule=_text(zone.get("regle_vacance")), units=units_table(zone_units),
