@@ -217,6 +217,29 @@ def test_map_shows_the_units_coloured_by_status():
     assert share(STATUTS["présumée vacante"][0]) == 0
 
 
+def test_zone_image_pixels_are_the_png_and_the_pdf_map(tmp_path):
+    """The PDF draws the map's pixels: those the PNG holds, written as from the PNG."""
+    from PIL import Image as PILImage
+
+    from observatoire.publish import atlas_pdf
+
+    crs = "EPSG:2154"
+    zone = shapely.box(930_000, 6_680_000, 930_200, 6_680_100)
+    units = gpd.GeoDataFrame({"zae_id": "Z", "uf_id": ["U1"], "statut_vacance": ["vacante"]},
+                             geometry=[zone], crs=crs)
+    zae = gpd.GeoDataFrame({"zae_id": ["Z"]}, geometry=[zone], crs=crs)
+    image = MapDrawer({"zae": zae, "zae_unites": units}, crs=crs).zone_image(
+        zone, "Z", labels={"U1": "1"})
+    decoded = np.asarray(PILImage.open(io.BytesIO(image.png)).convert("RGBA"))
+    assert image.pixels.shape == (679, 1092, 4) and np.array_equal(image.pixels, decoded)
+    pdfs = []
+    for pixels in (None, image.pixels):
+        doc = tmp_path / f"carte-{len(pdfs)}.pdf"
+        atlas_pdf._document(doc, "carte", [atlas_pdf._map(image.png, 115, pixels)], "pied")
+        pdfs.append(doc.read_bytes())
+    assert pdfs[0] == pdfs[1]
+
+
 def test_scale_bar_and_north_arrow():
     assert nice_length(1_000) == 200
     assert nice_length(7_300) == 1_000
@@ -438,3 +461,25 @@ def test_sources_of_many_files_are_counted(tmp_path):
                                 "cadastre-25005-parcelles.json.gz ; … (289 fichiers)")
     assert table.rows[1][1] == ("cadastre-25001-parcelles.json.gz ; "
                                 "cadastre-25002-parcelles.json.gz")
+
+
+def test_polygon_paths_are_the_paths_matplotlib_makes():
+    """Each geometry's path: its rings, holes clockwise, as ``MplPath(vertices, codes)`` is."""
+    from matplotlib.path import Path as MplPath
+
+    square = shapely.box(0, 0, 10, 10)
+    holed = shapely.Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (1, 2), (2, 2), (2, 1)]])
+    two = shapely.MultiPolygon([shapely.box(20, 0, 21, 1), shapely.box(30, 0, 31, 1)])
+    paths = polygon_paths(np.array([square, holed, two, shapely.Polygon()], dtype=object))
+    assert [len(p.vertices) for p in paths] == [5, 10, 10, 0]
+    move, line, close = MplPath.MOVETO, MplPath.LINETO, MplPath.CLOSEPOLY
+    assert paths[1].codes.tolist() == [move, line, line, line, close] * 2
+    # The hole turns clockwise (negative area): filled by the non-zero rule, it stays empty.
+    x, y = paths[1].vertices[5:, 0], paths[1].vertices[5:, 1]
+    assert 0.5 * np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]) == -1.0
+    for path in paths:
+        made = MplPath(path.vertices, path.codes)
+        assert vars(made).keys() == vars(path).keys()
+        for key, value in vars(made).items():
+            assert np.array_equal(value, vars(path)[key]), key
+    assert paths[2].contains_point((30.5, 0.5)) and not paths[2].contains_point((25, 0.5))

@@ -198,6 +198,12 @@ def test_encode_column_text_numbers_and_identifiers():
                         "route à 210 m ; "]
     assert enc["v"] == "0.4.1.2.3,,0.1.2.3"
     assert decode_column(enc, 3) == [reasons.iloc[0], None, reasons.iloc[2]]
+    # Empty text, breaks in a row, a break at the end, and a NUL (split in Python).
+    edges = pd.Series(["a; b. c: d", "", "; ; x", ".: z; ", None, "NUL\x00 ici ; fin"])
+    enc = encode_column(edges, "phrases")
+    assert enc["d"][:2] == ["; ", "a; "] and enc["v"].split(",")[1:5] == ["", "0.0.5", "6.7", ""]
+    assert decode_column(enc, 6) == ["a; b. c: d", None, "; ; x", ".: z; ", None,
+                                     "NUL\x00 ici ; fin"]
     idus = pd.Series(["252670000A0001", "252670000A0002", None, "250560000B0010"])
     enc = encode_column(idus, "idu")
     assert enc["t"] == "p" and enc["d"] == ["25267000", "25056000"]

@@ -181,6 +181,8 @@ class Sheet:
     friches: Table | None
     sites: Table | None
     notes: list[str] = field(default_factory=list)
+    #: The map's pixels (RGBA), when drawn here: the PDF takes them rather than decode the PNG.
+    map_pixels: np.ndarray | None = None
 
     @property
     def map_uri(self) -> str:
@@ -422,7 +424,16 @@ def polygon_paths(geoms: np.ndarray) -> list[MplPath]:
         codes[ends] = MplPath.CLOSEPOLY
     geom_of = part_of[ring_of][coord_of] if len(coords) else np.zeros(0, dtype=np.int64)
     cuts = np.searchsorted(geom_of, np.arange(len(geoms) + 1))
-    return [MplPath(coords[a:b], codes[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    # The paths as ``MplPath(vertices, codes)`` makes them (closed rings: never
+    # simplified), without its checks of the arrays made above: a map of the
+    # territory holds some 100,000.
+    like = vars(MplPath(np.zeros((2, 2)), [MplPath.MOVETO, MplPath.CLOSEPOLY]))
+    paths = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        path = object.__new__(MplPath)
+        path.__dict__.update(like, _vertices=coords[a:b], _codes=codes[a:b])
+        paths.append(path)
+    return paths
 
 
 def line_segments(geoms: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -464,6 +475,18 @@ def north_angles(points: np.ndarray, crs: Any) -> np.ndarray:
     return np.degrees(np.arctan2(np.asarray(x2) - x, np.asarray(y2) - y))
 
 
+#: The columns of the layers that the maps read (colours, numbers, labels).
+DRAWN_COLUMNS = ("zae_id", "uf_id", "statut_vacance", "taux_vacance", "classe", "code_insee")
+
+
+@dataclass(frozen=True)
+class MapImage:
+    """A map drawn: its PNG (the HTML sheet's) and its pixels (RGBA, the PDF's)."""
+
+    png: bytes
+    pixels: np.ndarray
+
+
 @dataclass
 class _Layer:
     geoms: np.ndarray
@@ -498,11 +521,12 @@ class MapDrawer:
             if frame is None or not len(frame):
                 continue
             geoms = np.asarray(frame.geometry.values)
-            keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-            frame = frame[keep]
+            keep = np.flatnonzero(~(shapely.is_missing(geoms) | shapely.is_empty(geoms)))
             geoms = geoms[keep]
+            # Only the columns the maps read: each map takes the rows of its extent.
+            columns = [c for c in DRAWN_COLUMNS if c in frame.columns]
             self.layers[name] = _Layer(geoms, shapely.STRtree(geoms), pd.DataFrame(
-                frame.drop(columns=frame.geometry.name)).reset_index(drop=True))
+                frame[columns]).iloc[keep].reset_index(drop=True))
 
     def _in(self, name: str, box: shapely.Geometry) -> tuple[np.ndarray, pd.DataFrame]:
         layer = self.layers.get(name)
@@ -563,7 +587,7 @@ class MapDrawer:
             [colours[c] for c in cls[part_of]], linewidths=widths[part_of] * 1.6, zorder=1,
             capstyle="round"))
 
-    def _finish(self, fig: Figure, ax: Any, ext: Sequence[float], angle: float) -> bytes:
+    def _finish(self, fig: Figure, ax: Any, ext: Sequence[float], angle: float) -> MapImage:
         length = nice_length(ext[2] - ext[0])
         bar = AnchoredSizeBar(ax.transData, length, length_label(length), "lower left",
                               pad=0.6, borderpad=0.6, sep=3, frameon=True, size_vertical=0,
@@ -585,11 +609,19 @@ class MapDrawer:
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=self.dpi, facecolor="white",
                     metadata={"Software": None}, pil_kwargs={"compress_level": 1})
-        return buffer.getvalue()
+        # The canvas still holds the pixels the PNG was made of.
+        canvas = fig.canvas
+        assert isinstance(canvas, FigureCanvasAgg)
+        return MapImage(buffer.getvalue(), np.asarray(canvas.buffer_rgba()).copy())
 
     def zone_map(self, zone: shapely.Geometry, zae_id: str, *, angle: float = 0.0,
                  labels: Mapping[str, str] | None = None) -> bytes:
-        """Draw the map extract of one zone (PNG).
+        """Draw the map extract of one zone (PNG): :meth:`zone_image`'s PNG."""
+        return self.zone_image(zone, zae_id, angle=angle, labels=labels).png
+
+    def zone_image(self, zone: shapely.Geometry, zae_id: str, *, angle: float = 0.0,
+                   labels: Mapping[str, str] | None = None) -> MapImage:
+        """Draw the map extract of one zone: its PNG, and its pixels.
 
         Parameters
         ----------
@@ -605,8 +637,8 @@ class MapDrawer:
 
         Returns
         -------
-        bytes
-            The PNG image.
+        MapImage
+            The PNG image and its pixels.
         """
         ext = self.extent(shapely.bounds(zone), MAP_SIZE)
         box = shapely.box(*ext)
@@ -699,7 +731,7 @@ class MapDrawer:
                              [labels[z] for z in zae.frame["zae_id"][named]],
                              [label_colour(c) for c in np.asarray(colours)[named]],
                              size=8 / 72 * (x1 - x0) / COVER_MAP_SIZE[0])
-            return self._finish(fig, ax, ext, angle)
+            return self._finish(fig, ax, ext, angle).png
 
 
     def _territory_roads(self) -> tuple[str, ...]:
@@ -790,7 +822,7 @@ class MapDrawer:
                             ha="center", va="center", fontsize=8, color="#333333",
                             zorder=9, clip_on=True, path_effects=[
                                 patheffects.withStroke(linewidth=2.5, foreground="white")])
-            return self._finish(fig, ax, ext, angle)
+            return self._finish(fig, ax, ext, angle).png
 
 
 @functools.cache
@@ -897,6 +929,23 @@ CHUNK_ZONES = 25
 MAP_LAYERS = ("zae", "zae_unites", "gisements", "friches", "friches_surfaces", "routes")
 
 
+#: The columns of each layer that a sheet reads besides those drawn (its lists of
+#: friches and candidate sites); the others are not handed to the workers.
+SHEET_COLUMNS = {
+    "gisements": ("gisement_id", "surface_m2", "nb_parcelles", "score_moyen", "friche_id"),
+    "friches": ("site_id", "site_nom", "site_statut", "site_type", "source_nom"),
+    "friches_surfaces": ("site_id", "site_nom", "site_statut", "site_type", "source_nom"),
+}
+
+
+def _slim(name: str, frame: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    """Keep the columns of ``frame`` that the sheets draw or list (and its geometry)."""
+    if frame is None:
+        return None
+    wanted = {*DRAWN_COLUMNS, *SHEET_COLUMNS.get(name, ())}
+    return frame[[c for c in frame.columns if c in wanted or c == frame.geometry.name]]
+
+
 @dataclass
 class _Chunk:
     """Zones whose sheets one task writes, with the features their maps and lists need."""
@@ -961,8 +1010,8 @@ def stage_atlas(layers: Mapping[str, gpd.GeoDataFrame | None],
         np.zeros(len(zones))
     units = pd.DataFrame(zu.drop(columns=zu.geometry.name)).sort_values(
         ["zae_id", "uf_id"], kind="stable")
-    drawn = {name: layers.get(name) for name in MAP_LAYERS}
-    drawn["zae_unites"] = zu
+    drawn = {name: _slim(name, layers.get(name)) for name in MAP_LAYERS}
+    drawn["zae_unites"] = _slim("zae_unites", zu)
 
     files = sheet_names(zones["zae_id"])
     staged: list[StagedFile] = []
@@ -1039,8 +1088,8 @@ def _render_zones(chunk: _Chunk, context: AtlasContext) -> int:
     """Write the HTML and PDF sheets of a chunk's zones to their staged paths."""
     drawer = MapDrawer(chunk.layers, crs=chunk.zones.crs)
     geoms = np.asarray(chunk.zones.geometry.values)
-    by_zone = {key: chunk.units.iloc[rows] for key, rows in
-               chunk.units.groupby("zae_id", sort=False).indices.items()}
+    # Rows of each zone's units, taken for the chunk's zones only (one take each).
+    rows_of = chunk.units.groupby("zae_id", sort=False).indices
     friches = [f for f in (chunk.layers.get("friches"), chunk.layers.get("friches_surfaces"))
                if f is not None and len(f)]
     friche_trees = [_tree(f) for f in friches]
@@ -1048,7 +1097,8 @@ def _render_zones(chunk: _Chunk, context: AtlasContext) -> int:
     sites_tree = _tree(sites)
     for i, (_, zone) in enumerate(chunk.zones.iterrows()):
         geom = geoms[i]
-        zone_units = by_zone.get(zone["zae_id"], chunk.units.iloc[:0])
+        rows = rows_of.get(zone["zae_id"])
+        zone_units = chunk.units.iloc[rows] if rows is not None else chunk.units.iloc[:0]
         in_friches = pd.concat([_within(f, geom, t) for f, t in
                                 zip(friches, friche_trees, strict=True)]) \
             if friches else pd.DataFrame()
@@ -1063,6 +1113,8 @@ def _render_zones(chunk: _Chunk, context: AtlasContext) -> int:
         insee = zone.get("comm_insee")
         commune = (f"{chunk.names[insee]} ({insee})" if insee in chunk.names else insee) \
             if isinstance(insee, str) else None
+        image = drawer.zone_image(geom, zone["zae_id"], angle=float(chunk.angles[i]),
+                                  labels=labels)
         sheet = Sheet(
             zae_id=str(zone["zae_id"]), name=_zone_name(zone),
             subtitle=_subtitle(zone, commune),
@@ -1071,8 +1123,7 @@ def _render_zones(chunk: _Chunk, context: AtlasContext) -> int:
                                  sites_m2=float(surface_m2(in_sites).sum())
                                  if len(in_sites) else 0.0,
                                  n_friches=len(in_friches)),
-            map_png=drawer.zone_map(geom, zone["zae_id"], angle=float(chunk.angles[i]),
-                                    labels=labels),
+            map_png=image.png, map_pixels=image.pixels,
             map_alt=f"Carte de la zone {_zone_name(zone)} : unités foncières colorées "
                     f"selon leur statut de vacance",
             rule=_text(zone.get("regle_vacance")), units=units_table(zone_units),
