@@ -49,13 +49,13 @@ def sample_config() -> Path:
     return SAMPLE / "territoire.toml"
 
 
-def sample_context_sources() -> str:
+def sample_context_sources(*, friches: bool = True) -> str:
     """The ``[sources.*]`` tables of the sample's context layers, as TOML (absolute paths).
 
     For test territories built from the sample's files: zoning, buildings, roads,
-    friches.
+    and friches unless ``friches=False``.
     """
-    return f"""
+    text = f"""
 [sources.zonage]
 chemin = "{SAMPLE / 'zoning.gpkg'}"
 couche = "zoning2"
@@ -65,11 +65,14 @@ chemin = "{SAMPLE / 'building.gpkg'}"
 
 [sources.routes]
 chemin = "{SAMPLE / 'road.gpkg'}"
-
+"""
+    if friches:
+        text += f"""
 [sources.friches]
 chemin = "{SAMPLE / 'cartofriches_subset_gennes_25267_5km.geojson'}"
 format = "cartofriches"
 """
+    return text
 
 
 def gennes_parcels_and_friches(folder: Path, sources: str = "") -> Path:

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 import pyogrio
 import pytest
 import shapely
-from conftest import SAMPLE
+from conftest import SAMPLE, sample_context_sources
 from shapely.geometry import box
 
 from observatoire.analysis.zae_inventory import (
@@ -100,16 +100,7 @@ chemin = "{parcels}"
 format = "bdparcellaire"
 couche = "parcel"
 
-[sources.zonage]
-chemin = "{SAMPLE / 'zoning.gpkg'}"
-couche = "zoning2"
-
-[sources.batiments]
-chemin = "{SAMPLE / 'building.gpkg'}"
-
-[sources.routes]
-chemin = "{SAMPLE / 'road.gpkg'}"
-
+{sample_context_sources(friches=False)}
 [sources.etablissements]
 chemin = "{etablissements}"
 
