@@ -11,6 +11,8 @@ temporary files the killed ones left behind.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 import os
 import random
 import signal
@@ -27,6 +29,7 @@ from test_bad_inputs import write_territory
 from test_cli import SAMPLE_SOURCES, snapshot
 
 from observatoire.geopackage import GeoPackageWriter
+from observatoire.observation import history
 from observatoire.outputs import StagedFile, remove_stale
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
@@ -60,6 +63,8 @@ def assert_intact(out: Path, before: dict[str, bytes], *, strict: bool) -> dict[
     late may have published all or part of its outputs, each of them complete).
     """
     now = snapshot(out)
+    _assert_history(out, before, now, strict=strict)
+    before = {k: v for k, v in before.items() if not k.startswith(HISTORY)}
     assert set(before) <= set(now)
     for name, data in before.items():
         if now[name] == data:
@@ -73,6 +78,26 @@ def assert_intact(out: Path, before: dict[str, bytes], *, strict: bool) -> dict[
         if name.endswith(".gpkg"):
             assert_valid_gpkg(out / name)
     return now
+
+
+#: The history's files are named by observation and version: a build killed after its
+#: commit has replaced the observation of the same date by a complete one, under new names.
+HISTORY = "historique/"
+
+
+def _assert_history(out: Path, before: dict[str, bytes], now: dict[str, bytes], *,
+                    strict: bool) -> None:
+    """The history holds the same observations, each readable whole (or, ``strict``, as it was)."""
+    old = {k: v for k, v in before.items() if k.startswith(HISTORY)}
+    new = {k: v for k, v in now.items() if k.startswith(HISTORY)}
+    if strict or old == new:
+        assert new == old, "historique modifié par une construction interrompue"
+        return
+    folder = out / HISTORY
+    dates = json.loads(old[HISTORY + history.MANIFEST])["observations"]
+    assert history.observation_dates(folder) == [dt.date.fromisoformat(d) for d in sorted(dates)]
+    for date in history.observation_dates(folder):
+        assert len(history.read_observation(folder, date).parcelles) > 0
 
 
 @pytest.fixture(scope="module")
